@@ -1,0 +1,56 @@
+"""Transformation stage: run a destination's JavaScript `handler(webhook)` in a sandbox.
+
+The contract other stages rely on (the sandbox module is the only one that touches the JS engine):
+
+- `WebhookObject` is what the handler sees and returns (Svix/Dodo semantics).
+- `Sandbox.run(script, webhook)` returns the transformed `WebhookObject` or raises `TransformError`.
+- `load_script(spec, base_dir)` turns `builtin:NAME` or a `.js` path into a `Script`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class WebhookObject:
+    event_type: str
+    payload: Any
+    url: str
+    method: str = "POST"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    cancel: bool = False
+    # The Dodo `webhook-id`; the handler sees it as the read-only `webhook.webhookId` (a headrace extra,
+    # so templates can pass an idempotency key on). Not part of `to_json`, which is the Svix shape.
+    webhook_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "eventType": self.event_type,
+            "payload": self.payload,
+            "url": self.url,
+            "method": self.method,
+            "headers": dict(self.headers),
+            "cancel": self.cancel,
+        }
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str  # "builtin:payment" or the file path as configured
+    source: str
+
+
+class TransformError(Exception):
+    """The handler failed for this event: threw, timed out, ran out of memory or returned garbage."""
+
+    def __init__(self, reason: str, line: int | None = None) -> None:
+        super().__init__(reason if line is None else f"{reason} (line {line})")
+        self.reason = reason
+        self.line = line
+
+
+class Sandbox(Protocol):
+    def run(self, script: Script, webhook: WebhookObject) -> WebhookObject: ...
