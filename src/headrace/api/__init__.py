@@ -1,0 +1,1 @@
+"""Management REST API under /api/v1 and its OpenAPI document."""

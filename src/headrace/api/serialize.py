@@ -1,0 +1,111 @@
+"""Models to JSON-ready dicts, shared by the API and the CLI's --json output."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from headrace.config import Settings
+from headrace.models import DeliveryRow, EventRow, Rejection
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def event_summary(event: EventRow) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "source": event.source,
+        "webhook_id": event.webhook_id,
+        "type": event.event_type,
+        "status": event.status,
+        "received_at": iso(event.received_at),
+        "webhook_timestamp": event.webhook_timestamp,
+    }
+
+
+def delivery(row: DeliveryRow, settings: Settings | None = None) -> dict[str, Any]:
+    dest = settings.destinations.get(row.destination) if settings else None
+    ui = dest.target.ui_url(row.windmill_job_id) if dest and row.windmill_job_id else None
+    return {
+        "id": row.id,
+        "destination": row.destination,
+        "generation": row.generation,
+        "job_id": row.job_id,
+        "status": row.status,
+        "attempts": row.attempts,
+        "next_attempt_at": iso(row.next_attempt_at) if row.status == "pending" else None,
+        "last_error": row.last_error or None,
+        "windmill_job_id": row.windmill_job_id,
+        "windmill_url": ui,
+        "payload": _json_or_none(row.payload),
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+        "attempt_log": [
+            {
+                "number": a.number,
+                "started_at": iso(a.started_at),
+                "duration_ms": round(a.duration_ms, 1),
+                "http_status": a.http_status,
+                "outcome": a.outcome,
+                "detail": a.detail or None,
+                "response_excerpt": a.response_excerpt or None,
+            }
+            for a in row.attempt_rows
+        ],
+    }
+
+
+def event_detail(event: EventRow, settings: Settings | None = None) -> dict[str, Any]:
+    data = event_summary(event)
+    data["headers"] = event.headers
+    data["body"] = _json_or_none(event.body.decode("utf-8", "replace")) if event.body is not None else None
+    data["deliveries"] = [delivery(d, settings) for d in event.deliveries]
+    return data
+
+
+def rejection(item: Rejection) -> dict[str, Any]:
+    return {
+        "at": iso(item.at),
+        "source": item.source,
+        "reason": item.reason,
+        "status": item.status,
+        "detail": item.detail,
+        "remote": item.remote,
+    }
+
+
+def destination(name: str, settings: Settings) -> dict[str, Any]:
+    dest = settings.destinations[name]
+    target = dest.target
+    return {
+        "name": name,
+        "source": dest.source,
+        "events": list(dest.events),
+        "enabled": dest.enabled,
+        "windmill": {
+            "host": target.host,
+            "workspace": target.workspace,
+            "kind": target.kind,
+            "path": target.path,
+            "mode": target.mode,
+        },
+        "transform": dest.transform,
+        "retry_schedule": list(dest.retry_schedule),
+        "schema": dest.schema_mode,
+        "concurrency": dest.concurrency,
+        "timeout": dest.timeout,
+    }
+
+
+def _json_or_none(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -1,0 +1,347 @@
+"""Load and validate headrace.toml once into frozen settings.
+
+This is the only module that reads os.environ: `env:NAME` references are resolved here, and nowhere
+else. Every setting carries its default and help text in the model, and docs/configuration.md is
+generated from these models (a test fails when it is out of date).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from headrace.durations import parse_duration
+from headrace.windmill.urls import RunTarget, WindmillUrlError, parse_run_url
+
+DEFAULT_RETRY_SCHEDULE = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_EVENT_PATTERN = re.compile(r"^(\*|[a-z_]+\.\*|[a-z_]+\.[a-z_]+)$")
+
+
+class ConfigError(Exception):
+    """A config problem a person can fix: names the file, the key and what to do."""
+
+
+class Secret:
+    """A resolved secret. Never shown by str(), repr() or logging."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+def _resolve(value: str, environ: Mapping[str, str]) -> str:
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in environ or environ[name] == "":
+            raise ValueError(f"environment variable {name} is not set (referenced as env:{name}); export it")
+        return environ[name]
+    return value
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$")]
+
+
+class ServerSettings(_Strict):
+    listen: str = Field("127.0.0.1:8787", description="Address and port the HTTP server binds, HOST:PORT.")
+    database: str = Field(
+        "sqlite:///headrace.db",
+        description="Where events are stored: sqlite:///PATH (embedded, default) or postgresql://USER@HOST/DB.",
+    )
+    admin_token: Secret | None = Field(
+        None,
+        description="Bearer token for /api/v1 and the console (env:NAME recommended). "
+        "Required when listen is not a loopback address.",
+    )
+    body_limit: int = Field(1_048_576, gt=0, description="Largest accepted webhook body in bytes; larger gets 413.")
+    log_format: Literal["text", "json"] = Field("text", description="Log line format: text or json.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe level logged.")
+    worker: bool = Field(
+        True,
+        description="Run the delivery worker inside `headrace serve`. Set false to run `headrace worker` apart.",
+    )
+    shutdown_grace: Duration = Field(
+        "10s", description="On SIGTERM, how long in-flight deliveries may finish before they are released."
+    )
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r} is not HOST:PORT, e.g. 127.0.0.1:8787")
+        return value
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError(f"{value!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
+        return value
+
+    def is_loopback(self) -> bool:
+        host = self.host_port[0]
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+
+class SourceSettings(_Strict):
+    secrets: tuple[Secret, ...] = Field(
+        description="Standard Webhooks signing secrets (whsec_...), several while a rotation is under way."
+    )
+    tolerance: Duration = Field("5m", description="How far webhook-timestamp may be from now, either way.")
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, value: tuple[Secret, ...]) -> tuple[Secret, ...]:
+        if not value:
+            raise ValueError('give at least one signing secret, e.g. secrets = ["env:DODO_WEBHOOK_SECRET"]')
+        from headrace.ingest.signature import decode_secret
+
+        for index, secret in enumerate(value):
+            try:
+                decode_secret(secret.reveal())
+            except ValueError as exc:
+                raise ValueError(f"secret #{index + 1}: {exc}") from None
+        return value
+
+
+class DestinationSettings(_Strict):
+    source: str = Field(description="Name of the [sources.NAME] whose events this destination receives.")
+    events: tuple[str, ...] = Field(
+        description='Event types to deliver: exact names ("payment.succeeded"), "prefix.*", or "*".'
+    )
+    url: str = Field(description="The Windmill webhook URL as copied from Windmill (a ?token= in it is used).")
+    token: Secret | None = Field(None, description="Windmill token (env:NAME), unless the URL carries ?token=.")
+    transform: str | None = Field(
+        None,
+        description='JavaScript transformation: "builtin:NAME" or a .js file path; omitted = Dodo body as is.',
+    )
+    retry_schedule: tuple[Duration, ...] = Field(
+        DEFAULT_RETRY_SCHEDULE, description="Delays between attempts after transient failures; then failed."
+    )
+    schema_mode: Literal["enforce", "warn", "off"] = Field(
+        "enforce",
+        alias="schema",
+        description="Check payloads against the target's input schema: enforce, warn or off.",
+    )
+    enabled: bool = Field(True, description="Disabled destinations get no new deliveries.")
+    concurrency: int = Field(8, ge=1, le=256, description="Most requests in flight to this destination at once.")
+    timeout: Duration = Field("30s", description="How long one request to Windmill may take before it is retried.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, populate_by_name=True)
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError('subscribe to at least one event type, e.g. events = ["payment.*"]')
+        for pattern in value:
+            if not _EVENT_PATTERN.match(pattern):
+                raise ValueError(f'{pattern!r}: write an event type ("payment.succeeded"), "payment.*" or "*"')
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        try:
+            parse_run_url(value)
+        except WindmillUrlError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("retry_schedule")
+    @classmethod
+    def _schedule(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(value) > 50:
+            raise ValueError("at most 50 retry steps")
+        return value
+
+    @model_validator(mode="after")
+    def _needs_token(self) -> DestinationSettings:
+        if self.token is None and parse_run_url(self.url)[1] is None:
+            raise ValueError('no Windmill token: add token = "env:WINDMILL_TOKEN" or a ?token= in the url')
+        return self
+
+    # Derived views used by the rest of the code.
+    @property
+    def target(self) -> RunTarget:
+        return parse_run_url(self.url)[0]
+
+    @property
+    def bearer(self) -> Secret:
+        token = self.token if self.token is not None else parse_run_url(self.url)[1]
+        return token if isinstance(token, Secret) else Secret(token or "")
+
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        return tuple(parse_duration(step) for step in self.retry_schedule)
+
+    @property
+    def timeout_seconds(self) -> float:
+        return parse_duration(self.timeout)
+
+    def matches(self, event_type: str) -> bool:
+        return any(fnmatch.fnmatchcase(event_type, pattern) for pattern in self.events)
+
+
+class Settings(_Strict):
+    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
+    sources: dict[str, SourceSettings] = Field(default_factory=dict)
+    destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
+    base_dir: Path = Field(Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        for kind, names in (("sources", self.sources), ("destinations", self.destinations)):
+            for name in names:
+                if not _NAME.match(name):
+                    raise ValueError(f"[{kind}.{name}]: names are 1-64 letters, digits, '-' or '_'")
+        for name, dest in self.destinations.items():
+            if dest.source not in self.sources:
+                known = ", ".join(sorted(self.sources)) or "none defined"
+                raise ValueError(f"[destinations.{name}] source = {dest.source!r} is not a [sources.NAME] ({known})")
+        if self.server.admin_token is None and not self.server.is_loopback():
+            raise ValueError(
+                f"[server] listen = {self.server.listen!r} is not loopback: "
+                'set admin_token = "env:HEADRACE_ADMIN_TOKEN"'
+            )
+        return self
+
+    def destinations_for(self, source: str, event_type: str) -> list[str]:
+        return [
+            name
+            for name, dest in self.destinations.items()
+            if dest.enabled and dest.source == source and dest.matches(event_type)
+        ]
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.server.database.startswith("sqlite:///"):
+            return None
+        path = Path(self.server.database.removeprefix("sqlite:///"))
+        return path if path.is_absolute() else self.base_dir / path
+
+
+_SECRET_KEYS = {("server", "admin_token"), ("sources", "secrets"), ("destinations", "token")}
+
+
+def _resolve_secrets(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Replace secret strings (env: references or literals) by Secret objects, naming the key on error."""
+
+    def convert(value: Any, where: str) -> Secret:
+        if not isinstance(value, str):
+            raise ConfigError(f'{where}: expected a string such as "env:NAME"')
+        try:
+            return Secret(_resolve(value, environ))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+    server = raw.get("server")
+    if isinstance(server, dict) and "admin_token" in server:
+        server["admin_token"] = convert(server["admin_token"], "[server] admin_token")
+    for name, source in (raw.get("sources") or {}).items():
+        if isinstance(source, dict) and isinstance(source.get("secrets"), list):
+            source["secrets"] = [
+                convert(item, f"[sources.{name}] secrets[{index}]") for index, item in enumerate(source["secrets"])
+            ]
+    for name, dest in (raw.get("destinations") or {}).items():
+        if not isinstance(dest, dict):
+            continue
+        if "token" in dest:
+            dest["token"] = convert(dest["token"], f"[destinations.{name}] token")
+        if isinstance(dest.get("url"), str) and dest["url"].startswith("env:"):
+            try:
+                dest["url"] = _resolve(dest["url"], environ)
+            except ValueError as exc:
+                raise ConfigError(f"[destinations.{name}] url: {exc}") from None
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if len(parts) >= 2 and parts[0] in ("sources", "destinations"):
+        table, key = f"[{parts[0]}.{parts[1]}]", parts[2:]
+    elif parts and parts[0] == "server":
+        table, key = "[server]", parts[1:]
+    else:
+        table, key = "", parts
+    key_text = ".".join(k for k in key if not k.startswith("function-after"))
+    return f"{table} {key_text}".strip() or "(top level)"
+
+
+def parse(
+    text: str,
+    *,
+    origin: str = "headrace.toml",
+    environ: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Settings:
+    environ = os.environ if environ is None else environ
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
+    _resolve_secrets(raw, environ)
+    raw["base_dir"] = base_dir or Path(".")
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown key; check the spelling against docs/configuration.md"
+            elif error["type"] == "missing":
+                message = "required key is missing"
+            lines.append(f"  {_location(error['loc'])}: {message}")
+        raise ConfigError(f"{origin} has {len(lines)} problem(s):\n" + "\n".join(lines)) from None
+
+
+def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; create one with `headrace init -c {path}`") from None
+    return parse(text, origin=str(path), environ=environ, base_dir=path.resolve().parent)

@@ -1,0 +1,1 @@
+"""Delivery stage: retry maths (schedule), response classification and the worker loop."""

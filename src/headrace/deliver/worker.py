@@ -1,0 +1,290 @@
+"""The delivery worker: claim due deliveries under a lease, send them, record one outcome per attempt.
+
+Per destination at most `concurrency` requests are in flight. A claimed delivery carries a lease; if this
+process dies, the lease expires and any worker picks the delivery up again. Because every attempt of a
+delivery uses the same deterministic Windmill job_id, a repeat after a crash cannot create a second job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import json
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from headrace.config import DestinationSettings, Settings
+from headrace.deliver.classify import classify
+from headrace.deliver.schedule import next_attempt_at, parse_retry_after
+from headrace.models import Attempt, Cancelled, Claimed, Delivered, Failed, Outcome, Retry
+from headrace.store.base import Finished, Store
+from headrace.transform import Sandbox, Script, TransformError, WebhookObject
+from headrace.windmill.client import WindmillClient
+from headrace.windmill.urls import WindmillUrlError, parse_run_url
+
+log = logging.getLogger("headrace.deliver")
+
+LEASE_MARGIN = 30.0
+IDLE_POLL = 1.0  # how often an idle worker looks for work other processes queued
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What will be sent for one delivery, after the transformation."""
+
+    url: str
+    method: str
+    headers: Mapping[str, str]
+    body: bytes
+    transformed: str | None  # the transformed payload JSON, kept for the timeline
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        client: WindmillClient,
+        sandbox: Sandbox | None = None,
+        scripts: Mapping[str, Script] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.client = client
+        self.sandbox = sandbox
+        self.scripts = dict(scripts or {})
+        self.clock = clock
+        self.rand = rand
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self._claims = itertools.count(1)
+        self._wake = asyncio.Event()
+        self._in_flight: dict[str, dict[asyncio.Task[None], tuple[Claimed, str]]] = {
+            name: {} for name in settings.destinations
+        }
+        self._lease = max((d.timeout_seconds for d in settings.destinations.values()), default=30.0) + LEASE_MARGIN
+
+    def notify(self) -> None:
+        """New work may be due (called by ingest after a commit)."""
+        self._wake.set()
+
+    def reload(self, settings: Settings, scripts: Mapping[str, Script]) -> None:
+        """Take new transformation scripts; queued work is untouched and uses them from its next attempt."""
+        self.scripts = dict(scripts)
+        self.settings = settings
+        self.notify()
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(tasks) for tasks in self._in_flight.values())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("delivery worker started", extra={"worker_id": self.worker_id})
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                claimed_any = await self._claim_round()
+            except Exception:
+                log.exception("claiming deliveries failed; trying again shortly")
+                claimed_any = False
+            if claimed_any:
+                continue
+            timeout = await self._idle_timeout()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def drain(self, grace: float) -> None:
+        """Let in-flight attempts finish for up to `grace` seconds, then release the rest for another worker."""
+        tasks = [task for tasks in self._in_flight.values() for task in tasks]
+        if tasks:
+            log.info("waiting for %d in-flight deliveries", len(tasks))
+            await asyncio.wait(tasks, timeout=grace)
+        leftovers = [(task, info) for tasks in self._in_flight.values() for task, info in tasks.items()]
+        for task, _ in leftovers:
+            task.cancel()
+        for task, (claimed, token) in leftovers:
+            await asyncio.gather(task, return_exceptions=True)
+            await self.store.release(claimed, token, self.clock())
+        if leftovers:
+            log.info("released %d unfinished deliveries", len(leftovers))
+
+    async def _claim_round(self) -> bool:
+        claimed_any = False
+        now = self.clock()
+        for name, dest in self.settings.destinations.items():
+            running = self._in_flight.setdefault(name, {})
+            free = dest.concurrency - len(running)
+            if free <= 0:
+                continue
+            token = f"{self.worker_id}#{next(self._claims)}"
+            for claimed in await self.store.claim(name, free, token, now, now + self._lease):
+                claimed_any = True
+                task = asyncio.create_task(self._deliver(claimed, dest, token))
+                running[task] = (claimed, token)
+                task.add_done_callback(functools.partial(self._done, running))
+        return claimed_any
+
+    def _done(self, running: dict[asyncio.Task[None], tuple[Claimed, str]], task: asyncio.Task[None]) -> None:
+        running.pop(task, None)
+        self._wake.set()
+
+    async def _idle_timeout(self) -> float:
+        try:
+            due = await self.store.next_due()
+        except Exception:
+            return IDLE_POLL
+        if due is None:
+            return IDLE_POLL
+        return min(IDLE_POLL, max(0.01, due - self.clock()))
+
+    async def _deliver(self, claimed: Claimed, dest: DestinationSettings, token: str) -> None:
+        attempt, outcome = await self.attempt(claimed, dest)
+        fields = {
+            "event_id": claimed.event_id,
+            "delivery_id": claimed.delivery_id,
+            "destination": claimed.destination,
+            "webhook_id": claimed.webhook_id,
+            "job_id": claimed.job_id,
+            "outcome": type(outcome).__name__.lower(),
+        }
+        if isinstance(outcome, Delivered | Cancelled):
+            log.info("delivery %s", fields["outcome"], extra=fields)
+        else:
+            log.warning("delivery %s: %s", fields["outcome"], outcome.reason, extra=fields)
+        for pause in (0.1, 0.5, 2.0, 5.0):
+            try:
+                if not await self.store.finish(Finished(claimed, token, attempt, outcome), self.clock()):
+                    log.warning("lease lost before the outcome was recorded; another worker owns it", extra=fields)
+                return
+            except Exception:
+                log.exception("recording an outcome failed; retrying", extra=fields)
+                await asyncio.sleep(pause)
+        # Still unrecorded: the lease expires and the delivery is tried again; its job id keeps that safe.
+
+    async def attempt(self, claimed: Claimed, dest: DestinationSettings) -> tuple[Attempt, Outcome]:
+        """One attempt of one delivery, start to outcome. Never raises."""
+        started = self.clock()
+        perf = time.perf_counter()
+
+        def attempt(status: int | None = None, excerpt: str = "", payload: str | None = None) -> Attempt:
+            return Attempt(started, (time.perf_counter() - perf) * 1000, status, excerpt, payload)
+
+        try:
+            prepared = self.prepare(claimed, dest)
+        except _Cancel as cancel:
+            return attempt(payload=cancel.payload), Cancelled()
+        except _Refuse as refuse:
+            return attempt(payload=refuse.payload), Failed(refuse.reason)
+
+        target = dest.target
+        response = await self.client.run(
+            target,
+            prepared.url,
+            dest.bearer.reveal(),
+            claimed.job_id,
+            prepared.body,
+            method=prepared.method,
+            headers=prepared.headers,
+            timeout=dest.timeout_seconds,
+        )
+        verdict = classify(response, claimed.job_id, target.mode)
+        record = attempt(
+            response.status, response.body[:2000] if response.status else (response.error or ""), prepared.transformed
+        )
+        outcome: Outcome
+        if verdict.verdict == "delivered":
+            outcome = Delivered(verdict.job_id or claimed.job_id, verdict.result)
+        elif verdict.verdict == "confirm":
+            exists = await self.client.job_exists(target, dest.bearer.reveal(), claimed.job_id)
+            if exists:
+                outcome = Delivered(claimed.job_id)
+            elif exists is None:
+                outcome = self._retry(claimed, dest, f"{verdict.reason} (could not confirm whether the job exists)")
+            else:
+                outcome = Failed(f"{verdict.reason}. Fix the payload or the target, then replay.")
+        elif verdict.verdict == "retry":
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
+            outcome = self._retry(claimed, dest, verdict.reason, retry_after)
+        else:
+            outcome = Failed(verdict.reason + ". Fix the destination, then replay.")
+        return record, outcome
+
+    def _retry(
+        self, claimed: Claimed, dest: DestinationSettings, reason: str, retry_after: float | None = None
+    ) -> Outcome:
+        attempts_made = claimed.attempts + 1
+        at = next_attempt_at(attempts_made, dest.retry_delays, self.clock(), retry_after, self.rand)
+        if at is None:
+            return Failed(f"gave up after {attempts_made} attempts; last: {reason}")
+        return Retry(at, reason)
+
+    def prepare(self, claimed: Claimed, dest: DestinationSettings) -> Prepared:
+        """The request for one delivery: the Dodo body as is, or what the transformation made of it."""
+        script = self.scripts.get(claimed.destination)
+        if script is None or self.sandbox is None:
+            return Prepared(dest.target.run_url, "POST", {}, claimed.body, None)
+        try:
+            body = json.loads(claimed.body)
+            result = self.sandbox.run(
+                script,
+                WebhookObject(
+                    event_type=claimed.event_type,
+                    payload=body,
+                    url=dest.target.run_url,
+                    webhook_id=claimed.webhook_id,
+                ),
+            )
+        except TransformError as exc:
+            raise _Refuse(f"transformation {script.name} failed: {exc}. Fix the script, then replay.") from None
+        payload_json = json.dumps(result.payload, separators=(",", ":"), ensure_ascii=False)
+        if result.cancel:
+            raise _Cancel(payload_json)
+        if not isinstance(result.payload, dict):
+            raise _Refuse(
+                f"transformation {script.name} returned a payload of type {type(result.payload).__name__}; "
+                "Windmill needs a JSON object (each key becomes one argument of main)",
+                payload_json,
+            )
+        url = result.url
+        if url != dest.target.run_url:
+            url = _checked_url(url, dest, script.name, payload_json)
+        return Prepared(url, result.method, dict(result.headers), payload_json.encode(), payload_json)
+
+
+def _checked_url(url: str, dest: DestinationSettings, script: str, payload: str) -> str:
+    """A transformation may point a delivery at another Windmill run URL on the same host, nothing else."""
+    try:
+        target, _ = parse_run_url(url)
+    except WindmillUrlError as exc:
+        raise _Refuse(
+            f"transformation {script} set url to something that is not a Windmill run URL: {exc}", payload
+        ) from None
+    if target.base_url != dest.target.base_url:
+        raise _Refuse(
+            f"transformation {script} set url to host {target.host}; only {dest.target.host} "
+            "(the destination's Windmill) is allowed",
+            payload,
+        )
+    return target.run_url
+
+
+class _Cancel(Exception):
+    def __init__(self, payload: str) -> None:
+        self.payload = payload
+
+
+class _Refuse(Exception):
+    def __init__(self, reason: str, payload: str | None = None) -> None:
+        self.reason = reason
+        self.payload = payload

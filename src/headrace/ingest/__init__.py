@@ -1,0 +1,1 @@
+"""Ingest stage: Standard Webhooks verification and the HTTP endpoint."""

@@ -1,0 +1,157 @@
+"""Plain data for the pipeline: events, deliveries, attempts and the named outcomes of an attempt."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# The namespace of deterministic Windmill job ids. Changing it would re-run every replayed job: never do.
+JOB_ID_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c8b-9a57-2b7e4d1f0c33")
+
+DeliveryStatus = Literal["pending", "in_flight", "delivered", "failed", "cancelled"]
+DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = ("pending", "in_flight", "delivered", "failed", "cancelled")
+EventStatus = Literal["unrouted", "pending", "delivered", "failed", "cancelled"]
+
+
+def job_id_for(source: str, webhook_id: str, destination: str, generation: int) -> str:
+    """The Windmill job id of one delivery: the same on every retry and restart, new per replay."""
+    return str(uuid.uuid5(JOB_ID_NAMESPACE, f"{source}\x1f{webhook_id}\x1f{destination}\x1f{generation}"))
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """A verified webhook, before it is stored."""
+
+    source: str
+    webhook_id: str
+    event_type: str
+    webhook_timestamp: int
+    received_at: float
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    event_id: int
+    duplicate: bool
+    deliveries: int
+
+
+@dataclass(frozen=True)
+class Rejection:
+    source: str
+    reason: str
+    status: int
+    detail: str
+    remote: str
+    at: float
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery leased to one worker, with what is needed to send it."""
+
+    delivery_id: int
+    event_id: int
+    destination: str
+    generation: int
+    job_id: str
+    attempts: int  # attempts made before this one
+    source: str
+    webhook_id: str
+    event_type: str
+    body: bytes
+
+
+# ---- outcomes of one attempt: the worker records exactly one of these per attempt -------------------
+
+
+@dataclass(frozen=True)
+class Delivered:
+    job_id: str
+    result: Any = None  # run_wait_result answers carry the job result
+
+
+@dataclass(frozen=True)
+class Retry:
+    at: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    reason: str = "the transformation set cancel = true"
+
+
+Outcome = Delivered | Retry | Failed | Cancelled
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one try looked like on the wire, recorded with its outcome."""
+
+    started_at: float
+    duration_ms: float
+    http_status: int | None
+    response_excerpt: str = ""
+    request_payload: str | None = None  # the transformed JSON sent, for the timeline
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    number: int
+    started_at: float
+    duration_ms: float
+    http_status: int | None
+    outcome: str
+    detail: str
+    response_excerpt: str
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    id: int
+    destination: str
+    generation: int
+    job_id: str
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: float | None
+    last_error: str
+    windmill_job_id: str | None
+    payload: str | None
+    created_at: float
+    updated_at: float
+    attempt_rows: list[AttemptRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EventRow:
+    id: int
+    source: str
+    webhook_id: str
+    event_type: str
+    webhook_timestamp: int
+    received_at: float
+    status: EventStatus
+    body: bytes | None = None
+    headers: dict[str, str] | None = None
+    deliveries: list[DeliveryRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    status: EventStatus | None = None
+    event_type: str | None = None  # exact or "prefix.*"
+    source: str | None = None
+    since: float | None = None
+    until: float | None = None
+    limit: int = 50
+    before_id: int | None = None  # keyset pagination: events with id < before_id

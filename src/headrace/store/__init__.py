@@ -1,0 +1,1 @@
+"""Durable storage: the Store interface and its implementations."""

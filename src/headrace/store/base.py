@@ -1,0 +1,71 @@
+"""The Store interface: everything the pipeline needs from durable storage.
+
+Implementations: `sqlite.SQLiteStore` (embedded default). Every implementation passes the same contract
+suite in tests/integration/test_store_contract.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from headrace.models import (
+    Attempt,
+    Claimed,
+    EventFilter,
+    EventRow,
+    IngestResult,
+    NewEvent,
+    Outcome,
+    Rejection,
+)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The record of one attempt: which delivery, under which lease, what happened."""
+
+    claimed: Claimed
+    token: str
+    attempt: Attempt
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    deliveries: dict[tuple[str, str], int]  # (destination, status) -> count
+    oldest_pending_at: float | None
+    rejections: dict[tuple[str, str], int]  # (source, reason) -> count
+
+
+class StoreError(Exception):
+    pass
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    # ingest
+    async def ingest(self, event: NewEvent, destinations: Sequence[str]) -> IngestResult: ...
+    async def reject(self, rejection: Rejection) -> None: ...
+
+    # delivery
+    async def claim(
+        self, destination: str, limit: int, token: str, now: float, lease_until: float
+    ) -> list[Claimed]: ...
+    async def finish(self, finished: Finished, now: float) -> bool: ...
+    async def release(self, claimed: Claimed, token: str, now: float) -> None: ...
+    async def next_due(self) -> float | None: ...
+
+    # reading and operating
+    async def list_events(self, flt: EventFilter) -> list[EventRow]: ...
+    async def get_event(self, key: str) -> EventRow | None: ...
+    async def replay(self, event_id: int, destinations: Sequence[str], now: float) -> list[str]: ...
+    async def failed_since(self, since: float) -> list[tuple[int, str]]: ...
+    async def list_rejections(self, since: float | None, limit: int) -> list[Rejection]: ...
+    async def stats(self) -> StoreStats: ...
+    async def check_writable(self) -> None: ...
+
+    def describe(self) -> dict[str, Any]: ...

@@ -1,0 +1,168 @@
+"""Database rows to models and outcomes to columns, shared by every SQL dialect."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from headrace.models import (
+    AttemptRow,
+    Cancelled,
+    Claimed,
+    Delivered,
+    DeliveryRow,
+    EventRow,
+    Failed,
+    Rejection,
+    Retry,
+)
+from headrace.store.base import Finished
+
+Row = Mapping[str, Any]
+EXCERPT_LIMIT = 2000
+
+
+def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
+
+
+def claimed(row: Row) -> Claimed:
+    return Claimed(
+        delivery_id=int(row["id"]),
+        event_id=int(row["event_id"]),
+        destination=str(row["destination"]),
+        generation=int(row["generation"]),
+        job_id=str(row["job_id"]),
+        attempts=int(row["attempts"]),
+        source=str(row["source"]),
+        webhook_id=str(row["webhook_id"]),
+        event_type=str(row["event_type"]),
+        body=bytes(row["body"]),
+    )
+
+
+def finish_params(finished: Finished, now: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Column values for the delivery update and the attempt insert of one finished attempt."""
+    outcome = finished.outcome
+    next_attempt_at: float | None = None
+    windmill_job_id: str | None = None
+    match outcome:
+        case Delivered(job_id=job_id, result=result):
+            status, kind, detail, windmill_job_id = "delivered", "delivered", "", job_id
+            if result is not None:
+                detail = excerpt(json.dumps(result, default=str))
+        case Retry(at=at, reason=reason):
+            status, kind, detail, next_attempt_at = "pending", "retry", reason, at
+        case Failed(reason=reason):
+            status, kind, detail = "failed", "failed", reason
+        case Cancelled(reason=reason):
+            status, kind, detail = "cancelled", "cancelled", reason
+    attempt = finished.attempt
+    update = {
+        "delivery_id": finished.claimed.delivery_id,
+        "token": finished.token,
+        "status": status,
+        "next_attempt_at": next_attempt_at,
+        "last_error": "" if kind == "delivered" else excerpt(detail, 500),
+        "windmill_job_id": windmill_job_id,
+        "payload": attempt.request_payload,
+        "now": now,
+    }
+    insert = {
+        "delivery_id": finished.claimed.delivery_id,
+        "started_at": attempt.started_at,
+        "duration_ms": attempt.duration_ms,
+        "http_status": attempt.http_status,
+        "outcome": kind,
+        "detail": excerpt(detail),
+        "response_excerpt": excerpt(attempt.response_excerpt),
+    }
+    return update, insert
+
+
+def event(row: Row) -> EventRow:
+    return EventRow(
+        id=int(row["id"]),
+        source=str(row["source"]),
+        webhook_id=str(row["webhook_id"]),
+        event_type=str(row["event_type"]),
+        webhook_timestamp=int(row["webhook_timestamp"]),
+        received_at=float(row["received_at"]),
+        status=row["status"],
+    )
+
+
+def event_detail(row: Row, deliveries: Sequence[Row], attempts: Sequence[Row]) -> EventRow:
+    by_delivery: dict[int, list[AttemptRow]] = {}
+    for a in attempts:
+        by_delivery.setdefault(int(a["delivery_id"]), []).append(
+            AttemptRow(
+                number=int(a["number"]),
+                started_at=float(a["started_at"]),
+                duration_ms=float(a["duration_ms"]),
+                http_status=None if a["http_status"] is None else int(a["http_status"]),
+                outcome=str(a["outcome"]),
+                detail=str(a["detail"]),
+                response_excerpt=str(a["response_excerpt"]),
+            )
+        )
+    delivery_rows = [
+        DeliveryRow(
+            id=int(d["id"]),
+            destination=str(d["destination"]),
+            generation=int(d["generation"]),
+            job_id=str(d["job_id"]),
+            status=d["status"],
+            attempts=int(d["attempts"]),
+            next_attempt_at=None if d["next_attempt_at"] is None else float(d["next_attempt_at"]),
+            last_error=str(d["last_error"]),
+            windmill_job_id=d["windmill_job_id"],
+            payload=d["payload"],
+            created_at=float(d["created_at"]),
+            updated_at=float(d["updated_at"]),
+            attempt_rows=by_delivery.get(int(d["id"]), []),
+        )
+        for d in deliveries
+    ]
+    return EventRow(
+        id=int(row["id"]),
+        source=str(row["source"]),
+        webhook_id=str(row["webhook_id"]),
+        event_type=str(row["event_type"]),
+        webhook_timestamp=int(row["webhook_timestamp"]),
+        received_at=float(row["received_at"]),
+        status=event_status(delivery_rows),
+        body=bytes(row["body"]),
+        headers=json.loads(row["headers"]),
+        deliveries=delivery_rows,
+    )
+
+
+def event_status(deliveries: Sequence[DeliveryRow]) -> Any:
+    """Same rule as the list_events query: over each destination's newest generation."""
+    latest: dict[str, DeliveryRow] = {}
+    for d in deliveries:
+        if d.destination not in latest or d.generation > latest[d.destination].generation:
+            latest[d.destination] = d
+    statuses = {d.status for d in latest.values()}
+    if not statuses:
+        return "unrouted"
+    if statuses & {"pending", "in_flight"}:
+        return "pending"
+    if "failed" in statuses:
+        return "failed"
+    if "delivered" in statuses:
+        return "delivered"
+    return "cancelled"
+
+
+def rejection(row: Row) -> Rejection:
+    return Rejection(
+        source=str(row["source"]),
+        reason=str(row["reason"]),
+        status=int(row["status"]),
+        detail=str(row["detail"]),
+        remote=str(row["remote"]),
+        at=float(row["at"]),
+    )

@@ -1,0 +1,132 @@
+-- Named queries for the SQLite store. One block per query, introduced by `-- name: NAME`.
+-- The PostgreSQL dialect defines the same names (a test checks).
+
+-- name: insert_event
+INSERT INTO events (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers)
+VALUES (:source, :webhook_id, :event_type, :webhook_timestamp, :received_at, :body, :headers)
+ON CONFLICT (source, webhook_id) DO NOTHING
+RETURNING id;
+
+-- name: find_event_id
+SELECT id FROM events WHERE source = :source AND webhook_id = :webhook_id;
+
+-- name: insert_delivery
+INSERT INTO deliveries (event_id, destination, generation, job_id, status, next_attempt_at, created_at, updated_at)
+VALUES (:event_id, :destination, :generation, :job_id, 'pending', :now, :now, :now)
+ON CONFLICT (event_id, destination, generation) DO NOTHING;
+
+-- name: claim_due
+UPDATE deliveries
+SET status = 'in_flight', lease_owner = :token, lease_until = :lease_until, updated_at = :now
+WHERE id IN (
+    SELECT id FROM deliveries
+    WHERE destination = :destination
+      AND ((status = 'pending' AND next_attempt_at <= :now)
+           OR (status = 'in_flight' AND lease_until < :now))
+    ORDER BY next_attempt_at, id
+    LIMIT :limit
+);
+
+-- name: claimed_by
+SELECT d.id, d.event_id, d.destination, d.generation, d.job_id, d.attempts,
+       e.source, e.webhook_id, e.event_type, e.body
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.lease_owner = :token AND d.status = 'in_flight'
+ORDER BY d.id;
+
+-- name: finish_delivery
+UPDATE deliveries
+SET status = :status, attempts = attempts + 1, next_attempt_at = :next_attempt_at,
+    last_error = :last_error, windmill_job_id = COALESCE(:windmill_job_id, windmill_job_id),
+    payload = COALESCE(:payload, payload), lease_owner = NULL, lease_until = NULL, updated_at = :now
+WHERE id = :delivery_id AND lease_owner = :token AND status = 'in_flight'
+RETURNING attempts;
+
+-- name: insert_attempt
+INSERT INTO attempts (delivery_id, number, started_at, duration_ms, http_status, outcome, detail, response_excerpt)
+VALUES (:delivery_id, :number, :started_at, :duration_ms, :http_status, :outcome, :detail, :response_excerpt);
+
+-- name: release_delivery
+UPDATE deliveries
+SET status = 'pending', lease_owner = NULL, lease_until = NULL, next_attempt_at = :now, updated_at = :now
+WHERE id = :delivery_id AND lease_owner = :token AND status = 'in_flight';
+
+-- name: next_due
+SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE status = 'pending';
+
+-- name: insert_rejection
+INSERT INTO rejections (source, reason, status, detail, remote, at)
+VALUES (:source, :reason, :status, :detail, :remote, :at);
+
+-- name: list_rejections
+SELECT id, source, reason, status, detail, remote, at FROM rejections
+WHERE (:since IS NULL OR at >= :since)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: count_rejections
+SELECT source, reason, COUNT(*) AS n FROM rejections GROUP BY source, reason ORDER BY source, reason;
+
+-- name: list_events
+SELECT * FROM (
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
+           (SELECT CASE
+                WHEN COUNT(*) = 0 THEN 'unrouted'
+                WHEN SUM(d.status IN ('pending', 'in_flight')) > 0 THEN 'pending'
+                WHEN SUM(d.status = 'failed') > 0 THEN 'failed'
+                WHEN SUM(d.status = 'delivered') > 0 THEN 'delivered'
+                ELSE 'cancelled' END
+            FROM deliveries d
+            WHERE d.event_id = e.id
+              AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
+                                  WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
+    FROM events e
+    WHERE (:source IS NULL OR e.source = :source)
+      AND (:type_glob IS NULL OR e.event_type GLOB :type_glob)
+      AND (:since IS NULL OR e.received_at >= :since)
+      AND (:until IS NULL OR e.received_at < :until)
+      AND (:before_id IS NULL OR e.id < :before_id)
+    ORDER BY e.id DESC
+) AS listed
+WHERE (:status IS NULL OR status = :status)
+LIMIT :limit;
+
+-- name: get_event
+SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers
+FROM events WHERE id = :event_id;
+
+-- name: get_event_by_webhook_id
+SELECT id FROM events WHERE webhook_id = :webhook_id ORDER BY id DESC LIMIT 1;
+
+-- name: event_deliveries
+SELECT id, destination, generation, job_id, status, attempts, next_attempt_at, last_error,
+       windmill_job_id, payload, created_at, updated_at
+FROM deliveries WHERE event_id = :event_id ORDER BY destination, generation;
+
+-- name: event_attempts
+SELECT a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status, a.outcome, a.detail,
+       a.response_excerpt
+FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+WHERE d.event_id = :event_id ORDER BY a.delivery_id, a.number;
+
+-- name: latest_generation
+SELECT MAX(generation) AS generation FROM deliveries WHERE event_id = :event_id AND destination = :destination;
+
+-- name: event_key
+SELECT source, webhook_id, event_type FROM events WHERE id = :event_id;
+
+-- name: failed_since
+SELECT d.event_id, d.destination
+FROM deliveries d
+WHERE d.status = 'failed' AND d.updated_at >= :since
+  AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
+                      WHERE d2.event_id = d.event_id AND d2.destination = d.destination)
+ORDER BY d.event_id;
+
+-- name: delivery_counts
+SELECT destination, status, COUNT(*) AS n FROM deliveries GROUP BY destination, status;
+
+-- name: oldest_pending
+SELECT MIN(created_at) AS oldest FROM deliveries WHERE status IN ('pending', 'in_flight');
+
+-- name: health_write
+DELETE FROM rejections WHERE id = -1;

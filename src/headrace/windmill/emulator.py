@@ -1,0 +1,257 @@
+"""A Windmill stand-in for tests and local demos — NOT Windmill. Production always targets a real one.
+
+It answers the job endpoints headrace uses the way Windmill documents them:
+
+- POST /api/w/{ws}/jobs/run/p|f/{path}          -> 201, body = job UUID as plain text
+- POST /api/w/{ws}/jobs/run_wait_result/p|f/... -> 200, body = the job result (JSON)
+- ?job_id=UUID on a run endpoint: when that job already exists -> 400, no second job
+- GET  /api/w/{ws}/jobs_u/get/{id}              -> 200 job JSON, or 404
+- GET  /api/w/{ws}/jobs_u/completed/get_result_maybe/{id} -> {completed, success, result}
+- Authorization: Bearer TOKEN or ?token=TOKEN; a wrong or missing token -> 401
+- An unknown script or flow path -> 404 (unless the emulator accepts any path, the demo default)
+
+Faults for tests: fail the next N requests with a status (optionally with Retry-After), hang, or create
+the job and then drop the connection without answering. Control endpoints live under /_emulator/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+BANNER = "headrace Windmill EMULATOR — a stand-in for tests and demos, not a Windmill server"
+
+Runner = Callable[[dict[str, Any]], Any]
+
+
+@dataclass
+class Fault:
+    kind: Literal["status", "hang", "drop"]
+    count: int = 1
+    status: int = 500
+    retry_after: str | None = None
+    seconds: float = 60.0
+    body: str = "emulated failure"
+
+
+@dataclass
+class Job:
+    id: str
+    workspace: str
+    kind: Literal["script", "flow"]
+    path: str
+    args: dict[str, Any]
+    created_at: float
+    completed: bool = True
+    success: bool = True
+    result: Any = None
+
+
+@dataclass
+class Target:
+    kind: Literal["script", "flow"]
+    path: str
+    runner: Runner | None = None  # computes the job result from the args
+
+
+@dataclass
+class EmulatorState:
+    tokens: set[str] = field(default_factory=lambda: {"test-token"})
+    any_path: bool = True
+    targets: dict[tuple[str, str], Target] = field(default_factory=dict)
+    jobs: dict[str, Job] = field(default_factory=dict)
+    faults: deque[Fault] = field(default_factory=deque)
+    requests: int = 0
+    duplicate_rejections: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_target(self, kind: Literal["script", "flow"], path: str, runner: Runner | None = None) -> None:
+        self.targets[(kind, path)] = Target(kind, path, runner)
+
+    def inject(self, fault: Fault) -> None:
+        with self.lock:
+            self.faults.append(fault)
+
+    def _next_fault(self) -> Fault | None:
+        with self.lock:
+            if not self.faults:
+                return None
+            fault = self.faults[0]
+            fault.count -= 1
+            if fault.count <= 0:
+                self.faults.popleft()
+            return fault
+
+
+def _authorized(request: web.Request, state: EmulatorState) -> bool:
+    header = request.headers.get("Authorization", "")
+    token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else request.query.get("token")
+    return token in state.tokens
+
+
+def build_app(state: EmulatorState) -> web.Application:
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+
+    async def run(request: web.Request) -> web.StreamResponse:
+        state.requests += 1
+        if not _authorized(request, state):
+            return web.Response(status=401, text="Unauthorized: invalid or missing token")
+        kind: Literal["script", "flow"] = "script" if request.match_info["letter"] == "p" else "flow"
+        path = request.match_info["path"]
+        workspace = request.match_info["ws"]
+        target = state.targets.get((kind, path))
+        if target is None and not state.any_path:
+            return web.Response(status=404, text=f"Not found: {kind} not found at name {path}")
+        fault = state._next_fault()
+        if fault is not None and fault.kind == "status":
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            return web.Response(status=fault.status, text=fault.body, headers=headers)
+        if fault is not None and fault.kind == "hang":
+            await asyncio.sleep(fault.seconds)
+        raw = await request.read()
+        try:
+            args = json.loads(raw) if raw else {}
+        except ValueError:
+            return web.Response(status=400, text="Bad request: the body is not valid JSON")
+        if not isinstance(args, dict):
+            return web.Response(status=400, text="Bad request: the body must be a JSON object of arguments")
+        job_id = request.query.get("job_id") or str(uuid.uuid4())
+        try:
+            job_id = str(uuid.UUID(job_id))
+        except ValueError:
+            return web.Response(status=400, text=f"Bad request: job_id {job_id} is not a UUID")
+        with state.lock:
+            if job_id in state.jobs:
+                state.duplicate_rejections += 1
+                return web.Response(status=400, text=f"Job {job_id} already exists")
+            job = Job(job_id, workspace, kind, path, args, time.time())
+            state.jobs[job_id] = job
+        if target is not None and target.runner is not None:
+            try:
+                job.result = target.runner(args)
+            except Exception as exc:
+                job.success = False
+                job.result = {"error": {"name": type(exc).__name__, "message": str(exc)}}
+        else:
+            job.result = {"received": sorted(args)}
+        if fault is not None and fault.kind == "drop":
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
+        if request.match_info["mode"] == "run_wait_result":
+            status = 200 if job.success else 500
+            return web.json_response(job.result, status=status)
+        return web.Response(status=201, text=job_id)
+
+    async def get_job(request: web.Request) -> web.Response:
+        if not _authorized(request, state):
+            return web.Response(status=401, text="Unauthorized: invalid or missing token")
+        job = state.jobs.get(request.match_info["id"])
+        if job is None:
+            return web.Response(status=404, text=f"Not found: job {request.match_info['id']} not found")
+        body = {
+            "id": job.id,
+            "type": "CompletedJob" if job.completed else "QueuedJob",
+            "workspace_id": job.workspace,
+            "script_path": job.path,
+            "job_kind": "script" if job.kind == "script" else "flow",
+            "args": job.args,
+            "success": job.success,
+            "result": job.result,
+            "running": False,
+        }
+        return web.json_response(body)
+
+    async def result_maybe(request: web.Request) -> web.Response:
+        if not _authorized(request, state):
+            return web.Response(status=401, text="Unauthorized: invalid or missing token")
+        job = state.jobs.get(request.match_info["id"])
+        if job is None:
+            return web.Response(status=404, text=f"Not found: job {request.match_info['id']} not found")
+        return web.json_response(
+            {"completed": job.completed, "success": job.success, "result": job.result, "started": True}
+        )
+
+    async def control_jobs(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "jobs": [asdict(job) for job in state.jobs.values()],
+                "requests": state.requests,
+                "duplicate_rejections": state.duplicate_rejections,
+            }
+        )
+
+    async def control_fault(request: web.Request) -> web.Response:
+        spec = await request.json()
+        state.inject(Fault(**spec))
+        return web.json_response({"queued": len(state.faults)})
+
+    async def control_reset(request: web.Request) -> web.Response:
+        with state.lock:
+            state.jobs.clear()
+            state.faults.clear()
+            state.requests = state.duplicate_rejections = 0
+        return web.json_response({"reset": True})
+
+    prefix = "/api/w/{ws}"
+    app.router.add_post(prefix + "/jobs/{mode:run|run_wait_result}/{letter:[pf]}/{path:.+}", run)
+    app.router.add_get(prefix + "/jobs_u/get/{id}", get_job)
+    app.router.add_get(prefix + "/jobs_u/completed/get_result_maybe/{id}", result_maybe)
+    app.router.add_get("/_emulator/jobs", control_jobs)
+    app.router.add_post("/_emulator/faults", control_fault)
+    app.router.add_post("/_emulator/reset", control_reset)
+    return app
+
+
+class EmulatorThread:
+    """The emulator on 127.0.0.1 in a background thread, for tests that are not async themselves."""
+
+    def __init__(self, state: EmulatorState | None = None, port: int = 0) -> None:
+        self.state = state or EmulatorState()
+        self._port = port
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="windmill-emulator", daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def start(self) -> EmulatorThread:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    async def _start(self) -> None:
+        self._runner = web.AppRunner(build_app(self.state), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def url(self, path: str = "f/dodo/on_payment", kind: str = "p", workspace: str = "acme") -> str:
+        return f"http://127.0.0.1:{self.port}/api/w/{workspace}/jobs/run/{kind}/{path}"
+
+
+@contextmanager
+def running_emulator(state: EmulatorState | None = None) -> Iterator[EmulatorThread]:
+    emulator = EmulatorThread(state).start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
