@@ -1,0 +1,93 @@
+# extra_requirements:
+# wmill
+
+# Append one payment, refund, dispute or adjustment event to the dodo_ledger table, idempotent on
+# the webhook id: a redelivered or replayed event records nothing and returns duplicate=true.
+import json
+from typing import TypedDict
+
+import psycopg
+
+
+class postgresql(TypedDict):
+    host: str
+    port: int
+    user: str
+    dbname: str
+    sslmode: str
+    password: str
+
+
+def resolve_resource(value):
+    # Windmill passes the resource's value. When the caller (a headrace delivery) sent no value, the
+    # default "$res:<path>" arrives as a plain string; fetch that resource here.
+    if isinstance(value, str) and value.startswith("$res:"):
+        import wmill
+
+        return wmill.get_resource(value.removeprefix("$res:"))
+    return value
+
+
+def connect(db: postgresql) -> psycopg.Connection:
+    db = resolve_resource(db)
+    return psycopg.connect(
+        host=db["host"],
+        port=int(db.get("port") or 5432),
+        user=db["user"],
+        password=db.get("password") or None,
+        dbname=db["dbname"],
+        sslmode=db.get("sslmode") or "prefer",
+        connect_timeout=10,
+    )
+
+
+INSERT_LEDGER = """
+INSERT INTO dodo_ledger (webhook_id, event_type, kind, object_id, payment_id, customer_id, status,
+                         currency, currency_exponent, amount_minor, occurred_at, metadata)
+VALUES (%(webhook_id)s, %(event_type)s, %(kind)s, %(object_id)s, %(payment_id)s, %(customer_id)s, %(status)s,
+        %(currency)s, %(currency_exponent)s, %(amount_minor)s, %(occurred_at)s::timestamptz, %(metadata)s::jsonb)
+ON CONFLICT (webhook_id) DO NOTHING
+RETURNING webhook_id
+"""
+
+KINDS = ("payment", "refund", "dispute", "adjustment")
+
+
+def main(
+    webhook_id: str,
+    event_type: str,
+    kind: str,
+    object_id: str,
+    currency: str,
+    currency_exponent: int,
+    amount_minor: int,
+    occurred_at: str,
+    payment_id: str | None = None,
+    customer_id: str | None = None,
+    status: str | None = None,
+    metadata: dict | None = None,
+    db: postgresql = "$res:f/dodo/db",
+):
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
+    if not webhook_id:
+        raise ValueError("webhook_id is required: it is what makes the ledger idempotent")
+    if not isinstance(amount_minor, int) or isinstance(amount_minor, bool):
+        raise ValueError(f"amount_minor must be an integer in minor units (got {amount_minor!r})")
+    params = {
+        "webhook_id": webhook_id,
+        "event_type": event_type,
+        "kind": kind,
+        "object_id": object_id,
+        "payment_id": payment_id,
+        "customer_id": customer_id,
+        "status": status,
+        "currency": currency,
+        "currency_exponent": currency_exponent,
+        "amount_minor": amount_minor,
+        "occurred_at": occurred_at,
+        "metadata": json.dumps(metadata or {}),
+    }
+    with connect(db) as conn:
+        recorded = conn.execute(INSERT_LEDGER, params).fetchone() is not None
+    return {"recorded": recorded, "duplicate": not recorded, "webhook_id": webhook_id}

@@ -1,0 +1,108 @@
+-- Tables used by the headrace Windmill kit (f/dodo/*), PostgreSQL 13+.
+-- Apply once: psql "$DATABASE_URL" -f kit/sql/postgresql.sql   (idempotent: IF NOT EXISTS everywhere)
+-- Amounts are integers in the currency's minor unit; currency_exponent says how many decimals
+-- that unit has (0 JPY, 2 USD, 3 KWD), so no amount is ever stored as a float.
+
+-- One row per Dodo customer; an older event never overwrites newer contact details.
+CREATE TABLE IF NOT EXISTS dodo_customers (
+    customer_id    text PRIMARY KEY,
+    email          text,
+    name           text,
+    phone_number   text,
+    first_seen_at  timestamptz NOT NULL,
+    last_seen_at   timestamptz NOT NULL,
+    updated_at     timestamptz NOT NULL DEFAULT now()
+);
+
+-- Every payment, refund, dispute event and manual adjustment, once: the webhook id is the key,
+-- so a redelivered or replayed event inserts nothing.
+CREATE TABLE IF NOT EXISTS dodo_ledger (
+    webhook_id         text PRIMARY KEY,
+    event_type         text NOT NULL,           -- payment.succeeded, refund.succeeded, dispute.lost, adjustment, ...
+    kind               text NOT NULL CHECK (kind IN ('payment', 'refund', 'dispute', 'adjustment')),
+    object_id          text NOT NULL,           -- payment_id, refund_id, dispute_id or adjustment id
+    payment_id         text,
+    customer_id        text,
+    status             text,
+    currency           text NOT NULL,
+    currency_exponent  smallint NOT NULL,
+    amount_minor       bigint NOT NULL,         -- positive; adjustments carry their sign
+    occurred_at        timestamptz NOT NULL,    -- the event time (Dodo body `timestamp`)
+    recorded_at        timestamptz NOT NULL DEFAULT now(),
+    metadata           jsonb NOT NULL DEFAULT '{}'::jsonb
+);
+CREATE INDEX IF NOT EXISTS dodo_ledger_occurred_at ON dodo_ledger (occurred_at);
+CREATE INDEX IF NOT EXISTS dodo_ledger_payment_id ON dodo_ledger (payment_id);
+
+-- Latest known state per subscription. last_event_at/last_webhook_id order the events: an update
+-- is applied only when it is newer, so out-of-order and repeated deliveries cannot roll it back.
+CREATE TABLE IF NOT EXISTS dodo_subscriptions (
+    subscription_id              text PRIMARY KEY,
+    customer_id                  text,
+    product_id                   text,
+    status                       text NOT NULL,
+    quantity                     integer NOT NULL DEFAULT 1,
+    currency                     text NOT NULL,
+    currency_exponent            smallint NOT NULL,
+    amount_minor                 bigint NOT NULL,  -- recurring pre-tax amount per billing period
+    billing_interval             text NOT NULL,    -- Day, Week, Month, Year
+    billing_interval_count       integer NOT NULL DEFAULT 1,
+    next_billing_date            timestamptz,
+    cancel_at_next_billing_date  boolean NOT NULL DEFAULT false,
+    cancelled_at                 timestamptz,
+    started_at                   timestamptz NOT NULL,
+    ended_at                     timestamptz,      -- set when it reaches cancelled, expired or failed
+    last_event_type              text NOT NULL,
+    last_event_at                timestamptz NOT NULL,
+    last_webhook_id              text NOT NULL,
+    updated_at                   timestamptz NOT NULL DEFAULT now()
+);
+
+-- Every subscription event, once (history for churn and new-subscription counts).
+CREATE TABLE IF NOT EXISTS dodo_subscription_events (
+    webhook_id         text PRIMARY KEY,
+    subscription_id    text NOT NULL,
+    event_type         text NOT NULL,
+    status             text,
+    currency           text NOT NULL,
+    currency_exponent  smallint NOT NULL,
+    amount_minor       bigint NOT NULL,
+    occurred_at        timestamptz NOT NULL,
+    recorded_at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS dodo_subscription_events_occurred_at ON dodo_subscription_events (occurred_at);
+
+-- Stock on hand per Dodo product id (fill it yourself); f/dodo/inventory_decrement lowers it.
+CREATE TABLE IF NOT EXISTS dodo_inventory (
+    product_id  text PRIMARY KEY,
+    on_hand     integer NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- One movement per (payment, product): a payment decrements stock once, however often it arrives.
+CREATE TABLE IF NOT EXISTS dodo_inventory_movements (
+    payment_id   text NOT NULL,
+    product_id   text NOT NULL,
+    quantity     integer NOT NULL,
+    webhook_id   text NOT NULL,
+    occurred_at  timestamptz NOT NULL,
+    PRIMARY KEY (payment_id, product_id)
+);
+
+-- One row per day and currency, recomputed from the ledger and subscription events (idempotent).
+CREATE TABLE IF NOT EXISTS dodo_daily_metrics (
+    day                    date NOT NULL,
+    currency               text NOT NULL,
+    currency_exponent      smallint NOT NULL,
+    gross_minor            bigint NOT NULL,
+    refunds_minor          bigint NOT NULL,
+    dispute_losses_minor   bigint NOT NULL,
+    adjustments_minor      bigint NOT NULL,
+    net_minor              bigint NOT NULL,
+    payments_count         integer NOT NULL,
+    refunds_count          integer NOT NULL,
+    new_subscriptions      integer NOT NULL,
+    churned_subscriptions  integer NOT NULL,
+    computed_at            timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (day, currency)
+);
