@@ -1,0 +1,168 @@
+"""The built-in templates, run in Node on the bundled samples: shape, types, currency maths, cancel."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from .kitlib import SAMPLES, TEMPLATES, run_kit_tool, sample
+
+pytestmark = pytest.mark.node
+
+ALL_EVENTS = sorted(p.stem for p in SAMPLES.glob("*.json"))
+HANDLED = {
+    "payment": [e for e in ALL_EVENTS if e.startswith("payment.")],
+    "subscription": [e for e in ALL_EVENTS if e.startswith("subscription.")],
+    "dispute": [e for e in ALL_EVENTS if e.startswith("dispute.")],
+    "refund": [e for e in ALL_EVENTS if e.startswith("refund.")],
+}
+JSON_TYPES = {"string": str, "integer": int, "boolean": bool, "object": dict, "array": list}
+
+
+def documented_fields(template: str) -> dict[str, tuple[str, bool]]:
+    """The `Output (webhook.payload):` table of the template's header comment: name -> (type, nullable)."""
+    header = (TEMPLATES / f"{template}.js").read_text().split("*/", 1)[0]
+    table = header.split("Output (webhook.payload):", 1)[1]
+    fields = {}
+    for line in table.splitlines():
+        match = re.match(r"\s*\*\s+(\w+)\s+(string|integer|boolean|object|array)( \| null)?\b", line)
+        if match:
+            fields[match.group(1)] = (match.group(2), bool(match.group(3)))
+    return fields
+
+
+def run(template: str, event_type: str, body: dict[str, Any] | None = None, webhook_id: str = "msg_test") -> Any:
+    case = {
+        "template": str(TEMPLATES / f"{template}.js"),
+        "event_type": event_type,
+        "body": body if body is not None else sample(event_type),
+        "webhook_id": webhook_id,
+    }
+    [result] = run_kit_tool({"op": "templates", "cases": [case]})
+    assert result["ok"], result["error"]
+    return result["webhook"]
+
+
+def run_many(cases: list[tuple[str, str]]) -> list[Any]:
+    request = [
+        {"template": str(TEMPLATES / f"{t}.js"), "event_type": e, "body": sample(e), "webhook_id": f"msg_{e}"}
+        for t, e in cases
+    ]
+    results = run_kit_tool({"op": "templates", "cases": request})
+    for (t, e), result in zip(cases, results, strict=True):
+        assert result["ok"], f"{t} on {e}: {result['error']}"
+    return [r["webhook"] for r in results]
+
+
+@pytest.mark.parametrize("template", sorted(HANDLED))
+def test_every_handled_event_has_the_documented_keys_and_types(template: str) -> None:
+    fields = documented_fields(template)
+    assert len(fields) >= 10, f"{template}.js header documents too few fields: {fields}"
+    outputs = run_many([(template, e) for e in HANDLED[template]])
+    for event_type, webhook in zip(HANDLED[template], outputs, strict=True):
+        payload = webhook["payload"]
+        assert not webhook.get("cancel"), event_type
+        assert set(payload) == set(fields), f"{template} on {event_type}: keys differ from the header comment"
+        for name, (kind, nullable) in fields.items():
+            value = payload[name]
+            if value is None:
+                assert nullable, f"{template} on {event_type}: {name} is null but documented as {kind}"
+                continue
+            assert isinstance(value, JSON_TYPES[kind]), f"{template} on {event_type}: {name}={value!r} is not {kind}"
+            if kind == "integer":
+                assert not isinstance(value, bool)
+        assert payload["event_type"] == event_type
+        assert payload["webhook_id"] == f"msg_{event_type}"
+        assert payload["timestamp"] == sample(event_type)["timestamp"]
+        assert webhook["headers"] == {}
+        assert webhook["method"] == "POST"
+
+
+@pytest.mark.parametrize("template", sorted(HANDLED))
+def test_unhandled_events_are_cancelled_and_left_untouched(template: str) -> None:
+    others = [e for e in ALL_EVENTS if e not in HANDLED[template]]
+    outputs = run_many([(template, e) for e in others])
+    for event_type, webhook in zip(others, outputs, strict=True):
+        assert webhook["cancel"] is True, f"{template} did not cancel {event_type}"
+        assert webhook["payload"] == sample(event_type)
+
+
+def with_money(event_type: str, currency: str, **data: Any) -> dict[str, Any]:
+    body = sample(event_type)
+    body["data"] = {**body["data"], "currency": currency, **data}
+    return body
+
+
+@pytest.mark.parametrize(
+    ("currency", "minor", "expected_amount", "exponent"),
+    [
+        ("USD", 4999, "49.99", 2),
+        ("JPY", 5000, "5000", 0),
+        ("KRW", 15000, "15000", 0),
+        ("VND", 250000, "250000", 0),
+        ("CLP", 9990, "9990", 0),
+        ("KWD", 12345, "12.345", 3),
+        ("BHD", 5, "0.005", 3),
+        ("OMR", 1000, "1.000", 3),
+        ("JOD", 1250, "1.250", 3),
+        ("TND", 999, "0.999", 3),
+        ("EUR", 7, "0.07", 2),
+        ("usd", 100, "1.00", 2),
+    ],
+)
+def test_payment_amounts_use_the_currency_minor_unit(currency: str, minor: int, expected_amount: str, exponent: int):
+    payload = run("payment", "payment.succeeded", with_money("payment.succeeded", currency, total_amount=minor, tax=0))[
+        "payload"
+    ]
+    assert payload["amount"] == expected_amount
+    assert payload["amount_minor"] == minor
+    assert payload["currency_exponent"] == exponent
+    assert payload["currency"] == currency.upper()
+
+
+def test_dispute_amount_strings_are_parsed_exactly() -> None:
+    payload = run("dispute", "dispute.opened", with_money("dispute.opened", "JPY", amount="12000"))["payload"]
+    assert (payload["amount_minor"], payload["amount"]) == (12000, "12000")
+    payload = run("dispute", "dispute.opened", with_money("dispute.opened", "KWD", amount="4999"))["payload"]
+    assert (payload["amount_minor"], payload["amount"]) == (4999, "4.999")
+    # A string that is not an integer is not coerced: both fields become null and the script refuses it.
+    payload = run("dispute", "dispute.opened", with_money("dispute.opened", "USD", amount="49.99"))["payload"]
+    assert payload["amount_minor"] is None and payload["amount"] is None
+
+
+def test_dispute_urgency() -> None:
+    assert run("dispute", "dispute.opened")["payload"]["urgent"] is True
+    assert run("dispute", "dispute.challenged")["payload"]["urgent"] is False
+    escalated = sample("dispute.challenged")
+    escalated["data"]["dispute_stage"] = "pre_arbitration"
+    assert run("dispute", "dispute.challenged", escalated)["payload"]["urgent"] is True
+    assert run("dispute", "dispute.lost")["payload"]["urgent"] is False  # closed, even at pre_arbitration
+
+
+def test_refund_without_amount_or_currency_keeps_every_key() -> None:
+    body = sample("refund.failed")
+    body["data"]["amount"] = None
+    body["data"]["currency"] = None
+    payload = run("refund", "refund.failed", body)["payload"]
+    assert set(payload) == set(documented_fields("refund"))
+    assert payload["amount_minor"] is None and payload["amount"] is None and payload["currency"] is None
+
+
+def test_subscription_snapshot() -> None:
+    payload = run("subscription", "subscription.cancelled")["payload"]
+    data = sample("subscription.cancelled")["data"]
+    assert payload["status"] == "cancelled"
+    assert payload["cancelled_at"] == data["cancelled_at"]
+    assert payload["billing_interval"] == data["payment_frequency_interval"]
+    assert payload["amount_minor"] == data["recurring_pre_tax_amount"]
+    assert payload["amount"] == "45.82"
+
+
+def test_payment_cart_and_customer() -> None:
+    payload = run("payment", "payment.failed")["payload"]
+    assert payload["error_code"] == "card_declined"
+    assert payload["product_cart"] == [{"product_id": "pdt_0NWiFq8sLm2cZKj4vTbR9", "quantity": 1}]
+    assert payload["customer_email"] == "ada.lovelace@example.com"
+    assert payload["tax"] == "4.17"
