@@ -54,3 +54,15 @@ def run_kit_tool(request: dict[str, Any]) -> Any:
 def sample(event_type: str) -> dict[str, Any]:
     body: dict[str, Any] = json.loads((SAMPLES / f"{event_type}.json").read_text())
     return body
+
+
+def shape(template: str, event_type: str, webhook_id: str, timestamp: str | None = None, **data: Any) -> Any:
+    """Run a built-in template (in Node) on a sample with `data` fields overridden; return its payload."""
+    body = sample(event_type)
+    body["data"].update(data)
+    if timestamp is not None:
+        body["timestamp"] = timestamp
+    case = {"template": str(TEMPLATES / f"{template}.js"), "event_type": event_type, "body": body}
+    [result] = run_kit_tool({"op": "templates", "cases": [{**case, "webhook_id": webhook_id}]})
+    assert result["ok"], result["error"]
+    return result["webhook"]["payload"]

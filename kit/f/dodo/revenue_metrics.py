@@ -123,7 +123,7 @@ def main(as_of: str | None = None, period_days: int = 30, db: postgresql = "$res
     with connect(db) as conn:
         for currency, exponent, amount, interval, count in conn.execute(ACTIVE_SUBSCRIPTIONS).fetchall():
             e = entry(currency, exponent)
-            e["mrr"] += Fraction(amount) * MONTHS_PER_INTERVAL.get(interval, Fraction(1)) / max(count or 1, 1)
+            e["mrr"] += Fraction(amount) / (MONTHS_PER_INTERVAL.get(interval, Fraction(1)) * max(count or 1, 1))
             e["active"] += 1
         for currency, exponent, count in conn.execute(SUBSCRIPTIONS_AT_START, params).fetchall():
             entry(currency, exponent)["at_start"] = count

@@ -114,7 +114,7 @@ RETURNING subscription_id
 
 def monthly_minor(amount_minor, interval, count) -> Fraction:
     # Recurring amount normalised to one month, exact (rounded only when reported).
-    return Fraction(amount_minor or 0) * MONTHS_PER_INTERVAL.get(interval, Fraction(1)) / max(count or 1, 1)
+    return Fraction(amount_minor or 0) / (MONTHS_PER_INTERVAL.get(interval, Fraction(1)) * max(count or 1, 1))
 
 
 def main(
