@@ -166,3 +166,32 @@ def test_payment_cart_and_customer() -> None:
     assert payload["product_cart"] == [{"product_id": "pdt_0NWiFq8sLm2cZKj4vTbR9", "quantity": 1}]
     assert payload["customer_email"] == "ada.lovelace@example.com"
     assert payload["tax"] == "4.17"
+
+
+@pytest.mark.parametrize("template", sorted(HANDLED))
+def test_headrace_sandbox_matches_node(template: str) -> None:
+    from headrace.transform import Script, WebhookObject
+    from headrace.transform.quickjs_sandbox import QuickJSSandbox
+
+    sandbox = QuickJSSandbox()
+    script = Script(name=f"builtin:{template}", source=(TEMPLATES / f"{template}.js").read_text())
+    events = [*HANDLED[template], "license_key.created"]
+    for event_type, node in zip(events, run_many([(template, e) for e in events]), strict=True):
+        webhook = WebhookObject(
+            event_type=event_type,
+            payload=sample(event_type),
+            url="https://windmill.example/api/w/demo/jobs/run/p/f/dodo/target",
+            webhook_id=f"msg_{event_type}",
+        )
+        result = sandbox.run(script, webhook)
+        assert result.payload == node["payload"], f"{template} on {event_type}: QuickJS and Node differ"
+        assert result.cancel == bool(node.get("cancel")), event_type
+
+
+def test_docs_list_the_same_fields_as_the_templates() -> None:
+    docs = (TEMPLATES.parents[3] / "docs" / "templates.md").read_text()
+    for template in HANDLED:
+        section = docs.split(f"## builtin:{template}\n", 1)[1].split("\n## ", 1)[0]
+        rows = re.findall(r"^\| (\w+) \| (\w+)( \\\| null)? \|", section, flags=re.MULTILINE)
+        documented = {name: (kind, bool(null)) for name, kind, null in rows if name != "Field"}
+        assert documented == documented_fields(template), f"docs/templates.md is out of date for {template}"
