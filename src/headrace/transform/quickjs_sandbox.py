@@ -1,0 +1,212 @@
+"""The one module that embeds a JavaScript engine: QuickJS via the `quickjs-ng` wheel.
+
+Every run gets a brand-new QuickJS runtime and context, which is thrown away afterwards. That is the
+isolation: nothing a handler does (globals, `Object.prototype.x = 1`, replacing `Array.prototype.map`,
+top-level `let` state, `Symbol.for` entries, RegExp statics) can reach the next run, because the next run
+starts from a fresh set of intrinsics. A fresh context costs about 80 µs; a whole run of a realistic
+reshape on a 3 KB body costs about 140 µs (see `bench/transform.py` and docs/transformations.md).
+QuickJS cannot share compiled bytecode between runtimes and the binding exposes no bytecode
+serialisation, so there is no compiled-script cache: compiling a handler is part of each run (~10 µs).
+
+Data crosses the boundary only as JSON text: the input is parsed inside the engine (`JSON.parse`
+semantics) and the handler's return value is serialised inside the engine (`JSON.stringify` semantics:
+`undefined` keys vanish, Dates become ISO strings, `toJSON` is honoured), then parsed by Python.
+
+Thread safety: `QuickJSSandbox` holds no engine state between calls; each `run` creates, uses and frees
+its context on the calling thread. One instance may be shared by any number of threads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import quickjs
+
+from headrace.transform import Script, TransformError, WebhookObject
+
+METHODS = ("POST", "PUT")
+
+# Evaluated after the user's script: hands back the handler, or a description of what `handler` is.
+_FIND_HANDLER = '\n;typeof handler === "function" ? handler : typeof handler'
+# QuickJS names code passed to eval "<input>"; stack frames and syntax errors point into it.
+_ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_LOCATION = re.compile(r"<input>:(\d+)(?::\d+)?")
+_ERROR_NAME = re.compile(r"^[A-Za-z]*Error\b")
+# RFC 9110 token for header names; values: visible ASCII/obs-text, space and tab, no CR/LF/NUL.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+
+
+class QuickJSSandbox:
+    """Runs `handler(webhook)` with a CPU-time limit and a memory limit, in a fresh QuickJS context."""
+
+    def __init__(self, time_limit_s: float = 0.2, memory_limit_bytes: int = 64 * 1024 * 1024) -> None:
+        if time_limit_s <= 0:
+            raise ValueError(f"time_limit_s must be positive, got {time_limit_s}")
+        if memory_limit_bytes < 1024 * 1024:
+            raise ValueError(f"memory_limit_bytes must be at least 1 MiB, got {memory_limit_bytes}")
+        self.time_limit_s = time_limit_s
+        self.memory_limit_bytes = memory_limit_bytes
+
+    def run(self, script: Script, webhook: WebhookObject) -> WebhookObject:
+        """Transform `webhook` with `script`; raise TransformError saying why if that fails."""
+        text = self.evaluate(script, webhook)
+        return _to_webhook(script.name, webhook, text)
+
+    def evaluate(self, script: Script, webhook: WebhookObject) -> str:
+        """Run the handler and return `JSON.stringify(handler(webhook))` exactly as the engine produced it.
+
+        This is what `run` validates; it is public so that tests can compare it byte for byte with Node.
+        """
+        name = script.name
+        try:
+            given = _ENCODE(handler_input(webhook))
+        except (TypeError, ValueError) as exc:
+            raise TransformError(f"{name}: the webhook is not JSON-serialisable: {exc}") from None
+        context = quickjs.Context()
+        context.set_memory_limit(self.memory_limit_bytes)
+        deadline = time.process_time() + self.time_limit_s
+        try:
+            # Taken before user code runs, so a script that replaces JSON.stringify cannot change the output.
+            # Calling it (rather than the binding's Object.json()) keeps `toJSON` and getters under the
+            # time limit: Object.json() runs outside it, and `toJSON() { for (;;) {} }` would never return.
+            stringify = context.eval("JSON.stringify")
+            self._limit_time(context, deadline)
+            # One eval: the user's script, then (on a line of its own, so line numbers are untouched)
+            # an expression whose value is the handler function, or what `handler` is instead.
+            handler = context.eval(script.source + _FIND_HANDLER)
+            if not isinstance(handler, quickjs.Object):
+                raise TransformError(
+                    f"{name}: the script must define `function handler(webhook) {{ ... }}`; `handler` is {handler}"
+                )
+            argument = context.parse_json(given)
+            self._limit_time(context, deadline)
+            result = handler(argument)
+        except quickjs.JSException as exc:  # StackOverflow is a subclass
+            raise self._error(name, str(exc)) from None
+        except TypeError as exc:  # the binding cannot convert the return value, e.g. a BigInt
+            raise TransformError(f"{name}: handler returned a value that is not JSON ({exc})") from None
+        if not isinstance(result, quickjs.Object):
+            raise TransformError(f"{name}: {_describe_non_object(result)}")
+        try:
+            self._limit_time(context, deadline)
+            text = stringify(result)
+        except quickjs.JSException as exc:
+            error = self._error(name, str(exc), during="JSON.stringify of the returned object")
+            raise error from None
+        if not isinstance(text, str):  # JSON.stringify gave undefined: a function or a symbol
+            raise TransformError(f"{name}: handler returned a function or symbol, not the webhook object")
+        return text
+
+    def _limit_time(self, context: Any, deadline: float) -> None:
+        # QuickJS restarts its clock() at every entry into the engine, so give each step what is left.
+        context.set_time_limit(max(deadline - time.process_time(), 0.001))
+
+    def _error(self, name: str, raw: str, during: str = "") -> TransformError:
+        lines = raw.strip().splitlines() or ["exception"]
+        message = lines[0]
+        match = _LOCATION.search(raw)
+        line = int(match.group(1)) if match else None
+        if message == "InternalError: interrupted":
+            ms = round(self.time_limit_s * 1000)
+            return TransformError(f"{name}: handler exceeded the CPU time limit of {ms} ms", line)
+        mib = self.memory_limit_bytes / (1024 * 1024)
+        if message == "InternalError: out of memory":
+            return TransformError(f"{name}: handler exceeded the memory limit of {mib:g} MiB", line)
+        if raw.strip() == "null":
+            # When QuickJS runs out of memory so completely that it cannot even build the InternalError,
+            # the pending exception is null, which looks exactly like `throw null`.
+            return TransformError(f"{name}: handler exceeded the memory limit of {mib:g} MiB (or threw null)")
+        if not _ERROR_NAME.match(message):
+            message = f"uncaught exception: {message}"
+        if during:
+            message = f"{message} (during {during})"
+        return TransformError(f"{name}: {message}", line)
+
+
+def handler_input(webhook: WebhookObject) -> dict[str, Any]:
+    """The object `handler` receives: Svix's shape plus headrace's read-only `webhookId`.
+
+    `cancel` is not passed in; the handler sets it to drop the delivery.
+    """
+    return {
+        "eventType": webhook.event_type,
+        "webhookId": webhook.webhook_id,
+        "payload": webhook.payload,
+        "url": webhook.url,
+        "method": webhook.method,
+        "headers": dict(webhook.headers),
+    }
+
+
+def _describe_non_object(value: object) -> str:
+    if value is None:
+        what = "undefined or null"
+    elif isinstance(value, bool):
+        what = f"the boolean {'true' if value else 'false'}"
+    elif isinstance(value, (int, float)):
+        what = f"the number {value}"
+    else:
+        what = f"the string {str(value)[:40]!r}"
+    return f"handler returned {what}; it must return the webhook object (did you forget `return webhook`?)"
+
+
+def _to_webhook(name: str, original: WebhookObject, text: str) -> WebhookObject:
+    """Check the handler's JSON result against the Svix contract and build the outgoing webhook.
+
+    `eventType` (and `webhookId`) are read-only, as in Svix: whatever the handler leaves in them is ignored.
+    """
+    result = json.loads(text)
+    if not isinstance(result, dict):
+        raise TransformError(
+            f"{name}: handler returned a JSON {type(result).__name__ if result is not None else 'null'}; "
+            "it must return the webhook object"
+        )
+    missing = [key for key in ("payload", "url", "method") if key not in result]
+    if missing:
+        raise TransformError(
+            f"{name}: the object returned by handler has no {', '.join(missing)} "
+            "(return the webhook you were given, or a copy of it; async handlers are not supported)"
+        )
+    url = result["url"]
+    if url != original.url and not _is_http_url(url):
+        raise TransformError(f"{name}: webhook.url must be an absolute http(s) URL, got {url!r}")
+    method = result["method"]
+    if method not in METHODS:
+        raise TransformError(f'{name}: webhook.method must be "POST" or "PUT", got {method!r}')
+    headers = result.get("headers", {})
+    if not isinstance(headers, dict):
+        raise TransformError(f"{name}: webhook.headers must be an object of strings, got {headers!r}")
+    for key, value in headers.items():
+        if not _HEADER_NAME.fullmatch(key):
+            raise TransformError(f"{name}: webhook.headers has an invalid header name {key!r}")
+        if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+            raise TransformError(
+                f"{name}: webhook.headers[{key!r}] must be a string without line breaks, got {value!r}"
+            )
+    cancel = result.get("cancel", False)
+    if not isinstance(cancel, bool):
+        raise TransformError(f"{name}: webhook.cancel must be true or false, got {cancel!r}")
+    return dataclasses.replace(
+        original,
+        payload=result["payload"],
+        url=url,
+        method=method,
+        headers=headers,
+        cancel=cancel,
+    )
+
+
+def _is_http_url(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
