@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
 from headrace import samples
 from headrace.transform import Script, TransformError, WebhookObject
 from headrace.transform.quickjs_sandbox import QuickJSSandbox
+from headrace.transform.scripts import list_builtins, load_script
 
 URL = "https://windmill.example/api/w/acme/jobs/run/f/f/dodo/on_payment"
 
@@ -328,3 +330,46 @@ def test_constructor_limits() -> None:
         QuickJSSandbox(time_limit_s=0)
     with pytest.raises(ValueError, match="memory_limit_bytes"):
         QuickJSSandbox(memory_limit_bytes=1000)
+
+
+# --- loading scripts (headrace.transform.scripts) ------------------------------------------------------------
+
+
+def test_list_builtins_names_the_shipped_templates() -> None:
+    names = list_builtins()
+    assert names == sorted(names)
+    assert "payment" in names
+
+
+def test_load_builtin_runs_in_the_sandbox(sandbox: QuickJSSandbox, tmp_path: Path) -> None:
+    script = load_script("builtin:payment", tmp_path)
+    assert script.name == "builtin:payment"
+    assert "function handler" in script.source
+    result = sandbox.run(script, webhook("payment.succeeded"))
+    assert isinstance(result.payload, dict)
+
+
+def test_unknown_builtin_lists_the_available_ones(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown built-in transformation 'builtin:paymnet'.*builtin:payment"):
+        load_script("builtin:paymnet", tmp_path)
+
+
+def test_load_file_relative_to_base_dir(tmp_path: Path) -> None:
+    (tmp_path / "hooks").mkdir()
+    (tmp_path / "hooks" / "mine.js").write_text("function handler(w) { return w }\n")
+    script = load_script("hooks/mine.js", tmp_path)
+    assert script == Script("hooks/mine.js", "function handler(w) { return w }\n")
+    assert load_script(str(tmp_path / "hooks" / "mine.js"), Path("/nonexistent")).source == script.source
+
+
+def test_missing_or_wrong_files_say_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"'nope\.js' not found \(looked at .*nope\.js\)"):
+        load_script("nope.js", tmp_path)
+    (tmp_path / "handler.ts").write_text("")
+    with pytest.raises(ValueError, match=r"not a \.js file.*builtin:payment"):
+        load_script("handler.ts", tmp_path)
+    (tmp_path / "dir.js").mkdir()
+    with pytest.raises(ValueError, match="not found"):
+        load_script("dir.js", tmp_path)
+    with pytest.raises(ValueError, match="empty transformation"):
+        load_script(" ", tmp_path)
