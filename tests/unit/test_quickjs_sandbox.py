@@ -373,3 +373,8 @@ def test_missing_or_wrong_files_say_what_to_do(tmp_path: Path) -> None:
         load_script("dir.js", tmp_path)
     with pytest.raises(ValueError, match="empty transformation"):
         load_script(" ", tmp_path)
+
+
+def test_console_exists_and_does_nothing(sandbox: QuickJSSandbox) -> None:
+    source = "function handler(w) { console.log('debug', w); console.error(1); w.payload = typeof console; return w }"
+    assert run(sandbox, source).payload == "object"

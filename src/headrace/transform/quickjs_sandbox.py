@@ -3,17 +3,20 @@
 Every run gets a brand-new QuickJS runtime and context, which is thrown away afterwards. That is the
 isolation: nothing a handler does (globals, `Object.prototype.x = 1`, replacing `Array.prototype.map`,
 top-level `let` state, `Symbol.for` entries, RegExp statics) can reach the next run, because the next run
-starts from a fresh set of intrinsics. A fresh context costs about 80 µs; a whole run of a realistic
-reshape on a 3 KB body costs about 140 µs (see `bench/transform.py` and docs/transformations.md).
+starts from a fresh set of intrinsics. Creating and freeing a context costs about 80 µs; a whole run of
+a payment reshape on the 2.7 KB payment.succeeded body about 165-180 µs, against about 45 µs in a reused
+(unisolated) context (`python bench/transform.py`; docs/transformations.md has the breakdown).
 QuickJS cannot share compiled bytecode between runtimes and the binding exposes no bytecode
-serialisation, so there is no compiled-script cache: compiling a handler is part of each run (~10 µs).
+serialisation, so there is no compiled-script cache: compiling a handler is part of each run (~15-20 µs).
 
 Data crosses the boundary only as JSON text: the input is parsed inside the engine (`JSON.parse`
 semantics) and the handler's return value is serialised inside the engine (`JSON.stringify` semantics:
 `undefined` keys vanish, Dates become ISO strings, `toJSON` is honoured), then parsed by Python.
 
 Thread safety: `QuickJSSandbox` holds no engine state between calls; each `run` creates, uses and frees
-its context on the calling thread. One instance may be shared by any number of threads.
+its context on the calling thread (a QuickJS runtime must never be touched by two threads), so one instance
+may be shared by any number of threads without a lock. The CPU limit is measured with C `clock()`, which
+is process CPU time: other busy threads in the process use up a running handler's budget faster.
 """
 
 from __future__ import annotations
@@ -31,6 +34,14 @@ from headrace.transform import Script, TransformError, WebhookObject
 
 METHODS = ("POST", "PUT")
 
+# Evaluated before the user's script; the value is the original JSON.stringify, kept for the result.
+_PRELUDE = "JSON.stringify"
+# `console` is not ECMAScript, but pasted handlers often log while debugging. Defined (doing nothing:
+# nothing may call out of the engine while a time limit is set) only for scripts that mention it.
+_PRELUDE_WITH_CONSOLE = """{ const ignore = function () {};
+  globalThis.console = { log: ignore, info: ignore, warn: ignore, error: ignore, debug: ignore, trace: ignore };
+}
+JSON.stringify"""
 # Evaluated after the user's script: hands back the handler, or a description of what `handler` is.
 _FIND_HANDLER = '\n;typeof handler === "function" ? handler : typeof handler'
 # QuickJS names code passed to eval "<input>"; stack frames and syntax errors point into it.
@@ -75,7 +86,7 @@ class QuickJSSandbox:
             # Taken before user code runs, so a script that replaces JSON.stringify cannot change the output.
             # Calling it (rather than the binding's Object.json()) keeps `toJSON` and getters under the
             # time limit: Object.json() runs outside it, and `toJSON() { for (;;) {} }` would never return.
-            stringify = context.eval("JSON.stringify")
+            stringify = context.eval(_PRELUDE_WITH_CONSOLE if "console" in script.source else _PRELUDE)
             self._limit_time(context, deadline)
             # One eval: the user's script, then (on a line of its own, so line numbers are untouched)
             # an expression whose value is the handler function, or what `handler` is instead.
