@@ -8,6 +8,7 @@ delivery uses the same deterministic Windmill job_id, a repeat after a crash can
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import itertools
 import json
@@ -68,10 +69,13 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
         self._claims = itertools.count(1)
         self._wake = asyncio.Event()
-        self._in_flight: dict[str, dict[asyncio.Task[None], tuple[Claimed, str]]] = {
-            name: {} for name in settings.destinations
-        }
-        self._lease = max((d.timeout_seconds for d in settings.destinations.values()), default=30.0) + LEASE_MARGIN
+        # Per destination: claimed deliveries waiting for a free slot, and the attempts in flight.
+        self._queued: dict[str, collections.deque[tuple[Claimed, str]]] = {}
+        self._running: dict[str, dict[asyncio.Task[None], tuple[Claimed, str]]] = {}
+        self._recording: set[asyncio.Task[None]] = set()
+        timeout = max((d.timeout_seconds for d in settings.destinations.values()), default=30.0)
+        # A claimed delivery may wait for one attempt's worth of time in the queue, then run its own.
+        self._lease = 2 * timeout + LEASE_MARGIN
 
     def notify(self) -> None:
         """New work may be due (called by ingest after a commit)."""
@@ -85,9 +89,11 @@ class Worker:
 
     @property
     def in_flight(self) -> int:
-        return sum(len(tasks) for tasks in self._in_flight.values())
+        return sum(len(tasks) for tasks in self._running.values())
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Claim and send until `stop` is set. Claims run ahead of sending by up to one `concurrency` per
+        destination, and outcomes are recorded in the background, so a slot never waits for a commit."""
         log.info("delivery worker started", extra={"worker_id": self.worker_id})
         while not stop.is_set():
             self._wake.clear()
@@ -96,6 +102,7 @@ class Worker:
             except Exception:
                 log.exception("claiming deliveries failed; trying again shortly")
                 claimed_any = False
+            self._dispatch()
             if claimed_any:
                 continue
             timeout = await self._idle_timeout()
@@ -106,37 +113,52 @@ class Worker:
 
     async def drain(self, grace: float) -> None:
         """Let in-flight attempts finish for up to `grace` seconds, then release the rest for another worker."""
-        tasks = [task for tasks in self._in_flight.values() for task in tasks]
+        tasks = [task for tasks in self._running.values() for task in tasks]
         if tasks:
             log.info("waiting for %d in-flight deliveries", len(tasks))
             await asyncio.wait(tasks, timeout=grace)
-        leftovers = [(task, info) for tasks in self._in_flight.values() for task, info in tasks.items()]
-        for task, _ in leftovers:
+        unfinished = [(task, info) for tasks in self._running.values() for task, info in tasks.items()]
+        for task, _ in unfinished:
             task.cancel()
-        for task, (claimed, token) in leftovers:
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*(task for task, _ in unfinished), return_exceptions=True)
+        if self._recording:
+            await asyncio.wait(list(self._recording), timeout=max(grace, 5.0))
+        leftovers = [info for _, info in unfinished] + [info for queue in self._queued.values() for info in queue]
+        for queue in self._queued.values():
+            queue.clear()
+        for claimed, token in leftovers:
             await self.store.release(claimed, token, self.clock())
         if leftovers:
-            log.info("released %d unfinished deliveries", len(leftovers))
+            log.info("released %d unfinished deliveries for the next worker", len(leftovers))
 
     async def _claim_round(self) -> bool:
         claimed_any = False
         now = self.clock()
         for name, dest in self.settings.destinations.items():
-            running = self._in_flight.setdefault(name, {})
-            free = dest.concurrency - len(running)
-            if free <= 0:
+            queue = self._queued.setdefault(name, collections.deque())
+            running = self._running.setdefault(name, {})
+            room = 2 * dest.concurrency - len(running) - len(queue)
+            if room <= 0:
                 continue
             token = f"{self.worker_id}#{next(self._claims)}"
-            for claimed in await self.store.claim(name, free, token, now, now + self._lease):
+            for claimed in await self.store.claim(name, room, token, now, now + self._lease):
                 claimed_any = True
+                queue.append((claimed, token))
+        return claimed_any
+
+    def _dispatch(self) -> None:
+        for name, queue in self._queued.items():
+            dest = self.settings.destinations.get(name)
+            running = self._running.setdefault(name, {})
+            while queue and dest is not None and len(running) < dest.concurrency:
+                claimed, token = queue.popleft()
                 task = asyncio.create_task(self._deliver(claimed, dest, token))
                 running[task] = (claimed, token)
                 task.add_done_callback(functools.partial(self._done, running))
-        return claimed_any
 
     def _done(self, running: dict[asyncio.Task[None], tuple[Claimed, str]], task: asyncio.Task[None]) -> None:
         running.pop(task, None)
+        self._dispatch()
         self._wake.set()
 
     async def _idle_timeout(self) -> float:
@@ -150,6 +172,12 @@ class Worker:
 
     async def _deliver(self, claimed: Claimed, dest: DestinationSettings, token: str) -> None:
         attempt, outcome = await self.attempt(claimed, dest)
+        task = asyncio.create_task(self._record(Finished(claimed, token, attempt, outcome)))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+
+    async def _record(self, finished: Finished) -> None:
+        claimed, outcome = finished.claimed, finished.outcome
         fields = {
             "event_id": claimed.event_id,
             "delivery_id": claimed.delivery_id,
@@ -159,12 +187,12 @@ class Worker:
             "outcome": type(outcome).__name__.lower(),
         }
         if isinstance(outcome, Delivered | Cancelled):
-            log.info("delivery %s", fields["outcome"], extra=fields)
+            log.debug("delivery %s", fields["outcome"], extra=fields)
         else:
             log.warning("delivery %s: %s", fields["outcome"], outcome.reason, extra=fields)
         for pause in (0.1, 0.5, 2.0, 5.0):
             try:
-                if not await self.store.finish(Finished(claimed, token, attempt, outcome), self.clock()):
+                if not await self.store.finish(finished, self.clock()):
                     log.warning("lease lost before the outcome was recorded; another worker owns it", extra=fields)
                 return
             except Exception:

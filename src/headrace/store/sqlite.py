@@ -102,11 +102,13 @@ class _DbThread(threading.Thread):
                 if self._write:
                     self._run_transaction(conn, batch)
                 else:
+                    settled: list[Settled] = []
                     for op, future, loop in batch:
                         try:
-                            _settle(loop, future, op(conn), None)
+                            settled.append((loop, future, op(conn), None))
                         except Exception as exc:
-                            _settle(loop, future, None, exc)
+                            settled.append((loop, future, None, exc))
+                    _settle_all(settled)
                 self.batches += 1
                 self.ops += len(batch)
                 if stopping:
@@ -115,46 +117,56 @@ class _DbThread(threading.Thread):
             conn.close()
 
     def _run_transaction(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
-        results: list[tuple[Any, Any, Any, BaseException | None]] = []
-        error: BaseException | None
+        """Run a batch in one transaction. If one operation fails, roll back and run each on its own, so
+        one bad operation cannot take the others down (rare; the fast path needs no savepoints)."""
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            for _op, future, loop in batch:
-                _settle(loop, future, None, StoreError(f"cannot begin a write: {exc}"))
-            return
-        for op, future, loop in batch:
-            conn.execute("SAVEPOINT op")
-            try:
-                result = op(conn)
-                conn.execute("RELEASE op")
-                results.append((loop, future, result, None))
-            except Exception as exc:
-                conn.execute("ROLLBACK TO op")
-                conn.execute("RELEASE op")
-                results.append((loop, future, None, exc))
-        try:
+            results: list[Settled] = [(loop, future, op(conn), None) for op, future, loop in batch]
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            error = StoreError(f"commit failed, nothing in this batch was stored: {exc}")
-            results = [(loop, future, None, error) for loop, future, _, _ in results]
-        for loop, future, result, error in results:
-            _settle(loop, future, result, error)
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if len(batch) == 1:
+                results = [self._run_alone(conn, *batch[0])]
+            else:
+                results = [self._run_alone(conn, op, future, loop) for op, future, loop in batch]
+        _settle_all(results)
+
+    @staticmethod
+    def _run_alone(conn: sqlite3.Connection, op: Op, future: Any, loop: asyncio.AbstractEventLoop) -> Settled:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            result = op(conn)
+            conn.execute("COMMIT")
+            return (loop, future, result, None)
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                exc = StoreError(f"the write was not stored: {exc}")
+            return (loop, future, None, exc)
 
 
-def _settle(
-    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any, error: BaseException | None
-) -> None:
-    def apply() -> None:
+Settled = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Any, BaseException | None]
+
+
+def _settle_all(results: list[Settled]) -> None:
+    """Resolve a batch's futures with one wake-up per event loop, not one per operation."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Settled]] = {}
+    for item in results:
+        by_loop.setdefault(item[0], []).append(item)
+    for loop, items in by_loop.items():
+        loop.call_soon_threadsafe(_apply, items)
+
+
+def _apply(items: list[Settled]) -> None:
+    for _, future, result, error in items:
         if future.cancelled():
-            return
+            continue
         if error is not None:
             future.set_exception(error)
         else:
             future.set_result(result)
-
-    loop.call_soon_threadsafe(apply)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -1,0 +1,190 @@
+"""Ingest and end-to-end benchmark, printed as ratios against a bare baseline measured in the same run.
+
+    .venv/bin/python bench/ingest.py [--events 20000] [--concurrency 32]
+
+1. bare:     the same server stack (aiohttp on uvloop) answering 202 to the same signed requests,
+             reading the body and doing nothing else. This machine's ceiling for this stack.
+2. ingest:   `headrace serve` on the embedded SQLite store (WAL, synchronous=FULL), worker off:
+             verify, parse, route, commit durably (group commit), answer 202.
+3. e2e:      `headrace serve` with its worker on, delivering to the Windmill emulator in another
+             process: from the first request sent to the last job created at the emulator.
+
+Targets (issue 2): ingest >= 4,000 events/s, >= 0.6 of bare, p99 < 30 ms; e2e >= 1,500 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from loadgen import LoadResult, build_request, run_load  # noqa: E402
+
+from headrace import samples  # noqa: E402
+from headrace.ingest.signature import decode_secret, sign  # noqa: E402
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+PYTHON = sys.executable
+BARE_APP = """
+import sys, uvloop
+from aiohttp import web
+async def handle(request):
+    await request.read()
+    return web.json_response({"status": "accepted"}, status=202)
+app = web.Application()
+app.router.add_post("/webhooks/{source}", handle)
+uvloop.install()
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def signed_requests(port: int, count: int, tag: str) -> list[bytes]:
+    key = decode_secret(SECRET)
+    body_template = samples.load("payment.succeeded")
+    now = int(time.time())
+    requests = []
+    for i in range(count):
+        body_template["data"]["payment_id"] = f"pay_{tag}_{i}"
+        body = json.dumps(body_template).encode()
+        webhook_id = f"msg_{tag}_{i}"
+        headers = {"webhook-id": webhook_id, "webhook-timestamp": str(now),
+                   "webhook-signature": sign(key, webhook_id, now, body)}
+        requests.append(build_request("127.0.0.1", port, "/webhooks/dodo", body, headers))
+    return requests
+
+
+def write_config(folder: Path, port: int, emulator_port: int, worker: bool) -> Path:
+    path = folder / "bench.toml"
+    path.write_text(f"""
+[server]
+listen = "127.0.0.1:{port}"
+database = "sqlite:///{folder}/bench.db"
+worker = {str(worker).lower()}
+log_level = "warning"
+
+[sources.dodo]
+secrets = ["{SECRET}"]
+
+[destinations.payments]
+source = "dodo"
+events = ["payment.*"]
+url = "http://127.0.0.1:{emulator_port}/api/w/bench/jobs/run/f/f/dodo/on_payment"
+token = "dev-token"
+concurrency = 32
+""")
+    return path
+
+
+def start(args: list[str], port: int) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_port(port)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def report(name: str, result: LoadResult, baseline: LoadResult | None = None) -> None:
+    ratio = f"  {result.rate / baseline.rate:5.2f}x bare" if baseline else ""
+    print(f"{name:8} {result.rate:8.0f} req/s  p50 {result.p50:6.2f} ms  p99 {result.percentile(99):6.2f} ms"
+          f"  ok {result.ok}/{result.sent}  statuses {result.statuses}{ratio}")
+
+
+def emulator_jobs(port: int) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_emulator/jobs", timeout=30) as response:
+        return len(json.load(response)["jobs"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    n, c = args.events, args.concurrency
+    print(f"machine: {os.cpu_count()} cores; {n} signed payment.succeeded events "
+          f"({len(json.dumps(samples.load('payment.succeeded')))} bytes), {c} connections\n")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        headrace = [PYTHON, "-m", "headrace.cli"]
+
+        port = free_port()
+        bare = start([PYTHON, "-c", BARE_APP, str(port)], port)
+        try:
+            run_load("127.0.0.1", port, signed_requests(port, 2000, "warm"), c)
+            base = run_load("127.0.0.1", port, signed_requests(port, n, "bare"), c)
+        finally:
+            stop(bare)
+        report("bare", base)
+
+        port, emu_port = free_port(), free_port()
+        config = write_config(folder, port, emu_port, worker=False)
+        server = start([*headrace, "serve", "-c", str(config)], port)
+        try:
+            run_load("127.0.0.1", port, signed_requests(port, 2000, "warm"), c)
+            ingest = run_load("127.0.0.1", port, signed_requests(port, n, "ingest"), c)
+        finally:
+            stop(server)
+        report("ingest", ingest, base)
+
+        (folder / "bench.db").unlink()
+        for suffix in ("-wal", "-shm"):
+            (folder / f"bench.db{suffix}").unlink(missing_ok=True)
+        port = free_port()
+        config = write_config(folder, port, emu_port, worker=True)
+        emulator = start([*headrace, "dev", "windmill", "--listen", f"127.0.0.1:{emu_port}"], emu_port)
+        server = start([*headrace, "serve", "-c", str(config)], port)
+        try:
+            requests = signed_requests(port, n, "e2e")
+            started = time.perf_counter()
+            e2e_ingest = run_load("127.0.0.1", port, requests, c)
+            deadline = time.time() + 300
+            jobs = emulator_jobs(emu_port)
+            while jobs < e2e_ingest.ok and time.time() < deadline:
+                time.sleep(0.1)
+                jobs = emulator_jobs(emu_port)
+            seconds = time.perf_counter() - started
+        finally:
+            stop(server)
+            stop(emulator)
+        report("e2e-in", e2e_ingest, base)
+        print(f"e2e      {jobs / seconds:8.0f} events/s accepted -> job created at the emulator "
+              f"({jobs} jobs in {seconds:.2f} s)")
+
+        print("\ntargets: ingest >= 4000/s, >= 0.60x bare, p99 < 30 ms; e2e >= 1500/s")
+        print(f"result:  ingest {ingest.rate:.0f}/s, {ingest.rate / base.rate:.2f}x bare, "
+              f"p99 {ingest.percentile(99):.1f} ms; e2e {jobs / seconds:.0f}/s")
+
+
+if __name__ == "__main__":
+    main()

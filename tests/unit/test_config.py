@@ -1,0 +1,128 @@
+from pathlib import Path
+
+import pytest
+
+from headrace.config import ConfigError, Secret, load, parse
+
+DESIGN_EXAMPLE = """
+[server]
+listen = "127.0.0.1:8787"
+database = "sqlite:///headrace.db"
+admin_token = "env:HEADRACE_ADMIN_TOKEN"
+
+[sources.dodo]
+secrets = ["env:DODO_WEBHOOK_SECRET"]
+
+[destinations.payments]
+source = "dodo"
+events = ["payment.*", "refund.succeeded"]
+url = "https://app.windmill.dev/api/w/acme/jobs/run/f/f/dodo/on_payment"
+token = "env:WINDMILL_TOKEN"
+transform = "builtin:payment"
+retry_schedule = ["5s", "5m", "30m", "2h", "5h", "10h", "10h"]
+schema = "enforce"
+"""
+ENV = {
+    "HEADRACE_ADMIN_TOKEN": "admin-secret-value",
+    "DODO_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    "WINDMILL_TOKEN": "wm-secret-value",
+}
+
+
+def test_the_design_example_loads_as_written():
+    settings = parse(DESIGN_EXAMPLE, environ=ENV)
+    dest = settings.destinations["payments"]
+    assert dest.target.workspace == "acme" and dest.target.kind == "flow" and dest.target.path == "f/dodo/on_payment"
+    assert dest.bearer.reveal() == "wm-secret-value"
+    assert dest.retry_delays == (5, 300, 1800, 7200, 18000, 36000, 36000)
+    assert dest.schema_mode == "enforce"
+    assert settings.destinations_for("dodo", "payment.succeeded") == ["payments"]
+    assert settings.destinations_for("dodo", "refund.succeeded") == ["payments"]
+    assert settings.destinations_for("dodo", "refund.failed") == []
+
+
+def test_secrets_never_show_in_repr():
+    settings = parse(DESIGN_EXAMPLE, environ=ENV)
+    text = repr(settings) + str(settings.model_dump())
+    for value in ENV.values():
+        assert value not in text
+    assert repr(Secret("x")) == "Secret('***')"
+
+
+def test_missing_env_names_key_and_variable():
+    env = dict(ENV)
+    del env["WINDMILL_TOKEN"]
+    with pytest.raises(ConfigError) as err:
+        parse(DESIGN_EXAMPLE, environ=env)
+    assert "[destinations.payments] token" in str(err.value) and "WINDMILL_TOKEN" in str(err.value)
+
+
+def test_unknown_keys_are_errors_naming_the_table():
+    with pytest.raises(ConfigError) as err:
+        parse(DESIGN_EXAMPLE.replace('schema = "enforce"', 'schema = "enforce"\nretries = 3'), environ=ENV)
+    assert "[destinations.payments] retries" in str(err.value) and "unknown key" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (('events = ["payment.*", "refund.succeeded"]', 'events = ["payment"]'), "events"),
+        (('events = ["payment.*", "refund.succeeded"]', "events = []"), "at least one"),
+        (("https://app.windmill.dev/api/w/acme/jobs/run/f/f/dodo/on_payment", "https://example.com/hook"),
+         "expected https://HOST/api/w/WORKSPACE"),
+        (('source = "dodo"', 'source = "stripe"'), "not a [sources.NAME]"),
+        (('"5s", "5m"', '"5 seconds", "5m"'), "retry_schedule"),
+        (('listen = "127.0.0.1:8787"', 'listen = "8787"'), "HOST:PORT"),
+        (('schema = "enforce"', 'schema = "strict"'), "schema"),
+    ],
+)
+def test_bad_values_name_the_key(change, expected):
+    with pytest.raises(ConfigError) as err:
+        parse(DESIGN_EXAMPLE.replace(*change), environ=ENV)
+    assert expected in str(err.value)
+
+
+def test_public_listen_needs_an_admin_token():
+    text = DESIGN_EXAMPLE.replace('listen = "127.0.0.1:8787"', 'listen = "0.0.0.0:8787"').replace(
+        'admin_token = "env:HEADRACE_ADMIN_TOKEN"\n', ""
+    )
+    with pytest.raises(ConfigError, match="admin_token"):
+        parse(text, environ=ENV)
+
+
+def test_token_may_come_from_the_url():
+    text = DESIGN_EXAMPLE.replace('token = "env:WINDMILL_TOKEN"\n', "").replace(
+        "on_payment", "on_payment?token=url-token"
+    )
+    dest = parse(text, environ=ENV).destinations["payments"]
+    assert dest.bearer.reveal() == "url-token"
+    assert "url-token" not in dest.target.run_url
+
+
+def test_a_destination_needs_some_token():
+    with pytest.raises(ConfigError, match="no Windmill token"):
+        parse(DESIGN_EXAMPLE.replace('token = "env:WINDMILL_TOKEN"\n', ""), environ=ENV)
+
+
+def test_bad_secret_shape_is_reported():
+    env = {**ENV, "DODO_WEBHOOK_SECRET": "not-a-secret!"}
+    with pytest.raises(ConfigError, match=r"\[sources.dodo\] secrets"):
+        parse(DESIGN_EXAMPLE, environ=env)
+
+
+def test_missing_file_says_how_to_make_one(tmp_path: Path):
+    with pytest.raises(ConfigError, match="headrace init"):
+        load(tmp_path / "nope.toml")
+
+
+def test_invalid_toml_is_reported(tmp_path: Path):
+    path = tmp_path / "h.toml"
+    path.write_text("[server\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(path, environ={})
+
+
+def test_sqlite_path_is_relative_to_the_config_file(tmp_path: Path):
+    path = tmp_path / "h.toml"
+    path.write_text(DESIGN_EXAMPLE)
+    assert load(path, environ=ENV).sqlite_path == tmp_path / "headrace.db"

@@ -1,0 +1,49 @@
+import pytest
+
+from headrace.deliver.classify import classify
+from headrace.deliver.schedule import next_attempt_at, parse_retry_after
+from headrace.windmill.client import RunResponse
+
+SCHEDULE = (5.0, 300.0, 1800.0)
+JOB = "0b8c9a55-3f8e-5a2c-9e3f-6c3a1d2e4f50"
+
+
+def test_schedule_steps_with_jitter_bounds():
+    assert next_attempt_at(1, SCHEDULE, 1000.0, rand=lambda: 0.5) == pytest.approx(1005.0)
+    assert next_attempt_at(2, SCHEDULE, 1000.0, rand=lambda: 0.0) == pytest.approx(1000 + 270.0)
+    assert next_attempt_at(2, SCHEDULE, 1000.0, rand=lambda: 1.0) == pytest.approx(1000 + 330.0)
+    assert next_attempt_at(4, SCHEDULE, 1000.0) is None
+    assert next_attempt_at(0, SCHEDULE, 1000.0) is None
+
+
+def test_retry_after_is_a_floor_and_capped():
+    assert next_attempt_at(1, SCHEDULE, 0.0, retry_after=60, rand=lambda: 0.5) == 60
+    assert next_attempt_at(1, SCHEDULE, 0.0, retry_after=1, rand=lambda: 0.5) == 5
+    assert next_attempt_at(1, SCHEDULE, 0.0, retry_after=10**9, rand=lambda: 0.5) == 86400
+
+
+def test_parse_retry_after():
+    assert parse_retry_after("120", 0) == 120
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412470.0) == pytest.approx(10)
+    assert parse_retry_after("soon", 0) is None
+    assert parse_retry_after(None, 0) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [(201, "delivered"), (200, "delivered"), (400, "confirm"), (401, "failed"), (403, "failed"), (404, "failed"),
+     (422, "failed"), (408, "retry"), (429, "retry"), (500, "retry"), (502, "retry"), (503, "retry")],
+)
+def test_status_classes(status, verdict):
+    assert classify(RunResponse(status=status, body=JOB), JOB, "async").verdict == verdict
+
+
+def test_transport_errors_retry_and_hints_name_the_fix():
+    assert classify(RunResponse(status=None, error="no answer within 30s"), JOB, "async").verdict == "retry"
+    assert "token" in classify(RunResponse(status=401, body="Unauthorized"), JOB, "async").reason
+    assert "deployed" in classify(RunResponse(status=404, body="not found"), JOB, "async").reason
+
+
+def test_sync_mode_keeps_the_result():
+    result = classify(RunResponse(status=200, body='{"ok": true}'), JOB, "wait")
+    assert result.result == {"ok": True} and result.job_id == JOB
