@@ -1,8 +1,10 @@
 """The embedded store: one SQLite file in WAL mode with synchronous=FULL and group commit.
 
-All writes go through one thread that takes every operation queued while the previous commit was being
-made, runs each in its own SAVEPOINT, and commits them together: one fsync for a whole batch of
-concurrent ingests. A caller's future resolves only after the COMMIT that made its write durable.
+Writes are group-committed. The statements of a write run on the event loop's thread (they take
+microseconds), inside the transaction that is open for the current batch; the COMMIT, which waits for
+the disk, runs on a helper thread. Writes that arrive while a COMMIT is under way wait for it and then
+form the next batch: one fsync for a whole batch of concurrent ingests, and no thread hop per
+statement. A caller's future resolves only after the COMMIT that made its write durable.
 Reads use a second connection on their own thread (WAL lets them run beside the writer).
 """
 
@@ -13,7 +15,9 @@ import json
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,10 +39,10 @@ Op = Callable[[sqlite3.Connection], Any]
 _STOP = object()
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+def connect(path: Path, *, readonly: bool = False, busy_timeout_ms: int = 30000) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
@@ -46,19 +50,115 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
-class _DbThread(threading.Thread):
-    """Runs operations on one connection. In write mode, each batch is one transaction."""
+class _LoopWriter:
+    """Group commit for one connection owned by the event loop (see the module docstring)."""
 
-    def __init__(self, path: Path, *, write: bool, max_batch: int = 512) -> None:
-        super().__init__(name=f"headrace-sqlite-{'writer' if write else 'reader'}", daemon=True)
+    BUSY_WAIT = 30.0  # another process (a CLI replay, a `headrace worker`) may hold the write lock briefly
+
+    def __init__(self, path: Path) -> None:
+        self._conn = connect(path, busy_timeout_ms=0)  # never block the loop on a lock: retry asynchronously
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="headrace-sqlite-commit")
+        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._flushing = False
+        self._flush_task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.ops = 0
+
+    def submit(self, op: Op) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((op, future))
+        if not self._flushing:
+            self._flushing = True
+            # Let every request ready in this loop iteration join the batch before it starts.
+            loop.call_soon(self._start_flush, loop)
+        return future
+
+    def _start_flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flush_task = loop.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                self.batches += 1
+                self.ops += len(batch)
+                try:
+                    results = await self._transaction(batch)
+                except Exception as exc:  # the whole batch failed (begin or commit): nothing was stored
+                    results = [(future, None, exc) for _, future in batch]
+                for future, result, error in results:
+                    if future.cancelled():
+                        continue
+                    if error is not None:
+                        future.set_exception(error)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._flushing = False
+
+    async def _transaction(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[tuple[Any, Any, Any]]:
+        await self._begin()
+        try:
+            results = [(future, op(self._conn), None) for op, future in batch]
+        except Exception:
+            # One operation failed: undo the batch and run each on its own, so one bad write cannot
+            # take the others down. Rare; the fast path needs no savepoints.
+            self._conn.execute("ROLLBACK")
+            return [await self._alone(op, future) for op, future in batch]
+        await self._commit()
+        return results
+
+    async def _alone(self, op: Op, future: asyncio.Future[Any]) -> tuple[Any, Any, Any]:
+        await self._begin()
+        try:
+            result = op(self._conn)
+        except Exception as exc:
+            self._conn.execute("ROLLBACK")
+            return (future, None, exc)
+        await self._commit()
+        return (future, result, None)
+
+    async def _begin(self) -> None:
+        deadline = time.monotonic() + self.BUSY_WAIT
+        while True:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise StoreError(f"cannot begin a write: {exc}") from exc
+                if time.monotonic() > deadline:
+                    raise StoreError(f"the database stayed locked for {self.BUSY_WAIT:g}s: {exc}") from exc
+                await asyncio.sleep(0.005)
+
+    async def _commit(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._committer, self._conn.execute, "COMMIT")
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise StoreError(f"commit failed, nothing in this batch was stored: {exc}") from exc
+
+    async def close(self) -> None:
+        await asyncio.sleep(0)  # a flush scheduled with call_soon has started by now
+        if self._flush_task is not None:
+            await self._flush_task
+        self._committer.shutdown(wait=True)
+        self._conn.close()
+
+
+class _Reader(threading.Thread):
+    """Runs read-only operations on a connection of its own, so a slow list never holds up the loop."""
+
+    def __init__(self, path: Path, max_batch: int = 64) -> None:
+        super().__init__(name="headrace-sqlite-reader", daemon=True)
         self._path = path
-        self._write = write
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self.batches = 0
-        self.ops = 0
 
     def start_and_wait(self) -> None:
         self.start()
@@ -77,7 +177,7 @@ class _DbThread(threading.Thread):
 
     def run(self) -> None:
         try:
-            conn = connect(self._path, readonly=not self._write)
+            conn = connect(self._path, readonly=True)
         except sqlite3.Error as exc:
             self._error = exc
             self._ready.set()
@@ -89,62 +189,24 @@ class _DbThread(threading.Thread):
                 if item is _STOP:
                     return
                 batch = [item]
-                stopping = False
                 while len(batch) < self._max_batch:
                     try:
                         nxt = self._queue.get_nowait()
                     except queue.Empty:
                         break
                     if nxt is _STOP:
-                        stopping = True
+                        self._queue.put(_STOP)
                         break
                     batch.append(nxt)
-                if self._write:
-                    self._run_transaction(conn, batch)
-                else:
-                    settled: list[Settled] = []
-                    for op, future, loop in batch:
-                        try:
-                            settled.append((loop, future, op(conn), None))
-                        except Exception as exc:
-                            settled.append((loop, future, None, exc))
-                    _settle_all(settled)
-                self.batches += 1
-                self.ops += len(batch)
-                if stopping:
-                    return
+                settled: list[Settled] = []
+                for op, future, loop in batch:
+                    try:
+                        settled.append((loop, future, op(conn), None))
+                    except Exception as exc:
+                        settled.append((loop, future, None, exc))
+                _settle_all(settled)
         finally:
             conn.close()
-
-    def _run_transaction(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
-        """Run a batch in one transaction. If one operation fails, roll back and run each on its own, so
-        one bad operation cannot take the others down (rare; the fast path needs no savepoints)."""
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            results: list[Settled] = [(loop, future, op(conn), None) for op, future, loop in batch]
-            conn.execute("COMMIT")
-        except Exception:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if len(batch) == 1:
-                results = [self._run_alone(conn, *batch[0])]
-            else:
-                results = [self._run_alone(conn, op, future, loop) for op, future, loop in batch]
-        _settle_all(results)
-
-    @staticmethod
-    def _run_alone(conn: sqlite3.Connection, op: Op, future: Any, loop: asyncio.AbstractEventLoop) -> Settled:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            result = op(conn)
-            conn.execute("COMMIT")
-            return (loop, future, result, None)
-        except Exception as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
-                exc = StoreError(f"the write was not stored: {exc}")
-            return (loop, future, None, exc)
 
 
 Settled = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Any, BaseException | None]
@@ -197,8 +259,8 @@ class SQLiteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._q = load("sqlite")
-        self._writer: _DbThread | None = None
-        self._reader: _DbThread | None = None
+        self._writer: _LoopWriter | None = None
+        self._reader: _Reader | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -211,18 +273,16 @@ class SQLiteStore:
                 conn.close()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
-        self._writer = _DbThread(self.path, write=True)
-        self._reader = _DbThread(self.path, write=False)
-        self._writer.start_and_wait()
+        self._writer = _LoopWriter(self.path)
+        self._reader = _Reader(self.path)
         self._reader.start_and_wait()
 
     async def close(self) -> None:
-        for thread in (self._writer, self._reader):
-            if thread is not None:
-                thread.stop()
-        for thread in (self._writer, self._reader):
-            if thread is not None:
-                await asyncio.to_thread(thread.join, 10)
+        if self._writer is not None:
+            await self._writer.close()
+        if self._reader is not None:
+            self._reader.stop()
+            await asyncio.to_thread(self._reader.join, 10)
         self._writer = self._reader = None
 
     def describe(self) -> dict[str, Any]:

@@ -1,0 +1,198 @@
+"""One contract for every Store implementation (today: SQLite; a PostgreSQL store must pass it too)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headrace.models import Attempt, Cancelled, Delivered, EventFilter, Failed, NewEvent, Rejection, Retry, job_id_for
+from headrace.store.base import Finished, Store
+from headrace.store.queries import load, migrations
+from headrace.store.sqlite import SQLiteStore
+
+StoreFactory = Callable[[Path], Store]
+FACTORIES: dict[str, StoreFactory] = {"sqlite": lambda tmp: SQLiteStore(tmp / "contract.db")}
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    return lambda: FACTORIES[request.param](tmp_path)
+
+
+def run(make: Callable[[], Store], scenario: Callable[[Store], Awaitable[Any]]) -> Any:
+    async def main() -> Any:
+        store = make()
+        await store.open()
+        try:
+            return await scenario(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def event(webhook_id: str = "msg_1", event_type: str = "payment.succeeded", at: float = 1000.0) -> NewEvent:
+    return NewEvent("dodo", webhook_id, event_type, 1000, at, b'{"type": "%s"}' % event_type.encode(), {"a": "b"})
+
+
+def attempt(status: int | None = 201) -> Attempt:
+    return Attempt(started_at=1001.0, duration_ms=3.0, http_status=status, response_excerpt="resp")
+
+
+def test_ingest_fans_out_and_dedupes(make_store):
+    async def scenario(store: Store) -> None:
+        first = await store.ingest(event(), ["a", "b"])
+        again = await store.ingest(event(), ["a", "b"])
+        assert (first.duplicate, first.deliveries) == (False, 2)
+        assert (again.duplicate, again.event_id) == (True, first.event_id)
+        detail = await store.get_event(str(first.event_id))
+        assert detail is not None and detail.status == "pending"
+        assert [(d.destination, d.generation, d.job_id) for d in detail.deliveries] == [
+            ("a", 0, job_id_for("dodo", "msg_1", "a", 0)),
+            ("b", 0, job_id_for("dodo", "msg_1", "b", 0)),
+        ]
+        assert detail.body == b'{"type": "payment.succeeded"}' and detail.headers == {"a": "b"}
+
+    run(make_store, scenario)
+
+
+def test_concurrent_ingests_are_each_stored_once(make_store):
+    async def scenario(store: Store) -> None:
+        results = await asyncio.gather(*(store.ingest(event(f"msg_{i % 50}"), ["a"]) for i in range(200)))
+        assert sum(not r.duplicate for r in results) == 50
+        assert len(await store.list_events(EventFilter(limit=1000))) == 50
+
+    run(make_store, scenario)
+
+
+def test_unrouted_events_are_kept(make_store):
+    async def scenario(store: Store) -> None:
+        result = await store.ingest(event(event_type="license_key.created"), [])
+        listed = await store.list_events(EventFilter(status="unrouted"))
+        assert [e.id for e in listed] == [result.event_id]
+
+    run(make_store, scenario)
+
+
+def test_claim_lease_finish_and_lost_lease(make_store):
+    async def scenario(store: Store) -> None:
+        await store.ingest(event(), ["a"])
+        claimed = await store.claim("a", 10, "w1#1", now=1000.0, lease_until=1060.0)
+        assert len(claimed) == 1 and claimed[0].attempts == 0
+        assert await store.claim("a", 10, "w2#1", now=1001.0, lease_until=1061.0) == []  # leased
+        # The lease expires: another worker takes it, and the first one's late outcome is refused.
+        stolen = await store.claim("a", 10, "w2#2", now=1061.0, lease_until=1121.0)
+        assert [c.delivery_id for c in stolen] == [claimed[0].delivery_id]
+        late = Finished(claimed[0], "w1#1", attempt(), Delivered("job"))
+        assert await store.finish(late, now=1062.0) is False
+        assert await store.finish(Finished(stolen[0], "w2#2", attempt(), Delivered("job")), now=1063.0) is True
+        detail = await store.get_event(str(claimed[0].event_id))
+        assert detail is not None and detail.status == "delivered"
+        assert [a.number for a in detail.deliveries[0].attempt_rows] == [1]
+        assert detail.deliveries[0].windmill_job_id == "job"
+
+    run(make_store, scenario)
+
+
+def test_retry_waits_until_due_then_counts_attempts(make_store):
+    async def scenario(store: Store) -> None:
+        await store.ingest(event(), ["a"])
+        [c] = await store.claim("a", 1, "t1", 1000.0, 1060.0)
+        await store.finish(Finished(c, "t1", attempt(500), Retry(at=1100.0, reason="HTTP 500")), 1001.0)
+        assert await store.next_due() == 1100.0
+        assert await store.claim("a", 1, "t2", 1099.0, 1160.0) == []
+        [again] = await store.claim("a", 1, "t3", 1100.0, 1160.0)
+        assert again.attempts == 1 and again.job_id == c.job_id
+        await store.finish(Finished(again, "t3", attempt(500), Failed("gave up")), 1101.0)
+        detail = await store.get_event(str(c.event_id))
+        assert detail is not None and detail.status == "failed"
+        assert [(a.number, a.outcome) for a in detail.deliveries[0].attempt_rows] == [(1, "retry"), (2, "failed")]
+        assert detail.deliveries[0].last_error == "gave up"
+
+    run(make_store, scenario)
+
+
+def test_release_returns_work_to_the_queue(make_store):
+    async def scenario(store: Store) -> None:
+        await store.ingest(event(), ["a"])
+        [c] = await store.claim("a", 1, "t1", 1000.0, 5000.0)
+        await store.release(c, "t1", 1000.5)
+        [again] = await store.claim("a", 1, "t2", 1001.0, 1060.0)
+        assert again.delivery_id == c.delivery_id and again.attempts == 0
+
+    run(make_store, scenario)
+
+
+def test_replay_makes_a_new_generation_and_job_id(make_store):
+    async def scenario(store: Store) -> None:
+        result = await store.ingest(event(), ["a"])
+        [c] = await store.claim("a", 1, "t1", 1000.0, 1060.0)
+        await store.finish(Finished(c, "t1", attempt(404), Failed("HTTP 404")), 1001.0)
+        assert await store.failed_since(1000.0) == [(result.event_id, "a")]
+        job_ids = await store.replay(result.event_id, ["a"], 1002.0)
+        assert job_ids == [job_id_for("dodo", "msg_1", "a", 1)] and job_ids[0] != c.job_id
+        assert await store.failed_since(1000.0) == []  # the newest generation is pending now
+        listed = await store.list_events(EventFilter(status="pending"))
+        assert [e.id for e in listed] == [result.event_id]
+
+    run(make_store, scenario)
+
+
+def test_cancelled_and_filters(make_store):
+    async def scenario(store: Store) -> None:
+        await store.ingest(event("m1", "payment.succeeded", at=100.0), ["a"])
+        await store.ingest(event("m2", "refund.succeeded", at=200.0), [])
+        await store.ingest(event("m3", "payment.failed", at=300.0), [])
+        [c] = await store.claim("a", 1, "t", 1000.0, 1060.0)
+        await store.finish(Finished(c, "t", attempt(None), Cancelled()), 1000.0)
+        by_type = await store.list_events(EventFilter(event_type="payment.*"))
+        assert [e.webhook_id for e in by_type] == ["m3", "m1"]
+        exact = await store.list_events(EventFilter(event_type="payment.succeeded"))
+        assert [(e.webhook_id, e.status) for e in exact] == [("m1", "cancelled")]
+        window = await store.list_events(EventFilter(since=150.0, until=250.0))
+        assert [e.webhook_id for e in window] == ["m2"]
+        page = await store.list_events(EventFilter(limit=2))
+        rest = await store.list_events(EventFilter(limit=2, before_id=page[-1].id))
+        assert [e.webhook_id for e in page + rest] == ["m3", "m2", "m1"]
+        assert (await store.get_event("m2")) is not None  # lookup by webhook-id
+
+    run(make_store, scenario)
+
+
+def test_rejections_are_counted_without_bodies(make_store):
+    async def scenario(store: Store) -> None:
+        for reason in ("bad_signature", "bad_signature", "body_too_large"):
+            await store.reject(Rejection("dodo", reason, 401, "detail", "127.0.0.1", 1000.0))
+        stats = await store.stats()
+        assert stats.rejections == {("dodo", "bad_signature"): 2, ("dodo", "body_too_large"): 1}
+        assert len(await store.list_rejections(None, 10)) == 3
+        await store.check_writable()
+
+    run(make_store, scenario)
+
+
+def test_sqlite_is_wal_with_synchronous_full_and_migrated(tmp_path: Path):
+    async def scenario(store: Store) -> None:
+        await store.ingest(event(), [])
+
+    run(lambda: SQLiteStore(tmp_path / "x.db"), scenario)
+    conn = sqlite3.connect(tmp_path / "x.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations("sqlite")[-1][0]
+    from headrace.store.sqlite import connect
+
+    assert connect(tmp_path / "x.db").execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_every_dialect_defines_the_same_queries():
+    dialects = [p.name for p in (Path(__file__).parents[2] / "src/headrace/store/sql").iterdir() if p.is_dir()]
+    names = {d: set(load(d)) for d in dialects if (Path(__file__).parents[2] / f"src/headrace/store/sql/{d}/queries.sql").exists()}
+    assert "sqlite" in names
+    reference = names["sqlite"]
+    for dialect, defined in names.items():
+        assert defined == reference, f"{dialect} differs: {sorted(defined ^ reference)}"
