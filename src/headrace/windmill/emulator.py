@@ -112,13 +112,13 @@ def build_app(state: EmulatorState) -> web.Application:
         target = state.targets.get((kind, path))
         if target is None and not state.any_path:
             return web.Response(status=404, text=f"Not found: {kind} not found at name {path}")
+        raw = await request.read()
         fault = state._next_fault()
         if fault is not None and fault.kind == "status":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             return web.Response(status=fault.status, text=fault.body, headers=headers)
         if fault is not None and fault.kind == "hang":
             await asyncio.sleep(fault.seconds)
-        raw = await request.read()
         try:
             args = json.loads(raw) if raw else {}
         except ValueError:
@@ -230,7 +230,7 @@ class EmulatorThread:
         return self
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(build_app(self.state), access_log=None)
+        self._runner = web.AppRunner(build_app(self.state), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self._port)
         await site.start()
@@ -241,11 +241,22 @@ class EmulatorThread:
     def stop(self) -> None:
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        asyncio.run_coroutine_threadsafe(_cancel_others(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
     def url(self, path: str = "f/dodo/on_payment", kind: str = "p", workspace: str = "acme") -> str:
         return f"http://127.0.0.1:{self.port}/api/w/{workspace}/jobs/run/{kind}/{path}"
+
+
+async def _cancel_others() -> None:
+    """Cancel handlers still sleeping in a "hang" fault, so the loop closes clean."""
+    current = asyncio.current_task()
+    others = [task for task in asyncio.all_tasks() if task is not current]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 @contextmanager
