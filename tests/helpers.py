@@ -38,7 +38,9 @@ def dodo_body(event_type: str = "payment.succeeded", **data: Any) -> bytes:
     ).encode()
 
 
-def signed_headers(body: bytes, webhook_id: str = "msg_1", secret: str = SECRET, ts: int | None = None) -> dict[str, str]:
+def signed_headers(
+    body: bytes, webhook_id: str = "msg_1", secret: str = SECRET, ts: int | None = None
+) -> dict[str, str]:
     ts = int(time.time()) if ts is None else ts
     return {
         "Content-Type": "application/json",

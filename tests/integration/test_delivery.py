@@ -14,7 +14,16 @@ import pytest
 from headrace.app import App
 from headrace.models import job_id_for
 from headrace.windmill.emulator import EmulatorState, EmulatorThread, Fault, running_emulator
-from tests.helpers import config_text, dodo_body, free_port, post, running_server, settings_for, signed_headers, wait_for
+from tests.helpers import (
+    config_text,
+    dodo_body,
+    free_port,
+    post,
+    running_server,
+    settings_for,
+    signed_headers,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -167,7 +176,7 @@ def test_fan_out_routing_and_unrouted(tmp_path: Path, emulator: EmulatorThread):
 [destinations.everything]
 source = "dodo"
 events = ["*"]
-url = "{emulator.url('f/dodo/all')}"
+url = "{emulator.url("f/dodo/all")}"
 token = "test-token"
 """
     cfg = settings_for(config_text(tmp_path / "h.db", free_port(), emulator.url()) + extra, tmp_path)

@@ -10,7 +10,16 @@ import aiohttp
 
 from headrace.models import EventFilter
 from headrace.store.sqlite import SQLiteStore
-from tests.helpers import OTHER_SECRET, config_text, dodo_body, free_port, post, running_server, settings_for, signed_headers
+from tests.helpers import (
+    OTHER_SECRET,
+    config_text,
+    dodo_body,
+    free_port,
+    post,
+    running_server,
+    settings_for,
+    signed_headers,
+)
 
 
 def scenario(tmp_path: Path, body_limit: int = 1_048_576):
@@ -45,12 +54,29 @@ def test_every_answer_of_the_ingest_contract(tmp_path: Path):
             headers = signed_headers(body, "msg_missing")
             del headers["webhook-signature"]
             cases.append(("missing header", url, body, headers, 400, "missing_headers"))
-            cases.append(("bad signature", url, body, signed_headers(body, "msg_bad", secret=OTHER_SECRET), 401,
-                          "bad_signature"))
-            cases.append(("old timestamp", url, body, signed_headers(body, "msg_old", ts=int(time.time()) - 301), 401,
-                          "timestamp_out_of_tolerance"))
-            cases.append(("unknown source", f"{base}/webhooks/stripe", body, signed_headers(body, "msg_s"), 404,
-                          "unknown_source"))
+            cases.append(
+                ("bad signature", url, body, signed_headers(body, "msg_bad", secret=OTHER_SECRET), 401, "bad_signature")
+            )
+            cases.append(
+                (
+                    "old timestamp",
+                    url,
+                    body,
+                    signed_headers(body, "msg_old", ts=int(time.time()) - 301),
+                    401,
+                    "timestamp_out_of_tolerance",
+                )
+            )
+            cases.append(
+                (
+                    "unknown source",
+                    f"{base}/webhooks/stripe",
+                    body,
+                    signed_headers(body, "msg_s"),
+                    404,
+                    "unknown_source",
+                )
+            )
             big = dodo_body(note="x" * 5000)
             cases.append(("too large", url, big, signed_headers(big, "msg_big"), 413, "body_too_large"))
             array = b"[1, 2, 3]"
@@ -115,8 +141,9 @@ def test_health_and_admin_token(tmp_path: Path):
                 assert response.status == 401
             async with http.get(f"{base}/api/v1/events", headers={"Authorization": "Bearer s3cret-admin"}) as r:
                 assert r.status == 200 and (await r.json())["events"] == []
-            async with http.get(f"{base}/api/v1/events?status=bogus",
-                                headers={"Authorization": "Bearer s3cret-admin"}) as r:
+            async with http.get(
+                f"{base}/api/v1/events?status=bogus", headers={"Authorization": "Bearer s3cret-admin"}
+            ) as r:
                 assert r.status == 400 and "status" in (await r.json())["message"]
 
     asyncio.run(main())

@@ -191,7 +191,11 @@ def test_sqlite_is_wal_with_synchronous_full_and_migrated(tmp_path: Path):
 
 def test_every_dialect_defines_the_same_queries():
     dialects = [p.name for p in (Path(__file__).parents[2] / "src/headrace/store/sql").iterdir() if p.is_dir()]
-    names = {d: set(load(d)) for d in dialects if (Path(__file__).parents[2] / f"src/headrace/store/sql/{d}/queries.sql").exists()}
+    names = {
+        d: set(load(d))
+        for d in dialects
+        if (Path(__file__).parents[2] / f"src/headrace/store/sql/{d}/queries.sql").exists()
+    }
     assert "sqlite" in names
     reference = names["sqlite"]
     for dialect, defined in names.items():

@@ -68,8 +68,10 @@ def test_unknown_keys_are_errors_naming_the_table():
     [
         (('events = ["payment.*", "refund.succeeded"]', 'events = ["payment"]'), "events"),
         (('events = ["payment.*", "refund.succeeded"]', "events = []"), "at least one"),
-        (("https://app.windmill.dev/api/w/acme/jobs/run/f/f/dodo/on_payment", "https://example.com/hook"),
-         "expected https://HOST/api/w/WORKSPACE"),
+        (
+            ("https://app.windmill.dev/api/w/acme/jobs/run/f/f/dodo/on_payment", "https://example.com/hook"),
+            "expected https://HOST/api/w/WORKSPACE",
+        ),
         (('source = "dodo"', 'source = "stripe"'), "not a [sources.NAME]"),
         (('"5s", "5m"', '"5 seconds", "5m"'), "retry_schedule"),
         (('listen = "127.0.0.1:8787"', 'listen = "8787"'), "HOST:PORT"),

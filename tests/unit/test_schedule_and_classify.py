@@ -31,8 +31,20 @@ def test_parse_retry_after():
 
 @pytest.mark.parametrize(
     ("status", "verdict"),
-    [(201, "delivered"), (200, "delivered"), (400, "confirm"), (401, "failed"), (403, "failed"), (404, "failed"),
-     (422, "failed"), (408, "retry"), (429, "retry"), (500, "retry"), (502, "retry"), (503, "retry")],
+    [
+        (201, "delivered"),
+        (200, "delivered"),
+        (400, "confirm"),
+        (401, "failed"),
+        (403, "failed"),
+        (404, "failed"),
+        (422, "failed"),
+        (408, "retry"),
+        (429, "retry"),
+        (500, "retry"),
+        (502, "retry"),
+        (503, "retry"),
+    ],
 )
 def test_status_classes(status, verdict):
     assert classify(RunResponse(status=status, body=JOB), JOB, "async").verdict == verdict

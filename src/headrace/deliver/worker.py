@@ -31,7 +31,7 @@ from headrace.windmill.urls import WindmillUrlError, parse_run_url
 
 log = logging.getLogger("headrace.deliver")
 
-LEASE_MARGIN = 30.0
+LEASE_MARGIN = 5.0
 IDLE_POLL = 1.0  # how often an idle worker looks for work other processes queued
 
 
