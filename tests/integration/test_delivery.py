@@ -227,7 +227,8 @@ def test_transformation_errors_fail_without_retry_and_bad_urls_are_refused(tmp_p
     script = tmp_path / "t.js"
     script.write_text(
         "function handler(w) {\n"
-        "  if (w.payload.type === 'payment.failed') { w.url = 'https://evil.example/api/w/x/jobs/run/p/f/a/b'; return w; }\n"
+        "  if (w.payload.type === 'payment.failed') {\n"
+        "    w.url = 'https://evil.example/api/w/x/jobs/run/p/f/a/b'; return w; }\n"
         "  return w.payload.data.nothing.here;\n"
         "}"
     )
@@ -240,7 +241,7 @@ def test_transformation_errors_fail_without_retry_and_bad_urls_are_refused(tmp_p
             broken = await settled(base, "msg_e1", status="failed")
             forged = await settled(base, "msg_e2", status="failed")
         [attempt] = broken["deliveries"][0]["attempt_log"]
-        assert "transformation t.js failed" in attempt["detail"] and "line 3" in attempt["detail"]
+        assert "transformation t.js failed" in attempt["detail"] and "line 4" in attempt["detail"]
         assert "evil.example" in forged["deliveries"][0]["last_error"]
         assert emulator.state.jobs == {}
 
