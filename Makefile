@@ -24,16 +24,17 @@ run: install
 	$(BIN)/headrace serve -c $(CONFIG)
 
 lint:
-	$(BIN)/ruff check src tests bench kit
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench kit tools
+	$(BIN)/ruff format --check src tests bench kit tools
 
 typecheck:
 	$(BIN)/mypy
 
 pytest:
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test: install-dev lint typecheck pytest
 
 bench: install-dev
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/transform.py

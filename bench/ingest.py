@@ -26,10 +26,10 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import LoadResult, build_request, run_load  # noqa: E402
+from loadgen import LoadResult, build_request, run_load
 
-from headrace import samples  # noqa: E402
-from headrace.ingest.signature import decode_secret, sign  # noqa: E402
+from headrace import samples
+from headrace.ingest.signature import decode_secret, sign
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 PYTHON = sys.executable
@@ -72,8 +72,11 @@ def signed_requests(port: int, count: int, tag: str) -> list[bytes]:
         body_template["data"]["payment_id"] = f"pay_{tag}_{i}"
         body = json.dumps(body_template).encode()
         webhook_id = f"msg_{tag}_{i}"
-        headers = {"webhook-id": webhook_id, "webhook-timestamp": str(now),
-                   "webhook-signature": sign(key, webhook_id, now, body)}
+        headers = {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(now),
+            "webhook-signature": sign(key, webhook_id, now, body),
+        }
         requests.append(build_request("127.0.0.1", port, "/webhooks/dodo", body, headers))
     return requests
 
@@ -116,8 +119,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def report(name: str, result: LoadResult, baseline: LoadResult | None = None) -> None:
     ratio = f"  {result.rate / baseline.rate:5.2f}x bare" if baseline else ""
-    print(f"{name:8} {result.rate:8.0f} req/s  p50 {result.p50:6.2f} ms  p99 {result.percentile(99):6.2f} ms"
-          f"  ok {result.ok}/{result.sent}  statuses {result.statuses}{ratio}")
+    print(
+        f"{name:8} {result.rate:8.0f} req/s  p50 {result.p50:6.2f} ms  p99 {result.percentile(99):6.2f} ms"
+        f"  ok {result.ok}/{result.sent}  statuses {result.statuses}{ratio}"
+    )
 
 
 def emulator_jobs(port: int) -> int:
@@ -131,8 +136,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     n, c = args.events, args.concurrency
-    print(f"machine: {os.cpu_count()} cores; {n} signed payment.succeeded events "
-          f"({len(json.dumps(samples.load('payment.succeeded')))} bytes), {c} connections\n")
+    print(
+        f"machine: {os.cpu_count()} cores; {n} signed payment.succeeded events "
+        f"({len(json.dumps(samples.load('payment.succeeded')))} bytes), {c} connections\n"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -178,12 +185,16 @@ def main() -> None:
             stop(server)
             stop(emulator)
         report("e2e-in", e2e_ingest, base)
-        print(f"e2e      {jobs / seconds:8.0f} events/s accepted -> job created at the emulator "
-              f"({jobs} jobs in {seconds:.2f} s)")
+        print(
+            f"e2e      {jobs / seconds:8.0f} events/s accepted -> job created at the emulator "
+            f"({jobs} jobs in {seconds:.2f} s)"
+        )
 
         print("\ntargets: ingest >= 4000/s, >= 0.60x bare, p99 < 30 ms; e2e >= 1500/s")
-        print(f"result:  ingest {ingest.rate:.0f}/s, {ingest.rate / base.rate:.2f}x bare, "
-              f"p99 {ingest.percentile(99):.1f} ms; e2e {jobs / seconds:.0f}/s")
+        print(
+            f"result:  ingest {ingest.rate:.0f}/s, {ingest.rate / base.rate:.2f}x bare, "
+            f"p99 {ingest.percentile(99):.1f} ms; e2e {jobs / seconds:.0f}/s"
+        )
 
 
 if __name__ == "__main__":
