@@ -13,6 +13,7 @@ import aiohttp
 from headrace.config import ConfigError, Settings
 from headrace.deliver.worker import Worker
 from headrace.ingest.endpoint import Ingestor
+from headrace.metrics import Metrics
 from headrace.models import EventFilter, EventRow, Rejection
 from headrace.store.base import Store, StoreStats
 from headrace.store.sqlite import SQLiteStore
@@ -64,6 +65,7 @@ class App:
         self.store = store
         self.clock = clock
         self.worker: Worker | None = None
+        self.metrics = Metrics(clock)
         self._session: aiohttp.ClientSession | None = None
         self.ingestor = Ingestor(settings, store, self._notify, clock)
 
@@ -88,6 +90,7 @@ class App:
             make_sandbox() if scripts else None,
             scripts,
             clock=self.clock,
+            metrics=self.metrics,
         )
         return self.worker
 
@@ -146,6 +149,10 @@ class App:
 
     async def stats(self) -> StoreStats:
         return await self.store.stats()
+
+    async def metrics_text(self) -> str:
+        """Prometheus exposition: this process's counters and the store's queue gauges (cached ~1 s)."""
+        return self.metrics.render(await self.metrics.queue(self.store.queue_stats))
 
     async def ready(self) -> tuple[bool, str]:
         try:

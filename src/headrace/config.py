@@ -164,7 +164,14 @@ class DestinationSettings(_Strict):
     schema_mode: Literal["enforce", "warn", "off"] = Field(
         "enforce",
         alias="schema",
-        description="Check payloads against the target's input schema: enforce, warn or off.",
+        description="Check payloads against the target's input schema before sending: enforce (a mismatch "
+        "is a failed, replayable delivery), warn (send, note the mismatch) or off.",
+    )
+    retry_on_job_failure: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="Re-run a job that Windmill reports failed, under a new job id, at most this many times.",
     )
     enabled: bool = Field(True, description="Disabled destinations get no new deliveries.")
     concurrency: int = Field(8, ge=1, le=256, description="Most requests in flight to this destination at once.")

@@ -11,6 +11,7 @@ JOB_ID_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c8b-9a57-2b7e4d1f0c33")
 
 DeliveryStatus = Literal["pending", "in_flight", "delivered", "failed", "cancelled"]
 DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = ("pending", "in_flight", "delivered", "failed", "cancelled")
+JobState = Literal["open", "success", "failure", "unknown"]
 EventStatus = Literal["unrouted", "pending", "delivered", "failed", "cancelled"]
 
 
@@ -72,6 +73,7 @@ class Claimed:
 class Delivered:
     job_id: str
     result: Any = None  # run_wait_result answers carry the job result
+    completed: bool = False  # True when the job's outcome is known already (run_wait_result answered)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class Attempt:
     http_status: int | None
     response_excerpt: str = ""
     request_payload: str | None = None  # the transformed JSON sent, for the timeline
+    notes: str = ""  # what the timeline should show beside the outcome: schema warnings, an unchecked schema
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class AttemptRow:
     outcome: str
     detail: str
     response_excerpt: str
+    notes: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,13 @@ class DeliveryRow:
     created_at: float
     updated_at: float
     attempt_rows: list[AttemptRow] = field(default_factory=list)
+    job_state: JobState | None = None
+    job_created_at: float | None = None
+    job_checks: int = 0
+    job_completed_at: float | None = None
+    job_duration_ms: float | None = None
+    job_excerpt: str = ""
+    job_reruns: int = 0
 
 
 @dataclass(frozen=True)
@@ -155,3 +166,44 @@ class EventFilter:
     until: float | None = None
     limit: int = 50
     before_id: int | None = None  # keyset pagination: events with id < before_id
+
+
+# ---- Windmill job outcomes: the tracker polls open jobs and records one JobUpdate per look ------------
+
+
+@dataclass(frozen=True)
+class OpenJob:
+    """A delivered job whose outcome is not known yet."""
+
+    delivery_id: int
+    event_id: int
+    destination: str
+    generation: int
+    job_id: str  # the Windmill job id (as Windmill answered it)
+    checks: int  # looks taken so far
+    created_at: float
+    reruns: int  # how many re-runs after failed jobs led to this delivery
+    source: str
+    webhook_id: str
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """The result of one look at a job: still open (next look at `next_check_at`), or finished."""
+
+    delivery_id: int
+    state: JobState
+    next_check_at: float | None = None
+    completed_at: float | None = None
+    duration_ms: float | None = None
+    excerpt: str = ""
+    rerun: bool = False  # finished as failure and retry_on_job_failure allows another run
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Cheap gauges for /metrics: only rows still open are counted."""
+
+    depth: dict[tuple[str, str], int]  # (destination, pending|in_flight) -> count
+    oldest_open_at: float | None
+    open_jobs: int

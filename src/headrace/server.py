@@ -4,7 +4,9 @@ and the `serve` / `worker` process lifecycles (signals, graceful shutdown)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
+import json
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -16,6 +18,7 @@ from headrace.api.routes import APP_KEY, add_routes
 from headrace.app import App
 from headrace.config import Settings
 from headrace.durations import parse_duration
+from headrace.metrics import CONTENT_TYPE
 
 log = logging.getLogger("headrace.server")
 
@@ -41,6 +44,31 @@ def _auth_middleware(app: App) -> Any:
     return check
 
 
+def _counted(app: App) -> Handler:
+    """The ingest endpoint, counting each answer for /metrics (a dict update; the reason of a refusal is
+    read back from the small JSON error body the endpoint wrote)."""
+    handle, metrics = app.ingestor.handle, app.metrics
+
+    async def ingest(request: web.Request) -> web.StreamResponse:
+        response = await handle(request)
+        source = request.match_info["source"][:64]
+        status = response.status
+        if status == 202:
+            metrics.inc("headrace_events_received_total", source, "accepted")
+        elif status == 200:
+            metrics.inc("headrace_events_received_total", source, "duplicate")
+        else:
+            reason = f"http_{status}"
+            body = response.body
+            if isinstance(body, bytes):
+                with contextlib.suppress(ValueError, AttributeError):
+                    reason = str(json.loads(body).get("error") or reason)
+            metrics.inc("headrace_events_rejected_total", source if status != 404 else "(unknown)", reason)
+        return response
+
+    return ingest
+
+
 def build_web_app(app: App) -> web.Application:
     web_app = web.Application(client_max_size=app.settings.server.body_limit, middlewares=[_auth_middleware(app)])
     web_app[APP_KEY] = app
@@ -52,8 +80,14 @@ def build_web_app(app: App) -> web.Application:
         ok, detail = await app.ready()
         return web.json_response({"status": "ok" if ok else "unavailable", "detail": detail}, status=200 if ok else 503)
 
-    web_app.router.add_post("/webhooks/{source}", app.ingestor.handle)
+    async def metrics(request: web.Request) -> web.Response:
+        response = web.Response(text=await app.metrics_text())
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
+
+    web_app.router.add_post("/webhooks/{source}", _counted(app))
     web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/metrics", metrics)
     web_app.router.add_get("/readyz", readyz)
     add_routes(web_app.router)
     return web_app

@@ -22,7 +22,10 @@ from dataclasses import dataclass
 
 from headrace.config import DestinationSettings, Settings
 from headrace.deliver.classify import classify
+from headrace.deliver.preflight import SchemaCache
 from headrace.deliver.schedule import next_attempt_at, parse_retry_after
+from headrace.deliver.tracker import JobTracker
+from headrace.metrics import Metrics
 from headrace.models import Attempt, Cancelled, Claimed, Delivered, Failed, Outcome, Retry
 from headrace.store.base import Finished, Store
 from headrace.transform import Sandbox, Script, TransformError, WebhookObject
@@ -44,6 +47,7 @@ class Prepared:
     headers: Mapping[str, str]
     body: bytes
     transformed: str | None  # the transformed payload JSON, kept for the timeline
+    payload: object = None  # the transformed payload (None: the Dodo body is sent as is)
 
 
 class Worker:
@@ -58,6 +62,7 @@ class Worker:
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
         worker_id: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -67,6 +72,9 @@ class Worker:
         self.clock = clock
         self.rand = rand
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self.metrics = metrics or Metrics(clock)
+        self.schemas = SchemaCache(client)
+        self.tracker = JobTracker(store, settings, client, metrics=self.metrics, clock=clock, on_rerun=self.notify)
         self._claims = itertools.count(1)
         self._wake = asyncio.Event()
         # Per destination: claimed deliveries waiting for a free slot, and the attempts in flight.
@@ -85,6 +93,8 @@ class Worker:
         """Take new transformation scripts; queued work is untouched and uses them from its next attempt."""
         self.scripts = dict(scripts)
         self.settings = settings
+        self.tracker.settings = settings
+        self.schemas.clear()
         self.notify()
 
     @property
@@ -95,6 +105,15 @@ class Worker:
         """Claim and send until `stop` is set. Claims run ahead of sending by up to one `concurrency` per
         destination, and outcomes are recorded in the background, so a slot never waits for a commit."""
         log.info("delivery worker started", extra={"worker_id": self.worker_id})
+        tracker = asyncio.create_task(self.tracker.run(stop))
+        try:
+            await self._loop(stop)
+        finally:
+            await asyncio.wait([tracker], timeout=5)
+            if not tracker.done():
+                tracker.cancel()
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self._wake.clear()
             try:
@@ -186,6 +205,13 @@ class Worker:
             "job_id": claimed.job_id,
             "outcome": type(outcome).__name__.lower(),
         }
+        metrics, name = self.metrics, claimed.destination
+        if isinstance(outcome, Retry):
+            metrics.inc("headrace_delivery_retries_total", name)
+        else:
+            metrics.inc("headrace_deliveries_total", name, str(fields["outcome"]))
+            if isinstance(outcome, Delivered) and outcome.completed:
+                metrics.inc("headrace_jobs_total", name, "success")
         if isinstance(outcome, Delivered | Cancelled):
             log.debug("delivery %s", fields["outcome"], extra=fields)
         else:
@@ -205,8 +231,10 @@ class Worker:
         started = self.clock()
         perf = time.perf_counter()
 
+        notes = ""
+
         def attempt(status: int | None = None, excerpt: str = "", payload: str | None = None) -> Attempt:
-            return Attempt(started, (time.perf_counter() - perf) * 1000, status, excerpt, payload)
+            return Attempt(started, (time.perf_counter() - perf) * 1000, status, excerpt, payload, notes)
 
         try:
             prepared = self.prepare(claimed, dest)
@@ -216,6 +244,13 @@ class Worker:
             return attempt(payload=refuse.payload), Failed(refuse.reason)
 
         target = dest.target
+        if dest.schema_mode != "off":
+            try:
+                refused, notes = await self._preflight(claimed, dest, prepared)
+            except Exception as exc:  # a preflight bug must not hold a payment back
+                refused, notes = None, f"schema not checked: {type(exc).__name__}: {exc}"
+            if refused is not None:
+                return attempt(payload=prepared.transformed), Failed(refused)
         response = await self.client.run(
             target,
             prepared.url,
@@ -226,13 +261,14 @@ class Worker:
             headers=prepared.headers,
             timeout=dest.timeout_seconds,
         )
+        self.metrics.observe_attempt(claimed.destination, response.duration_ms / 1000)
         verdict = classify(response, claimed.job_id, target.mode)
         record = attempt(
             response.status, response.body[:2000] if response.status else (response.error or ""), prepared.transformed
         )
         outcome: Outcome
         if verdict.verdict == "delivered":
-            outcome = Delivered(verdict.job_id or claimed.job_id, verdict.result)
+            outcome = Delivered(verdict.job_id or claimed.job_id, verdict.result, completed=target.mode == "wait")
         elif verdict.verdict == "confirm":
             exists = await self.client.job_exists(target, dest.bearer.reveal(), claimed.job_id)
             if exists:
@@ -247,6 +283,32 @@ class Worker:
         else:
             outcome = Failed(verdict.reason + ". Fix the destination, then replay.")
         return record, outcome
+
+    async def _preflight(
+        self, claimed: Claimed, dest: DestinationSettings, prepared: Prepared
+    ) -> tuple[str | None, str]:
+        """Check the payload against the target's input schema: (reason to refuse or None, attempt notes)."""
+        target = dest.target
+        if prepared.url != target.run_url:
+            target = parse_run_url(prepared.url)[0]
+        payload = prepared.payload
+        if payload is None:
+            try:
+                payload = json.loads(prepared.body)
+            except ValueError:
+                return None, ""
+        verdict = await self.schemas.check(target, dest.bearer.reveal(), payload)
+        if not verdict.problems:
+            return None, verdict.note
+        self.metrics.inc("headrace_schema_problems_total", claimed.destination, dest.schema_mode)
+        where = f"the input schema of {target.kind} {target.path}"
+        if dest.schema_mode == "enforce":
+            return (
+                f'payload does not match {where}: {verdict.text}. Not sent (schema = "enforce"): fix the '
+                "transformation or the target, then replay.",
+                "",
+            )
+        return None, f'schema warning (sent anyway, schema = "warn"): payload does not match {where}: {verdict.text}'
 
     def _retry(
         self, claimed: Claimed, dest: DestinationSettings, reason: str, retry_after: float | None = None
@@ -287,7 +349,7 @@ class Worker:
         url = result.url
         if url != dest.target.run_url:
             url = _checked_url(url, dest, script.name, payload_json)
-        return Prepared(url, result.method, dict(result.headers), payload_json.encode(), payload_json)
+        return Prepared(url, result.method, dict(result.headers), payload_json.encode(), payload_json, result.payload)
 
 
 def _checked_url(url: str, dest: DestinationSettings, script: str, payload: str) -> str:

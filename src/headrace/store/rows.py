@@ -14,6 +14,8 @@ from headrace.models import (
     DeliveryRow,
     EventRow,
     Failed,
+    JobUpdate,
+    OpenJob,
     Rejection,
     Retry,
 )
@@ -21,6 +23,8 @@ from headrace.store.base import Finished
 
 Row = Mapping[str, Any]
 EXCERPT_LIMIT = 2000
+JOB_EXCERPT_LIMIT = 1000  # the stored excerpt of a job's result or error
+FIRST_JOB_CHECK = 1.0  # seconds after the job was created, the tracker's first look
 
 
 def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
@@ -47,11 +51,29 @@ def finish_params(finished: Finished, now: float) -> tuple[dict[str, Any], dict[
     outcome = finished.outcome
     next_attempt_at: float | None = None
     windmill_job_id: str | None = None
+    job: dict[str, Any] = {
+        "job_state": None,
+        "job_created_at": None,
+        "job_next_check_at": None,
+        "job_completed_at": None,
+        "job_duration_ms": None,
+        "job_excerpt": None,
+    }
     match outcome:
-        case Delivered(job_id=job_id, result=result):
+        case Delivered(job_id=job_id, result=result, completed=completed):
             status, kind, detail, windmill_job_id = "delivered", "delivered", "", job_id
             if result is not None:
                 detail = excerpt(json.dumps(result, default=str))
+            job["job_created_at"] = finished.attempt.started_at
+            if completed:  # run_wait_result: Windmill answered with the result, the job succeeded
+                job.update(
+                    job_state="success",
+                    job_completed_at=now,
+                    job_duration_ms=finished.attempt.duration_ms,
+                    job_excerpt=excerpt(json.dumps(result, default=str), JOB_EXCERPT_LIMIT),
+                )
+            else:
+                job.update(job_state="open", job_next_check_at=now + FIRST_JOB_CHECK)
         case Retry(at=at, reason=reason):
             status, kind, detail, next_attempt_at = "pending", "retry", reason, at
         case Failed(reason=reason):
@@ -68,6 +90,7 @@ def finish_params(finished: Finished, now: float) -> tuple[dict[str, Any], dict[
         "windmill_job_id": windmill_job_id,
         "payload": attempt.request_payload,
         "now": now,
+        **job,
     }
     insert = {
         "delivery_id": finished.claimed.delivery_id,
@@ -77,8 +100,35 @@ def finish_params(finished: Finished, now: float) -> tuple[dict[str, Any], dict[
         "outcome": kind,
         "detail": excerpt(detail),
         "response_excerpt": excerpt(attempt.response_excerpt),
+        "notes": excerpt(attempt.notes),
     }
     return update, insert
+
+
+def open_job(row: Row) -> OpenJob:
+    return OpenJob(
+        delivery_id=int(row["id"]),
+        event_id=int(row["event_id"]),
+        destination=str(row["destination"]),
+        generation=int(row["generation"]),
+        job_id=str(row["windmill_job_id"] or row["job_id"]),
+        checks=int(row["job_checks"]),
+        created_at=float(row["job_created_at"] or 0.0),
+        reruns=int(row["job_reruns"]),
+        source=str(row["source"]),
+        webhook_id=str(row["webhook_id"]),
+    )
+
+
+def job_done_params(update: JobUpdate, now: float) -> dict[str, Any]:
+    return {
+        "delivery_id": update.delivery_id,
+        "state": update.state,
+        "completed_at": update.completed_at,
+        "duration_ms": update.duration_ms,
+        "excerpt": excerpt(update.excerpt, JOB_EXCERPT_LIMIT),
+        "now": now,
+    }
 
 
 def event(row: Row) -> EventRow:
@@ -105,6 +155,7 @@ def event_detail(row: Row, deliveries: Sequence[Row], attempts: Sequence[Row]) -
                 outcome=str(a["outcome"]),
                 detail=str(a["detail"]),
                 response_excerpt=str(a["response_excerpt"]),
+                notes=str(a["notes"]),
             )
         )
     delivery_rows = [
@@ -122,6 +173,13 @@ def event_detail(row: Row, deliveries: Sequence[Row], attempts: Sequence[Row]) -
             created_at=float(d["created_at"]),
             updated_at=float(d["updated_at"]),
             attempt_rows=by_delivery.get(int(d["id"]), []),
+            job_state=d["job_state"],
+            job_created_at=_float(d["job_created_at"]),
+            job_checks=int(d["job_checks"]),
+            job_completed_at=_float(d["job_completed_at"]),
+            job_duration_ms=_float(d["job_duration_ms"]),
+            job_excerpt=str(d["job_excerpt"]),
+            job_reruns=int(d["job_reruns"]),
         )
         for d in deliveries
     ]
@@ -166,3 +224,7 @@ def rejection(row: Row) -> Rejection:
         remote=str(row["remote"]),
         at=float(row["at"]),
     )
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)

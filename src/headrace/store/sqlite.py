@@ -26,7 +26,10 @@ from headrace.models import (
     EventFilter,
     EventRow,
     IngestResult,
+    JobUpdate,
     NewEvent,
+    OpenJob,
+    QueueStats,
     Rejection,
     job_id_for,
 )
@@ -396,6 +399,68 @@ class SQLiteStore:
         row = await self._read(lambda conn: conn.execute(sql).fetchone())
         return None if row is None or row["due"] is None else float(row["due"])
 
+    # -- job outcomes --------------------------------------------------------------------------------
+    async def next_job_check(self) -> float | None:
+        sql = self._q["next_job_check"]
+        row = await self._read(lambda conn: conn.execute(sql).fetchone())
+        return None if row is None or row["due"] is None else float(row["due"])
+
+    async def lease_due_jobs(self, limit: int, now: float, lease_until: float) -> list[OpenJob]:
+        """Take up to `limit` jobs due for a look; their next check moves to `lease_until`, so another
+        process's tracker leaves them alone while this one asks Windmill."""
+        q = self._q
+        params = {"limit": limit, "now": now, "lease_until": lease_until}
+
+        def op(conn: sqlite3.Connection) -> list[OpenJob]:
+            ids = [int(row[0]) for row in conn.execute(q["lease_due_jobs"], params).fetchall()]
+            found = []
+            for delivery_id in ids:
+                row = conn.execute(q["open_job"], {"delivery_id": delivery_id}).fetchone()
+                if row is not None:
+                    found.append(rows.open_job(row))
+            return found
+
+        jobs: list[OpenJob] = await self._write(op)
+        return jobs
+
+    async def record_job(self, update: JobUpdate, now: float) -> str | None:
+        q = self._q
+
+        def op(conn: sqlite3.Connection) -> str | None:
+            if update.state == "open":
+                params = {"delivery_id": update.delivery_id, "next_check_at": update.next_check_at}
+                conn.execute(q["job_still_open"], params)
+                return None
+            row = conn.execute(q["open_job"], {"delivery_id": update.delivery_id}).fetchone()
+            if row is None:
+                return None  # recorded already (another tracker got there first)
+            conn.execute(q["job_done"], rows.job_done_params(update, now))
+            if not (update.rerun and update.state == "failure"):
+                return None
+            job = rows.open_job(row)
+            latest = conn.execute(
+                q["latest_generation"], {"event_id": job.event_id, "destination": job.destination}
+            ).fetchone()
+            if latest["generation"] is not None and int(latest["generation"]) != job.generation:
+                return None  # replayed meanwhile: that newer generation is the re-run
+            generation = job.generation + 1
+            job_id = job_id_for(job.source, job.webhook_id, job.destination, generation)
+            conn.execute(
+                q["insert_rerun"],
+                {
+                    "event_id": job.event_id,
+                    "destination": job.destination,
+                    "generation": generation,
+                    "job_id": job_id,
+                    "now": now,
+                    "job_reruns": job.reruns + 1,
+                },
+            )
+            return job_id
+
+        job_id: str | None = await self._write(op)
+        return job_id
+
     # -- reading and operating -----------------------------------------------------------------------
     async def list_events(self, flt: EventFilter) -> list[EventRow]:
         sql = self._q["list_events"]
@@ -485,6 +550,22 @@ class SQLiteStore:
             return StoreStats(deliveries, None if oldest is None else float(oldest), rejections)
 
         result: StoreStats = await self._read(op)
+        return result
+
+    async def queue_stats(self) -> QueueStats:
+        q = self._q
+
+        def op(conn: sqlite3.Connection) -> QueueStats:
+            depth: dict[tuple[str, str], int] = {}
+            oldest: float | None = None
+            for r in conn.execute(q["open_delivery_counts"]):
+                depth[(str(r["destination"]), str(r["status"]))] = int(r["n"])
+                if r["oldest"] is not None and (oldest is None or float(r["oldest"]) < oldest):
+                    oldest = float(r["oldest"])
+            open_jobs = int(conn.execute(q["open_job_count"]).fetchone()["n"])
+            return QueueStats(depth, oldest, open_jobs)
+
+        result: QueueStats = await self._read(op)
         return result
 
     async def check_writable(self) -> None:

@@ -4,6 +4,7 @@ decide the transport; it never logs or returns the token."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -89,15 +90,86 @@ class WindmillClient:
         except (TimeoutError, aiohttp.ClientError):
             return None
 
-    async def result_maybe(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> dict[str, Any]:
-        async with self._session.get(
-            target.result_url(job_id),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as response:
-            response.raise_for_status()
-            data: dict[str, Any] = await response.json()
-            return data
+    async def result_maybe(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> JobPoll:
+        """`jobs_u/completed/get_result_maybe/{id}`: is the job done, did it succeed, what did it return."""
+        data, status, error = await self._get_json(target.result_url(job_id), token, timeout)
+        if not isinstance(data, dict):
+            return JobPoll(status=status, error=error or f"HTTP {status}: not a JSON object")
+        return JobPoll(
+            status=status,
+            completed=bool(data.get("completed")),
+            success=None if data.get("success") is None else bool(data.get("success")),
+            result=data.get("result"),
+        )
+
+    async def job_info(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """`jobs_u/get/{id}` as a dict ({} when it cannot be read): `duration_ms`, `started_at`, ..."""
+        data, _, _ = await self._get_json(target.job_url(job_id), token, timeout)
+        return data if isinstance(data, dict) else {}
+
+    async def get_target(self, target: RunTarget, token: str, timeout: float = 10.0) -> TargetInfo:
+        """`scripts/get/p/{path}` or `flows/get/{path}`: the target's input schema and deployment state."""
+        data, status, error = await self._get_json(target.definition_url, token, timeout)
+        if not isinstance(data, dict):
+            return TargetInfo(status=status, error=error or f"HTTP {status}: not a JSON object")
+        schema = data.get("schema")
+        return TargetInfo(
+            status=status,
+            schema=schema if isinstance(schema, dict) else None,
+            archived=bool(data.get("archived")) or bool(data.get("deleted")),
+            draft_only=bool(data.get("draft_only")),
+            summary=str(data.get("summary") or ""),
+        )
+
+    async def _get_json(self, url: str, token: str, timeout: float) -> tuple[Any, int | None, str | None]:
+        """(decoded body or None, HTTP status or None, an error a person can read or None)."""
+        try:
+            async with self._session.get(
+                url,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,
+            ) as response:
+                text = await _read_limited(response)
+                if response.status != 200:
+                    return None, response.status, f"HTTP {response.status}: {text[:200].strip()}"
+                try:
+                    return json.loads(text), 200, None
+                except ValueError:
+                    return None, 200, "HTTP 200 but the body is not JSON"
+        except TimeoutError:
+            return None, None, f"no answer within {timeout:g}s"
+        except aiohttp.ClientConnectorError as exc:
+            return None, None, f"cannot connect: {exc.os_error.strerror or exc.os_error}"
+        except aiohttp.ClientError as exc:
+            return None, None, f"{type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True)
+class JobPoll:
+    """One look at a job: `status` None means Windmill could not be asked (see `error`)."""
+
+    status: int | None
+    completed: bool = False
+    success: bool | None = None
+    result: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What Windmill says about a script or flow; `status` 404 means it does not exist."""
+
+    status: int | None
+    schema: dict[str, Any] | None = None
+    archived: bool = False
+    draft_only: bool = False
+    summary: str = ""
+    error: str | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.status == 200
 
 
 async def _read_limited(response: aiohttp.ClientResponse) -> str:

@@ -61,6 +61,13 @@ class RunTarget:
     def result_url(self, job_id: str) -> str:
         return f"{self.base_url}/w/{self.workspace}/jobs_u/completed/get_result_maybe/{job_id}"
 
+    @property
+    def definition_url(self) -> str:
+        """Where Windmill describes the target: its input schema, archived and draft state."""
+        if self.kind == "script":
+            return f"{self.base_url}/w/{self.workspace}/scripts/get/p/{self.path}"
+        return f"{self.base_url}/w/{self.workspace}/flows/get/{self.path}"
+
     def ui_url(self, job_id: str) -> str:
         """Where a person sees the run in Windmill's web UI."""
         root = self.base_url.removesuffix("/api")

@@ -15,6 +15,12 @@ INSERT INTO deliveries (event_id, destination, generation, job_id, status, next_
 VALUES (:event_id, :destination, :generation, :job_id, 'pending', :now, :now, :now)
 ON CONFLICT (event_id, destination, generation) DO NOTHING;
 
+-- name: insert_rerun
+INSERT INTO deliveries (event_id, destination, generation, job_id, status, next_attempt_at, created_at, updated_at,
+                        job_reruns)
+VALUES (:event_id, :destination, :generation, :job_id, 'pending', :now, :now, :now, :job_reruns)
+ON CONFLICT (event_id, destination, generation) DO NOTHING;
+
 -- name: claim_due
 UPDATE deliveries
 SET status = 'in_flight', lease_owner = :token, lease_until = :lease_until, updated_at = :now
@@ -38,13 +44,17 @@ ORDER BY d.id;
 UPDATE deliveries
 SET status = :status, attempts = attempts + 1, next_attempt_at = :next_attempt_at,
     last_error = :last_error, windmill_job_id = COALESCE(:windmill_job_id, windmill_job_id),
-    payload = COALESCE(:payload, payload), lease_owner = NULL, lease_until = NULL, updated_at = :now
+    payload = COALESCE(:payload, payload), lease_owner = NULL, lease_until = NULL, updated_at = :now,
+    job_state = COALESCE(:job_state, job_state), job_created_at = COALESCE(:job_created_at, job_created_at),
+    job_next_check_at = :job_next_check_at, job_completed_at = COALESCE(:job_completed_at, job_completed_at),
+    job_duration_ms = COALESCE(:job_duration_ms, job_duration_ms), job_excerpt = COALESCE(:job_excerpt, job_excerpt)
 WHERE id = :delivery_id AND lease_owner = :token AND status = 'in_flight'
 RETURNING attempts;
 
 -- name: insert_attempt
-INSERT INTO attempts (delivery_id, number, started_at, duration_ms, http_status, outcome, detail, response_excerpt)
-VALUES (:delivery_id, :number, :started_at, :duration_ms, :http_status, :outcome, :detail, :response_excerpt);
+INSERT INTO attempts (delivery_id, number, started_at, duration_ms, http_status, outcome, detail, response_excerpt,
+                      notes)
+VALUES (:delivery_id, :number, :started_at, :duration_ms, :http_status, :outcome, :detail, :response_excerpt, :notes);
 
 -- name: release_delivery
 UPDATE deliveries
@@ -99,12 +109,13 @@ SELECT id FROM events WHERE webhook_id = :webhook_id ORDER BY id DESC LIMIT 1;
 
 -- name: event_deliveries
 SELECT id, destination, generation, job_id, status, attempts, next_attempt_at, last_error,
-       windmill_job_id, payload, created_at, updated_at
+       windmill_job_id, payload, created_at, updated_at, job_state, job_created_at, job_checks,
+       job_completed_at, job_duration_ms, job_excerpt, job_reruns
 FROM deliveries WHERE event_id = :event_id ORDER BY destination, generation;
 
 -- name: event_attempts
 SELECT a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status, a.outcome, a.detail,
-       a.response_excerpt
+       a.response_excerpt, a.notes
 FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
 WHERE d.event_id = :event_id ORDER BY a.delivery_id, a.number;
 
@@ -130,3 +141,42 @@ SELECT MIN(created_at) AS oldest FROM deliveries WHERE status IN ('pending', 'in
 
 -- name: health_write
 DELETE FROM rejections WHERE id = -1;
+
+-- name: next_job_check
+SELECT MIN(job_next_check_at) AS due FROM deliveries WHERE job_state = 'open';
+
+-- name: lease_due_jobs
+UPDATE deliveries
+SET job_next_check_at = :lease_until
+WHERE id IN (
+    SELECT id FROM deliveries
+    WHERE job_state = 'open' AND job_next_check_at <= :now
+    ORDER BY job_next_check_at
+    LIMIT :limit
+)
+RETURNING id;
+
+-- name: open_job
+SELECT d.id, d.event_id, d.destination, d.generation, d.windmill_job_id, d.job_id, d.job_checks, d.job_created_at,
+       d.job_reruns, e.source, e.webhook_id
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.id = :delivery_id AND d.job_state = 'open';
+
+-- name: job_still_open
+UPDATE deliveries
+SET job_checks = job_checks + 1, job_next_check_at = :next_check_at
+WHERE id = :delivery_id AND job_state = 'open';
+
+-- name: job_done
+UPDATE deliveries
+SET job_state = :state, job_checks = job_checks + 1, job_next_check_at = NULL, job_completed_at = :completed_at,
+    job_duration_ms = :duration_ms, job_excerpt = :excerpt, updated_at = :now
+WHERE id = :delivery_id AND job_state = 'open';
+
+-- name: open_delivery_counts
+SELECT destination, status, COUNT(*) AS n, MIN(created_at) AS oldest
+FROM deliveries WHERE status IN ('pending', 'in_flight')
+GROUP BY destination, status;
+
+-- name: open_job_count
+SELECT COUNT(*) AS n FROM deliveries WHERE job_state = 'open';

@@ -1,0 +1,170 @@
+"""Job outcome tracking: one task per worker process asks Windmill what became of the jobs it created.
+
+The work list is in the store (deliveries whose `job_state` is open, each with its next look time), so
+tracking survives restarts and several processes share it: a round leases at most `BATCH` due jobs (their
+next look moves a minute ahead, so another tracker skips them), asks `get_result_maybe` for them with at
+most `CONCURRENCY` requests at once, and records each answer. Looks back off per job, 1 s doubling up to
+`MAX_DELAY`; so thousands of open jobs cost at most BATCH / ROUND_PAUSE requests a second, and a slow
+job a few requests an hour. A job still open after `GIVE_UP` is recorded as `unknown`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from headrace.config import Settings
+from headrace.metrics import Metrics
+from headrace.models import JobUpdate, OpenJob
+from headrace.store.base import Store
+from headrace.windmill.client import JobPoll, WindmillClient
+
+log = logging.getLogger("headrace.track")
+
+BATCH = 50
+CONCURRENCY = 8
+ROUND_PAUSE = 0.25  # between rounds while jobs are due
+IDLE_POLL = 1.0  # how often an idle tracker looks for jobs other processes created
+LEASE = 60.0
+FIRST_DELAY = 1.0
+MAX_DELAY = 60.0
+GIVE_UP = 24 * 3600.0
+NOT_FOUND_LIMIT = 5  # looks answered 404 before the job is recorded as unknown
+
+
+def next_delay(checks: int, rand: Callable[[], float] = random.random) -> float:
+    """Seconds until the next look after `checks` looks: 1, 2, 4, ... 60, with 10 % jitter."""
+    base = min(MAX_DELAY, FIRST_DELAY * float(2 ** min(checks, 16)))
+    return base * (0.9 + 0.2 * rand())
+
+
+def error_excerpt(result: Any) -> str:
+    """Windmill's error object ({"error": {"name", "message", "stack"}}) as `name: message` + stack."""
+    error = result.get("error") if isinstance(result, dict) else None
+    if isinstance(error, dict):
+        head = f"{error.get('name') or 'Error'}: {error.get('message') or ''}".strip()
+        stack = error.get("stack")
+        return f"{head}\n{stack}" if isinstance(stack, str) and stack else head
+    return json.dumps(result, default=str, ensure_ascii=False)
+
+
+class JobTracker:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        client: WindmillClient,
+        *,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+        on_rerun: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.client = client
+        self.metrics = metrics
+        self.clock = clock
+        self.rand = rand
+        self.on_rerun = on_rerun
+        self._wake = asyncio.Event()
+        self._limit = asyncio.Semaphore(CONCURRENCY)
+        self.polls = 0
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                looked = await self.round()
+            except Exception:
+                log.exception("tracking job outcomes failed; trying again shortly")
+                looked = 0
+            timeout = ROUND_PAUSE if looked else await self._idle_timeout()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _idle_timeout(self) -> float:
+        try:
+            due = await self.store.next_job_check()
+        except Exception:
+            return IDLE_POLL
+        if due is None:
+            return IDLE_POLL
+        return min(IDLE_POLL, max(ROUND_PAUSE, due - self.clock()))
+
+    async def round(self) -> int:
+        """Look at up to BATCH due jobs; returns how many were looked at."""
+        now = self.clock()
+        due = await self.store.next_job_check()
+        if due is None or due > now:
+            return 0
+        jobs = await self.store.lease_due_jobs(BATCH, now, now + LEASE)
+        await asyncio.gather(*(self._look(job) for job in jobs))
+        return len(jobs)
+
+    async def _look(self, job: OpenJob) -> None:
+        async with self._limit:
+            try:
+                update = await self.look(job)
+            except Exception as exc:  # never lose the job: look again later
+                log.warning("job %s: looking failed: %s", job.job_id, exc)
+                update = JobUpdate(job.delivery_id, "open", next_check_at=self.clock() + next_delay(job.checks))
+        rerun_job = await self.store.record_job(update, self.clock())
+        if update.state != "open" and self.metrics is not None:
+            self.metrics.inc("headrace_jobs_total", job.destination, update.state)
+        if rerun_job is not None:
+            if self.metrics is not None:
+                self.metrics.inc("headrace_job_reruns_total", job.destination)
+            log.info(
+                "job failed; re-running it under a new job id",
+                extra={"delivery_id": job.delivery_id, "failed_job_id": job.job_id, "job_id": rerun_job},
+            )
+            self.on_rerun()
+
+    async def look(self, job: OpenJob) -> JobUpdate:
+        """One look at one job, as the update to record."""
+        dest = self.settings.destinations.get(job.destination)
+        now = self.clock()
+        if dest is None:
+            return JobUpdate(
+                job.delivery_id, "unknown", excerpt=f"destination {job.destination!r} is no longer configured"
+            )
+        self.polls += 1
+        poll: JobPoll = await self.client.result_maybe(dest.target, dest.bearer.reveal(), job.job_id)
+        if poll.status == 200 and poll.completed:
+            info = await self.client.job_info(dest.target, dest.bearer.reveal(), job.job_id)
+            duration = info.get("duration_ms")
+            duration_ms = float(duration) if isinstance(duration, int | float) else (now - job.created_at) * 1000
+            success = poll.success is not False
+            text = json.dumps(poll.result, default=str, ensure_ascii=False) if success else error_excerpt(poll.result)
+            return JobUpdate(
+                job.delivery_id,
+                "success" if success else "failure",
+                completed_at=now,
+                duration_ms=duration_ms,
+                excerpt=text,
+                rerun=not success and job.reruns < dest.retry_on_job_failure,
+            )
+        if now - job.created_at > GIVE_UP:
+            return JobUpdate(
+                job.delivery_id,
+                "unknown",
+                excerpt=f"not completed {GIVE_UP / 3600:g} h after it was created; stopped tracking (see Windmill)",
+            )
+        if poll.status == 404 and job.checks + 1 >= NOT_FOUND_LIMIT:
+            return JobUpdate(
+                job.delivery_id,
+                "unknown",
+                excerpt=f"Windmill does not know job {job.job_id} (HTTP 404 {NOT_FOUND_LIMIT} times); stopped tracking",
+            )
+        return JobUpdate(job.delivery_id, "open", next_check_at=now + next_delay(job.checks, self.rand))

@@ -1,0 +1,143 @@
+"""Prometheus metrics: counters kept in this process's memory, and store gauges cached for a second.
+
+Counting is a dict update on the path that already runs (ingest answer, attempt recorded, job outcome):
+no lock (one event loop), no allocation beyond the label tuple. A scrape renders the counters and, at
+most once per `GAUGE_TTL`, asks the store for the queue gauges with queries that read only the rows
+still open (partial indexes), so scraping every second costs the same at 10 or 10 million events.
+
+Counters are per process and start at zero, as Prometheus expects (`rate()` handles restarts). With
+`headrace worker` processes apart from `headrace serve`, delivery and job counters live in the workers;
+the queue gauges come from the shared store and are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from collections.abc import Awaitable, Callable
+
+from headrace.models import QueueStats
+
+GAUGE_TTL = 1.0
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+Labels = tuple[str, ...]
+
+_HELP: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    # name: (type, help, label names)
+    "headrace_events_received_total": (
+        "counter",
+        "Webhooks accepted by ingest (outcome: accepted or duplicate).",
+        ("source", "outcome"),
+    ),
+    "headrace_events_rejected_total": (
+        "counter",
+        "Webhooks refused by ingest, by reason (bad_signature, timestamp_out_of_tolerance, body_too_large...).",
+        ("source", "reason"),
+    ),
+    "headrace_deliveries_total": (
+        "counter",
+        "Deliveries that reached a final outcome (delivered, failed, cancelled).",
+        ("destination", "outcome"),
+    ),
+    "headrace_delivery_retries_total": (
+        "counter",
+        "Attempts that ended in a scheduled retry.",
+        ("destination",),
+    ),
+    "headrace_schema_problems_total": (
+        "counter",
+        "Payloads that did not match the target's input schema (mode: enforce = not sent, warn = sent).",
+        ("destination", "mode"),
+    ),
+    "headrace_jobs_total": (
+        "counter",
+        "Windmill job outcomes seen by the tracker or a run_wait_result answer (success, failure, unknown).",
+        ("destination", "outcome"),
+    ),
+    "headrace_job_reruns_total": (
+        "counter",
+        "Failed jobs re-run under a new job id (retry_on_job_failure).",
+        ("destination",),
+    ),
+}
+
+
+class Metrics:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.counters: dict[str, dict[Labels, int]] = {name: {} for name in _HELP}
+        # destination -> [bucket counts..., +Inf count], sum
+        self._latency: dict[str, list[int]] = {}
+        self._latency_sum: dict[str, float] = {}
+        self._gauges: QueueStats | None = None
+        self._gauges_at = -1e9
+        self._gauge_lock = asyncio.Lock()
+        self.scrapes = 0
+
+    def inc(self, name: str, *labels: str) -> None:
+        series = self.counters[name]
+        series[labels] = series.get(labels, 0) + 1
+
+    def observe_attempt(self, destination: str, seconds: float) -> None:
+        counts = self._latency.get(destination)
+        if counts is None:
+            counts = self._latency[destination] = [0] * (len(LATENCY_BUCKETS) + 1)
+            self._latency_sum[destination] = 0.0
+        counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self._latency_sum[destination] += seconds
+
+    async def queue(self, fetch: Callable[[], Awaitable[QueueStats]]) -> QueueStats | None:
+        """The store gauges, fetched at most once per GAUGE_TTL however often /metrics is scraped."""
+        now = time.monotonic()
+        if now - self._gauges_at < GAUGE_TTL:
+            return self._gauges
+        async with self._gauge_lock:
+            if time.monotonic() - self._gauges_at >= GAUGE_TTL:
+                try:
+                    self._gauges = await fetch()
+                except Exception:
+                    self._gauges = None  # rendered as absent; the scrape itself still succeeds
+                self._gauges_at = time.monotonic()
+        return self._gauges
+
+    def render(self, queue: QueueStats | None) -> str:
+        self.scrapes += 1
+        out: list[str] = []
+        for name, (kind, text, label_names) in _HELP.items():
+            out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")
+            for labels, value in sorted(self.counters[name].items()):
+                out.append(f"{name}{{{_labels(label_names, labels)}}} {value}\n")
+        name = "headrace_delivery_attempt_duration_seconds"
+        out.append(f"# HELP {name} Time from sending a delivery to Windmill's answer (or giving up on it).\n")
+        out.append(f"# TYPE {name} histogram\n")
+        for destination in sorted(self._latency):
+            counts, cumulative = self._latency[destination], 0
+            dest = _escape(destination)
+            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts, strict=True):
+                cumulative += count
+                le = "+Inf" if bound == float("inf") else repr(bound)
+                out.append(f'{name}_bucket{{destination="{dest}",le="{le}"}} {cumulative}\n')
+            out.append(f'{name}_sum{{destination="{dest}"}} {self._latency_sum[destination]:.6f}\n')
+            out.append(f'{name}_count{{destination="{dest}"}} {cumulative}\n')
+        if queue is not None:
+            out.append("# HELP headrace_queue_depth Deliveries not finished yet (pending or in flight).\n")
+            out.append("# TYPE headrace_queue_depth gauge\n")
+            for (destination, state), count in sorted(queue.depth.items()):
+                out.append(f'headrace_queue_depth{{destination="{_escape(destination)}",state="{state}"}} {count}\n')
+            age = 0.0 if queue.oldest_open_at is None else max(0.0, self.clock() - queue.oldest_open_at)
+            out.append("# HELP headrace_queue_oldest_age_seconds Age of the oldest unfinished delivery (0: none).\n")
+            out.append(f"# TYPE headrace_queue_oldest_age_seconds gauge\nheadrace_queue_oldest_age_seconds {age:.3f}\n")
+            out.append("# HELP headrace_jobs_open Windmill jobs created whose outcome is not known yet.\n")
+            out.append(f"# TYPE headrace_jobs_open gauge\nheadrace_jobs_open {queue.open_jobs}\n")
+        return "".join(out)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(names: tuple[str, ...], values: Labels) -> str:
+    return ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
