@@ -33,6 +33,7 @@ from headrace.ingest.signature import decode_secret, sign
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 PYTHON = sys.executable
+HEADRACE = [PYTHON, "-m", "headrace.cli"]
 BARE_APP = """
 import sys, uvloop
 from aiohttp import web
@@ -81,7 +82,7 @@ def signed_requests(port: int, count: int, tag: str) -> list[bytes]:
     return requests
 
 
-def write_config(folder: Path, port: int, emulator_port: int, worker: bool) -> Path:
+def write_config(folder: Path, port: int, emulator_port: int, worker: bool, extra: str = "") -> Path:
     path = folder / "bench.toml"
     path.write_text(f"""
 [server]
@@ -99,8 +100,37 @@ events = ["payment.*"]
 url = "http://127.0.0.1:{emulator_port}/api/w/bench/jobs/run/f/f/dodo/on_payment"
 token = "dev-token"
 concurrency = 32
+{extra}
 """)
     return path
+
+
+def fresh_db(folder: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        (folder / f"bench.db{suffix}").unlink(missing_ok=True)
+
+
+def run_e2e(folder: Path, n: int, c: int, extra: str = "") -> tuple[LoadResult, int, float]:
+    """Ingest n events at full speed with the worker on; time until the emulator has created every job."""
+    fresh_db(folder)
+    port, emu_port = free_port(), free_port()
+    config = write_config(folder, port, emu_port, worker=True, extra=extra)
+    emulator = start([*HEADRACE, "dev", "windmill", "--listen", f"127.0.0.1:{emu_port}"], emu_port)
+    server = start([*HEADRACE, "serve", "-c", str(config)], port)
+    try:
+        requests = signed_requests(port, n, "e2e")
+        started = time.perf_counter()
+        accepted = run_load("127.0.0.1", port, requests, c)
+        deadline = time.time() + 300
+        jobs = emulator_jobs(emu_port)
+        while jobs < accepted.ok and time.time() < deadline:
+            time.sleep(0.1)
+            jobs = emulator_jobs(emu_port)
+        seconds = time.perf_counter() - started
+    finally:
+        stop(server)
+        stop(emulator)
+    return accepted, jobs, seconds
 
 
 def start(args: list[str], port: int) -> subprocess.Popen[bytes]:
@@ -143,8 +173,6 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        headrace = [PYTHON, "-m", "headrace.cli"]
-
         port = free_port()
         bare = start([PYTHON, "-c", BARE_APP, str(port)], port)
         try:
@@ -156,7 +184,7 @@ def main() -> None:
 
         port, emu_port = free_port(), free_port()
         config = write_config(folder, port, emu_port, worker=False)
-        server = start([*headrace, "serve", "-c", str(config)], port)
+        server = start([*HEADRACE, "serve", "-c", str(config)], port)
         try:
             run_load("127.0.0.1", port, signed_requests(port, 2000, "warm"), c)
             ingest = run_load("127.0.0.1", port, signed_requests(port, n, "ingest"), c)
@@ -164,26 +192,7 @@ def main() -> None:
             stop(server)
         report("ingest", ingest, base)
 
-        (folder / "bench.db").unlink()
-        for suffix in ("-wal", "-shm"):
-            (folder / f"bench.db{suffix}").unlink(missing_ok=True)
-        port = free_port()
-        config = write_config(folder, port, emu_port, worker=True)
-        emulator = start([*headrace, "dev", "windmill", "--listen", f"127.0.0.1:{emu_port}"], emu_port)
-        server = start([*headrace, "serve", "-c", str(config)], port)
-        try:
-            requests = signed_requests(port, n, "e2e")
-            started = time.perf_counter()
-            e2e_ingest = run_load("127.0.0.1", port, requests, c)
-            deadline = time.time() + 300
-            jobs = emulator_jobs(emu_port)
-            while jobs < e2e_ingest.ok and time.time() < deadline:
-                time.sleep(0.1)
-                jobs = emulator_jobs(emu_port)
-            seconds = time.perf_counter() - started
-        finally:
-            stop(server)
-            stop(emulator)
+        e2e_ingest, jobs, seconds = run_e2e(folder, n, c)
         report("e2e-in", e2e_ingest, base)
         print(
             f"e2e      {jobs / seconds:8.0f} events/s accepted -> job created at the emulator "
