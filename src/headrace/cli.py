@@ -150,12 +150,25 @@ def cmd_event(args: argparse.Namespace) -> int:
         print(f"\n  -> {d['destination']} (generation {d['generation']})  [{d['status']}]  job_id {d['job_id']}")
         if d["windmill_url"]:
             print(f"     Windmill: {d['windmill_url']}")
+        job = d.get("job")
+        if job:
+            took = f" in {job['duration_ms'] / 1000:.2f} s" if job["duration_ms"] is not None else ""
+            label = {"open": "running or queued (headrace is polling)", "unknown": "outcome unknown"}.get(
+                job["state"], job["state"]
+            )
+            rerun = f" (re-run #{job['rerun_number']} after a failed job)" if job["rerun_number"] else ""
+            print(f"     job: {label}{took}{rerun}")
+            if job["excerpt"]:
+                prefix = "error" if job["state"] == "failure" else "result"
+                print(f"        {prefix}: " + job["excerpt"][:600].replace("\n", "\n        "))
         if d["status"] == "pending" and d["next_attempt_at"]:
             print(f"     next attempt at {d['next_attempt_at']}")
         for a in d["attempt_log"]:
             status = a["http_status"] if a["http_status"] is not None else "---"
             line = f"     #{a['number']} {a['started_at']}  HTTP {status}  {a['duration_ms']:>8.1f} ms  {a['outcome']}"
             print(line + (f": {a['detail']}" if a["detail"] else ""))
+            if a.get("notes"):
+                print(f"        note: {a['notes']}")
             if a["response_excerpt"] and a["outcome"] != "delivered":
                 print(f"        response: {a['response_excerpt'][:300]}")
         if d["payload"] is not None:

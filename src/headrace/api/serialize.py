@@ -42,6 +42,7 @@ def delivery(row: DeliveryRow, settings: Settings | None = None) -> dict[str, An
         "last_error": row.last_error or None,
         "windmill_job_id": row.windmill_job_id,
         "windmill_url": ui,
+        "job": job_outcome(row, ui),
         "payload": _json_or_none(row.payload),
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
@@ -54,9 +55,27 @@ def delivery(row: DeliveryRow, settings: Settings | None = None) -> dict[str, An
                 "outcome": a.outcome,
                 "detail": a.detail or None,
                 "response_excerpt": a.response_excerpt or None,
+                "notes": a.notes or None,
             }
             for a in row.attempt_rows
         ],
+    }
+
+
+def job_outcome(row: DeliveryRow, ui_url: str | None = None) -> dict[str, Any] | None:
+    """What became of the Windmill job: state open|success|failure|unknown, duration, result or error excerpt."""
+    if row.job_state is None:
+        return None
+    return {
+        "state": row.job_state,
+        "job_id": row.windmill_job_id,
+        "windmill_url": ui_url,
+        "created_at": iso(row.job_created_at),
+        "completed_at": iso(row.job_completed_at),
+        "duration_ms": None if row.job_duration_ms is None else round(row.job_duration_ms, 1),
+        "checks": row.job_checks,
+        "excerpt": row.job_excerpt or None,
+        "rerun_number": row.job_reruns,
     }
 
 
@@ -97,6 +116,7 @@ def destination(name: str, settings: Settings) -> dict[str, Any]:
         "transform": dest.transform,
         "retry_schedule": list(dest.retry_schedule),
         "schema": dest.schema_mode,
+        "retry_on_job_failure": dest.retry_on_job_failure,
         "concurrency": dest.concurrency,
         "timeout": dest.timeout,
     }
