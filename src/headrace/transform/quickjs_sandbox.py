@@ -2,8 +2,8 @@
 
 Every run of a user's script gets a brand-new QuickJS runtime and context, which is thrown away
 afterwards (headrace's own built-in templates run in a kept context that is frozen after the template is
-defined; see `_run_builtin`). That is the isolation: nothing a handler does (globals, `Object.prototype.x = 1`, replacing `Array.prototype.map`,
-top-level `let` state, `Symbol.for` entries, RegExp statics) can reach the next run, because the next run
+defined; see `_run_builtin`). That is the isolation: nothing a handler does (globals,
+`Object.prototype.x = 1`, replacing `Array.prototype.map`, top-level `let` state, `Symbol.for` entries, RegExp statics) can reach the next run, because the next run
 starts from a fresh set of intrinsics. Creating and freeing a context costs about 80 µs; a whole run of
 a payment reshape on the 2.7 KB payment.succeeded body about 165-180 µs, against about 45 µs in a reused
 (unisolated) context (`python bench/transform.py`; docs/transformations.md has the breakdown).
