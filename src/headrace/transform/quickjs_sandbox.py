@@ -1,14 +1,14 @@
 """The one module that embeds a JavaScript engine: QuickJS via the `quickjs-ng` wheel.
 
-Every run of a user's script gets a brand-new QuickJS runtime and context, which is thrown away
-afterwards (headrace's own built-in templates run in a kept context that is frozen after the template is
-defined; see `_run_builtin`). That is the isolation: nothing a handler does (globals,
-`Object.prototype.x = 1`, replacing `Array.prototype.map`, top-level `let` state, `Symbol.for` entries, RegExp statics) can reach the next run, because the next run
-starts from a fresh set of intrinsics. Creating and freeing a context costs about 80 µs; a whole run of
-a payment reshape on the 2.7 KB payment.succeeded body about 165-180 µs, against about 45 µs in a reused
-(unisolated) context (`python bench/transform.py`; docs/transformations.md has the breakdown).
-QuickJS cannot share compiled bytecode between runtimes and the binding exposes no bytecode
-serialisation, so there is no compiled-script cache: compiling a handler is part of each run (~15-20 µs).
+Every run of a user's script gets a brand-new QuickJS runtime and context, which is thrown away afterwards
+(headrace's own built-in templates run in a kept context that is frozen after the template is defined; see
+`_run_builtin`). That is the isolation: nothing a handler does (globals, `Object.prototype.x = 1`, replacing
+`Array.prototype.map`, top-level `let` state, `Symbol.for` entries, RegExp statics) can reach the next run,
+because the next run starts from a fresh set of intrinsics. Creating and freeing a context costs about 80 µs;
+a whole run of a payment reshape on the 2.7 KB payment.succeeded body about 165-180 µs, against about 45 µs in
+a reused (unisolated) context (`python bench/transform.py`; docs/transformations.md has the breakdown).
+QuickJS cannot share compiled bytecode between runtimes and the binding exposes no bytecode serialisation, so
+there is no compiled-script cache: compiling a handler is part of each run (~15-20 µs).
 
 Data crosses the boundary only as JSON text: the input is parsed inside the engine (`JSON.parse`
 semantics) and the handler's return value is serialised inside the engine (`JSON.stringify` semantics:
