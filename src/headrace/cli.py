@@ -278,10 +278,54 @@ def cmd_dev_windmill(args: argparse.Namespace) -> int:
         state.add_target("script", path)
     for path in args.flow:
         state.add_target("flow", path)
+    if args.kit:
+        from headrace.windmill.emulator_kit import load_kit
+
+        try:
+            loaded = load_kit(state, Path(args.kit))
+        except (ValueError, RuntimeError) as exc:
+            raise UsageError(f"--kit {args.kit}: {exc}") from None
+        print(f"loaded {len(loaded)} scripts and flows from {args.kit}", flush=True)
+    for spec in args.resource:
+        path, sep, file = spec.partition("=")
+        if not sep:
+            raise UsageError(f"--resource {spec!r}: write PATH=FILE.json, e.g. f/dodo/db=db.json")
+        try:
+            state.resources[path] = json.loads(Path(file).read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--resource {spec}: {exc}") from None
     print(BANNER, flush=True)
     print(f"listening on http://{host}:{port}/api  (tokens: {len(state.tokens)} configured)", flush=True)
     web.run_app(build_app(state), host=host, port=int(port), print=None, access_log=None)
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from headrace.app import make_sandbox
+    from headrace.check import check, render_json
+    from headrace.store.sqlite import SQLiteStore
+
+    settings = load(args.config)
+    logs.setup("text", "warning")
+
+    async def main() -> Any:
+        path = settings.sqlite_path
+        store = SQLiteStore(path) if path is not None and path.exists() else None
+        if store is not None:
+            await store.open()
+        try:
+            sandbox = make_sandbox() if any(d.transform for d in settings.destinations.values()) else None
+            return await check(settings, args.destinations, sandbox=sandbox, store=store, timeout=args.timeout)
+        finally:
+            if store is not None:
+                await store.close()
+
+    try:
+        report = _run(main())
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(render_json(report) if args.json else report.table())
+    return 0 if report.ok else 1
 
 
 def cmd_transform(args: argparse.Namespace) -> int:
@@ -361,6 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_init)
 
+    p = with_config(sub.add_parser("check", help="diagnose destinations: reachable, token, deployed, schema fits"))
+    p.add_argument("destinations", nargs="*", metavar="DESTINATION", help="destinations to check (default: all)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per network step (default 10)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_check)
+
     p = with_config(sub.add_parser("events", help="list events, newest first"))
     p.add_argument("--status", help="unrouted, pending, delivered, failed or cancelled")
     p.add_argument("--type", help='event type, exact or "prefix.*"')
@@ -422,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="404 for paths not given with --script/--flow")
     p.add_argument("--script", action="append", default=[], help="script path that exists, e.g. f/dodo/ledger")
     p.add_argument("--flow", action="append", default=[], help="flow path that exists")
+    p.add_argument("--kit", help="a Windmill workspace folder (e.g. kit/): its Python scripts run as jobs")
+    p.add_argument("--resource", action="append", default=[], help="PATH=FILE.json: a resource value (repeatable)")
     p.set_defaults(func=cmd_dev_windmill)
     return parser
 

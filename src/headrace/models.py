@@ -207,3 +207,17 @@ class QueueStats:
     depth: dict[tuple[str, str], int]  # (destination, pending|in_flight) -> count
     oldest_open_at: float | None
     open_jobs: int
+
+
+@dataclass(frozen=True)
+class JobFailures:
+    """Failed Windmill jobs of one destination since some time, and the latest of them."""
+
+    destination: str
+    count: int
+    last_at: float
+    last_job_id: str | None
+    last_excerpt: str
+    last_event_id: int
+    last_webhook_id: str
+    last_event_type: str

@@ -26,6 +26,7 @@ from headrace.models import (
     EventFilter,
     EventRow,
     IngestResult,
+    JobFailures,
     JobUpdate,
     NewEvent,
     OpenJob,
@@ -566,6 +567,30 @@ class SQLiteStore:
             return QueueStats(depth, oldest, open_jobs)
 
         result: QueueStats = await self._read(op)
+        return result
+
+    async def job_failures(self, since: float) -> list[JobFailures]:
+        q = self._q
+
+        def op(conn: sqlite3.Connection) -> list[JobFailures]:
+            found = []
+            for r in conn.execute(q["job_failures_since"], {"since": since}).fetchall():
+                last = conn.execute(q["delivery_job"], {"delivery_id": r["last_id"]}).fetchone()
+                found.append(
+                    JobFailures(
+                        destination=str(r["destination"]),
+                        count=int(r["n"]),
+                        last_at=float(r["last_at"]),
+                        last_job_id=last["windmill_job_id"],
+                        last_excerpt=str(last["job_excerpt"]),
+                        last_event_id=int(last["event_id"]),
+                        last_webhook_id=str(last["webhook_id"]),
+                        last_event_type=str(last["event_type"]),
+                    )
+                )
+            return found
+
+        result: list[JobFailures] = await self._read(op)
         return result
 
     async def check_writable(self) -> None:

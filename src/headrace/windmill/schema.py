@@ -104,11 +104,13 @@ def _type_ok(value: Any, types: tuple[str, ...]) -> bool:
 
 
 def validate(payload: Mapping[str, Any], schema: Mapping[str, Any] | None) -> list[Problem]:
-    """Every problem Windmill would hide, in a stable order (schema order, then extra keys)."""
+    """Every problem Windmill would hide, in a stable order: undeclared keys first (a renamed field shows as
+    the new name next to the old one), then the declared arguments in schema order."""
     if not schema:
         return []
     problems: list[Problem] = []
     _check_object(payload, schema, "", problems, top=True)
+    problems.sort(key=lambda p: p.kind != "undeclared")
     return problems[:MAX_PROBLEMS]
 
 

@@ -180,3 +180,17 @@ GROUP BY destination, status;
 
 -- name: open_job_count
 SELECT COUNT(*) AS n FROM deliveries WHERE job_state = 'open';
+
+-- name: job_failures_since
+SELECT d.destination, COUNT(*) AS n, MAX(d.job_completed_at) AS last_at,
+       (SELECT l.id FROM deliveries l
+        WHERE l.destination = d.destination AND l.job_state = 'failure'
+        ORDER BY l.job_completed_at DESC LIMIT 1) AS last_id
+FROM deliveries d
+WHERE d.job_state = 'failure' AND d.job_completed_at >= :since
+GROUP BY d.destination;
+
+-- name: delivery_job
+SELECT d.id, d.event_id, d.windmill_job_id, d.job_excerpt, d.job_completed_at, e.webhook_id, e.event_type
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.id = :delivery_id;

@@ -18,3 +18,4 @@ ALTER TABLE attempts ADD COLUMN notes TEXT NOT NULL DEFAULT '';
 -- The tracker's work list, and the metrics' queue gauges: both index only the rows still open.
 CREATE INDEX deliveries_jobs_open ON deliveries (job_next_check_at) WHERE job_state = 'open';
 CREATE INDEX deliveries_open ON deliveries (destination, status, created_at) WHERE status IN ('pending', 'in_flight');
+CREATE INDEX deliveries_jobs_failed ON deliveries (destination, job_completed_at) WHERE job_state = 'failure';

@@ -1,0 +1,339 @@
+"""`headrace check`: every item of Dodo's troubleshooting list for the Windmill integration, per destination.
+
+For each destination, in order (a failed step skips the steps that depend on it):
+
+  url      the Windmill URL is a run URL (and https when the host is not loopback)
+  dns      the host name resolves                        (timed)
+  tcp      the port accepts a connection                 (timed)
+  tls      the TLS handshake and certificate are good    (timed; https only)
+  token    Windmill accepts the token
+  target   the script or flow exists and is deployed: not archived, not a draft only
+  schema   its input schema could be fetched
+  EVENT    for every event type the destination subscribes to: the bundled sample through the
+           destination's transformation, validated against the schema
+  jobs     Windmill jobs of this destination that failed in the last day (from the store, if any)
+
+and for each source: at least one signing secret of the form whsec_<base64>.
+
+Each row is ok, warn or fail, with the fix for anything not ok. Secrets and tokens are never printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from headrace import samples
+from headrace.config import DestinationSettings, Settings
+from headrace.store.base import Store
+from headrace.transform import Sandbox, TransformError, WebhookObject
+from headrace.windmill.client import TargetInfo, WindmillClient
+from headrace.windmill.schema import validate
+from headrace.windmill.urls import RunTarget
+
+Status = Literal["ok", "warn", "fail", "skip"]
+JOB_WINDOW = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Row:
+    subject: str  # "destination payments" / "source dodo"
+    check: str
+    status: Status
+    detail: str
+    fix: str = ""
+    ms: float | None = None
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(row.status != "fail" for row in self.rows)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "rows": [asdict(row) for row in self.rows]}
+
+    def table(self) -> str:
+        width = max((len(r.subject) for r in self.rows), default=10)
+        check_width = max((len(r.check) for r in self.rows), default=10)
+        lines = [f"{'SUBJECT':{width}}  {'CHECK':{check_width}}  RESULT  DETAIL"]
+        for r in self.rows:
+            timing = f" ({r.ms:.1f} ms)" if r.ms is not None else ""
+            lines.append(f"{r.subject:{width}}  {r.check:{check_width}}  {r.status.upper():6}  {r.detail}{timing}")
+            if r.fix:
+                lines.append(f"{'':{width}}  {'':{check_width}}          fix: {r.fix}")
+        failed = sum(r.status == "fail" for r in self.rows)
+        warned = sum(r.status == "warn" for r in self.rows)
+        lines.append("")
+        lines.append("all checks passed" if not failed and not warned else f"{failed} failed, {warned} warning(s)")
+        return "\n".join(lines)
+
+
+def expand_events(patterns: Sequence[str], dest: DestinationSettings) -> list[str]:
+    """The sample event types a destination subscribes to (`payment.*`, `*` expanded)."""
+    return [event_type for event_type in samples.EVENT_TYPES if dest.matches(event_type)]
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+async def _network(subject: str, target: RunTarget, timeout: float) -> tuple[list[Row], bool]:
+    """DNS, TCP and TLS to the Windmill host, timed. Returns the rows and whether the host is reachable."""
+    parts = urlsplit(target.base_url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    rows: list[Row] = []
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    try:
+        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+    except (OSError, TimeoutError) as exc:
+        rows.append(Row(subject, "dns", "fail", f"{host} does not resolve: {exc}", "check the host name in url"))
+        return rows, False
+    address = str(infos[0][4][0])
+    rows.append(Row(subject, "dns", "ok", f"{host} -> {address}", ms=_ms(started)))
+    started = time.perf_counter()
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+    except (OSError, TimeoutError) as exc:
+        detail = f"cannot connect to {address}:{port}: {exc or 'timed out'}"
+        fix = "is Windmill running and listening on that port? a firewall or the wrong port in url?"
+        rows.append(Row(subject, "tcp", "fail", detail, fix))
+        return rows, False
+    rows.append(Row(subject, "tcp", "ok", f"connected to {address}:{port}", ms=_ms(started)))
+    try:
+        if parts.scheme == "https":
+            started = time.perf_counter()
+            try:
+                await asyncio.wait_for(writer.start_tls(ssl.create_default_context(), server_hostname=host), timeout)
+            except (OSError, ssl.SSLError, TimeoutError) as exc:
+                fix = "the certificate must be valid for the host name (and trusted by this machine)"
+                rows.append(Row(subject, "tls", "fail", f"TLS handshake with {host} failed: {exc}", fix))
+                return rows, False
+            rows.append(Row(subject, "tls", "ok", f"certificate valid for {host}", ms=_ms(started)))
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+        del reader
+    return rows, True
+
+
+def _url_row(subject: str, dest: DestinationSettings) -> Row:
+    target = dest.target
+    where = f"{target.kind} {target.path} in workspace {target.workspace} ({target.mode})"
+    if target.base_url.startswith("http://"):
+        host = urlsplit(target.base_url).hostname or ""
+        if host not in ("localhost", "127.0.0.1", "::1"):
+            return Row(
+                subject, "url", "fail", f"{where} over plain http", "use https:// so the token is not sent in clear"
+            )
+    return Row(subject, "url", "ok", where)
+
+
+def _target_rows(subject: str, target: RunTarget, info: TargetInfo, ms: float) -> tuple[list[Row], bool]:
+    name = f"{target.kind} {target.path}"
+    if info.status in (401, 403):
+        fix = "the token is wrong, expired, or has no access to this workspace; set the destination's token"
+        return [Row(subject, "token", "fail", f"Windmill refused the token (HTTP {info.status})", fix, ms)], False
+    if info.status is None or info.status >= 500 or (info.status != 200 and info.status != 404):
+        fix = "is url pointing at Windmill (including any path prefix before /api)?"
+        return [Row(subject, "token", "fail", f"could not ask Windmill: {info.error}", fix, ms)], False
+    rows = [Row(subject, "token", "ok", "accepted", ms=ms)]
+    if info.status == 404:
+        fix = (
+            f"deploy the {target.kind} at {target.path} in workspace {target.workspace} "
+            "(wmill sync push), or copy the webhook URL again from Windmill"
+        )
+        rows.append(Row(subject, "target", "fail", f"Windmill has no {name} in workspace {target.workspace}", fix))
+        return rows, False
+    if info.archived:
+        fix = f"unarchive the {target.kind} in Windmill or deploy it again; runs by path fail while it is archived"
+        rows.append(Row(subject, "target", "fail", f"{name} is archived", fix))
+        return rows, False
+    if info.draft_only:
+        fix = f"deploy the {target.kind} (a draft is never run by path)"
+        rows.append(Row(subject, "target", "fail", f"{name} is only a draft, not deployed", fix))
+        return rows, False
+    rows.append(Row(subject, "target", "ok", f"{name} is deployed" + (f": {info.summary}" if info.summary else "")))
+    return rows, True
+
+
+def _schema_row(subject: str, dest: DestinationSettings, info: TargetInfo) -> Row:
+    schema = info.schema
+    if not schema or not isinstance(schema.get("properties"), dict):
+        fix = "give the script typed arguments so Windmill derives an input schema"
+        return Row(subject, "schema", "warn", "the target has no input schema: payloads cannot be checked", fix)
+    properties, required = schema["properties"], schema.get("required") or []
+    detail = f"{len(properties)} argument(s), {len(required)} required; schema = {dest.schema_mode!r}"
+    if dest.schema_mode == "off":
+        return Row(subject, "schema", "warn", detail, 'schema = "enforce" stops mismatched payloads before Windmill')
+    return Row(subject, "schema", "ok", detail)
+
+
+def _event_rows(
+    subject: str,
+    name: str,
+    dest: DestinationSettings,
+    sandbox: Sandbox | None,
+    schema: dict[str, Any] | None,
+    base_dir: Any,
+) -> list[Row]:
+    from headrace.transform.scripts import load_script
+
+    script = None
+    if dest.transform:
+        try:
+            script = load_script(dest.transform, base_dir)
+        except ValueError as exc:
+            return [Row(subject, "transform", "fail", str(exc), "fix transform in the config")]
+    event_types = expand_events(dest.events, dest)
+    if not event_types:
+        return [Row(subject, "events", "warn", f"no bundled sample matches {list(dest.events)}", "check events")]
+    rows = []
+    for event_type in event_types:
+        body = samples.load(event_type)
+        payload: Any = body
+        if script is not None and sandbox is not None:
+            try:
+                result = sandbox.run(
+                    script,
+                    WebhookObject(event_type, body, dest.target.run_url, webhook_id="msg_headrace_check"),
+                )
+            except TransformError as exc:
+                fix = f"fix {script.name}; try: headrace transform --script {script.name} --event {event_type}"
+                rows.append(Row(subject, event_type, "fail", f"transformation failed: {exc}", fix))
+                continue
+            if result.cancel:
+                rows.append(
+                    Row(
+                        subject,
+                        event_type,
+                        "warn",
+                        f"the transformation cancels {event_type}: subscribed but never sent",
+                        f"narrow events for [destinations.{name}] or handle {event_type} in the transformation",
+                    )
+                )
+                continue
+            payload = result.payload
+        if not isinstance(payload, dict):
+            rows.append(Row(subject, event_type, "fail", "the payload is not a JSON object", "return an object"))
+            continue
+        if schema is None:
+            rows.append(Row(subject, event_type, "skip", f"transformed ({len(payload)} keys); no schema to check"))
+            continue
+        problems = validate(payload, schema)
+        if not problems:
+            rows.append(Row(subject, event_type, "ok", f"{len(payload)} argument(s) match the schema"))
+            continue
+        status: Status = "fail" if dest.schema_mode != "off" else "warn"
+        fix = (
+            "make the transformation send exactly the target's arguments with their types"
+            + (f" ({dest.transform})" if dest.transform else "; set transform, the Dodo body is sent as is")
+            + ", or change the script's signature"
+        )
+        for problem in problems[:10]:
+            rows.append(Row(subject, event_type, status, problem.message, fix))
+    return rows
+
+
+async def check(
+    settings: Settings,
+    names: Sequence[str] = (),
+    *,
+    session: aiohttp.ClientSession | None = None,
+    sandbox: Sandbox | None = None,
+    store: Store | None = None,
+    timeout: float = 10.0,
+    now: float | None = None,
+) -> Report:
+    """Run every check for the named destinations (all when none are named)."""
+    unknown = [n for n in names if n not in settings.destinations]
+    if unknown:
+        known = ", ".join(sorted(settings.destinations)) or "none configured"
+        raise ValueError(f"no destination named {', '.join(unknown)} (known: {known})")
+    report = Report()
+    for source_name, source in settings.sources.items():
+        report.rows.append(_source_row(source_name, len(source.secrets)))
+    own_session = session is None
+    session = session or aiohttp.ClientSession(headers={"User-Agent": "headrace-check"})
+    failures = {}
+    if store is not None:
+        since = (time.time() if now is None else now) - JOB_WINDOW
+        failures = {f.destination: f for f in await store.job_failures(since)}
+    try:
+        client = WindmillClient(session)
+        for name in names or list(settings.destinations):
+            dest = settings.destinations[name]
+            subject = f"destination {name}"
+            report.rows.extend(await _check_destination(subject, name, dest, client, sandbox, settings, timeout))
+            if name in failures:
+                f = failures[name]
+                link = dest.target.ui_url(f.last_job_id) if f.last_job_id else ""
+                first_line = f.last_excerpt.splitlines()[0] if f.last_excerpt else ""
+                detail = (
+                    f"{f.count} job(s) failed in Windmill in the last 24 h; latest for event {f.last_event_id} "
+                    f"({f.last_event_type}): {first_line[:300]}"
+                )
+                fix = f"read the job's logs in Windmill: {link}; then `headrace replay {f.last_event_id}`"
+                report.rows.append(Row(subject, "jobs", "fail", detail, fix))
+            elif store is not None:
+                report.rows.append(Row(subject, "jobs", "ok", "no failed Windmill jobs in the last 24 h"))
+    finally:
+        if own_session:
+            await session.close()
+    return report
+
+
+def _source_row(name: str, count: int) -> Row:
+    # Config loading already refused secrets that are not whsec_<base64>: reaching here means they decode.
+    if count == 0:
+        return Row(f"source {name}", "secrets", "fail", "no signing secret", 'secrets = ["env:DODO_WEBHOOK_SECRET"]')
+    detail = f"{count} signing secret(s) of the form whsec_<base64>"
+    return Row(f"source {name}", "secrets", "ok", detail + (" (rotation under way)" if count > 1 else ""))
+
+
+async def _check_destination(
+    subject: str,
+    name: str,
+    dest: DestinationSettings,
+    client: WindmillClient,
+    sandbox: Sandbox | None,
+    settings: Settings,
+    timeout: float,
+) -> list[Row]:
+    rows = [_url_row(subject, dest)]
+    if not dest.enabled:
+        rows.append(Row(subject, "enabled", "warn", "disabled: gets no new deliveries", "set enabled = true"))
+    target = dest.target
+    network, reachable = await _network(subject, target, timeout)
+    rows.extend(network)
+    if not reachable:
+        return rows
+    started = time.perf_counter()
+    info = await client.get_target(target, dest.bearer.reveal(), timeout=timeout)
+    target_rows, deployed = _target_rows(subject, target, info, _ms(started))
+    rows.extend(target_rows)
+    if not deployed:
+        return rows
+    rows.append(_schema_row(subject, dest, info))
+    rows.extend(_event_rows(subject, name, dest, sandbox, info.schema, settings.base_dir))
+    return rows
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report.to_json(), indent=2, ensure_ascii=False)
