@@ -10,9 +10,21 @@ from typing import Any
 
 import pytest
 
-from headrace.models import Attempt, Cancelled, Delivered, EventFilter, Failed, NewEvent, Rejection, Retry, job_id_for
+from headrace.models import (
+    Attempt,
+    Cancelled,
+    Delivered,
+    EventFilter,
+    Failed,
+    JobUpdate,
+    NewEvent,
+    Rejection,
+    Retry,
+    job_id_for,
+)
 from headrace.store.base import Finished, Store
 from headrace.store.queries import load, migrations
+from headrace.store.rows import FIRST_JOB_CHECK
 from headrace.store.sqlite import SQLiteStore
 
 StoreFactory = Callable[[Path], Store]
@@ -172,6 +184,106 @@ def test_rejections_are_counted_without_bodies(make_store):
         assert stats.rejections == {("dodo", "bad_signature"): 2, ("dodo", "body_too_large"): 1}
         assert len(await store.list_rejections(None, 10)) == 3
         await store.check_writable()
+
+    run(make_store, scenario)
+
+
+async def delivered(store: Store, webhook_id: str, destination: str = "a", *, now: float = 1000.0, **kw: Any) -> Any:
+    await store.ingest(event(webhook_id), [destination])
+    [c] = await store.claim(destination, 1, f"t-{webhook_id}", now, now + 60)
+    job_id = kw.pop("job_id", c.job_id)
+    await store.finish(Finished(c, f"t-{webhook_id}", attempt(), Delivered(job_id, **kw)), now)
+    return c
+
+
+def test_delivered_async_job_is_open_until_its_outcome_is_recorded(make_store):
+    async def scenario(store: Store) -> None:
+        c = await delivered(store, "msg_j")
+        detail = await store.get_event("msg_j")
+        assert detail is not None
+        [d] = detail.deliveries
+        assert (d.job_state, d.job_created_at, d.job_checks) == ("open", 1001.0, 0)
+        assert await store.next_job_check() == 1000.0 + FIRST_JOB_CHECK
+        assert await store.lease_due_jobs(10, 1000.5, 1060.0) == []  # not due yet
+        [job] = await store.lease_due_jobs(10, 1001.5, 1061.5)
+        assert (job.delivery_id, job.job_id, job.source, job.webhook_id, job.reruns) == (
+            c.delivery_id,
+            c.job_id,
+            "dodo",
+            "msg_j",
+            0,
+        )
+        assert await store.lease_due_jobs(10, 1002.0, 1062.0) == []  # leased to the first tracker
+        assert await store.record_job(JobUpdate(c.delivery_id, "open", next_check_at=1003.0), 1001.6) is None
+        assert await store.next_job_check() == 1003.0
+        [job] = await store.lease_due_jobs(10, 1003.0, 1063.0)
+        assert job.checks == 1
+        done = JobUpdate(c.delivery_id, "success", completed_at=1004.0, duration_ms=812.5, excerpt="x" * 5000)
+        assert await store.record_job(done, 1004.0) is None
+        assert await store.record_job(done, 1005.0) is None  # a second record of a closed job changes nothing
+        detail = await store.get_event("msg_j")
+        assert detail is not None
+        [d] = detail.deliveries
+        assert (d.job_state, d.job_checks, d.job_completed_at, d.job_duration_ms) == ("success", 2, 1004.0, 812.5)
+        assert len(d.job_excerpt) < 1100 and d.job_excerpt.startswith("xxx")
+        assert await store.next_job_check() is None
+        assert (await store.queue_stats()).open_jobs == 0
+
+    run(make_store, scenario)
+
+
+def test_run_wait_result_is_recorded_as_a_finished_job(make_store):
+    async def scenario(store: Store) -> None:
+        await delivered(store, "msg_w", result={"ok": True}, completed=True)
+        detail = await store.get_event("msg_w")
+        assert detail is not None
+        [d] = detail.deliveries
+        assert (d.job_state, d.job_excerpt, d.job_completed_at) == ("success", '{"ok": true}', 1000.0)
+        assert await store.next_job_check() is None
+
+    run(make_store, scenario)
+
+
+def test_failed_job_rerun_makes_one_new_generation(make_store):
+    async def scenario(store: Store) -> None:
+        c = await delivered(store, "msg_f")
+        await store.lease_due_jobs(10, 1002.0, 1062.0)
+        failure = JobUpdate(c.delivery_id, "failure", completed_at=1003.0, excerpt="ValueError: no", rerun=True)
+        new_job = await store.record_job(failure, 1003.0)
+        assert new_job == job_id_for("dodo", "msg_f", "a", 1)
+        detail = await store.get_event("msg_f")
+        assert detail is not None
+        first, second = detail.deliveries
+        assert (first.job_state, first.job_excerpt) == ("failure", "ValueError: no")
+        assert (second.generation, second.status, second.job_reruns, second.job_state) == (1, "pending", 1, None)
+        [failures] = await store.job_failures(since=1000.0)
+        assert (failures.destination, failures.count, failures.last_job_id, failures.last_webhook_id) == (
+            "a",
+            1,
+            c.job_id,
+            "msg_f",
+        )
+        assert await store.job_failures(since=1003.5) == []
+        # The re-run fails too, after a manual replay made a newer generation: no second re-run from it.
+        [c2] = await store.claim("a", 1, "t2", 1004.0, 1064.0)
+        await store.finish(Finished(c2, "t2", attempt(), Delivered(c2.job_id)), 1004.0)
+        await store.replay(c2.event_id, ["a"], 1005.0)
+        assert await store.record_job(JobUpdate(c2.delivery_id, "failure", rerun=True), 1006.0) is None
+        detail = await store.get_event("msg_f")
+        assert detail is not None and [d.generation for d in detail.deliveries] == [0, 1, 2]
+
+    run(make_store, scenario)
+
+
+def test_queue_stats_count_only_open_deliveries(make_store):
+    async def scenario(store: Store) -> None:
+        await store.ingest(event("q1", at=1000.0), ["a", "b"])
+        await store.ingest(event("q2", at=1010.0), ["a"])
+        await store.claim("a", 1, "t", 1020.0, 1080.0)
+        await delivered(store, "q3", "c", now=1030.0)
+        stats = await store.queue_stats()
+        assert stats.depth == {("a", "in_flight"): 1, ("a", "pending"): 1, ("b", "pending"): 1}
+        assert stats.oldest_open_at == 1000.0 and stats.open_jobs == 1
 
     run(make_store, scenario)
 

@@ -22,7 +22,7 @@ from headrace.windmill.urls import RunTarget
 
 SCHEMA_TTL = 60.0
 FAILURE_TTL = 15.0
-REFRESH_ON_MISMATCH = 5.0  # a mismatch against a schema older than this re-fetches it once (a fix was deployed?)
+REFRESH_ON_MISMATCH = 1.0  # a mismatch against a schema older than this re-fetches it once (a fix was deployed?)
 
 
 @dataclass(frozen=True)

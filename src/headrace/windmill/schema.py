@@ -178,8 +178,18 @@ def _check_value(value: Any, spec: Mapping[str, Any], path: str, problems: list[
 
 
 def summary(problems: list[Problem], limit: int = 5) -> str:
-    """One line for a delivery's error: the first few problems, and how many more."""
-    text = "; ".join(p.message for p in problems[:limit])
-    if len(problems) > limit:
-        text += f"; and {len(problems) - limit} more"
-    return text
+    """One compact line for a delivery's error: missing arguments, undeclared ones, then each wrong value."""
+    parts = []
+    missing = [p for p in problems if p.kind == "missing"]
+    if missing:
+        names = ", ".join(f"{p.path!r} ({p.expected})" for p in missing[:10])
+        parts.append(f"missing required argument{'s' if len(missing) > 1 else ''} {names}")
+    undeclared = [p for p in problems if p.kind == "undeclared"]
+    if undeclared:
+        names = ", ".join(repr(p.path) for p in undeclared[:10])
+        parts.append(f"not declared by the target (Windmill drops {'them' if len(undeclared) > 1 else 'it'}): {names}")
+    values = [p for p in problems if p.kind not in ("missing", "undeclared")]
+    parts.extend(p.message for p in values[:limit])
+    if len(values) > limit:
+        parts.append(f"and {len(values) - limit} more")
+    return "; ".join(parts)
