@@ -26,9 +26,10 @@ from headrace.windmill.client import JobPoll, WindmillClient
 
 log = logging.getLogger("headrace.track")
 
-BATCH = 50
-CONCURRENCY = 8
+BATCH = 25
+CONCURRENCY = 4
 ROUND_PAUSE = 0.25  # between rounds while jobs are due
+BUSY_PAUSE = 1.0  # between rounds while the worker has deliveries in flight: delivering comes first
 IDLE_POLL = 1.0  # how often an idle tracker looks for jobs other processes created
 LEASE = 60.0
 FIRST_DELAY = 1.0
@@ -64,6 +65,7 @@ class JobTracker:
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
         on_rerun: Callable[[], None] = lambda: None,
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -72,6 +74,7 @@ class JobTracker:
         self.clock = clock
         self.rand = rand
         self.on_rerun = on_rerun
+        self.busy = busy
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(CONCURRENCY)
         self.polls = 0
@@ -87,7 +90,10 @@ class JobTracker:
             except Exception:
                 log.exception("tracking job outcomes failed; trying again shortly")
                 looked = 0
-            timeout = ROUND_PAUSE if looked else await self._idle_timeout()
+            if looked:
+                timeout = BUSY_PAUSE if self.busy() else ROUND_PAUSE
+            else:
+                timeout = await self._idle_timeout()
             waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:

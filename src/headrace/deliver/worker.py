@@ -74,7 +74,15 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
         self.metrics = metrics or Metrics(clock)
         self.schemas = SchemaCache(client)
-        self.tracker = JobTracker(store, settings, client, metrics=self.metrics, clock=clock, on_rerun=self.notify)
+        self.tracker = JobTracker(
+            store,
+            settings,
+            client,
+            metrics=self.metrics,
+            clock=clock,
+            on_rerun=self.notify,
+            busy=lambda: self.in_flight > 0,
+        )
         self._claims = itertools.count(1)
         self._wake = asyncio.Event()
         # Per destination: claimed deliveries waiting for a free slot, and the attempts in flight.
