@@ -67,7 +67,7 @@ class App:
         self.worker: Worker | None = None
         self.metrics = Metrics(clock)
         self._session: aiohttp.ClientSession | None = None
-        self.ingestor = Ingestor(settings, store, self._notify, clock)
+        self.ingestor = Ingestor(settings, store, self._notify, clock, self.metrics)
 
     @classmethod
     async def open(cls, settings: Settings) -> App:

@@ -4,9 +4,7 @@ and the `serve` / `worker` process lifecycles (signals, graceful shutdown)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
-import json
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -14,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from headrace import console
 from headrace.api.routes import APP_KEY, add_routes
 from headrace.app import App
 from headrace.config import Settings
@@ -31,42 +30,21 @@ def _auth_middleware(app: App) -> Any:
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is None or request.path.startswith(PUBLIC_PREFIXES):
+        if token is None or request.path.startswith(PUBLIC_PREFIXES) or request.path == "/login":
             return await handler(request)
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if given and hmac.compare_digest(given.encode(), token.reveal().encode()):
             return await handler(request)
+        if console.is_console_path(request.path):
+            if console.authorized(request, token):
+                return await handler(request)
+            raise web.HTTPSeeOther("/login")
         return web.json_response(
             {"error": "unauthorized", "message": "send Authorization: Bearer <admin token> ([server] admin_token)"},
             status=401,
         )
 
     return check
-
-
-def _counted(app: App) -> Handler:
-    """The ingest endpoint, counting each answer for /metrics (a dict update; the reason of a refusal is
-    read back from the small JSON error body the endpoint wrote)."""
-    handle, metrics = app.ingestor.handle, app.metrics
-
-    async def ingest(request: web.Request) -> web.StreamResponse:
-        response = await handle(request)
-        source = request.match_info["source"][:64]
-        status = response.status
-        if status == 202:
-            metrics.inc("headrace_events_received_total", source, "accepted")
-        elif status == 200:
-            metrics.inc("headrace_events_received_total", source, "duplicate")
-        else:
-            reason = f"http_{status}"
-            body = response.body
-            if isinstance(body, bytes):
-                with contextlib.suppress(ValueError, AttributeError):
-                    reason = str(json.loads(body).get("error") or reason)
-            metrics.inc("headrace_events_rejected_total", source if status != 404 else "(unknown)", reason)
-        return response
-
-    return ingest
 
 
 def build_web_app(app: App) -> web.Application:
@@ -85,11 +63,12 @@ def build_web_app(app: App) -> web.Application:
         response.headers["Content-Type"] = CONTENT_TYPE
         return response
 
-    web_app.router.add_post("/webhooks/{source}", _counted(app))
+    web_app.router.add_post("/webhooks/{source}", app.ingestor.handle)
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
     web_app.router.add_get("/readyz", readyz)
     add_routes(web_app.router)
+    console.add_routes(web_app.router)
     return web_app
 
 

@@ -33,16 +33,18 @@ def emulator():
 
 
 async def deliver_some(base: str, http: aiohttp.ClientSession) -> None:
-    hostile = dodo_body("payment.succeeded", note="<script>alert(1)</script>")
-    await post(http, f"{base}/webhooks/dodo", hostile, signed_headers(hostile, "msg_<b>x</b>"))
-    failing = dodo_body("payment.failed")
-    await post(http, f"{base}/webhooks/dodo", failing, signed_headers(failing, "msg_fail"))
+    """Event 1 (payment.failed) meets the emulator's 404 fault; event 2 carries markup and is delivered."""
 
-    async def done() -> bool:
+    async def settled() -> bool:
         async with http.get(f"{base}/api/v1/events?status=pending") as response:
             return not (await response.json())["events"]
 
-    await wait_for(done)
+    failing = dodo_body("payment.failed")
+    await post(http, f"{base}/webhooks/dodo", failing, signed_headers(failing, "msg_fail"))
+    await wait_for(settled)
+    hostile = dodo_body("payment.succeeded", note="<script>alert(1)</script>")
+    await post(http, f"{base}/webhooks/dodo", hostile, signed_headers(hostile, "msg_<b>x</b>"))
+    await wait_for(settled)
 
 
 def test_pages_render_escape_and_replay(tmp_path: Path, emulator: EmulatorThread):
@@ -63,7 +65,7 @@ def test_pages_render_escape_and_replay(tmp_path: Path, emulator: EmulatorThread
             async with http.get(f"{base}/events/msg_fail") as response:
                 timeline = await response.text()
             assert "HTTP 404" in timeline or ">404<" in timeline
-            async with http.get(f"{base}/events/1") as response:
+            async with http.get(f"{base}/events/2") as response:
                 first = await response.text()
             assert "&lt;script&gt;alert(1)&lt;/script&gt;" in first and "<script>alert" not in first
             async with http.post(f"{base}/events/msg_fail/replay", allow_redirects=False) as response:
@@ -105,18 +107,20 @@ def test_console_needs_the_admin_token_and_keeps_it_out_of_the_cookie(tmp_path: 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is installed by .ci/run (Debian package chromium)")
 def test_chromium_renders_the_event_list_and_a_timeline(tmp_path: Path, emulator: EmulatorThread):
+    emulator.state.inject(Fault("status", count=1, status=404))
     settings = settings_for(config_text(tmp_path / "h.db", free_port(), emulator.url()), tmp_path)
 
     async def main() -> tuple[str, str]:
         async with running_server(settings) as base, aiohttp.ClientSession() as http:
             await deliver_some(base, http)
             listing = await asyncio.to_thread(chromium, f"{base}/", tmp_path / "events.png")
-            timeline = await asyncio.to_thread(chromium, f"{base}/events/1", tmp_path / "event.png")
+            timeline = await asyncio.to_thread(chromium, f"{base}/events/2", tmp_path / "event.png")
             return listing, timeline
 
     listing, timeline = asyncio.run(main())
     assert "payment.failed" in listing and "delivered" in listing
     assert "open in Windmill" in timeline and "generation 0" in timeline
+    assert "Windmill job:" in timeline  # the job's outcome, once the tracker has polled it (or still open)
     assert (tmp_path / "events.png").stat().st_size > 5000
 
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from headrace.config import Settings
 from headrace.durations import parse_duration
 from headrace.ingest.signature import SignatureError, decode_secret, verify
+from headrace.metrics import Metrics
 from headrace.models import NewEvent, Rejection
 from headrace.store.base import Store
 
@@ -32,11 +33,13 @@ class Ingestor:
         store: Store,
         on_commit: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.on_commit = on_commit
         self.clock = clock
+        self.metrics = metrics or Metrics(clock)
         self.limit = settings.server.body_limit
         self._keys = {
             name: [decode_secret(secret.reveal()) for secret in source.secrets]
@@ -105,7 +108,9 @@ class Ingestor:
         )
         result = await self.store.ingest(event, destinations)
         if result.duplicate:
+            self.metrics.inc("headrace_events_received_total", source, "duplicate")
             return web.json_response({"status": "duplicate", "event_id": result.event_id}, status=200)
+        self.metrics.inc("headrace_events_received_total", source, "accepted")
         if result.deliveries:
             self.on_commit()
         return web.json_response(
@@ -123,6 +128,7 @@ class Ingestor:
 
     async def _refuse(self, request: web.Request, source: str, status: int, reason: str, message: str) -> web.Response:
         remote = request.remote or ""
+        self.metrics.inc("headrace_events_rejected_total", source if status != 404 else "(unknown)", reason)
         log.warning("refused webhook: %s", message, extra={"source": source, "reason": reason, "remote": remote})
         try:
             await self.store.reject(Rejection(source, reason, status, message, remote, self.clock()))
