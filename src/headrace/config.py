@@ -13,6 +13,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -211,21 +212,21 @@ class DestinationSettings(_Strict):
             raise ValueError('no Windmill token: add token = "env:WINDMILL_TOKEN" or a ?token= in the url')
         return self
 
-    # Derived views used by the rest of the code.
-    @property
+    # Derived views used by the rest of the code, computed once (the worker reads them per delivery).
+    @cached_property
     def target(self) -> RunTarget:
         return parse_run_url(self.url)[0]
 
-    @property
+    @cached_property
     def bearer(self) -> Secret:
         token = self.token if self.token is not None else parse_run_url(self.url)[1]
         return token if isinstance(token, Secret) else Secret(token or "")
 
-    @property
+    @cached_property
     def retry_delays(self) -> tuple[float, ...]:
         return tuple(parse_duration(step) for step in self.retry_schedule)
 
-    @property
+    @cached_property
     def timeout_seconds(self) -> float:
         return parse_duration(self.timeout)
 

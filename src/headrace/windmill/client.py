@@ -4,6 +4,7 @@ decide the transport; it never logs or returns the token."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Mapping
@@ -11,10 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import yarl
 
 from headrace.windmill.urls import RunTarget
 
 RESPONSE_LIMIT = 64 * 1024
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds)
 
 
 @dataclass(frozen=True)
@@ -45,22 +52,25 @@ class WindmillClient:
         timeout: float = 30.0,
     ) -> RunResponse:
         request_headers = {**(headers or {}), "Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        # The run URL is already encoded (parse_run_url) and a job id is a UUID: append it as text rather
+        # than through `params`, which re-parses and re-encodes the whole URL on every request.
+        full_url = yarl.URL(f"{url}{'&' if '?' in url else '?'}job_id={job_id}", encoded=True)
         started = time.perf_counter()
         try:
             async with self._session.request(
                 method,
-                url,
-                params={"job_id": job_id},
+                full_url,
                 data=body,
                 headers=request_headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=_timeout(timeout),
                 allow_redirects=False,
             ) as response:
                 text = await _read_limited(response)
+                retry_after = response.headers.get("Retry-After")
                 return RunResponse(
                     status=response.status,
                     body=text,
-                    headers=dict(response.headers),
+                    headers={"Retry-After": retry_after} if retry_after is not None else {},
                     duration_ms=(time.perf_counter() - started) * 1000,
                 )
         except TimeoutError:
@@ -173,6 +183,8 @@ class TargetInfo:
 
 
 async def _read_limited(response: aiohttp.ClientResponse) -> str:
+    if response.content_length is not None and response.content_length <= RESPONSE_LIMIT:
+        return (await response.read()).decode("utf-8", errors="replace")
     chunks = []
     size = 0
     async for chunk in response.content.iter_chunked(16384):
