@@ -27,10 +27,14 @@ def open_store(settings: Settings) -> Store:
     path = settings.sqlite_path
     if path is not None:
         return SQLiteStore(path)
-    raise ConfigError(
-        f"[server] database = {settings.server.database!r}: the PostgreSQL store is not part of this build yet; "
-        "use sqlite:///PATH"
-    )
+    try:
+        from headrace.store.postgres import PostgresStore
+    except ImportError as exc:  # psycopg is the optional extra `headrace[postgres]`
+        raise ConfigError(
+            f"[server] database is a PostgreSQL URL, but the PostgreSQL driver is not installed ({exc}); "
+            "install it with: pip install 'headrace[postgres]'"
+        ) from None
+    return PostgresStore(settings.server.database)
 
 
 def load_scripts(settings: Settings) -> dict[str, Script]:

@@ -1,4 +1,4 @@
-"""One contract for every Store implementation (today: SQLite; a PostgreSQL store must pass it too)."""
+"""One contract for every Store implementation: SQLite, and PostgreSQL (marked `postgres`)."""
 
 from __future__ import annotations
 
@@ -27,13 +27,25 @@ from headrace.store.queries import load, migrations
 from headrace.store.rows import FIRST_JOB_CHECK
 from headrace.store.sqlite import SQLiteStore
 
-StoreFactory = Callable[[Path], Store]
-FACTORIES: dict[str, StoreFactory] = {"sqlite": lambda tmp: SQLiteStore(tmp / "contract.db")}
+StoreFactory = Callable[[pytest.FixtureRequest, Path], Store]
 
 
-@pytest.fixture(params=sorted(FACTORIES))
+def _postgres(request: pytest.FixtureRequest, tmp: Path) -> Store:
+    from headrace.store.postgres import PostgresStore
+
+    return PostgresStore(request.getfixturevalue("pg_dsn"))  # a fresh schema in the session's database
+
+
+FACTORIES: dict[str, StoreFactory] = {
+    "sqlite": lambda request, tmp: SQLiteStore(tmp / "contract.db"),
+    "postgres": _postgres,
+}
+MARKS = {"postgres": [pytest.mark.postgres]}
+
+
+@pytest.fixture(params=[pytest.param(name, marks=MARKS.get(name, [])) for name in sorted(FACTORIES)])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
-    return lambda: FACTORIES[request.param](tmp_path)
+    return lambda: FACTORIES[request.param](request, tmp_path)
 
 
 def run(make: Callable[[], Store], scenario: Callable[[Store], Awaitable[Any]]) -> Any:
@@ -286,6 +298,35 @@ def test_queue_stats_count_only_open_deliveries(make_store):
         assert stats.oldest_open_at == 1000.0 and stats.open_jobs == 1
 
     run(make_store, scenario)
+
+
+def test_event_type_filter_is_a_glob_with_no_other_wildcards(make_store):
+    async def scenario(store: Store) -> None:
+        await store.ingest(event("k1", "license_key.created"), [])
+        await store.ingest(event("k2", "licenseXkey.created"), [])
+        await store.ingest(event("k3", "license_key.updated"), [])
+        listed = await store.list_events(EventFilter(event_type="license_key.*"))
+        assert [e.webhook_id for e in listed] == ["k3", "k1"]  # "_" is a plain character, not a wildcard
+        exact = await store.list_events(EventFilter(event_type="license_key.created"))
+        assert [e.webhook_id for e in exact] == ["k1"]
+
+    run(make_store, scenario)
+
+
+def test_reopening_keeps_everything_and_migrates_nothing_twice(make_store):
+    async def first(store: Store) -> int:
+        result = await store.ingest(event("msg_r"), ["a"])
+        await store.claim("a", 1, "t", 1000.0, 1060.0)
+        return result.event_id
+
+    async def second(store: Store) -> None:
+        assert (await store.ingest(event("msg_r"), ["a"])).duplicate
+        assert (await store.queue_stats()).depth == {("a", "in_flight"): 1}
+        [stolen] = await store.claim("a", 1, "t2", 1061.0, 1121.0)  # the lease outlived the restart
+        assert stolen.event_id == event_id
+
+    event_id = run(make_store, first)
+    run(make_store, second)
 
 
 def test_sqlite_is_wal_with_synchronous_full_and_migrated(tmp_path: Path):

@@ -1,0 +1,214 @@
+-- Named queries for the PostgreSQL store. One block per query, introduced by `-- name: NAME`.
+-- The same names as the SQLite dialect (a test checks); parameters are psycopg's %(name)s.
+-- A parameter that may be NULL and is tested with IS NULL carries a cast, since NULL alone has no type.
+-- PostgreSQL sorts NULL after every value (SQLite before): an ORDER BY over a nullable column says where.
+
+-- name: insert_event
+INSERT INTO events (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers)
+VALUES (%(source)s, %(webhook_id)s, %(event_type)s, %(webhook_timestamp)s, %(received_at)s, %(body)s, %(headers)s)
+ON CONFLICT (source, webhook_id) DO NOTHING
+RETURNING id;
+
+-- name: find_event_id
+SELECT id FROM events WHERE source = %(source)s AND webhook_id = %(webhook_id)s;
+
+-- name: insert_delivery
+INSERT INTO deliveries (event_id, destination, generation, job_id, status, next_attempt_at, created_at, updated_at)
+VALUES (%(event_id)s, %(destination)s, %(generation)s, %(job_id)s, 'pending', %(now)s, %(now)s, %(now)s)
+ON CONFLICT (event_id, destination, generation) DO NOTHING;
+
+-- name: insert_rerun
+INSERT INTO deliveries (event_id, destination, generation, job_id, status, next_attempt_at, created_at, updated_at,
+                        job_reruns)
+VALUES (%(event_id)s, %(destination)s, %(generation)s, %(job_id)s, 'pending', %(now)s, %(now)s, %(now)s,
+        %(job_reruns)s)
+ON CONFLICT (event_id, destination, generation) DO NOTHING;
+
+-- name: claim_due
+-- SKIP LOCKED: rows another instance is claiming right now are passed over, not waited for and never
+-- taken twice. The CTE is materialized so the lock is taken once, before the update.
+WITH due AS MATERIALIZED (
+    SELECT id FROM deliveries
+    WHERE destination = %(destination)s
+      AND ((status = 'pending' AND next_attempt_at <= %(now)s)
+           OR (status = 'in_flight' AND lease_until < %(now)s))
+    ORDER BY next_attempt_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries d
+SET status = 'in_flight', lease_owner = %(token)s, lease_until = %(lease_until)s, updated_at = %(now)s
+FROM due
+WHERE d.id = due.id;
+
+-- name: claimed_by
+SELECT d.id, d.event_id, d.destination, d.generation, d.job_id, d.attempts,
+       e.source, e.webhook_id, e.event_type, e.body
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.lease_owner = %(token)s AND d.status = 'in_flight'
+ORDER BY d.id;
+
+-- name: finish_delivery
+UPDATE deliveries
+SET status = %(status)s, attempts = attempts + 1, next_attempt_at = %(next_attempt_at)s,
+    last_error = %(last_error)s, windmill_job_id = COALESCE(%(windmill_job_id)s, windmill_job_id),
+    payload = COALESCE(%(payload)s, payload), lease_owner = NULL, lease_until = NULL, updated_at = %(now)s,
+    job_state = COALESCE(%(job_state)s, job_state),
+    job_created_at = COALESCE(%(job_created_at)s, job_created_at),
+    job_next_check_at = %(job_next_check_at)s,
+    job_completed_at = COALESCE(%(job_completed_at)s, job_completed_at),
+    job_duration_ms = COALESCE(%(job_duration_ms)s, job_duration_ms),
+    job_excerpt = COALESCE(%(job_excerpt)s, job_excerpt)
+WHERE id = %(delivery_id)s AND lease_owner = %(token)s AND status = 'in_flight'
+RETURNING attempts;
+
+-- name: insert_attempt
+INSERT INTO attempts (delivery_id, number, started_at, duration_ms, http_status, outcome, detail, response_excerpt,
+                      notes)
+VALUES (%(delivery_id)s, %(number)s, %(started_at)s, %(duration_ms)s, %(http_status)s, %(outcome)s, %(detail)s,
+        %(response_excerpt)s, %(notes)s);
+
+-- name: release_delivery
+UPDATE deliveries
+SET status = 'pending', lease_owner = NULL, lease_until = NULL, next_attempt_at = %(now)s, updated_at = %(now)s
+WHERE id = %(delivery_id)s AND lease_owner = %(token)s AND status = 'in_flight';
+
+-- name: next_due
+SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE status = 'pending';
+
+-- name: insert_rejection
+INSERT INTO rejections (source, reason, status, detail, remote, at)
+VALUES (%(source)s, %(reason)s, %(status)s, %(detail)s, %(remote)s, %(at)s);
+
+-- name: list_rejections
+SELECT id, source, reason, status, detail, remote, at FROM rejections
+WHERE (%(since)s::double precision IS NULL OR at >= %(since)s)
+ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: count_rejections
+SELECT source, reason, COUNT(*) AS n FROM rejections GROUP BY source, reason ORDER BY source, reason;
+
+-- name: list_events
+-- type_like is the event-type filter as a LIKE pattern (the store turns "payment.*" into 'payment.%').
+SELECT * FROM (
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
+           (SELECT CASE
+                WHEN COUNT(*) = 0 THEN 'unrouted'
+                WHEN COUNT(*) FILTER (WHERE d.status IN ('pending', 'in_flight')) > 0 THEN 'pending'
+                WHEN COUNT(*) FILTER (WHERE d.status = 'failed') > 0 THEN 'failed'
+                WHEN COUNT(*) FILTER (WHERE d.status = 'delivered') > 0 THEN 'delivered'
+                ELSE 'cancelled' END
+            FROM deliveries d
+            WHERE d.event_id = e.id
+              AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
+                                  WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
+    FROM events e
+    WHERE (%(source)s::text IS NULL OR e.source = %(source)s)
+      AND (%(type_like)s::text IS NULL OR e.event_type LIKE %(type_like)s ESCAPE '\')
+      AND (%(since)s::double precision IS NULL OR e.received_at >= %(since)s)
+      AND (%(until)s::double precision IS NULL OR e.received_at < %(until)s)
+      AND (%(before_id)s::bigint IS NULL OR e.id < %(before_id)s)
+    ORDER BY e.id DESC
+) AS listed
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+LIMIT %(limit)s;
+
+-- name: get_event
+SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers
+FROM events WHERE id = %(event_id)s;
+
+-- name: get_event_by_webhook_id
+SELECT id FROM events WHERE webhook_id = %(webhook_id)s ORDER BY id DESC LIMIT 1;
+
+-- name: event_deliveries
+SELECT id, destination, generation, job_id, status, attempts, next_attempt_at, last_error,
+       windmill_job_id, payload, created_at, updated_at, job_state, job_created_at, job_checks,
+       job_completed_at, job_duration_ms, job_excerpt, job_reruns
+FROM deliveries WHERE event_id = %(event_id)s ORDER BY destination, generation;
+
+-- name: event_attempts
+SELECT a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status, a.outcome, a.detail,
+       a.response_excerpt, a.notes
+FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+WHERE d.event_id = %(event_id)s ORDER BY a.delivery_id, a.number;
+
+-- name: latest_generation
+SELECT MAX(generation) AS generation FROM deliveries
+WHERE event_id = %(event_id)s AND destination = %(destination)s;
+
+-- name: event_key
+SELECT source, webhook_id, event_type FROM events WHERE id = %(event_id)s;
+
+-- name: failed_since
+SELECT d.event_id, d.destination
+FROM deliveries d
+WHERE d.status = 'failed' AND d.updated_at >= %(since)s
+  AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
+                      WHERE d2.event_id = d.event_id AND d2.destination = d.destination)
+ORDER BY d.event_id;
+
+-- name: delivery_counts
+SELECT destination, status, COUNT(*) AS n FROM deliveries GROUP BY destination, status;
+
+-- name: oldest_pending
+SELECT MIN(created_at) AS oldest FROM deliveries WHERE status IN ('pending', 'in_flight');
+
+-- name: health_write
+DELETE FROM rejections WHERE id = -1;
+
+-- name: next_job_check
+SELECT MIN(job_next_check_at) AS due FROM deliveries WHERE job_state = 'open';
+
+-- name: lease_due_jobs
+WITH due AS MATERIALIZED (
+    SELECT id FROM deliveries
+    WHERE job_state = 'open' AND job_next_check_at <= %(now)s
+    ORDER BY job_next_check_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries d
+SET job_next_check_at = %(lease_until)s
+FROM due
+WHERE d.id = due.id
+RETURNING d.id;
+
+-- name: open_job
+SELECT d.id, d.event_id, d.destination, d.generation, d.windmill_job_id, d.job_id, d.job_checks, d.job_created_at,
+       d.job_reruns, e.source, e.webhook_id
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.id = %(delivery_id)s AND d.job_state = 'open';
+
+-- name: job_still_open
+UPDATE deliveries
+SET job_checks = job_checks + 1, job_next_check_at = %(next_check_at)s
+WHERE id = %(delivery_id)s AND job_state = 'open';
+
+-- name: job_done
+UPDATE deliveries
+SET job_state = %(state)s, job_checks = job_checks + 1, job_next_check_at = NULL,
+    job_completed_at = %(completed_at)s, job_duration_ms = %(duration_ms)s, job_excerpt = %(excerpt)s,
+    updated_at = %(now)s
+WHERE id = %(delivery_id)s AND job_state = 'open';
+
+-- name: open_delivery_counts
+SELECT destination, status, COUNT(*) AS n, MIN(created_at) AS oldest
+FROM deliveries WHERE status IN ('pending', 'in_flight')
+GROUP BY destination, status;
+
+-- name: open_job_count
+SELECT COUNT(*) AS n FROM deliveries WHERE job_state = 'open';
+
+-- name: job_failures_since
+SELECT d.destination, COUNT(*) AS n, MAX(d.job_completed_at) AS last_at,
+       (SELECT l.id FROM deliveries l
+        WHERE l.destination = d.destination AND l.job_state = 'failure'
+        ORDER BY l.job_completed_at DESC NULLS LAST LIMIT 1) AS last_id
+FROM deliveries d
+WHERE d.job_state = 'failure' AND d.job_completed_at >= %(since)s
+GROUP BY d.destination;
+
+-- name: delivery_job
+SELECT d.id, d.event_id, d.windmill_job_id, d.job_excerpt, d.job_completed_at, e.webhook_id, e.event_type
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.id = %(delivery_id)s;
