@@ -208,3 +208,19 @@ def test_an_operation_cancelled_mid_query_leaves_the_store_usable(pg_dsn: str):
             await store.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://headrace:s3cret-pw@[::1/nowhere",  # unparsable: libpq quotes the whole URL
+        "postgresql://headrace:s3cret-pw@127.0.0.1/nowhere?bogus=1",
+    ],
+)
+def test_a_bad_url_is_a_clear_error_without_the_password(dsn: str):
+    async def main() -> None:
+        with pytest.raises(StoreError, match=r"\[server\] database: not a PostgreSQL URL") as caught:
+            await PostgresStore(dsn).open()
+        assert "s3cret" not in str(caught.value)
+
+    asyncio.run(main())

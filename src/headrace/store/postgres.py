@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any, TypeAlias, TypeVar
@@ -43,6 +44,7 @@ from headrace.store.base import Finished, StoreError, StoreStats
 from headrace.store.queries import load, migrations, parse_queries
 
 T = TypeVar("T")
+_CREDENTIALS = re.compile(r"://[^/@\s]*@")
 Conn: TypeAlias = psycopg.AsyncConnection[DictRow]
 
 
@@ -168,17 +170,21 @@ class PostgresStore:
         try:
             pool = _Pool(self.dsn, self._pool_size)
         except psycopg.ProgrammingError as exc:
-            raise StoreError(f"[server] database: not a PostgreSQL URL headrace can use: {exc}") from None
+            raise StoreError(f"[server] database: not a PostgreSQL URL headrace can use: {self._scrub(exc)}") from None
         try:
             async with pool.connection() as conn:
                 await migrate(conn)
         except psycopg.OperationalError as exc:
             await pool.close()
-            raise StoreError(f"cannot open PostgreSQL database {redact(self.dsn)}: {exc}") from exc
+            raise StoreError(f"cannot open PostgreSQL database {redact(self.dsn)}: {self._scrub(exc)}") from None
         except BaseException:
             await pool.close()
             raise
         self._pool = pool
+
+    def _scrub(self, exc: Exception) -> str:
+        """libpq's message without the URL it may quote, and so without a password written in it."""
+        return _CREDENTIALS.sub("://", str(exc).replace(self.dsn, "(the URL)")).strip()
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
