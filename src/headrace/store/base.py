@@ -1,7 +1,7 @@
 """The Store interface: everything the pipeline needs from durable storage.
 
-Implementations: `sqlite.SQLiteStore` (embedded default). Every implementation passes the same contract
-suite in tests/integration/test_store_contract.py.
+Implementations: `sqlite.SQLiteStore` (embedded default) and `postgres.PostgresStore` (several instances on
+one queue). Both pass the same contract suite in tests/integration/test_store_contract.py.
 """
 
 from __future__ import annotations

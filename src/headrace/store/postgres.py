@@ -13,18 +13,11 @@ advisory lock: instances that start together take turns, and the second one find
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from importlib import resources
-from typing import Any, TypeAlias, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.pq import TransactionStatus
-from psycopg.rows import DictRow, dict_row
 
 from headrace.models import (
     Claimed,
@@ -41,120 +34,10 @@ from headrace.models import (
 )
 from headrace.store import rows
 from headrace.store.base import Finished, StoreError, StoreStats
-from headrace.store.queries import load, migrations, parse_queries
+from headrace.store.postgres_io import CREDENTIALS, Conn, Pool, fetch_all, fetch_one, glob_to_like, migrate, redact
+from headrace.store.queries import load
 
 T = TypeVar("T")
-_CREDENTIALS = re.compile(r"://[^/@\s]*@")
-Conn: TypeAlias = psycopg.AsyncConnection[DictRow]
-
-
-def redact(dsn: str) -> str:
-    """The DSN as `user@host:port/dbname`, for logs and errors: never the password."""
-    try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "(unparsable PostgreSQL URL)"
-    user = f"{params['user']}@" if params.get("user") else ""
-    port = f":{params['port']}" if params.get("port") else ""
-    return f"{user}{params.get('host', 'localhost')}{port}/{params.get('dbname', '')}"
-
-
-class _Pool:
-    """At most `size` connections, opened on demand and kept; a broken one is dropped, not reused."""
-
-    def __init__(self, dsn: str, size: int) -> None:
-        params: dict[str, Any] = conninfo_to_dict(dsn)
-        params.setdefault("connect_timeout", 10)
-        params.setdefault("application_name", "headrace")
-        self._conninfo = make_conninfo("", **params)
-        self._slots = asyncio.Semaphore(size)
-        self._idle: list[Conn] = []
-        self._busy: set[Conn] = set()
-        self.size = size
-        self.opened = 0
-
-    async def _connect(self) -> Conn:
-        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True, row_factory=dict_row)
-        self.opened += 1
-        return conn
-
-    @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[Conn]:
-        async with self._slots:
-            conn = self._idle.pop() if self._idle else await self._connect()
-            self._busy.add(conn)
-            try:
-                yield conn
-            finally:
-                self._busy.discard(conn)
-                if conn.broken:  # the server went away: the idle connections are likely gone with it
-                    await self._discard(conn, *self._idle)
-                    self._idle.clear()
-                elif conn.closed or conn.info.transaction_status != TransactionStatus.IDLE:
-                    await self._discard(conn)  # interrupted mid-transaction: start afresh next time
-                else:
-                    self._idle.append(conn)
-
-    @staticmethod
-    async def _discard(*conns: Conn) -> None:
-        for conn in conns:
-            with contextlib.suppress(psycopg.Error, OSError):
-                await conn.close()
-
-    @property
-    def connections(self) -> int:
-        return len(self._idle) + len(self._busy)
-
-    async def close(self, grace: float = 10.0) -> None:
-        """Close every connection, after the operations still running finish (at most `grace` seconds)."""
-        taken = 0
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace):
-                while taken < self.size:
-                    await self._slots.acquire()
-                    taken += 1
-        conns = [*self._idle, *self._busy]
-        self._idle.clear()
-        await self._discard(*conns)
-        for _ in range(taken):
-            self._slots.release()
-
-
-async def _one(conn: Conn, sql: str, params: Any = None) -> DictRow | None:
-    cur = await conn.execute(sql, params)
-    return await cur.fetchone()
-
-
-async def _all(conn: Conn, sql: str, params: Any = None) -> list[DictRow]:
-    cur = await conn.execute(sql, params)
-    return await cur.fetchall()
-
-
-def glob_to_like(pattern: str) -> str:
-    """An event-type filter ("payment.*", "payment.succeeded") as a LIKE pattern with `\\` as escape."""
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
-
-
-async def migrate(conn: Conn) -> int:
-    """Bring the schema to the newest version under an advisory lock; returns the version."""
-    q = parse_queries(resources.files("headrace.store").joinpath("sql", "postgresql", "migrate.sql").read_text())
-    async with conn.transaction():
-        await conn.execute(q["lock"])
-        await conn.execute(q["create_table"])
-        applied = {int(row["version"]) for row in await _all(conn, q["applied"])}
-        version = max(applied, default=0)
-        for number, name, sql in migrations("postgresql"):
-            if number in applied:
-                continue
-            try:
-                async with conn.transaction():  # a savepoint: name the failing file, then undo everything
-                    await conn.execute(sql)
-                    await conn.execute(q["record"], {"version": number, "name": name})
-            except psycopg.Error as exc:
-                raise StoreError(f"migration {name} failed: {exc}") from exc
-            version = max(version, number)
-    return version
 
 
 class PostgresStore:
@@ -162,13 +45,13 @@ class PostgresStore:
         self.dsn = dsn
         self._q = load("postgresql")
         self._pool_size = pool_size
-        self._pool: _Pool | None = None
+        self._pool: Pool | None = None
         self.transactions = 0
 
     # -- lifecycle -----------------------------------------------------------------------------------
     async def open(self) -> None:
         try:
-            pool = _Pool(self.dsn, self._pool_size)
+            pool = Pool(self.dsn, self._pool_size)
         except psycopg.ProgrammingError as exc:
             raise StoreError(f"[server] database: not a PostgreSQL URL headrace can use: {self._scrub(exc)}") from None
         try:
@@ -184,7 +67,7 @@ class PostgresStore:
 
     def _scrub(self, exc: Exception) -> str:
         """libpq's message without the URL it may quote, and so without a password written in it."""
-        return _CREDENTIALS.sub("://", str(exc).replace(self.dsn, "(the URL)")).strip()
+        return CREDENTIALS.sub("://", str(exc).replace(self.dsn, "(the URL)")).strip()
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -225,9 +108,9 @@ class PostgresStore:
         }
 
         async def op(conn: Conn) -> IngestResult:
-            row = await _one(conn, q["insert_event"], params)
+            row = await fetch_one(conn, q["insert_event"], params)
             if row is None:  # a duplicate; ON CONFLICT waited for the first one's transaction to end
-                existing = await _one(conn, q["find_event_id"], params)
+                existing = await fetch_one(conn, q["find_event_id"], params)
                 if existing is None:
                     raise StoreError(f"event {event.source}/{event.webhook_id} conflicted but cannot be found")
                 return IngestResult(event_id=int(existing["id"]), duplicate=True, deliveries=0)
@@ -277,7 +160,7 @@ class PostgresStore:
         async def op(conn: Conn) -> list[Claimed]:
             if (await conn.execute(q["claim_due"], params)).rowcount == 0:
                 return []
-            return [rows.claimed(row) for row in await _all(conn, q["claimed_by"], {"token": token})]
+            return [rows.claimed(row) for row in await fetch_all(conn, q["claimed_by"], {"token": token})]
 
         return await self._tx(op)
 
@@ -286,7 +169,7 @@ class PostgresStore:
         update, attempt = rows.finish_params(finished, now)
 
         async def op(conn: Conn) -> bool:
-            row = await _one(conn, q["finish_delivery"], update)
+            row = await fetch_one(conn, q["finish_delivery"], update)
             if row is None:
                 return False  # the lease was lost (expired and taken by another worker)
             await conn.execute(q["insert_attempt"], {**attempt, "number": int(row["attempts"])})
@@ -302,7 +185,7 @@ class PostgresStore:
         return await self._min(self._q["next_due"])
 
     async def _min(self, sql: str) -> float | None:
-        row = await self._tx(lambda conn: _one(conn, sql))
+        row = await self._tx(lambda conn: fetch_one(conn, sql))
         return None if row is None or row["due"] is None else float(row["due"])
 
     # -- job outcomes --------------------------------------------------------------------------------
@@ -316,10 +199,10 @@ class PostgresStore:
         params = {"limit": limit, "now": now, "lease_until": lease_until}
 
         async def op(conn: Conn) -> list[OpenJob]:
-            ids = sorted(int(row["id"]) for row in await _all(conn, q["lease_due_jobs"], params))
+            ids = sorted(int(row["id"]) for row in await fetch_all(conn, q["lease_due_jobs"], params))
             found = []
             for delivery_id in ids:
-                row = await _one(conn, q["open_job"], {"delivery_id": delivery_id})
+                row = await fetch_one(conn, q["open_job"], {"delivery_id": delivery_id})
                 if row is not None:
                     found.append(rows.open_job(row))
             return found
@@ -334,7 +217,7 @@ class PostgresStore:
                 params = {"delivery_id": update.delivery_id, "next_check_at": update.next_check_at}
                 await conn.execute(q["job_still_open"], params)
                 return None
-            row = await _one(conn, q["open_job"], {"delivery_id": update.delivery_id})
+            row = await fetch_one(conn, q["open_job"], {"delivery_id": update.delivery_id})
             if row is None:
                 return None  # recorded already (another tracker got there first)
             if (await conn.execute(q["job_done"], rows.job_done_params(update, now))).rowcount == 0:
@@ -343,7 +226,7 @@ class PostgresStore:
                 return None
             job = rows.open_job(row)
             chain = {"event_id": job.event_id, "destination": job.destination}
-            latest = await _one(conn, q["latest_generation"], chain)
+            latest = await fetch_one(conn, q["latest_generation"], chain)
             if latest is not None and latest["generation"] is not None and int(latest["generation"]) != job.generation:
                 return None  # replayed meanwhile: that newer generation is the re-run
             generation = job.generation + 1
@@ -375,7 +258,7 @@ class PostgresStore:
             "status": flt.status,
             "limit": flt.limit,
         }
-        found = await self._tx(lambda conn: _all(conn, sql, params))
+        found = await self._tx(lambda conn: fetch_all(conn, sql, params))
         return [rows.event(row) for row in found]
 
     async def get_event(self, key: str) -> EventRow | None:
@@ -384,15 +267,15 @@ class PostgresStore:
         async def op(conn: Conn) -> EventRow | None:
             event_id: int | None = int(key) if key.isdigit() else None
             if event_id is None:
-                found = await _one(conn, q["get_event_by_webhook_id"], {"webhook_id": key})
+                found = await fetch_one(conn, q["get_event_by_webhook_id"], {"webhook_id": key})
                 if found is None:
                     return None
                 event_id = int(found["id"])
-            row = await _one(conn, q["get_event"], {"event_id": event_id})
+            row = await fetch_one(conn, q["get_event"], {"event_id": event_id})
             if row is None:
                 return None
-            deliveries = await _all(conn, q["event_deliveries"], {"event_id": event_id})
-            attempts = await _all(conn, q["event_attempts"], {"event_id": event_id})
+            deliveries = await fetch_all(conn, q["event_deliveries"], {"event_id": event_id})
+            attempts = await fetch_all(conn, q["event_attempts"], {"event_id": event_id})
             return rows.event_detail(row, deliveries, attempts)
 
         return await self._tx(op)
@@ -401,12 +284,12 @@ class PostgresStore:
         q = self._q
 
         async def op(conn: Conn) -> list[str]:
-            key = await _one(conn, q["event_key"], {"event_id": event_id})
+            key = await fetch_one(conn, q["event_key"], {"event_id": event_id})
             if key is None:
                 raise StoreError(f"no event with id {event_id}")
             job_ids = []
             for name in destinations:
-                latest = await _one(conn, q["latest_generation"], {"event_id": event_id, "destination": name})
+                latest = await fetch_one(conn, q["latest_generation"], {"event_id": event_id, "destination": name})
                 generation = 0 if latest is None or latest["generation"] is None else int(latest["generation"]) + 1
                 job_id = job_id_for(key["source"], key["webhook_id"], name, generation)
                 params = {
@@ -424,23 +307,23 @@ class PostgresStore:
 
     async def failed_since(self, since: float) -> list[tuple[int, str]]:
         sql = self._q["failed_since"]
-        found = await self._tx(lambda conn: _all(conn, sql, {"since": since}))
+        found = await self._tx(lambda conn: fetch_all(conn, sql, {"since": since}))
         return [(int(r["event_id"]), str(r["destination"])) for r in found]
 
     async def list_rejections(self, since: float | None, limit: int) -> list[Rejection]:
         sql = self._q["list_rejections"]
-        found = await self._tx(lambda conn: _all(conn, sql, {"since": since, "limit": limit}))
+        found = await self._tx(lambda conn: fetch_all(conn, sql, {"since": since, "limit": limit}))
         return [rows.rejection(r) for r in found]
 
     async def stats(self) -> StoreStats:
         q = self._q
 
         async def op(conn: Conn) -> StoreStats:
-            counts = await _all(conn, q["delivery_counts"])
+            counts = await fetch_all(conn, q["delivery_counts"])
             deliveries = {(str(r["destination"]), str(r["status"])): int(r["n"]) for r in counts}
-            oldest_row = await _one(conn, q["oldest_pending"])
+            oldest_row = await fetch_one(conn, q["oldest_pending"])
             oldest = None if oldest_row is None or oldest_row["oldest"] is None else float(oldest_row["oldest"])
-            rejected = await _all(conn, q["count_rejections"])
+            rejected = await fetch_all(conn, q["count_rejections"])
             rejections = {(str(r["source"]), str(r["reason"])): int(r["n"]) for r in rejected}
             return StoreStats(deliveries, oldest, rejections)
 
@@ -452,11 +335,11 @@ class PostgresStore:
         async def op(conn: Conn) -> QueueStats:
             depth: dict[tuple[str, str], int] = {}
             oldest: float | None = None
-            for r in await _all(conn, q["open_delivery_counts"]):
+            for r in await fetch_all(conn, q["open_delivery_counts"]):
                 depth[(str(r["destination"]), str(r["status"]))] = int(r["n"])
                 if r["oldest"] is not None and (oldest is None or float(r["oldest"]) < oldest):
                     oldest = float(r["oldest"])
-            row = await _one(conn, q["open_job_count"])
+            row = await fetch_one(conn, q["open_job_count"])
             return QueueStats(depth, oldest, 0 if row is None else int(row["n"]))
 
         return await self._tx(op)
@@ -466,8 +349,8 @@ class PostgresStore:
 
         async def op(conn: Conn) -> list[JobFailures]:
             found = []
-            for r in await _all(conn, q["job_failures_since"], {"since": since}):
-                last = await _one(conn, q["delivery_job"], {"delivery_id": r["last_id"]})
+            for r in await fetch_all(conn, q["job_failures_since"], {"since": since}):
+                last = await fetch_one(conn, q["delivery_job"], {"delivery_id": r["last_id"]})
                 if last is None:
                     continue
                 found.append(
