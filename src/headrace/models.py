@@ -12,7 +12,9 @@ JOB_ID_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c8b-9a57-2b7e4d1f0c33")
 DeliveryStatus = Literal["pending", "in_flight", "delivered", "failed", "cancelled"]
 DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = ("pending", "in_flight", "delivered", "failed", "cancelled")
 JobState = Literal["open", "success", "failure", "unknown"]
-EventStatus = Literal["unrouted", "pending", "delivered", "failed", "cancelled"]
+# Over each destination's newest delivery: unrouted (none), pending (any pending or in flight), failed (any
+# delivery failed), job_failed (all delivered, but a Windmill job failed), delivered, cancelled.
+EventStatus = Literal["unrouted", "pending", "delivered", "failed", "job_failed", "cancelled"]
 
 
 def job_id_for(source: str, webhook_id: str, destination: str, generation: int) -> str:

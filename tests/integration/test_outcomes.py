@@ -106,6 +106,9 @@ def test_failed_job_is_recorded_and_rerun_under_new_job_ids(tmp_path: Path) -> N
             data = await until(base, "msg_fails", lambda d: job_states(d) == ["failure"] * 3, timeout=20)
             await asyncio.sleep(1.5)  # no fourth run
             data = await event_json(base, "msg_fails")
+            async with aiohttp.ClientSession() as http, http.get(f"{base}/api/v1/events?status=job_failed") as r:
+                listed = [e["webhook_id"] for e in (await r.json())["events"]]
+        assert data["status"] == "job_failed" and listed == ["msg_fails"]  # delivered, but the job failed
         assert job_states(data) == ["failure"] * 3
         assert [d["generation"] for d in data["deliveries"]] == [0, 1, 2]
         assert [d["job"]["rerun_number"] for d in data["deliveries"]] == [0, 1, 2]

@@ -75,7 +75,10 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "List events, newest first",
                     "parameters": [
-                        _q("status", "unrouted, pending, delivered, failed or cancelled"),
+                        _q(
+                            "status",
+                            "unrouted, pending, delivered, failed, job_failed or cancelled",
+                        ),
                         _q("type", 'Event type, exact or "prefix.*"'),
                         _q("source", "Source name"),
                         _q("since", "2h (ago), ISO 8601 time or unix seconds"),

@@ -210,6 +210,8 @@ def event_status(deliveries: Sequence[DeliveryRow]) -> Any:
         return "pending"
     if "failed" in statuses:
         return "failed"
+    if any(d.job_state == "failure" for d in latest.values()):
+        return "job_failed"
     if "delivered" in statuses:
         return "delivered"
     return "cancelled"

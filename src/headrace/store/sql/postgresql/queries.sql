@@ -96,6 +96,7 @@ SELECT * FROM (
                 WHEN COUNT(*) = 0 THEN 'unrouted'
                 WHEN COUNT(*) FILTER (WHERE d.status IN ('pending', 'in_flight')) > 0 THEN 'pending'
                 WHEN COUNT(*) FILTER (WHERE d.status = 'failed') > 0 THEN 'failed'
+                WHEN COUNT(*) FILTER (WHERE d.job_state = 'failure') > 0 THEN 'job_failed'
                 WHEN COUNT(*) FILTER (WHERE d.status = 'delivered') > 0 THEN 'delivered'
                 ELSE 'cancelled' END
             FROM deliveries d

@@ -83,6 +83,7 @@ SELECT * FROM (
                 WHEN COUNT(*) = 0 THEN 'unrouted'
                 WHEN SUM(d.status IN ('pending', 'in_flight')) > 0 THEN 'pending'
                 WHEN SUM(d.status = 'failed') > 0 THEN 'failed'
+                WHEN SUM(d.job_state = 'failure') > 0 THEN 'job_failed'
                 WHEN SUM(d.status = 'delivered') > 0 THEN 'delivered'
                 ELSE 'cancelled' END
             FROM deliveries d
