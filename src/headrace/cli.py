@@ -275,9 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     p = with_config(sub.add_parser("events", help="list events, newest first"))
-    p.add_argument(
-        "--status", help="unrouted, pending, delivered, failed, job_failed or cancelled"
-    )
+    p.add_argument("--status", help="unrouted, pending, delivered, failed, job_failed or cancelled")
     p.add_argument("--type", help='event type, exact or "prefix.*"')
     p.add_argument("--source", help="source name")
     p.add_argument("--since", help="2h (ago), ISO 8601 time or unix seconds")
