@@ -4,6 +4,7 @@ bundled samples, run the Windmill emulator. Leaf of the CLI: `cli.py` wires thes
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -98,7 +99,14 @@ def cmd_dev_windmill(args: argparse.Namespace) -> int:
             raise UsageError(f"--resource {spec}: {exc}") from None
     print(BANNER, flush=True)
     print(f"listening on http://{host}:{port}/api  (tokens: {len(state.tokens)} configured)", flush=True)
-    web.run_app(build_app(state), host=host, port=int(port), print=None, access_log=None)
+    loop: asyncio.AbstractEventLoop
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    web.run_app(build_app(state), host=host, port=int(port), print=None, access_log=None, loop=loop)
     return 0
 
 
