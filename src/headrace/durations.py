@@ -16,13 +16,6 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def format_duration(seconds: float) -> str:
-    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{round(seconds * 1000)}ms"
-
-
 def parse_since(text: str, now: float) -> float:
     """A point in time: "2h" (that long ago), an ISO 8601 date/time (UTC unless it says), or unix seconds."""
     from datetime import UTC, datetime

@@ -22,7 +22,6 @@ from headrace.app import App
 from headrace.config import Secret
 
 COOKIE = "headrace_console"
-PREFIXES = ("/", "/events", "/rejections", "/destinations", "/login", "/logout")
 
 _env = jinja2.Environment(
     loader=jinja2.FunctionLoader(

@@ -13,7 +13,6 @@ advisory lock: instances that start together take turns, and the second one find
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -30,7 +29,6 @@ from headrace.models import (
     OpenJob,
     QueueStats,
     Rejection,
-    job_id_for,
 )
 from headrace.store import rows
 from headrace.store.base import Finished, StoreError, StoreStats
@@ -97,15 +95,7 @@ class PostgresStore:
     # -- ingest --------------------------------------------------------------------------------------
     async def ingest(self, event: NewEvent, destinations: Sequence[str]) -> IngestResult:
         q = self._q
-        params = {
-            "source": event.source,
-            "webhook_id": event.webhook_id,
-            "event_type": event.event_type,
-            "webhook_timestamp": event.webhook_timestamp,
-            "received_at": event.received_at,
-            "body": event.body,
-            "headers": json.dumps(event.headers),
-        }
+        params = rows.event_params(event)
 
         async def op(conn: Conn) -> IngestResult:
             row = await fetch_one(conn, q["insert_event"], params)
@@ -120,13 +110,7 @@ class PostgresStore:
                     await cur.executemany(
                         q["insert_delivery"],
                         [
-                            {
-                                "event_id": event_id,
-                                "destination": name,
-                                "generation": 0,
-                                "job_id": job_id_for(event.source, event.webhook_id, name, 0),
-                                "now": event.received_at,
-                            }
+                            rows.delivery_params(event_id, event.source, event.webhook_id, name, 0, event.received_at)
                             for name in destinations
                         ],
                     )
@@ -135,14 +119,7 @@ class PostgresStore:
         return await self._tx(op)
 
     async def reject(self, rejection: Rejection) -> None:
-        params = {
-            "source": rejection.source,
-            "reason": rejection.reason,
-            "status": rejection.status,
-            "detail": rejection.detail,
-            "remote": rejection.remote,
-            "at": rejection.at,
-        }
+        params = rows.rejection_params(rejection)
         await self._execute(self._q["insert_rejection"], params)
 
     async def _execute(self, sql: str, params: Any = None) -> int:
@@ -230,19 +207,9 @@ class PostgresStore:
             if latest is not None and latest["generation"] is not None and int(latest["generation"]) != job.generation:
                 return None  # replayed meanwhile: that newer generation is the re-run
             generation = job.generation + 1
-            job_id = job_id_for(job.source, job.webhook_id, job.destination, generation)
-            await conn.execute(
-                q["insert_rerun"],
-                {
-                    "event_id": job.event_id,
-                    "destination": job.destination,
-                    "generation": generation,
-                    "job_id": job_id,
-                    "now": now,
-                    "job_reruns": job.reruns + 1,
-                },
-            )
-            return job_id
+            params = rows.delivery_params(job.event_id, job.source, job.webhook_id, job.destination, generation, now)
+            await conn.execute(q["insert_rerun"], {**params, "job_reruns": job.reruns + 1})
+            return str(params["job_id"])
 
         return await self._tx(op)
 
@@ -291,16 +258,9 @@ class PostgresStore:
             for name in destinations:
                 latest = await fetch_one(conn, q["latest_generation"], {"event_id": event_id, "destination": name})
                 generation = 0 if latest is None or latest["generation"] is None else int(latest["generation"]) + 1
-                job_id = job_id_for(key["source"], key["webhook_id"], name, generation)
-                params = {
-                    "event_id": event_id,
-                    "destination": name,
-                    "generation": generation,
-                    "job_id": job_id,
-                    "now": now,
-                }
+                params = rows.delivery_params(event_id, key["source"], key["webhook_id"], name, generation, now)
                 await conn.execute(q["insert_delivery"], params)
-                job_ids.append(job_id)
+                job_ids.append(params["job_id"])
             return job_ids
 
         return await self._tx(op)

@@ -15,9 +15,11 @@ from headrace.models import (
     EventRow,
     Failed,
     JobUpdate,
+    NewEvent,
     OpenJob,
     Rejection,
     Retry,
+    job_id_for,
 )
 from headrace.store.base import Finished
 
@@ -29,6 +31,43 @@ FIRST_JOB_CHECK = 1.0  # seconds after the job was created, the tracker's first 
 
 def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
+
+
+def event_params(event: NewEvent) -> dict[str, Any]:
+    """Parameters of insert_event (and find_event_id)."""
+    return {
+        "source": event.source,
+        "webhook_id": event.webhook_id,
+        "event_type": event.event_type,
+        "webhook_timestamp": event.webhook_timestamp,
+        "received_at": event.received_at,
+        "body": event.body,
+        "headers": json.dumps(event.headers),
+    }
+
+
+def delivery_params(
+    event_id: int, source: str, webhook_id: str, destination: str, generation: int, now: float
+) -> dict[str, Any]:
+    """Parameters of insert_delivery: one delivery of one event to one destination, with its job id."""
+    return {
+        "event_id": event_id,
+        "destination": destination,
+        "generation": generation,
+        "job_id": job_id_for(source, webhook_id, destination, generation),
+        "now": now,
+    }
+
+
+def rejection_params(rejection: Rejection) -> dict[str, Any]:
+    return {
+        "source": rejection.source,
+        "reason": rejection.reason,
+        "status": rejection.status,
+        "detail": rejection.detail,
+        "remote": rejection.remote,
+        "at": rejection.at,
+    }
 
 
 def claimed(row: Row) -> Claimed:

@@ -7,7 +7,6 @@ maps the Store interface onto named queries from `sql/sqlite/queries.sql`.
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +23,6 @@ from headrace.models import (
     OpenJob,
     QueueStats,
     Rejection,
-    job_id_for,
 )
 from headrace.store import rows
 from headrace.store.base import Finished, StoreError, StoreStats
@@ -84,15 +82,7 @@ class SQLiteStore:
     # -- ingest --------------------------------------------------------------------------------------
     async def ingest(self, event: NewEvent, destinations: Sequence[str]) -> IngestResult:
         q = self._q
-        params = {
-            "source": event.source,
-            "webhook_id": event.webhook_id,
-            "event_type": event.event_type,
-            "webhook_timestamp": event.webhook_timestamp,
-            "received_at": event.received_at,
-            "body": event.body,
-            "headers": json.dumps(event.headers),
-        }
+        params = rows.event_params(event)
 
         def op(conn: sqlite3.Connection) -> IngestResult:
             row = conn.execute(q["insert_event"], params).fetchone()
@@ -103,13 +93,7 @@ class SQLiteStore:
             conn.executemany(
                 q["insert_delivery"],
                 [
-                    {
-                        "event_id": event_id,
-                        "destination": name,
-                        "generation": 0,
-                        "job_id": job_id_for(event.source, event.webhook_id, name, 0),
-                        "now": event.received_at,
-                    }
+                    rows.delivery_params(event_id, event.source, event.webhook_id, name, 0, event.received_at)
                     for name in destinations
                 ],
             )
@@ -120,14 +104,7 @@ class SQLiteStore:
 
     async def reject(self, rejection: Rejection) -> None:
         sql = self._q["insert_rejection"]
-        params = {
-            "source": rejection.source,
-            "reason": rejection.reason,
-            "status": rejection.status,
-            "detail": rejection.detail,
-            "remote": rejection.remote,
-            "at": rejection.at,
-        }
+        params = rows.rejection_params(rejection)
         await self._write(lambda conn: conn.execute(sql, params))
 
     # -- delivery ------------------------------------------------------------------------------------
@@ -218,19 +195,9 @@ class SQLiteStore:
             if latest["generation"] is not None and int(latest["generation"]) != job.generation:
                 return None  # replayed meanwhile: that newer generation is the re-run
             generation = job.generation + 1
-            job_id = job_id_for(job.source, job.webhook_id, job.destination, generation)
-            conn.execute(
-                q["insert_rerun"],
-                {
-                    "event_id": job.event_id,
-                    "destination": job.destination,
-                    "generation": generation,
-                    "job_id": job_id,
-                    "now": now,
-                    "job_reruns": job.reruns + 1,
-                },
-            )
-            return job_id
+            params = rows.delivery_params(job.event_id, job.source, job.webhook_id, job.destination, generation, now)
+            conn.execute(q["insert_rerun"], {**params, "job_reruns": job.reruns + 1})
+            return str(params["job_id"])
 
         job_id: str | None = await self._write(op)
         return job_id
@@ -283,18 +250,9 @@ class SQLiteStore:
             for name in destinations:
                 latest = conn.execute(q["latest_generation"], {"event_id": event_id, "destination": name}).fetchone()
                 generation = 0 if latest["generation"] is None else int(latest["generation"]) + 1
-                job_id = job_id_for(key["source"], key["webhook_id"], name, generation)
-                conn.execute(
-                    q["insert_delivery"],
-                    {
-                        "event_id": event_id,
-                        "destination": name,
-                        "generation": generation,
-                        "job_id": job_id,
-                        "now": now,
-                    },
-                )
-                job_ids.append(job_id)
+                params = rows.delivery_params(event_id, key["source"], key["webhook_id"], name, generation, now)
+                conn.execute(q["insert_delivery"], params)
+                job_ids.append(params["job_id"])
             return job_ids
 
         job_ids: list[str] = await self._write(op)

@@ -3,7 +3,6 @@ decide the transport; it never logs or returns the token."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import time
@@ -193,8 +192,3 @@ async def _read_limited(response: aiohttp.ClientResponse) -> str:
         if size >= RESPONSE_LIMIT:
             break
     return b"".join(chunks)[:RESPONSE_LIMIT].decode("utf-8", errors="replace")
-
-
-async def close_quietly(session: aiohttp.ClientSession) -> None:
-    await session.close()
-    await asyncio.sleep(0)
