@@ -185,7 +185,7 @@ def _schema_row(subject: str, dest: DestinationSettings, info: TargetInfo) -> Ro
     return Row(subject, "schema", "ok", detail)
 
 
-def _event_rows(
+async def _event_rows(
     subject: str,
     name: str,
     dest: DestinationSettings,
@@ -210,7 +210,7 @@ def _event_rows(
         payload: Any = body
         if script is not None and sandbox is not None:
             try:
-                result = sandbox.run(
+                result = await sandbox.transform(
                     script,
                     WebhookObject(event_type, body, dest.target.run_url, webhook_id="msg_headrace_check"),
                 )
@@ -331,7 +331,7 @@ async def _check_destination(
     if not deployed:
         return rows
     rows.append(_schema_row(subject, dest, info))
-    rows.extend(_event_rows(subject, name, dest, sandbox, info.schema, settings.base_dir))
+    rows.extend(await _event_rows(subject, name, dest, sandbox, info.schema, settings.base_dir))
     return rows
 
 

@@ -140,7 +140,7 @@ def cmd_transform(args: argparse.Namespace) -> int:
         webhook_id=args.webhook_id,
     )
     try:
-        result = make_sandbox().run(script, webhook)
+        result = asyncio.run(make_sandbox().transform(script, webhook))
     except TransformError as exc:
         print(f"transformation {script.name} failed: {exc}", file=sys.stderr)
         return 1

@@ -245,7 +245,7 @@ class Worker:
             return Attempt(started, (time.perf_counter() - perf) * 1000, status, excerpt, payload, notes)
 
         try:
-            prepared = self.prepare(claimed, dest)
+            prepared = await self.prepare(claimed, dest)
         except _Cancel as cancel:
             return attempt(payload=cancel.payload), Cancelled()
         except _Refuse as refuse:
@@ -327,14 +327,14 @@ class Worker:
             return Failed(f"gave up after {attempts_made} attempts; last: {reason}")
         return Retry(at, reason)
 
-    def prepare(self, claimed: Claimed, dest: DestinationSettings) -> Prepared:
+    async def prepare(self, claimed: Claimed, dest: DestinationSettings) -> Prepared:
         """The request for one delivery: the Dodo body as is, or what the transformation made of it."""
         script = self.scripts.get(claimed.destination)
         if script is None or self.sandbox is None:
             return Prepared(dest.target.run_url, "POST", {}, claimed.body, None)
         try:
             body = json.loads(claimed.body)
-            result = self.sandbox.run(
+            result = await self.sandbox.transform(
                 script,
                 WebhookObject(
                     event_type=claimed.event_type,

@@ -3,7 +3,9 @@
 The contract other stages rely on (the sandbox module is the only one that touches the JS engine):
 
 - `WebhookObject` is what the handler sees and returns (Svix/Dodo semantics).
-- `Sandbox.run(script, webhook)` returns the transformed `WebhookObject` or raises `TransformError`.
+- `await Sandbox.transform(script, webhook)` returns the transformed `WebhookObject` or raises `TransformError`.
+  The pipeline (worker, `check`, `transform`) only ever awaits it, so an implementation may run the handler
+  off the event loop (another thread or process) without changing a caller.
 - `load_script(spec, base_dir)` turns `builtin:NAME` or a `.js` path into a `Script`.
 """
 
@@ -53,4 +55,4 @@ class TransformError(Exception):
 
 
 class Sandbox(Protocol):
-    def run(self, script: Script, webhook: WebhookObject) -> WebhookObject: ...
+    async def transform(self, script: Script, webhook: WebhookObject) -> WebhookObject: ...

@@ -89,6 +89,10 @@ class QuickJSSandbox:
         text = self.evaluate(script, webhook)
         return _to_webhook(script.name, webhook, text)
 
+    async def transform(self, script: Script, webhook: WebhookObject) -> WebhookObject:
+        """The pipeline's entry point (the `Sandbox` protocol). Today it runs in-process, on the caller's thread."""
+        return self.run(script, webhook)
+
     def evaluate(self, script: Script, webhook: WebhookObject) -> str:
         """Run the handler and return `JSON.stringify(handler(webhook))` exactly as the engine produced it.
 
