@@ -28,6 +28,7 @@
  *   created_at         string          ISO 8601
  */
 
+// --- begin block: currency (generated from tools/template_blocks/currency.js by tools/gen_templates.py; edit it there) ---
 // ISO 4217 currencies whose minor unit is not 1/100 (everything else has two decimals).
 const MINOR_UNIT_EXPONENTS = {
   BIF: 0, CLP: 0, DJF: 0, GNF: 0, ISK: 0, JPY: 0, KMF: 0, KRW: 0, PYG: 0, RWF: 0, UGX: 0,
@@ -65,6 +66,7 @@ function formatMinor(minor, exponent) {
 function orNull(value) {
   return value === undefined || value === "" ? null : value;
 }
+// --- end block: currency ---
 
 function handler(webhook) {
   if (!webhook.eventType.startsWith("dispute.")) {
