@@ -195,3 +195,33 @@ def test_docs_list_the_same_fields_as_the_templates() -> None:
         rows = re.findall(r"^\| (\w+) \| (\w+)( \\\| null)? \|", section, flags=re.MULTILINE)
         documented = {name: (kind, bool(null)) for name, kind, null in rows if name != "Field"}
         assert documented == documented_fields(template), f"docs/templates.md is out of date for {template}"
+
+
+def kit_schema(script: str) -> dict[str, Any]:
+    import yaml
+
+    from .kitlib import SCRIPTS
+
+    schema: dict[str, Any] = yaml.safe_load((SCRIPTS / f"{script}.script.yaml").read_text())["schema"]
+    return schema
+
+
+@pytest.mark.parametrize(
+    ("template", "event_type", "scripts"),
+    [
+        ("payment", "payment.succeeded", ["record_payment", "validate_payment"]),
+        ("subscription", "subscription.active", ["subscription_lifecycle"]),
+        ("refund", "refund.succeeded", ["record_refund"]),
+    ],
+)
+def test_an_empty_customer_name_passes_through_and_fits_the_kit_schema(
+    template: str, event_type: str, scripts: list[str]
+) -> None:
+    from headrace.windmill.schema import validate
+
+    body = sample(event_type)
+    body["data"]["customer"]["name"] = ""  # the SDK's required `str` allows it
+    payload = run(template, event_type, body)["payload"]
+    assert payload["customer_name"] == ""
+    for script in scripts:
+        assert [p.message for p in validate(payload, kit_schema(script))] == [], script

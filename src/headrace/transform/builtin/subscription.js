@@ -72,8 +72,10 @@ function formatMinor(minor, exponent) {
   return (minor < 0 ? "-" : "") + whole + "." + fraction;
 }
 
+// What Dodo sent, or null when it sent nothing. An empty string stays "" (a customer's name may be
+// empty, and the paired kit scripts take it as it is).
 function orNull(value) {
-  return value === undefined || value === "" ? null : value;
+  return value === undefined ? null : value;
 }
 // --- end block: currency ---
 
