@@ -34,6 +34,17 @@ CREATE TABLE IF NOT EXISTS dodo_ledger (
 CREATE INDEX IF NOT EXISTS dodo_ledger_occurred_at ON dodo_ledger (occurred_at);
 CREATE INDEX IF NOT EXISTS dodo_ledger_payment_id ON dodo_ledger (payment_id);
 
+-- Which subscriptions each payment starts or charges: one row per (payment, subscription), so a
+-- multi-subscription payment (Dodo's `subscription_ids`) is linked to every one of them.
+CREATE TABLE IF NOT EXISTS dodo_payment_subscriptions (
+    payment_id       text NOT NULL,
+    subscription_id  text NOT NULL,
+    webhook_id       text NOT NULL,           -- the first event that linked them
+    linked_at        timestamptz NOT NULL,    -- that event's time
+    PRIMARY KEY (payment_id, subscription_id)
+);
+CREATE INDEX IF NOT EXISTS dodo_payment_subscriptions_subscription_id ON dodo_payment_subscriptions (subscription_id);
+
 -- Latest known state per subscription. last_event_at/last_webhook_id order the events: an update
 -- is applied only when it is newer, so out-of-order and repeated deliveries cannot roll it back.
 CREATE TABLE IF NOT EXISTS dodo_subscriptions (

@@ -47,3 +47,18 @@ def test_a_payment_from_a_customer_with_an_empty_name_is_delivered_and_booked(
     assert delivery["job"]["state"] == "success", delivery["job"]
     assert query(pg_resource, "SELECT name, email FROM dodo_customers") == [("", body["data"]["customer"]["email"])]
     assert query(pg_resource, "SELECT webhook_id FROM dodo_ledger") == [("msg_empty_name",)]
+
+
+def test_a_multi_subscription_payment_is_linked_to_every_subscription(
+    tmp_path: Path, pg_resource: dict[str, Any]
+) -> None:
+    body = samples.load("payment.succeeded")
+    subs = ["sub_e2e_a", "sub_e2e_b"]
+    body["data"].update(subscription_id=None, subscription_ids=subs, is_multi_subscription=True)
+    delivery = deliver(tmp_path, pg_resource, body, "msg_multi_sub")
+    assert delivery["status"] == "delivered", delivery.get("last_error")
+    assert delivery["job"]["state"] == "success", delivery["job"]
+    pay = body["data"]["payment_id"]
+    assert query(pg_resource, "SELECT payment_id, subscription_id FROM dodo_payment_subscriptions ORDER BY 2") == [
+        (pay, s) for s in subs
+    ]

@@ -22,6 +22,7 @@ TOOL = Path(__file__).parent / "js" / "kit_tool.mjs"
 PG_TABLES = [
     "dodo_customers",
     "dodo_ledger",
+    "dodo_payment_subscriptions",
     "dodo_subscriptions",
     "dodo_subscription_events",
     "dodo_inventory",

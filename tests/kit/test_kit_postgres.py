@@ -44,7 +44,7 @@ def test_ledger_append_is_idempotent_on_webhook_id(pg: dict[str, Any], pg_query:
         metadata={"a": 1},
         db=pg,
     )
-    assert append(**args) == {"recorded": True, "duplicate": False, "webhook_id": "msg_1"}
+    assert append(**args) == {"recorded": True, "duplicate": False, "webhook_id": "msg_1", "subscription_ids": []}
     assert append(**args)["duplicate"] is True
     assert pg_query("SELECT count(*), sum(amount_minor) FROM dodo_ledger") == [(1, 4999)]
     with pytest.raises(ValueError, match="kind must be one of"):

@@ -2,7 +2,8 @@
 # wmill
 
 # Append one payment, refund, dispute or adjustment event to the dodo_ledger table, idempotent on
-# the webhook id: a redelivered or replayed event records nothing and returns duplicate=true.
+# the webhook id: a redelivered or replayed event records nothing and returns duplicate=true. A payment
+# is linked to every subscription in subscription_ids (dodo_payment_subscriptions).
 import json
 from typing import TypedDict
 
@@ -50,6 +51,12 @@ ON CONFLICT (webhook_id) DO NOTHING
 RETURNING webhook_id
 """
 
+LINK_SUBSCRIPTION = """
+INSERT INTO dodo_payment_subscriptions (payment_id, subscription_id, webhook_id, linked_at)
+VALUES (%(payment_id)s, %(subscription_id)s, %(webhook_id)s, %(occurred_at)s::timestamptz)
+ON CONFLICT (payment_id, subscription_id) DO NOTHING
+"""
+
 KINDS = ("payment", "refund", "dispute", "adjustment")
 
 
@@ -66,6 +73,7 @@ def main(
     customer_id: str | None = None,
     status: str | None = None,
     metadata: dict | None = None,
+    subscription_ids: list[str] | None = None,
     db: postgresql = "$res:f/dodo/db",
 ):
     if kind not in KINDS:
@@ -74,6 +82,11 @@ def main(
         raise ValueError("webhook_id is required: it is what makes the ledger idempotent")
     if not isinstance(amount_minor, int) or isinstance(amount_minor, bool):
         raise ValueError(f"amount_minor must be an integer in minor units (got {amount_minor!r})")
+    subscriptions = list(dict.fromkeys(subscription_ids or []))
+    if any(not isinstance(sub_id, str) or not sub_id for sub_id in subscriptions):
+        raise ValueError(f"subscription_ids must be a list of subscription ids (got {subscription_ids!r})")
+    if subscriptions and not payment_id:
+        raise ValueError("subscription_ids are linked to a payment: pass payment_id too")
     params = {
         "webhook_id": webhook_id,
         "event_type": event_type,
@@ -90,4 +103,11 @@ def main(
     }
     with connect(db) as conn:
         recorded = conn.execute(INSERT_LEDGER, params).fetchone() is not None
-    return {"recorded": recorded, "duplicate": not recorded, "webhook_id": webhook_id}
+        for sub_id in subscriptions:
+            conn.execute(LINK_SUBSCRIPTION, {**params, "subscription_id": sub_id})
+    return {
+        "recorded": recorded,
+        "duplicate": not recorded,
+        "webhook_id": webhook_id,
+        "subscription_ids": subscriptions,
+    }

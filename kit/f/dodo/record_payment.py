@@ -2,7 +2,8 @@
 # wmill
 
 # Book a payment event in one transaction: upsert the customer, append the event to the ledger
-# (idempotent on the webhook id) and, for payment.succeeded, decrement stock for the product cart.
+# (idempotent on the webhook id), link it to every subscription it starts or charges and, for
+# payment.succeeded, decrement stock for the product cart.
 # The single-script alternative to the f/dodo/on_payment flow; takes exactly the fields of
 # headrace's builtin:payment template.
 import json
@@ -68,6 +69,12 @@ ON CONFLICT (webhook_id) DO NOTHING
 RETURNING webhook_id
 """
 
+LINK_SUBSCRIPTION = """
+INSERT INTO dodo_payment_subscriptions (payment_id, subscription_id, webhook_id, linked_at)
+VALUES (%(payment_id)s, %(subscription_id)s, %(webhook_id)s, %(timestamp)s::timestamptz)
+ON CONFLICT (payment_id, subscription_id) DO NOTHING
+"""
+
 DECREMENT = """
 WITH moved AS (
     INSERT INTO dodo_inventory_movements (payment_id, product_id, quantity, webhook_id, occurred_at)
@@ -81,6 +88,16 @@ FROM moved
 WHERE i.product_id = moved.product_id
 RETURNING i.product_id, i.on_hand
 """
+
+
+def linked_subscriptions(subscription_ids, subscription_id):
+    # Every subscription of the payment: a multi-subscription payment has subscription_id null and
+    # all of them in subscription_ids; older payloads carry only subscription_id.
+    ids = list(subscription_ids or ([subscription_id] if subscription_id else []))
+    for sub_id in ids:
+        if not isinstance(sub_id, str) or not sub_id:
+            raise ValueError(f"subscription_ids must be a list of subscription ids (got {subscription_ids!r})")
+    return list(dict.fromkeys(ids))
 
 
 def main(
@@ -105,6 +122,8 @@ def main(
     customer_phone: str | None = None,
     payment_method: str | None = None,
     subscription_id: str | None = None,
+    subscription_ids: list[str] | None = None,
+    is_multi_subscription: bool = False,
     error_code: str | None = None,
     error_message: str | None = None,
     db: postgresql = "$res:f/dodo/db",
@@ -128,11 +147,14 @@ def main(
         "customer_phone": customer_phone,
         "metadata_json": json.dumps(metadata or {}),
     }
+    subscriptions = linked_subscriptions(subscription_ids, subscription_id)
     stock = []
     with connect(db) as conn:
         if customer_id:
             conn.execute(UPSERT_CUSTOMER, params)
         recorded = conn.execute(INSERT_LEDGER, params).fetchone() is not None
+        for sub_id in subscriptions:
+            conn.execute(LINK_SUBSCRIPTION, {**params, "subscription_id": sub_id})
         if event_type == "payment.succeeded":
             for item in product_cart or []:
                 row = conn.execute(
@@ -145,6 +167,7 @@ def main(
         "recorded": recorded,
         "duplicate": not recorded,
         "stock": stock,
+        "subscription_ids": subscriptions,
         "message": f"Payment {payment_id} {status or event_type.split('.', 1)[1]}: {amount} {currency} "
         f"from {customer_email or customer_id}",
     }

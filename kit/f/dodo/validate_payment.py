@@ -72,6 +72,8 @@ def main(
     customer_phone: str | None = None,
     payment_method: str | None = None,
     subscription_id: str | None = None,
+    subscription_ids: list[str] | None = None,
+    is_multi_subscription: bool = False,
     error_code: str | None = None,
     error_message: str | None = None,
 ):
@@ -121,6 +123,14 @@ def main(
                 problems.append(f"tax_minor {tax_minor} is larger than amount_minor {amount_minor}")
             elif tax != format_minor(tax_minor, expected_exponent):
                 problems.append(f"tax {tax!r} does not match tax_minor {tax_minor} in {currency}")
+
+    if subscription_ids is not None:
+        if not isinstance(subscription_ids, list) or not all(isinstance(i, str) and i for i in subscription_ids):
+            problems.append(f"subscription_ids must be a list of subscription ids (got {subscription_ids!r})")
+        elif subscription_id and subscription_ids and subscription_id not in subscription_ids:
+            problems.append(f"subscription_id {subscription_id!r} is not in subscription_ids {subscription_ids!r}")
+        elif is_multi_subscription and subscription_id:
+            problems.append(f"a multi-subscription payment names no single subscription_id (got {subscription_id!r})")
 
     if not isinstance(product_cart, list):
         problems.append(f"product_cart must be a list (got {type(product_cart).__name__})")

@@ -28,7 +28,9 @@
  *   customer_name      string
  *   customer_phone     string | null
  *   payment_method     string | null   "card", "upi", ...
- *   subscription_id    string | null
+ *   subscription_id    string | null   the one subscription, when the payment names exactly one
+ *   subscription_ids   array           every subscription the payment starts or charges ([] for a one-time payment)
+ *   is_multi_subscription boolean      true when one payment starts several subscriptions (subscription_id is null)
  *   product_cart       array           [{product_id: string, quantity: integer}], [] when none
  *   error_code         string | null   set on failed payments
  *   error_message      string | null
@@ -78,6 +80,13 @@ function orNull(value) {
 }
 // --- end block: currency ---
 
+// Every subscription of the payment: Dodo's `subscription_ids` (SDK 1.123+), else the single
+// `subscription_id` of older payloads, else none.
+function subscriptionIds(p) {
+  if (Array.isArray(p.subscription_ids)) return p.subscription_ids.filter((id) => typeof id === "string");
+  return typeof p.subscription_id === "string" && p.subscription_id !== "" ? [p.subscription_id] : [];
+}
+
 const HANDLED = ["payment.succeeded", "payment.failed", "payment.processing", "payment.cancelled"];
 
 function handler(webhook) {
@@ -111,6 +120,8 @@ function handler(webhook) {
     customer_phone: orNull(customer.phone_number),
     payment_method: orNull(p.payment_method),
     subscription_id: orNull(p.subscription_id),
+    subscription_ids: subscriptionIds(p),
+    is_multi_subscription: p.is_multi_subscription === true,
     product_cart: (p.product_cart || []).map((item) => ({
       product_id: item.product_id,
       quantity: toMinor(item.quantity) === null ? 1 : toMinor(item.quantity),
