@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing
 from typing import Any
 
 import pytest
@@ -225,3 +226,69 @@ def test_an_empty_customer_name_passes_through_and_fits_the_kit_schema(
     assert payload["customer_name"] == ""
     for script in scripts:
         assert [p.message for p in validate(payload, kit_schema(script))] == [], script
+
+
+def test_a_refund_without_currency_gives_no_amount_and_says_why() -> None:
+    body = sample("refund.succeeded")
+    body["data"].update(currency=None, amount=2500)  # JPY 2500 in truth; 2 decimals would say "25.00"
+    payload = run("refund", "refund.succeeded", body)["payload"]
+    assert (payload["currency"], payload["currency_exponent"], payload["amount_minor"]) == (None, None, 2500)
+    assert payload["amount"] is None
+    [note] = payload["notes"]
+    assert note.startswith("amount: Dodo sent no currency") and "never guessed" in note
+
+
+@pytest.mark.parametrize(
+    ("template", "event_type", "amount_field"),
+    [
+        ("payment", "payment.succeeded", "total_amount"),
+        ("subscription", "subscription.renewed", "recurring_pre_tax_amount"),
+        ("dispute", "dispute.opened", "amount"),
+        ("refund", "refund.succeeded", "amount"),
+    ],
+)
+def test_an_unknown_currency_gives_no_amount_and_says_why(template: str, event_type: str, amount_field: str) -> None:
+    body = with_money(event_type, "XTS", **{amount_field: "1234" if template == "dispute" else 1234})
+    payload = run(template, event_type, body)["payload"]
+    assert (payload["currency"], payload["currency_exponent"]) == ("XTS", None)
+    assert (payload["amount_minor"], payload["amount"]) == (1234, None)
+    assert any(n.startswith('amount: currency "XTS" is not an ISO 4217 code') for n in payload["notes"])
+    if template == "payment":
+        assert payload["tax"] is None and payload["tax_minor"] == 417
+
+
+@pytest.mark.parametrize("template", sorted(HANDLED))
+def test_ordinary_payloads_have_no_notes(template: str) -> None:
+    for webhook in run_many([(template, e) for e in HANDLED[template]]):
+        assert webhook["payload"]["notes"] == []
+
+
+def test_every_dodo_currency_has_the_kit_exponent() -> None:
+    """Every code in the SDK's Currency literal and the kit's ISO 4217 table gets the exponent the kit's
+    validate_payment expects (one table in the templates, one in the kit, pinned to each other)."""
+    from dodopayments.types.currency import Currency
+
+    from .kitlib import load_script
+
+    validate = load_script("validate_payment")
+    codes = sorted(set(typing.get_args(Currency)) | validate.ISO_4217)
+    request = [
+        {
+            "template": str(TEMPLATES / "payment.js"),
+            "event_type": "payment.succeeded",
+            "body": with_money("payment.succeeded", code, total_amount=123456, tax=0),
+            "webhook_id": "msg",
+        }
+        for code in codes
+    ]
+    for code, result in zip(codes, run_kit_tool({"op": "templates", "cases": request}), strict=True):
+        payload = result["webhook"]["payload"]
+        expected = validate.EXPONENTS.get(code, 2)
+        assert payload["currency_exponent"] == expected, code
+        assert payload["notes"] == [], code
+        assert validate.main(**payload)["valid"] is True
+
+
+def test_dispute_amount_that_is_not_an_integer_is_noted() -> None:
+    payload = run("dispute", "dispute.opened", with_money("dispute.opened", "USD", amount="49.99"))["payload"]
+    assert payload["notes"] == ['amount_minor: Dodo sent "49.99", not an integer number of minor units; left null']

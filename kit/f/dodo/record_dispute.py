@@ -61,15 +61,16 @@ def main(
     business_id: str,
     dispute_id: str,
     payment_id: str,
-    currency: str,
-    currency_exponent: int,
     status: str,
     stage: str,
     urgent: bool,
     created_at: str,
+    currency: str | None = None,
+    currency_exponent: int | None = None,
     amount_minor: int | None = None,
     amount: str | None = None,
     remarks: str | None = None,
+    notes: list[str] | None = None,
     db: postgresql = "$res:f/dodo/db",
 ):
     if not event_type.startswith("dispute."):
@@ -77,7 +78,12 @@ def main(
     if amount_minor is None:
         raise ValueError(
             f"dispute {dispute_id} (webhook {webhook_id}): Dodo's amount is not an integer string; "
-            "check the event body and book it by hand"
+            "check the event body and book it by hand" + "".join(f"; {note}" for note in notes or [])
+        )
+    if currency_exponent is None:
+        raise ValueError(
+            f"dispute {dispute_id} (webhook {webhook_id}): the minor unit of currency {currency!r} is unknown, "
+            "so the amount cannot be booked" + "".join(f"; {note}" for note in notes or [])
         )
     params = {
         "webhook_id": webhook_id,

@@ -106,10 +106,7 @@ def main(
     timestamp: str,
     business_id: str,
     payment_id: str,
-    currency: str,
-    currency_exponent: int,
     amount_minor: int,
-    amount: str,
     customer_id: str,
     customer_email: str,
     customer_name: str,
@@ -117,6 +114,10 @@ def main(
     metadata: dict,
     created_at: str,
     status: str | None = None,
+    currency: str | None = None,
+    currency_exponent: int | None = None,
+    amount: str | None = None,
+    notes: list[str] | None = None,
     tax_minor: int | None = None,
     tax: str | None = None,
     customer_phone: str | None = None,
@@ -132,6 +133,11 @@ def main(
         raise ValueError(f"{event_type!r} is not a payment event (webhook {webhook_id})")
     if not webhook_id or not payment_id:
         raise ValueError(f"webhook_id and payment_id are required (webhook {webhook_id!r}, payment {payment_id!r})")
+    if currency_exponent is None:
+        raise ValueError(
+            f"payment {payment_id} (webhook {webhook_id}): the minor unit of currency {currency!r} is unknown, "
+            "so the amount cannot be booked" + "".join(f"; {note}" for note in notes or [])
+        )
     params = {
         "event_type": event_type,
         "webhook_id": webhook_id,

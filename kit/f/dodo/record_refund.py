@@ -83,7 +83,6 @@ def main(
     refund_id: str,
     payment_id: str,
     status: str,
-    currency_exponent: int,
     is_partial: bool,
     customer_id: str,
     customer_email: str,
@@ -91,9 +90,11 @@ def main(
     created_at: str,
     metadata: dict,
     currency: str | None = None,
+    currency_exponent: int | None = None,
     amount_minor: int | None = None,
     amount: str | None = None,
     reason: str | None = None,
+    notes: list[str] | None = None,
     db: postgresql = "$res:f/dodo/db",
 ):
     if event_type not in ("refund.succeeded", "refund.failed"):
@@ -107,6 +108,11 @@ def main(
                     "is not in dodo_ledger; book the payment first or add the currency"
                 )
             currency, currency_exponent = payment[0], payment[1]
+        elif currency_exponent is None:
+            raise ValueError(
+                f"refund {refund_id} (webhook {webhook_id}): the minor unit of currency {currency!r} is unknown, "
+                "so the amount cannot be booked" + "".join(f"; {note}" for note in notes or [])
+            )
         if amount_minor is None:
             if event_type == "refund.succeeded":
                 raise ValueError(f"refund {refund_id} (webhook {webhook_id}) succeeded but carries no amount")

@@ -129,15 +129,16 @@ def main(
     customer_id: str,
     customer_email: str,
     customer_name: str,
-    currency: str,
-    currency_exponent: int,
     amount_minor: int,
-    amount: str,
     billing_interval: str,
     billing_interval_count: int,
     cancel_at_next_billing_date: bool,
     created_at: str,
     metadata: dict,
+    currency: str | None = None,
+    currency_exponent: int | None = None,
+    amount: str | None = None,
+    notes: list[str] | None = None,
     next_billing_date: str | None = None,
     previous_billing_date: str | None = None,
     cancelled_at: str | None = None,
@@ -147,6 +148,11 @@ def main(
         raise ValueError(f"{event_type!r} is not a subscription event (webhook {webhook_id})")
     if not subscription_id or not webhook_id:
         raise ValueError(f"subscription_id and webhook_id are required (webhook {webhook_id!r})")
+    if currency_exponent is None:
+        raise ValueError(
+            f"subscription {subscription_id} (webhook {webhook_id}): the minor unit of currency {currency!r} is "
+            "unknown, so its amount cannot be recorded" + "".join(f"; {note}" for note in notes or [])
+        )
     params = dict(locals())
     params.pop("db")
     with connect(db) as conn:
