@@ -313,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transform", help="run a transformation on one event and print the result")
     p.add_argument("--script", required=True, help="builtin:NAME or a .js file")
     p.add_argument("--event", required=True, help="a Dodo webhook body (JSON file) or a sample event type")
+    p.add_argument("--variant", help="with a sample event type: one of its variants (`headrace samples list TYPE`)")
     p.add_argument(
         "--url",
         default="https://windmill.example/api/w/acme/jobs/run/f/f/dodo/on_event",
@@ -321,9 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--webhook-id", default="msg_sample", help="the webhook id the handler sees")
     p.set_defaults(func=cmd_transform)
 
-    p = sub.add_parser("samples", help="list the bundled sample events, or show one")
+    p = sub.add_parser("samples", help="list the bundled sample events and their variants, or show one")
     p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
-    p.add_argument("type", nargs="?", help="event type for `show`")
+    p.add_argument("type", nargs="?", help="event type: `list TYPE` lists its variants, `show TYPE` prints it")
+    p.add_argument("--variant", help="with `show`: print this variant of the sample (e.g. zero_decimal_jpy)")
     p.set_defaults(func=cmd_samples)
 
     dev = sub.add_parser("dev", help="local development helpers").add_subparsers(

@@ -122,13 +122,15 @@ def cmd_transform(args: argparse.Namespace) -> int:
         raise UsageError(f"--script: {exc}") from None
     event_path = Path(args.event)
     if event_path.is_file():
+        if args.variant:
+            raise UsageError(f"--variant: {args.event} is a file; variants belong to sample event types")
         try:
             body = json.loads(event_path.read_text("utf-8"))
         except ValueError as exc:
             raise UsageError(f"--event {args.event}: not JSON ({exc})") from None
     else:
         try:
-            body = samples.load(args.event)
+            body = samples.load(args.event, args.variant)
         except ValueError as exc:
             raise UsageError(f"--event: no such file, and {exc}") from None
     if not isinstance(body, dict):
@@ -151,14 +153,19 @@ def cmd_transform(args: argparse.Namespace) -> int:
 def cmd_samples(args: argparse.Namespace) -> int:
     from headrace import samples
 
-    if args.action == "show":
-        if not args.type:
-            raise UsageError("samples show TYPE (e.g. payment.succeeded); `headrace samples` lists them")
-        try:
-            print_json(samples.load(args.type))
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        return 0
-    for name in samples.EVENT_TYPES:
-        print(name)
+    try:
+        if args.action == "show":
+            if not args.type:
+                raise UsageError("samples show TYPE (e.g. payment.succeeded); `headrace samples` lists them")
+            print_json(samples.load(args.type, args.variant))
+        elif args.variant:
+            raise UsageError("--variant goes with `samples show TYPE`; `samples list TYPE` lists the variants")
+        elif args.type:
+            for name in samples.variants(args.type):
+                print(f"{name:<24} {samples.describe(args.type, name)}")
+        else:
+            for name in samples.EVENT_TYPES:
+                print(name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return 0

@@ -62,3 +62,17 @@ def test_a_multi_subscription_payment_is_linked_to_every_subscription(
     assert query(pg_resource, "SELECT payment_id, subscription_id FROM dodo_payment_subscriptions ORDER BY 2") == [
         (pay, s) for s in subs
     ]
+
+
+@pytest.mark.parametrize("variant", [v for v in samples.variants("payment.succeeded") if v != "dollar_text"])
+def test_every_payment_variant_is_delivered_and_booked(
+    tmp_path: Path, pg_resource: dict[str, Any], variant: str
+) -> None:
+    body = samples.load("payment.succeeded", variant)
+    delivery = deliver(tmp_path, pg_resource, body, f"msg_{variant}")
+    assert delivery["status"] == "delivered", delivery.get("last_error")
+    assert delivery["job"]["state"] == "success", delivery["job"]
+    [(currency, amount)] = query(pg_resource, "SELECT currency, amount_minor FROM dodo_ledger")
+    assert (currency, amount) == (body["data"]["currency"], body["data"]["total_amount"])
+    customer = body["data"]["customer"]
+    assert query(pg_resource, "SELECT name, email FROM dodo_customers") == [(customer["name"], customer["email"])]

@@ -292,3 +292,99 @@ def test_every_dodo_currency_has_the_kit_exponent() -> None:
 def test_dispute_amount_that_is_not_an_integer_is_noted() -> None:
     payload = run("dispute", "dispute.opened", with_money("dispute.opened", "USD", amount="49.99"))["payload"]
     assert payload["notes"] == ['amount_minor: Dodo sent "49.99", not an integer number of minor units; left null']
+
+
+# --- Every sample variant (headrace.samples.variants) through every template -------------------------
+
+PAIRED_SCRIPTS = {
+    "payment": ["record_payment", "validate_payment"],
+    "subscription": ["subscription_lifecycle"],
+    "dispute": ["record_dispute"],
+    "refund": ["record_refund"],
+}
+
+
+def variant_cases(template: str) -> list[tuple[str, str]]:
+    from headrace import samples
+
+    return [(e, v) for e in HANDLED[template] for v in samples.variants(e)]
+
+
+def run_variants(template: str) -> list[Any]:
+    from headrace import samples
+
+    cases = variant_cases(template)
+    request = [
+        {
+            "template": str(TEMPLATES / f"{template}.js"),
+            "event_type": e,
+            "body": samples.load(e, v),
+            "webhook_id": f"msg_{e}_{v}",
+        }
+        for e, v in cases
+    ]
+    results = run_kit_tool({"op": "templates", "cases": request})
+    for (e, v), result in zip(cases, results, strict=True):
+        assert result["ok"], f"{template} on {e} variant {v}: {result['error']}"
+    return [r["webhook"] for r in results]
+
+
+@pytest.mark.parametrize("template", sorted(HANDLED))
+def test_every_variant_gives_the_documented_keys_and_fits_the_kit(template: str) -> None:
+    from headrace.windmill.schema import validate
+
+    fields = documented_fields(template)
+    schemas = {script: kit_schema(script) for script in PAIRED_SCRIPTS[template]}
+    cases = variant_cases(template)
+    assert len(cases) >= 2 * len(HANDLED[template])
+    for (event_type, variant), webhook in zip(cases, run_variants(template), strict=True):
+        where = f"{template} on {event_type} variant {variant}"
+        payload = webhook["payload"]
+        assert not webhook.get("cancel"), where
+        assert set(payload) == set(fields), where
+        for name, (kind, nullable) in fields.items():
+            if payload[name] is None:
+                assert nullable, f"{where}: {name} is null but documented as {kind}"
+            else:
+                assert isinstance(payload[name], JSON_TYPES[kind]), f"{where}: {name}={payload[name]!r} is not {kind}"
+        for script, schema in schemas.items():
+            assert [p.message for p in validate(payload, schema)] == [], f"{where} does not fit {script}"
+
+
+@pytest.mark.parametrize("template", sorted(HANDLED))
+def test_headrace_sandbox_matches_node_on_every_variant(template: str) -> None:
+    from headrace import samples
+    from headrace.transform import Script, WebhookObject
+    from headrace.transform.quickjs_sandbox import QuickJSSandbox
+
+    sandbox = QuickJSSandbox()
+    script = Script(name=f"builtin:{template}", source=(TEMPLATES / f"{template}.js").read_text())
+    for (event_type, variant), node in zip(variant_cases(template), run_variants(template), strict=True):
+        webhook = WebhookObject(
+            event_type=event_type,
+            payload=samples.load(event_type, variant),
+            url="https://windmill.example/api/w/demo/jobs/run/p/f/dodo/target",
+            webhook_id=f"msg_{event_type}_{variant}",
+        )
+        result = sandbox.run(script, webhook)
+        assert result.payload == node["payload"], (
+            f"{template} on {event_type} variant {variant}: QuickJS and Node differ"
+        )
+
+
+def test_variants_give_the_right_amounts() -> None:
+    from headrace import samples
+
+    def out(template: str, event_type: str, variant: str) -> Any:
+        return run(template, event_type, samples.load(event_type, variant))["payload"]
+
+    assert out("payment", "payment.succeeded", "zero_decimal_jpy")["amount"] == "5000"
+    assert out("payment", "payment.succeeded", "three_decimal_kwd")["amount"] == "12.345"
+    assert out("subscription", "subscription.renewed", "three_decimal_kwd")["amount"] == "12.345"
+    assert out("dispute", "dispute.opened", "zero_decimal_jpy")["amount"] == "5000"
+    refund = out("refund", "refund.succeeded", "no_currency")
+    assert (refund["amount_minor"], refund["amount"], len(refund["notes"])) == (2500, None, 1)
+    assert out("dispute", "dispute.won", "amount_decimal_string")["amount_minor"] is None
+    multi = out("payment", "payment.processing", "multi_subscription")
+    assert multi["is_multi_subscription"] is True and len(multi["subscription_ids"]) == 3
+    assert out("payment", "payment.failed", "non_latin")["customer_name"] == "山田 太郎"
