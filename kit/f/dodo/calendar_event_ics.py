@@ -31,6 +31,22 @@ def utc_stamp(value: str) -> str:
     return parsed.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+GUARD = "\u2060"
+
+
+def unguard(value):
+    # headrace puts one invisible U+2060 in front of every Dodo text that starts with "$" (or with U+2060),
+    # so Windmill never resolves a customer's text as a $var:/$res:/$WM_TOKEN reference. Take one off to
+    # get the exact text back, at any depth of a dict or list (kit/README.md, "Text that starts with $").
+    if isinstance(value, str):
+        return value[1:] if value.startswith(GUARD) else value
+    if isinstance(value, dict):
+        return {key: unguard(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unguard(item) for item in value]
+    return value
+
+
 def main(
     uid: str,
     summary: str,
@@ -40,6 +56,10 @@ def main(
     location: str = "",
     organizer_email: str | None = None,
 ):
+    summary = unguard(summary)
+    description = unguard(description)
+    location = unguard(location)
+    organizer_email = unguard(organizer_email)
     if not uid or not summary:
         raise ValueError("uid and summary are required for a calendar event")
     if end is None:

@@ -60,6 +60,22 @@ ON CONFLICT (payment_id, subscription_id) DO NOTHING
 KINDS = ("payment", "refund", "dispute", "adjustment")
 
 
+GUARD = "\u2060"
+
+
+def unguard(value):
+    # headrace puts one invisible U+2060 in front of every Dodo text that starts with "$" (or with U+2060),
+    # so Windmill never resolves a customer's text as a $var:/$res:/$WM_TOKEN reference. Take one off to
+    # get the exact text back, at any depth of a dict or list (kit/README.md, "Text that starts with $").
+    if isinstance(value, str):
+        return value[1:] if value.startswith(GUARD) else value
+    if isinstance(value, dict):
+        return {key: unguard(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unguard(item) for item in value]
+    return value
+
+
 def main(
     webhook_id: str,
     event_type: str,
@@ -76,6 +92,7 @@ def main(
     subscription_ids: list[str] | None = None,
     db: postgresql = "$res:f/dodo/db",
 ):
+    metadata = unguard(metadata)
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
     if not webhook_id:

@@ -54,6 +54,22 @@ RETURNING customer_id
 """
 
 
+GUARD = "\u2060"
+
+
+def unguard(value):
+    # headrace puts one invisible U+2060 in front of every Dodo text that starts with "$" (or with U+2060),
+    # so Windmill never resolves a customer's text as a $var:/$res:/$WM_TOKEN reference. Take one off to
+    # get the exact text back, at any depth of a dict or list (kit/README.md, "Text that starts with $").
+    if isinstance(value, str):
+        return value[1:] if value.startswith(GUARD) else value
+    if isinstance(value, dict):
+        return {key: unguard(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unguard(item) for item in value]
+    return value
+
+
 def main(
     event_type: str,
     webhook_id: str,
@@ -73,6 +89,7 @@ def main(
     notes: list[str] | None = None,
     db: postgresql = "$res:f/dodo/db",
 ):
+    remarks = unguard(remarks)
     if not event_type.startswith("dispute."):
         raise ValueError(f"{event_type!r} is not a dispute event (webhook {webhook_id})")
     if amount_minor is None:

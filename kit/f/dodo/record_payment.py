@@ -100,6 +100,22 @@ def linked_subscriptions(subscription_ids, subscription_id):
     return list(dict.fromkeys(ids))
 
 
+GUARD = "\u2060"
+
+
+def unguard(value):
+    # headrace puts one invisible U+2060 in front of every Dodo text that starts with "$" (or with U+2060),
+    # so Windmill never resolves a customer's text as a $var:/$res:/$WM_TOKEN reference. Take one off to
+    # get the exact text back, at any depth of a dict or list (kit/README.md, "Text that starts with $").
+    if isinstance(value, str):
+        return value[1:] if value.startswith(GUARD) else value
+    if isinstance(value, dict):
+        return {key: unguard(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unguard(item) for item in value]
+    return value
+
+
 def main(
     event_type: str,
     webhook_id: str,
@@ -129,6 +145,11 @@ def main(
     error_message: str | None = None,
     db: postgresql = "$res:f/dodo/db",
 ):
+    customer_email = unguard(customer_email)
+    customer_name = unguard(customer_name)
+    customer_phone = unguard(customer_phone)
+    metadata = unguard(metadata)
+    error_message = unguard(error_message)
     if not event_type.startswith("payment."):
         raise ValueError(f"{event_type!r} is not a payment event (webhook {webhook_id})")
     if not webhook_id or not payment_id:

@@ -75,6 +75,22 @@ def format_minor(minor: int, exponent: int) -> str:
     return f"{sign}{digits[:-exponent]}.{digits[-exponent:]}"
 
 
+GUARD = "\u2060"
+
+
+def unguard(value):
+    # headrace puts one invisible U+2060 in front of every Dodo text that starts with "$" (or with U+2060),
+    # so Windmill never resolves a customer's text as a $var:/$res:/$WM_TOKEN reference. Take one off to
+    # get the exact text back, at any depth of a dict or list (kit/README.md, "Text that starts with $").
+    if isinstance(value, str):
+        return value[1:] if value.startswith(GUARD) else value
+    if isinstance(value, dict):
+        return {key: unguard(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unguard(item) for item in value]
+    return value
+
+
 def main(
     event_type: str,
     webhook_id: str,
@@ -97,6 +113,10 @@ def main(
     notes: list[str] | None = None,
     db: postgresql = "$res:f/dodo/db",
 ):
+    customer_email = unguard(customer_email)
+    customer_name = unguard(customer_name)
+    reason = unguard(reason)
+    metadata = unguard(metadata)
     if event_type not in ("refund.succeeded", "refund.failed"):
         raise ValueError(f"{event_type!r} is not a refund event (webhook {webhook_id})")
     with connect(db) as conn:

@@ -29,6 +29,22 @@ def resolve_resource(value):
     return value
 
 
+GUARD = "\u2060"
+
+
+def unguard(value):
+    # headrace puts one invisible U+2060 in front of every Dodo text that starts with "$" (or with U+2060),
+    # so Windmill never resolves a customer's text as a $var:/$res:/$WM_TOKEN reference. Take one off to
+    # get the exact text back, at any depth of a dict or list (kit/README.md, "Text that starts with $").
+    if isinstance(value, str):
+        return value[1:] if value.startswith(GUARD) else value
+    if isinstance(value, dict):
+        return {key: unguard(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unguard(item) for item in value]
+    return value
+
+
 def main(
     to: str,
     subject: str,
@@ -37,6 +53,7 @@ def main(
     ics: str | None = None,
     smtp: smtp = "$res:f/dodo/smtp",
 ):
+    to, subject, body = unguard(to), unguard(subject), unguard(body)
     smtp = resolve_resource(smtp)
     sender = from_address or smtp.get("from_address") or smtp.get("user")
     if not sender:

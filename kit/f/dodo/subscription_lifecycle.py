@@ -117,6 +117,22 @@ def monthly_minor(amount_minor, interval, count) -> Fraction:
     return Fraction(amount_minor or 0) / (MONTHS_PER_INTERVAL.get(interval, Fraction(1)) * max(count or 1, 1))
 
 
+GUARD = "\u2060"
+
+
+def unguard(value):
+    # headrace puts one invisible U+2060 in front of every Dodo text that starts with "$" (or with U+2060),
+    # so Windmill never resolves a customer's text as a $var:/$res:/$WM_TOKEN reference. Take one off to
+    # get the exact text back, at any depth of a dict or list (kit/README.md, "Text that starts with $").
+    if isinstance(value, str):
+        return value[1:] if value.startswith(GUARD) else value
+    if isinstance(value, dict):
+        return {key: unguard(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unguard(item) for item in value]
+    return value
+
+
 def main(
     event_type: str,
     webhook_id: str,
@@ -144,6 +160,7 @@ def main(
     cancelled_at: str | None = None,
     db: postgresql = "$res:f/dodo/db",
 ):
+    customer_email, customer_name, metadata = unguard(customer_email), unguard(customer_name), unguard(metadata)
     if not event_type.startswith("subscription."):
         raise ValueError(f"{event_type!r} is not a subscription event (webhook {webhook_id})")
     if not subscription_id or not webhook_id:

@@ -54,6 +54,22 @@ SELECT customer_id, email, name, phone_number FROM dodo_customers WHERE customer
 """
 
 
+GUARD = "\u2060"
+
+
+def unguard(value):
+    # headrace puts one invisible U+2060 in front of every Dodo text that starts with "$" (or with U+2060),
+    # so Windmill never resolves a customer's text as a $var:/$res:/$WM_TOKEN reference. Take one off to
+    # get the exact text back, at any depth of a dict or list (kit/README.md, "Text that starts with $").
+    if isinstance(value, str):
+        return value[1:] if value.startswith(GUARD) else value
+    if isinstance(value, dict):
+        return {key: unguard(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unguard(item) for item in value]
+    return value
+
+
 def main(
     customer_id: str,
     email: str,
@@ -62,6 +78,7 @@ def main(
     phone_number: str | None = None,
     db: mysql = "$res:f/dodo/mysql",
 ):
+    email, name, phone_number = unguard(email), unguard(name), unguard(phone_number)
     if not customer_id:
         raise ValueError("customer_id is required to upsert a customer")
     db = resolve_resource(db)

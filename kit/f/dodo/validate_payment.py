@@ -51,6 +51,22 @@ def _iso_time(value: Any) -> bool:
     return True
 
 
+GUARD = "\u2060"
+
+
+def unguard(value):
+    # headrace puts one invisible U+2060 in front of every Dodo text that starts with "$" (or with U+2060),
+    # so Windmill never resolves a customer's text as a $var:/$res:/$WM_TOKEN reference. Take one off to
+    # get the exact text back, at any depth of a dict or list (kit/README.md, "Text that starts with $").
+    if isinstance(value, str):
+        return value[1:] if value.startswith(GUARD) else value
+    if isinstance(value, dict):
+        return {key: unguard(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unguard(item) for item in value]
+    return value
+
+
 def main(
     event_type: str,
     webhook_id: str,
@@ -79,6 +95,7 @@ def main(
     error_code: str | None = None,
     error_message: str | None = None,
 ):
+    customer_email, customer_name, metadata = unguard(customer_email), unguard(customer_name), unguard(metadata)
     problems: list[str] = []
     for name, value in [
         ("webhook_id", webhook_id),
