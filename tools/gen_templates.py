@@ -4,7 +4,7 @@ Each built-in template (src/headrace/transform/builtin/NAME.js) stays self-conta
 it into Dodo's dashboard as it is. The code several templates share (the currency maths) lives once, in
 tools/template_blocks/BLOCK.js, and is copied between the template's marker lines:
 
-    // --- begin block: BLOCK (generated ...) ---
+    // --- begin block: BLOCK (from tools/template_blocks/BLOCK.js; ...) ---
     ...
     // --- end block: BLOCK ---
 
@@ -27,8 +27,8 @@ BEGIN = re.compile(r"^// --- begin block: (?P<name>[\w-]+) .*---\n", re.MULTILIN
 
 def begin_line(name: str) -> str:
     return (
-        f"// --- begin block: {name} (generated from tools/template_blocks/{name}.js by "
-        "tools/gen_templates.py; edit it there) ---\n"
+        f"// --- begin block: {name} (from tools/template_blocks/{name}.js; edit it there, then run "
+        "tools/gen_templates.py) ---\n"
     )
 
 

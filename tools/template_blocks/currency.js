@@ -56,7 +56,8 @@ function formatMinor(minor, exponent) {
 function minorUnits(name, value, notes) {
   const minor = toMinor(value);
   if (minor === null && value !== null && value !== undefined) {
-    notes.push(`${name}_minor: Dodo sent ${JSON.stringify(value)}, not an integer number of minor units; left null`);
+    const sent = JSON.stringify(value);
+    notes.push(`${name}_minor: Dodo sent ${sent}, not an integer number of minor units; left null`);
   }
   return minor;
 }
@@ -66,8 +67,12 @@ function minorUnits(name, value, notes) {
 function decimalText(name, minor, currency, exponent, notes) {
   if (minor === null) return null;
   if (exponent === null) {
-    const why = currency === null ? "Dodo sent no currency" : `currency ${JSON.stringify(currency)} is not an ISO 4217 code this template knows`;
-    notes.push(`${name}: ${why}, so its decimal places are unknown; left null, never guessed (${name}_minor is exact)`);
+    const why =
+      currency === null
+        ? "Dodo sent no currency"
+        : `currency ${JSON.stringify(currency)} is not an ISO 4217 code this template knows`;
+    notes.push(`${name}: ${why}, so its decimal places are unknown; left null, never guessed ` +
+      `(${name}_minor is exact)`);
     return null;
   }
   return formatMinor(minor, exponent);

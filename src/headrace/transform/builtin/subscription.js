@@ -38,7 +38,7 @@
  *   notes                       array           why a value is null although Dodo sent something; [] normally
  */
 
-// --- begin block: currency (generated from tools/template_blocks/currency.js by tools/gen_templates.py; edit it there) ---
+// --- begin block: currency (from tools/template_blocks/currency.js; edit it there, then run tools/gen_templates.py) ---
 // ISO 4217 minor-unit digits of every currency the templates know: the active ISO 4217 codes, plus HRK
 // and SLL, which Dodo still lists. A code that is not here (or no code at all) has no known exponent:
 // its amounts are left null with a note, never guessed.
@@ -97,7 +97,8 @@ function formatMinor(minor, exponent) {
 function minorUnits(name, value, notes) {
   const minor = toMinor(value);
   if (minor === null && value !== null && value !== undefined) {
-    notes.push(`${name}_minor: Dodo sent ${JSON.stringify(value)}, not an integer number of minor units; left null`);
+    const sent = JSON.stringify(value);
+    notes.push(`${name}_minor: Dodo sent ${sent}, not an integer number of minor units; left null`);
   }
   return minor;
 }
@@ -107,8 +108,12 @@ function minorUnits(name, value, notes) {
 function decimalText(name, minor, currency, exponent, notes) {
   if (minor === null) return null;
   if (exponent === null) {
-    const why = currency === null ? "Dodo sent no currency" : `currency ${JSON.stringify(currency)} is not an ISO 4217 code this template knows`;
-    notes.push(`${name}: ${why}, so its decimal places are unknown; left null, never guessed (${name}_minor is exact)`);
+    const why =
+      currency === null
+        ? "Dodo sent no currency"
+        : `currency ${JSON.stringify(currency)} is not an ISO 4217 code this template knows`;
+    notes.push(`${name}: ${why}, so its decimal places are unknown; left null, never guessed ` +
+      `(${name}_minor is exact)`);
     return null;
   }
   return formatMinor(minor, exponent);
