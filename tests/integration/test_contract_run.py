@@ -134,8 +134,8 @@ def test_contract_R3_the_previous_version_runs_while_the_new_lock_builds_or_afte
 def test_contract_R4_archived_and_draft_only_targets_still_run_by_path() -> None:
     state = EmulatorState()
     for kind in ("script", "flow"):
-        state.add_target(kind, "f/dodo/archived", archived=True)  # type: ignore[arg-type]
-        state.add_target(kind, "f/dodo/draft", draft_only=True)  # type: ignore[arg-type]
+        state.add_target(kind, "f/dodo/archived", archived=True)
+        state.add_target(kind, "f/dodo/draft", draft_only=True)
 
     async def body(emu: Emulator) -> None:
         for kind in ("script", "flow"):

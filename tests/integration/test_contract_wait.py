@@ -86,9 +86,7 @@ def test_contract_W3_a_client_hanging_up_cancels_the_job_it_was_waiting_for() ->
                     raise AssertionError(f"expected no answer within 0.3s, got {response.status}")
             except TimeoutError:
                 pass
-        deadline = time.monotonic() + 2.0
-        while not emu.state.jobs[job_id].completed and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        await emu.until_completed(job_id, timeout=2.0)  # well before the job's own 3 s
         job = (await emu.job(job_id)).json()
         assert job["type"] == "CompletedJob" and job["canceled"] is True, job
         assert job["success"] is False and job["result"]["error"]["name"] == "Canceled"
