@@ -1,7 +1,7 @@
 """Targets from a Windmill workspace folder, for the emulator: each `f/.../name.py` with its
 `name.script.yaml` becomes a script whose schema is the yaml's `schema` and whose jobs run the file's
 Python `main` in a subprocess; each `f/.../name__flow/flow.yaml` becomes a flow with its `schema` (a flow's
-steps are not run: its job completes with the arguments it received).
+steps are not run: its job completes with `{"flow_input": ...}`, every argument it received).
 
 Arguments follow Windmill's rules for Python (`python_executor.rs`, CONTRACT A1-A3): each top-level key of
 the JSON body is one argument; keys `main` does not declare are dropped (A1) unless it takes `**kwargs`,
@@ -139,6 +139,12 @@ class PythonScript:
             return result
 
 
+def flow_input(args: dict[str, Any]) -> dict[str, Any]:
+    """A kit flow's job: its steps are not run; it completes with `flow_input`, which holds every argument,
+    declared or not (A5)."""
+    return {"flow_input": args}
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         yaml = importlib.import_module("yaml")
@@ -173,5 +179,6 @@ def load_kit(state: EmulatorState, folder: Path) -> list[Target]:
         data = _read_yaml(meta)
         path = meta.parent.relative_to(folder).as_posix().removesuffix("__flow")
         schema = data.get("schema") if isinstance(data.get("schema"), dict) else None
-        added.append(state.add_target("flow", path, schema=schema, summary=str(data.get("summary") or "")))
+        summary = str(data.get("summary") or "")
+        added.append(state.add_target("flow", path, flow_input, schema=schema, summary=summary))
     return added
