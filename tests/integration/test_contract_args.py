@@ -182,3 +182,14 @@ def test_contract_A4_the_leaked_token_is_a_working_bearer_token() -> None:
         return answer.status
 
     assert scenario(echo_state(), body) == 201
+
+
+def test_kit_jobs_read_variables_and_resources_through_the_api(tmp_path: Path) -> None:
+    code = (
+        "import wmill\ndef main():\n"
+        "    return [wmill.get_variable('u/admin/api_key'), wmill.get_resource('u/admin/db')]\n"
+    )
+    state = kit_with(tmp_path, {"reader": code})
+    state.variables["u/admin/api_key"] = "key-123"
+    state.resources["u/admin/db"] = DB
+    assert run_all(state, [("f/t/reader", {})]) == [["key-123", DB]]

@@ -77,6 +77,9 @@ def get_resource(path, none_if_undefined=False):
             return None
         raise
 
+def get_variable(path):
+    return _get("/variables/get_value/" + path.removeprefix("$var:"))
+
 def get_workspace():
     return os.environ["WM_WORKSPACE"]
 '''
