@@ -130,8 +130,10 @@ def test_contract_A4_arrays_are_walked_to_depth_2_and_1000_items() -> None:
         {
             "a": {"ref": "$res:u/admin/db", "shallow": [["$WM_WORKSPACE"]], "deep": deep},
             "b": ["$res:u/admin/db", *(["$WM_WORKSPACE"] * 1000)],  # 1001 items: left alone
+            "c": ["$res:u/admin/db", *(["$WM_WORKSPACE"] * 999)],  # 1000 items: walked
         },
     )
+    assert seen["c"][0] == DB and seen["c"][1:] == ["acme"] * 999
     assert status == 200
     assert seen["a"]["shallow"] == [["acme"]]
     assert seen["a"]["deep"] == [[["$WM_WORKSPACE"]]]
