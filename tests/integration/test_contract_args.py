@@ -145,6 +145,8 @@ def test_contract_A4_a_missing_resource_or_variable_fails_the_job() -> None:
     assert status == 422 and error["error"]["message"] == "Resource u/admin/nothing not found for `db`"
     status, error = echo(echo_state(), {"x": "$var:u/admin/nothing"})
     assert status == 422 and "Variable u/admin/nothing not found" in error["error"]["message"]
+    status, error = echo(echo_state(), {"x": "$res:db"})  # a resource path needs two segments
+    assert status == 422 and error["error"]["message"] == "Argument `x` is an invalid resource path: db"
 
 
 def dodo_like() -> dict[str, Any]:
@@ -195,3 +197,14 @@ def test_kit_jobs_read_variables_and_resources_through_the_api(tmp_path: Path) -
     state.variables["u/admin/api_key"] = "key-123"
     state.resources["u/admin/db"] = DB
     assert run_all(state, [("f/t/reader", {})]) == [["key-123", DB]]
+
+
+def test_contract_A4_a_json_escape_does_not_hide_a_reference() -> None:
+    raw = b'{"x": {"db": "\\u0024res:u/admin/db", "who": "\\u0024WM_WORKSPACE"}, "y": "plain"}'
+
+    async def body(emu: Emulator) -> Any:
+        answer = await emu.run("f/dodo/echo", raw=raw, wait=True)
+        assert answer.status == 200, answer.text
+        return answer.json()
+
+    assert scenario(echo_state(), body) == {"x": {"db": DB, "who": "acme"}, "y": "plain"}
