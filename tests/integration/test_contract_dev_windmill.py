@@ -83,9 +83,11 @@ def test_dev_windmill_accept_any_path() -> None:
         assert call(other.replace("/jobs/run/f/", "/flows/get/"), "GET")[0] == 200
 
 
-def test_dev_windmill_refuses_a_bad_wait_timeout() -> None:
-    done = subprocess.run([*CLI, "dev", "windmill", "--wait-timeout", "0"], capture_output=True, text=True, timeout=30)
-    assert done.returncode == 2 and "--wait-timeout 0" in done.stderr
+@pytest.mark.parametrize("seconds", ["0", "-1", "86401"])
+def test_dev_windmill_refuses_a_bad_wait_timeout(seconds: str) -> None:
+    args = [*CLI, "dev", "windmill", "--wait-timeout", seconds]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and f"--wait-timeout {seconds}: give seconds between 0 and 86400" in done.stderr
 
 
 def test_starter_config_delivers_to_dev_windmill_out_of_the_box(tmp_path: Path) -> None:

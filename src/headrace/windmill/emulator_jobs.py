@@ -118,6 +118,7 @@ def start(state: EmulatorState, target: Target, job: Job, base_url: str) -> asyn
 async def execute(state: EmulatorState, target: Target, job: Job, base_url: str) -> None:
     """Run one job: resolve its references (A4), wait out the delay, compute the result, complete it."""
     job.started_at = time.time()
+    context: dict[str, Any] = {"base_url": base_url, "workspace": job.workspace, "job_id": job.id, "kind": job.kind}
     try:
         args = resolve_args(state, job, base_url)
         if target.delay > 0:
@@ -127,7 +128,6 @@ async def execute(state: EmulatorState, target: Target, job: Job, base_url: str)
         if target.runner is None:
             result: Any = {"received": sorted(job.args)}
         elif is_async(target.runner):
-            context = {"base_url": base_url, "workspace": job.workspace, "job_id": job.id, "kind": job.kind}
             result = await cast(Callable[..., Awaitable[Any]], target.runner)(args, context)
         else:
             result = target.runner(args)
@@ -140,6 +140,7 @@ async def execute(state: EmulatorState, target: Target, job: Job, base_url: str)
         job.success = False
         job.result = {"error": {"name": type(exc).__name__, "message": str(exc), "stack": ""}}
     job.duration_ms = (time.time() - job.started_at) * 1000
+    job.logs += str(context.get("logs", ""))
     job.logs += f"job {job.id} on {job.kind} {job.path}: {'success' if job.success else 'failure'}\n"
     job.completed = True
 
