@@ -17,7 +17,7 @@ from headrace.windmill.emulator import EmulatorThread, running_emulator
 from tests.helpers import config_text, dodo_body, free_port, post, running_server, settings_for, signed_headers
 
 psycopg = pytest.importorskip("psycopg")
-from headrace.store.postgres import PostgresStore, glob_to_like, redact  # noqa: E402
+from headrace.store.postgres import PostgresStore, redact  # noqa: E402
 
 pytestmark = pytest.mark.postgres
 
@@ -118,12 +118,6 @@ def test_unreachable_server_is_a_clear_error_without_the_password():
 
     asyncio.run(main())
     assert "s3cret" not in redact(dsn)
-
-
-def test_event_type_globs_become_like_patterns():
-    assert glob_to_like("payment.*") == "payment.%"
-    assert glob_to_like("license_key.created") == "license\\_key.created"
-    assert glob_to_like("100%") == "100\\%"
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -342,14 +343,56 @@ def test_sqlite_is_wal_with_synchronous_full_and_migrated(tmp_path: Path):
     assert connect(tmp_path / "x.db").execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
-def test_every_dialect_defines_the_same_queries():
-    dialects = [p.name for p in (Path(__file__).parents[2] / "src/headrace/store/sql").iterdir() if p.is_dir()]
-    names = {
-        d: set(load(d))
-        for d in dialects
-        if (Path(__file__).parents[2] / f"src/headrace/store/sql/{d}/queries.sql").exists()
-    }
-    assert "sqlite" in names
-    reference = names["sqlite"]
-    for dialect, defined in names.items():
-        assert defined == reference, f"{dialect} differs: {sorted(defined ^ reference)}"
+def test_event_type_filter_has_one_wildcard_a_trailing_star(make_store):
+    """`prefix.*` and `*` are the only patterns; `?`, `[`, `%`, `_` and an inner `*` match only themselves."""
+    types = ["payment.succeeded", "payment.[s]x", "paymentXsucceeded", "a?c", "abc", "a[b]c", "a%b_c", "aXbYc", "a*c"]
+
+    async def scenario(store: Store) -> None:
+        for n, name in enumerate(types):
+            await store.ingest(event(f"t{n}", name), [])
+
+        async def matching(pattern: str) -> list[str]:
+            listed = await store.list_events(EventFilter(event_type=pattern, limit=100))
+            return sorted(e.event_type for e in listed)
+
+        assert await matching("*") == sorted(types)
+        assert await matching("payment.*") == ["payment.[s]x", "payment.succeeded"]
+        assert await matching("payment.[s]*") == ["payment.[s]x"]  # "[s]" is not a character class
+        assert await matching("payment?succeeded") == []  # "?" is not "any one character"
+        assert await matching("a?c") == ["a?c"]
+        assert await matching("a[b]c") == ["a[b]c"]
+        assert await matching("a%b_c") == ["a%b_c"]  # neither "%" nor "_" is a LIKE wildcard
+        assert await matching("a%*") == ["a%b_c"]
+        assert await matching("a*c") == ["a*c"]  # only a trailing "*" is a wildcard
+        assert await matching("payment.succeeded") == ["payment.succeeded"]
+
+    run(make_store, scenario)
+
+
+def test_leased_jobs_come_back_in_delivery_id_order(make_store):
+    async def scenario(store: Store) -> None:
+        # Later deliveries are due earlier: the answer is still in id order.
+        made = [await delivered(store, f"msg_{n}", now=1010.0 - n) for n in range(4)]
+        leased = await store.lease_due_jobs(10, 2000.0, 2060.0)
+        assert [j.delivery_id for j in leased] == sorted(c.delivery_id for c in made)
+
+    run(make_store, scenario)
+
+
+SQL = Path(__file__).parents[2] / "src/headrace/store/sql"
+PARAMETER = {
+    "sqlite": re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)"),
+    "postgresql": re.compile(r"%\(([a-z_][a-z0-9_]*)\)s"),
+}
+
+
+def test_every_dialect_defines_the_same_queries_with_the_same_parameters():
+    dialects = sorted(p.name for p in SQL.iterdir() if (p / "queries.sql").exists())
+    assert dialects == sorted(PARAMETER), "a new dialect needs its parameter syntax in PARAMETER"
+    params = {d: {name: set(PARAMETER[d].findall(sql)) for name, sql in load(d).items()} for d in dialects}
+    reference = params["sqlite"]
+    for dialect, queries in params.items():
+        assert set(queries) == set(reference), f"{dialect} differs: {sorted(set(queries) ^ set(reference))}"
+        for name, names in queries.items():
+            assert names == reference[name], f"{dialect} query {name}: parameters {names} != {reference[name]}"
+    assert reference["list_events"] >= {"type_exact", "type_prefix"}

@@ -105,12 +105,6 @@ async def fetch_all(conn: Conn, sql: str, params: Any = None) -> list[DictRow]:
     return await cur.fetchall()
 
 
-def glob_to_like(pattern: str) -> str:
-    """An event-type filter ("payment.*", "payment.succeeded") as a LIKE pattern with `\\` as escape."""
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
-
-
 async def migrate(conn: Conn) -> int:
     """Bring the schema to the newest version under an advisory lock; returns the version."""
     q = parse_queries(resources.files("headrace.store").joinpath("sql", "postgresql", "migrate.sql").read_text())

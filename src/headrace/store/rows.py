@@ -14,6 +14,7 @@ from headrace.models import (
     DeliveryRow,
     EventRow,
     Failed,
+    JobFailures,
     JobUpdate,
     NewEvent,
     OpenJob,
@@ -213,10 +214,10 @@ def event_detail(row: Row, deliveries: Sequence[Row], attempts: Sequence[Row]) -
             updated_at=float(d["updated_at"]),
             attempt_rows=by_delivery.get(int(d["id"]), []),
             job_state=d["job_state"],
-            job_created_at=_float(d["job_created_at"]),
+            job_created_at=optional_float(d["job_created_at"]),
             job_checks=int(d["job_checks"]),
-            job_completed_at=_float(d["job_completed_at"]),
-            job_duration_ms=_float(d["job_duration_ms"]),
+            job_completed_at=optional_float(d["job_completed_at"]),
+            job_duration_ms=optional_float(d["job_duration_ms"]),
             job_excerpt=str(d["job_excerpt"]),
             job_reruns=int(d["job_reruns"]),
         )
@@ -267,5 +268,19 @@ def rejection(row: Row) -> Rejection:
     )
 
 
-def _float(value: Any) -> float | None:
+def optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def job_failures(counts: Row, last: Row) -> JobFailures:
+    """One destination's failed jobs (`job_failures_since`) and the latest of them (`delivery_job`)."""
+    return JobFailures(
+        destination=str(counts["destination"]),
+        count=int(counts["n"]),
+        last_at=float(counts["last_at"]),
+        last_job_id=last["windmill_job_id"],
+        last_excerpt=str(last["job_excerpt"]),
+        last_event_id=int(last["event_id"]),
+        last_webhook_id=str(last["webhook_id"]),
+        last_event_type=str(last["event_type"]),
+    )

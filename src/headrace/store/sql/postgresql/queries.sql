@@ -89,7 +89,7 @@ ORDER BY id DESC LIMIT %(limit)s;
 SELECT source, reason, COUNT(*) AS n FROM rejections GROUP BY source, reason ORDER BY source, reason;
 
 -- name: list_events
--- type_like is the event-type filter as a LIKE pattern (the store turns "payment.*" into 'payment.%').
+-- The event-type filter is an exact name (type_exact) or a prefix (type_prefix): no wildcard characters.
 SELECT * FROM (
     SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
            (SELECT CASE
@@ -105,7 +105,8 @@ SELECT * FROM (
                                   WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
     FROM events e
     WHERE (%(source)s::text IS NULL OR e.source = %(source)s)
-      AND (%(type_like)s::text IS NULL OR e.event_type LIKE %(type_like)s ESCAPE '\')
+      AND (%(type_exact)s::text IS NULL OR e.event_type = %(type_exact)s)
+      AND (%(type_prefix)s::text IS NULL OR starts_with(e.event_type, %(type_prefix)s))
       AND (%(since)s::double precision IS NULL OR e.received_at >= %(since)s)
       AND (%(until)s::double precision IS NULL OR e.received_at < %(until)s)
       AND (%(before_id)s::bigint IS NULL OR e.id < %(before_id)s)

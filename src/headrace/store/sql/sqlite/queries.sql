@@ -92,7 +92,8 @@ SELECT * FROM (
                                   WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
     FROM events e
     WHERE (:source IS NULL OR e.source = :source)
-      AND (:type_glob IS NULL OR e.event_type GLOB :type_glob)
+      AND (:type_exact IS NULL OR e.event_type = :type_exact)
+      AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
       AND (:since IS NULL OR e.received_at >= :since)
       AND (:until IS NULL OR e.received_at < :until)
       AND (:before_id IS NULL OR e.id < :before_id)

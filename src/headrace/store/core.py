@@ -1,0 +1,108 @@
+"""`SQLStore`: the Store interface once, over the programs in `programs`.
+
+A backend subclasses it and supplies its lifecycle (`open`, `close`, `describe`) and two ways to run a
+program in one transaction: `_read` and `_write`. A program is passed as a function and its arguments, so a
+backend may run it again from the start (SQLite re-runs a write alone when its group-commit batch failed).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from headrace.models import (
+    Claimed,
+    EventFilter,
+    EventRow,
+    IngestResult,
+    JobFailures,
+    JobUpdate,
+    NewEvent,
+    OpenJob,
+    QueueStats,
+    Rejection,
+)
+from headrace.store import programs
+from headrace.store.base import Finished, StoreStats
+from headrace.store.programs import Program
+
+T = TypeVar("T")
+MakeProgram = Callable[..., Program[T]]
+
+
+class SQLStore(ABC):
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def _read(self, make: MakeProgram[T], *args: Any) -> T:
+        """Run `make(*args)` in a read-only transaction."""
+
+    @abstractmethod
+    async def _write(self, make: MakeProgram[T], *args: Any) -> T:
+        """Run `make(*args)` in a write transaction; returns after its COMMIT."""
+
+    # ingest
+    async def ingest(self, event: NewEvent, destinations: Sequence[str]) -> IngestResult:
+        return await self._write(programs.ingest, event, destinations)
+
+    async def reject(self, rejection: Rejection) -> None:
+        await self._write(programs.reject, rejection)
+
+    # delivery
+    async def claim(self, destination: str, limit: int, token: str, now: float, lease_until: float) -> list[Claimed]:
+        return await self._write(programs.claim, destination, limit, token, now, lease_until)
+
+    async def finish(self, finished: Finished, now: float) -> bool:
+        return await self._write(programs.finish, finished, now)
+
+    async def release(self, claimed: Claimed, token: str, now: float) -> None:
+        await self._write(programs.release, claimed, token, now)
+
+    async def next_due(self) -> float | None:
+        return await self._read(programs.earliest, "next_due")
+
+    # job outcomes
+    async def next_job_check(self) -> float | None:
+        return await self._read(programs.earliest, "next_job_check")
+
+    async def lease_due_jobs(self, limit: int, now: float, lease_until: float) -> list[OpenJob]:
+        return await self._write(programs.lease_due_jobs, limit, now, lease_until)
+
+    async def record_job(self, update: JobUpdate, now: float) -> str | None:
+        return await self._write(programs.record_job, update, now)
+
+    # reading and operating
+    async def list_events(self, flt: EventFilter) -> list[EventRow]:
+        return await self._read(programs.list_events, flt)
+
+    async def get_event(self, key: str) -> EventRow | None:
+        return await self._read(programs.get_event, key)
+
+    async def replay(self, event_id: int, destinations: Sequence[str], now: float) -> list[str]:
+        return await self._write(programs.replay, event_id, destinations, now)
+
+    async def failed_since(self, since: float) -> list[tuple[int, str]]:
+        return await self._read(programs.failed_since, since)
+
+    async def list_rejections(self, since: float | None, limit: int) -> list[Rejection]:
+        return await self._read(programs.list_rejections, since, limit)
+
+    async def stats(self) -> StoreStats:
+        return await self._read(programs.stats)
+
+    async def queue_stats(self) -> QueueStats:
+        return await self._read(programs.queue_stats)
+
+    async def job_failures(self, since: float) -> list[JobFailures]:
+        return await self._read(programs.job_failures, since)
+
+    async def check_writable(self) -> None:
+        await self._write(programs.check_writable)
