@@ -21,6 +21,7 @@ from headrace.cli_tools import (
     print_json,
 )
 from headrace.config import ConfigError, Settings, load
+from headrace.models import EVENT_STATUSES
 from headrace.store.base import StoreError
 
 T = TypeVar("T")
@@ -275,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     p = with_config(sub.add_parser("events", help="list events, newest first"))
-    p.add_argument("--status", help="unrouted, pending, delivered, failed, job_failed or cancelled")
+    p.add_argument("--status", choices=EVENT_STATUSES, metavar="STATUS", help=f"one of {', '.join(EVENT_STATUSES)}")
     p.add_argument("--type", help='event type, exact or "prefix.*"')
     p.add_argument("--source", help="source name")
     p.add_argument("--since", help="2h (ago), ISO 8601 time or unix seconds")

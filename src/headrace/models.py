@@ -3,18 +3,41 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 # The namespace of deterministic Windmill job ids. Changing it would re-run every replayed job: never do.
 JOB_ID_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c8b-9a57-2b7e4d1f0c33")
 
 DeliveryStatus = Literal["pending", "in_flight", "delivered", "failed", "cancelled"]
-DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = ("pending", "in_flight", "delivered", "failed", "cancelled")
 JobState = Literal["open", "success", "failure", "unknown"]
-# Over each destination's newest delivery: unrouted (none), pending (any pending or in flight), failed (any
-# delivery failed), job_failed (all delivered, but a Windmill job failed), delivered, cancelled.
+# The statuses of an event, the one list: the CLI's choices, the API's enum and the console's list come from
+# here (or a test pins them to it). The rule that picks one is `event_status` below.
 EventStatus = Literal["unrouted", "pending", "delivered", "failed", "job_failed", "cancelled"]
+EVENT_STATUSES: tuple[EventStatus, ...] = get_args(EventStatus)
+
+
+def event_status(latest: Iterable[tuple[DeliveryStatus, JobState | None]]) -> EventStatus:
+    """An event's status from (status, job state) of each destination's newest delivery, first match wins:
+    unrouted (no delivery), pending (any pending or in flight), failed (any delivery failed), job_failed (a
+    Windmill job failed), delivered (any delivered), else cancelled.
+
+    The store's list_events query computes the same in SQL; a contract test checks every combination.
+    """
+    pairs = list(latest)
+    statuses = {status for status, _ in pairs}
+    if not pairs:
+        return "unrouted"
+    if statuses & {"pending", "in_flight"}:
+        return "pending"
+    if "failed" in statuses:
+        return "failed"
+    if any(job_state == "failure" for _, job_state in pairs):
+        return "job_failed"
+    if "delivered" in statuses:
+        return "delivered"
+    return "cancelled"
 
 
 def job_id_for(source: str, webhook_id: str, destination: str, generation: int) -> str:

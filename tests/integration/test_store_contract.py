@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from headrace.models import (
+    EVENT_STATUSES,
     Attempt,
     Cancelled,
     Delivered,
@@ -21,6 +22,7 @@ from headrace.models import (
     NewEvent,
     Rejection,
     Retry,
+    event_status,
     job_id_for,
 )
 from headrace.store.base import Finished, Store
@@ -375,6 +377,53 @@ def test_leased_jobs_come_back_in_delivery_id_order(make_store):
         made = [await delivered(store, f"msg_{n}", now=1010.0 - n) for n in range(4)]
         leased = await store.lease_due_jobs(10, 2000.0, 2060.0)
         assert [j.delivery_id for j in leased] == sorted(c.delivery_id for c in made)
+
+    run(make_store, scenario)
+
+
+DESTINATION_STATES = ["pending", "in_flight", "failed", "cancelled", "open", "success", "failure", "unknown"]
+
+
+async def put_in_state(store: Store, destination: str, state: str, now: float) -> tuple[str, str | None]:
+    """Move the one pending delivery to `destination` into `state`; returns its (status, job state)."""
+    if state == "pending":
+        return ("pending", None)
+    [c] = await store.claim(destination, 1, f"t-{destination}", now, now + 60)
+    outcome = {"in_flight": None, "failed": Failed("no"), "cancelled": Cancelled()}.get(state, Delivered(c.job_id))
+    if state == "success":
+        outcome = Delivered(c.job_id, result=1, completed=True)
+    if outcome is None:
+        return ("in_flight", None)
+    await store.finish(Finished(c, f"t-{destination}", attempt(), outcome), now)
+    if state in ("failure", "unknown"):
+        await store.record_job(JobUpdate(c.delivery_id, state, completed_at=now), now)  # type: ignore[arg-type]
+    return ("delivered", state) if isinstance(outcome, Delivered) else (state, None)
+
+
+def test_event_status_is_the_models_rule_in_sql_and_in_python_for_every_combination(make_store):
+    """list_events computes the status in SQL, get_event in Python: both equal models.event_status."""
+    combos: list[tuple[str, ...]] = [(), *((s,) for s in DESTINATION_STATES)]
+    combos += [(s, t) for s in DESTINATION_STATES for t in DESTINATION_STATES]
+
+    async def scenario(store: Store) -> None:
+        expected: dict[str, str] = {}
+        for n, combo in enumerate(combos):
+            names = [f"d{n}_{k}" for k in range(len(combo))]
+            await store.ingest(event(f"c{n}"), names)
+            pairs = zip(names, combo, strict=True)
+            latest = [await put_in_state(store, name, state, 1000.0 + n) for name, state in pairs]
+            expected[f"c{n}"] = event_status(latest)  # type: ignore[arg-type]
+        # An older generation does not count: failed, then replayed and pending again.
+        await store.ingest(event("replayed"), ["r"])
+        [c] = await store.claim("r", 1, "t-r", 2000.0, 2060.0)
+        await store.finish(Finished(c, "t-r", attempt(), Failed("no")), 2000.0)
+        await store.replay(c.event_id, ["r"], 2001.0)
+        expected["replayed"] = "pending"
+        listed = {e.webhook_id: e.status for e in await store.list_events(EventFilter(limit=1000))}
+        detailed = {key: (await store.get_event(key)).status for key in expected}  # type: ignore[union-attr]
+        assert listed == expected
+        assert detailed == expected
+        assert set(expected.values()) == set(EVENT_STATUSES)  # every status is reached
 
     run(make_store, scenario)
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from headrace import models
 from headrace.models import (
     AttemptRow,
     Cancelled,
@@ -13,6 +14,7 @@ from headrace.models import (
     Delivered,
     DeliveryRow,
     EventRow,
+    EventStatus,
     Failed,
     JobFailures,
     JobUpdate,
@@ -237,24 +239,13 @@ def event_detail(row: Row, deliveries: Sequence[Row], attempts: Sequence[Row]) -
     )
 
 
-def event_status(deliveries: Sequence[DeliveryRow]) -> Any:
-    """Same rule as the list_events query: over each destination's newest generation."""
+def event_status(deliveries: Sequence[DeliveryRow]) -> EventStatus:
+    """`models.event_status` over each destination's newest generation."""
     latest: dict[str, DeliveryRow] = {}
     for d in deliveries:
         if d.destination not in latest or d.generation > latest[d.destination].generation:
             latest[d.destination] = d
-    statuses = {d.status for d in latest.values()}
-    if not statuses:
-        return "unrouted"
-    if statuses & {"pending", "in_flight"}:
-        return "pending"
-    if "failed" in statuses:
-        return "failed"
-    if any(d.job_state == "failure" for d in latest.values()):
-        return "job_failed"
-    if "delivered" in statuses:
-        return "delivered"
-    return "cancelled"
+    return models.event_status((d.status, d.job_state) for d in latest.values())
 
 
 def rejection(row: Row) -> Rejection:

@@ -89,15 +89,16 @@ ORDER BY id DESC LIMIT %(limit)s;
 SELECT source, reason, COUNT(*) AS n FROM rejections GROUP BY source, reason ORDER BY source, reason;
 
 -- name: list_events
+-- The status CASE is models.event_status in SQL, the same text in every dialect (tests check both).
 -- The event-type filter is an exact name (type_exact) or a prefix (type_prefix): no wildcard characters.
 SELECT * FROM (
     SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
            (SELECT CASE
                 WHEN COUNT(*) = 0 THEN 'unrouted'
-                WHEN COUNT(*) FILTER (WHERE d.status IN ('pending', 'in_flight')) > 0 THEN 'pending'
-                WHEN COUNT(*) FILTER (WHERE d.status = 'failed') > 0 THEN 'failed'
-                WHEN COUNT(*) FILTER (WHERE d.job_state = 'failure') > 0 THEN 'job_failed'
-                WHEN COUNT(*) FILTER (WHERE d.status = 'delivered') > 0 THEN 'delivered'
+                WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
+                WHEN COUNT(CASE WHEN d.status = 'failed' THEN 1 END) > 0 THEN 'failed'
+                WHEN COUNT(CASE WHEN d.job_state = 'failure' THEN 1 END) > 0 THEN 'job_failed'
+                WHEN COUNT(CASE WHEN d.status = 'delivered' THEN 1 END) > 0 THEN 'delivered'
                 ELSE 'cancelled' END
             FROM deliveries d
             WHERE d.event_id = e.id
