@@ -74,9 +74,10 @@ class App:
         self.ingestor = Ingestor(settings, store, self._notify, clock, self.metrics)
 
     @classmethod
-    async def open(cls, settings: Settings) -> App:
+    async def open(cls, settings: Settings, *, migrate: bool = True) -> App:
+        """`migrate`: bring the schema up to date (serve and worker); False refuses an older schema instead."""
         store = open_store(settings)
-        await store.open()
+        await store.open(migrate=migrate)
         return cls(settings, store)
 
     def _notify(self) -> None:
@@ -159,6 +160,11 @@ class App:
         return self.metrics.render(await self.metrics.queue(self.store.queue_stats))
 
     async def ready(self) -> tuple[bool, str]:
+        """Ready when the store has this binary's schema, can read every column it uses, and can write."""
+        try:
+            await asyncio.wait_for(self.store.check_schema(), 5)
+        except Exception as exc:
+            return False, f"store schema does not match this headrace: {exc}"
         try:
             await asyncio.wait_for(self.store.check_writable(), 5)
         except Exception as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from headrace.models import (
     Attempt,
@@ -24,6 +24,9 @@ from headrace.models import (
     QueueStats,
     Rejection,
 )
+
+if TYPE_CHECKING:
+    from headrace.store.schema import SchemaStatus
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,12 @@ class StoreError(Exception):
 
 
 class Store(Protocol):
-    async def open(self) -> None: ...
+    async def open(self, *, migrate: bool = True) -> None: ...
     async def close(self) -> None: ...
+    @property
+    def where(self) -> str: ...
+    async def inspect(self) -> SchemaStatus: ...
+    async def migrate(self) -> SchemaStatus: ...
 
     # ingest
     async def ingest(self, event: NewEvent, destinations: Sequence[str]) -> IngestResult: ...
@@ -80,5 +87,6 @@ class Store(Protocol):
     async def queue_stats(self) -> QueueStats: ...
     async def job_failures(self, since: float) -> list[JobFailures]: ...
     async def check_writable(self) -> None: ...
+    async def check_schema(self) -> None: ...
 
     def describe(self) -> dict[str, Any]: ...

@@ -26,14 +26,31 @@ from headrace.models import (
 from headrace.store import programs
 from headrace.store.base import Finished, StoreStats
 from headrace.store.programs import Program
+from headrace.store.schema import SchemaStatus, known_version
 
 T = TypeVar("T")
 MakeProgram = Callable[..., Program[T]]
 
 
 class SQLStore(ABC):
+    dialect: str  # the folder of its SQL under store/sql/
+
     @abstractmethod
-    async def open(self) -> None: ...
+    async def open(self, *, migrate: bool = True) -> None:
+        """Open the database; bring its schema up to date when `migrate`, else refuse an older one."""
+
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """The database, for messages: a path, or a URL without its password."""
+
+    @abstractmethod
+    async def inspect(self) -> SchemaStatus:
+        """The schema status of the database, without opening, creating or changing it."""
+
+    @abstractmethod
+    async def migrate(self) -> SchemaStatus:
+        """Bring the schema to this binary's version (refusing a newer one); the store need not be open."""
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -106,3 +123,7 @@ class SQLStore(ABC):
 
     async def check_writable(self) -> None:
         await self._write(programs.check_writable)
+
+    async def check_schema(self) -> None:
+        """Raise unless the open database has this binary's schema version and every column it uses."""
+        await self._read(programs.check_schema, self.where, known_version(self.dialect))

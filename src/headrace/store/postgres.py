@@ -19,14 +19,18 @@ import psycopg
 
 from headrace.store.base import StoreError
 from headrace.store.core import MakeProgram, SQLStore
-from headrace.store.postgres_io import CREDENTIALS, Pool, migrate, redact
+from headrace.store.postgres_io import CREDENTIALS, Pool, applied_versions, redact
+from headrace.store.postgres_io import migrate as migrate_schema
 from headrace.store.programs import Step, drive_async
 from headrace.store.queries import load
+from headrace.store.schema import SchemaStatus, known_version, pending
 
 T = TypeVar("T")
 
 
 class PostgresStore(SQLStore):
+    dialect = "postgresql"
+
     def __init__(self, dsn: str, pool_size: int = 10) -> None:
         self.dsn = dsn
         self._q = load("postgresql")
@@ -34,21 +38,51 @@ class PostgresStore(SQLStore):
         self._pool: Pool | None = None
         self.transactions = 0
 
-    async def open(self) -> None:
-        try:
-            pool = Pool(self.dsn, self._pool_size)
-        except psycopg.ProgrammingError as exc:
-            raise StoreError(f"[server] database: not a PostgreSQL URL headrace can use: {self._scrub(exc)}") from None
+    @property
+    def where(self) -> str:
+        return redact(self.dsn)
+
+    async def open(self, *, migrate: bool = True) -> None:
+        pool = self._new_pool(self._pool_size)
         try:
             async with pool.connection() as conn:
-                await migrate(conn)
+                await migrate_schema(conn, self.where, allow=migrate)
         except psycopg.OperationalError as exc:
             await pool.close()
-            raise StoreError(f"cannot open PostgreSQL database {redact(self.dsn)}: {self._scrub(exc)}") from None
+            raise StoreError(f"cannot open PostgreSQL database {self.where}: {self._scrub(exc)}") from None
         except BaseException:
             await pool.close()
             raise
         self._pool = pool
+
+    def _new_pool(self, size: int) -> Pool:
+        try:
+            return Pool(self.dsn, size)
+        except psycopg.ProgrammingError as exc:
+            raise StoreError(f"[server] database: not a PostgreSQL URL headrace can use: {self._scrub(exc)}") from None
+
+    async def inspect(self) -> SchemaStatus:
+        pool = self._new_pool(1)
+        try:
+            async with pool.connection() as conn:
+                applied = await applied_versions(conn)
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"cannot open PostgreSQL database {self.where}: {self._scrub(exc)}") from None
+        finally:
+            await pool.close()
+        return SchemaStatus(
+            self.dialect,
+            self.where,
+            exists=bool(applied),
+            current=max(applied, default=0),
+            known=known_version(self.dialect),
+            pending=[m[1] for m in pending(self.dialect, applied)],
+        )
+
+    async def migrate(self) -> SchemaStatus:
+        await self.open(migrate=True)
+        await self.close()
+        return await self.inspect()
 
     def _scrub(self, exc: Exception) -> str:
         """libpq's message without the URL it may quote, and so without a password written in it."""

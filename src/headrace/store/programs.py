@@ -28,7 +28,7 @@ from headrace.models import (
     QueueStats,
     Rejection,
 )
-from headrace.store import rows
+from headrace.store import rows, schema
 from headrace.store.base import Finished, StoreError, StoreStats
 
 T = TypeVar("T")
@@ -257,6 +257,12 @@ def job_failures(since: float) -> Program[list[JobFailures]]:
 
 def check_writable() -> Program[None]:
     yield run("health_write")
+
+
+def check_schema(where: str, known: int) -> Program[None]:
+    row = yield one("schema_version")
+    schema.check_live(where, 0 if row is None else int(row["version"]), known)
+    yield all_rows("schema_probe")
 
 
 # -- driving a program -------------------------------------------------------------------------------------

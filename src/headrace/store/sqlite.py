@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,31 +16,67 @@ from headrace.store.base import StoreError
 from headrace.store.core import MakeProgram, SQLStore
 from headrace.store.programs import Step, drive
 from headrace.store.queries import load
-from headrace.store.sqlite_io import LoopWriter, Reader, connect, migrate
+from headrace.store.schema import SchemaStatus, known_version, pending
+from headrace.store.sqlite_io import LoopWriter, Reader, connect, schema_version
+from headrace.store.sqlite_io import migrate as migrate_schema
 
 T = TypeVar("T")
 
 
 class SQLiteStore(SQLStore):
+    dialect = "sqlite"
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._q = load("sqlite")
         self._writer: LoopWriter | None = None
         self._reader: Reader | None = None
 
-    async def open(self) -> None:
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    async def open(self, *, migrate: bool = True) -> None:
+        if not migrate and not self.path.exists():
+            raise StoreError(
+                f"no database at {self.path}: `headrace serve` creates it at first start "
+                "(or run `headrace db migrate -c CONFIG`)"
+            )
+        self._migrate(allow=migrate)
+        self._writer = LoopWriter(self.path)
+        self._reader = Reader(self.path)
+        self._reader.start_and_wait()
+
+    def _migrate(self, *, allow: bool) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = connect(self.path)
             try:
-                migrate(conn)
+                migrate_schema(conn, self.where, allow=allow)
             finally:
                 conn.close()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
-        self._writer = LoopWriter(self.path)
-        self._reader = Reader(self.path)
-        self._reader.start_and_wait()
+
+    async def inspect(self) -> SchemaStatus:
+        known = known_version(self.dialect)
+        status = SchemaStatus(self.dialect, self.where, False, 0, known, [m[1] for m in pending(self.dialect, set())])
+        if not self.path.exists():
+            return status
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                version = schema_version(conn)
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read SQLite database {self.path}: {exc}") from exc
+        applied = set(range(version + 1))
+        return replace(status, exists=True, current=version, pending=[m[1] for m in pending(self.dialect, applied)])
+
+    async def migrate(self) -> SchemaStatus:
+        self._migrate(allow=True)
+        return await self.inspect()
 
     async def close(self) -> None:
         if self._writer is not None:

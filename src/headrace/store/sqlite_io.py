@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from headrace.store import schema
 from headrace.store.base import StoreError
 from headrace.store.queries import migrations
 
@@ -220,22 +221,37 @@ def _apply(items: list[Settled]) -> None:
             future.set_result(result)
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema to the newest version; returns the version."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    for number, name, sql in migrations("sqlite"):
-        if number <= version:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _statements(sql):
-                conn.execute(statement)
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, where: str, *, allow: bool = True) -> int:
+    """Check the schema version (see `schema.guard`) and, when `allow`, bring it to the newest in one
+    transaction that holds the write lock, so two processes starting together cannot both migrate.
+    Returns the version."""
+    known = schema.known_version("sqlite")
+    if not allow:
+        version = schema_version(conn)
+        schema.guard(where, version, known, migrate=False)
+        return version
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = schema_version(conn)
+        schema.guard(where, version, known, migrate=True)
+        for number, name, sql in migrations("sqlite"):
+            if number <= version:
+                continue
+            try:
+                for statement in _statements(sql):
+                    conn.execute(statement)
+            except sqlite3.Error as exc:
+                raise StoreError(f"migration {name} failed on {where}: {exc}") from exc
             conn.execute(f"PRAGMA user_version = {int(number)}")
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise StoreError(f"migration {name} failed: {exc}") from exc
-        version = number
+            version = number
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
     return version
 
 

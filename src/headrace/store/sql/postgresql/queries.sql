@@ -215,3 +215,20 @@ GROUP BY d.destination;
 SELECT d.id, d.event_id, d.windmill_job_id, d.job_excerpt, d.job_completed_at, e.webhook_id, e.event_type
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.id = %(delivery_id)s;
+
+-- name: schema_version
+SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations;
+
+-- name: schema_probe
+-- Every column of every table this binary uses: a database whose tables differ (a renamed column, a
+-- table missing) fails readiness instead of failing each request. No row is read.
+SELECT
+       e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.body, e.headers, d.id,
+       d.event_id, d.destination, d.generation, d.job_id, d.status, d.attempts, d.next_attempt_at,
+       d.lease_owner, d.lease_until, d.last_error, d.windmill_job_id, d.payload, d.created_at, d.updated_at,
+       d.job_state, d.job_created_at, d.job_next_check_at, d.job_checks, d.job_completed_at, d.job_duration_ms,
+       d.job_excerpt, d.job_reruns, a.id, a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status,
+       a.outcome, a.detail, a.response_excerpt, a.notes, r.id, r.source, r.reason, r.status, r.detail, r.remote,
+       r.at
+FROM events e, deliveries d, attempts a, rejections r
+WHERE 1 = 0;

@@ -1,0 +1,76 @@
+"""`headrace db …` and `headrace backup`: the commands that look after the database itself."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from headrace import logs
+from headrace.config import load
+from headrace.store.schema import SchemaStatus, guard
+
+
+def _status_lines(status: SchemaStatus) -> list[str]:
+    state = "up to date"
+    if not status.exists:
+        state = "no database yet (serve or `headrace db migrate` creates it)"
+    elif status.newer:
+        state = "NEWER than this headrace: do not use this binary on it"
+    elif status.pending:
+        state = "migrations pending (serve and worker apply them at start, or run `headrace db migrate`)"
+    return [
+        f"backend     {status.backend}",
+        f"database    {status.database}",
+        f"schema      {status.current} (this headrace knows {status.known}): {state}",
+        f"pending     {', '.join(status.pending) if status.exists and status.pending else 'none'}",
+        f"deployment  {status.deployment_id or '-'}",
+    ]
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    """Exit 0 when the schema is this binary's, 1 when migrations are pending, 2 when it is newer."""
+    from headrace.app import open_store
+
+    settings = load(args.config)
+    logs.setup("text", "warning")
+    status = asyncio.run(open_store(settings).inspect())
+    if args.json:
+        print(json.dumps({**status.__dict__, "newer": status.newer}, indent=2))
+    else:
+        print("\n".join(_status_lines(status)))
+    if status.newer:
+        guard(status.database, status.current, status.known, migrate=True)  # raises the one-line refusal
+    return 1 if status.pending else 0
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from headrace.app import open_store
+
+    settings = load(args.config)
+    logs.setup("text", "warning")
+    store = open_store(settings)
+
+    async def main() -> tuple[SchemaStatus, SchemaStatus]:
+        return await store.inspect(), await store.migrate()
+
+    before, after = asyncio.run(main())
+    what = f"{after.backend} database {after.database}"
+    if before.current == after.current:
+        print(f"{what}: schema already at version {after.current}")
+    else:
+        print(f"{what}: schema migrated from version {before.current} to {after.current}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], config_help: str) -> None:
+    db = sub.add_parser("db", help="the database: schema status and migrations").add_subparsers(
+        dest="db", metavar="ACTION", required=True
+    )
+    p = db.add_parser("status", help="schema version of the database and of this headrace, pending migrations")
+    p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_db_status)
+    p = db.add_parser("migrate", help="bring the schema to this headrace's version (serve and worker do it at start)")
+    p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
+    p.set_defaults(func=cmd_db_migrate)
