@@ -52,7 +52,7 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     store = open_store(settings)
 
     async def main() -> tuple[SchemaStatus, SchemaStatus]:
-        return await store.inspect(), await store.migrate()
+        return await store.inspect(), await store.migrate(replace_missing=args.replace_missing)
 
     before, after = asyncio.run(main())
     what = f"{after.backend} database {after.database}"
@@ -73,4 +73,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], config
     p.set_defaults(func=cmd_db_status)
     p = db.add_parser("migrate", help="bring the schema to this headrace's version (serve and worker do it at start)")
     p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
+    p.add_argument(
+        "--replace-missing",
+        action="store_true",
+        help="SQLite: create an empty database where the one headrace had created has gone missing",
+    )
     p.set_defaults(func=cmd_db_migrate)

@@ -7,6 +7,7 @@ backend may run it again from the start (SQLite re-runs a write alone when its g
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -24,16 +25,18 @@ from headrace.models import (
     Rejection,
 )
 from headrace.store import programs
-from headrace.store.base import Finished, StoreStats
+from headrace.store.base import Finished, StoreError, StoreStats, StoreUnavailable
 from headrace.store.programs import Program
 from headrace.store.schema import SchemaStatus, known_version
 
 T = TypeVar("T")
 MakeProgram = Callable[..., Program[T]]
+WRITE_FAILURE_WINDOW = 10.0  # seconds a failed write keeps readiness failing (the probe alone may pass)
 
 
 class SQLStore(ABC):
     dialect: str  # the folder of its SQL under store/sql/
+    last_write_failure: tuple[float, str] | None = None  # (time.monotonic(), what failed)
 
     @abstractmethod
     async def open(self, *, migrate: bool = True) -> None:
@@ -49,8 +52,9 @@ class SQLStore(ABC):
         """The schema status of the database, without opening, creating or changing it."""
 
     @abstractmethod
-    async def migrate(self) -> SchemaStatus:
-        """Bring the schema to this binary's version (refusing a newer one); the store need not be open."""
+    async def migrate(self, *, replace_missing: bool = False) -> SchemaStatus:
+        """Bring the schema to this binary's version (refusing a newer one); the store need not be open.
+        `replace_missing`: create a new SQLite database where one headrace had created has gone missing."""
 
     @abstractmethod
     async def close(self) -> None: ...
@@ -66,22 +70,34 @@ class SQLStore(ABC):
     async def _write(self, make: MakeProgram[T], *args: Any) -> T:
         """Run `make(*args)` in a write transaction; returns after its COMMIT."""
 
+    async def _recorded(self, make: MakeProgram[T], *args: Any) -> T:
+        """`_write`, remembering when the database last refused one (for readiness)."""
+        try:
+            return await self._write(make, *args)
+        except StoreError as exc:
+            if isinstance(exc, StoreUnavailable):
+                self.last_write_failure = (time.monotonic(), str(exc))
+            raise
+        except Exception as exc:  # the driver's own error (sqlite3.Error, psycopg.Error, OSError)
+            self.last_write_failure = (time.monotonic(), f"{type(exc).__name__}: {exc}")
+            raise
+
     # ingest
     async def ingest(self, event: NewEvent, destinations: Sequence[str]) -> IngestResult:
-        return await self._write(programs.ingest, event, destinations)
+        return await self._recorded(programs.ingest, event, destinations)
 
     async def reject(self, rejection: Rejection) -> None:
-        await self._write(programs.reject, rejection)
+        await self._recorded(programs.reject, rejection)
 
     # delivery
     async def claim(self, destination: str, limit: int, token: str, now: float, lease_until: float) -> list[Claimed]:
-        return await self._write(programs.claim, destination, limit, token, now, lease_until)
+        return await self._recorded(programs.claim, destination, limit, token, now, lease_until)
 
     async def finish(self, finished: Finished, now: float) -> bool:
-        return await self._write(programs.finish, finished, now)
+        return await self._recorded(programs.finish, finished, now)
 
     async def release(self, claimed: Claimed, token: str, now: float) -> None:
-        await self._write(programs.release, claimed, token, now)
+        await self._recorded(programs.release, claimed, token, now)
 
     async def next_due(self) -> float | None:
         return await self._read(programs.earliest, "next_due")
@@ -91,10 +107,10 @@ class SQLStore(ABC):
         return await self._read(programs.earliest, "next_job_check")
 
     async def lease_due_jobs(self, limit: int, now: float, lease_until: float) -> list[OpenJob]:
-        return await self._write(programs.lease_due_jobs, limit, now, lease_until)
+        return await self._recorded(programs.lease_due_jobs, limit, now, lease_until)
 
     async def record_job(self, update: JobUpdate, now: float) -> str | None:
-        return await self._write(programs.record_job, update, now)
+        return await self._recorded(programs.record_job, update, now)
 
     # reading and operating
     async def list_events(self, flt: EventFilter) -> list[EventRow]:
@@ -104,7 +120,7 @@ class SQLStore(ABC):
         return await self._read(programs.get_event, key)
 
     async def replay(self, event_id: int, destinations: Sequence[str], now: float) -> list[str]:
-        return await self._write(programs.replay, event_id, destinations, now)
+        return await self._recorded(programs.replay, event_id, destinations, now)
 
     async def failed_since(self, since: float) -> list[tuple[int, str]]:
         return await self._read(programs.failed_since, since)
@@ -122,7 +138,11 @@ class SQLStore(ABC):
         return await self._read(programs.job_failures, since)
 
     async def check_writable(self) -> None:
-        await self._write(programs.check_writable)
+        """Raise unless a real write commits now and no write failed in the last WRITE_FAILURE_WINDOW s."""
+        await self._recorded(programs.check_writable)
+        failure = self.last_write_failure
+        if failure is not None and time.monotonic() - failure[0] < WRITE_FAILURE_WINDOW:
+            raise StoreUnavailable(f"a write failed {time.monotonic() - failure[0]:.0f}s ago: {failure[1]}")
 
     async def check_schema(self) -> None:
         """Raise unless the open database has this binary's schema version and every column it uses."""

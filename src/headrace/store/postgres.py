@@ -19,7 +19,7 @@ import psycopg
 
 from headrace.store.base import StoreError
 from headrace.store.core import MakeProgram, SQLStore
-from headrace.store.postgres_io import CREDENTIALS, Pool, applied_versions, redact
+from headrace.store.postgres_io import CREDENTIALS, Conn, Pool, applied_versions, redact
 from headrace.store.postgres_io import migrate as migrate_schema
 from headrace.store.programs import Step, drive_async
 from headrace.store.queries import load
@@ -37,6 +37,7 @@ class PostgresStore(SQLStore):
         self._pool_size = pool_size
         self._pool: Pool | None = None
         self.transactions = 0
+        self.deployment_id: str | None = None
 
     @property
     def where(self) -> str:
@@ -47,6 +48,7 @@ class PostgresStore(SQLStore):
         try:
             async with pool.connection() as conn:
                 await migrate_schema(conn, self.where, allow=migrate)
+                self.deployment_id = await self._deployment_id(conn)
         except psycopg.OperationalError as exc:
             await pool.close()
             raise StoreError(f"cannot open PostgreSQL database {self.where}: {self._scrub(exc)}") from None
@@ -66,6 +68,7 @@ class PostgresStore(SQLStore):
         try:
             async with pool.connection() as conn:
                 applied = await applied_versions(conn)
+                deployment_id = await self._deployment_id(conn) if 3 in applied else None
         except psycopg.OperationalError as exc:
             raise StoreError(f"cannot open PostgreSQL database {self.where}: {self._scrub(exc)}") from None
         finally:
@@ -77,9 +80,15 @@ class PostgresStore(SQLStore):
             current=max(applied, default=0),
             known=known_version(self.dialect),
             pending=[m[1] for m in pending(self.dialect, applied)],
+            deployment_id=deployment_id,
         )
 
-    async def migrate(self) -> SchemaStatus:
+    async def _deployment_id(self, conn: Conn) -> str | None:
+        row = await (await conn.execute(self._q["deployment_id"])).fetchone()
+        return None if row is None else str(row["deployment_id"])
+
+    async def migrate(self, *, replace_missing: bool = False) -> SchemaStatus:
+        """`replace_missing` is for SQLite files; a PostgreSQL database is created by its administrator."""
         await self.open(migrate=True)
         await self.close()
         return await self.inspect()

@@ -17,6 +17,7 @@ from headrace.store.core import MakeProgram, SQLStore
 from headrace.store.programs import Step, drive
 from headrace.store.queries import load
 from headrace.store.schema import SchemaStatus, known_version, pending
+from headrace.store.sqlite_file import FileIdentity, check_missing, write_marker
 from headrace.store.sqlite_io import LoopWriter, Reader, connect, schema_version
 from headrace.store.sqlite_io import migrate as migrate_schema
 
@@ -26,8 +27,10 @@ T = TypeVar("T")
 class SQLiteStore(SQLStore):
     dialect = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, replace_missing: bool = False) -> None:
         self.path = path
+        self.replace_missing = replace_missing  # see sqlite_file.check_missing
+        self.deployment_id: str | None = None
         self._q = load("sqlite")
         self._writer: LoopWriter | None = None
         self._reader: Reader | None = None
@@ -43,20 +46,25 @@ class SQLiteStore(SQLStore):
                 "(or run `headrace db migrate -c CONFIG`)"
             )
         self._migrate(allow=migrate)
-        self._writer = LoopWriter(self.path)
+        self._writer = LoopWriter(self.path, FileIdentity(self.path).check)
         self._reader = Reader(self.path)
         self._reader.start_and_wait()
 
     def _migrate(self, *, allow: bool) -> None:
+        if allow:
+            check_missing(self.path, replace_missing=self.replace_missing)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = connect(self.path)
             try:
                 migrate_schema(conn, self.where, allow=allow)
+                self.deployment_id = _deployment_id(conn, self._q["deployment_id"])
             finally:
                 conn.close()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        if allow:
+            write_marker(self.path, self.deployment_id)
 
     async def inspect(self) -> SchemaStatus:
         known = known_version(self.dialect)
@@ -67,14 +75,16 @@ class SQLiteStore(SQLStore):
             conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
             try:
                 version = schema_version(conn)
+                deployment_id = _deployment_id(conn, self._q["deployment_id"]) if version >= 3 else None
             finally:
                 conn.close()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read SQLite database {self.path}: {exc}") from exc
-        applied = set(range(version + 1))
-        return replace(status, exists=True, current=version, pending=[m[1] for m in pending(self.dialect, applied)])
+        left = [m[1] for m in pending(self.dialect, set(range(version + 1)))]
+        return replace(status, exists=True, current=version, pending=left, deployment_id=deployment_id)
 
-    async def migrate(self) -> SchemaStatus:
+    async def migrate(self, *, replace_missing: bool = False) -> SchemaStatus:
+        self.replace_missing = replace_missing or self.replace_missing
         self._migrate(allow=True)
         return await self.inspect()
 
@@ -121,3 +131,8 @@ class SQLiteStore(SQLStore):
             raise StoreError("the store is not open")
         result: T = await self._writer.submit(self._op(make, args))
         return result
+
+
+def _deployment_id(conn: sqlite3.Connection, sql: str) -> str | None:
+    row = conn.execute(sql).fetchone()
+    return None if row is None else str(row[0])

@@ -143,7 +143,8 @@ SELECT destination, status, COUNT(*) AS n FROM deliveries GROUP BY destination, 
 SELECT MIN(created_at) AS oldest FROM deliveries WHERE status IN ('pending', 'in_flight');
 
 -- name: health_write
-DELETE FROM rejections WHERE id = -1;
+-- A real write (the row is rewritten), so readiness fails when the disk or the database cannot take one.
+UPDATE meta SET value = value WHERE key = 'deployment_id';
 
 -- name: next_job_check
 SELECT MIN(job_next_check_at) AS due FROM deliveries WHERE job_state = 'open';
@@ -211,6 +212,9 @@ SELECT
        d.job_state, d.job_created_at, d.job_next_check_at, d.job_checks, d.job_completed_at, d.job_duration_ms,
        d.job_excerpt, d.job_reruns, a.id, a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status,
        a.outcome, a.detail, a.response_excerpt, a.notes, r.id, r.source, r.reason, r.status, r.detail, r.remote,
-       r.at
-FROM events e, deliveries d, attempts a, rejections r
+       r.at, m.key, m.value
+FROM events e, deliveries d, attempts a, rejections r, meta m
 WHERE 1 = 0;
+
+-- name: deployment_id
+SELECT value AS deployment_id FROM meta WHERE key = 'deployment_id';
