@@ -131,8 +131,8 @@ class App:
             event = await self.store.get_event(key)
             if event is None:
                 raise LookupError(f"no event {key!r} (give the event id or the webhook-id)")
-            destinations = self.settings.destinations_for(event.source, event.event_type)
-            job_ids = await self.store.replay(event.id, destinations, self.clock())
+            names = self.settings.destinations_for(event.source, event.event_type)
+            job_ids = await self.store.replay(event.id, [self.settings.route(n) for n in names], self.clock())
             results.append(ReplayResult(event.id, job_ids))
         self._notify()
         return results
@@ -144,8 +144,9 @@ class App:
             if destination in self.settings.destinations:
                 grouped.setdefault(event_id, []).append(destination)
         results = []
-        for event_id, destinations in grouped.items():
-            results.append(ReplayResult(event_id, await self.store.replay(event_id, destinations, self.clock())))
+        for event_id, names in grouped.items():
+            routes = [self.settings.route(n) for n in names]
+            results.append(ReplayResult(event_id, await self.store.replay(event_id, routes, self.clock())))
         self._notify()
         return results
 

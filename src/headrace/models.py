@@ -40,9 +40,26 @@ def event_status(latest: Iterable[tuple[DeliveryStatus, JobState | None]]) -> Ev
     return "cancelled"
 
 
-def job_id_for(source: str, webhook_id: str, destination: str, generation: int) -> str:
-    """The Windmill job id of one delivery: the same on every retry and restart, new per replay."""
-    return str(uuid.uuid5(JOB_ID_NAMESPACE, f"{source}\x1f{webhook_id}\x1f{destination}\x1f{generation}"))
+def job_id_for(deployment_id: str, target: str, source: str, webhook_id: str, destination: str, generation: int) -> str:
+    """The Windmill job id of one new delivery: the same on every retry and restart, new per replay, and
+    unique to this deployment (its database's id) and to the Windmill it goes to, because Windmill refuses a
+    job id used before in any workspace, by any client. Ids stored before deployment ids existed were
+    derived from the last four parts alone; they stay as stored, and retries reuse the stored id."""
+    key = "\x1f".join((deployment_id, target, source, webhook_id, destination, str(generation)))
+    return str(uuid.uuid5(JOB_ID_NAMESPACE, key))
+
+
+def target_key(base_url: str, workspace: str) -> str:
+    """A Windmill instance and workspace, as one string for job ids: `https://wm.example/api/w/acme`."""
+    return f"{base_url}/w/{workspace}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One destination an event goes to, with the Windmill (`target_key`) where its jobs are created."""
+
+    destination: str
+    target: str
 
 
 @dataclass(frozen=True)
@@ -223,6 +240,7 @@ class JobUpdate:
     duration_ms: float | None = None
     excerpt: str = ""
     rerun: bool = False  # finished as failure and retry_on_job_failure allows another run
+    target: str = ""  # with rerun: the destination's `target_key` now, for the re-run's job id
 
 
 @dataclass(frozen=True)

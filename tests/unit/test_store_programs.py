@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from headrace.models import JobUpdate, NewEvent
+from headrace.models import JobUpdate, NewEvent, Route, job_id_for
 from headrace.store import programs
 from headrace.store.base import StoreError
 from headrace.store.programs import Program, Step, drive
@@ -59,21 +59,22 @@ def test_a_duplicate_whose_row_cannot_be_found_is_a_store_error():
     script = Script(insert_event=[None], find_event_id=[None])
     event = NewEvent("dodo", "msg_1", "payment.succeeded", 1, 1.0, b"{}", {})
     with pytest.raises(StoreError, match="dodo/msg_1 conflicted but cannot be found"):
-        run(programs.ingest(event, ["a"]), script)
+        run(programs.ingest(event, [Route("a", "t")], "dep"), script)
     assert script.queries == ["insert_event", "find_event_id"]
 
 
 def test_a_job_recorded_meanwhile_by_another_instance_is_not_re_run():
     script = Script(open_job=[OPEN_JOB], job_done=[0])
     failure = JobUpdate(7, "failure", completed_at=2.0, rerun=True)
-    assert run(programs.record_job(failure, 2.0), script) is None
+    assert run(programs.record_job(failure, 2.0, "dep"), script) is None
     assert script.queries == ["open_job", "job_done"]  # no insert_rerun
 
 
 def test_a_failed_job_is_re_run_once_when_it_is_the_latest_generation():
     script = Script(open_job=[OPEN_JOB], job_done=[1], latest_generation=[{"generation": 0}], insert_rerun=[1])
-    job_id = run(programs.record_job(JobUpdate(7, "failure", rerun=True), 2.0), script)
+    job_id = run(programs.record_job(JobUpdate(7, "failure", rerun=True, target="t"), 2.0, "dep"), script)
     assert script.queries[-1] == "insert_rerun" and script.steps[-1].params["job_id"] == job_id
+    assert job_id == job_id_for("dep", "t", "dodo", "msg_1", "a", 1)
 
 
 def test_job_failures_skip_a_latest_failure_that_went_away():

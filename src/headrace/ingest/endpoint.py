@@ -20,7 +20,7 @@ from headrace.config import Settings
 from headrace.durations import parse_duration
 from headrace.ingest.signature import SignatureError, decode_secret, verify
 from headrace.metrics import Metrics
-from headrace.models import NewEvent, Rejection
+from headrace.models import NewEvent, Rejection, Route
 from headrace.store.base import Store
 
 log = logging.getLogger("headrace.ingest")
@@ -49,13 +49,13 @@ class Ingestor:
             for name, source in settings.sources.items()
         }
         self._tolerance = {name: parse_duration(source.tolerance) for name, source in settings.sources.items()}
-        self._routes: dict[tuple[str, str], list[str]] = {}
+        self._routes: dict[tuple[str, str], list[Route]] = {}
 
-    def route(self, source: str, event_type: str) -> list[str]:
+    def route(self, source: str, event_type: str) -> list[Route]:
         key = (source, event_type)
         found = self._routes.get(key)
         if found is None:
-            found = self.settings.destinations_for(source, event_type)
+            found = [self.settings.route(name) for name in self.settings.destinations_for(source, event_type)]
             if len(self._routes) < 10_000:
                 self._routes[key] = found
         return found

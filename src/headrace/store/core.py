@@ -23,6 +23,7 @@ from headrace.models import (
     OpenJob,
     QueueStats,
     Rejection,
+    Route,
 )
 from headrace.store import programs
 from headrace.store.base import Finished, StoreError, StoreStats, StoreUnavailable
@@ -36,6 +37,7 @@ WRITE_FAILURE_WINDOW = 10.0  # seconds a failed write keeps readiness failing (t
 
 class SQLStore(ABC):
     dialect: str  # the folder of its SQL under store/sql/
+    deployment_id: str | None = None  # read from the database at open (migration 0003 created it)
     last_write_failure: tuple[float, str] | None = None  # (time.monotonic(), what failed)
 
     @abstractmethod
@@ -83,8 +85,13 @@ class SQLStore(ABC):
             raise
 
     # ingest
-    async def ingest(self, event: NewEvent, destinations: Sequence[str]) -> IngestResult:
-        return await self._recorded(programs.ingest, event, destinations)
+    def _deployment(self) -> str:
+        if self.deployment_id is None:
+            raise StoreError("the store is not open (no deployment id read yet)")
+        return self.deployment_id
+
+    async def ingest(self, event: NewEvent, routes: Sequence[Route]) -> IngestResult:
+        return await self._recorded(programs.ingest, event, routes, self._deployment())
 
     async def reject(self, rejection: Rejection) -> None:
         await self._recorded(programs.reject, rejection)
@@ -110,7 +117,7 @@ class SQLStore(ABC):
         return await self._recorded(programs.lease_due_jobs, limit, now, lease_until)
 
     async def record_job(self, update: JobUpdate, now: float) -> str | None:
-        return await self._recorded(programs.record_job, update, now)
+        return await self._recorded(programs.record_job, update, now, self._deployment())
 
     # reading and operating
     async def list_events(self, flt: EventFilter) -> list[EventRow]:
@@ -119,8 +126,8 @@ class SQLStore(ABC):
     async def get_event(self, key: str) -> EventRow | None:
         return await self._read(programs.get_event, key)
 
-    async def replay(self, event_id: int, destinations: Sequence[str], now: float) -> list[str]:
-        return await self._recorded(programs.replay, event_id, destinations, now)
+    async def replay(self, event_id: int, routes: Sequence[Route], now: float) -> list[str]:
+        return await self._recorded(programs.replay, event_id, routes, now, self._deployment())
 
     async def failed_since(self, since: float) -> list[tuple[int, str]]:
         return await self._read(programs.failed_since, since)

@@ -27,6 +27,7 @@ from headrace.models import (
     OpenJob,
     QueueStats,
     Rejection,
+    Route,
 )
 from headrace.store import rows, schema
 from headrace.store.base import Finished, StoreError, StoreStats
@@ -64,7 +65,7 @@ def many(query: str, params: list[dict[str, Any]]) -> Step:
 # -- ingest ------------------------------------------------------------------------------------------------
 
 
-def ingest(event: NewEvent, destinations: Sequence[str]) -> Program[IngestResult]:
+def ingest(event: NewEvent, routes: Sequence[Route], deployment_id: str) -> Program[IngestResult]:
     params = rows.event_params(event)
     row = yield one("insert_event", params)
     if row is None:  # a duplicate (PostgreSQL's ON CONFLICT waited for the first one's transaction to end)
@@ -73,15 +74,15 @@ def ingest(event: NewEvent, destinations: Sequence[str]) -> Program[IngestResult
             raise StoreError(f"event {event.source}/{event.webhook_id} conflicted but cannot be found")
         return IngestResult(event_id=int(existing["id"]), duplicate=True, deliveries=0)
     event_id = int(row["id"])
-    if destinations:
+    if routes:
         yield many(
             "insert_delivery",
             [
-                rows.delivery_params(event_id, event.source, event.webhook_id, name, 0, event.received_at)
-                for name in destinations
+                rows.delivery_params(deployment_id, event_id, event.source, event.webhook_id, r, 0, event.received_at)
+                for r in routes
             ],
         )
-    return IngestResult(event_id=event_id, duplicate=False, deliveries=len(destinations))
+    return IngestResult(event_id=event_id, duplicate=False, deliveries=len(routes))
 
 
 def reject(rejection: Rejection) -> Program[None]:
@@ -132,7 +133,7 @@ def lease_due_jobs(limit: int, now: float, lease_until: float) -> Program[list[O
     return found
 
 
-def record_job(update: JobUpdate, now: float) -> Program[str | None]:
+def record_job(update: JobUpdate, now: float, deployment_id: str) -> Program[str | None]:
     """Store one look at a job; for a failure with `rerun`, queue a new generation and return its job id."""
     if update.state == "open":
         yield run("job_still_open", {"delivery_id": update.delivery_id, "next_check_at": update.next_check_at})
@@ -148,7 +149,10 @@ def record_job(update: JobUpdate, now: float) -> Program[str | None]:
     latest = yield from latest_generation(job.event_id, job.destination)
     if latest is not None and latest != job.generation:
         return None  # replayed meanwhile: that newer generation is the re-run
-    params = rows.delivery_params(job.event_id, job.source, job.webhook_id, job.destination, job.generation + 1, now)
+    route = Route(job.destination, update.target)
+    params = rows.delivery_params(
+        deployment_id, job.event_id, job.source, job.webhook_id, route, job.generation + 1, now
+    )
     yield run("insert_rerun", {**params, "job_reruns": job.reruns + 1})
     return str(params["job_id"])
 
@@ -202,15 +206,16 @@ def get_event(key: str) -> Program[EventRow | None]:
     return rows.event_detail(row, deliveries, attempts)
 
 
-def replay(event_id: int, destinations: Sequence[str], now: float) -> Program[list[str]]:
+def replay(event_id: int, routes: Sequence[Route], now: float, deployment_id: str) -> Program[list[str]]:
     key = yield one("event_key", {"event_id": event_id})
     if key is None:
         raise StoreError(f"no event with id {event_id}")
     job_ids = []
-    for name in destinations:
-        latest = yield from latest_generation(event_id, name)
+    source, webhook_id = str(key["source"]), str(key["webhook_id"])
+    for route in routes:
+        latest = yield from latest_generation(event_id, route.destination)
         generation = 0 if latest is None else latest + 1
-        params = rows.delivery_params(event_id, str(key["source"]), str(key["webhook_id"]), name, generation, now)
+        params = rows.delivery_params(deployment_id, event_id, source, webhook_id, route, generation, now)
         yield run("insert_delivery", params)
         job_ids.append(str(params["job_id"]))
     return job_ids

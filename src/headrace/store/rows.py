@@ -22,6 +22,7 @@ from headrace.models import (
     OpenJob,
     Rejection,
     Retry,
+    Route,
     job_id_for,
 )
 from headrace.store.base import Finished
@@ -50,14 +51,14 @@ def event_params(event: NewEvent) -> dict[str, Any]:
 
 
 def delivery_params(
-    event_id: int, source: str, webhook_id: str, destination: str, generation: int, now: float
+    deployment_id: str, event_id: int, source: str, webhook_id: str, route: Route, generation: int, now: float
 ) -> dict[str, Any]:
     """Parameters of insert_delivery: one delivery of one event to one destination, with its job id."""
     return {
         "event_id": event_id,
-        "destination": destination,
+        "destination": route.destination,
         "generation": generation,
-        "job_id": job_id_for(source, webhook_id, destination, generation),
+        "job_id": job_id_for(deployment_id, route.target, source, webhook_id, route.destination, generation),
         "now": now,
     }
 
