@@ -7,6 +7,7 @@ import asyncio
 import json
 
 from headrace import logs
+from headrace.cli_tools import UsageError
 from headrace.config import load
 from headrace.store.schema import SchemaStatus, guard
 
@@ -71,6 +72,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], config
     p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_db_status)
+    p = sub.add_parser("backup", help="SQLite: a consistent copy of the database, safe while serving")
+    p.add_argument("file", metavar="FILE", help="the backup file to write (must not exist)")
+    p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
+    p.set_defaults(func=cmd_backup)
     p = db.add_parser("migrate", help="bring the schema to this headrace's version (serve and worker do it at start)")
     p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
     p.add_argument(
@@ -79,3 +84,24 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], config
         help="SQLite: create an empty database where the one headrace had created has gone missing",
     )
     p.set_defaults(func=cmd_db_migrate)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from headrace.store.backup import backup_sqlite
+
+    settings = load(args.config)
+    logs.setup("text", "warning")
+    if settings.sqlite_path is None:
+        raise UsageError(
+            "`headrace backup` is for SQLite; back up a PostgreSQL database with pg_dump "
+            '(docs/operations.md, "Backups and restores")'
+        )
+    report = backup_sqlite(settings.sqlite_path, Path(args.file))
+    counts = ", ".join(f"{n} {name}" for name, n in report.counts.items())
+    print(
+        f"backed up {report.source} to {report.target} ({report.bytes} bytes, integrity ok): {counts}; "
+        f"schema version {report.schema_version}, deployment {report.deployment_id or '-'}"
+    )
+    return 0

@@ -218,3 +218,9 @@ WHERE 1 = 0;
 
 -- name: deployment_id
 SELECT value AS deployment_id FROM meta WHERE key = 'deployment_id';
+
+-- name: table_counts
+-- Rows per table: what `headrace backup` and `headrace db copy` report and check.
+SELECT (SELECT COUNT(*) FROM events) AS events, (SELECT COUNT(*) FROM deliveries) AS deliveries,
+       (SELECT COUNT(*) FROM attempts) AS attempts, (SELECT COUNT(*) FROM rejections) AS rejections,
+       (SELECT COUNT(*) FROM deliveries WHERE job_state IS NOT NULL) AS job_outcomes;
