@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -24,17 +25,23 @@ log = logging.getLogger("headrace.app")
 
 
 def open_store(settings: Settings) -> Store:
-    path = settings.sqlite_path
-    if path is not None:
-        return SQLiteStore(path)
+    return store_at(settings.server.database, settings.sqlite_path)
+
+
+def store_at(url: str, sqlite_path: Path | None = None) -> Store:
+    """The store for a database URL (`sqlite:///PATH` or `postgresql://…`); `sqlite_path` as config resolved it."""
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(sqlite_path or Path(url.removeprefix("sqlite:///")))
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{url!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
     try:
         from headrace.store.postgres import PostgresStore
     except ImportError as exc:  # psycopg is the optional extra `headrace[postgres]`
         raise ConfigError(
-            f"[server] database is a PostgreSQL URL, but the PostgreSQL driver is not installed ({exc}); "
+            f"the database is a PostgreSQL URL, but the PostgreSQL driver is not installed ({exc}); "
             "install it with: pip install 'headrace[postgres]'"
         ) from None
-    return PostgresStore(settings.server.database)
+    return PostgresStore(url)
 
 
 def load_scripts(settings: Settings) -> dict[str, Script]:

@@ -64,6 +64,38 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_copy(args: argparse.Namespace) -> int:
+    from headrace.app import open_store, store_at
+    from headrace.store.copy import copy_database
+    from headrace.store.core import SQLStore
+
+    settings = load(args.config)
+    logs.setup("text", "warning")
+    source, target = open_store(settings), store_at(args.to)
+    assert isinstance(source, SQLStore) and isinstance(target, SQLStore)
+    if source.where == target.where:
+        raise UsageError(f"--to names the configured database itself ({source.where})")
+
+    async def main() -> dict[str, int]:
+        await source.open(migrate=False)  # as it is: a source at an older schema is migrated first, by its owner
+        try:
+            await target.open(migrate=True)  # an empty target gets this headrace's schema
+            try:
+                return await copy_database(source, target)
+            finally:
+                await target.close()
+        finally:
+            await source.close()
+
+    counts = asyncio.run(main())
+    print(
+        f"copied {source.where} to {target.where}: "
+        + ", ".join(f"{n} {name}" for name, n in counts.items())
+        + f"; deployment {source.deployment_id}. Point [server] database at the copy, then start headrace."
+    )
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], config_help: str) -> None:
     db = sub.add_parser("db", help="the database: schema status and migrations").add_subparsers(
         dest="db", metavar="ACTION", required=True
@@ -76,6 +108,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], config
     p.add_argument("file", metavar="FILE", help="the backup file to write (must not exist)")
     p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
     p.set_defaults(func=cmd_backup)
+    p = db.add_parser("copy", help="copy everything into another, empty database (SQLite <-> PostgreSQL)")
+    p.add_argument("--to", required=True, metavar="URL", help="sqlite:///PATH or postgresql://USER@HOST/DB")
+    p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
+    p.set_defaults(func=cmd_db_copy)
     p = db.add_parser("migrate", help="bring the schema to this headrace's version (serve and worker do it at start)")
     p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
     p.add_argument(

@@ -151,6 +151,21 @@ class SQLStore(ABC):
         if failure is not None and time.monotonic() - failure[0] < WRITE_FAILURE_WINDOW:
             raise StoreUnavailable(f"a write failed {time.monotonic() - failure[0]:.0f}s ago: {failure[1]}")
 
+    # copying a whole database (store.copy)
+    async def export_rows(self, table: str, after_id: int, limit: int) -> list[dict[str, Any]]:
+        return await self._read(programs.export_rows, table, after_id, limit)
+
+    async def import_rows(self, table: str, batch: list[dict[str, Any]]) -> None:
+        await self._recorded(programs.import_rows, table, batch)
+
+    async def finish_import(self, deployment_id: str) -> dict[str, int]:
+        counts = await self._recorded(programs.finish_import, deployment_id)
+        self.deployment_id = deployment_id
+        return counts
+
+    async def table_counts(self) -> dict[str, int]:
+        return await self._read(programs.table_counts)
+
     async def check_schema(self) -> None:
         """Raise unless the open database has this binary's schema version and every column it uses."""
         await self._read(programs.check_schema, self.where, known_version(self.dialect))

@@ -264,6 +264,37 @@ def check_writable() -> Program[None]:
     yield run("health_write")
 
 
+# -- copying a whole database (`headrace db copy`) ------------------------------------------------------------
+
+COPIED_TABLES = ("events", "deliveries", "attempts", "rejections")  # in foreign-key order
+
+
+def export_rows(table: str, after_id: int, limit: int) -> Program[list[dict[str, Any]]]:
+    found = yield all_rows(f"export_{table}", {"after_id": after_id, "limit": limit})
+    return [{key: _plain(value) for key, value in dict(row).items()} for row in found]
+
+
+def import_rows(table: str, batch: list[dict[str, Any]]) -> Program[None]:
+    if batch:
+        yield many(f"import_{table}", batch)
+
+
+def finish_import(deployment_id: str) -> Program[dict[str, int]]:
+    """After the rows: take over the source's deployment id, move id sequences past the copied ids."""
+    yield run("set_deployment_id", {"deployment_id": deployment_id})
+    yield one("reset_ids")
+    return (yield from table_counts())
+
+
+def table_counts() -> Program[dict[str, int]]:
+    row = yield one("table_counts")
+    return {key: int(value) for key, value in dict(row).items()}
+
+
+def _plain(value: Any) -> Any:
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
 def check_schema(where: str, known: int) -> Program[None]:
     row = yield one("schema_version")
     schema.check_live(where, 0 if row is None else int(row["version"]), known)

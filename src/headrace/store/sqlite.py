@@ -17,7 +17,7 @@ from headrace.store.core import MakeProgram, SQLStore
 from headrace.store.programs import Step, drive
 from headrace.store.queries import load
 from headrace.store.schema import SchemaStatus, known_version, pending
-from headrace.store.sqlite_file import FileIdentity, check_missing, write_marker
+from headrace.store.sqlite_file import FileIdentity, check_missing, marker_path, write_marker
 from headrace.store.sqlite_io import LoopWriter, Reader, connect, schema_version
 from headrace.store.sqlite_io import migrate as migrate_schema
 
@@ -87,6 +87,12 @@ class SQLiteStore(SQLStore):
         self.replace_missing = replace_missing or self.replace_missing
         self._migrate(allow=True)
         return await self.inspect()
+
+    async def finish_import(self, deployment_id: str) -> dict[str, int]:
+        counts = await super().finish_import(deployment_id)
+        marker_path(self.path).unlink(missing_ok=True)  # it named the id this file was created with
+        write_marker(self.path, deployment_id)
+        return counts
 
     async def close(self) -> None:
         if self._writer is not None:

@@ -242,3 +242,58 @@ SELECT value AS deployment_id FROM meta WHERE key = 'deployment_id';
 SELECT (SELECT COUNT(*) FROM events) AS events, (SELECT COUNT(*) FROM deliveries) AS deliveries,
        (SELECT COUNT(*) FROM attempts) AS attempts, (SELECT COUNT(*) FROM rejections) AS rejections,
        (SELECT COUNT(*) FROM deliveries WHERE job_state IS NOT NULL) AS job_outcomes;
+
+-- The queries of `headrace db copy`: every row of every table, ids kept, in id order.
+
+-- name: export_events
+SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers
+FROM events WHERE id > %(after_id)s ORDER BY id LIMIT %(limit)s;
+
+-- name: import_events
+INSERT INTO events (id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers)
+VALUES (%(id)s, %(source)s, %(webhook_id)s, %(event_type)s, %(webhook_timestamp)s, %(received_at)s, %(body)s,
+        %(headers)s);
+
+-- name: export_deliveries
+SELECT id, event_id, destination, generation, job_id, status, attempts, next_attempt_at, lease_owner, lease_until,
+       last_error, windmill_job_id, payload, created_at, updated_at, job_state, job_created_at,
+       job_next_check_at, job_checks, job_completed_at, job_duration_ms, job_excerpt, job_reruns
+FROM deliveries WHERE id > %(after_id)s ORDER BY id LIMIT %(limit)s;
+
+-- name: import_deliveries
+INSERT INTO deliveries (id, event_id, destination, generation, job_id, status, attempts, next_attempt_at, lease_owner, lease_until,
+    last_error, windmill_job_id, payload, created_at, updated_at, job_state, job_created_at, job_next_check_at,
+    job_checks, job_completed_at, job_duration_ms, job_excerpt, job_reruns)
+VALUES (%(id)s, %(event_id)s, %(destination)s, %(generation)s, %(job_id)s, %(status)s, %(attempts)s,
+        %(next_attempt_at)s, %(lease_owner)s, %(lease_until)s, %(last_error)s, %(windmill_job_id)s,
+        %(payload)s, %(created_at)s, %(updated_at)s, %(job_state)s, %(job_created_at)s,
+        %(job_next_check_at)s, %(job_checks)s, %(job_completed_at)s, %(job_duration_ms)s, %(job_excerpt)s,
+        %(job_reruns)s);
+
+-- name: export_attempts
+SELECT id, delivery_id, number, started_at, duration_ms, http_status, outcome, detail, response_excerpt, notes
+FROM attempts WHERE id > %(after_id)s ORDER BY id LIMIT %(limit)s;
+
+-- name: import_attempts
+INSERT INTO attempts (id, delivery_id, number, started_at, duration_ms, http_status, outcome, detail, response_excerpt, notes)
+VALUES (%(id)s, %(delivery_id)s, %(number)s, %(started_at)s, %(duration_ms)s, %(http_status)s, %(outcome)s,
+        %(detail)s, %(response_excerpt)s, %(notes)s);
+
+-- name: export_rejections
+SELECT id, source, reason, status, detail, remote, at
+FROM rejections WHERE id > %(after_id)s ORDER BY id LIMIT %(limit)s;
+
+-- name: import_rejections
+INSERT INTO rejections (id, source, reason, status, detail, remote, at)
+VALUES (%(id)s, %(source)s, %(reason)s, %(status)s, %(detail)s, %(remote)s, %(at)s);
+
+-- name: set_deployment_id
+UPDATE meta SET value = %(deployment_id)s WHERE key = 'deployment_id';
+
+-- name: reset_ids
+-- Rows copied with their ids leave the identity sequences at 1: move each past its table's MAX(id),
+-- or the next insert fails with `Key (id)=(1) already exists`.
+SELECT setval(pg_get_serial_sequence('events', 'id'), COALESCE((SELECT MAX(id) FROM events), 0) + 1, false) AS events,
+       setval(pg_get_serial_sequence('deliveries', 'id'), COALESCE((SELECT MAX(id) FROM deliveries), 0) + 1, false) AS deliveries,
+       setval(pg_get_serial_sequence('attempts', 'id'), COALESCE((SELECT MAX(id) FROM attempts), 0) + 1, false) AS attempts,
+       setval(pg_get_serial_sequence('rejections', 'id'), COALESCE((SELECT MAX(id) FROM rejections), 0) + 1, false) AS rejections;

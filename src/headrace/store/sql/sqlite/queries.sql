@@ -224,3 +224,52 @@ SELECT value AS deployment_id FROM meta WHERE key = 'deployment_id';
 SELECT (SELECT COUNT(*) FROM events) AS events, (SELECT COUNT(*) FROM deliveries) AS deliveries,
        (SELECT COUNT(*) FROM attempts) AS attempts, (SELECT COUNT(*) FROM rejections) AS rejections,
        (SELECT COUNT(*) FROM deliveries WHERE job_state IS NOT NULL) AS job_outcomes;
+
+-- The queries of `headrace db copy`: every row of every table, ids kept, in id order.
+
+-- name: export_events
+SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers
+FROM events WHERE id > :after_id ORDER BY id LIMIT :limit;
+
+-- name: import_events
+INSERT INTO events (id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers)
+VALUES (:id, :source, :webhook_id, :event_type, :webhook_timestamp, :received_at, :body, :headers);
+
+-- name: export_deliveries
+SELECT id, event_id, destination, generation, job_id, status, attempts, next_attempt_at, lease_owner, lease_until,
+       last_error, windmill_job_id, payload, created_at, updated_at, job_state, job_created_at,
+       job_next_check_at, job_checks, job_completed_at, job_duration_ms, job_excerpt, job_reruns
+FROM deliveries WHERE id > :after_id ORDER BY id LIMIT :limit;
+
+-- name: import_deliveries
+INSERT INTO deliveries (id, event_id, destination, generation, job_id, status, attempts, next_attempt_at, lease_owner, lease_until,
+    last_error, windmill_job_id, payload, created_at, updated_at, job_state, job_created_at, job_next_check_at,
+    job_checks, job_completed_at, job_duration_ms, job_excerpt, job_reruns)
+VALUES (:id, :event_id, :destination, :generation, :job_id, :status, :attempts, :next_attempt_at, :lease_owner,
+        :lease_until, :last_error, :windmill_job_id, :payload, :created_at, :updated_at, :job_state,
+        :job_created_at, :job_next_check_at, :job_checks, :job_completed_at, :job_duration_ms, :job_excerpt,
+        :job_reruns);
+
+-- name: export_attempts
+SELECT id, delivery_id, number, started_at, duration_ms, http_status, outcome, detail, response_excerpt, notes
+FROM attempts WHERE id > :after_id ORDER BY id LIMIT :limit;
+
+-- name: import_attempts
+INSERT INTO attempts (id, delivery_id, number, started_at, duration_ms, http_status, outcome, detail, response_excerpt, notes)
+VALUES (:id, :delivery_id, :number, :started_at, :duration_ms, :http_status, :outcome, :detail, :response_excerpt,
+        :notes);
+
+-- name: export_rejections
+SELECT id, source, reason, status, detail, remote, at
+FROM rejections WHERE id > :after_id ORDER BY id LIMIT :limit;
+
+-- name: import_rejections
+INSERT INTO rejections (id, source, reason, status, detail, remote, at)
+VALUES (:id, :source, :reason, :status, :detail, :remote, :at);
+
+-- name: set_deployment_id
+UPDATE meta SET value = :deployment_id WHERE key = 'deployment_id';
+
+-- name: reset_ids
+-- Nothing to do: an INTEGER PRIMARY KEY continues from MAX(id) + 1 by itself.
+SELECT 1 AS done;
