@@ -114,3 +114,64 @@ async def _create(db: Path) -> None:
     store = SQLiteStore(db)
     await store.open()
     await store.close()
+
+
+@pytest.mark.postgres
+def test_the_documented_pg_dump_and_pg_restore_keep_ids_and_the_deployment(pg_dsn: str, tmp_path: Path):
+    """docs/operations.md's PostgreSQL backup and restore, run as written (schema-scoped for the test)."""
+    import shutil
+    import subprocess
+    import uuid
+    from urllib.parse import parse_qs, urlsplit
+
+    import psycopg
+
+    from headrace.models import NewEvent, Route
+    from headrace.store.postgres import PostgresStore
+
+    if not (shutil.which("pg_dump") and shutil.which("pg_restore")):
+        pytest.skip("pg_dump/pg_restore are not installed")
+    url = urlsplit(pg_dsn)
+    database = url.path.lstrip("/")
+    schema = parse_qs(url.query)["options"][0].removeprefix("-csearch_path=")
+    routes = [Route("a", "http://127.0.0.1:8000/api/w/acme")]
+
+    def new(n: int) -> NewEvent:
+        return NewEvent("dodo", f"msg_{n}", "payment.succeeded", 1000, 1000.0, b"{}", {})
+
+    async def before() -> str | None:
+        store = PostgresStore(pg_dsn)
+        await store.open()
+        try:
+            for n in range(3):
+                await store.ingest(new(n), routes)
+            return store.deployment_id
+        finally:
+            await store.close()
+
+    deployment_id = asyncio.run(before())
+    dump = tmp_path / "headrace.dump"
+    admin = "host=127.0.0.1 user=postgres"
+    subprocess.run(
+        ["pg_dump", "--format=custom", f"--schema={schema}", f"--file={dump}", f"{admin} dbname={database}"],
+        check=True,
+    )
+    restored = f"headrace_restored_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{admin} dbname=postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{restored}"')
+    try:
+        subprocess.run(["pg_restore", "--no-owner", f"--dbname={admin} dbname={restored}", str(dump)], check=True)
+
+        async def after() -> None:
+            store = PostgresStore(pg_dsn.replace(f"/{database}?", f"/{restored}?"))
+            await store.open()
+            try:
+                assert store.deployment_id == deployment_id
+                assert (await store.ingest(new(3), routes)).event_id == 4  # the sequence came with the dump
+            finally:
+                await store.close()
+
+        asyncio.run(after())
+    finally:
+        with psycopg.connect(f"{admin} dbname=postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{restored}" WITH (FORCE)')
