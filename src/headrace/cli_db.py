@@ -72,7 +72,8 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
     settings = load(args.config)
     logs.setup("text", "warning")
     source, target = open_store(settings), store_at(args.to)
-    assert isinstance(source, SQLStore) and isinstance(target, SQLStore)
+    if not (isinstance(source, SQLStore) and isinstance(target, SQLStore)):
+        raise UsageError("db copy works between SQLite and PostgreSQL databases only")
     if source.where == target.where:
         raise UsageError(f"--to names the configured database itself ({source.where})")
 

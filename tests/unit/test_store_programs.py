@@ -77,6 +77,12 @@ def test_a_failed_job_is_re_run_once_when_it_is_the_latest_generation():
     assert job_id == job_id_for("dep", "t", "dodo", "msg_1", "a", 1)
 
 
+def test_a_re_run_without_the_destination_target_is_refused():
+    script = Script(open_job=[OPEN_JOB], job_done=[1], latest_generation=[{"generation": 0}])
+    with pytest.raises(StoreError, match="needs its destination's target"):
+        run(programs.record_job(JobUpdate(7, "failure", rerun=True), 2.0, "dep"), script)
+
+
 def test_job_failures_skip_a_latest_failure_that_went_away():
     counts = {"destination": "a", "n": 2, "last_at": 5.0, "last_id": 9}
     script = Script(job_failures_since=[[counts]], delivery_job=[None])

@@ -149,6 +149,8 @@ def record_job(update: JobUpdate, now: float, deployment_id: str) -> Program[str
     latest = yield from latest_generation(job.event_id, job.destination)
     if latest is not None and latest != job.generation:
         return None  # replayed meanwhile: that newer generation is the re-run
+    if not update.target:
+        raise StoreError(f"a re-run of delivery {job.delivery_id} needs its destination's target (JobUpdate.target)")
     route = Route(job.destination, update.target)
     params = rows.delivery_params(
         deployment_id, job.event_id, job.source, job.webhook_id, route, job.generation + 1, now
