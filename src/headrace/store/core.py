@@ -84,12 +84,12 @@ class SQLStore(ABC):
             self.last_write_failure = (time.monotonic(), f"{type(exc).__name__}: {exc}")
             raise
 
-    # ingest
     def _deployment(self) -> str:
         if self.deployment_id is None:
             raise StoreError("the store is not open (no deployment id read yet)")
         return self.deployment_id
 
+    # ingest
     async def ingest(self, event: NewEvent, routes: Sequence[Route]) -> IngestResult:
         return await self._recorded(programs.ingest, event, routes, self._deployment())
 

@@ -72,7 +72,7 @@ class SQLiteStore(SQLStore):
         if not self.path.exists():
             return status
         try:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True)
             try:
                 version = schema_version(conn)
                 deployment_id = _deployment_id(conn, self._q["deployment_id"]) if version >= 3 else None
