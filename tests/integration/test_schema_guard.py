@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import re
 import sqlite3
 import subprocess
@@ -100,6 +101,9 @@ def test_read_only_commands_never_migrate_and_db_migrate_does(tmp_path: Path):
     assert f"schema migrated from version 1 to {KNOWN}" in migrated.stdout
     assert version_of(db) == KNOWN
     assert headrace("db", "status", "-c", str(config)).returncode == 0
+    status_json = json.loads(headrace("db", "status", "-c", str(config), "--json").stdout)
+    assert (status_json["current"], status_json["known"], status_json["pending"]) == (KNOWN, KNOWN, [])
+    assert status_json["backend"] == "sqlite" and len(status_json["deployment_id"]) == 36
     assert headrace("events", "-c", str(config)).stdout.strip() == "no events match"
     again = headrace("db", "migrate", "-c", str(config))
     assert f"already at version {KNOWN}" in again.stdout

@@ -159,3 +159,23 @@ def test_a_full_disk_answers_503_json_fails_readiness_and_recovers(tmp_path: Pat
         conn = sqlite3.connect(db)
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         conn.close()
+
+
+@pytest.mark.postgres
+def test_postgresql_tables_dropped_while_running_answer_503_and_fail_readiness(tmp_path: Path, pg_dsn: str):
+    import psycopg
+
+    text = config_text(tmp_path / "x.db", free_port()).replace(f'"sqlite:///{tmp_path / "x.db"}"', f'"{pg_dsn}"')
+    settings = settings_for(text, tmp_path)
+
+    async def main() -> None:
+        async with running_server(settings) as base, aiohttp.ClientSession() as session:
+            assert (await send(session, base, "msg_before"))[0] == 202
+            assert await ready_status(session, base) == 200
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                conn.execute("DROP TABLE attempts, deliveries, events CASCADE")
+            status, body, headers = await send(session, base, "msg_after")
+            assert (status, body["error"], headers["Retry-After"]) == (503, "store_unavailable", "30")
+            assert await ready_status(session, base) == 503
+
+    asyncio.run(main())
