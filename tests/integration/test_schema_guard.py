@@ -71,7 +71,15 @@ def test_a_newer_sqlite_schema_is_refused_by_every_command_in_one_line(tmp_path:
     conn.commit()
     conn.close()
     config = write_config(tmp_path, f"sqlite:///{db}")
-    for command in (["events"], ["rejections"], ["event", "1"], ["replay", "1"], ["db", "migrate"]):
+    for command in (
+        ["events"],
+        ["rejections"],
+        ["event", "1"],
+        ["replay", "1"],
+        ["db", "migrate"],
+        ["serve"],
+        ["worker"],
+    ):
         result = headrace(*command, "-c", str(config))
         assert result.returncode == 2, (command, result.stdout, result.stderr)
         [line] = result.stderr.strip().splitlines()
