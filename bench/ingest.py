@@ -106,7 +106,8 @@ concurrency = 32
 
 
 def fresh_db(folder: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
+    # ".created" too: headrace refuses to start on a missing database its marker says existed.
+    for suffix in ("", "-wal", "-shm", ".created"):
         (folder / f"bench.db{suffix}").unlink(missing_ok=True)
 
 

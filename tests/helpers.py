@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import aiohttp
 
 from headrace.config import Settings, parse
 from headrace.ingest.signature import decode_secret, sign
+from headrace.models import job_id_for
 from headrace.server import serve
 from headrace.windmill.emulator import EmulatorState
 
@@ -94,6 +96,18 @@ timeout = "2s"
 {extra_dest}
 """
     return text
+
+
+def expected_job_id(settings: Settings, webhook_id: str, destination: str, generation: int) -> str:
+    """The job id headrace derives for a new delivery, from the deployment id in settings' SQLite database."""
+    assert settings.sqlite_path is not None
+    conn = sqlite3.connect(settings.sqlite_path)
+    try:
+        [deployment_id] = conn.execute("SELECT value FROM meta WHERE key = 'deployment_id'").fetchone()
+    finally:
+        conn.close()
+    dest = settings.destinations[destination]
+    return job_id_for(deployment_id, dest.job_target, dest.source, webhook_id, destination, generation)
 
 
 def settings_for(text: str, base: Path) -> Settings:

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -24,17 +25,23 @@ log = logging.getLogger("headrace.app")
 
 
 def open_store(settings: Settings) -> Store:
-    path = settings.sqlite_path
-    if path is not None:
-        return SQLiteStore(path)
+    return store_at(settings.server.database, settings.sqlite_path)
+
+
+def store_at(url: str, sqlite_path: Path | None = None) -> Store:
+    """The store for a database URL (`sqlite:///PATH` or `postgresql://…`); `sqlite_path` as config resolved it."""
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(sqlite_path or Path(url.removeprefix("sqlite:///")))
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{url!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
     try:
         from headrace.store.postgres import PostgresStore
     except ImportError as exc:  # psycopg is the optional extra `headrace[postgres]`
         raise ConfigError(
-            f"[server] database is a PostgreSQL URL, but the PostgreSQL driver is not installed ({exc}); "
+            f"the database is a PostgreSQL URL, but the PostgreSQL driver is not installed ({exc}); "
             "install it with: pip install 'headrace[postgres]'"
         ) from None
-    return PostgresStore(settings.server.database)
+    return PostgresStore(url)
 
 
 def load_scripts(settings: Settings) -> dict[str, Script]:
@@ -74,9 +81,10 @@ class App:
         self.ingestor = Ingestor(settings, store, self._notify, clock, self.metrics)
 
     @classmethod
-    async def open(cls, settings: Settings) -> App:
+    async def open(cls, settings: Settings, *, migrate: bool = True) -> App:
+        """`migrate`: bring the schema up to date (serve and worker); False refuses an older schema instead."""
         store = open_store(settings)
-        await store.open()
+        await store.open(migrate=migrate)
         return cls(settings, store)
 
     def _notify(self) -> None:
@@ -130,8 +138,8 @@ class App:
             event = await self.store.get_event(key)
             if event is None:
                 raise LookupError(f"no event {key!r} (give the event id or the webhook-id)")
-            destinations = self.settings.destinations_for(event.source, event.event_type)
-            job_ids = await self.store.replay(event.id, destinations, self.clock())
+            names = self.settings.destinations_for(event.source, event.event_type)
+            job_ids = await self.store.replay(event.id, [self.settings.route(n) for n in names], self.clock())
             results.append(ReplayResult(event.id, job_ids))
         self._notify()
         return results
@@ -143,8 +151,9 @@ class App:
             if destination in self.settings.destinations:
                 grouped.setdefault(event_id, []).append(destination)
         results = []
-        for event_id, destinations in grouped.items():
-            results.append(ReplayResult(event_id, await self.store.replay(event_id, destinations, self.clock())))
+        for event_id, names in grouped.items():
+            routes = [self.settings.route(n) for n in names]
+            results.append(ReplayResult(event_id, await self.store.replay(event_id, routes, self.clock())))
         self._notify()
         return results
 
@@ -159,6 +168,11 @@ class App:
         return self.metrics.render(await self.metrics.queue(self.store.queue_stats))
 
     async def ready(self) -> tuple[bool, str]:
+        """Ready when the store has this binary's schema, can read every column it uses, and can write."""
+        try:
+            await asyncio.wait_for(self.store.check_schema(), 5)
+        except Exception as exc:
+            return False, f"store schema does not match this headrace: {exc}"
         try:
             await asyncio.wait_for(self.store.check_writable(), 5)
         except Exception as exc:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from headrace import __version__, logs
+from headrace import __version__, cli_db, logs
 from headrace.cli_tools import (
     DEV_WINDMILL_DESCRIPTION,
     UsageError,
@@ -23,6 +23,7 @@ from headrace.cli_tools import (
     print_json,
 )
 from headrace.config import ConfigError, Settings, load
+from headrace.models import EVENT_STATUSES
 from headrace.store.base import StoreError
 
 T = TypeVar("T")
@@ -80,7 +81,7 @@ def _with_app(args: argparse.Namespace, action: Callable[[Any], Awaitable[T]]) -
     logs.setup("text", "warning")
 
     async def main() -> T:
-        app = await App.open(settings)
+        app = await App.open(settings, migrate=False)  # only serve, worker and `db migrate` change the schema
         try:
             return await action(app)
         finally:
@@ -231,7 +232,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         # Recent failed jobs come from the store; a SQLite file that does not exist yet has none.
         store = open_store(settings) if path is None or path.exists() else None
         if store is not None:
-            await store.open()
+            await store.open(migrate=False)
         try:
             sandbox = make_sandbox() if any(d.transform for d in settings.destinations.values()) else None
             return await check(settings, args.destinations, sandbox=sandbox, store=store, timeout=args.timeout)
@@ -277,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
 
     p = with_config(sub.add_parser("events", help="list events, newest first"))
-    p.add_argument("--status", help="unrouted, pending, delivered, failed, job_failed or cancelled")
+    p.add_argument("--status", choices=EVENT_STATUSES, metavar="STATUS", help=f"one of {', '.join(EVENT_STATUSES)}")
     p.add_argument("--type", help='event type, exact or "prefix.*"')
     p.add_argument("--source", help="source name")
     p.add_argument("--since", help="2h (ago), ISO 8601 time or unix seconds")
@@ -303,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_rejections)
+
+    cli_db.add_parsers(sub, "config file (default: headrace.toml)")
 
     p = sub.add_parser("send", help="sign and POST a sample Dodo event (like `stripe trigger`)")
     p.add_argument("event_type", metavar="EVENT_TYPE", help="e.g. payment.succeeded (see `headrace samples`)")

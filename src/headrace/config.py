@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from headrace.durations import parse_duration
+from headrace.models import Route, target_key
 from headrace.windmill.urls import RunTarget, WindmillUrlError, parse_run_url
 
 DEFAULT_RETRY_SCHEDULE = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
@@ -218,6 +219,11 @@ class DestinationSettings(_Strict):
         return parse_run_url(self.url)[0]
 
     @cached_property
+    def job_target(self) -> str:
+        """Where this destination's jobs are created (base URL and workspace), as job ids see it."""
+        return target_key(self.target.base_url, self.target.workspace)
+
+    @cached_property
     def bearer(self) -> Secret:
         token = self.token if self.token is not None else parse_run_url(self.url)[1]
         return token if isinstance(token, Secret) else Secret(token or "")
@@ -263,6 +269,10 @@ class Settings(_Strict):
             for name, dest in self.destinations.items()
             if dest.enabled and dest.source == source and dest.matches(event_type)
         ]
+
+    def route(self, name: str) -> Route:
+        """Destination `name` with its Windmill target, as the store needs it to derive job ids."""
+        return Route(name, self.destinations[name].job_target)
 
     @property
     def sqlite_path(self) -> Path | None:

@@ -3,23 +3,63 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 # The namespace of deterministic Windmill job ids. Changing it would re-run every replayed job: never do.
 JOB_ID_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c8b-9a57-2b7e4d1f0c33")
 
 DeliveryStatus = Literal["pending", "in_flight", "delivered", "failed", "cancelled"]
-DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = ("pending", "in_flight", "delivered", "failed", "cancelled")
 JobState = Literal["open", "success", "failure", "unknown"]
-# Over each destination's newest delivery: unrouted (none), pending (any pending or in flight), failed (any
-# delivery failed), job_failed (all delivered, but a Windmill job failed), delivered, cancelled.
+# The statuses of an event, the one list: the CLI's choices, the API's enum and the console's list come from
+# here (or a test pins them to it). The rule that picks one is `event_status` below.
 EventStatus = Literal["unrouted", "pending", "delivered", "failed", "job_failed", "cancelled"]
+EVENT_STATUSES: tuple[EventStatus, ...] = get_args(EventStatus)
 
 
-def job_id_for(source: str, webhook_id: str, destination: str, generation: int) -> str:
-    """The Windmill job id of one delivery: the same on every retry and restart, new per replay."""
-    return str(uuid.uuid5(JOB_ID_NAMESPACE, f"{source}\x1f{webhook_id}\x1f{destination}\x1f{generation}"))
+def event_status(latest: Iterable[tuple[DeliveryStatus, JobState | None]]) -> EventStatus:
+    """An event's status from (status, job state) of each destination's newest delivery, first match wins:
+    unrouted (no delivery), pending (any pending or in flight), failed (any delivery failed), job_failed (a
+    Windmill job failed), delivered (any delivered), else cancelled.
+
+    The store's list_events query computes the same in SQL; a contract test checks every combination.
+    """
+    pairs = list(latest)
+    statuses = {status for status, _ in pairs}
+    if not pairs:
+        return "unrouted"
+    if statuses & {"pending", "in_flight"}:
+        return "pending"
+    if "failed" in statuses:
+        return "failed"
+    if any(job_state == "failure" for _, job_state in pairs):
+        return "job_failed"
+    if "delivered" in statuses:
+        return "delivered"
+    return "cancelled"
+
+
+def job_id_for(deployment_id: str, target: str, source: str, webhook_id: str, destination: str, generation: int) -> str:
+    """The Windmill job id of one new delivery: the same on every retry and restart, new per replay, and
+    unique to this deployment (its database's id) and to the Windmill it goes to, because Windmill refuses a
+    job id used before in any workspace, by any client. Ids stored before deployment ids existed were
+    derived from the last four parts alone; they stay as stored, and retries reuse the stored id."""
+    key = "\x1f".join((deployment_id, target, source, webhook_id, destination, str(generation)))
+    return str(uuid.uuid5(JOB_ID_NAMESPACE, key))
+
+
+def target_key(base_url: str, workspace: str) -> str:
+    """A Windmill instance and workspace, as one string for job ids: `https://wm.example/api/w/acme`."""
+    return f"{base_url}/w/{workspace}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One destination an event goes to, with the Windmill (`target_key`) where its jobs are created."""
+
+    destination: str
+    target: str
 
 
 @dataclass(frozen=True)
@@ -200,6 +240,7 @@ class JobUpdate:
     duration_ms: float | None = None
     excerpt: str = ""
     rerun: bool = False  # finished as failure and retry_on_job_failure allows another run
+    target: str = ""  # with rerun: the destination's `target_key` now, for the re-run's job id
 
 
 @dataclass(frozen=True)

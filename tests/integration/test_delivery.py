@@ -12,12 +12,12 @@ import aiohttp
 import pytest
 
 from headrace.app import App
-from headrace.models import job_id_for
 from headrace.windmill.emulator import EmulatorState, EmulatorThread, Fault, running_emulator
 from tests.helpers import (
     config_text,
     deployed_windmill,
     dodo_body,
+    expected_job_id,
     free_port,
     post,
     running_server,
@@ -62,14 +62,16 @@ async def settled(base: str, key: str, status: str = "delivered", timeout: float
 def test_500_500_201_is_delivered_once_with_one_job_id(tmp_path: Path, emulator: EmulatorThread):
     emulator.state.inject(Fault("status", count=2, status=500))
 
+    cfg = settings(tmp_path, emulator.url())
+
     async def main() -> None:
-        async with running_server(settings(tmp_path, emulator.url())) as base:
+        async with running_server(cfg) as base:
             await send(base, "msg_retry")
             data = await settled(base, "msg_retry")
         [delivery] = data["deliveries"]
         assert [a["http_status"] for a in delivery["attempt_log"]] == [500, 500, 201]
         assert [a["outcome"] for a in delivery["attempt_log"]] == ["retry", "retry", "delivered"]
-        expected = job_id_for("dodo", "msg_retry", "payments", 0)
+        expected = expected_job_id(cfg, "msg_retry", "payments", 0)
         assert delivery["job_id"] == delivery["windmill_job_id"] == expected
         assert list(emulator.state.jobs) == [expected]
 
@@ -162,7 +164,7 @@ def test_schedule_exhausted_is_failed_not_dropped_then_replayed(tmp_path: Path, 
             assert "gave up after 3 attempts" in delivery["last_error"]
             async with aiohttp.ClientSession() as http, http.post(f"{base}/api/v1/events/msg_gone/replay") as r:
                 replayed = await r.json()
-            new_job = job_id_for("dodo", "msg_gone", "payments", 1)
+            new_job = expected_job_id(cfg, "msg_gone", "payments", 1)
             assert replayed["replayed"][0]["job_ids"] == [new_job]
             # One more 503 left in the fault queue, then success under the new job id.
             data = await settled(base, "msg_gone")

@@ -11,11 +11,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from headrace.models import job_id_for
 from headrace.windmill.emulator import EmulatorState, EmulatorThread, Fault, Token, running_emulator
 from tests.helpers import (
     config_text,
     dodo_body,
+    expected_job_id,
     free_port,
     post,
     running_server,
@@ -101,7 +101,8 @@ def test_failed_job_is_recorded_and_rerun_under_new_job_ids(tmp_path: Path) -> N
     state.add_target("script", "f/dodo/on_payment", fail)
 
     async def scenario(emu: EmulatorThread) -> None:
-        async with running_server(settings(tmp_path, emu.url(), "retry_on_job_failure = 2")) as base:
+        cfg = settings(tmp_path, emu.url(), "retry_on_job_failure = 2")
+        async with running_server(cfg) as base:
             await send(base, "msg_fails")
             data = await until(base, "msg_fails", lambda d: job_states(d) == ["failure"] * 3, timeout=20)
             await asyncio.sleep(1.5)  # no fourth run
@@ -113,7 +114,7 @@ def test_failed_job_is_recorded_and_rerun_under_new_job_ids(tmp_path: Path) -> N
         assert [d["generation"] for d in data["deliveries"]] == [0, 1, 2]
         assert [d["job"]["rerun_number"] for d in data["deliveries"]] == [0, 1, 2]
         assert data["deliveries"][0]["job"]["excerpt"].startswith("ValueError: currency XXX is not supported")
-        assert sorted(emu.state.jobs) == sorted(job_id_for("dodo", "msg_fails", "payments", g) for g in range(3))
+        assert sorted(emu.state.jobs) == sorted(expected_job_id(cfg, "msg_fails", "payments", g) for g in range(3))
 
     run_with(state, scenario)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from headrace.models import (
+    EVENT_STATUSES,
     Attempt,
     Cancelled,
     Delivered,
@@ -20,6 +22,8 @@ from headrace.models import (
     NewEvent,
     Rejection,
     Retry,
+    Route,
+    event_status,
     job_id_for,
 )
 from headrace.store.base import Finished, Store
@@ -60,6 +64,18 @@ def run(make: Callable[[], Store], scenario: Callable[[Store], Awaitable[Any]]) 
     return asyncio.run(main())
 
 
+TARGET = "http://127.0.0.1:8000/api/w/acme"
+
+
+def routes(*names: str) -> list[Route]:
+    return [Route(name, TARGET) for name in names]
+
+
+def job_id(store: Store, webhook_id: str, destination: str, generation: int) -> str:
+    assert store.deployment_id is not None
+    return job_id_for(store.deployment_id, TARGET, "dodo", webhook_id, destination, generation)
+
+
 def event(webhook_id: str = "msg_1", event_type: str = "payment.succeeded", at: float = 1000.0) -> NewEvent:
     return NewEvent("dodo", webhook_id, event_type, 1000, at, b'{"type": "%s"}' % event_type.encode(), {"a": "b"})
 
@@ -70,15 +86,15 @@ def attempt(status: int | None = 201) -> Attempt:
 
 def test_ingest_fans_out_and_dedupes(make_store):
     async def scenario(store: Store) -> None:
-        first = await store.ingest(event(), ["a", "b"])
-        again = await store.ingest(event(), ["a", "b"])
+        first = await store.ingest(event(), routes("a", "b"))
+        again = await store.ingest(event(), routes("a", "b"))
         assert (first.duplicate, first.deliveries) == (False, 2)
         assert (again.duplicate, again.event_id) == (True, first.event_id)
         detail = await store.get_event(str(first.event_id))
         assert detail is not None and detail.status == "pending"
         assert [(d.destination, d.generation, d.job_id) for d in detail.deliveries] == [
-            ("a", 0, job_id_for("dodo", "msg_1", "a", 0)),
-            ("b", 0, job_id_for("dodo", "msg_1", "b", 0)),
+            ("a", 0, job_id(store, "msg_1", "a", 0)),
+            ("b", 0, job_id(store, "msg_1", "b", 0)),
         ]
         assert detail.body == b'{"type": "payment.succeeded"}' and detail.headers == {"a": "b"}
 
@@ -87,7 +103,7 @@ def test_ingest_fans_out_and_dedupes(make_store):
 
 def test_concurrent_ingests_are_each_stored_once(make_store):
     async def scenario(store: Store) -> None:
-        results = await asyncio.gather(*(store.ingest(event(f"msg_{i % 50}"), ["a"]) for i in range(200)))
+        results = await asyncio.gather(*(store.ingest(event(f"msg_{i % 50}"), routes("a")) for i in range(200)))
         assert sum(not r.duplicate for r in results) == 50
         assert len(await store.list_events(EventFilter(limit=1000))) == 50
 
@@ -105,7 +121,7 @@ def test_unrouted_events_are_kept(make_store):
 
 def test_claim_lease_finish_and_lost_lease(make_store):
     async def scenario(store: Store) -> None:
-        await store.ingest(event(), ["a"])
+        await store.ingest(event(), routes("a"))
         claimed = await store.claim("a", 10, "w1#1", now=1000.0, lease_until=1060.0)
         assert len(claimed) == 1 and claimed[0].attempts == 0
         assert await store.claim("a", 10, "w2#1", now=1001.0, lease_until=1061.0) == []  # leased
@@ -125,7 +141,7 @@ def test_claim_lease_finish_and_lost_lease(make_store):
 
 def test_retry_waits_until_due_then_counts_attempts(make_store):
     async def scenario(store: Store) -> None:
-        await store.ingest(event(), ["a"])
+        await store.ingest(event(), routes("a"))
         [c] = await store.claim("a", 1, "t1", 1000.0, 1060.0)
         await store.finish(Finished(c, "t1", attempt(500), Retry(at=1100.0, reason="HTTP 500")), 1001.0)
         assert await store.next_due() == 1100.0
@@ -143,7 +159,7 @@ def test_retry_waits_until_due_then_counts_attempts(make_store):
 
 def test_release_returns_work_to_the_queue(make_store):
     async def scenario(store: Store) -> None:
-        await store.ingest(event(), ["a"])
+        await store.ingest(event(), routes("a"))
         [c] = await store.claim("a", 1, "t1", 1000.0, 5000.0)
         await store.release(c, "t1", 1000.5)
         [again] = await store.claim("a", 1, "t2", 1001.0, 1060.0)
@@ -154,12 +170,12 @@ def test_release_returns_work_to_the_queue(make_store):
 
 def test_replay_makes_a_new_generation_and_job_id(make_store):
     async def scenario(store: Store) -> None:
-        result = await store.ingest(event(), ["a"])
+        result = await store.ingest(event(), routes("a"))
         [c] = await store.claim("a", 1, "t1", 1000.0, 1060.0)
         await store.finish(Finished(c, "t1", attempt(404), Failed("HTTP 404")), 1001.0)
         assert await store.failed_since(1000.0) == [(result.event_id, "a")]
-        job_ids = await store.replay(result.event_id, ["a"], 1002.0)
-        assert job_ids == [job_id_for("dodo", "msg_1", "a", 1)] and job_ids[0] != c.job_id
+        job_ids = await store.replay(result.event_id, routes("a"), 1002.0)
+        assert job_ids == [job_id(store, "msg_1", "a", 1)] and job_ids[0] != c.job_id
         assert await store.failed_since(1000.0) == []  # the newest generation is pending now
         listed = await store.list_events(EventFilter(status="pending"))
         assert [e.id for e in listed] == [result.event_id]
@@ -169,7 +185,7 @@ def test_replay_makes_a_new_generation_and_job_id(make_store):
 
 def test_cancelled_and_filters(make_store):
     async def scenario(store: Store) -> None:
-        await store.ingest(event("m1", "payment.succeeded", at=100.0), ["a"])
+        await store.ingest(event("m1", "payment.succeeded", at=100.0), routes("a"))
         await store.ingest(event("m2", "refund.succeeded", at=200.0), [])
         await store.ingest(event("m3", "payment.failed", at=300.0), [])
         [c] = await store.claim("a", 1, "t", 1000.0, 1060.0)
@@ -201,7 +217,7 @@ def test_rejections_are_counted_without_bodies(make_store):
 
 
 async def delivered(store: Store, webhook_id: str, destination: str = "a", *, now: float = 1000.0, **kw: Any) -> Any:
-    await store.ingest(event(webhook_id), [destination])
+    await store.ingest(event(webhook_id), routes(destination))
     [c] = await store.claim(destination, 1, f"t-{webhook_id}", now, now + 60)
     job_id = kw.pop("job_id", c.job_id)
     await store.finish(Finished(c, f"t-{webhook_id}", attempt(), Delivered(job_id, **kw)), now)
@@ -260,9 +276,11 @@ def test_failed_job_rerun_makes_one_new_generation(make_store):
     async def scenario(store: Store) -> None:
         c = await delivered(store, "msg_f")
         await store.lease_due_jobs(10, 1002.0, 1062.0)
-        failure = JobUpdate(c.delivery_id, "failure", completed_at=1003.0, excerpt="ValueError: no", rerun=True)
+        failure = JobUpdate(
+            c.delivery_id, "failure", completed_at=1003.0, excerpt="ValueError: no", rerun=True, target=TARGET
+        )
         new_job = await store.record_job(failure, 1003.0)
-        assert new_job == job_id_for("dodo", "msg_f", "a", 1)
+        assert new_job == job_id(store, "msg_f", "a", 1)
         detail = await store.get_event("msg_f")
         assert detail is not None
         first, second = detail.deliveries
@@ -279,7 +297,7 @@ def test_failed_job_rerun_makes_one_new_generation(make_store):
         # The re-run fails too, after a manual replay made a newer generation: no second re-run from it.
         [c2] = await store.claim("a", 1, "t2", 1004.0, 1064.0)
         await store.finish(Finished(c2, "t2", attempt(), Delivered(c2.job_id)), 1004.0)
-        await store.replay(c2.event_id, ["a"], 1005.0)
+        await store.replay(c2.event_id, routes("a"), 1005.0)
         assert await store.record_job(JobUpdate(c2.delivery_id, "failure", rerun=True), 1006.0) is None
         detail = await store.get_event("msg_f")
         assert detail is not None and [d.generation for d in detail.deliveries] == [0, 1, 2]
@@ -289,8 +307,8 @@ def test_failed_job_rerun_makes_one_new_generation(make_store):
 
 def test_queue_stats_count_only_open_deliveries(make_store):
     async def scenario(store: Store) -> None:
-        await store.ingest(event("q1", at=1000.0), ["a", "b"])
-        await store.ingest(event("q2", at=1010.0), ["a"])
+        await store.ingest(event("q1", at=1000.0), routes("a", "b"))
+        await store.ingest(event("q2", at=1010.0), routes("a"))
         await store.claim("a", 1, "t", 1020.0, 1080.0)
         await delivered(store, "q3", "c", now=1030.0)
         stats = await store.queue_stats()
@@ -315,12 +333,12 @@ def test_event_type_filter_is_a_glob_with_no_other_wildcards(make_store):
 
 def test_reopening_keeps_everything_and_migrates_nothing_twice(make_store):
     async def first(store: Store) -> int:
-        result = await store.ingest(event("msg_r"), ["a"])
+        result = await store.ingest(event("msg_r"), routes("a"))
         await store.claim("a", 1, "t", 1000.0, 1060.0)
         return result.event_id
 
     async def second(store: Store) -> None:
-        assert (await store.ingest(event("msg_r"), ["a"])).duplicate
+        assert (await store.ingest(event("msg_r"), routes("a"))).duplicate
         assert (await store.queue_stats()).depth == {("a", "in_flight"): 1}
         [stolen] = await store.claim("a", 1, "t2", 1061.0, 1121.0)  # the lease outlived the restart
         assert stolen.event_id == event_id
@@ -342,14 +360,103 @@ def test_sqlite_is_wal_with_synchronous_full_and_migrated(tmp_path: Path):
     assert connect(tmp_path / "x.db").execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
-def test_every_dialect_defines_the_same_queries():
-    dialects = [p.name for p in (Path(__file__).parents[2] / "src/headrace/store/sql").iterdir() if p.is_dir()]
-    names = {
-        d: set(load(d))
-        for d in dialects
-        if (Path(__file__).parents[2] / f"src/headrace/store/sql/{d}/queries.sql").exists()
-    }
-    assert "sqlite" in names
-    reference = names["sqlite"]
-    for dialect, defined in names.items():
-        assert defined == reference, f"{dialect} differs: {sorted(defined ^ reference)}"
+def test_event_type_filter_has_one_wildcard_a_trailing_star(make_store):
+    """`prefix.*` and `*` are the only patterns; `?`, `[`, `%`, `_` and an inner `*` match only themselves."""
+    types = ["payment.succeeded", "payment.[s]x", "paymentXsucceeded", "a?c", "abc", "a[b]c", "a%b_c", "aXbYc", "a*c"]
+
+    async def scenario(store: Store) -> None:
+        for n, name in enumerate(types):
+            await store.ingest(event(f"t{n}", name), [])
+
+        async def matching(pattern: str) -> list[str]:
+            listed = await store.list_events(EventFilter(event_type=pattern, limit=100))
+            return sorted(e.event_type for e in listed)
+
+        assert await matching("*") == sorted(types)
+        assert await matching("payment.*") == ["payment.[s]x", "payment.succeeded"]
+        assert await matching("payment.[s]*") == ["payment.[s]x"]  # "[s]" is not a character class
+        assert await matching("payment?succeeded") == []  # "?" is not "any one character"
+        assert await matching("a?c") == ["a?c"]
+        assert await matching("a[b]c") == ["a[b]c"]
+        assert await matching("a%b_c") == ["a%b_c"]  # neither "%" nor "_" is a LIKE wildcard
+        assert await matching("a%*") == ["a%b_c"]
+        assert await matching("a*c") == ["a*c"]  # only a trailing "*" is a wildcard
+        assert await matching("payment.succeeded") == ["payment.succeeded"]
+
+    run(make_store, scenario)
+
+
+def test_leased_jobs_come_back_in_delivery_id_order(make_store):
+    async def scenario(store: Store) -> None:
+        # Later deliveries are due earlier: the answer is still in id order.
+        made = [await delivered(store, f"msg_{n}", now=1010.0 - n) for n in range(4)]
+        leased = await store.lease_due_jobs(10, 2000.0, 2060.0)
+        assert [j.delivery_id for j in leased] == sorted(c.delivery_id for c in made)
+
+    run(make_store, scenario)
+
+
+DESTINATION_STATES = ["pending", "in_flight", "failed", "cancelled", "open", "success", "failure", "unknown"]
+
+
+async def put_in_state(store: Store, destination: str, state: str, now: float) -> tuple[str, str | None]:
+    """Move the one pending delivery to `destination` into `state`; returns its (status, job state)."""
+    if state == "pending":
+        return ("pending", None)
+    [c] = await store.claim(destination, 1, f"t-{destination}", now, now + 60)
+    outcome = {"in_flight": None, "failed": Failed("no"), "cancelled": Cancelled()}.get(state, Delivered(c.job_id))
+    if state == "success":
+        outcome = Delivered(c.job_id, result=1, completed=True)
+    if outcome is None:
+        return ("in_flight", None)
+    await store.finish(Finished(c, f"t-{destination}", attempt(), outcome), now)
+    if state in ("failure", "unknown"):
+        await store.record_job(JobUpdate(c.delivery_id, state, completed_at=now), now)  # type: ignore[arg-type]
+    return ("delivered", state) if isinstance(outcome, Delivered) else (state, None)
+
+
+def test_event_status_is_the_models_rule_in_sql_and_in_python_for_every_combination(make_store):
+    """list_events computes the status in SQL, get_event in Python: both equal models.event_status."""
+    combos: list[tuple[str, ...]] = [(), *((s,) for s in DESTINATION_STATES)]
+    combos += [(s, t) for s in DESTINATION_STATES for t in DESTINATION_STATES]
+
+    async def scenario(store: Store) -> None:
+        expected: dict[str, str] = {}
+        for n, combo in enumerate(combos):
+            names = [f"d{n}_{k}" for k in range(len(combo))]
+            await store.ingest(event(f"c{n}"), routes(*names))
+            pairs = zip(names, combo, strict=True)
+            latest = [await put_in_state(store, name, state, 1000.0 + n) for name, state in pairs]
+            expected[f"c{n}"] = event_status(latest)  # type: ignore[arg-type]
+        # An older generation does not count: failed, then replayed and pending again.
+        await store.ingest(event("replayed"), routes("r"))
+        [c] = await store.claim("r", 1, "t-r", 2000.0, 2060.0)
+        await store.finish(Finished(c, "t-r", attempt(), Failed("no")), 2000.0)
+        await store.replay(c.event_id, routes("r"), 2001.0)
+        expected["replayed"] = "pending"
+        listed = {e.webhook_id: e.status for e in await store.list_events(EventFilter(limit=1000))}
+        detailed = {key: (await store.get_event(key)).status for key in expected}  # type: ignore[union-attr]
+        assert listed == expected
+        assert detailed == expected
+        assert set(expected.values()) == set(EVENT_STATUSES)  # every status is reached
+
+    run(make_store, scenario)
+
+
+SQL = Path(__file__).parents[2] / "src/headrace/store/sql"
+PARAMETER = {
+    "sqlite": re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)"),
+    "postgresql": re.compile(r"%\(([a-z_][a-z0-9_]*)\)s"),
+}
+
+
+def test_every_dialect_defines_the_same_queries_with_the_same_parameters():
+    dialects = sorted(p.name for p in SQL.iterdir() if (p / "queries.sql").exists())
+    assert dialects == sorted(PARAMETER), "a new dialect needs its parameter syntax in PARAMETER"
+    params = {d: {name: set(PARAMETER[d].findall(sql)) for name, sql in load(d).items()} for d in dialects}
+    reference = params["sqlite"]
+    for dialect, queries in params.items():
+        assert set(queries) == set(reference), f"{dialect} differs: {sorted(set(queries) ^ set(reference))}"
+        for name, names in queries.items():
+            assert names == reference[name], f"{dialect} query {name}: parameters {names} != {reference[name]}"
+    assert reference["list_events"] >= {"type_exact", "type_prefix"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from headrace import __version__
+from headrace.models import EVENT_STATUSES
 
 _ERROR = {"description": "Problem", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _AUTH = {"401": {"description": "Missing or wrong admin token", **_ERROR}}
@@ -75,10 +76,7 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "List events, newest first",
                     "parameters": [
-                        _q(
-                            "status",
-                            "unrouted, pending, delivered, failed, job_failed or cancelled",
-                        ),
+                        _q("status", "The event's status", {"type": "string", "enum": list(EVENT_STATUSES)}),
                         _q("type", 'Event type, exact or "prefix.*"'),
                         _q("source", "Source name"),
                         _q("since", "2h (ago), ISO 8601 time or unix seconds"),

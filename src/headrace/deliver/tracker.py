@@ -160,6 +160,7 @@ class JobTracker:
                 duration_ms=duration_ms,
                 excerpt=text,
                 rerun=not success and job.reruns < dest.retry_on_job_failure,
+                target=dest.job_target,
             )
         if now - job.created_at > GIVE_UP:
             return JobUpdate(

@@ -2,7 +2,9 @@
 
 Answers (DESIGN contract): 202 accepted, 200 duplicate (stored once), 400 missing/malformed webhook
 headers or a body that is not a JSON object, 401 bad signature or timestamp out of tolerance, 404
-unknown source, 413 body over the limit. A refusal stores no body, only a counted rejection record.
+unknown source, 413 body over the limit, 503 (JSON, with Retry-After) when the store cannot take the event
+(disk full, database gone): nothing was stored and the sender retries. A refusal stores no body, only a
+counted rejection record.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from headrace.config import Settings
 from headrace.durations import parse_duration
 from headrace.ingest.signature import SignatureError, decode_secret, verify
 from headrace.metrics import Metrics
-from headrace.models import NewEvent, Rejection
+from headrace.models import NewEvent, Rejection, Route
 from headrace.store.base import Store
 
 log = logging.getLogger("headrace.ingest")
 
+STORE_RETRY_AFTER = 30  # seconds, in the Retry-After of a 503 when the store cannot take the event
 KEPT_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "user-agent")
 
 
@@ -46,13 +49,13 @@ class Ingestor:
             for name, source in settings.sources.items()
         }
         self._tolerance = {name: parse_duration(source.tolerance) for name, source in settings.sources.items()}
-        self._routes: dict[tuple[str, str], list[str]] = {}
+        self._routes: dict[tuple[str, str], list[Route]] = {}
 
-    def route(self, source: str, event_type: str) -> list[str]:
+    def route(self, source: str, event_type: str) -> list[Route]:
         key = (source, event_type)
         found = self._routes.get(key)
         if found is None:
-            found = self.settings.destinations_for(source, event_type)
+            found = [self.settings.route(name) for name in self.settings.destinations_for(source, event_type)]
             if len(self._routes) < 10_000:
                 self._routes[key] = found
         return found
@@ -106,7 +109,10 @@ class Ingestor:
             body=body,
             headers={name: headers[name] for name in KEPT_HEADERS if name in headers},
         )
-        result = await self.store.ingest(event, destinations)
+        try:
+            result = await self.store.ingest(event, destinations)
+        except Exception as exc:  # nothing was stored: say so, so that Dodo sends the event again
+            return self._unavailable(source, verified.webhook_id, exc)
         if result.duplicate:
             self.metrics.inc("headrace_events_received_total", source, "duplicate")
             return web.json_response({"status": "duplicate", "event_id": result.event_id}, status=200)
@@ -115,6 +121,20 @@ class Ingestor:
             self.on_commit()
         return web.json_response(
             {"status": "accepted", "event_id": result.event_id, "deliveries": result.deliveries}, status=202
+        )
+
+    def _unavailable(self, source: str, webhook_id: str, exc: Exception) -> web.Response:
+        self.metrics.inc("headrace_events_rejected_total", source, "store_unavailable")
+        log.error(
+            "could not store a webhook, answered 503: %s",
+            exc,
+            extra={"source": source, "webhook_id": webhook_id, "reason": "store_unavailable"},
+        )
+        message = "the event could not be stored durably and was not accepted; send it again later"
+        return web.json_response(
+            {"error": "store_unavailable", "message": message},
+            status=503,
+            headers={"Retry-After": str(STORE_RETRY_AFTER)},
         )
 
     async def _too_large(self, request: web.Request, source: str) -> web.Response:

@@ -15,8 +15,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 
+from headrace.store import schema
 from headrace.store.base import StoreError
-from headrace.store.queries import migrations, parse_queries
+from headrace.store.queries import parse_queries
 
 T = TypeVar("T")
 CREDENTIALS = re.compile(r"://[^/@\s]*@")
@@ -105,28 +106,40 @@ async def fetch_all(conn: Conn, sql: str, params: Any = None) -> list[DictRow]:
     return await cur.fetchall()
 
 
-def glob_to_like(pattern: str) -> str:
-    """An event-type filter ("payment.*", "payment.succeeded") as a LIKE pattern with `\\` as escape."""
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
+def _migrate_queries() -> dict[str, str]:
+    return parse_queries(resources.files("headrace.store").joinpath("sql", "postgresql", "migrate.sql").read_text())
 
 
-async def migrate(conn: Conn) -> int:
-    """Bring the schema to the newest version under an advisory lock; returns the version."""
-    q = parse_queries(resources.files("headrace.store").joinpath("sql", "postgresql", "migrate.sql").read_text())
+async def applied_versions(conn: Conn) -> set[int]:
+    """The migrations recorded in this database (none when headrace never initialised it)."""
+    q = _migrate_queries()
+    present = await fetch_one(conn, q["has_table"])
+    if present is None or not present["present"]:
+        return set()
+    return {int(row["version"]) for row in await fetch_all(conn, q["applied"])}
+
+
+async def migrate(conn: Conn, where: str, *, allow: bool = True) -> int:
+    """Check the schema version (see `schema.guard`) and, when `allow`, bring it to the newest under an
+    advisory lock, in one transaction; returns the version."""
+    q = _migrate_queries()
+    known = schema.known_version("postgresql")
+    if not allow:
+        version = max(await applied_versions(conn), default=0)
+        schema.guard(where, version, known, migrate=False)
+        return version
     async with conn.transaction():
         await conn.execute(q["lock"])
         await conn.execute(q["create_table"])
         applied = {int(row["version"]) for row in await fetch_all(conn, q["applied"])}
         version = max(applied, default=0)
-        for number, name, sql in migrations("postgresql"):
-            if number in applied:
-                continue
+        schema.guard(where, version, known, migrate=True)
+        for number, name, sql in schema.pending("postgresql", applied):
             try:
                 async with conn.transaction():  # a savepoint: name the failing file, then undo everything
                     await conn.execute(sql)
                     await conn.execute(q["record"], {"version": number, "name": name})
             except psycopg.Error as exc:
-                raise StoreError(f"migration {name} failed: {exc}") from exc
+                raise StoreError(f"migration {name} failed on {where}: {exc}") from exc
             version = max(version, number)
     return version

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from headrace import models
 from headrace.models import (
     AttemptRow,
     Cancelled,
@@ -13,12 +14,15 @@ from headrace.models import (
     Delivered,
     DeliveryRow,
     EventRow,
+    EventStatus,
     Failed,
+    JobFailures,
     JobUpdate,
     NewEvent,
     OpenJob,
     Rejection,
     Retry,
+    Route,
     job_id_for,
 )
 from headrace.store.base import Finished
@@ -47,14 +51,14 @@ def event_params(event: NewEvent) -> dict[str, Any]:
 
 
 def delivery_params(
-    event_id: int, source: str, webhook_id: str, destination: str, generation: int, now: float
+    deployment_id: str, event_id: int, source: str, webhook_id: str, route: Route, generation: int, now: float
 ) -> dict[str, Any]:
     """Parameters of insert_delivery: one delivery of one event to one destination, with its job id."""
     return {
         "event_id": event_id,
-        "destination": destination,
+        "destination": route.destination,
         "generation": generation,
-        "job_id": job_id_for(source, webhook_id, destination, generation),
+        "job_id": job_id_for(deployment_id, route.target, source, webhook_id, route.destination, generation),
         "now": now,
     }
 
@@ -213,10 +217,10 @@ def event_detail(row: Row, deliveries: Sequence[Row], attempts: Sequence[Row]) -
             updated_at=float(d["updated_at"]),
             attempt_rows=by_delivery.get(int(d["id"]), []),
             job_state=d["job_state"],
-            job_created_at=_float(d["job_created_at"]),
+            job_created_at=optional_float(d["job_created_at"]),
             job_checks=int(d["job_checks"]),
-            job_completed_at=_float(d["job_completed_at"]),
-            job_duration_ms=_float(d["job_duration_ms"]),
+            job_completed_at=optional_float(d["job_completed_at"]),
+            job_duration_ms=optional_float(d["job_duration_ms"]),
             job_excerpt=str(d["job_excerpt"]),
             job_reruns=int(d["job_reruns"]),
         )
@@ -236,24 +240,13 @@ def event_detail(row: Row, deliveries: Sequence[Row], attempts: Sequence[Row]) -
     )
 
 
-def event_status(deliveries: Sequence[DeliveryRow]) -> Any:
-    """Same rule as the list_events query: over each destination's newest generation."""
+def event_status(deliveries: Sequence[DeliveryRow]) -> EventStatus:
+    """`models.event_status` over each destination's newest generation."""
     latest: dict[str, DeliveryRow] = {}
     for d in deliveries:
         if d.destination not in latest or d.generation > latest[d.destination].generation:
             latest[d.destination] = d
-    statuses = {d.status for d in latest.values()}
-    if not statuses:
-        return "unrouted"
-    if statuses & {"pending", "in_flight"}:
-        return "pending"
-    if "failed" in statuses:
-        return "failed"
-    if any(d.job_state == "failure" for d in latest.values()):
-        return "job_failed"
-    if "delivered" in statuses:
-        return "delivered"
-    return "cancelled"
+    return models.event_status((d.status, d.job_state) for d in latest.values())
 
 
 def rejection(row: Row) -> Rejection:
@@ -267,5 +260,19 @@ def rejection(row: Row) -> Rejection:
     )
 
 
-def _float(value: Any) -> float | None:
+def optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def job_failures(counts: Row, last: Row) -> JobFailures:
+    """One destination's failed jobs (`job_failures_since`) and the latest of them (`delivery_job`)."""
+    return JobFailures(
+        destination=str(counts["destination"]),
+        count=int(counts["n"]),
+        last_at=float(counts["last_at"]),
+        last_job_id=last["windmill_job_id"],
+        last_excerpt=str(last["job_excerpt"]),
+        last_event_id=int(last["event_id"]),
+        last_webhook_id=str(last["webhook_id"]),
+        last_event_type=str(last["event_type"]),
+    )

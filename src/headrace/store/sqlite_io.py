@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from headrace.store.base import StoreError
+from headrace.store import schema
+from headrace.store.base import StoreError, StoreUnavailable
 from headrace.store.queries import migrations
 
 Op = Callable[[sqlite3.Connection], Any]
@@ -44,7 +45,8 @@ class LoopWriter:
 
     BUSY_WAIT = 30.0  # another process (a CLI replay, a `headrace worker`) may hold the write lock briefly
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, guard: Callable[[], None] = lambda: None) -> None:
+        self._guard = guard  # runs before each batch: raises when the database file is gone
         self._conn = connect(path, busy_timeout_ms=0)  # never block the loop on a lock: retry asynchronously
         self._committer = ThreadPoolExecutor(1, thread_name_prefix="headrace-sqlite-commit")
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
@@ -87,6 +89,7 @@ class LoopWriter:
             self._flushing = False
 
     async def _transaction(self, batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[tuple[Any, Any, Any]]:
+        self._guard()
         await self._begin()
         try:
             results = [(future, op(self._conn), None) for op, future in batch]
@@ -116,9 +119,9 @@ class LoopWriter:
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise StoreError(f"cannot begin a write: {exc}") from exc
+                    raise StoreUnavailable(f"cannot begin a write: {exc}") from exc
                 if time.monotonic() > deadline:
-                    raise StoreError(f"the database stayed locked for {self.BUSY_WAIT:g}s: {exc}") from exc
+                    raise StoreUnavailable(f"the database stayed locked for {self.BUSY_WAIT:g}s: {exc}") from exc
                 await asyncio.sleep(0.005)
 
     async def _commit(self) -> None:
@@ -128,7 +131,7 @@ class LoopWriter:
         except sqlite3.Error as exc:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-            raise StoreError(f"commit failed, nothing in this batch was stored: {exc}") from exc
+            raise StoreUnavailable(f"commit failed, nothing in this batch was stored: {exc}") from exc
 
     async def close(self) -> None:
         await asyncio.sleep(0)  # a flush scheduled with call_soon has started by now
@@ -220,22 +223,37 @@ def _apply(items: list[Settled]) -> None:
             future.set_result(result)
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the schema to the newest version; returns the version."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    for number, name, sql in migrations("sqlite"):
-        if number <= version:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _statements(sql):
-                conn.execute(statement)
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, where: str, *, allow: bool = True) -> int:
+    """Check the schema version (see `schema.guard`) and, when `allow`, bring it to the newest in one
+    transaction that holds the write lock, so two processes starting together cannot both migrate.
+    Returns the version."""
+    known = schema.known_version("sqlite")
+    if not allow:
+        version = schema_version(conn)
+        schema.guard(where, version, known, migrate=False)
+        return version
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = schema_version(conn)
+        schema.guard(where, version, known, migrate=True)
+        for number, name, sql in migrations("sqlite"):
+            if number <= version:
+                continue
+            try:
+                for statement in _statements(sql):
+                    conn.execute(statement)
+            except sqlite3.Error as exc:
+                raise StoreError(f"migration {name} failed on {where}: {exc}") from exc
             conn.execute(f"PRAGMA user_version = {int(number)}")
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise StoreError(f"migration {name} failed: {exc}") from exc
-        version = number
+            version = number
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
     return version
 
 

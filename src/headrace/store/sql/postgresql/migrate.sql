@@ -11,6 +11,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
+-- name: has_table
+SELECT to_regclass('schema_migrations') IS NOT NULL AS present;
+
 -- name: applied
 SELECT version FROM schema_migrations ORDER BY version;
 

@@ -77,14 +77,15 @@ ORDER BY id DESC LIMIT :limit;
 SELECT source, reason, COUNT(*) AS n FROM rejections GROUP BY source, reason ORDER BY source, reason;
 
 -- name: list_events
+-- The status CASE is models.event_status in SQL, the same text in every dialect (tests check both).
 SELECT * FROM (
     SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
            (SELECT CASE
                 WHEN COUNT(*) = 0 THEN 'unrouted'
-                WHEN SUM(d.status IN ('pending', 'in_flight')) > 0 THEN 'pending'
-                WHEN SUM(d.status = 'failed') > 0 THEN 'failed'
-                WHEN SUM(d.job_state = 'failure') > 0 THEN 'job_failed'
-                WHEN SUM(d.status = 'delivered') > 0 THEN 'delivered'
+                WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
+                WHEN COUNT(CASE WHEN d.status = 'failed' THEN 1 END) > 0 THEN 'failed'
+                WHEN COUNT(CASE WHEN d.job_state = 'failure' THEN 1 END) > 0 THEN 'job_failed'
+                WHEN COUNT(CASE WHEN d.status = 'delivered' THEN 1 END) > 0 THEN 'delivered'
                 ELSE 'cancelled' END
             FROM deliveries d
             WHERE d.event_id = e.id
@@ -92,7 +93,8 @@ SELECT * FROM (
                                   WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
     FROM events e
     WHERE (:source IS NULL OR e.source = :source)
-      AND (:type_glob IS NULL OR e.event_type GLOB :type_glob)
+      AND (:type_exact IS NULL OR e.event_type = :type_exact)
+      AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
       AND (:since IS NULL OR e.received_at >= :since)
       AND (:until IS NULL OR e.received_at < :until)
       AND (:before_id IS NULL OR e.id < :before_id)
@@ -141,7 +143,8 @@ SELECT destination, status, COUNT(*) AS n FROM deliveries GROUP BY destination, 
 SELECT MIN(created_at) AS oldest FROM deliveries WHERE status IN ('pending', 'in_flight');
 
 -- name: health_write
-DELETE FROM rejections WHERE id = -1;
+-- A real write (the row is rewritten), so readiness fails when the disk or the database cannot take one.
+UPDATE meta SET value = value WHERE key = 'deployment_id';
 
 -- name: next_job_check
 SELECT MIN(job_next_check_at) AS due FROM deliveries WHERE job_state = 'open';
@@ -195,3 +198,78 @@ GROUP BY d.destination;
 SELECT d.id, d.event_id, d.windmill_job_id, d.job_excerpt, d.job_completed_at, e.webhook_id, e.event_type
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.id = :delivery_id;
+
+-- name: schema_version
+SELECT user_version AS version FROM pragma_user_version();
+
+-- name: schema_probe
+-- Every column of every table this binary uses: a database whose tables differ (a renamed column, a
+-- table missing) fails readiness instead of failing each request. No row is read.
+SELECT
+       e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.body, e.headers, d.id,
+       d.event_id, d.destination, d.generation, d.job_id, d.status, d.attempts, d.next_attempt_at,
+       d.lease_owner, d.lease_until, d.last_error, d.windmill_job_id, d.payload, d.created_at, d.updated_at,
+       d.job_state, d.job_created_at, d.job_next_check_at, d.job_checks, d.job_completed_at, d.job_duration_ms,
+       d.job_excerpt, d.job_reruns, a.id, a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status,
+       a.outcome, a.detail, a.response_excerpt, a.notes, r.id, r.source, r.reason, r.status, r.detail, r.remote,
+       r.at, m.key, m.value
+FROM events e, deliveries d, attempts a, rejections r, meta m
+WHERE 1 = 0;
+
+-- name: deployment_id
+SELECT value AS deployment_id FROM meta WHERE key = 'deployment_id';
+
+-- name: table_counts
+-- Rows per table: what `headrace backup` and `headrace db copy` report and check.
+SELECT (SELECT COUNT(*) FROM events) AS events, (SELECT COUNT(*) FROM deliveries) AS deliveries,
+       (SELECT COUNT(*) FROM attempts) AS attempts, (SELECT COUNT(*) FROM rejections) AS rejections,
+       (SELECT COUNT(*) FROM deliveries WHERE job_state IS NOT NULL) AS job_outcomes;
+
+-- The queries of `headrace db copy`: every row of every table, ids kept, in id order.
+
+-- name: export_events
+SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers
+FROM events WHERE id > :after_id ORDER BY id LIMIT :limit;
+
+-- name: import_events
+INSERT INTO events (id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers)
+VALUES (:id, :source, :webhook_id, :event_type, :webhook_timestamp, :received_at, :body, :headers);
+
+-- name: export_deliveries
+SELECT id, event_id, destination, generation, job_id, status, attempts, next_attempt_at, lease_owner, lease_until,
+       last_error, windmill_job_id, payload, created_at, updated_at, job_state, job_created_at,
+       job_next_check_at, job_checks, job_completed_at, job_duration_ms, job_excerpt, job_reruns
+FROM deliveries WHERE id > :after_id ORDER BY id LIMIT :limit;
+
+-- name: import_deliveries
+INSERT INTO deliveries (id, event_id, destination, generation, job_id, status, attempts, next_attempt_at, lease_owner, lease_until,
+    last_error, windmill_job_id, payload, created_at, updated_at, job_state, job_created_at, job_next_check_at,
+    job_checks, job_completed_at, job_duration_ms, job_excerpt, job_reruns)
+VALUES (:id, :event_id, :destination, :generation, :job_id, :status, :attempts, :next_attempt_at, :lease_owner,
+        :lease_until, :last_error, :windmill_job_id, :payload, :created_at, :updated_at, :job_state,
+        :job_created_at, :job_next_check_at, :job_checks, :job_completed_at, :job_duration_ms, :job_excerpt,
+        :job_reruns);
+
+-- name: export_attempts
+SELECT id, delivery_id, number, started_at, duration_ms, http_status, outcome, detail, response_excerpt, notes
+FROM attempts WHERE id > :after_id ORDER BY id LIMIT :limit;
+
+-- name: import_attempts
+INSERT INTO attempts (id, delivery_id, number, started_at, duration_ms, http_status, outcome, detail, response_excerpt, notes)
+VALUES (:id, :delivery_id, :number, :started_at, :duration_ms, :http_status, :outcome, :detail, :response_excerpt,
+        :notes);
+
+-- name: export_rejections
+SELECT id, source, reason, status, detail, remote, at
+FROM rejections WHERE id > :after_id ORDER BY id LIMIT :limit;
+
+-- name: import_rejections
+INSERT INTO rejections (id, source, reason, status, detail, remote, at)
+VALUES (:id, :source, :reason, :status, :detail, :remote, :at);
+
+-- name: set_deployment_id
+UPDATE meta SET value = :deployment_id WHERE key = 'deployment_id';
+
+-- name: reset_ids
+-- Nothing to do: an INTEGER PRIMARY KEY continues from MAX(id) + 1 by itself.
+SELECT 1 AS done;

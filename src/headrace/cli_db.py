@@ -1,0 +1,144 @@
+"""`headrace db …` and `headrace backup`: the commands that look after the database itself."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from headrace import logs
+from headrace.cli_tools import UsageError
+from headrace.config import load
+from headrace.store.schema import SchemaStatus, guard
+
+
+def _status_lines(status: SchemaStatus) -> list[str]:
+    state = "up to date"
+    if not status.exists:
+        state = "no database yet (serve or `headrace db migrate` creates it)"
+    elif status.newer:
+        state = "NEWER than this headrace: do not use this binary on it"
+    elif status.pending:
+        state = "migrations pending (serve and worker apply them at start, or run `headrace db migrate`)"
+    return [
+        f"backend     {status.backend}",
+        f"database    {status.database}",
+        f"schema      {status.current} (this headrace knows {status.known}): {state}",
+        f"pending     {', '.join(status.pending) if status.exists and status.pending else 'none'}",
+        f"deployment  {status.deployment_id or '-'}",
+    ]
+
+
+def cmd_db_status(args: argparse.Namespace) -> int:
+    """Exit 0 when the schema is this binary's, 1 when migrations are pending, 2 when it is newer."""
+    from headrace.app import open_store
+
+    settings = load(args.config)
+    logs.setup("text", "warning")
+    status = asyncio.run(open_store(settings).inspect())
+    if args.json:
+        print(json.dumps({**status.__dict__, "newer": status.newer}, indent=2))
+    else:
+        print("\n".join(_status_lines(status)))
+    if status.newer:
+        guard(status.database, status.current, status.known, migrate=True)  # raises the one-line refusal
+    return 1 if status.pending else 0
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from headrace.app import open_store
+
+    settings = load(args.config)
+    logs.setup("text", "warning")
+    store = open_store(settings)
+
+    async def main() -> tuple[SchemaStatus, SchemaStatus]:
+        return await store.inspect(), await store.migrate(replace_missing=args.replace_missing)
+
+    before, after = asyncio.run(main())
+    what = f"{after.backend} database {after.database}"
+    if before.current == after.current:
+        print(f"{what}: schema already at version {after.current}")
+    else:
+        print(f"{what}: schema migrated from version {before.current} to {after.current}")
+    return 0
+
+
+def cmd_db_copy(args: argparse.Namespace) -> int:
+    from headrace.app import open_store, store_at
+    from headrace.store.copy import copy_database
+    from headrace.store.core import SQLStore
+
+    settings = load(args.config)
+    logs.setup("text", "warning")
+    source, target = open_store(settings), store_at(args.to)
+    if not (isinstance(source, SQLStore) and isinstance(target, SQLStore)):
+        raise UsageError("db copy works between SQLite and PostgreSQL databases only")
+    if source.where == target.where:
+        raise UsageError(f"--to names the configured database itself ({source.where})")
+
+    async def main() -> dict[str, int]:
+        await source.open(migrate=False)  # as it is: a source at an older schema is migrated first, by its owner
+        try:
+            await target.open(migrate=True)  # an empty target gets this headrace's schema
+            try:
+                return await copy_database(source, target)
+            finally:
+                await target.close()
+        finally:
+            await source.close()
+
+    counts = asyncio.run(main())
+    print(
+        f"copied {source.where} to {target.where}: "
+        + ", ".join(f"{n} {name}" for name, n in counts.items())
+        + f"; deployment {source.deployment_id}. Point [server] database at the copy, then start headrace."
+    )
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], config_help: str) -> None:
+    db = sub.add_parser("db", help="the database: schema status and migrations").add_subparsers(
+        dest="db", metavar="ACTION", required=True
+    )
+    p = db.add_parser("status", help="schema version of the database and of this headrace, pending migrations")
+    p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_db_status)
+    p = sub.add_parser("backup", help="SQLite: a consistent copy of the database, safe while serving")
+    p.add_argument("file", metavar="FILE", help="the backup file to write (must not exist)")
+    p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
+    p.set_defaults(func=cmd_backup)
+    p = db.add_parser("copy", help="copy everything into another, empty database (SQLite <-> PostgreSQL)")
+    p.add_argument("--to", required=True, metavar="URL", help="sqlite:///PATH or postgresql://USER@HOST/DB")
+    p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
+    p.set_defaults(func=cmd_db_copy)
+    p = db.add_parser("migrate", help="bring the schema to this headrace's version (serve and worker do it at start)")
+    p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
+    p.add_argument(
+        "--replace-missing",
+        action="store_true",
+        help="SQLite: create an empty database where the one headrace had created has gone missing",
+    )
+    p.set_defaults(func=cmd_db_migrate)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from headrace.store.backup import backup_sqlite
+
+    settings = load(args.config)
+    logs.setup("text", "warning")
+    if settings.sqlite_path is None:
+        raise UsageError(
+            "`headrace backup` is for SQLite; back up a PostgreSQL database with pg_dump "
+            '(docs/operations.md, "Backups and restores")'
+        )
+    report = backup_sqlite(settings.sqlite_path, Path(args.file))
+    counts = ", ".join(f"{n} {name}" for name, n in report.counts.items())
+    print(
+        f"backed up {report.source} to {report.target} ({report.bytes} bytes, integrity ok): {counts}; "
+        f"schema version {report.schema_version}, deployment {report.deployment_id or '-'}"
+    )
+    return 0

@@ -1,0 +1,328 @@
+"""Every store operation's decisions, written once for every SQL dialect.
+
+An operation is a *program*: a generator that yields `Step`s (run this named query with these parameters)
+and receives each step's result, then returns the operation's answer. A backend only drives programs: it
+runs each step's named query on its connection, inside one transaction per program, and sends the result
+back (`sqlite.SQLiteStore` synchronously, `postgres.PostgresStore` with awaits). Guards, sorting, row-count
+checks and the mapping of rows to models live here and in `rows`, so the two backends cannot disagree.
+
+Step kinds: `one` -> the first row or None; `all` -> a list of rows; `run` -> the affected row count;
+`many` -> the statement once per parameter set (no result). Rows are read by column name only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from headrace.models import (
+    Claimed,
+    EventFilter,
+    EventRow,
+    IngestResult,
+    JobFailures,
+    JobUpdate,
+    NewEvent,
+    OpenJob,
+    QueueStats,
+    Rejection,
+    Route,
+)
+from headrace.store import rows, schema
+from headrace.store.base import Finished, StoreError, StoreStats
+
+T = TypeVar("T")
+StepKind = Literal["one", "all", "run", "many"]
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: StepKind
+    query: str
+    params: Any = None
+
+
+Program = Generator[Step, Any, T]
+
+
+def one(query: str, params: Any = None) -> Step:
+    return Step("one", query, params)
+
+
+def all_rows(query: str, params: Any = None) -> Step:
+    return Step("all", query, params)
+
+
+def run(query: str, params: Any = None) -> Step:
+    return Step("run", query, params)
+
+
+def many(query: str, params: list[dict[str, Any]]) -> Step:
+    return Step("many", query, params)
+
+
+# -- ingest ------------------------------------------------------------------------------------------------
+
+
+def ingest(event: NewEvent, routes: Sequence[Route], deployment_id: str) -> Program[IngestResult]:
+    params = rows.event_params(event)
+    row = yield one("insert_event", params)
+    if row is None:  # a duplicate (PostgreSQL's ON CONFLICT waited for the first one's transaction to end)
+        existing = yield one("find_event_id", params)
+        if existing is None:
+            raise StoreError(f"event {event.source}/{event.webhook_id} conflicted but cannot be found")
+        return IngestResult(event_id=int(existing["id"]), duplicate=True, deliveries=0)
+    event_id = int(row["id"])
+    if routes:
+        yield many(
+            "insert_delivery",
+            [
+                rows.delivery_params(deployment_id, event_id, event.source, event.webhook_id, r, 0, event.received_at)
+                for r in routes
+            ],
+        )
+    return IngestResult(event_id=event_id, duplicate=False, deliveries=len(routes))
+
+
+def reject(rejection: Rejection) -> Program[None]:
+    yield run("insert_rejection", rows.rejection_params(rejection))
+
+
+# -- delivery ----------------------------------------------------------------------------------------------
+
+
+def claim(destination: str, limit: int, token: str, now: float, lease_until: float) -> Program[list[Claimed]]:
+    params = {"destination": destination, "limit": limit, "token": token, "now": now, "lease_until": lease_until}
+    if (yield run("claim_due", params)) == 0:
+        return []
+    return [rows.claimed(row) for row in (yield all_rows("claimed_by", {"token": token}))]
+
+
+def finish(finished: Finished, now: float) -> Program[bool]:
+    update, attempt = rows.finish_params(finished, now)
+    row = yield one("finish_delivery", update)
+    if row is None:
+        return False  # the lease was lost (expired and taken by another worker)
+    yield run("insert_attempt", {**attempt, "number": int(row["attempts"])})
+    return True
+
+
+def release(claimed: Claimed, token: str, now: float) -> Program[None]:
+    yield run("release_delivery", {"delivery_id": claimed.delivery_id, "token": token, "now": now})
+
+
+def earliest(query: str) -> Program[float | None]:
+    """next_due and next_job_check: the earliest time in column `due`, or None when nothing waits."""
+    row = yield one(query)
+    return None if row is None or row["due"] is None else float(row["due"])
+
+
+# -- job outcomes ------------------------------------------------------------------------------------------
+
+
+def lease_due_jobs(limit: int, now: float, lease_until: float) -> Program[list[OpenJob]]:
+    """Take up to `limit` jobs due for a look, in id order; their next check moves to `lease_until`, so
+    another tracker leaves them alone while this one asks Windmill."""
+    leased = yield all_rows("lease_due_jobs", {"limit": limit, "now": now, "lease_until": lease_until})
+    found = []
+    for delivery_id in sorted(int(row["id"]) for row in leased):
+        row = yield one("open_job", {"delivery_id": delivery_id})
+        if row is not None:
+            found.append(rows.open_job(row))
+    return found
+
+
+def record_job(update: JobUpdate, now: float, deployment_id: str) -> Program[str | None]:
+    """Store one look at a job; for a failure with `rerun`, queue a new generation and return its job id."""
+    if update.state == "open":
+        yield run("job_still_open", {"delivery_id": update.delivery_id, "next_check_at": update.next_check_at})
+        return None
+    row = yield one("open_job", {"delivery_id": update.delivery_id})
+    if row is None:
+        return None  # recorded already (another tracker got there first)
+    if (yield run("job_done", rows.job_done_params(update, now))) == 0:
+        return None  # another instance recorded it between our read and our update
+    if not (update.rerun and update.state == "failure"):
+        return None
+    job = rows.open_job(row)
+    latest = yield from latest_generation(job.event_id, job.destination)
+    if latest is not None and latest != job.generation:
+        return None  # replayed meanwhile: that newer generation is the re-run
+    if not update.target:
+        raise StoreError(f"a re-run of delivery {job.delivery_id} needs its destination's target (JobUpdate.target)")
+    route = Route(job.destination, update.target)
+    params = rows.delivery_params(
+        deployment_id, job.event_id, job.source, job.webhook_id, route, job.generation + 1, now
+    )
+    yield run("insert_rerun", {**params, "job_reruns": job.reruns + 1})
+    return str(params["job_id"])
+
+
+def latest_generation(event_id: int, destination: str) -> Program[int | None]:
+    row = yield one("latest_generation", {"event_id": event_id, "destination": destination})
+    return None if row is None or row["generation"] is None else int(row["generation"])
+
+
+# -- reading and operating ---------------------------------------------------------------------------------
+
+
+def type_filter(pattern: str | None) -> dict[str, str | None]:
+    """The event-type filter as two parameters: an exact name, or (for a trailing `*`) a prefix.
+
+    `payment.*` matches every type starting with `payment.`, `*` matches every type, and anything else is
+    an exact name. No other character is special: `?`, `[`, `%` and `_` match only themselves.
+    """
+    if not pattern:
+        return {"type_exact": None, "type_prefix": None}
+    if pattern.endswith("*"):
+        return {"type_exact": None, "type_prefix": pattern[:-1]}
+    return {"type_exact": pattern, "type_prefix": None}
+
+
+def list_events(flt: EventFilter) -> Program[list[EventRow]]:
+    params = {
+        "source": flt.source,
+        **type_filter(flt.event_type),
+        "since": flt.since,
+        "until": flt.until,
+        "before_id": flt.before_id,
+        "status": flt.status,
+        "limit": flt.limit,
+    }
+    return [rows.event(row) for row in (yield all_rows("list_events", params))]
+
+
+def get_event(key: str) -> Program[EventRow | None]:
+    event_id: int | None = int(key) if key.isdigit() else None
+    if event_id is None:
+        found = yield one("get_event_by_webhook_id", {"webhook_id": key})
+        if found is None:
+            return None
+        event_id = int(found["id"])
+    row = yield one("get_event", {"event_id": event_id})
+    if row is None:
+        return None
+    deliveries = yield all_rows("event_deliveries", {"event_id": event_id})
+    attempts = yield all_rows("event_attempts", {"event_id": event_id})
+    return rows.event_detail(row, deliveries, attempts)
+
+
+def replay(event_id: int, routes: Sequence[Route], now: float, deployment_id: str) -> Program[list[str]]:
+    key = yield one("event_key", {"event_id": event_id})
+    if key is None:
+        raise StoreError(f"no event with id {event_id}")
+    job_ids = []
+    source, webhook_id = str(key["source"]), str(key["webhook_id"])
+    for route in routes:
+        latest = yield from latest_generation(event_id, route.destination)
+        generation = 0 if latest is None else latest + 1
+        params = rows.delivery_params(deployment_id, event_id, source, webhook_id, route, generation, now)
+        yield run("insert_delivery", params)
+        job_ids.append(str(params["job_id"]))
+    return job_ids
+
+
+def failed_since(since: float) -> Program[list[tuple[int, str]]]:
+    found = yield all_rows("failed_since", {"since": since})
+    return [(int(r["event_id"]), str(r["destination"])) for r in found]
+
+
+def list_rejections(since: float | None, limit: int) -> Program[list[Rejection]]:
+    return [rows.rejection(r) for r in (yield all_rows("list_rejections", {"since": since, "limit": limit}))]
+
+
+def stats() -> Program[StoreStats]:
+    counts = yield all_rows("delivery_counts")
+    deliveries = {(str(r["destination"]), str(r["status"])): int(r["n"]) for r in counts}
+    oldest = yield one("oldest_pending")
+    rejected = yield all_rows("count_rejections")
+    rejections = {(str(r["source"]), str(r["reason"])): int(r["n"]) for r in rejected}
+    return StoreStats(deliveries, rows.optional_float(None if oldest is None else oldest["oldest"]), rejections)
+
+
+def queue_stats() -> Program[QueueStats]:
+    depth: dict[tuple[str, str], int] = {}
+    oldest: float | None = None
+    for r in (yield all_rows("open_delivery_counts")):
+        depth[(str(r["destination"]), str(r["status"]))] = int(r["n"])
+        if r["oldest"] is not None and (oldest is None or float(r["oldest"]) < oldest):
+            oldest = float(r["oldest"])
+    row = yield one("open_job_count")
+    return QueueStats(depth, oldest, 0 if row is None else int(row["n"]))
+
+
+def job_failures(since: float) -> Program[list[JobFailures]]:
+    found = []
+    for r in (yield all_rows("job_failures_since", {"since": since})):
+        last = yield one("delivery_job", {"delivery_id": r["last_id"]})
+        if last is None:
+            continue  # the latest failure went away between the two queries
+        found.append(rows.job_failures(r, last))
+    return found
+
+
+def check_writable() -> Program[None]:
+    yield run("health_write")
+
+
+# -- copying a whole database (`headrace db copy`) ------------------------------------------------------------
+
+COPIED_TABLES = ("events", "deliveries", "attempts", "rejections")  # in foreign-key order
+
+
+def export_rows(table: str, after_id: int, limit: int) -> Program[list[dict[str, Any]]]:
+    found = yield all_rows(f"export_{table}", {"after_id": after_id, "limit": limit})
+    return [{key: _plain(value) for key, value in dict(row).items()} for row in found]
+
+
+def import_rows(table: str, batch: list[dict[str, Any]]) -> Program[None]:
+    if batch:
+        yield many(f"import_{table}", batch)
+
+
+def finish_import(deployment_id: str) -> Program[dict[str, int]]:
+    """After the rows: take over the source's deployment id, move id sequences past the copied ids."""
+    yield run("set_deployment_id", {"deployment_id": deployment_id})
+    yield one("reset_ids")
+    return (yield from table_counts())
+
+
+def table_counts() -> Program[dict[str, int]]:
+    row = yield one("table_counts")
+    return {key: int(value) for key, value in dict(row).items()}
+
+
+def _plain(value: Any) -> Any:
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
+def check_schema(where: str, known: int) -> Program[None]:
+    row = yield one("schema_version")
+    schema.check_live(where, 0 if row is None else int(row["version"]), known)
+    yield all_rows("schema_probe")
+
+
+# -- driving a program -------------------------------------------------------------------------------------
+
+
+def drive(program: Program[T], execute: Callable[[Step], Any]) -> T:
+    """Run a program to its answer, with `execute` running each step (a backend's synchronous connection)."""
+    result: Any = None
+    while True:
+        try:
+            step = program.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        result = execute(step)
+
+
+async def drive_async(program: Program[T], execute: Callable[[Step], Awaitable[Any]]) -> T:
+    """`drive` for a backend whose connection is asynchronous."""
+    result: Any = None
+    while True:
+        try:
+            step = program.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        result = await execute(step)
