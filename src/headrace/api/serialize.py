@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -122,10 +123,25 @@ def destination(name: str, settings: Settings) -> dict[str, Any]:
     }
 
 
+def _not_strict(text: str) -> Any:
+    raise ValueError(f"{text} is not strict JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is not a finite number")
+    return value
+
+
 def _json_or_none(text: str | None) -> Any:
+    """Stored JSON as a value that re-serializes as strict JSON; anything else (say a body stored by an older
+    version with NaN, or too deep to walk) as its text, escaped so it encodes as UTF-8."""
     if text is None:
         return None
     try:
-        return json.loads(text)
-    except ValueError:
-        return text
+        value = json.loads(text, parse_constant=_not_strict, parse_float=_finite)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
+    except (ValueError, RecursionError, UnicodeEncodeError):
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")

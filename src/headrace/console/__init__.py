@@ -30,7 +30,7 @@ _env = jinja2.Environment(
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
-_env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
+_env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def session_value(token: Secret) -> str:

@@ -7,7 +7,6 @@ unknown source, 413 body over the limit. A refusal stores no body, only a counte
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from aiohttp import web
 
 from headrace.config import Settings
 from headrace.durations import parse_duration
+from headrace.ingest.body import BodyError, parse_object
 from headrace.ingest.signature import SignatureError, decode_secret, verify
 from headrace.metrics import Metrics
 from headrace.models import NewEvent, Rejection
@@ -24,6 +24,12 @@ from headrace.store.base import Store
 log = logging.getLogger("headrace.ingest")
 
 KEPT_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "user-agent")
+KEPT_HEADER_LIMIT = 512  # characters of each kept header stored with the event
+
+
+def printable(text: str, limit: int) -> str:
+    """Text from the wire made safe to store and show: at most `limit` characters, undecodable bytes escaped."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class Ingestor:
@@ -61,12 +67,13 @@ class Ingestor:
         source = request.match_info["source"]
         keys = self._keys.get(source)
         if keys is None:
+            shown = printable(source, 64)
             return await self._refuse(
                 request,
-                source[:64],
+                shown,
                 404,
                 "unknown_source",
-                f"no source named {source[:64]!r}; configure [sources.NAME] or fix the URL",
+                f"no source named {shown!r}; configure [sources.NAME] or fix the URL",
             )
         if request.content_length is not None and request.content_length > self.limit:
             return await self._too_large(request, source)
@@ -89,11 +96,9 @@ class Ingestor:
         except SignatureError as exc:
             return await self._refuse(request, source, exc.status, exc.reason, exc.message)
         try:
-            parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return await self._refuse(request, source, 400, "invalid_json", "the body is not valid JSON")
-        if not isinstance(parsed, dict):
-            return await self._refuse(request, source, 400, "not_an_object", "the body must be a JSON object")
+            parsed = parse_object(body)
+        except BodyError as exc:
+            return await self._refuse(request, source, 400, exc.reason, exc.message)
         event_type = parsed.get("type")
         event_type = event_type if isinstance(event_type, str) else ""
         destinations = self.route(source, event_type)
@@ -104,7 +109,7 @@ class Ingestor:
             webhook_timestamp=verified.timestamp,
             received_at=now,
             body=body,
-            headers={name: headers[name] for name in KEPT_HEADERS if name in headers},
+            headers={name: printable(headers[name], KEPT_HEADER_LIMIT) for name in KEPT_HEADERS if name in headers},
         )
         result = await self.store.ingest(event, destinations)
         if result.duplicate:
