@@ -67,7 +67,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise UsageError(f"{path} already exists; pass --force to overwrite it")
     path.write_text(render(), encoding="utf-8")
     path.chmod(0o600)
-    print(f"wrote {path} (mode 600: it holds a signing secret). Next: headrace serve -c {path}")
+    print(f"wrote {path} (mode 600: it holds a signing secret and the admin token). Next: headrace serve -c {path}")
     return 0
 
 

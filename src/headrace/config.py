@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from headrace.durations import parse_duration
 from headrace.windmill.urls import RunTarget, WindmillUrlError, parse_run_url
 
+MIN_ADMIN_TOKEN = 16
+KEYGEN_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 DEFAULT_RETRY_SCHEDULE = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EVENT_PATTERN = re.compile(r"^(\*|[a-z_]+\.\*|[a-z_]+\.[a-z_]+)$")
@@ -83,8 +85,13 @@ class ServerSettings(_Strict):
     )
     admin_token: Secret | None = Field(
         None,
-        description="Bearer token for /api/v1 and the console (env:NAME recommended). "
-        "Required when listen is not a loopback address.",
+        description="Bearer token for /api/v1, /metrics and the console (env:NAME recommended), at least "
+        f"{MIN_ADMIN_TOKEN} characters. Without it (and without open_management) those answer 403.",
+    )
+    open_management: bool = Field(
+        False,
+        description="Serve /api/v1, /metrics and the console to anyone, without a token. Only for a laptop: "
+        "allowed only on a loopback listen address and without admin_token.",
     )
     body_limit: int = Field(1_048_576, gt=0, description="Largest accepted webhook body in bytes; larger gets 413.")
     log_format: Literal["text", "json"] = Field("text", description="Log line format: text or json.")
@@ -109,6 +116,37 @@ class ServerSettings(_Strict):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"{value!r} is not HOST:PORT, e.g. 127.0.0.1:8787")
         return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, value: Secret | None) -> Secret | None:
+        if value is None:
+            return value
+        token = value.reveal()
+        if len(token) < MIN_ADMIN_TOKEN or len(set(token)) < 8 or not token.isprintable() or " " in token:
+            raise ValueError(
+                f"too short or too plain ({len(token)} characters): use at least {MIN_ADMIN_TOKEN} printable "
+                f"characters, no spaces, at least 8 different ones; generate one with: {KEYGEN_COMMAND}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _management(self) -> ServerSettings:
+        if self.open_management and self.admin_token is not None:
+            raise ValueError("open_management = true and admin_token are both set: keep one (the token)")
+        if self.open_management and not self.is_loopback():
+            raise ValueError(
+                f"open_management = true is only allowed on a loopback listen address, not {self.listen!r}; "
+                f"set admin_token instead (generate one with: {KEYGEN_COMMAND})"
+            )
+        return self
+
+    @property
+    def management(self) -> Literal["token", "open", "closed"]:
+        """How /api/v1, /metrics and the console are guarded."""
+        if self.admin_token is not None:
+            return "token"
+        return "open" if self.open_management else "closed"
 
     @field_validator("database")
     @classmethod
@@ -253,7 +291,7 @@ class Settings(_Strict):
         if self.server.admin_token is None and not self.server.is_loopback():
             raise ValueError(
                 f"[server] listen = {self.server.listen!r} is not loopback: "
-                'set admin_token = "env:HEADRACE_ADMIN_TOKEN"'
+                f'set admin_token = "env:HEADRACE_ADMIN_TOKEN" (generate one with: {KEYGEN_COMMAND})'
             )
         return self
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from headrace import console
 from headrace.api.routes import APP_KEY, add_routes
 from headrace.app import App
-from headrace.config import Settings
+from headrace.config import KEYGEN_COMMAND, Settings
 from headrace.durations import parse_duration
 from headrace.metrics import CONTENT_TYPE
 
@@ -27,10 +27,22 @@ PUBLIC_PREFIXES = ("/webhooks/", "/healthz", "/readyz", "/api/openapi.json")
 
 def _auth_middleware(app: App) -> Any:
     token = app.settings.server.admin_token
+    mode = app.settings.server.management
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is None or request.path.startswith(PUBLIC_PREFIXES) or request.path == "/login":
+        if mode == "open" or request.path.startswith(PUBLIC_PREFIXES):
+            return await handler(request)
+        if token is None:
+            return web.json_response(
+                {
+                    "error": "management_closed",
+                    "message": "no [server] admin_token is configured, so the API, /metrics and the console are "
+                    f"closed; set one (generate it with: {KEYGEN_COMMAND}) and restart",
+                },
+                status=403,
+            )
+        if request.path == "/login":
             return await handler(request)
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if given and hmac.compare_digest(given.encode(), token.reveal().encode()):
@@ -103,6 +115,10 @@ async def serve(
         await site.start()
         bound = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else port  # type: ignore[attr-defined]
         _install_signals(stop, app.reload_scripts)
+        if settings.server.management == "closed":
+            log.warning("the API, /metrics and the console are closed: set [server] admin_token to use them")
+        elif settings.server.management == "open":
+            log.warning("open_management = true: the API, /metrics and the console answer anyone without a token")
         log.info(
             "headrace listening on http://%s:%s (store %s, worker %s)",
             host,

@@ -80,7 +80,7 @@ def test_pages_render_escape_and_replay(tmp_path: Path, emulator: EmulatorThread
 
 
 def test_console_needs_the_admin_token_and_keeps_it_out_of_the_cookie(tmp_path: Path):
-    text = config_text(tmp_path / "h.db", free_port()).replace("[server]", '[server]\nadmin_token = "console-admin-1"')
+    text = config_text(tmp_path / "h.db", free_port(), admin_token="console-admin-token-1")
     settings = settings_for(text, tmp_path)
 
     async def main() -> None:
@@ -91,10 +91,10 @@ def test_console_needs_the_admin_token_and_keeps_it_out_of_the_cookie(tmp_path: 
             async with aiohttp.ClientSession(cookie_jar=jar) as http:
                 async with http.post(f"{base}/login", data={"token": "wrong"}) as response:
                     assert response.status == 401
-                async with http.post(f"{base}/login", data={"token": "console-admin-1"}) as response:
+                async with http.post(f"{base}/login", data={"token": "console-admin-token-1"}) as response:
                     assert response.status == 200 and "Events" in await response.text()
                 cookies = {c.key: c.value for c in jar}
-                assert cookies and "console-admin-1" not in str(cookies)
+                assert cookies and "console-admin-token-1" not in str(cookies)
                 async with http.get(f"{base}/rejections") as response:
                     assert response.status == 200
                 async with http.post(f"{base}/logout") as response:

@@ -127,7 +127,7 @@ async def login_action(request: web.Request) -> web.Response:
     token = app.settings.server.admin_token
     form = await request.post()
     given = str(form.get("token", ""))
-    if token is None:
+    if token is None:  # open management: nothing to log in to
         raise web.HTTPSeeOther("/")
     if not hmac.compare_digest(given.encode(), token.reveal().encode()):
         response = _render(request, "login.html", failed=True)
