@@ -88,8 +88,8 @@ def _with_app(args: argparse.Namespace, action: Callable[[Any], Awaitable[T]]) -
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from headrace.api import serialize
-    from headrace.api.routes import event_filter
+    from headrace import views as serialize
+    from headrace.views import event_filter
 
     query = {
         k: v
@@ -122,7 +122,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_event(args: argparse.Namespace) -> int:
-    from headrace.api import serialize
+    from headrace import views as serialize
 
     def action(app: Any) -> Awaitable[Any]:
         async def get() -> Any:
@@ -201,7 +201,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_rejections(args: argparse.Namespace) -> int:
-    from headrace.api import serialize
+    from headrace import views as serialize
     from headrace.durations import parse_since
 
     since = parse_since(args.since, time.time()) if args.since else None

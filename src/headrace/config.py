@@ -93,6 +93,11 @@ class ServerSettings(_Strict):
         description="Serve /api/v1, /metrics and the console to anyone, without a token. Only for a laptop: "
         "allowed only on a loopback listen address and without admin_token.",
     )
+    session_lifetime: Duration = Field(
+        "12h",
+        description="How long a console login lasts. Sessions also end at logout, when admin_token changes "
+        "and when headrace restarts (they are kept in memory).",
+    )
     body_limit: int = Field(1_048_576, gt=0, description="Largest accepted webhook body in bytes; larger gets 413.")
     log_format: Literal["text", "json"] = Field("text", description="Log line format: text or json.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe level logged.")

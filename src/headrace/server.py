@@ -4,64 +4,29 @@ and the `serve` / `worker` process lifecycles (signals, graceful shutdown)."""
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import signal
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 from aiohttp import web
 
 from headrace import console
-from headrace.api.routes import APP_KEY, add_routes
+from headrace.access import APP_KEY, bearer_only
+from headrace.api import routes as api_routes
 from headrace.app import App
-from headrace.config import KEYGEN_COMMAND, Settings
+from headrace.config import Settings
 from headrace.durations import parse_duration
 from headrace.metrics import CONTENT_TYPE
 
 log = logging.getLogger("headrace.server")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PUBLIC_PREFIXES = ("/webhooks/", "/healthz", "/readyz", "/api/openapi.json")
-
-
-def _auth_middleware(app: App) -> Any:
-    token = app.settings.server.admin_token
-    mode = app.settings.server.management
-
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if mode == "open" or request.path.startswith(PUBLIC_PREFIXES):
-            return await handler(request)
-        if token is None:
-            return web.json_response(
-                {
-                    "error": "management_closed",
-                    "message": "no [server] admin_token is configured, so the API, /metrics and the console are "
-                    f"closed; set one (generate it with: {KEYGEN_COMMAND}) and restart",
-                },
-                status=403,
-            )
-        if request.path == "/login":
-            return await handler(request)
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if given and hmac.compare_digest(given.encode(), token.reveal().encode()):
-            return await handler(request)
-        if console.is_console_path(request.path):
-            if console.authorized(request, token):
-                return await handler(request)
-            raise web.HTTPSeeOther("/login")
-        return web.json_response(
-            {"error": "unauthorized", "message": "send Authorization: Bearer <admin token> ([server] admin_token)"},
-            status=401,
-        )
-
-    return check
-
 
 def build_web_app(app: App) -> web.Application:
-    web_app = web.Application(client_max_size=app.settings.server.body_limit, middlewares=[_auth_middleware(app)])
+    """Ingest and health on the root application, public; the API (/api/v1) and the console (/console) as
+    sub-applications that each guard every route of theirs; /metrics guarded like the API."""
+    web_app = web.Application(client_max_size=app.settings.server.body_limit)
     web_app[APP_KEY] = app
+    base = ""
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -75,12 +40,18 @@ def build_web_app(app: App) -> web.Application:
         response.headers["Content-Type"] = CONTENT_TYPE
         return response
 
-    web_app.router.add_post("/webhooks/{source}", app.ingestor.handle)
-    web_app.router.add_get("/healthz", healthz)
-    web_app.router.add_get("/metrics", metrics)
-    web_app.router.add_get("/readyz", readyz)
-    add_routes(web_app.router)
-    console.add_routes(web_app.router)
+    async def to_console(request: web.Request) -> web.Response:
+        query = f"?{request.query_string}" if request.query_string else ""
+        raise web.HTTPFound(f"{base}{console.PREFIX}/{query}")
+
+    web_app.router.add_post(f"{base}/webhooks/{{source}}", app.ingestor.handle)
+    web_app.router.add_get(f"{base}/healthz", healthz)
+    web_app.router.add_get(f"{base}/readyz", readyz)
+    web_app.router.add_get(f"{base}/api/openapi.json", api_routes.openapi)
+    web_app.router.add_get(f"{base}/metrics", bearer_only(metrics))
+    web_app.router.add_get(f"{base}/", to_console)
+    web_app.add_subapp(f"{base}{api_routes.PREFIX}", api_routes.build(app))
+    web_app.add_subapp(f"{base}{console.PREFIX}", console.build(app, f"{base}{console.PREFIX}"))
     return web_app
 
 

@@ -123,7 +123,7 @@ def test_malformed_headers_and_bodies_are_json_400s_counted_as_refusals(tmp_path
                 rejections = _strict(await response.text())
             total = sum(c["count"] for c in rejections["counts"])
             assert total == len(refused) + len(bodies) + 1
-            async with http.get(f"{base}/rejections") as response:
+            async with http.get(f"{base}/console/rejections") as response:
                 assert response.status == 200
             # Every accepted event reads back as strict JSON through the API and renders in the console.
             async with http.get(f"{base}/api/v1/events") as response:
@@ -133,7 +133,7 @@ def test_malformed_headers_and_bodies_are_json_400s_counted_as_refusals(tmp_path
                 async with http.get(f"{base}/api/v1/events/{event['id']}") as response:
                     assert response.status == 200
                     _strict(await response.text())
-                async with http.get(f"{base}/events/{event['id']}") as response:
+                async with http.get(f"{base}/console/events/{event['id']}") as response:
                     assert response.status == 200
 
     asyncio.run(main())
@@ -168,7 +168,7 @@ def test_readers_show_bodies_that_are_not_strict_json_as_text(tmp_path: Path) ->
                     assert response.status == 200
                     detail = _strict(await response.text())
                 assert isinstance(detail["body"], str) and '"x.y"' in detail["body"]
-                async with http.get(f"{base}/events/msg_legacy_{index}") as response:
+                async with http.get(f"{base}/console/events/msg_legacy_{index}") as response:
                     assert response.status == 200, await response.text()
 
     asyncio.run(main())

@@ -153,10 +153,10 @@ def test_openapi_lists_every_api_route(tmp_path: Path):
     from aiohttp import web
 
     from headrace.api.openapi import document
-    from headrace.api.routes import add_routes
+    from headrace.api.routes import PREFIX, build
 
     app = web.Application()
-    add_routes(app.router)
+    app.add_subapp(PREFIX, build(None))  # type: ignore[arg-type]  # routes only, never served
     documented = {(path, method.upper()) for path, ops in document()["paths"].items() for method in ops}
     routed = {
         (r.resource.canonical, r.method)
@@ -174,7 +174,14 @@ def test_management_is_closed_without_a_token_and_ingest_still_works(tmp_path: P
 
     async def main() -> None:
         async with running_server(settings) as base, aiohttp.ClientSession() as http:
-            for path in ("/api/v1/events", "/api/v1/rejections", "/metrics", "/", "/rejections", "/login"):
+            for path in (
+                "/api/v1/events",
+                "/api/v1/rejections",
+                "/metrics",
+                "/console/",
+                "/console/rejections",
+                "/console/login",
+            ):
                 async with http.get(base + path, allow_redirects=False) as response:
                     assert response.status == 403, path
                     assert "admin_token" in (await response.json())["message"], path

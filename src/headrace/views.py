@@ -1,14 +1,42 @@
-"""Models to JSON-ready dicts, shared by the API and the CLI's --json output."""
+"""What the API, the console and the CLI show, in one place: query parameters to an event filter, and models
+to JSON-ready dicts (the API's bodies, the console's pages, the CLI's --json output).
+
+A neutral module: api, console and cli all import it, and it imports none of them."""
 
 from __future__ import annotations
 
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from headrace.config import Settings
-from headrace.models import DeliveryRow, EventRow, Rejection
+from headrace.durations import parse_since
+from headrace.models import DeliveryRow, EventFilter, EventRow, EventStatus, Rejection
+
+STATUSES: tuple[str, ...] = get_args(EventStatus)
+
+
+def event_filter(query: Any, now: float) -> EventFilter:
+    """Build a filter from query parameters; ValueError names the bad one."""
+    status = query.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"status={status!r}: use one of {', '.join(STATUSES)}")
+    limit_text = query.get("limit", "50")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+        raise ValueError("limit: a number from 1 to 1000")
+    before = query.get("before")
+    if before is not None and not before.isdigit():
+        raise ValueError("before: an event id")
+    return EventFilter(
+        status=status,
+        event_type=query.get("type") or None,
+        source=query.get("source") or None,
+        since=parse_since(query["since"], now) if query.get("since") else None,
+        until=parse_since(query["until"], now) if query.get("until") else None,
+        limit=int(limit_text),
+        before_id=int(before) if before else None,
+    )
 
 
 def iso(ts: float | None) -> str | None:
