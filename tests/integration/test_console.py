@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import subprocess
 import tempfile
@@ -103,12 +104,20 @@ def test_console_needs_the_admin_token_and_keeps_it_out_of_the_cookie(tmp_path: 
                 assert cookies and TOKEN not in str(cookies)
                 async with http.get(f"{base}/console/rejections") as response:
                     assert response.status == 200
-                async with http.post(f"{base}/console/logout") as response:
+                async with http.get(f"{base}/console/") as response:
+                    csrf = csrf_of(await response.text())
+                async with http.post(f"{base}/console/logout", data={"csrf": csrf}) as response:
                     assert response.url.path == "/console/login"
                 async with http.get(f"{base}/console/", allow_redirects=False) as response:
                     assert response.status == 303
 
     asyncio.run(main())
+
+
+def csrf_of(page: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
 
 
 async def login(base: str, token: str = "console-admin-token-1") -> str:
@@ -137,11 +146,11 @@ def test_logout_ends_the_session_even_for_a_kept_copy_of_the_cookie(tmp_path: Pa
             first, second = await login(base), await login(base)
             assert first != second  # a random session id per login, not a function of the token
             assert await page_status(base, first) == 200 and await page_status(base, second) == 200
-            async with (
-                aiohttp.ClientSession(cookies={"headrace_session": first}) as http,
-                http.post(f"{base}/console/logout", allow_redirects=False) as response,
-            ):
-                assert response.status == 303
+            async with aiohttp.ClientSession(cookies={"headrace_session": first}) as http:
+                async with http.get(f"{base}/console/") as response:
+                    csrf = csrf_of(await response.text())
+                async with http.post(f"{base}/console/logout", data={"csrf": csrf}, allow_redirects=False) as response:
+                    assert response.status == 303
             assert await page_status(base, first) == 303  # the copy an attacker kept is dead
             assert await page_status(base, second) == 200  # another browser's session lives on
             assert await page_status(base, "forged-" + "0" * 40) == 303
@@ -227,3 +236,115 @@ def chromium(url: str, screenshot: Path) -> str:
         subprocess.run([*flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=60, check=True)
         dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=60, check=True)
     return dom.stdout
+
+
+async def replay_generations(base: str, key: str) -> int:
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/api/v1/events/{key}") as response:
+        return len((await response.json())["deliveries"])
+
+
+def test_cross_origin_posts_are_refused_and_change_nothing(tmp_path: Path, emulator: EmulatorThread):
+    """Within a session: another origin, or no CSRF token, is refused; the console's own form goes through."""
+    settings = settings_for(config_text(tmp_path / "h.db", free_port(), emulator.url(), admin_token=TOKEN), tmp_path)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def main() -> None:
+        async with running_server(settings) as base:
+            body = dodo_body()
+            async with aiohttp.ClientSession() as http:
+                assert (await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_x")))[0] == 202
+            cookie = await login(base)
+            async with (
+                aiohttp.ClientSession(cookies={"headrace_session": cookie}) as http,
+                aiohttp.ClientSession(headers=auth) as api,
+            ):
+                async with http.get(f"{base}/console/events/msg_x") as response:
+                    csrf = csrf_of(await response.text())
+                url = f"{base}/console/events/msg_x/replay"
+                other = base.rsplit(":", 1)[0] + ":1"  # same host, another port: same site, another origin
+                attempts = [
+                    ({"Origin": other}, {"csrf": csrf}),
+                    ({"Origin": "null"}, {"csrf": csrf}),
+                    ({"Origin": base}, {}),
+                    ({"Origin": base}, {"csrf": "x" * len(csrf)}),
+                    ({"Sec-Fetch-Site": "same-site"}, {"csrf": csrf}),
+                ]
+                for headers, form in attempts:
+                    async with http.post(url, headers=headers, data=form, allow_redirects=False) as response:
+                        assert response.status == 403, (headers, form)
+                        assert (await response.json())["error"] == "cross_site_request"
+                async with api.get(f"{base}/api/v1/events/msg_x") as response:
+                    assert len((await response.json())["deliveries"]) == 1  # generation 0 only: no replay
+                async with http.post(url, headers={"Origin": base}, data={"csrf": csrf}, allow_redirects=False) as r:
+                    assert r.status == 303 and "replayed=" in r.headers["Location"]
+                # A bearer header is not ambient authority: no Origin or CSRF token needed.
+                async with api.post(url, headers={"Origin": other}, allow_redirects=False) as response:
+                    assert response.status == 303
+                # A login form posted from another origin is refused too.
+                async with (
+                    aiohttp.ClientSession() as fresh,
+                    fresh.post(f"{base}/console/login", data={"token": TOKEN}, headers={"Origin": other}) as response,
+                ):
+                    assert response.status == 403
+
+    asyncio.run(main())
+
+
+ATTACK = """<!doctype html><html><body>
+<form id="f" method="post" action="{target}"><input name="csrf" value="guess"></form>
+<script>document.getElementById("f").submit();</script>
+</body></html>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is installed by .ci/run (Debian package chromium)")
+def test_chromium_page_on_another_port_cannot_replay(tmp_path: Path, emulator: EmulatorThread, caplog):
+    """The reported attack, in a real browser: a page on another port of 127.0.0.1 auto-submits the replay form
+    of an open (loopback) console. Chromium sends it (the server sees and refuses it); nothing is replayed."""
+    from aiohttp import web
+
+    settings = settings_for(config_text(tmp_path / "h.db", free_port(), emulator.url()), tmp_path)
+
+    async def main() -> None:
+        async with running_server(settings) as base, aiohttp.ClientSession() as http:
+            await deliver_some(base, http)
+            before = await replay_generations(base, "msg_fail")
+            page = ATTACK.format(target=f"{base}/console/events/msg_fail/replay")
+
+            async def attack(request: web.Request) -> web.Response:
+                return web.Response(text=page, content_type="text/html")
+
+            evil = web.Application()
+            evil.router.add_get("/", attack)
+            runner = web.AppRunner(evil)
+            await runner.setup()
+            evil_port = free_port()
+            await web.TCPSite(runner, "127.0.0.1", evil_port).start()
+            try:
+                dom = await asyncio.to_thread(chromium_dom, f"http://127.0.0.1:{evil_port}/")
+            finally:
+                await runner.cleanup()
+            assert "cross_site_request" in dom  # Chromium followed the form to headrace's refusal
+            assert await replay_generations(base, "msg_fail") == before
+
+    with caplog.at_level("WARNING", logger="headrace.console"):
+        asyncio.run(main())
+    assert any("another origin (http://127.0.0.1:" in r.getMessage() for r in caplog.records)
+
+
+def chromium_dom(url: str) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        flags = [
+            CHROMIUM or "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            url,
+        ]
+        return subprocess.run(flags, capture_output=True, text=True, timeout=60, check=True).stdout

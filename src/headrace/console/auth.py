@@ -7,6 +7,8 @@ cookie (see sessions.py). Without a token the console answers 403 (or is open wi
 
 from __future__ import annotations
 
+import hmac
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -14,7 +16,10 @@ from aiohttp import web
 from headrace.access import APP_KEY, CLOSED_MESSAGE, Handler, bearer, problem, same_secret
 from headrace.console.sessions import Session, Sessions
 
+log = logging.getLogger("headrace.console")
+
 COOKIE = "headrace_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSIONS_KEY = web.AppKey("headrace_console_sessions", Sessions)
 ROOT_KEY = web.AppKey("headrace_console_root", str)
 SESSION_KEY = web.RequestKey("headrace_console_session", Session)
@@ -36,23 +41,68 @@ def session_of(request: web.Request) -> Session | None:
     return request.get(SESSION_KEY)
 
 
+def own_origin(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}".lower()
+
+
+def same_origin(request: web.Request) -> bool:
+    """Did a page of this console send this request? Browsers send Origin with every POST; a request with
+    neither Origin nor Sec-Fetch-Site comes from a non-browser client, which no other site can drive."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return request.headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none")
+    return origin.lower() == own_origin(request)
+
+
+def _cross_site(request: web.Request, why: str) -> web.Response:
+    log.warning(
+        "refused a console %s: %s", request.method, why, extra={"remote": request.remote or "", "path": request.path}
+    )
+    return problem(
+        403,
+        "cross_site_request",
+        f"refused: {why}. State-changing console requests must come from the console's own pages "
+        f"({own_origin(request)}); reload the page and try again",
+    )
+
+
+async def _csrf_refusal(request: web.Request, session: Session | None) -> web.Response | None:
+    """For a state-changing request from a browser: the Origin must be the console's own and, within a
+    session, the form must carry the session's CSRF token. None when the request may go on."""
+    if request.method in SAFE_METHODS:
+        return None
+    if not same_origin(request):
+        return _cross_site(request, f"it came from another origin ({request.headers.get('Origin', '?')[:100]})")
+    if session is not None:
+        form = await request.post()
+        given = form.get("csrf")
+        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), session.csrf.encode()):
+            return _cross_site(request, "the form's CSRF token is missing or not this session's")
+    return None
+
+
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     server = request.app[APP_KEY].settings.server
     if server.management == "open":
-        return await handler(request)
+        refusal = await _csrf_refusal(request, None)
+        return refusal if refusal is not None else await handler(request)
     token = server.admin_token
     if token is None:
         return problem(403, "management_closed", CLOSED_MESSAGE)
     if request.match_info.handler in PUBLIC:
-        return await handler(request)
+        refusal = await _csrf_refusal(request, None)  # a login from another site is refused too
+        return refusal if refusal is not None else await handler(request)
     given = bearer(request)
     if given is not None and same_secret(given, token):
-        request[AUTH_KEY] = "bearer"
+        request[AUTH_KEY] = "bearer"  # a header no other site can make a browser send: no CSRF check needed
         return await handler(request)
     session = request.app[SESSIONS_KEY].get(request.cookies.get(COOKIE, ""), token)
     if session is None:
         raise web.HTTPSeeOther(f"{root_of(request)}/login")
+    refusal = await _csrf_refusal(request, session)
+    if refusal is not None:
+        return refusal
     request[AUTH_KEY] = "session"
     request[SESSION_KEY] = session
     return await handler(request)
