@@ -21,11 +21,16 @@ from headrace.metrics import CONTENT_TYPE
 log = logging.getLogger("headrace.server")
 
 
+async def _nosniff(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
 def build_web_app(app: App) -> web.Application:
     """Ingest and health on the root application, public; the API (/api/v1) and the console (/console) as
     sub-applications that each guard every route of theirs; /metrics guarded like the API."""
     web_app = web.Application(client_max_size=app.settings.server.body_limit)
     web_app[APP_KEY] = app
+    web_app.on_response_prepare.append(_nosniff)
     base = ""
 
     async def healthz(request: web.Request) -> web.Response:

@@ -348,3 +348,48 @@ def chromium_dom(url: str) -> str:
             url,
         ]
         return subprocess.run(flags, capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+def test_every_console_route_is_guarded_and_carries_security_headers(tmp_path: Path):
+    """Enumerates the console sub-application's routes, so a page added later is checked without editing this."""
+    from headrace.console import SECURITY_HEADERS
+    from headrace.console.auth import PUBLIC
+
+    settings = settings_for(config_text(tmp_path / "h.db", free_port(), admin_token=TOKEN), tmp_path)
+    templates = Path(__file__).resolve().parents[2] / "src" / "headrace" / "console" / "templates"
+    for template in templates.glob("*.html"):
+        text = template.read_text()
+        assert "<script" not in text and "<style" not in text and "style=" not in text, template.name
+    assert "unsafe-inline" not in SECURITY_HEADERS["Content-Security-Policy"]
+
+    async def main() -> None:
+        async with running_server(settings) as base:
+            from headrace.console import ROUTES
+
+            routes = [
+                (method, "/console" + path.replace("{key}", "1").replace("{name}", "console.css"), handler)
+                for method, path, handler in ROUTES
+            ]
+            guarded = [(method, path) for method, path, handler in routes if handler not in PUBLIC]
+            assert len(guarded) >= 6
+            cookie = await login(base)
+            async with aiohttp.ClientSession() as http:
+                for method, path, _ in routes:
+                    async with http.request(method, base + path, allow_redirects=False) as response:
+                        for name, value in SECURITY_HEADERS.items():
+                            assert response.headers.get(name) == value, (method, path, name)
+                        if (method, path) in guarded:
+                            assert response.status in (303, 403), (method, path, response.status)
+                            if response.status == 303:
+                                assert response.headers["Location"] == "/console/login"
+            async with aiohttp.ClientSession(cookies={"headrace_session": cookie}) as http:
+                for path in ("/console/", "/console/rejections", "/console/destinations", "/console/events/1"):
+                    async with http.get(base + path) as response:
+                        assert response.status == 200
+                        assert response.headers["X-Frame-Options"] == "DENY"
+                async with http.get(f"{base}/console/static/console.css") as response:
+                    assert response.status == 200 and response.content_type == "text/css"
+                async with http.get(f"{base}/console/static/../__init__.py") as response:
+                    assert response.status == 404
+
+    asyncio.run(main())

@@ -101,6 +101,18 @@ async def destinations_page(request: web.Request) -> web.Response:
     return render(request, "destinations.html", destinations=rows)
 
 
+STATIC = {"console.css": "text/css"}  # every file under static/, and its type: nothing else is served
+
+
+@public
+async def static_file(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in STATIC:
+        raise web.HTTPNotFound()
+    body = resources.files("headrace.console").joinpath("static", name).read_bytes()
+    return web.Response(body=body, content_type=STATIC[name], headers={"Cache-Control": "max-age=3600"})
+
+
 @public
 async def login_page(request: web.Request) -> web.Response:
     return render(request, "login.html", failed=False)
