@@ -9,14 +9,19 @@ their guard as middleware, so a new route is guarded by being added there; nothi
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from headrace.app import App
 from headrace.config import KEYGEN_COMMAND, Secret
+from headrace.throttle import FailureThrottle
+
+log = logging.getLogger("headrace.access")
 
 APP_KEY = web.AppKey("headrace_app", App)
+THROTTLE_KEY = web.AppKey("headrace_auth_throttle", FailureThrottle)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 CLOSED_MESSAGE = (
@@ -40,6 +45,25 @@ def same_secret(given: str, token: Secret) -> bool:
     )
 
 
+def throttled(request: web.Request) -> web.Response | None:
+    """429 while this client address has used up its failed attempts; None when it may try a credential."""
+    wait = request.app[THROTTLE_KEY].retry_after(request.remote or "")
+    if not wait:
+        return None
+    return problem(
+        429,
+        "too_many_failures",
+        f"too many wrong admin tokens from this address; try again in {wait}s ([server] auth_failures_per_minute)",
+        headers={"Retry-After": str(wait)},
+    )
+
+
+def record_failure(request: web.Request, where: str) -> None:
+    """Count a wrong admin token against its address and log it once (never the guess)."""
+    request.app[THROTTLE_KEY].failed(request.remote or "")
+    log.warning("wrong admin token (%s)", where, extra={"remote": request.remote or "", "path": request.path})
+
+
 def bearer(request: web.Request) -> str | None:
     """The bearer credential a request carries, or None."""
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
@@ -56,8 +80,13 @@ async def check_bearer(request: web.Request) -> web.Response | None:
     if token is None:
         return problem(403, "management_closed", CLOSED_MESSAGE)
     given = bearer(request)
-    if given is not None and same_secret(given, token):
-        return None
+    if given is not None:
+        refusal = throttled(request)
+        if refusal is not None:
+            return refusal
+        if same_secret(given, token):
+            return None
+        record_failure(request, "bearer")
     return problem(
         401,
         "unauthorized",

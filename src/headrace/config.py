@@ -93,6 +93,13 @@ class ServerSettings(_Strict):
         description="Serve /api/v1, /metrics and the console to anyone, without a token. Only for a laptop: "
         "allowed only on a loopback listen address and without admin_token.",
     )
+    auth_failures_per_minute: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="Failed admin-token attempts (console login or bearer) allowed per client address: this many "
+        "at once, then one every 60/N seconds; meanwhile that address gets 429 with Retry-After.",
+    )
     session_lifetime: Duration = Field(
         "12h",
         description="How long a console login lasts. Sessions also end at logout, when admin_token changes "

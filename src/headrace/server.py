@@ -11,12 +11,13 @@ from collections.abc import Callable
 from aiohttp import web
 
 from headrace import console
-from headrace.access import APP_KEY, bearer_only
+from headrace.access import APP_KEY, THROTTLE_KEY, bearer_only
 from headrace.api import routes as api_routes
 from headrace.app import App
 from headrace.config import Settings
 from headrace.durations import parse_duration
 from headrace.metrics import CONTENT_TYPE
+from headrace.throttle import FailureThrottle
 
 log = logging.getLogger("headrace.server")
 
@@ -55,8 +56,14 @@ def build_web_app(app: App) -> web.Application:
     web_app.router.add_get(f"{base}/api/openapi.json", api_routes.openapi)
     web_app.router.add_get(f"{base}/metrics", bearer_only(metrics))
     web_app.router.add_get(f"{base}/", to_console)
-    web_app.add_subapp(f"{base}{api_routes.PREFIX}", api_routes.build(app))
-    web_app.add_subapp(f"{base}{console.PREFIX}", console.build(app, f"{base}{console.PREFIX}"))
+    throttle = FailureThrottle(app.settings.server.auth_failures_per_minute)
+    web_app[THROTTLE_KEY] = throttle
+    for prefix, sub in (
+        (api_routes.PREFIX, api_routes.build(app)),
+        (console.PREFIX, console.build(app, f"{base}{console.PREFIX}")),
+    ):
+        sub[THROTTLE_KEY] = throttle
+        web_app.add_subapp(f"{base}{prefix}", sub)
     return web_app
 
 

@@ -13,7 +13,16 @@ from typing import Any
 
 from aiohttp import web
 
-from headrace.access import APP_KEY, CLOSED_MESSAGE, Handler, bearer, problem, same_secret
+from headrace.access import (
+    APP_KEY,
+    CLOSED_MESSAGE,
+    Handler,
+    bearer,
+    problem,
+    record_failure,
+    same_secret,
+    throttled,
+)
 from headrace.console.sessions import Session, Sessions
 
 log = logging.getLogger("headrace.console")
@@ -94,7 +103,13 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         refusal = await _csrf_refusal(request, None)  # a login from another site is refused too
         return refusal if refusal is not None else await handler(request)
     given = bearer(request)
-    if given is not None and same_secret(given, token):
+    if given is not None:
+        refusal = throttled(request)
+        if refusal is not None:
+            return refusal
+        if not same_secret(given, token):
+            record_failure(request, "bearer")
+            return problem(401, "unauthorized", "the bearer token is not the admin token ([server] admin_token)")
         request[AUTH_KEY] = "bearer"  # a header no other site can make a browser send: no CSRF check needed
         return await handler(request)
     session = request.app[SESSIONS_KEY].get(request.cookies.get(COOKIE, ""), token)
@@ -115,10 +130,17 @@ async def login_action(request: web.Request) -> web.StreamResponse:
     root = root_of(request)
     if token is None:  # open management: nothing to log in to
         raise web.HTTPSeeOther(f"{root}/")
+    refusal = throttled(request)
+    if refusal is not None:
+        response = render(request, "login.html", failed=False, wait=refusal.headers["Retry-After"])
+        response.set_status(429)
+        response.headers["Retry-After"] = refusal.headers["Retry-After"]
+        return response
     form = await request.post()
     given = form.get("token", "")
     if not isinstance(given, str) or not given or not same_secret(given, token):
-        response = render(request, "login.html", failed=True)
+        record_failure(request, "console login")
+        response = render(request, "login.html", failed=True, wait=None)
         response.set_status(401)
         return response
     session_id, session = request.app[SESSIONS_KEY].open(token)

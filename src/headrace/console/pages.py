@@ -115,4 +115,4 @@ async def static_file(request: web.Request) -> web.Response:
 
 @public
 async def login_page(request: web.Request) -> web.Response:
-    return render(request, "login.html", failed=False)
+    return render(request, "login.html", failed=False, wait=None)
