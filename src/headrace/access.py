@@ -8,6 +8,7 @@ their guard as middleware, so a new route is guarded by being added there; nothi
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from headrace.app import App
 from headrace.config import KEYGEN_COMMAND, Secret
+from headrace.durations import parse_duration
 from headrace.throttle import FailureThrottle
 
 log = logging.getLogger("headrace.access")
@@ -43,6 +45,19 @@ def same_secret(given: str, token: Secret) -> bool:
     return hmac.compare_digest(
         given.encode("utf-8", "surrogateescape"), token.reveal().encode("utf-8", "surrogateescape")
     )
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, read within `[server] body_timeout` (408 otherwise); later request.post()/json()
+    calls use this copy."""
+    settings = app_of(request).settings.server
+    try:
+        async with asyncio.timeout(parse_duration(settings.body_timeout)):
+            return await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            text=f"the body did not arrive within {settings.body_timeout} ([server] body_timeout)"
+        ) from None
 
 
 def throttled(request: web.Request) -> web.Response | None:

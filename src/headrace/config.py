@@ -100,6 +100,21 @@ class ServerSettings(_Strict):
         description="Failed admin-token attempts (console login or bearer) allowed per client address: this many "
         "at once, then one every 60/N seconds; meanwhile that address gets 429 with Retry-After.",
     )
+    max_connections: int = Field(
+        1000,
+        ge=16,
+        le=1_000_000,
+        description="Most client connections held at once; one more closes the oldest. Keep it under the "
+        "open-files limit (headrace raises its soft limit to fit when it can).",
+    )
+    header_timeout: Duration = Field(
+        "15s",
+        description="How long a connection may take to send a request's headers, counted from connecting or "
+        "from the previous response (so also how long an idle keep-alive connection stays open).",
+    )
+    body_timeout: Duration = Field(
+        "30s", description="How long a client may take to send a request body; then 408 and the connection closes."
+    )
     session_lifetime: Duration = Field(
         "12h",
         description="How long a console login lasts. Sessions also end at logout, when admin_token changes "
@@ -127,6 +142,13 @@ class ServerSettings(_Strict):
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"{value!r} is not HOST:PORT, e.g. 127.0.0.1:8787")
+        return value
+
+    @field_validator("header_timeout", "body_timeout", "session_lifetime")
+    @classmethod
+    def _positive(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError(f'{value!r}: must be longer than 0, e.g. "15s"')
         return value
 
     @field_validator("admin_token")

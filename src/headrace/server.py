@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from headrace import console
+from headrace import console, listener
 from headrace.access import APP_KEY, THROTTLE_KEY, bearer_only
 from headrace.api import routes as api_routes
 from headrace.app import App
@@ -20,6 +20,9 @@ from headrace.metrics import CONTENT_TYPE
 from headrace.throttle import FailureThrottle
 
 log = logging.getLogger("headrace.server")
+# After an early answer (408, 413) read and drop the rest of the body for at most this long, so the client can
+# read the answer, then close (aiohttp's default of 10 s would let a slow sender hold the connection on).
+LINGER = 1.0
 
 
 async def _nosniff(request: web.Request, response: web.StreamResponse) -> None:
@@ -82,29 +85,44 @@ async def serve(
     ready: Callable[[int], None] | None = None,
     with_worker: bool | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or `stop`): accept webhooks, and deliver them unless the worker runs apart."""
+    """Run until SIGTERM/SIGINT (or `stop`): accept webhooks, and deliver them unless the worker runs apart.
+
+    The port is bound first, before the store opens and the worker starts, so a port in use is one line."""
     stop = stop or asyncio.Event()
-    app = await App.open(settings)
-    worker_task = None
-    run_worker = settings.server.worker if with_worker is None else with_worker
+    server_settings = settings.server
+    sock = listener.bind(server_settings)
     try:
+        app = await App.open(settings)
+    except BaseException:
+        sock.close()
+        raise
+    worker_task = None
+    run_worker = server_settings.worker if with_worker is None else with_worker
+    try:
+        listener.ensure_descriptors(server_settings.max_connections)
+        runner = web.AppRunner(
+            build_web_app(app),
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=parse_duration(server_settings.header_timeout),
+            lingering_time=LINGER,
+        )
+        await runner.setup()
+        assert runner.server is not None
+        cap = listener.ConnectionCap(runner.server, server_settings.max_connections)
+        listening = await asyncio.get_running_loop().create_server(cap, sock=sock, backlog=1024)
+        bound = sock.getsockname()[1]
         if run_worker:
             worker = await app.start_worker()
             worker_task = asyncio.create_task(worker.run(stop))
-        runner = web.AppRunner(build_web_app(app), access_log=None, handle_signals=False)
-        await runner.setup()
-        host, port = settings.server.host_port
-        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
-        await site.start()
-        bound = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else port  # type: ignore[attr-defined]
         _install_signals(stop, app.reload_scripts)
-        if settings.server.management == "closed":
+        if server_settings.management == "closed":
             log.warning("the API, /metrics and the console are closed: set [server] admin_token to use them")
-        elif settings.server.management == "open":
+        elif server_settings.management == "open":
             log.warning("open_management = true: the API, /metrics and the console answer anyone without a token")
         log.info(
             "headrace listening on http://%s:%s (store %s, worker %s)",
-            host,
+            server_settings.host_port[0],
             bound,
             app.store.describe()["backend"],
             "on" if run_worker else "off",
@@ -113,12 +131,13 @@ async def serve(
             ready(bound)
         await stop.wait()
         log.info("shutting down: no new webhooks; finishing in-flight deliveries")
-        await site.stop()  # stop accepting; requests already inside finish their commit
+        listening.close()  # stop accepting; requests already inside finish their commit
         if worker_task is not None and app.worker is not None:
             await worker_task
-            await app.worker.drain(parse_duration(settings.server.shutdown_grace))
+            await app.worker.drain(parse_duration(server_settings.shutdown_grace))
         await runner.cleanup()
     finally:
+        sock.close()
         if worker_task is not None and not worker_task.done():
             worker_task.cancel()
         await app.close()

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from headrace import views as serialize
-from headrace.access import APP_KEY, bearer_middleware
+from headrace.access import APP_KEY, bearer_middleware, read_body
 from headrace.access import app_of as _app
 from headrace.access import problem as _problem
 from headrace.api.openapi import document
@@ -51,6 +51,7 @@ async def replay_event(request: web.Request) -> web.Response:
 
 async def replay_failed(request: web.Request) -> web.Response:
     app = _app(request)
+    await read_body(request)
     try:
         spec = await request.json()
     except ValueError:

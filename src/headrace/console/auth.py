@@ -19,6 +19,7 @@ from headrace.access import (
     Handler,
     bearer,
     problem,
+    read_body,
     record_failure,
     same_secret,
     throttled,
@@ -83,6 +84,7 @@ async def _csrf_refusal(request: web.Request, session: Session | None) -> web.Re
     if not same_origin(request):
         return _cross_site(request, f"it came from another origin ({request.headers.get('Origin', '?')[:100]})")
     if session is not None:
+        await read_body(request)
         form = await request.post()
         given = form.get("csrf")
         if not isinstance(given, str) or not hmac.compare_digest(given.encode(), session.csrf.encode()):
@@ -136,6 +138,7 @@ async def login_action(request: web.Request) -> web.StreamResponse:
         response.set_status(429)
         response.headers["Retry-After"] = refusal.headers["Retry-After"]
         return response
+    await read_body(request)
     form = await request.post()
     given = form.get("token", "")
     if not isinstance(given, str) or not given or not same_secret(given, token):

@@ -1,16 +1,19 @@
 """POST /webhooks/{source}: verify, bound, parse, route, store durably, then answer.
 
 Answers (DESIGN contract): 202 accepted, 200 duplicate (stored once), 400 missing/malformed webhook
-headers or a body that is not a JSON object, 401 bad signature or timestamp out of tolerance, 404
-unknown source, 413 body over the limit. A refusal stores no body, only a counted rejection record.
+headers or a body that is not a strict JSON object, 401 bad signature or timestamp out of tolerance, 404
+unknown source, 408 body not received within `body_timeout`, 413 body over the limit. A refusal stores no
+body, only a counted rejection record.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 
+import aiohttp
 from aiohttp import web
 
 from headrace.config import Settings
@@ -47,6 +50,7 @@ class Ingestor:
         self.clock = clock
         self.metrics = metrics or Metrics(clock)
         self.limit = settings.server.body_limit
+        self._body_timeout = parse_duration(settings.server.body_timeout)
         self._keys = {
             name: [decode_secret(secret.reveal()) for secret in source.secrets]
             for name, source in settings.sources.items()
@@ -78,9 +82,29 @@ class Ingestor:
         if request.content_length is not None and request.content_length > self.limit:
             return await self._too_large(request, source)
         try:
-            body = await request.read()
+            async with asyncio.timeout(self._body_timeout):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return await self._too_large(request, source)
+        except TimeoutError:
+            response = await self._refuse(
+                request,
+                source,
+                408,
+                "body_timeout",
+                f"the body did not arrive within {self.settings.server.body_timeout} ([server] body_timeout)",
+            )
+            response.force_close()
+            return response
+        except (ConnectionError, aiohttp.ClientPayloadError, RuntimeError) as exc:
+            # The client went away mid-upload (or was closed by the connection cap): nobody to answer.
+            # (aiohttp raises RuntimeError("Connection closed.") from the body stream on the asyncio loop.)
+            log.info(
+                "upload aborted: %s", exc or type(exc).__name__, extra={"source": source, "remote": request.remote}
+            )
+            response = web.Response(status=400)
+            response.force_close()
+            return response
         headers = request.headers
         now = self.clock()
         try:
