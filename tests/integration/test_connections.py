@@ -164,3 +164,27 @@ def test_slow_headers_and_slow_bodies_are_cut_off(tmp_path: Path):
             assert counts == {"body_timeout": 1}
 
     asyncio.run(main())
+
+
+def test_serve_says_in_one_line_when_the_port_is_taken(tmp_path: Path):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    config = tmp_path / "h.toml"
+    config.write_text(config_text(tmp_path / "h.db", port, "http://127.0.0.1:9/api/w/x/jobs/run/f/f/dodo/x"))
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "headrace.cli", "serve", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        holder.close()
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "already in use" in lines[0] and f"127.0.0.1:{port}" in lines[0] and "[server] listen" in lines[0]
+    assert not (tmp_path / "h.db").exists()  # the port is bound before the store opens or the worker starts
