@@ -93,6 +93,16 @@ class ServerSettings(_Strict):
         description="Serve /api/v1, /metrics and the console to anyone, without a token. Only for a laptop: "
         "allowed only on a loopback listen address and without admin_token.",
     )
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        description="Reverse proxies (addresses or networks, e.g. \"127.0.0.1\", \"10.0.0.0/8\") whose "
+        "X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host are believed; from anyone else they are ignored.",
+    )
+    base_path: str = Field(
+        "",
+        description="Path prefix everything is served under when a proxy forwards e.g. https://host/hr/ "
+        "unchanged: \"/hr\" puts ingest at /hr/webhooks/NAME and the console at /hr/console/.",
+    )
     auth_failures_per_minute: int = Field(
         10,
         ge=1,
@@ -144,6 +154,28 @@ class ServerSettings(_Strict):
             raise ValueError(f"{value!r} is not HOST:PORT, e.g. 127.0.0.1:8787")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/8)") from None
+        return value
+
+    @field_validator("base_path")
+    @classmethod
+    def _base_path(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
+            raise ValueError(f"{value!r}: write a path such as \"/hr\" (letters, digits, . _ ~ -)")
+        return value
+
+    @cached_property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in self.trusted_proxies)
+
     @field_validator("header_timeout", "body_timeout", "session_lifetime")
     @classmethod
     def _positive(cls, value: str) -> str:
@@ -168,6 +200,11 @@ class ServerSettings(_Strict):
     def _management(self) -> ServerSettings:
         if self.open_management and self.admin_token is not None:
             raise ValueError("open_management = true and admin_token are both set: keep one (the token)")
+        if self.open_management and self.trusted_proxies:
+            raise ValueError(
+                "open_management = true with trusted_proxies: a proxy would make the open API public; "
+                f"set admin_token instead (generate one with: {KEYGEN_COMMAND})"
+            )
         if self.open_management and not self.is_loopback():
             raise ValueError(
                 f"open_management = true is only allowed on a loopback listen address, not {self.listen!r}; "

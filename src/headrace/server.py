@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from headrace import console, listener
+from headrace import console, listener, proxy
 from headrace.access import APP_KEY, THROTTLE_KEY, bearer_only
 from headrace.api import routes as api_routes
 from headrace.app import App
@@ -32,10 +32,10 @@ async def _nosniff(request: web.Request, response: web.StreamResponse) -> None:
 def build_web_app(app: App) -> web.Application:
     """Ingest and health on the root application, public; the API (/api/v1) and the console (/console) as
     sub-applications that each guard every route of theirs; /metrics guarded like the API."""
-    web_app = web.Application(client_max_size=app.settings.server.body_limit)
+    web_app = web.Application(client_max_size=app.settings.server.body_limit, middlewares=[proxy.forwarded])
     web_app[APP_KEY] = app
     web_app.on_response_prepare.append(_nosniff)
-    base = ""
+    base = app.settings.server.base_path
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -59,6 +59,10 @@ def build_web_app(app: App) -> web.Application:
     web_app.router.add_get(f"{base}/api/openapi.json", api_routes.openapi)
     web_app.router.add_get(f"{base}/metrics", bearer_only(metrics))
     web_app.router.add_get(f"{base}/", to_console)
+    if base:  # health stays reachable at the root for local probes that do not go through the proxy
+        web_app.router.add_get(base, to_console)
+        web_app.router.add_get("/healthz", healthz)
+        web_app.router.add_get("/readyz", readyz)
     throttle = FailureThrottle(app.settings.server.auth_failures_per_minute)
     web_app[THROTTLE_KEY] = throttle
     for prefix, sub in (
@@ -121,9 +125,10 @@ async def serve(
         elif server_settings.management == "open":
             log.warning("open_management = true: the API, /metrics and the console answer anyone without a token")
         log.info(
-            "headrace listening on http://%s:%s (store %s, worker %s)",
+            "headrace listening on http://%s:%s%s/ (store %s, worker %s)",
             server_settings.host_port[0],
             bound,
+            server_settings.base_path,
             app.store.describe()["backend"],
             "on" if run_worker else "off",
         )

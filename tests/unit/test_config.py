@@ -156,3 +156,24 @@ def test_open_management_is_asked_for_by_name_and_only_on_loopback():
     both = DESIGN_EXAMPLE.replace("[server]\n", "[server]\nopen_management = true\n")
     with pytest.raises(ConfigError, match="both set"):
         parse(both, environ=ENV)
+
+
+def test_proxy_and_base_path_settings_are_checked():
+    server = DESIGN_EXAMPLE.replace(
+        "[server]\n", '[server]\ntrusted_proxies = ["127.0.0.1", "10.0.0.0/8"]\nbase_path = "/hr/"\n'
+    )
+    settings = parse(server, environ=ENV).server
+    assert settings.base_path == "/hr" and len(settings.proxy_networks) == 2
+    for bad, expected in (
+        ('trusted_proxies = ["nginx"]', "not an IP address"),
+        ('base_path = "hr"', "write a path"),
+        ('base_path = "/h r"', "write a path"),
+        ('header_timeout = "0s"', "longer than 0"),
+    ):
+        with pytest.raises(ConfigError, match=expected):
+            parse(DESIGN_EXAMPLE.replace("[server]\n", f"[server]\n{bad}\n"), environ=ENV)
+    opened = DESIGN_EXAMPLE.replace('admin_token = "env:HEADRACE_ADMIN_TOKEN"\n', "").replace(
+        "[server]\n", '[server]\nopen_management = true\ntrusted_proxies = ["127.0.0.1"]\n'
+    )
+    with pytest.raises(ConfigError, match="proxy would make the open API public"):
+        parse(opened, environ=ENV)
