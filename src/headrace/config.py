@@ -95,13 +95,20 @@ class ServerSettings(_Strict):
     )
     trusted_proxies: tuple[str, ...] = Field(
         (),
-        description="Reverse proxies (addresses or networks, e.g. \"127.0.0.1\", \"10.0.0.0/8\") whose "
+        description='Reverse proxies (addresses or networks, e.g. "127.0.0.1", "10.0.0.0/8") whose '
         "X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host are believed; from anyone else they are ignored.",
     )
     base_path: str = Field(
         "",
         description="Path prefix everything is served under when a proxy forwards e.g. https://host/hr/ "
-        "unchanged: \"/hr\" puts ingest at /hr/webhooks/NAME and the console at /hr/console/.",
+        'unchanged: "/hr" puts ingest at /hr/webhooks/NAME and the console at /hr/console/.',
+    )
+    rejections_per_minute: int = Field(
+        10,
+        ge=1,
+        le=100_000,
+        description="Refused webhooks written to the store (and logged) per source, reason and minute; the rest "
+        "are counted in memory (headrace_events_rejected_total) and summed up in one row per minute.",
     )
     auth_failures_per_minute: int = Field(
         10,
@@ -169,7 +176,7 @@ class ServerSettings(_Strict):
     def _base_path(cls, value: str) -> str:
         value = value.rstrip("/")
         if value and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
-            raise ValueError(f"{value!r}: write a path such as \"/hr\" (letters, digits, . _ ~ -)")
+            raise ValueError(f'{value!r}: write a path such as "/hr" (letters, digits, . _ ~ -)')
         return value
 
     @cached_property

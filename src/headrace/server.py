@@ -4,6 +4,7 @@ and the `serve` / `worker` process lifecycles (signals, graceful shutdown)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -82,6 +83,14 @@ def _install_signals(stop: asyncio.Event, on_reload: Callable[[], None] | None) 
         loop.add_signal_handler(signal.SIGHUP, on_reload)
 
 
+async def _flush_refusals(app: App, stop: asyncio.Event) -> None:
+    """Write each minute's summary of refusals that were counted but not recorded (refusals.py)."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 5)
+        await app.ingestor.flush_refusals(final=stop.is_set())
+
+
 async def serve(
     settings: Settings,
     *,
@@ -134,9 +143,11 @@ async def serve(
         )
         if ready is not None:
             ready(bound)
+        flusher = asyncio.create_task(_flush_refusals(app, stop))
         await stop.wait()
         log.info("shutting down: no new webhooks; finishing in-flight deliveries")
         listening.close()  # stop accepting; requests already inside finish their commit
+        await flusher
         if worker_task is not None and app.worker is not None:
             await worker_task
             await app.worker.drain(parse_duration(server_settings.shutdown_grace))

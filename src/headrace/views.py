@@ -127,6 +127,12 @@ def rejection(item: Rejection) -> dict[str, Any]:
     }
 
 
+def counted_refusals(app: Any) -> list[dict[str, Any]]:
+    """Every refusal this process counted since it started (the store keeps only a sample), by source and reason."""
+    counters = app.metrics.counters["headrace_events_rejected_total"]
+    return [{"source": s, "reason": r, "count": n} for (s, r), n in sorted(counters.items())]
+
+
 def destination(name: str, settings: Settings) -> dict[str, Any]:
     dest = settings.destinations[name]
     target = dest.target

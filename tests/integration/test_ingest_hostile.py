@@ -121,7 +121,7 @@ def test_malformed_headers_and_bodies_are_json_400s_counted_as_refusals(tmp_path
 
             async with http.get(f"{base}/api/v1/rejections") as response:
                 rejections = _strict(await response.text())
-            total = sum(c["count"] for c in rejections["counts"])
+            total = sum(c["count"] for c in rejections["counted"])
             assert total == len(refused) + len(bodies) + 1
             async with http.get(f"{base}/console/rejections") as response:
                 assert response.status == 200

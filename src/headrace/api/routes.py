@@ -75,7 +75,13 @@ async def list_rejections(request: web.Request) -> web.Response:
     items = await app.rejections(since, 200)
     stats = await app.stats()
     counts = [{"source": s, "reason": r, "count": n} for (s, r), n in sorted(stats.rejections.items())]
-    return web.json_response({"counts": counts, "rejections": [serialize.rejection(i) for i in items]})
+    return web.json_response(
+        {
+            "counts": counts,
+            "counted": serialize.counted_refusals(app),
+            "rejections": [serialize.rejection(i) for i in items],
+        }
+    )
 
 
 async def list_destinations(request: web.Request) -> web.Response:

@@ -87,7 +87,7 @@ async def rejections_page(request: web.Request) -> web.Response:
     items = [views.rejection(r) for r in await app.rejections(None, 200)]
     stats = await app.stats()
     counts = [{"source": s, "reason": r, "count": n} for (s, r), n in sorted(stats.rejections.items())]
-    return render(request, "rejections.html", rejections=items, counts=counts)
+    return render(request, "rejections.html", rejections=items, counts=counts, counted=views.counted_refusals(app))
 
 
 async def destinations_page(request: web.Request) -> web.Response:

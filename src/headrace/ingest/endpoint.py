@@ -19,6 +19,7 @@ from aiohttp import web
 from headrace.config import Settings
 from headrace.durations import parse_duration
 from headrace.ingest.body import BodyError, parse_object
+from headrace.ingest.refusals import UNKNOWN, RefusalSampler
 from headrace.ingest.signature import SignatureError, decode_secret, verify
 from headrace.metrics import Metrics
 from headrace.models import NewEvent, Rejection
@@ -51,6 +52,7 @@ class Ingestor:
         self.metrics = metrics or Metrics(clock)
         self.limit = settings.server.body_limit
         self._body_timeout = parse_duration(settings.server.body_timeout)
+        self.refusals = RefusalSampler(settings.server.rejections_per_minute)
         self._keys = {
             name: [decode_secret(secret.reveal()) for secret in source.secrets]
             for name, source in settings.sources.items()
@@ -156,11 +158,31 @@ class Ingestor:
         )
 
     async def _refuse(self, request: web.Request, source: str, status: int, reason: str, message: str) -> web.Response:
+        """Count every refusal in memory; record and log only a sample of them (see refusals.py)."""
         remote = request.remote or ""
-        self.metrics.inc("headrace_events_rejected_total", source if status != 404 else "(unknown)", reason)
-        log.warning("refused webhook: %s", message, extra={"source": source, "reason": reason, "remote": remote})
+        counted_as = source if status != 404 else UNKNOWN
+        self.metrics.inc("headrace_events_rejected_total", counted_as, reason)
+        now = self.clock()
+        record, summaries = self.refusals.admit(counted_as, reason, status, now)
+        await self._summarize(summaries)
+        if record:
+            log.warning("refused webhook: %s", message, extra={"source": source, "reason": reason, "remote": remote})
+            await self._write(Rejection(source, reason, status, message, remote, now))
+        return web.json_response({"error": reason, "message": message}, status=status)
+
+    async def flush_refusals(self, *, final: bool = False) -> None:
+        """Write the summary rows of a minute that has ended (all pending ones when `final`, at shutdown)."""
+        await self._summarize(self.refusals.due(self.clock(), final=final))
+
+    async def _summarize(self, summaries: list[Rejection]) -> None:
+        for summary in summaries:
+            log.warning(
+                "refused webhooks: %s", summary.detail, extra={"source": summary.source, "reason": summary.reason}
+            )
+            await self._write(summary)
+
+    async def _write(self, rejection: Rejection) -> None:
         try:
-            await self.store.reject(Rejection(source, reason, status, message, remote, self.clock()))
+            await self.store.reject(rejection)
         except Exception:
             log.exception("could not record a rejection")
-        return web.json_response({"error": reason, "message": message}, status=status)
