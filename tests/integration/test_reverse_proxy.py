@@ -187,3 +187,67 @@ def test_forwarded_for_is_read_from_the_right_and_only_from_trusted_peers():
     assert client_address("127.0.0.1", "", nets) == "127.0.0.1"
     assert client_address("127.0.0.1", "not-an-ip", nets) == "127.0.0.1"
     assert client_address("127.0.0.1", "[2001:db8::1]:443", nets) == "2001:db8::1"
+
+
+CADDY = shutil.which("caddy")
+
+
+def documented_caddy_site(front: int, upstream: int) -> str:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    block = text.split("<!-- caddy-site -->")[1].split("```caddy")[1].split("```")[0]
+    return block.replace("example.com", f"http://127.0.0.1:{front}").replace("127.0.0.1:8787", f"127.0.0.1:{upstream}")
+
+
+@pytest.mark.skipif(CADDY is None, reason="needs caddy: apt-get install caddy (Debian)")
+def test_the_documented_caddy_site_keeps_the_prefix_and_the_client_address(tmp_path: Path):
+    upstream, front = free_port(), free_port()
+    extra = 'base_path = "/hr"\ntrusted_proxies = ["127.0.0.1"]'
+    settings = settings_for(config_text(tmp_path / "h.db", upstream, admin_token=TOKEN, extra_server=extra), tmp_path)
+    caddyfile = tmp_path / "Caddyfile"
+    caddyfile.write_text("{\n    admin off\n}\n" + documented_caddy_site(front, upstream))
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    caddy = subprocess.Popen(
+        [CADDY or "caddy", "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )  # stopped below by its pid
+
+    async def main() -> None:
+        async with running_server(settings):
+            base = f"http://127.0.0.1:{front}"
+            deadline = time.time() + 15
+            connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+            async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+                while True:
+                    try:
+                        async with http.get(f"{base}/hr/healthz") as response:
+                            if response.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    assert time.time() < deadline and caddy.poll() is None, "caddy did not start"
+                    await asyncio.sleep(0.1)
+                async with http.get(f"{base}/hr/console/", allow_redirects=False) as response:
+                    assert response.status == 303 and response.headers["Location"] == "/hr/console/login"
+                async with http.post(
+                    f"{base}/hr/console/login", data={"token": TOKEN}, headers={"Origin": base}, allow_redirects=False
+                ) as response:
+                    assert response.status == 303 and "Path=/hr/console/" in response.headers["Set-Cookie"]
+                body = dodo_body()
+                bad = signed_headers(body, "msg_bad", secret=OTHER_SECRET) | {"X-Forwarded-For": "203.0.113.9"}
+                async with http.post(f"{base}/hr/webhooks/dodo", data=body, headers=bad) as response:
+                    assert response.status == 401
+                async with http.get(
+                    f"{base}/hr/api/v1/rejections", headers={"Authorization": f"Bearer {TOKEN}"}
+                ) as response:
+                    assert [r["remote"] for r in (await response.json())["rejections"]] == ["127.0.0.2"]
+
+    try:
+        asyncio.run(main())
+    finally:
+        caddy.terminate()
+        try:
+            caddy.wait(10)
+        except subprocess.TimeoutExpired:
+            caddy.kill()
