@@ -10,6 +10,7 @@ import signal
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from headrace import console, listener, proxy
 from headrace.access import APP_KEY, THROTTLE_KEY, bearer_only
@@ -24,6 +25,26 @@ log = logging.getLogger("headrace.server")
 # After an early answer (408, 413) read and drop the rest of the body for at most this long, so the client can
 # read the answer, then close (aiohttp's default of 10 s would let a slow sender hold the connection on).
 LINGER = 1.0
+
+
+class QuietParseErrors(logging.Filter):
+    """aiohttp logs every malformed HTTP request (bad header line, oversized field...) at ERROR with a traceback
+    and a copy of the offending bytes, which may hold a token. Make it one INFO line naming only the problem."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            problem = (exc.message or type(exc).__name__).strip().splitlines()[0][:120]
+            record.msg, record.args = "malformed HTTP request refused (%s): %s", (exc.code, problem)
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def quiet_parse_errors() -> None:
+    server_logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, QuietParseErrors) for f in server_logger.filters):
+        server_logger.addFilter(QuietParseErrors())
 
 
 async def _nosniff(request: web.Request, response: web.StreamResponse) -> None:
@@ -103,6 +124,7 @@ async def serve(
     The port is bound first, before the store opens and the worker starts, so a port in use is one line."""
     stop = stop or asyncio.Event()
     server_settings = settings.server
+    quiet_parse_errors()
     sock = listener.bind(server_settings)
     try:
         app = await App.open(settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -172,3 +173,28 @@ def test_readers_show_bodies_that_are_not_strict_json_as_text(tmp_path: Path) ->
                     assert response.status == 200, await response.text()
 
     asyncio.run(main())
+
+
+def test_malformed_http_is_one_quiet_line_without_the_bytes(tmp_path: Path, caplog) -> None:
+    """aiohttp refuses a broken header line itself; headrace makes its log one INFO line, no traceback, and
+    none of the request's bytes (here a bearer token)."""
+    port = free_port()
+    settings = settings_for(config_text(tmp_path / "h.db", port), tmp_path)
+
+    async def main() -> bytes:
+        async with running_server(settings):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret-token-value\nX: y\r\n\r\n"
+            )
+            answer = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            return answer
+
+    with caplog.at_level(logging.DEBUG):
+        answer = asyncio.run(main())
+    assert answer.split(b" ")[1] == b"400"
+    server_lines = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert len(server_lines) == 1 and server_lines[0].levelno == logging.INFO
+    assert server_lines[0].exc_info is None and "malformed HTTP request refused (400)" in server_lines[0].getMessage()
+    assert not any("s3cret-token-value" in r.getMessage() or r.exc_info for r in caplog.records)
