@@ -90,6 +90,7 @@ listen = "127.0.0.1:{port}"
 database = "sqlite:///{folder}/bench.db"
 worker = {str(worker).lower()}
 log_level = "warning"
+open_management = true
 
 [sources.dodo]
 secrets = ["{SECRET}"]

@@ -73,12 +73,21 @@ def config_text(
     schedule: str = '["10ms", "10ms", "10ms"]',
     extra_dest: str = "",
     extra_server: str = "",
+    admin_token: str | None = None,
 ) -> str:
+    """A test config. Management is open (loopback only) unless an admin token is given, here or in extra_server."""
+    if admin_token is not None:
+        access = f'admin_token = "{admin_token}"'
+    elif "admin_token" in extra_server or "open_management" in extra_server:
+        access = ""
+    else:
+        access = "open_management = true"
     text = f"""
 [server]
 listen = "127.0.0.1:{port}"
 database = "sqlite:///{db}"
 shutdown_grace = "2s"
+{access}
 {extra_server}
 
 [sources.dodo]

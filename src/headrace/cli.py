@@ -70,7 +70,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise UsageError(f"{path} already exists; pass --force to overwrite it")
     path.write_text(render(), encoding="utf-8")
     path.chmod(0o600)
-    print(f"wrote {path} (mode 600: it holds a signing secret). Next: headrace serve -c {path}")
+    print(f"wrote {path} (mode 600: it holds a signing secret and the admin token). Next: headrace serve -c {path}")
     return 0
 
 
@@ -91,8 +91,8 @@ def _with_app(args: argparse.Namespace, action: Callable[[Any], Awaitable[T]]) -
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from headrace.api import serialize
-    from headrace.api.routes import event_filter
+    from headrace import views as serialize
+    from headrace.views import event_filter
 
     query = {
         k: v
@@ -125,7 +125,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def cmd_event(args: argparse.Namespace) -> int:
-    from headrace.api import serialize
+    from headrace import views as serialize
 
     def action(app: Any) -> Awaitable[Any]:
         async def get() -> Any:
@@ -204,7 +204,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_rejections(args: argparse.Namespace) -> int:
-    from headrace.api import serialize
+    from headrace import views as serialize
     from headrace.durations import parse_since
 
     since = parse_since(args.since, time.time()) if args.since else None

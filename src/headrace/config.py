@@ -23,6 +23,8 @@ from headrace.durations import parse_duration
 from headrace.models import Route, target_key
 from headrace.windmill.urls import RunTarget, WindmillUrlError, parse_run_url
 
+MIN_ADMIN_TOKEN = 16
+KEYGEN_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 DEFAULT_RETRY_SCHEDULE = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EVENT_PATTERN = re.compile(r"^(\*|[a-z_]+\.\*|[a-z_]+\.[a-z_]+)$")
@@ -84,8 +86,57 @@ class ServerSettings(_Strict):
     )
     admin_token: Secret | None = Field(
         None,
-        description="Bearer token for /api/v1 and the console (env:NAME recommended). "
-        "Required when listen is not a loopback address.",
+        description="Bearer token for /api/v1, /metrics and the console (env:NAME recommended), at least "
+        f"{MIN_ADMIN_TOKEN} characters. Without it (and without open_management) those answer 403.",
+    )
+    open_management: bool = Field(
+        False,
+        description="Serve /api/v1, /metrics and the console to anyone, without a token. Only for a laptop: "
+        "allowed only on a loopback listen address and without admin_token.",
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        description='Reverse proxies (addresses or networks, e.g. "127.0.0.1", "10.0.0.0/8") whose '
+        "X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host are believed; from anyone else they are ignored.",
+    )
+    base_path: str = Field(
+        "",
+        description="Path prefix everything is served under when a proxy forwards e.g. https://host/hr/ "
+        'unchanged: "/hr" puts ingest at /hr/webhooks/NAME and the console at /hr/console/.',
+    )
+    rejections_per_minute: int = Field(
+        10,
+        ge=1,
+        le=100_000,
+        description="Refused webhooks written to the store (and logged) per source, reason and minute; the rest "
+        "are counted in memory (headrace_events_rejected_total) and summed up in one row per minute.",
+    )
+    auth_failures_per_minute: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="Failed admin-token attempts (console login or bearer) allowed per client address: this many "
+        "at once, then one every 60/N seconds; meanwhile that address gets 429 with Retry-After.",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=16,
+        le=1_000_000,
+        description="Most client connections held at once; one more closes the oldest. Keep it under the "
+        "open-files limit (headrace raises its soft limit to fit when it can).",
+    )
+    header_timeout: Duration = Field(
+        "15s",
+        description="How long a connection may take to send a request's headers, counted from connecting or "
+        "from the previous response (so also how long an idle keep-alive connection stays open).",
+    )
+    body_timeout: Duration = Field(
+        "30s", description="How long a client may take to send a request body; then 408 and the connection closes."
+    )
+    session_lifetime: Duration = Field(
+        "12h",
+        description="How long a console login lasts. Sessions also end at logout, when admin_token changes "
+        "and when headrace restarts (they are kept in memory).",
     )
     body_limit: int = Field(1_048_576, gt=0, description="Largest accepted webhook body in bytes; larger gets 413.")
     log_format: Literal["text", "json"] = Field("text", description="Log line format: text or json.")
@@ -110,6 +161,71 @@ class ServerSettings(_Strict):
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError(f"{value!r} is not HOST:PORT, e.g. 127.0.0.1:8787")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/8)") from None
+        return value
+
+    @field_validator("base_path")
+    @classmethod
+    def _base_path(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value):
+            raise ValueError(f'{value!r}: write a path such as "/hr" (letters, digits, . _ ~ -)')
+        return value
+
+    @cached_property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in self.trusted_proxies)
+
+    @field_validator("header_timeout", "body_timeout", "session_lifetime")
+    @classmethod
+    def _positive(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError(f'{value!r}: must be longer than 0, e.g. "15s"')
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, value: Secret | None) -> Secret | None:
+        if value is None:
+            return value
+        token = value.reveal()
+        if len(token) < MIN_ADMIN_TOKEN or len(set(token)) < 8 or not token.isprintable() or " " in token:
+            raise ValueError(
+                f"too short or too plain ({len(token)} characters): use at least {MIN_ADMIN_TOKEN} printable "
+                f"characters, no spaces, at least 8 different ones; generate one with: {KEYGEN_COMMAND}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _management(self) -> ServerSettings:
+        if self.open_management and self.admin_token is not None:
+            raise ValueError("open_management = true and admin_token are both set: keep one (the token)")
+        if self.open_management and self.trusted_proxies:
+            raise ValueError(
+                "open_management = true with trusted_proxies: a proxy would make the open API public; "
+                f"set admin_token instead (generate one with: {KEYGEN_COMMAND})"
+            )
+        if self.open_management and not self.is_loopback():
+            raise ValueError(
+                f"open_management = true is only allowed on a loopback listen address, not {self.listen!r}; "
+                f"set admin_token instead (generate one with: {KEYGEN_COMMAND})"
+            )
+        return self
+
+    @property
+    def management(self) -> Literal["token", "open", "closed"]:
+        """How /api/v1, /metrics and the console are guarded."""
+        if self.admin_token is not None:
+            return "token"
+        return "open" if self.open_management else "closed"
 
     @field_validator("database")
     @classmethod
@@ -259,7 +375,7 @@ class Settings(_Strict):
         if self.server.admin_token is None and not self.server.is_loopback():
             raise ValueError(
                 f"[server] listen = {self.server.listen!r} is not loopback: "
-                'set admin_token = "env:HEADRACE_ADMIN_TOKEN"'
+                f'set admin_token = "env:HEADRACE_ADMIN_TOKEN" (generate one with: {KEYGEN_COMMAND})'
             )
         return self
 

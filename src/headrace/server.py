@@ -4,52 +4,60 @@ and the `serve` / `worker` process lifecycles (signals, graceful shutdown)."""
 from __future__ import annotations
 
 import asyncio
-import hmac
+import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from headrace import console
-from headrace.api.routes import APP_KEY, add_routes
+from headrace import console, listener, proxy
+from headrace.access import APP_KEY, THROTTLE_KEY, bearer_only
+from headrace.api import routes as api_routes
 from headrace.app import App
 from headrace.config import Settings
 from headrace.durations import parse_duration
 from headrace.metrics import CONTENT_TYPE
+from headrace.throttle import FailureThrottle
 
 log = logging.getLogger("headrace.server")
+# After an early answer (408, 413) read and drop the rest of the body for at most this long, so the client can
+# read the answer, then close (aiohttp's default of 10 s would let a slow sender hold the connection on).
+LINGER = 1.0
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PUBLIC_PREFIXES = ("/webhooks/", "/healthz", "/readyz", "/api/openapi.json")
+
+class QuietParseErrors(logging.Filter):
+    """aiohttp logs every malformed HTTP request (bad header line, oversized field...) at ERROR with a traceback
+    and a copy of the offending bytes, which may hold a token. Make it one INFO line naming only the problem."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            problem = (exc.message or type(exc).__name__).strip().splitlines()[0][:120]
+            record.msg, record.args = "malformed HTTP request refused (%s): %s", (exc.code, problem)
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
-def _auth_middleware(app: App) -> Any:
-    token = app.settings.server.admin_token
+def quiet_parse_errors() -> None:
+    server_logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, QuietParseErrors) for f in server_logger.filters):
+        server_logger.addFilter(QuietParseErrors())
 
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is None or request.path.startswith(PUBLIC_PREFIXES) or request.path == "/login":
-            return await handler(request)
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if given and hmac.compare_digest(given.encode(), token.reveal().encode()):
-            return await handler(request)
-        if console.is_console_path(request.path):
-            if console.authorized(request, token):
-                return await handler(request)
-            raise web.HTTPSeeOther("/login")
-        return web.json_response(
-            {"error": "unauthorized", "message": "send Authorization: Bearer <admin token> ([server] admin_token)"},
-            status=401,
-        )
 
-    return check
+async def _nosniff(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
 def build_web_app(app: App) -> web.Application:
-    web_app = web.Application(client_max_size=app.settings.server.body_limit, middlewares=[_auth_middleware(app)])
+    """Ingest and health on the root application, public; the API (/api/v1) and the console (/console) as
+    sub-applications that each guard every route of theirs; /metrics guarded like the API."""
+    web_app = web.Application(client_max_size=app.settings.server.body_limit, middlewares=[proxy.forwarded])
     web_app[APP_KEY] = app
+    web_app.on_response_prepare.append(_nosniff)
+    base = app.settings.server.base_path
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -63,12 +71,28 @@ def build_web_app(app: App) -> web.Application:
         response.headers["Content-Type"] = CONTENT_TYPE
         return response
 
-    web_app.router.add_post("/webhooks/{source}", app.ingestor.handle)
-    web_app.router.add_get("/healthz", healthz)
-    web_app.router.add_get("/metrics", metrics)
-    web_app.router.add_get("/readyz", readyz)
-    add_routes(web_app.router)
-    console.add_routes(web_app.router)
+    async def to_console(request: web.Request) -> web.Response:
+        query = f"?{request.query_string}" if request.query_string else ""
+        raise web.HTTPFound(f"{base}{console.PREFIX}/{query}")
+
+    web_app.router.add_post(f"{base}/webhooks/{{source}}", app.ingestor.handle)
+    web_app.router.add_get(f"{base}/healthz", healthz)
+    web_app.router.add_get(f"{base}/readyz", readyz)
+    web_app.router.add_get(f"{base}/api/openapi.json", api_routes.openapi)
+    web_app.router.add_get(f"{base}/metrics", bearer_only(metrics))
+    web_app.router.add_get(f"{base}/", to_console)
+    if base:  # health stays reachable at the root for local probes that do not go through the proxy
+        web_app.router.add_get(base, to_console)
+        web_app.router.add_get("/healthz", healthz)
+        web_app.router.add_get("/readyz", readyz)
+    throttle = FailureThrottle(app.settings.server.auth_failures_per_minute)
+    web_app[THROTTLE_KEY] = throttle
+    for prefix, sub in (
+        (api_routes.PREFIX, api_routes.build(app)),
+        (console.PREFIX, console.build(app, f"{base}{console.PREFIX}")),
+    ):
+        sub[THROTTLE_KEY] = throttle
+        web_app.add_subapp(f"{base}{prefix}", sub)
     return web_app
 
 
@@ -80,6 +104,14 @@ def _install_signals(stop: asyncio.Event, on_reload: Callable[[], None] | None) 
         loop.add_signal_handler(signal.SIGHUP, on_reload)
 
 
+async def _flush_refusals(app: App, stop: asyncio.Event) -> None:
+    """Write each minute's summary of refusals that were counted but not recorded (refusals.py)."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 5)
+        await app.ingestor.flush_refusals(final=stop.is_set())
+
+
 async def serve(
     settings: Settings,
     *,
@@ -87,39 +119,63 @@ async def serve(
     ready: Callable[[int], None] | None = None,
     with_worker: bool | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or `stop`): accept webhooks, and deliver them unless the worker runs apart."""
+    """Run until SIGTERM/SIGINT (or `stop`): accept webhooks, and deliver them unless the worker runs apart.
+
+    The port is bound first, before the store opens and the worker starts, so a port in use is one line."""
     stop = stop or asyncio.Event()
-    app = await App.open(settings)
-    worker_task = None
-    run_worker = settings.server.worker if with_worker is None else with_worker
+    server_settings = settings.server
+    quiet_parse_errors()
+    sock = listener.bind(server_settings)
     try:
+        app = await App.open(settings)
+    except BaseException:
+        sock.close()
+        raise
+    worker_task = None
+    run_worker = server_settings.worker if with_worker is None else with_worker
+    try:
+        listener.ensure_descriptors(server_settings.max_connections)
+        runner = web.AppRunner(
+            build_web_app(app),
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=parse_duration(server_settings.header_timeout),
+            lingering_time=LINGER,
+        )
+        await runner.setup()
+        assert runner.server is not None
+        cap = listener.ConnectionCap(runner.server, server_settings.max_connections)
+        listening = await asyncio.get_running_loop().create_server(cap, sock=sock, backlog=1024)
+        bound = sock.getsockname()[1]
         if run_worker:
             worker = await app.start_worker()
             worker_task = asyncio.create_task(worker.run(stop))
-        runner = web.AppRunner(build_web_app(app), access_log=None, handle_signals=False)
-        await runner.setup()
-        host, port = settings.server.host_port
-        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
-        await site.start()
-        bound = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else port  # type: ignore[attr-defined]
         _install_signals(stop, app.reload_scripts)
+        if server_settings.management == "closed":
+            log.warning("the API, /metrics and the console are closed: set [server] admin_token to use them")
+        elif server_settings.management == "open":
+            log.warning("open_management = true: the API, /metrics and the console answer anyone without a token")
         log.info(
-            "headrace listening on http://%s:%s (store %s, worker %s)",
-            host,
+            "headrace listening on http://%s:%s%s/ (store %s, worker %s)",
+            server_settings.host_port[0],
             bound,
+            server_settings.base_path,
             app.store.describe()["backend"],
             "on" if run_worker else "off",
         )
         if ready is not None:
             ready(bound)
+        flusher = asyncio.create_task(_flush_refusals(app, stop))
         await stop.wait()
         log.info("shutting down: no new webhooks; finishing in-flight deliveries")
-        await site.stop()  # stop accepting; requests already inside finish their commit
+        listening.close()  # stop accepting; requests already inside finish their commit
+        await flusher
         if worker_task is not None and app.worker is not None:
             await worker_task
-            await app.worker.drain(parse_duration(settings.server.shutdown_grace))
+            await app.worker.drain(parse_duration(server_settings.shutdown_grace))
         await runner.cleanup()
     finally:
+        sock.close()
         if worker_task is not None and not worker_task.done():
             worker_task.cancel()
         await app.close()

@@ -126,7 +126,7 @@ def test_concurrent_duplicates_are_stored_once(tmp_path: Path):
 
 
 def test_health_and_admin_token(tmp_path: Path):
-    text = config_text(tmp_path / "h.db", free_port()).replace("[server]", '[server]\nadmin_token = "s3cret-admin"')
+    text = config_text(tmp_path / "h.db", free_port(), admin_token="s3cret-admin-token")
     settings = settings_for(text, tmp_path)
 
     async def main() -> None:
@@ -136,13 +136,13 @@ def test_health_and_admin_token(tmp_path: Path):
                     assert response.status == 200, path
             async with http.get(f"{base}/api/v1/events") as response:
                 assert response.status == 401
-                assert "s3cret-admin" not in await response.text()
+                assert "s3cret-admin-token" not in await response.text()
             async with http.get(f"{base}/api/v1/events", headers={"Authorization": "Bearer wrong"}) as response:
                 assert response.status == 401
-            async with http.get(f"{base}/api/v1/events", headers={"Authorization": "Bearer s3cret-admin"}) as r:
+            async with http.get(f"{base}/api/v1/events", headers={"Authorization": "Bearer s3cret-admin-token"}) as r:
                 assert r.status == 200 and (await r.json())["events"] == []
             async with http.get(
-                f"{base}/api/v1/events?status=bogus", headers={"Authorization": "Bearer s3cret-admin"}
+                f"{base}/api/v1/events?status=bogus", headers={"Authorization": "Bearer s3cret-admin-token"}
             ) as r:
                 assert r.status == 400 and "status" in (await r.json())["message"]
 
@@ -153,10 +153,10 @@ def test_openapi_lists_every_api_route(tmp_path: Path):
     from aiohttp import web
 
     from headrace.api.openapi import document
-    from headrace.api.routes import add_routes
+    from headrace.api.routes import PREFIX, build
 
     app = web.Application()
-    add_routes(app.router)
+    app.add_subapp(PREFIX, build(None))  # type: ignore[arg-type]  # routes only, never served
     documented = {(path, method.upper()) for path, ops in document()["paths"].items() for method in ops}
     routed = {
         (r.resource.canonical, r.method)
@@ -164,3 +164,33 @@ def test_openapi_lists_every_api_route(tmp_path: Path):
         if r.resource is not None and r.resource.canonical.startswith("/api/v1") and r.method != "HEAD"
     }
     assert routed == documented
+
+
+def test_management_is_closed_without_a_token_and_ingest_still_works(tmp_path: Path):
+    settings = settings_for(
+        config_text(tmp_path / "h.db", free_port(), extra_server="open_management = false"), tmp_path
+    )
+    assert settings.server.management == "closed"
+
+    async def main() -> None:
+        async with running_server(settings) as base, aiohttp.ClientSession() as http:
+            for path in (
+                "/api/v1/events",
+                "/api/v1/rejections",
+                "/metrics",
+                "/console/",
+                "/console/rejections",
+                "/console/login",
+            ):
+                async with http.get(base + path, allow_redirects=False) as response:
+                    assert response.status == 403, path
+                    assert "admin_token" in (await response.json())["message"], path
+            async with http.post(f"{base}/api/v1/replay", json={"failed": True, "since": "1h"}) as response:
+                assert response.status == 403
+            for path in ("/healthz", "/readyz", "/api/openapi.json"):
+                async with http.get(base + path) as response:
+                    assert response.status == 200, path
+            body = dodo_body()
+            assert (await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_c")))[0] == 202
+
+    asyncio.run(main())

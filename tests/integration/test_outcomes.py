@@ -212,8 +212,8 @@ def test_metrics_after_a_known_sequence(tmp_path: Path) -> None:
     state = EmulatorState(any_path=False)
     state.add_target("script", "f/dodo/on_payment", lambda args: "ok")
     state.inject(Fault("status", count=1, status=503))
-    admin = '\nadmin_token = "metrics-admin"'
-    auth = {"Authorization": "Bearer metrics-admin"}
+    admin = '\nadmin_token = "metrics-admin-token"'
+    auth = {"Authorization": "Bearer metrics-admin-token"}
 
     async def scenario(emu: EmulatorThread) -> None:
         async with running_server(settings(tmp_path, emu.url(), server=admin)) as base:

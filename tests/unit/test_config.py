@@ -128,3 +128,52 @@ def test_sqlite_path_is_relative_to_the_config_file(tmp_path: Path):
     path = tmp_path / "h.toml"
     path.write_text(DESIGN_EXAMPLE)
     assert load(path, environ=ENV).sqlite_path == tmp_path / "headrace.db"
+
+
+@pytest.mark.parametrize("token", ["", "a", "short-token-15c", "aaaaaaaaaaaaaaaaaaaaaaaa", "with space in the token"])
+def test_empty_short_or_plain_admin_tokens_are_refused_with_how_to_generate_one(token):
+    text = DESIGN_EXAMPLE.replace('"env:HEADRACE_ADMIN_TOKEN"', f'"{token}"')
+    with pytest.raises(ConfigError) as err:
+        parse(text, environ=ENV)
+    message = str(err.value)
+    assert "[server] admin_token" in message and "secrets.token_urlsafe(32)" in message
+    assert f'"{token}"' not in message or not token  # the token itself is never echoed
+
+
+def test_an_admin_token_at_the_minimum_length_is_accepted():
+    text = DESIGN_EXAMPLE.replace('"env:HEADRACE_ADMIN_TOKEN"', '"abcdefgh12345678"')
+    assert parse(text, environ=ENV).server.management == "token"
+
+
+def test_open_management_is_asked_for_by_name_and_only_on_loopback():
+    no_token = DESIGN_EXAMPLE.replace('admin_token = "env:HEADRACE_ADMIN_TOKEN"\n', "")
+    assert parse(no_token, environ=ENV).server.management == "closed"
+    opened = no_token.replace("[server]\n", "[server]\nopen_management = true\n")
+    assert parse(opened, environ=ENV).server.management == "open"
+    public = opened.replace('listen = "127.0.0.1:8787"', 'listen = "0.0.0.0:8787"')
+    with pytest.raises(ConfigError, match="only allowed on a loopback"):
+        parse(public, environ=ENV)
+    both = DESIGN_EXAMPLE.replace("[server]\n", "[server]\nopen_management = true\n")
+    with pytest.raises(ConfigError, match="both set"):
+        parse(both, environ=ENV)
+
+
+def test_proxy_and_base_path_settings_are_checked():
+    server = DESIGN_EXAMPLE.replace(
+        "[server]\n", '[server]\ntrusted_proxies = ["127.0.0.1", "10.0.0.0/8"]\nbase_path = "/hr/"\n'
+    )
+    settings = parse(server, environ=ENV).server
+    assert settings.base_path == "/hr" and len(settings.proxy_networks) == 2
+    for bad, expected in (
+        ('trusted_proxies = ["nginx"]', "not an IP address"),
+        ('base_path = "hr"', "write a path"),
+        ('base_path = "/h r"', "write a path"),
+        ('header_timeout = "0s"', "longer than 0"),
+    ):
+        with pytest.raises(ConfigError, match=expected):
+            parse(DESIGN_EXAMPLE.replace("[server]\n", f"[server]\n{bad}\n"), environ=ENV)
+    opened = DESIGN_EXAMPLE.replace('admin_token = "env:HEADRACE_ADMIN_TOKEN"\n', "").replace(
+        "[server]\n", '[server]\nopen_management = true\ntrusted_proxies = ["127.0.0.1"]\n'
+    )
+    with pytest.raises(ConfigError, match="proxy would make the open API public"):
+        parse(opened, environ=ENV)

@@ -121,7 +121,8 @@ def document() -> dict[str, Any]:
             },
             "/api/v1/rejections": {
                 "get": {
-                    "summary": "Refused webhooks (no bodies) and counts by source and reason",
+                    "summary": "Refused webhooks (no bodies): recorded samples, their counts by source and reason, "
+                    "and `counted`, every refusal this process counted since it started",
                     "parameters": [_q("since", "2h (ago), ISO 8601 time or unix seconds")],
                     "responses": {"200": {"description": "Rejections"}, "400": _ERROR, **_AUTH},
                 }

@@ -1,49 +1,22 @@
-"""REST resources under /api/v1. Handlers call the App, never a backend directly."""
+"""REST resources under /api/v1: an aiohttp sub-application whose middleware checks the admin token, so every
+route added here is guarded. Handlers call the App, never a backend directly."""
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any
 
 from aiohttp import web
 
-from headrace.api import serialize
+from headrace import views as serialize
+from headrace.access import APP_KEY, bearer_middleware, read_body
+from headrace.access import app_of as _app
+from headrace.access import problem as _problem
 from headrace.api.openapi import document
 from headrace.app import App
 from headrace.durations import parse_since
-from headrace.models import EventFilter, EventStatus
+from headrace.views import event_filter
 
-APP_KEY = web.AppKey("headrace_app", App)
-STATUSES = get_args(EventStatus)
-
-
-def _problem(status: int, error: str, message: str) -> web.Response:
-    return web.json_response({"error": error, "message": message}, status=status)
-
-
-def _app(request: web.Request) -> App:
-    return request.app[APP_KEY]
-
-
-def event_filter(query: Any, now: float) -> EventFilter:
-    """Build a filter from query parameters; ValueError names the bad one."""
-    status = query.get("status") or None
-    if status is not None and status not in STATUSES:
-        raise ValueError(f"status={status!r}: use one of {', '.join(STATUSES)}")
-    limit_text = query.get("limit", "50")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
-        raise ValueError("limit: a number from 1 to 1000")
-    before = query.get("before")
-    if before is not None and not before.isdigit():
-        raise ValueError("before: an event id")
-    return EventFilter(
-        status=status,
-        event_type=query.get("type") or None,
-        source=query.get("source") or None,
-        since=parse_since(query["since"], now) if query.get("since") else None,
-        until=parse_since(query["until"], now) if query.get("until") else None,
-        limit=int(limit_text),
-        before_id=int(before) if before else None,
-    )
+PREFIX = "/api/v1"
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -78,6 +51,7 @@ async def replay_event(request: web.Request) -> web.Response:
 
 async def replay_failed(request: web.Request) -> web.Response:
     app = _app(request)
+    await read_body(request)
     try:
         spec = await request.json()
     except ValueError:
@@ -101,7 +75,13 @@ async def list_rejections(request: web.Request) -> web.Response:
     items = await app.rejections(since, 200)
     stats = await app.stats()
     counts = [{"source": s, "reason": r, "count": n} for (s, r), n in sorted(stats.rejections.items())]
-    return web.json_response({"counts": counts, "rejections": [serialize.rejection(i) for i in items]})
+    return web.json_response(
+        {
+            "counts": counts,
+            "counted": serialize.counted_refusals(app),
+            "rejections": [serialize.rejection(i) for i in items],
+        }
+    )
 
 
 async def list_destinations(request: web.Request) -> web.Response:
@@ -112,14 +92,18 @@ async def list_destinations(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
+    """Public, on the root application: the document describes the API, it reveals nothing stored."""
     return web.json_response(document())
 
 
-def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get("/api/v1/events", list_events)
-    router.add_get("/api/v1/events/{key}", get_event)
-    router.add_post("/api/v1/events/{key}/replay", replay_event)
-    router.add_post("/api/v1/replay", replay_failed)
-    router.add_get("/api/v1/rejections", list_rejections)
-    router.add_get("/api/v1/destinations", list_destinations)
-    router.add_get("/api/openapi.json", openapi)
+def build(app: App) -> web.Application:
+    """The /api/v1 sub-application (mount it at PREFIX), guarded by the admin token."""
+    api = web.Application(middlewares=[bearer_middleware])
+    api[APP_KEY] = app
+    api.router.add_get("/events", list_events)
+    api.router.add_get("/events/{key}", get_event)
+    api.router.add_post("/events/{key}/replay", replay_event)
+    api.router.add_post("/replay", replay_failed)
+    api.router.add_get("/rejections", list_rejections)
+    api.router.add_get("/destinations", list_destinations)
+    return api

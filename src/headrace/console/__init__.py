@@ -1,155 +1,59 @@
-"""The operator console: server-rendered pages over the App (events, timelines, replays, rejections).
+"""The operator console: an aiohttp sub-application (mounted at `/console`) with its own guard.
 
-Same admin token as the API. A browser logs in once with the token; the console then keeps a session
-cookie (HttpOnly, SameSite=Strict) that is an HMAC of the token, never the token itself.
+Every route added in `build` is behind `auth.guard` (admin token: a session from the login form, or a bearer
+header) and every response carries SECURITY_HEADERS; the login form and the stylesheet are the only public
+routes. Sessions are server-side, expire and are revocable (sessions.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import time
-from importlib import resources
-from typing import Any
-
-import jinja2
 from aiohttp import web
 
-from headrace.api import serialize
-from headrace.api.routes import APP_KEY, event_filter
+from headrace.access import APP_KEY, Handler
 from headrace.app import App
-from headrace.config import Secret
+from headrace.console import auth, pages
+from headrace.console.sessions import Sessions
+from headrace.durations import parse_duration
 
-COOKIE = "headrace_console"
+PREFIX = "/console"
 
-_env = jinja2.Environment(
-    loader=jinja2.FunctionLoader(
-        lambda name: resources.files("headrace.console").joinpath("templates", name).read_text("utf-8")
-    ),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
-_env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
-
-
-def session_value(token: Secret) -> str:
-    return hmac.new(token.reveal().encode(), b"headrace console session v1", hashlib.sha256).hexdigest()
-
-
-def is_console_path(path: str) -> bool:
-    return path == "/" or path.startswith(("/events", "/rejections", "/destinations", "/login", "/logout"))
+# No script at all, styles only from our own static file, no framing, no referrer leaking event ids.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 
 
-def authorized(request: web.Request, token: Secret) -> bool:
-    cookie = request.cookies.get(COOKIE, "")
-    return bool(cookie) and hmac.compare_digest(cookie, session_value(token))
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every console response, pages, redirects and errors alike (a response-prepare signal, so raised
+    HTTP exceptions get them too)."""
+    response.headers.update(SECURITY_HEADERS)
 
 
-def _render(request: web.Request, name: str, **context: Any) -> web.Response:
-    app: App = request.app[APP_KEY]
-    html = _env.get_template(name).render(
-        secured=app.settings.server.admin_token is not None, path=request.path, **context
-    )
-    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+ROUTES: list[tuple[str, str, Handler]] = [
+    ("GET", "/", pages.events_page),
+    ("GET", "/events/{key}", pages.event_page),
+    ("POST", "/events/{key}/replay", pages.replay_action),
+    ("GET", "/rejections", pages.rejections_page),
+    ("GET", "/destinations", pages.destinations_page),
+    ("GET", "/static/{name}", pages.static_file),
+    ("GET", "/login", pages.login_page),
+    ("POST", "/login", auth.public(auth.login_action)),
+    ("POST", "/logout", auth.logout_action),
+]
 
 
-async def events_page(request: web.Request) -> web.Response:
-    app: App = request.app[APP_KEY]
-    error = None
-    try:
-        flt = event_filter(request.query, app.clock())
-    except ValueError as exc:
-        error, flt = str(exc), event_filter({}, app.clock())
-    events = [serialize.event_summary(e) for e in await app.list_events(flt)]
-    stats = await app.stats()
-    counts: dict[str, int] = {}
-    for (_, status), n in stats.deliveries.items():
-        counts[status] = counts.get(status, 0) + n
-    oldest = None if stats.oldest_pending_at is None else round(time.time() - stats.oldest_pending_at)
-    return _render(
-        request,
-        "events.html",
-        events=events,
-        query=dict(request.query),
-        error=error,
-        counts=counts,
-        oldest_pending_s=oldest,
-        next_before=events[-1]["id"] if len(events) == flt.limit else None,
-    )
-
-
-async def event_page(request: web.Request) -> web.Response:
-    app: App = request.app[APP_KEY]
-    event = await app.get_event(request.match_info["key"])
-    if event is None:
-        return _render(request, "missing.html", key=request.match_info["key"])
-    return _render(
-        request, "event.html", event=serialize.event_detail(event, app.settings), replayed=request.query.get("replayed")
-    )
-
-
-async def replay_action(request: web.Request) -> web.Response:
-    app: App = request.app[APP_KEY]
-    try:
-        results = await app.replay([request.match_info["key"]])
-    except LookupError:
-        raise web.HTTPNotFound(text="no such event") from None
-    count = sum(len(r.job_ids) for r in results)
-    raise web.HTTPSeeOther(f"/events/{results[0].event_id}?replayed={count}")
-
-
-async def rejections_page(request: web.Request) -> web.Response:
-    app: App = request.app[APP_KEY]
-    items = [serialize.rejection(r) for r in await app.rejections(None, 200)]
-    stats = await app.stats()
-    counts = [{"source": s, "reason": r, "count": n} for (s, r), n in sorted(stats.rejections.items())]
-    return _render(request, "rejections.html", rejections=items, counts=counts)
-
-
-async def destinations_page(request: web.Request) -> web.Response:
-    app: App = request.app[APP_KEY]
-    stats = await app.stats()
-    rows = []
-    for name in app.settings.destinations:
-        row = serialize.destination(name, app.settings)
-        row["counts"] = {status: n for (dest, status), n in stats.deliveries.items() if dest == name}
-        rows.append(row)
-    return _render(request, "destinations.html", destinations=rows)
-
-
-async def login_page(request: web.Request) -> web.Response:
-    return _render(request, "login.html", failed=False)
-
-
-async def login_action(request: web.Request) -> web.Response:
-    app: App = request.app[APP_KEY]
-    token = app.settings.server.admin_token
-    form = await request.post()
-    given = str(form.get("token", ""))
-    if token is None:
-        raise web.HTTPSeeOther("/")
-    if not hmac.compare_digest(given.encode(), token.reveal().encode()):
-        response = _render(request, "login.html", failed=True)
-        response.set_status(401)
-        return response
-    response = web.HTTPSeeOther("/")
-    response.set_cookie(COOKIE, session_value(token), httponly=True, samesite="Strict", path="/", secure=request.secure)
-    raise response
-
-
-async def logout_action(request: web.Request) -> web.Response:
-    response = web.HTTPSeeOther("/login")
-    response.del_cookie(COOKIE, path="/")
-    raise response
-
-
-def add_routes(router: web.UrlDispatcher) -> None:
-    router.add_get("/", events_page)
-    router.add_get("/events/{key}", event_page)
-    router.add_post("/events/{key}/replay", replay_action)
-    router.add_get("/rejections", rejections_page)
-    router.add_get("/destinations", destinations_page)
-    router.add_get("/login", login_page)
-    router.add_post("/login", login_action)
-    router.add_post("/logout", logout_action)
+def build(app: App, root: str) -> web.Application:
+    """The console sub-application; `root` is the public path it is mounted at (base path + PREFIX)."""
+    console = web.Application(middlewares=[auth.guard])
+    console.on_response_prepare.append(security_headers)
+    console[APP_KEY] = app
+    console[auth.ROOT_KEY] = root
+    console[auth.SESSIONS_KEY] = Sessions(parse_duration(app.settings.server.session_lifetime), app.clock)
+    for method, path, handler in ROUTES:
+        console.router.add_route(method, path, handler)
+    return console

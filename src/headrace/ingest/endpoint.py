@@ -1,23 +1,26 @@
 """POST /webhooks/{source}: verify, bound, parse, route, store durably, then answer.
 
 Answers (DESIGN contract): 202 accepted, 200 duplicate (stored once), 400 missing/malformed webhook
-headers or a body that is not a JSON object, 401 bad signature or timestamp out of tolerance, 404
-unknown source, 413 body over the limit, 503 (JSON, with Retry-After) when the store cannot take the event
-(disk full, database gone): nothing was stored and the sender retries. A refusal stores no body, only a
-counted rejection record.
+headers or a body that is not a strict JSON object, 401 bad signature or timestamp out of tolerance, 404
+unknown source, 408 body not received within `body_timeout`, 413 body over the limit, 503 (JSON, with
+Retry-After) when the store cannot take the event (disk full, database gone): nothing was stored and the
+sender retries. A refusal stores no body, only a counted rejection record.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 
+import aiohttp
 from aiohttp import web
 
 from headrace.config import Settings
 from headrace.durations import parse_duration
+from headrace.ingest.body import BodyError, parse_object
+from headrace.ingest.refusals import UNKNOWN, RefusalSampler
 from headrace.ingest.signature import SignatureError, decode_secret, verify
 from headrace.metrics import Metrics
 from headrace.models import NewEvent, Rejection, Route
@@ -27,6 +30,12 @@ log = logging.getLogger("headrace.ingest")
 
 STORE_RETRY_AFTER = 30  # seconds, in the Retry-After of a 503 when the store cannot take the event
 KEPT_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "user-agent")
+KEPT_HEADER_LIMIT = 512  # characters of each kept header stored with the event
+
+
+def printable(text: str, limit: int) -> str:
+    """Text from the wire made safe to store and show: at most `limit` characters, undecodable bytes escaped."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class Ingestor:
@@ -44,6 +53,8 @@ class Ingestor:
         self.clock = clock
         self.metrics = metrics or Metrics(clock)
         self.limit = settings.server.body_limit
+        self._body_timeout = parse_duration(settings.server.body_timeout)
+        self.refusals = RefusalSampler(settings.server.rejections_per_minute)
         self._keys = {
             name: [decode_secret(secret.reveal()) for secret in source.secrets]
             for name, source in settings.sources.items()
@@ -64,19 +75,40 @@ class Ingestor:
         source = request.match_info["source"]
         keys = self._keys.get(source)
         if keys is None:
+            shown = printable(source, 64)
             return await self._refuse(
                 request,
-                source[:64],
+                shown,
                 404,
                 "unknown_source",
-                f"no source named {source[:64]!r}; configure [sources.NAME] or fix the URL",
+                f"no source named {shown!r}; configure [sources.NAME] or fix the URL",
             )
         if request.content_length is not None and request.content_length > self.limit:
             return await self._too_large(request, source)
         try:
-            body = await request.read()
+            async with asyncio.timeout(self._body_timeout):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return await self._too_large(request, source)
+        except TimeoutError:
+            response = await self._refuse(
+                request,
+                source,
+                408,
+                "body_timeout",
+                f"the body did not arrive within {self.settings.server.body_timeout} ([server] body_timeout)",
+            )
+            response.force_close()
+            return response
+        except (ConnectionError, aiohttp.ClientPayloadError, RuntimeError) as exc:
+            # The client went away mid-upload (or was closed by the connection cap): nobody to answer.
+            # (aiohttp raises RuntimeError("Connection closed.") from the body stream on the asyncio loop.)
+            log.info(
+                "upload aborted: %s", exc or type(exc).__name__, extra={"source": source, "remote": request.remote}
+            )
+            response = web.Response(status=400)
+            response.force_close()
+            return response
         headers = request.headers
         now = self.clock()
         try:
@@ -92,11 +124,9 @@ class Ingestor:
         except SignatureError as exc:
             return await self._refuse(request, source, exc.status, exc.reason, exc.message)
         try:
-            parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return await self._refuse(request, source, 400, "invalid_json", "the body is not valid JSON")
-        if not isinstance(parsed, dict):
-            return await self._refuse(request, source, 400, "not_an_object", "the body must be a JSON object")
+            parsed = parse_object(body)
+        except BodyError as exc:
+            return await self._refuse(request, source, 400, exc.reason, exc.message)
         event_type = parsed.get("type")
         event_type = event_type if isinstance(event_type, str) else ""
         destinations = self.route(source, event_type)
@@ -107,7 +137,7 @@ class Ingestor:
             webhook_timestamp=verified.timestamp,
             received_at=now,
             body=body,
-            headers={name: headers[name] for name in KEPT_HEADERS if name in headers},
+            headers={name: printable(headers[name], KEPT_HEADER_LIMIT) for name in KEPT_HEADERS if name in headers},
         )
         try:
             result = await self.store.ingest(event, destinations)
@@ -147,11 +177,31 @@ class Ingestor:
         )
 
     async def _refuse(self, request: web.Request, source: str, status: int, reason: str, message: str) -> web.Response:
+        """Count every refusal in memory; record and log only a sample of them (see refusals.py)."""
         remote = request.remote or ""
-        self.metrics.inc("headrace_events_rejected_total", source if status != 404 else "(unknown)", reason)
-        log.warning("refused webhook: %s", message, extra={"source": source, "reason": reason, "remote": remote})
+        counted_as = source if status != 404 else UNKNOWN
+        self.metrics.inc("headrace_events_rejected_total", counted_as, reason)
+        now = self.clock()
+        record, summaries = self.refusals.admit(counted_as, reason, status, now)
+        await self._summarize(summaries)
+        if record:
+            log.warning("refused webhook: %s", message, extra={"source": source, "reason": reason, "remote": remote})
+            await self._write(Rejection(source, reason, status, message, remote, now))
+        return web.json_response({"error": reason, "message": message}, status=status)
+
+    async def flush_refusals(self, *, final: bool = False) -> None:
+        """Write the summary rows of a minute that has ended (all pending ones when `final`, at shutdown)."""
+        await self._summarize(self.refusals.due(self.clock(), final=final))
+
+    async def _summarize(self, summaries: list[Rejection]) -> None:
+        for summary in summaries:
+            log.warning(
+                "refused webhooks: %s", summary.detail, extra={"source": summary.source, "reason": summary.reason}
+            )
+            await self._write(summary)
+
+    async def _write(self, rejection: Rejection) -> None:
         try:
-            await self.store.reject(Rejection(source, reason, status, message, remote, self.clock()))
+            await self.store.reject(rejection)
         except Exception:
             log.exception("could not record a rejection")
-        return web.json_response({"error": reason, "message": message}, status=status)

@@ -11,10 +11,16 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 PREFIX = "whsec_"
+MAX_ID_LENGTH = 256
+MAX_TIMESTAMP_DIGITS = 12  # unix seconds until the year 33658; more is not a timestamp
+MAX_SIGNATURES = 16  # v1,<base64> entries considered in one webhook-signature header
+_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID_LENGTH}}}")
+_TIMESTAMP = re.compile(rf"[0-9]{{1,{MAX_TIMESTAMP_DIGITS}}}")
 
 
 class SignatureError(Exception):
@@ -71,10 +77,16 @@ def verify(
     if missing:
         raise SignatureError(400, "missing_headers", f"missing header(s): {', '.join(missing)}")
     assert webhook_id is not None and timestamp is not None and signature is not None
-    if len(webhook_id) > 256:
-        raise SignatureError(400, "malformed_headers", "webhook-id is longer than 256 characters")
-    if not timestamp.isdigit():
-        raise SignatureError(400, "malformed_headers", "webhook-timestamp must be unix seconds")
+    if len(webhook_id) > MAX_ID_LENGTH:
+        raise SignatureError(400, "malformed_headers", f"webhook-id is longer than {MAX_ID_LENGTH} characters")
+    if not _ID.fullmatch(webhook_id):
+        raise SignatureError(
+            400, "malformed_headers", "webhook-id must be printable ASCII without spaces (like msg_2Ab...)"
+        )
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise SignatureError(
+            400, "malformed_headers", f"webhook-timestamp must be unix seconds (at most {MAX_TIMESTAMP_DIGITS} digits)"
+        )
     sent_at = int(timestamp)
     if abs(now - sent_at) > tolerance:
         direction = "old" if sent_at < now else "far in the future"
@@ -85,7 +97,7 @@ def verify(
             "check the sender's clock",
         )
     candidates = []
-    for item in signature.split(" "):
+    for item in signature.split(" ")[:MAX_SIGNATURES]:
         version, _, value = item.partition(",")
         if version == "v1" and value:
             try:

@@ -1,13 +1,42 @@
-"""Models to JSON-ready dicts, shared by the API and the CLI's --json output."""
+"""What the API, the console and the CLI show, in one place: query parameters to an event filter, and models
+to JSON-ready dicts (the API's bodies, the console's pages, the CLI's --json output).
+
+A neutral module: api, console and cli all import it, and it imports none of them."""
 
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from headrace.config import Settings
-from headrace.models import DeliveryRow, EventRow, Rejection
+from headrace.durations import parse_since
+from headrace.models import DeliveryRow, EventFilter, EventRow, EventStatus, Rejection
+
+STATUSES: tuple[str, ...] = get_args(EventStatus)
+
+
+def event_filter(query: Any, now: float) -> EventFilter:
+    """Build a filter from query parameters; ValueError names the bad one."""
+    status = query.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"status={status!r}: use one of {', '.join(STATUSES)}")
+    limit_text = query.get("limit", "50")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+        raise ValueError("limit: a number from 1 to 1000")
+    before = query.get("before")
+    if before is not None and not before.isdigit():
+        raise ValueError("before: an event id")
+    return EventFilter(
+        status=status,
+        event_type=query.get("type") or None,
+        source=query.get("source") or None,
+        since=parse_since(query["since"], now) if query.get("since") else None,
+        until=parse_since(query["until"], now) if query.get("until") else None,
+        limit=int(limit_text),
+        before_id=int(before) if before else None,
+    )
 
 
 def iso(ts: float | None) -> str | None:
@@ -98,6 +127,12 @@ def rejection(item: Rejection) -> dict[str, Any]:
     }
 
 
+def counted_refusals(app: Any) -> list[dict[str, Any]]:
+    """Every refusal this process counted since it started (the store keeps only a sample), by source and reason."""
+    counters = app.metrics.counters["headrace_events_rejected_total"]
+    return [{"source": s, "reason": r, "count": n} for (s, r), n in sorted(counters.items())]
+
+
 def destination(name: str, settings: Settings) -> dict[str, Any]:
     dest = settings.destinations[name]
     target = dest.target
@@ -122,10 +157,25 @@ def destination(name: str, settings: Settings) -> dict[str, Any]:
     }
 
 
+def _not_strict(text: str) -> Any:
+    raise ValueError(f"{text} is not strict JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is not a finite number")
+    return value
+
+
 def _json_or_none(text: str | None) -> Any:
+    """Stored JSON as a value that re-serializes as strict JSON; anything else (say a body stored by an older
+    version with NaN, or too deep to walk) as its text, escaped so it encodes as UTF-8."""
     if text is None:
         return None
     try:
-        return json.loads(text)
-    except ValueError:
-        return text
+        value = json.loads(text, parse_constant=_not_strict, parse_float=_finite)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
+    except (ValueError, RecursionError, UnicodeEncodeError):
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -1,0 +1,118 @@
+"""The console's pages: server-rendered HTML over the App (events, timelines, replays, rejections)."""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib import resources
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from headrace import views
+from headrace.access import APP_KEY, app_of
+from headrace.console.auth import public, root_of, session_of
+
+_env = jinja2.Environment(
+    loader=jinja2.FunctionLoader(
+        lambda name: resources.files("headrace.console").joinpath("templates", name).read_text("utf-8")
+    ),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+_env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def render(request: web.Request, name: str, **context: Any) -> web.Response:
+    root = root_of(request)
+    session = session_of(request)
+    html = _env.get_template(name).render(
+        secured=request.app[APP_KEY].settings.server.management == "token",
+        root=root,
+        here=request.path.removeprefix(root) or "/",
+        csrf=session.csrf if session is not None else "",
+        **context,
+    )
+    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
+async def events_page(request: web.Request) -> web.Response:
+    app = app_of(request)
+    error = None
+    try:
+        flt = views.event_filter(request.query, app.clock())
+    except ValueError as exc:
+        error, flt = str(exc), views.event_filter({}, app.clock())
+    events = [views.event_summary(e) for e in await app.list_events(flt)]
+    stats = await app.stats()
+    counts: dict[str, int] = {}
+    for (_, status), n in stats.deliveries.items():
+        counts[status] = counts.get(status, 0) + n
+    oldest = None if stats.oldest_pending_at is None else round(time.time() - stats.oldest_pending_at)
+    return render(
+        request,
+        "events.html",
+        events=events,
+        query=dict(request.query),
+        error=error,
+        counts=counts,
+        oldest_pending_s=oldest,
+        next_before=events[-1]["id"] if len(events) == flt.limit else None,
+    )
+
+
+async def event_page(request: web.Request) -> web.Response:
+    app = app_of(request)
+    event = await app.get_event(request.match_info["key"])
+    if event is None:
+        return render(request, "missing.html", key=request.match_info["key"])
+    return render(
+        request, "event.html", event=views.event_detail(event, app.settings), replayed=request.query.get("replayed")
+    )
+
+
+async def replay_action(request: web.Request) -> web.Response:
+    app = app_of(request)
+    try:
+        results = await app.replay([request.match_info["key"]])
+    except LookupError:
+        raise web.HTTPNotFound(text="no such event") from None
+    count = sum(len(r.job_ids) for r in results)
+    raise web.HTTPSeeOther(f"{root_of(request)}/events/{results[0].event_id}?replayed={count}")
+
+
+async def rejections_page(request: web.Request) -> web.Response:
+    app = app_of(request)
+    items = [views.rejection(r) for r in await app.rejections(None, 200)]
+    stats = await app.stats()
+    counts = [{"source": s, "reason": r, "count": n} for (s, r), n in sorted(stats.rejections.items())]
+    return render(request, "rejections.html", rejections=items, counts=counts, counted=views.counted_refusals(app))
+
+
+async def destinations_page(request: web.Request) -> web.Response:
+    app = app_of(request)
+    stats = await app.stats()
+    rows = []
+    for name in app.settings.destinations:
+        row = views.destination(name, app.settings)
+        row["counts"] = {status: n for (dest, status), n in stats.deliveries.items() if dest == name}
+        rows.append(row)
+    return render(request, "destinations.html", destinations=rows)
+
+
+STATIC = {"console.css": "text/css"}  # every file under static/, and its type: nothing else is served
+
+
+@public
+async def static_file(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in STATIC:
+        raise web.HTTPNotFound()
+    body = resources.files("headrace.console").joinpath("static", name).read_bytes()
+    return web.Response(body=body, content_type=STATIC[name], headers={"Cache-Control": "max-age=3600"})
+
+
+@public
+async def login_page(request: web.Request) -> web.Response:
+    return render(request, "login.html", failed=False, wait=None)
