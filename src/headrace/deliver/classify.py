@@ -8,12 +8,12 @@ from typing import Any, Literal
 
 from headrace.windmill.client import RunResponse
 
-Verdict = Literal["delivered", "retry", "failed", "confirm"]
+RunVerdict = Literal["delivered", "retry", "failed", "confirm"]
 
 
 @dataclass(frozen=True)
 class Classified:
-    verdict: Verdict
+    verdict: RunVerdict
     reason: str
     job_id: str | None = None
     result: Any = None

@@ -33,7 +33,7 @@ class SchemaLookup:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class SchemaFindings:
     problems: list[Problem]
     note: str = ""
 
@@ -63,7 +63,6 @@ class SchemaCache:
         self.clock = clock
         self._entries: dict[tuple[str, str, str, str], SchemaLookup] = {}
         self._inflight: dict[tuple[str, str, str, str], asyncio.Future[SchemaLookup]] = {}
-        self.fetches = 0
 
     async def get(self, target: RunTarget, token: str, *, max_age: float | None = None) -> SchemaLookup:
         key = _key(target)
@@ -80,7 +79,6 @@ class SchemaCache:
         future: asyncio.Future[SchemaLookup] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            self.fetches += 1
             info = await self.client.get_target(target, token)
             entry = lookup_from(info, target, self.clock())
             self._entries[key] = entry
@@ -96,17 +94,17 @@ class SchemaCache:
     def clear(self) -> None:
         self._entries.clear()
 
-    async def check(self, target: RunTarget, token: str, payload: Any) -> Verdict:
+    async def check(self, target: RunTarget, token: str, payload: Any) -> SchemaFindings:
         """The problems of `payload` against the target's schema; re-fetches a stale schema on mismatch."""
         found = await self.get(target, token)
         if found.schema is None:
-            return Verdict([], found.note)
+            return SchemaFindings([], found.note)
         if not isinstance(payload, dict):
-            return Verdict([], "")
+            return SchemaFindings([], "")
         problems = validate(payload, found.schema)
         if problems and self.clock() - found.fetched_at > REFRESH_ON_MISMATCH:
             found = await self.get(target, token, max_age=REFRESH_ON_MISMATCH)
             problems = validate(payload, found.schema) if found.schema is not None else []
             if found.schema is None:
-                return Verdict([], found.note)
-        return Verdict(problems)
+                return SchemaFindings([], found.note)
+        return SchemaFindings(problems)

@@ -16,9 +16,11 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from headrace.config import Settings
+from headrace.deliver.rounds import idle_timeout, run_rounds
 from headrace.metrics import Metrics
 from headrace.models import JobUpdate, OpenJob
 from headrace.store.base import Store
@@ -30,7 +32,6 @@ BATCH = 25
 CONCURRENCY = 4
 ROUND_PAUSE = 0.25  # between rounds while jobs are due
 BUSY_PAUSE = 1.0  # between rounds while the worker has deliveries in flight: delivering comes first
-IDLE_POLL = 1.0  # how often an idle tracker looks for jobs other processes created
 LEASE = 60.0
 FIRST_DELAY = 1.0
 MAX_DELAY = 60.0
@@ -54,59 +55,40 @@ def error_excerpt(result: Any) -> str:
     return json.dumps(result, default=str, ensure_ascii=False)
 
 
+def _nothing() -> None:
+    return None
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass
 class JobTracker:
-    def __init__(
-        self,
-        store: Store,
-        settings: Settings,
-        client: WindmillClient,
-        *,
-        metrics: Metrics | None = None,
-        clock: Callable[[], float] = time.time,
-        rand: Callable[[], float] = random.random,
-        on_rerun: Callable[[], None] = lambda: None,
-        busy: Callable[[], bool] = lambda: False,
-    ) -> None:
-        self.store = store
-        self.settings = settings
-        self.client = client
-        self.metrics = metrics
-        self.clock = clock
-        self.rand = rand
-        self.on_rerun = on_rerun
-        self.busy = busy
+    store: Store
+    settings: Settings
+    client: WindmillClient
+    _: KW_ONLY
+    metrics: Metrics | None = None
+    clock: Callable[[], float] = time.time
+    rand: Callable[[], float] = random.random
+    on_rerun: Callable[[], None] = _nothing  # a failed job was queued to run again
+    busy: Callable[[], bool] = _never  # deliveries are in flight: look at jobs at a slower pace
+
+    def __post_init__(self) -> None:
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(CONCURRENCY)
-        self.polls = 0
 
     def notify(self) -> None:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                looked = await self.round()
-            except Exception:
-                log.exception("tracking job outcomes failed; trying again shortly")
-                looked = 0
-            if looked:
-                timeout = BUSY_PAUSE if self.busy() else ROUND_PAUSE
-            else:
-                timeout = await self._idle_timeout()
-            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
+        await run_rounds(stop, self._wake, self.round, self._pause_after, log, "tracking job outcomes")
 
-    async def _idle_timeout(self) -> float:
-        try:
-            due = await self.store.next_job_check()
-        except Exception:
-            return IDLE_POLL
-        if due is None:
-            return IDLE_POLL
-        return min(IDLE_POLL, max(ROUND_PAUSE, due - self.clock()))
+    async def _pause_after(self, looked: int | None) -> float:
+        if looked:
+            return BUSY_PAUSE if self.busy() else ROUND_PAUSE
+        return await idle_timeout(self.store.next_job_check, self.clock, ROUND_PAUSE)
 
     async def round(self) -> int:
         """Look at up to BATCH due jobs; returns how many were looked at."""
@@ -145,7 +127,6 @@ class JobTracker:
             return JobUpdate(
                 job.delivery_id, "unknown", excerpt=f"destination {job.destination!r} is no longer configured"
             )
-        self.polls += 1
         poll: JobPoll = await self.client.result_maybe(dest.target, dest.bearer.reveal(), job.job_id)
         if poll.status == 200 and poll.completed:
             info = await self.client.job_info(dest.target, dest.bearer.reveal(), job.job_id)
