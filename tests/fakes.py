@@ -46,15 +46,14 @@ class FakeWindmill:
         self,
         target: RunTarget,
         url: str,
-        token: str,
-        job_id: str,
         body: bytes,
+        headers: Mapping[str, str],
         *,
         method: str = "POST",
-        headers: Mapping[str, str] | None = None,
         timeout: float = 30.0,
     ) -> RunResponse:
-        self.runs.append(RunCall(target, url, job_id, body, method, dict(headers or {})))
+        job_id = url.rpartition("job_id=")[2]
+        self.runs.append(RunCall(target, url, job_id, body, method, dict(headers)))
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, BaseException):
             raise answer

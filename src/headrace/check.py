@@ -35,8 +35,9 @@ import aiohttp
 
 from headrace import samples
 from headrace.config import DestinationSettings, Settings
+from headrace.deliver.request import Refused, Skipped, build_request
 from headrace.store.base import Store
-from headrace.transform import Sandbox, TransformError, WebhookObject
+from headrace.transform import Sandbox
 from headrace.windmill.client import TargetInfo, WindmillClient
 from headrace.windmill.schema import validate
 from headrace.windmill.urls import RunTarget
@@ -206,30 +207,24 @@ async def _event_rows(
         return [Row(subject, "events", "warn", f"no bundled sample matches {list(dest.events)}", "check events")]
     rows = []
     for event_type in event_types:
-        body = samples.load(event_type)
-        payload: Any = body
-        if script is not None and sandbox is not None:
-            try:
-                result = await sandbox.transform(
-                    script,
-                    WebhookObject(event_type, body, dest.target.run_url, webhook_id="msg_headrace_check"),
+        body = json.dumps(samples.load(event_type)).encode()
+        built = await build_request(dest.target, event_type, body, "msg_headrace_check", script, sandbox)
+        if isinstance(built, Refused):
+            fix = f"fix {dest.transform}; try: headrace transform --script {dest.transform} --event {event_type}"
+            rows.append(Row(subject, event_type, "fail", built.reason, fix))
+            continue
+        if isinstance(built, Skipped):
+            rows.append(
+                Row(
+                    subject,
+                    event_type,
+                    "warn",
+                    f"the transformation cancels {event_type}: subscribed but never sent",
+                    f"narrow events for [destinations.{name}] or handle {event_type} in the transformation",
                 )
-            except TransformError as exc:
-                fix = f"fix {script.name}; try: headrace transform --script {script.name} --event {event_type}"
-                rows.append(Row(subject, event_type, "fail", f"transformation failed: {exc}", fix))
-                continue
-            if result.cancel:
-                rows.append(
-                    Row(
-                        subject,
-                        event_type,
-                        "warn",
-                        f"the transformation cancels {event_type}: subscribed but never sent",
-                        f"narrow events for [destinations.{name}] or handle {event_type} in the transformation",
-                    )
-                )
-                continue
-            payload = result.payload
+            )
+            continue
+        payload = json.loads(built.body)
         if not isinstance(payload, dict):
             rows.append(Row(subject, event_type, "fail", "the payload is not a JSON object", "return an object"))
             continue

@@ -74,4 +74,19 @@ def test_transformed_payload_headers_and_same_host_url_are_sent(tmp_path: Path) 
     assert isinstance(outcome, Delivered)
     [call] = client.runs
     assert call.body == b'{"id":"msg_1","amount":4999}' and attempt.request_payload == call.body.decode()
-    assert call.url.endswith("/jobs/run/p/f/dodo/other") and call.headers == {"x-from": "headrace"}
+    assert call.url.endswith(f"/jobs/run/p/f/dodo/other?job_id={call.job_id}")
+    assert call.headers == {
+        "x-from": "headrace",
+        "Content-Type": "application/json",
+        "Authorization": "Bearer test-token",
+    }
+
+
+def test_a_handlers_own_authorization_wins_and_is_noted(tmp_path: Path) -> None:
+    client = FakeWindmill()
+    sandbox = PySandbox(lambda w: dataclasses.replace(w, headers={"authorization": "Bearer from-the-script"}))
+    attempt, outcome = asyncio.run(attempter(client).attempt(claimed(), destination(tmp_path), SCRIPT, sandbox))
+    assert isinstance(outcome, Delivered)
+    [call] = client.runs
+    assert call.headers == {"authorization": "Bearer from-the-script", "Content-Type": "application/json"}
+    assert "set its own Authorization header" in attempt.notes and "from-the-script" not in attempt.notes

@@ -62,18 +62,16 @@ class Attempter:
         token = dest.bearer.reveal()
         response = await self.client.run(
             target,
-            built.url,
-            token,
-            claimed.job_id,
+            built.full_url(claimed.job_id),
             built.body,
+            built.headers_for(token),
             method=built.method,
-            headers=built.headers,
             timeout=dest.timeout_seconds,
         )
         self.metrics.observe_attempt(claimed.destination, response.duration_ms / 1000)
         verdict = classify(response, claimed.job_id, target.mode)
         excerpt = response.body[:2000] if response.status else (response.error or "")
-        attempt = record(response.status, excerpt, built.transformed, notes)
+        attempt = record(response.status, excerpt, built.transformed, "\n".join(filter(None, (*built.notes, notes))))
         outcome: Outcome
         if verdict.verdict == "delivered":
             outcome = Delivered(verdict.job_id or claimed.job_id, verdict.result, completed=target.mode == "wait")

@@ -2,7 +2,12 @@
 
 The worker, `headrace check` and `headrace transform` all call `build_request`, so a preview is the delivery:
 the Dodo body as is, or what the destination's transformation made of it, with every rule applied here and
-nowhere else (the payload is a JSON object; a changed URL is a Windmill run URL on the destination's host).
+nowhere else (the payload is a JSON object; a changed URL is a Windmill run URL on the destination's host;
+the headers follow `headers_for`).
+
+Headers (docs/transformations.md): a handler's own headers are sent as it set them, with two rules. The body
+is always JSON, so `Content-Type: application/json` is headrace's. `Authorization` follows Svix: a handler that
+sets its own wins, and the destination's token is then not sent (the attempt notes it, never the value).
 """
 
 from __future__ import annotations
@@ -31,6 +36,28 @@ class Request:
     @property
     def url(self) -> str:
         return self.target.run_url
+
+    def full_url(self, job_id: str) -> str:
+        """The URL requested: the run URL with the delivery's job id appended."""
+        url = self.url
+        return f"{url}{'&' if '?' in url else '?'}job_id={job_id}"
+
+    def headers_for(self, token: str) -> dict[str, str]:
+        """Every header headrace sets on the request (the HTTP client adds only Host, Content-Length,
+        User-Agent and Accept*): the handler's, then Content-Type, then the token unless the handler set
+        its own Authorization."""
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "content-type"}
+        headers["Content-Type"] = "application/json"
+        if not any(k.lower() == "authorization" for k in headers):
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    def preview(self, job_id: str) -> bytes:
+        """The request as an HTTP/1.1 message, as `headrace transform --request` prints it; the destination's
+        token is shown as `***`."""
+        lines = [f"{self.method} {self.full_url(job_id)}"]
+        lines += [f"{k}: {v}" for k, v in self.headers_for("***").items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
 
 
 @dataclass(frozen=True)
@@ -84,7 +111,12 @@ async def build_request(
         if isinstance(checked, str):
             return Refused(checked, payload_json)
         chosen = checked
-    return Request(chosen, result.method, dict(result.headers), payload_json.encode(), payload_json, result.payload)
+    notes: tuple[str, ...] = ()
+    if any(k.lower() == "authorization" for k in result.headers):
+        notes = (f"transformation {script.name} set its own Authorization header; it was sent instead of the token",)
+    return Request(
+        chosen, result.method, dict(result.headers), payload_json.encode(), payload_json, result.payload, notes
+    )
 
 
 def _checked_target(url: str, target: RunTarget, script: str) -> RunTarget | str:

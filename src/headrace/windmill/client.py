@@ -42,25 +42,24 @@ class WindmillClient:
         self,
         target: RunTarget,
         url: str,
-        token: str,
-        job_id: str,
         body: bytes,
+        headers: Mapping[str, str],
         *,
         method: str = "POST",
-        headers: Mapping[str, str] | None = None,
         timeout: float = 30.0,
     ) -> RunResponse:
-        request_headers = {**(headers or {}), "Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-        # The run URL is already encoded (parse_run_url) and a job id is a UUID: append it as text rather
-        # than through `params`, which re-parses and re-encodes the whole URL on every request.
-        full_url = yarl.URL(f"{url}{'&' if '?' in url else '?'}job_id={job_id}", encoded=True)
+        """Send one run request as given: `url` with its job_id, `headers` with the token (deliver/request.py
+        decides both)."""
+        # The run URL is already encoded (parse_run_url) and a job id is a UUID: take it as encoded rather
+        # than let yarl re-parse and re-encode the whole URL on every request.
+        full_url = yarl.URL(url, encoded=True)
         started = time.perf_counter()
         try:
             async with self._session.request(
                 method,
                 full_url,
                 data=body,
-                headers=request_headers,
+                headers=headers,
                 timeout=_timeout(timeout),
                 allow_redirects=False,
             ) as response:
