@@ -9,7 +9,7 @@ from typing import Any
 
 from headrace.deliver.recorder import OutcomeRecorder
 from headrace.deliver.tracker import JobTracker
-from headrace.deliver.worker import Worker
+from headrace.deliver.worker import Transformations, Worker
 from headrace.metrics import Metrics
 from headrace.models import Attempt, Delivered, NewEvent
 from headrace.store.base import Finished
@@ -41,14 +41,16 @@ async def _store_with_events(tmp_path: Path, count: int) -> SQLiteStore:
     return store
 
 
-def _worker(tmp_path: Path, store: SQLiteStore, client: FakeWindmill) -> Worker:
+def _worker(
+    tmp_path: Path, store: SQLiteStore, client: FakeWindmill, transformations: Transformations | None = None
+) -> Worker:
     text = config_text(tmp_path / "h.db", 1, URL, extra_dest="concurrency = 1")
     settings = settings_for(text, tmp_path)
     metrics = Metrics()
     tracker = JobTracker(store, settings, client, metrics=metrics)  # type: ignore[arg-type]
     unit = attempter(client, now=time.time())
     unit.clock = time.time
-    return Worker(store, settings, unit, OutcomeRecorder(store, metrics), tracker)
+    return Worker(store, settings, unit, OutcomeRecorder(store, metrics), tracker, transformations)
 
 
 async def _statuses(store: SQLiteStore, count: int) -> list[tuple[str, int]]:
@@ -163,3 +165,67 @@ def test_recorder_gives_up_and_leaves_the_lease_to_expire(tmp_path: Path) -> Non
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def _delivered_until_settled(worker: Worker, store: SQLiteStore, count: int) -> list[Any]:
+    """Run the worker until every delivery has left pending/in_flight; the deliveries as stored."""
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+
+    async def settled() -> list[Any] | None:
+        rows = []
+        for i in range(count):
+            event = await store.get_event(f"msg_{i}")
+            assert event is not None
+            rows.append(event.deliveries[0])
+        return rows if all(d.status not in ("pending", "in_flight") for d in rows) else None
+
+    try:
+        return await wait_for(settled, 10)
+    finally:
+        stop.set()
+        await running
+        await worker.drain(1.0)
+
+
+def test_a_payload_nested_2000_deep_fails_with_a_reason_instead_of_staying_in_flight(tmp_path: Path) -> None:
+    from headrace.app import make_sandbox
+    from headrace.transform import Script
+
+    deep = Script(
+        "deep.js",
+        "function handler(w) { let p = {}; let c = p;"
+        " for (let i = 0; i < 2000; i++) { c.a = {}; c = c.a; } w.payload = p; return w; }",
+    )
+
+    async def main() -> None:
+        store = await _store_with_events(tmp_path, 1)
+        client = FakeWindmill()
+        worker = _worker(tmp_path, store, client, Transformations({"payments": deep}, make_sandbox()))
+        try:
+            [delivery] = await _delivered_until_settled(worker, store, 1)
+        finally:
+            await store.close()
+        assert delivery.status == "failed" and delivery.attempts == 1
+        assert "nested too deeply" in delivery.last_error
+        assert client.runs == []
+
+    asyncio.run(main())
+
+
+def test_an_unexpected_exception_in_the_attempt_is_a_recorded_failure(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = await _store_with_events(tmp_path, 2)
+        client = FakeWindmill(RuntimeError("the client broke"))
+        worker = _worker(tmp_path, store, client)
+        try:
+            deliveries = await _delivered_until_settled(worker, store, 2)
+        finally:
+            await store.close()
+        for delivery in deliveries:
+            assert delivery.status == "failed" and delivery.attempts == 1
+            assert "unexpected RuntimeError: the client broke" in delivery.last_error
+            assert "see the log, then replay" in delivery.last_error
+        assert len(client.runs) == 2
+
+    asyncio.run(main())

@@ -7,6 +7,7 @@ client, a clock and a random source): no store, no scheduling, so a test drives 
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from headrace.metrics import Metrics
 from headrace.models import Attempt, Cancelled, Claimed, Delivered, Failed, Outcome, Retry
 from headrace.transform import Sandbox, Script
 from headrace.windmill.client import WindmillClient
+
+log = logging.getLogger("headrace.deliver")
 
 
 @dataclass
@@ -37,7 +40,8 @@ class Attempter:
     async def attempt(
         self, claimed: Claimed, dest: DestinationSettings, script: Script | None, sandbox: Sandbox | None
     ) -> tuple[Attempt, Outcome]:
-        """One attempt of one delivery, start to outcome. Never raises."""
+        """One attempt of one delivery, start to outcome. Never raises: whatever goes wrong on the way (a bug,
+        an engine error) ends as Failed with a reason, recorded like any other outcome."""
         started, perf = self.clock(), self.perf()
 
         def record(
@@ -45,6 +49,28 @@ class Attempter:
         ) -> Attempt:
             return Attempt(started, (self.perf() - perf) * 1000, status, excerpt, payload, notes)
 
+        try:
+            return await self._attempt(claimed, dest, script, sandbox, record)
+        except Exception as exc:
+            log.exception(
+                "unexpected error in a delivery attempt",
+                extra={"delivery_id": claimed.delivery_id, "destination": claimed.destination},
+            )
+            detail = f"{type(exc).__name__}: {exc}"[:500]
+            reason = (
+                f"headrace could not complete the attempt: unexpected {detail}. This is a bug in headrace or its "
+                "environment: see the log, then replay."
+            )
+            return record(excerpt=detail), Failed(reason)
+
+    async def _attempt(
+        self,
+        claimed: Claimed,
+        dest: DestinationSettings,
+        script: Script | None,
+        sandbox: Sandbox | None,
+        record: Callable[..., Attempt],
+    ) -> tuple[Attempt, Outcome]:
         built = await build_request(dest.target, claimed.event_type, claimed.body, claimed.webhook_id, script, sandbox)
         if isinstance(built, Skipped):
             return record(payload=built.payload), Cancelled()

@@ -91,12 +91,20 @@ async def build_request(
         return Request(target, "POST", {}, body, None)
     try:
         parsed = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        return Refused(f"the event body cannot be read as JSON ({type(exc).__name__}); it cannot be transformed")
+    try:
         result = await sandbox.transform(
             script, WebhookObject(event_type=event_type, payload=parsed, url=target.run_url, webhook_id=webhook_id)
         )
     except TransformError as exc:
         return Refused(f"transformation {script.name} failed: {exc}. Fix the script, then replay.")
-    payload_json = json.dumps(result.payload, separators=(",", ":"), ensure_ascii=False)
+    except RecursionError:
+        return Refused(_too_deep(script))
+    try:
+        payload_json = json.dumps(result.payload, separators=(",", ":"), ensure_ascii=False)
+    except RecursionError:
+        return Refused(_too_deep(script))
     if result.cancel:
         return Skipped(payload_json)
     if not isinstance(result.payload, dict):
@@ -116,6 +124,13 @@ async def build_request(
         notes = (f"transformation {script.name} set its own Authorization header; it was sent instead of the token",)
     return Request(
         chosen, result.method, dict(result.headers), payload_json.encode(), payload_json, result.payload, notes
+    )
+
+
+def _too_deep(script: Script) -> str:
+    return (
+        f"transformation {script.name} returned a payload nested too deeply to send (hundreds of levels); "
+        "Windmill arguments are plain objects: flatten the payload, then replay."
     )
 
 
