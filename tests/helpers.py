@@ -16,6 +16,7 @@ import aiohttp
 from headrace.config import Settings, parse
 from headrace.ingest.signature import decode_secret, sign
 from headrace.server import serve
+from headrace.windmill.emulator import EmulatorState
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OTHER_SECRET = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"  # base64 of 24 letters
@@ -25,6 +26,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def deployed_windmill(*scripts: str, flows: tuple[str, ...] = (), **options: Any) -> EmulatorState:
+    """An emulator state with these scripts (default: f/dodo/on_payment, what `EmulatorThread.url()`
+    names) and flows deployed in every workspace. Like Windmill, the emulator answers 404 for any other path."""
+    state = EmulatorState(**options)
+    for path in scripts or ("f/dodo/on_payment",):
+        state.add_target("script", path)
+    for path in flows:
+        state.add_target("flow", path)
+    return state
 
 
 def dodo_body(event_type: str = "payment.succeeded", **data: Any) -> bytes:

@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 
 from headrace import __version__, logs
 from headrace.cli_tools import (
+    DEV_WINDMILL_DESCRIPTION,
     UsageError,
+    add_dev_windmill_options,
     cmd_dev_windmill,
     cmd_samples,
     cmd_send,
@@ -339,14 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="local development helpers").add_subparsers(
         dest="dev", metavar="TOOL", required=True
     )
-    p = dev.add_parser("windmill", help="run the Windmill emulator (a stand-in for tests and demos)")
-    p.add_argument("--listen", default="127.0.0.1:8000")
-    p.add_argument("--token", action="append", default=None, help="accepted token (repeatable; default dev-token)")
-    p.add_argument("--strict", action="store_true", help="404 for paths not given with --script/--flow")
-    p.add_argument("--script", action="append", default=[], help="script path that exists, e.g. f/dodo/ledger")
-    p.add_argument("--flow", action="append", default=[], help="flow path that exists")
-    p.add_argument("--kit", help="a Windmill workspace folder (e.g. kit/): its Python scripts run as jobs")
-    p.add_argument("--resource", action="append", default=[], help="PATH=FILE.json: a resource value (repeatable)")
+    p = dev.add_parser(
+        "windmill",
+        help="run the Windmill emulator (a stand-in for tests and demos)",
+        description=DEV_WINDMILL_DESCRIPTION,
+    )
+    add_dev_windmill_options(p)
     p.set_defaults(func=cmd_dev_windmill)
     return parser
 

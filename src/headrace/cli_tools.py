@@ -70,13 +70,50 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0 if 200 <= status < 300 else 1
 
 
+DEV_WINDMILL_DESCRIPTION = """\
+A Windmill stand-in for tests and demos -- not Windmill. It answers like Windmill (docs/windmill-contract.md):
+a path that is not deployed is 404 for runs and for its schema alike. Deploy targets with --script, --flow
+or --kit; with none of them, it deploys the flow of the starter config (`headrace init`),
+f/dodo/on_payment, in every workspace, so `headrace init` + `headrace dev windmill` work out of the box.
+--accept-any-path deploys any path on first use instead (no schema)."""
+
+
+def add_dev_windmill_options(p: argparse.ArgumentParser) -> None:
+    from headrace.windmill.emulator import TIMEOUT_WAIT_RESULT
+
+    p.add_argument("--listen", default="127.0.0.1:8000")
+    p.add_argument("--token", action="append", default=None, help="accepted token (repeatable; default dev-token)")
+    p.add_argument("--script", action="append", default=[], help="deploy a script path, e.g. f/dodo/ledger")
+    p.add_argument("--flow", action="append", default=[], help="deploy a flow path, e.g. f/dodo/on_payment")
+    p.add_argument("--kit", help="a Windmill workspace folder (e.g. kit/): its Python scripts run as jobs")
+    p.add_argument(
+        "--accept-any-path",
+        action="store_true",
+        help="run any script or flow path (deployed on first use, no schema) instead of answering 404",
+    )
+    p.add_argument("--resource", action="append", default=[], help="PATH=FILE.json: a resource value (repeatable)")
+    p.add_argument("--variable", action="append", default=[], help="PATH=VALUE: a variable for $var: (repeatable)")
+    p.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=TIMEOUT_WAIT_RESULT,
+        metavar="SECONDS",
+        help=f"run_wait_result answers 500 and cancels the job after this long (Windmill's "
+        f"TIMEOUT_WAIT_RESULT, default {TIMEOUT_WAIT_RESULT:g})",
+    )
+
+
 def cmd_dev_windmill(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from headrace.starter import EMULATOR_URL
     from headrace.windmill.emulator import BANNER, EmulatorState, build_app
+    from headrace.windmill.urls import parse_run_url
 
     host, _, port = args.listen.rpartition(":")
-    state = EmulatorState(tokens=set(args.token), any_path=not args.strict)
+    if not 0 < args.wait_timeout <= 86400:
+        raise UsageError(f"--wait-timeout {args.wait_timeout:g}: give seconds between 0 and 86400")
+    state = EmulatorState(tokens=set(args.token), any_path=args.accept_any_path, wait_timeout=args.wait_timeout)
     for path in args.script:
         state.add_target("script", path)
     for path in args.flow:
@@ -89,6 +126,10 @@ def cmd_dev_windmill(args: argparse.Namespace) -> int:
         except (ValueError, RuntimeError) as exc:
             raise UsageError(f"--kit {args.kit}: {exc}") from None
         print(f"loaded {len(loaded)} scripts and flows from {args.kit}", flush=True)
+    if not (args.script or args.flow or args.kit or args.accept_any_path):
+        starter, _ = parse_run_url(EMULATOR_URL)
+        state.add_target(starter.kind, starter.path)
+        print(f"deployed the starter config's {starter.kind} {starter.path} (give --script/--flow/--kit for others)")
     for spec in args.resource:
         path, sep, file = spec.partition("=")
         if not sep:
@@ -97,6 +138,11 @@ def cmd_dev_windmill(args: argparse.Namespace) -> int:
             state.resources[path] = json.loads(Path(file).read_text("utf-8"))
         except (OSError, ValueError) as exc:
             raise UsageError(f"--resource {spec}: {exc}") from None
+    for spec in args.variable:
+        path, sep, value = spec.partition("=")
+        if not sep or not path:
+            raise UsageError(f"--variable {spec.partition('=')[0]!r}: write PATH=VALUE, e.g. f/dodo/api_key=...")
+        state.variables[path] = value
     print(BANNER, flush=True)
     print(f"listening on http://{host}:{port}/api  (tokens: {len(state.tokens)} configured)", flush=True)
     loop: asyncio.AbstractEventLoop

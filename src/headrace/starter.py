@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import secrets
 
+# The starter destination: a flow the emulator (`headrace dev windmill`) deploys when given no target.
+EMULATOR_URL = "http://127.0.0.1:8000/api/w/demo/jobs/run/f/f/dodo/on_payment"
+
 TEMPLATE = """\
 # headrace configuration. Reference: docs/configuration.md. Secrets may be written as "env:NAME"
 # (read from the environment at start-up) -- prefer that outside a laptop.
@@ -26,7 +29,7 @@ source = "dodo"
 events = ["payment.*", "refund.succeeded"]
 # Paste the webhook URL Windmill shows for your script or flow. This one is the local emulator
 # (`headrace dev windmill`), a stand-in for trying things out -- not a Windmill server.
-url = "http://127.0.0.1:8000/api/w/demo/jobs/run/f/f/dodo/on_payment"
+url = "{emulator_url}"
 token = "dev-token"                   # use "env:WINDMILL_TOKEN" for a real Windmill
 # transform = "builtin:payment"       # or "transforms/payment.js"; omitted = the Dodo body as is
 retry_schedule = ["5s", "5m", "30m", "2h", "5h", "10h", "10h"]
@@ -36,4 +39,4 @@ schema = "enforce"
 
 def render() -> str:
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    return TEMPLATE.format(secret=secret)
+    return TEMPLATE.format(secret=secret, emulator_url=EMULATOR_URL)

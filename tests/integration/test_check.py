@@ -98,7 +98,7 @@ def test_wrong_token(tmp_path: Path, kit_emulator: EmulatorThread) -> None:
 @pytest.mark.parametrize(("flag", "word"), [("archived", "archived"), ("draft_only", "only a draft")])
 def test_not_deployed(tmp_path: Path, flag: str, word: str) -> None:
     state = kit_state()
-    setattr(state.targets[("script", "f/dodo/record_payment")], flag, True)
+    setattr(state.newest("acme", "script", "f/dodo/record_payment"), flag, True)
     with running_emulator(state) as emu:
         report = run_check(tmp_path, config(tmp_path, emu.url("f/dodo/record_payment")))
     [target] = rows(report, "target")

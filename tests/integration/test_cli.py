@@ -16,7 +16,7 @@ import pytest
 
 from headrace.config import load
 from headrace.windmill.emulator import EmulatorThread, running_emulator
-from tests.helpers import SECRET, config_text, free_port
+from tests.helpers import SECRET, config_text, deployed_windmill, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def wait_port(port: int) -> None:
 
 @pytest.fixture
 def emulator():
-    with running_emulator() as emu:
+    with running_emulator(deployed_windmill()) as emu:
         yield emu
 
 

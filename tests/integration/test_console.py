@@ -14,6 +14,7 @@ import pytest
 from headrace.windmill.emulator import EmulatorThread, Fault, running_emulator
 from tests.helpers import (
     config_text,
+    deployed_windmill,
     dodo_body,
     free_port,
     post,
@@ -28,7 +29,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 @pytest.fixture
 def emulator():
-    with running_emulator() as emu:
+    with running_emulator(deployed_windmill()) as emu:
         yield emu
 
 

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from headrace.windmill.emulator import running_emulator
-from tests.helpers import config_text, free_port, signed_headers
+from tests.helpers import config_text, deployed_windmill, free_port, signed_headers
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +78,7 @@ async def stream(port: int, accepted: set[str], stop: asyncio.Event, counter: co
 
 
 def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path: Path):
-    with running_emulator() as emulator:
+    with running_emulator(deployed_windmill()) as emulator:
         port = free_port()
         config = tmp_path / "h.toml"
         text = config_text(

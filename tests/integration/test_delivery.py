@@ -16,6 +16,7 @@ from headrace.models import job_id_for
 from headrace.windmill.emulator import EmulatorState, EmulatorThread, Fault, running_emulator
 from tests.helpers import (
     config_text,
+    deployed_windmill,
     dodo_body,
     free_port,
     post,
@@ -28,7 +29,7 @@ from tests.helpers import (
 
 @pytest.fixture
 def emulator():
-    with running_emulator() as emu:
+    with running_emulator(deployed_windmill("f/dodo/on_payment", "f/dodo/all")) as emu:
         yield emu
 
 

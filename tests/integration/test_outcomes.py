@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from headrace.models import job_id_for
-from headrace.windmill.emulator import EmulatorState, EmulatorThread, Fault, running_emulator
+from headrace.windmill.emulator import EmulatorState, EmulatorThread, Fault, Token, running_emulator
 from tests.helpers import (
     config_text,
     dodo_body,
@@ -182,14 +182,18 @@ def test_warn_sends_and_notes_the_mismatch(tmp_path: Path) -> None:
 
 
 def test_unavailable_schema_does_not_block_delivery(tmp_path: Path) -> None:
-    state = EmulatorState(any_path=True)  # runs any path, but knows no script definition: scripts/get is 404
+    # The token may run jobs but not read scripts: scripts/get is 403 while the run succeeds.
+    state = EmulatorState(tokens=set())
+    state.add_token(Token("test-token", scopes=frozenset({"jobs:run", "jobs:read"})))
+    state.add_target("script", "f/dodo/on_payment")
 
     async def scenario(emu: EmulatorThread) -> None:
         async with running_server(settings(tmp_path, emu.url())) as base:
             await send(base, "msg_noschema")
             data = await until(base, "msg_noschema", lambda d: d["status"] == "delivered")
         [attempt] = data["deliveries"][0]["attempt_log"]
-        assert attempt["notes"] == "schema not checked: Windmill has no script f/dodo/on_payment (HTTP 404)"
+        note = "schema not checked: could not fetch it for script f/dodo/on_payment: HTTP 403"
+        assert attempt["notes"].startswith(note)
 
     run_with(state, scenario)
 
@@ -263,7 +267,7 @@ def test_emulator_definitions_like_windmill(kind: str) -> None:
                 assert r.status == 404
             letter = "p" if kind == "script" else "f"
             async with http.post(f"{base}/jobs/run/{letter}/f/dodo/x", json={}) as r:
-                assert r.status == 404  # a draft is not run by path
+                assert r.status == 201  # a draft-only target runs by path (CONTRACT R4)
             async with aiohttp.ClientSession() as anonymous, anonymous.get(f"{base}/{path}/f/dodo/x") as r:
                 assert r.status == 401
 

@@ -14,7 +14,16 @@ from headrace.models import Attempt, Delivered, NewEvent
 from headrace.store.base import Finished, StoreError
 from headrace.store.queries import migrations
 from headrace.windmill.emulator import EmulatorThread, running_emulator
-from tests.helpers import config_text, dodo_body, free_port, post, running_server, settings_for, signed_headers
+from tests.helpers import (
+    config_text,
+    deployed_windmill,
+    dodo_body,
+    free_port,
+    post,
+    running_server,
+    settings_for,
+    signed_headers,
+)
 
 psycopg = pytest.importorskip("psycopg")
 from headrace.store.postgres import PostgresStore, glob_to_like, redact  # noqa: E402
@@ -128,7 +137,7 @@ def test_event_type_globs_become_like_patterns():
 
 @pytest.fixture
 def emulator():
-    with running_emulator() as emu:
+    with running_emulator(deployed_windmill()) as emu:
         yield emu
 
 

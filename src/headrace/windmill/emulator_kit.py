@@ -1,12 +1,14 @@
 """Targets from a Windmill workspace folder, for the emulator: each `f/.../name.py` with its
 `name.script.yaml` becomes a script whose schema is the yaml's `schema` and whose jobs run the file's
 Python `main` in a subprocess; each `f/.../name__flow/flow.yaml` becomes a flow with its `schema` (a flow's
-steps are not run: its job completes with the arguments it received).
+steps are not run: its job completes with `{"flow_input": ...}`, every argument it received).
 
-Arguments follow Windmill's rules for Python (docs/operations.md): each top-level key of the JSON body is
-one argument; keys `main` does not declare are dropped; a declared argument that was not sent gets the
-Python default, or None when it has none; a "$res:PATH" value is replaced by the resource (the emulator
-does that before the job starts). `wmill.get_resource` works inside the job: when the real `wmill`
+Arguments follow Windmill's rules for Python (`python_executor.rs`, CONTRACT A1-A3): each top-level key of
+the JSON body is one argument; keys `main` does not declare are dropped (A1) unless it takes `**kwargs`,
+which gets every key (A3); a declared argument that was not sent gets the Python default, or None when it
+has none (A1); one sent as `null` whose parameter has a default gets the default (A2). References such as
+"$res:PATH" are resolved by the emulator before the job starts (A4, emulator_refs). A flow keeps every
+input, declared or not (A5). `wmill.get_resource` works inside the job: when the real `wmill`
 package is not installed, a small stand-in asks the emulator's resources endpoint the way `wmill` asks
 Windmill's. Reading the yaml needs PyYAML.
 """
@@ -22,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from headrace.windmill.emulator import EmulatorState, JobFailed, Target
+from headrace.windmill.emulator_model import FAKE_JOB_TOKEN, EmulatorState, JobFailed, Target
 
 JOB_TIMEOUT = 120.0
 
@@ -42,13 +44,16 @@ try:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     kwargs = {}
-    for name, param in inspect.signature(module.main).parameters.items():
+    params = inspect.signature(module.main).parameters
+    for name, param in params.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        if name in given:
+        if name in given and not (given[name] is None and param.default is not param.empty):
             kwargs[name] = given[name]
         elif param.default is param.empty:
             kwargs[name] = None
+    if any(param.kind is param.VAR_KEYWORD for param in params.values()):
+        kwargs.update((key, value) for key, value in given.items() if key not in params)
     result = module.main(**kwargs)
 except BaseException as exc:
     finish({"name": type(exc).__name__, "message": str(exc), "stack": traceback.format_exc()}, 1)
@@ -97,7 +102,7 @@ class PythonScript:
                 "BASE_INTERNAL_URL": str(context["base_url"]),
                 "WM_WORKSPACE": str(context["workspace"]),
                 "WM_JOB_ID": str(context["job_id"]),
-                "WM_TOKEN": next(iter(sorted(self.state.tokens)), ""),
+                "WM_TOKEN": FAKE_JOB_TOKEN,
             }
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -115,6 +120,10 @@ class PythonScript:
             )
             try:
                 logs, _ = await asyncio.wait_for(process.communicate(), self.timeout)
+            except asyncio.CancelledError:  # the job was cancelled (W3): stop its process too
+                process.kill()
+                await process.wait()
+                raise
             except TimeoutError:
                 process.kill()
                 await process.wait()
@@ -128,6 +137,12 @@ class PythonScript:
             if process.returncode != 0:
                 raise JobFailed(result)
             return result
+
+
+def flow_input(args: dict[str, Any]) -> dict[str, Any]:
+    """A kit flow's job: its steps are not run; it completes with `flow_input`, which holds every argument,
+    declared or not (A5)."""
+    return {"flow_input": args}
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -164,5 +179,6 @@ def load_kit(state: EmulatorState, folder: Path) -> list[Target]:
         data = _read_yaml(meta)
         path = meta.parent.relative_to(folder).as_posix().removesuffix("__flow")
         schema = data.get("schema") if isinstance(data.get("schema"), dict) else None
-        added.append(state.add_target("flow", path, schema=schema, summary=str(data.get("summary") or "")))
+        summary = str(data.get("summary") or "")
+        added.append(state.add_target("flow", path, flow_input, schema=schema, summary=summary))
     return added

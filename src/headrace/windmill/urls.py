@@ -8,6 +8,9 @@ Accepted shapes (the path prefix before `/api` may be empty or a sub-path for re
     https://HOST/api/w/{workspace}/jobs/run_wait_result/f/{flow_path}
 
 with an optional `?token=...`, which is taken out of the URL and used as the bearer token.
+
+The API routes themselves (`Route`: a template with named parts) are defined once here: the client
+builds its URLs from them and the emulator registers its handlers on them, so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -34,6 +37,50 @@ class WindmillUrlError(ValueError):
 
 
 @dataclass(frozen=True)
+class Route:
+    """One Windmill API route below `/api`: `template` names its parts in braces. A part named `path`
+    (a script, flow or resource path) may contain slashes; every other part is one path segment."""
+
+    name: str
+    template: str
+    choices: tuple[tuple[str, str], ...] = ()  # part -> regex of the values it takes, e.g. ("letter", "p|f")
+
+    def build(self, base_url: str, **parts: str) -> str:
+        """The URL of this route under `base_url` (scheme://host[prefix]/api)."""
+        return base_url + self.template.format(**parts)
+
+    @property
+    def pattern(self) -> str:
+        """The route as an aiohttp resource pattern (under /api), for a server that answers it."""
+        choices = dict(self.choices)
+
+        def part(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in choices:
+                return f"{{{name}:{choices[name]}}}"
+            return f"{{{name}:.+}}" if name == "path" else f"{{{name}}}"
+
+        return "/api" + re.sub(r"\{(\w+)\}", part, self.template)
+
+
+RUN = Route(
+    "run",
+    "/w/{workspace}/jobs/{endpoint}/{letter}/{path}",
+    (("endpoint", "run|run_wait_result"), ("letter", "p|f")),
+)
+JOB = Route("job", "/w/{workspace}/jobs_u/get/{job_id}")
+RESULT_MAYBE = Route("result_maybe", "/w/{workspace}/jobs_u/completed/get_result_maybe/{job_id}")
+SCRIPT = Route("script", "/w/{workspace}/scripts/get/p/{path}")
+FLOW = Route("flow", "/w/{workspace}/flows/get/{path}")
+RESOURCE_VALUE = Route("resource_value", "/w/{workspace}/resources/get_value_interpolated/{path}")
+VARIABLE_VALUE = Route("variable_value", "/w/{workspace}/variables/get_value/{path}")
+ROUTES = (RUN, JOB, RESULT_MAYBE, SCRIPT, FLOW, RESOURCE_VALUE, VARIABLE_VALUE)
+
+ENDPOINTS = {"async": "run", "wait": "run_wait_result"}
+LETTERS = {"script": "p", "flow": "f"}
+
+
+@dataclass(frozen=True)
 class RunTarget:
     """Where one destination's jobs are created."""
 
@@ -50,23 +97,26 @@ class RunTarget:
 
     @property
     def run_url(self) -> str:
-        endpoint = "run" if self.mode == "async" else "run_wait_result"
-        letter = "p" if self.kind == "script" else "f"
-        url = f"{self.base_url}/w/{self.workspace}/jobs/{endpoint}/{letter}/{self.path}"
+        url = RUN.build(
+            self.base_url,
+            workspace=self.workspace,
+            endpoint=ENDPOINTS[self.mode],
+            letter=LETTERS[self.kind],
+            path=self.path,
+        )
         return f"{url}?{urlencode(self.extra_query)}" if self.extra_query else url
 
     def job_url(self, job_id: str) -> str:
-        return f"{self.base_url}/w/{self.workspace}/jobs_u/get/{job_id}"
+        return JOB.build(self.base_url, workspace=self.workspace, job_id=job_id)
 
     def result_url(self, job_id: str) -> str:
-        return f"{self.base_url}/w/{self.workspace}/jobs_u/completed/get_result_maybe/{job_id}"
+        return RESULT_MAYBE.build(self.base_url, workspace=self.workspace, job_id=job_id)
 
     @property
     def definition_url(self) -> str:
         """Where Windmill describes the target: its input schema, archived and draft state."""
-        if self.kind == "script":
-            return f"{self.base_url}/w/{self.workspace}/scripts/get/p/{self.path}"
-        return f"{self.base_url}/w/{self.workspace}/flows/get/{self.path}"
+        route = SCRIPT if self.kind == "script" else FLOW
+        return route.build(self.base_url, workspace=self.workspace, path=self.path)
 
     def ui_url(self, job_id: str) -> str:
         """Where a person sees the run in Windmill's web UI."""

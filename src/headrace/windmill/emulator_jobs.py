@@ -1,0 +1,242 @@
+"""The emulator's job endpoints: create (R1-R4), wait for the result (W1-W3), look up (J1, J2).
+
+Sources, in the windmill-labs/windmill repository at v1.721.0 (docs/windmill-contract.md):
+`backend/windmill-api/src/jobs.rs`, `backend/windmill-api/src/args.rs`, `backend/windmill-queue/src/jobs.rs`,
+`backend/windmill-api-jobs/src/execution.rs`, `backend/windmill-types/src/jobs.rs`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from aiohttp import web
+
+from headrace.windmill.emulator_auth import visible
+from headrace.windmill.emulator_model import EmulatorState, Job, JobFailed, Kind, Runner, Target
+from headrace.windmill.emulator_refs import resolve_args
+
+STATE = web.AppKey("state", EmulatorState)
+HANG_UP_POLL = 0.05  # seconds between two looks at a waiting client's connection (W3)
+CANCELED_BY_HANG_UP = "http connection broke"  # execution.rs: the reason the guard cancels with
+
+
+def is_async(runner: Runner) -> bool:
+    return bool(getattr(runner, "is_async", False)) or inspect.iscoroutinefunction(runner)
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+def not_found(kind: Kind, path: str) -> web.Response:
+    return web.Response(status=404, text=f"Not found: {kind} not found at name {path}")
+
+
+def parse_args(raw: bytes) -> dict[str, Any] | web.Response:
+    """R1: the body's top-level keys are the arguments; a body that is not an object is `{"body": ...}`."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return web.Response(status=400, text="Bad request: the body is not valid JSON")
+    return value if isinstance(value, dict) else {"body": value}
+
+
+async def run(request: web.Request) -> web.StreamResponse:
+    state: EmulatorState = request.app[STATE]
+    state.requests += 1
+    kind: Kind = "script" if request.match_info["letter"] == "p" else "flow"
+    path, workspace = request.match_info["path"], request.match_info["workspace"]
+    if state.newest(workspace, kind, path) is not None:
+        refused = visible(request, kind, path)
+        if refused is not None:
+            return refused
+    target = state.runnable(workspace, kind, path)
+    if target is None:
+        return not_found(kind, path)
+    raw = await request.read()
+    fault = state.next_fault()
+    if fault is not None and fault.kind == "status":
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        return web.Response(status=fault.status, text=fault.body, headers=headers)
+    if fault is not None and fault.kind == "hang":
+        await asyncio.sleep(fault.seconds)
+    args = parse_args(raw)
+    if isinstance(args, web.Response):
+        return args
+    job_id = request.query.get("job_id") or str(uuid.uuid4())
+    try:
+        job_id = str(uuid.UUID(job_id))
+    except ValueError:
+        return web.Response(status=400, text=f"Bad request: job_id {job_id} is not a UUID")
+    with state.lock:
+        if job_id in state.jobs:  # every workspace, queued or completed (R2)
+            state.duplicate_rejections += 1
+            return web.Response(status=400, text=f"Bad request: Job with id {job_id} already exists")
+        job = Job(job_id, workspace, kind, path, args, time.time(), completed=False, success=False)
+        state.jobs[job_id] = job
+    base_url = f"{request.scheme}://{request.host}"
+    execution = start(state, target, job, base_url)
+    if request.match_info["endpoint"] == "run_wait_result":
+        return await wait_result(request, state, job, execution)
+    if execution is not None and not (target.delay > 0 or (target.runner is not None and is_async(target.runner))):
+        await asyncio.shield(execution)  # a plain runner: the job is done when the 201 is sent
+    if fault is not None and fault.kind == "drop":
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError
+    return web.Response(status=201, text=job_id)
+
+
+def start(state: EmulatorState, target: Target, job: Job, base_url: str) -> asyncio.Future[None]:
+    execution = asyncio.ensure_future(execute(state, target, job, base_url))
+    state.background.add(execution)
+    state.running[job.id] = execution
+
+    def finished(future: asyncio.Future[None]) -> None:
+        state.background.discard(future)
+        state.running.pop(job.id, None)
+
+    execution.add_done_callback(finished)
+    return execution
+
+
+async def execute(state: EmulatorState, target: Target, job: Job, base_url: str) -> None:
+    """Run one job: resolve its references (A4), wait out the delay, compute the result, complete it."""
+    job.started_at = time.time()
+    try:
+        args = resolve_args(state, job, base_url)
+        if target.delay > 0:
+            await asyncio.sleep(target.delay)
+        if target.error is not None:
+            raise RuntimeError(target.error)
+        if target.runner is None:
+            result: Any = {"received": sorted(job.args)}
+        elif is_async(target.runner):
+            context = {"base_url": base_url, "workspace": job.workspace, "job_id": job.id, "kind": job.kind}
+            result = await cast(Callable[..., Awaitable[Any]], target.runner)(args, context)
+        else:
+            result = target.runner(args)
+        job.success, job.result = True, result
+    except asyncio.CancelledError:
+        return  # `cancel` recorded the outcome
+    except JobFailed as exc:
+        job.success, job.result = False, {"error": exc.error}
+    except Exception as exc:
+        job.success = False
+        job.result = {"error": {"name": type(exc).__name__, "message": str(exc), "stack": ""}}
+    job.duration_ms = (time.time() - job.started_at) * 1000
+    job.logs += f"job {job.id} on {job.kind} {job.path}: {'success' if job.success else 'failure'}\n"
+    job.completed = True
+
+
+def cancel(state: EmulatorState, job: Job, reason: str) -> None:
+    """Windmill's cancel_job: the job completes as canceled, its execution is stopped."""
+    if job.completed:
+        return
+    job.canceled, job.canceled_reason = True, reason
+    job.success = False
+    job.result = {"error": {"name": "Canceled", "message": f"Job canceled: {reason}", "reason": reason}}
+    started = job.started_at or job.created_at
+    job.duration_ms = (time.time() - started) * 1000
+    job.completed = True
+    execution = state.running.get(job.id)
+    if execution is not None:
+        execution.cancel()
+
+
+async def wait_result(
+    request: web.Request, state: EmulatorState, job: Job, execution: asyncio.Future[None]
+) -> web.StreamResponse:
+    """W1-W3: 200 with the result, 422 with a failed job's result, 500 after the wait limit. When the wait
+    ends without a result - the limit, or the client hanging up - the job is cancelled."""
+    deadline = time.monotonic() + (state.wait_timeout if state.wait_timeout > 0 else 2.0)
+    try:
+        while not execution.done():
+            if request.transport is None or request.transport.is_closing():
+                cancel(state, job, CANCELED_BY_HANG_UP)
+                raise asyncio.CancelledError
+            if time.monotonic() >= deadline:
+                cancel(state, job, CANCELED_BY_HANG_UP)
+                return web.Response(status=500, text=f"timeout after {state.wait_timeout:g}s")
+            await asyncio.wait({execution}, timeout=HANG_UP_POLL)
+    except asyncio.CancelledError:
+        cancel(state, job, CANCELED_BY_HANG_UP)
+        raise
+    return result_response(job.result, job.success)
+
+
+def result_response(result: Any, success: bool) -> web.Response:
+    """execution.rs result_to_response: a result may set its own status with `windmill_status_code`."""
+    if isinstance(result, dict) and any(key in result for key in _COMPOSITE):
+        status = result.get("windmill_status_code", result.get("wm_status_code"))
+        headers = result.get("windmill_headers", result.get("wm_headers")) or {}
+        content_type = result.get("windmill_content_type", result.get("wm_content_type"))
+        value = result.get("result")
+        if status is None:
+            status = 422 if not success else (200 if value is not None else 204)
+        if content_type is not None:
+            text = value if isinstance(value, str) else json.dumps(value)
+            return web.Response(status=int(status), text=text, headers={**headers, "Content-Type": content_type})
+        if value is None:
+            return web.Response(status=int(status), headers=headers)
+        return web.json_response(value, status=int(status), headers=headers)
+    return web.json_response(result, status=200 if success else 422)
+
+
+_COMPOSITE = (
+    "windmill_status_code",
+    "wm_status_code",
+    "windmill_content_type",
+    "wm_content_type",
+    "windmill_headers",
+    "wm_headers",
+)
+
+
+async def get_job(request: web.Request) -> web.Response:
+    """J1: per workspace; tagged QueuedJob / CompletedJob; logs unless ?no_logs=true."""
+    state: EmulatorState = request.app[STATE]
+    job = state.job_in(request.match_info["workspace"], request.match_info["job_id"])
+    if job is None:
+        return web.Response(status=404, text=f"Not found: Job {request.match_info['job_id']} not found")
+    body: dict[str, Any] = {
+        "id": job.id,
+        "type": "CompletedJob" if job.completed else "QueuedJob",
+        "workspace_id": job.workspace,
+        "script_path": job.path,
+        "job_kind": job.kind,
+        "args": job.args,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "created_by": job.email.partition("@")[0],
+        "email": job.email,
+        "canceled": job.canceled,
+        "canceled_reason": job.canceled_reason,
+    }
+    if job.completed:
+        body.update(success=job.success, result=job.result, duration_ms=int(job.duration_ms or 0))
+    else:
+        body.update(running=job.started_at is not None, scheduled_for=iso(job.created_at))
+    if request.query.get("no_logs") != "true":
+        body["logs"] = job.logs
+    return web.json_response(body)
+
+
+async def result_maybe(request: web.Request) -> web.Response:
+    """J2: never 404; an unknown or unfinished job is `completed: false`."""
+    state: EmulatorState = request.app[STATE]
+    job = state.job_in(request.match_info["workspace"], request.match_info["job_id"])
+    if job is None or not job.completed:
+        started = None if job is None else (True if job.started_at is not None else None)
+        return web.json_response({"started": started, "success": None, "completed": False, "result": None})
+    return web.json_response({"started": True, "success": job.success, "completed": True, "result": job.result})

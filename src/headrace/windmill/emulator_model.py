@@ -1,0 +1,195 @@
+"""What the emulator knows: tokens, deployed targets (with their versions), jobs, resources, variables.
+
+The rules are Windmill's (docs/windmill-contract.md has each with its source):
+
+- job ids are global: one `jobs` table for every workspace (R2); a lookup is filtered by workspace (J1);
+- a target is deployed per workspace (or in every workspace, `workspace=None`); a path runs its newest
+  version whose lock is built and not failed, whatever its archived or draft state (R3, R4), and
+  `scripts/get` shows the newest version whatever its lock state (M1);
+- a token may be limited to workspaces, to path prefixes (the user's access) and to scopes (R5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+BANNER = "headrace Windmill EMULATOR — a stand-in for tests and demos, not a Windmill server"
+
+Kind = Literal["script", "flow"]
+Runner = Callable[
+    ..., Any
+]  # (args) -> result, or async (args, context) -> result; may return an awaitable (a job that runs a subprocess)
+
+TIMEOUT_WAIT_RESULT = 600.0  # seconds run_wait_result waits before answering 500 and cancelling the job (W2)
+FAKE_JOB_TOKEN = "wm-emulated-job-token"  # noqa: S105 - a job's own token: "$WM_TOKEN" (A4), WM_TOKEN in its env
+SCOPES = ("jobs:run", "jobs:read", "scripts:read", "flows:read", "resources:read", "variables:read")
+
+
+@dataclass
+class Fault:
+    kind: Literal["status", "hang", "drop"]
+    count: int = 1
+    status: int = 500
+    retry_after: str | None = None
+    seconds: float = 60.0
+    body: str = "emulated failure"
+
+
+@dataclass
+class Job:
+    id: str
+    workspace: str
+    kind: Kind
+    path: str
+    args: dict[str, Any]
+    created_at: float
+    completed: bool = True
+    success: bool = True
+    result: Any = None
+    started_at: float | None = None
+    duration_ms: float | None = None
+    canceled: bool = False
+    canceled_reason: str | None = None
+    logs: str = ""
+    email: str = "admin@windmill.dev"
+
+
+@dataclass
+class Target:
+    """One deployed version of a script or flow."""
+
+    kind: Kind
+    path: str
+    runner: Runner | None = None  # computes the job result from the args
+    schema: dict[str, Any] | None = None
+    archived: bool = False
+    draft_only: bool = False
+    deleted: bool = False
+    delay: float = 0.0  # seconds a job stays `completed: false`
+    error: str | None = None  # fail every job with this message
+    summary: str = ""
+    workspace: str | None = None  # None: deployed in every workspace
+    lock_seconds: float = 0.0  # R3: the lock is still being built for this long after the deploy
+    lock_requests: int = 0  # R3: ... or for this many run requests (each one answered 404)
+    lock_error: str | None = None  # R3: the lock failed; this version never runs
+    deployed_at: float = field(default_factory=time.time)
+
+    def lock_ready(self, now: float) -> bool:
+        """`lock IS NOT NULL AND lock_error_logs IS NULL` (R3)."""
+        return self.lock_error is None and self.lock_requests <= 0 and now >= self.deployed_at + self.lock_seconds
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(f"{self.path}@{self.deployed_at!r}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Token:
+    """A token with less than full access (R5). None means "no limit" for each of the three."""
+
+    secret: str
+    workspaces: frozenset[str] | None = None  # other workspaces: 401
+    paths: tuple[str, ...] | None = None  # path prefixes the token's user may see; others: 401 "(but it exists)"
+    scopes: frozenset[str] | None = None  # a route needing a scope the token lacks: 403
+    email: str = "user@windmill.dev"
+
+    def sees(self, path: str) -> bool:
+        return self.paths is None or any(path.startswith(prefix) for prefix in self.paths)
+
+
+@dataclass
+class EmulatorState:
+    tokens: set[str] = field(default_factory=lambda: {"test-token"})  # full access to every workspace
+    any_path: bool = False  # accept any path: an unknown one is deployed on first use, with no schema
+    targets: dict[tuple[str | None, Kind, str], list[Target]] = field(default_factory=dict)
+    limited_tokens: dict[str, Token] = field(default_factory=dict)
+    resources: dict[str, Any] = field(default_factory=dict)  # path -> value, for "$res:PATH"
+    variables: dict[str, str] = field(default_factory=dict)  # path -> value, for "$var:PATH" / "$jsonvar:PATH"
+    jobs: dict[str, Job] = field(default_factory=dict)  # global across workspaces (R2)
+    faults: deque[Fault] = field(default_factory=deque)
+    background: set[asyncio.Future[None]] = field(default_factory=set)
+    running: dict[str, asyncio.Future[None]] = field(default_factory=dict)  # job id -> its execution
+    wait_timeout: float = TIMEOUT_WAIT_RESULT
+    requests: int = 0
+    duplicate_rejections: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_target(self, kind: Kind, path: str, runner: Runner | None = None, **options: Any) -> Target:
+        """Deploy a new version of `path` (in `workspace=`, or every workspace); older versions stay."""
+        target = Target(kind, path, runner, **options)
+        if kind == "flow" and (target.lock_seconds or target.lock_requests or target.lock_error):
+            raise ValueError("a flow runs by path without waiting for a lock: lock_* options are for scripts (R3)")
+        self.targets.setdefault((target.workspace, kind, path), []).append(target)
+        return target
+
+    def add_token(self, token: Token) -> Token:
+        self.limited_tokens[token.secret] = token
+        return token
+
+    def token(self, secret: str | None) -> Token | None:
+        if secret is None:
+            return None
+        if secret in self.tokens or secret == FAKE_JOB_TOKEN:  # a job's token acts with its creator's rights
+            return Token(secret, email="admin@windmill.dev")
+        return self.limited_tokens.get(secret)
+
+    def versions(self, workspace: str, kind: Kind, path: str) -> list[Target]:
+        """Every version of `path` deployed in `workspace`, oldest first (workspace-wide ones count)."""
+        return self.targets.get((workspace, kind, path)) or self.targets.get((None, kind, path)) or []
+
+    def newest(self, workspace: str, kind: Kind, path: str) -> Target | None:
+        """What `scripts/get` and `flows/get` show: the newest version whatever its lock (M1)."""
+        if self.any_path and not self.versions(workspace, kind, path):
+            self.add_target(kind, path, workspace=workspace)
+        versions = self.versions(workspace, kind, path)
+        return versions[-1] if versions else None
+
+    def runnable(self, workspace: str, kind: Kind, path: str) -> Target | None:
+        """What a run by path executes: the newest not-deleted version whose lock is built (R3); archived
+        and draft-only versions run (R4). A run request counts down a version's `lock_requests`."""
+        newest = self.newest(workspace, kind, path)
+        if newest is None:
+            return None
+        now = time.time()
+        with self.lock:
+            for version in reversed(self.versions(workspace, kind, path)):
+                if version.lock_error is None and version.lock_requests > 0:
+                    version.lock_requests -= 1
+                    continue
+                if not version.deleted and version.lock_ready(now):
+                    return version
+        return None
+
+    def inject(self, fault: Fault) -> None:
+        with self.lock:
+            self.faults.append(fault)
+
+    def next_fault(self) -> Fault | None:
+        with self.lock:
+            if not self.faults:
+                return None
+            fault = self.faults[0]
+            fault.count -= 1
+            if fault.count <= 0:
+                self.faults.popleft()
+            return fault
+
+    def job_in(self, workspace: str, job_id: str) -> Job | None:
+        """A job as `jobs_u/...` sees it: only in the workspace it was created in (J1)."""
+        job = self.jobs.get(job_id)
+        return job if job is not None and job.workspace == workspace else None
+
+
+class JobFailed(Exception):
+    """Raised by a runner with Windmill's error object for the job ({"name", "message", "stack"})."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(str(error.get("message", "")))
+        self.error = error

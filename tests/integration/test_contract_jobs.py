@@ -1,0 +1,71 @@
+"""CONTRACT J1-J2: looking a job up (docs/windmill-contract.md)."""
+
+from __future__ import annotations
+
+import uuid
+
+from headrace.windmill.emulator import EmulatorState
+
+from .windmill_contract import Emulator, scenario
+
+UNKNOWN = {"started": None, "success": None, "completed": False, "result": None}
+
+
+def test_contract_J1_job_lookup_is_per_workspace_and_tagged() -> None:
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/x", lambda args: {"ok": True})
+    state.add_target("script", "f/dodo/slow", delay=5.0)
+
+    async def body(emu: Emulator) -> None:
+        done, queued = str(uuid.uuid4()), str(uuid.uuid4())
+        assert (await emu.run("f/dodo/x", {"a": 1}, job_id=done)).status == 201
+        assert (await emu.run("f/dodo/slow", job_id=queued)).status == 201
+        completed = await emu.job(done)
+        assert completed.status == 200
+        job = completed.json()
+        assert job["type"] == "CompletedJob" and job["success"] is True and job["canceled"] is False
+        assert job["result"] == {"ok": True} and job["args"] == {"a": 1}
+        assert isinstance(job["duration_ms"], int) and isinstance(job["logs"], str)
+        assert "logs" not in (await emu.job(done, no_logs=True)).json()
+        assert (await emu.job(queued)).json()["type"] == "QueuedJob"
+        other = await emu.job(done, workspace="other")  # created in acme: another workspace does not see it
+        assert other.status == 404
+        assert (await emu.job(str(uuid.uuid4()))).status == 404
+
+    scenario(state, body)
+
+
+def test_contract_J2_get_result_maybe_never_answers_404() -> None:
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/x", lambda args: "r")
+    state.add_target("script", "f/dodo/slow", delay=5.0)
+
+    async def body(emu: Emulator) -> None:
+        unknown = await emu.result_maybe(str(uuid.uuid4()))
+        assert unknown.status == 200 and unknown.json() == UNKNOWN
+        done = (await emu.run("f/dodo/x")).text
+        elsewhere = await emu.result_maybe(done, workspace="other")
+        assert elsewhere.status == 200 and elsewhere.json() == UNKNOWN
+        assert (await emu.result_maybe(done)).json() == {
+            "started": True,
+            "success": True,
+            "completed": True,
+            "result": "r",
+        }
+        running = (await emu.run("f/dodo/slow")).text
+        assert (await emu.result_maybe(running)).json() == {**UNKNOWN, "started": True}
+
+    scenario(state, body)
+
+
+def test_contract_J2_the_result_is_not_size_capped() -> None:
+    big = "x" * (2 * 1024 * 1024)
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/big", lambda args: {"blob": big})
+
+    async def body(emu: Emulator) -> None:
+        job_id = (await emu.run("f/dodo/big")).text
+        answer = await emu.result_maybe(job_id)
+        assert answer.status == 200 and answer.json()["result"]["blob"] == big
+
+    scenario(state, body)
