@@ -5,6 +5,11 @@ the Dodo body as is, or what the destination's transformation made of it, with e
 nowhere else (the payload is a JSON object; a changed URL is a Windmill run URL on the destination's host;
 the headers follow `headers_for`).
 
+Text from Dodo never reaches Windmill in a form it would resolve (CONTRACT.md A4): every string value of the
+Dodo body that starts with `$` gets the guard mark (windmill/references.py) before the transformation sees it,
+and before the body is sent as is (re-serialized only when a string changed; otherwise the bytes Dodo sent).
+Strings the transformation writes itself are sent as written.
+
 Headers (docs/transformations.md): a handler's own headers are sent as it set them, with two rules. The body
 is always JSON, so `Content-Type: application/json` is headrace's. `Authorization` follows Svix: a handler that
 sets its own wins, and the destination's token is then not sent (the attempt notes it, never the value).
@@ -18,7 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from headrace.transform import Sandbox, Script, TransformError, WebhookObject
+from headrace.windmill.references import MARK, guard
 from headrace.windmill.urls import RunTarget, WindmillUrlError, parse_run_url
+
+_MARK_BYTES = MARK.encode()
 
 
 @dataclass(frozen=True)
@@ -88,9 +96,20 @@ async def build_request(
 ) -> Built:
     """The request for one delivery of one event to `target`: the Dodo body as is, or what `script` made of it."""
     if script is None or sandbox is None:
-        return Request(target, "POST", {}, body, None)
+        if not _may_need_guard(body):
+            return Request(target, "POST", {}, body, None)
+        try:
+            parsed = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            return Refused(f"the event body cannot be read as JSON ({type(exc).__name__}); it cannot be sent")
+        guarded = guard(parsed)
+        if guarded is parsed:
+            return Request(target, "POST", {}, body, None)  # nothing to guard: the bytes Dodo sent
+        return Request(
+            target, "POST", {}, json.dumps(guarded, separators=(",", ":"), ensure_ascii=False).encode(), None
+        )
     try:
-        parsed = json.loads(body)
+        parsed = guard(json.loads(body))
     except (ValueError, RecursionError) as exc:
         return Refused(f"the event body cannot be read as JSON ({type(exc).__name__}); it cannot be transformed")
     try:
@@ -125,6 +144,12 @@ async def build_request(
     return Request(
         chosen, result.method, dict(result.headers), payload_json.encode(), payload_json, result.payload, notes
     )
+
+
+def _may_need_guard(body: bytes) -> bool:
+    """False when no string in the JSON body can start with `$` or the guard mark: no `"$`, no string that
+    starts with an escape (`"\\u0024`), no mark anywhere. Most bodies, so most deliveries skip parsing."""
+    return b'"$' in body or b'"\\' in body or _MARK_BYTES in body
 
 
 def _too_deep(script: Script) -> str:
