@@ -136,7 +136,9 @@ async def _network(subject: str, target: RunTarget, timeout: float) -> tuple[lis
 
 def _url_row(subject: str, dest: DestinationSettings) -> Row:
     target = dest.target
-    where = f"{target.kind} {target.path} in workspace {target.workspace} ({target.mode})"
+    where = f"{target.kind} {target.path} in workspace {target.workspace}"
+    if target.mode == "wait":
+        where += " (a run_wait_result URL: jobs are created with jobs/run and followed, never waited on)"
     if target.base_url.startswith("http://"):
         host = urlsplit(target.base_url).hostname or ""
         if host not in ("localhost", "127.0.0.1", "::1"):

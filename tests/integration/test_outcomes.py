@@ -118,7 +118,7 @@ def test_failed_job_is_recorded_and_rerun_under_new_job_ids(tmp_path: Path) -> N
     run_with(state, scenario)
 
 
-def test_run_wait_result_records_the_result_directly(tmp_path: Path) -> None:
+def test_run_wait_result_url_creates_the_job_with_run_and_tracks_its_result(tmp_path: Path) -> None:
     state = EmulatorState(any_path=False)
     state.add_target("script", "f/dodo/on_payment", lambda args: {"total": args["data"]["total_amount"]})
 
@@ -127,8 +127,10 @@ def test_run_wait_result_records_the_result_directly(tmp_path: Path) -> None:
         async with running_server(settings(tmp_path, url)) as base:
             await send(base, "msg_wait")
             data = await until(base, "msg_wait", lambda d: job_states(d) == ["success"])
-        job = data["deliveries"][0]["job"]
-        assert json.loads(job["excerpt"]) == {"total": 4999} and job["checks"] == 0  # never polled
+        delivery = data["deliveries"][0]
+        assert [a["http_status"] for a in delivery["attempt_log"]] == [201]  # created by jobs/run, not waited on
+        job = delivery["job"]
+        assert json.loads(job["excerpt"]) == {"total": 4999} and job["checks"] >= 1  # the tracker saw the result
 
     run_with(state, scenario)
 

@@ -95,12 +95,12 @@ class Attempter:
             timeout=dest.timeout_seconds,
         )
         self.metrics.observe_attempt(claimed.destination, response.duration_ms / 1000)
-        verdict = classify(response, claimed.job_id, target.mode)
+        verdict = classify(response, claimed.job_id)
         excerpt = response.body[:2000] if response.status else (response.error or "")
         attempt = record(response.status, excerpt, built.transformed, "\n".join(filter(None, (*built.notes, notes))))
         outcome: Outcome
         if verdict.verdict == "delivered":
-            outcome = Delivered(verdict.job_id or claimed.job_id, verdict.result, completed=target.mode == "wait")
+            outcome = Delivered(verdict.job_id or claimed.job_id)
         elif verdict.verdict == "confirm":
             exists = await self.client.job_exists(target, token, claimed.job_id)
             if exists:

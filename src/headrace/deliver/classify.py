@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from headrace.windmill.client import RunResponse
 
@@ -16,23 +16,21 @@ class Classified:
     verdict: RunVerdict
     reason: str
     job_id: str | None = None
-    result: Any = None
 
 
-def classify(response: RunResponse, job_id: str, mode: Literal["async", "wait"]) -> Classified:
+def classify(response: RunResponse, job_id: str) -> Classified:
+    """What one answer to `jobs/run/...` (201, the job id as text) means for the delivery."""
     status = response.status
     if status is None:
         return Classified("retry", response.error or "no answer")
     excerpt = response.body[:300].strip()
     if 200 <= status < 300:
-        if mode == "async":
-            returned = response.body.strip().strip('"')
-            try:
-                returned = str(uuid.UUID(returned))
-            except ValueError:
-                returned = job_id
-            return Classified("delivered", f"HTTP {status}", job_id=returned)
-        return Classified("delivered", f"HTTP {status}", job_id=job_id, result=_json_or_text(response.body))
+        returned = response.body.strip().strip('"')
+        try:
+            returned = str(uuid.UUID(returned))
+        except ValueError:
+            returned = job_id
+        return Classified("delivered", f"HTTP {status}", job_id=returned)
     if status == 400:
         # Windmill answers 400 when a job with this job_id already exists; confirm before counting it.
         return Classified("confirm", f"HTTP 400: {excerpt}")
@@ -47,12 +45,3 @@ def classify(response: RunResponse, job_id: str, mode: Literal["async", "wait"])
     return Classified(
         "failed", f"HTTP {status}: {hint}. Windmill said: {excerpt}" if excerpt else f"HTTP {status}: {hint}"
     )
-
-
-def _json_or_text(body: str) -> Any:
-    import json
-
-    try:
-        return json.loads(body)
-    except ValueError:
-        return body

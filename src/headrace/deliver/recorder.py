@@ -42,8 +42,6 @@ class OutcomeRecorder:
             self.metrics.inc("headrace_delivery_retries_total", name)
         else:
             self.metrics.inc("headrace_deliveries_total", name, str(fields["outcome"]))
-            if isinstance(outcome, Delivered) and outcome.completed:
-                self.metrics.inc("headrace_jobs_total", name, "success")
         if isinstance(outcome, Delivered | Cancelled):
             log.debug("delivery %s", fields["outcome"], extra=fields)
         else:

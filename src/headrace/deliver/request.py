@@ -3,7 +3,7 @@
 The worker, `headrace check` and `headrace transform` all call `build_request`, so a preview is the delivery:
 the Dodo body as is, or what the destination's transformation made of it, with every rule applied here and
 nowhere else (the payload is a JSON object; a changed URL is a Windmill run URL on the destination's host;
-the headers follow `headers_for`).
+the job is created with `jobs/run`, never by waiting on `run_wait_result`; the headers follow `headers_for`).
 
 Text from Dodo never reaches Windmill in a form it would resolve (CONTRACT.md A4): every string value of the
 Dodo body that starts with `$` gets the guard mark (windmill/references.py) before the transformation sees it,
@@ -17,6 +17,7 @@ sets its own wins, and the destination's token is then not sent (the attempt not
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -95,9 +96,10 @@ async def build_request(
     sandbox: Sandbox | None,
 ) -> Built:
     """The request for one delivery of one event to `target`: the Dodo body as is, or what `script` made of it."""
+    sent_to = created_async(target)
     if script is None or sandbox is None:
         if not _may_need_guard(body):
-            return Request(target, "POST", {}, body, None)
+            return Request(sent_to, "POST", {}, body, None)
         try:
             parsed = json.loads(body)
         except (ValueError, RecursionError) as exc:
@@ -132,18 +134,25 @@ async def build_request(
             "Windmill needs a JSON object (each key becomes one argument of main)",
             payload_json,
         )
-    chosen = target
+    chosen = sent_to
     if result.url != target.run_url:
         checked = _checked_target(result.url, target, script.name)
         if isinstance(checked, str):
             return Refused(checked, payload_json)
-        chosen = checked
+        chosen = created_async(checked)
     notes: tuple[str, ...] = ()
     if any(k.lower() == "authorization" for k in result.headers):
         notes = (f"transformation {script.name} set its own Authorization header; it was sent instead of the token",)
     return Request(
         chosen, result.method, dict(result.headers), payload_json.encode(), payload_json, result.payload, notes
     )
+
+
+def created_async(target: RunTarget) -> RunTarget:
+    """The target a job is created at: always `jobs/run/...`, also for a `run_wait_result` URL. Windmill cancels
+    a job whose waiting client hangs up (CONTRACT.md W3), so headrace never waits on a run request; the
+    tracker follows the job's outcome instead (docs/operations.md)."""
+    return target if target.mode == "async" else dataclasses.replace(target, mode="async")
 
 
 def _may_need_guard(body: bytes) -> bool:
