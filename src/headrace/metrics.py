@@ -44,8 +44,8 @@ _HELP: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "headrace_delivery_retries_total": (
         "counter",
-        "Attempts that ended in a scheduled retry.",
-        ("destination",),
+        "Attempts that ended in a scheduled retry, by reason (http_404, http_401, http_503, no_answer...).",
+        ("destination", "reason"),
     ),
     "headrace_schema_problems_total": (
         "counter",

@@ -96,13 +96,19 @@ def test_wrong_token(tmp_path: Path, kit_emulator: EmulatorThread) -> None:
 
 
 @pytest.mark.parametrize(("flag", "word"), [("archived", "archived"), ("draft_only", "only a draft")])
-def test_not_deployed(tmp_path: Path, flag: str, word: str) -> None:
+def test_archived_or_draft_only_is_a_warning_because_it_still_runs_by_path(
+    tmp_path: Path, flag: str, word: str
+) -> None:
     state = kit_state()
     setattr(state.newest("acme", "script", "f/dodo/record_payment"), flag, True)
     with running_emulator(state) as emu:
-        report = run_check(tmp_path, config(tmp_path, emu.url("f/dodo/record_payment")))
+        report = run_check(
+            tmp_path, config(tmp_path, emu.url("f/dodo/record_payment"), 'transform = "builtin:payment"')
+        )
     [target] = rows(report, "target")
-    assert target.status == "fail" and word in target.detail and not report.ok
+    assert target.status == "warn" and word in target.detail and "still runs it by path" in target.fix
+    assert report.ok, report.table()  # R4: a warning, not a failure; the later steps still ran
+    assert [r.status for r in rows(report, "payment.succeeded")] == ["ok"]
 
 
 STRUCTURE = """function handler(webhook) {

@@ -244,7 +244,7 @@ def test_metrics_after_a_known_sequence(tmp_path: Path) -> None:
         assert values['headrace_events_rejected_total{source="dodo",reason="bad_signature"}'] == 1
         assert values['headrace_events_rejected_total{source="(unknown)",reason="unknown_source"}'] == 1
         assert values['headrace_deliveries_total{destination="payments",outcome="delivered"}'] == 3
-        assert values['headrace_delivery_retries_total{destination="payments"}'] == 1
+        assert values['headrace_delivery_retries_total{destination="payments",reason="http_503"}'] == 1
         assert values['headrace_delivery_attempt_duration_seconds_count{destination="payments"}'] == 4
         assert values["headrace_jobs_open"] == 0
         assert values["headrace_queue_oldest_age_seconds"] == 0

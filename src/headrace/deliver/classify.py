@@ -11,6 +11,18 @@ from headrace.windmill.client import RunResponse
 RunVerdict = Literal["delivered", "retry", "failed", "confirm"]
 
 
+# Refusals that are retried on the schedule, because they are often over in minutes (CONTRACT.md):
+# R3, a script just pushed answers 404 until its lock is built; R5, a token revoked before the new one is
+# loaded answers 401, and so does a token without access to the path. Each retry is logged and counted
+# (headrace_delivery_retries_total{reason="http_404"}); `headrace check` names a persistent one.
+RETRIED_REFUSALS = {
+    404: "no such script or flow yet (a new script answers 404 until its lock is built); retrying. If it "
+    "persists, deploy it or fix the destination's url (headrace check shows which)",
+    401: "Windmill refused the token (revoked, expired, or no access to this path); retrying. If it persists, "
+    "set the destination's token (headrace check shows which)",
+}
+
+
 @dataclass(frozen=True)
 class Classified:
     verdict: RunVerdict
@@ -36,12 +48,11 @@ def classify(response: RunResponse, job_id: str) -> Classified:
         return Classified("confirm", f"HTTP 400: {excerpt}")
     if status == 429 or status >= 500 or status == 408:
         return Classified("retry", f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}")
+    said = f". Windmill said: {excerpt}" if excerpt else ""
+    if status in RETRIED_REFUSALS:
+        return Classified("retry", f"HTTP {status}: {RETRIED_REFUSALS[status]}{said}")
     hints = {
-        401: "Windmill refused the token; check the destination's token",
-        403: "the token may not run this script or flow; check its permissions in Windmill",
-        404: "no such script or flow (or not deployed); check the destination's url",
+        403: "the token may not run this script or flow (a scoped token missing a scope); check it in Windmill",
     }
     hint = hints.get(status, "Windmill refused the request")
-    return Classified(
-        "failed", f"HTTP {status}: {hint}. Windmill said: {excerpt}" if excerpt else f"HTTP {status}: {hint}"
-    )
+    return Classified("failed", f"HTTP {status}: {hint}{said}")

@@ -39,7 +39,10 @@ class OutcomeRecorder:
         }
         name = claimed.destination
         if isinstance(outcome, Retry):
-            self.metrics.inc("headrace_delivery_retries_total", name)
+            status = finished.attempt.http_status
+            self.metrics.inc(
+                "headrace_delivery_retries_total", name, "no_answer" if status is None else f"http_{status}"
+            )
         else:
             self.metrics.inc("headrace_deliveries_total", name, str(fields["outcome"]))
         if isinstance(outcome, Delivered | Cancelled):
