@@ -84,7 +84,7 @@ class Attempter:
                 refused, notes = None, f"schema not checked: {type(exc).__name__}: {exc}"
             if refused is not None:
                 return record(payload=built.transformed), Failed(refused)
-        target = dest.target
+        target = built.target  # the destination's, or the one the transformation chose in the same workspace
         token = dest.bearer.reveal()
         response = await self.client.run(
             target,

@@ -2,7 +2,8 @@
 
 The worker, `headrace check` and `headrace transform` all call `build_request`, so a preview is the delivery:
 the Dodo body as is, or what the destination's transformation made of it, with every rule applied here and
-nowhere else (the payload is a JSON object; a changed URL is a Windmill run URL on the destination's host;
+nowhere else (the payload is a JSON object; a changed URL is a Windmill run URL in the destination's host and
+workspace;
 the job is created with `jobs/run`, never by waiting on `run_wait_result`; the headers follow `headers_for`).
 
 Text from Dodo never reaches Windmill in a form it would resolve (CONTRACT.md A4): every string value of the
@@ -179,5 +180,12 @@ def _checked_target(url: str, target: RunTarget, script: str) -> RunTarget | str
         return (
             f"transformation {script} set url to host {chosen.host}; only {target.host} "
             "(the destination's Windmill) is allowed"
+        )
+    if chosen.workspace != target.workspace:
+        # Windmill looks jobs up per workspace (CONTRACT.md J1) and the job id is made unique to the
+        # destination's workspace: a job created elsewhere could be neither confirmed nor tracked.
+        return (
+            f"transformation {script} set url to workspace {chosen.workspace}; only {target.workspace} (the "
+            "destination's workspace) is allowed: add a destination for the other workspace instead"
         )
     return chosen

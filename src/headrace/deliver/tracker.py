@@ -5,7 +5,8 @@ tracking survives restarts and several processes share it: a round leases at mos
 next look moves a minute ahead, so another tracker skips them), asks `get_result_maybe` for them with at
 most `CONCURRENCY` requests at once, and records each answer. Looks back off per job, 1 s doubling up to
 `MAX_DELAY`; so thousands of open jobs cost at most BATCH / ROUND_PAUSE requests a second, and a slow
-job a few requests an hour. A job still open after `GIVE_UP` is recorded as `unknown`.
+job a few requests an hour. A job not started after `CONFIRM_AFTER` looks is confirmed with `jobs_u/get`
+(a job Windmill does not know is `unknown` within a minute); one still open after `GIVE_UP` is `unknown`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from headrace.deliver.rounds import idle_timeout, run_rounds
 from headrace.metrics import Metrics
 from headrace.models import JobUpdate, OpenJob
 from headrace.store.base import Store
-from headrace.windmill.client import JobPoll, WindmillClient
+from headrace.windmill.client import RESPONSE_LIMIT, JobPoll, WindmillClient
 
 log = logging.getLogger("headrace.track")
 
@@ -37,6 +38,8 @@ FIRST_DELAY = 1.0
 MAX_DELAY = 60.0
 GIVE_UP = 24 * 3600.0
 NOT_FOUND_LIMIT = 5  # looks answered 404 before the job is recorded as unknown
+CONFIRM_AFTER = 5  # every 5th look at a job not started (the first after ~30 s) asks jobs_u/get whether it exists
+EXCERPT = 1000
 
 
 def next_delay(checks: int, rand: Callable[[], float] = random.random) -> float:
@@ -127,13 +130,21 @@ class JobTracker:
             return JobUpdate(
                 job.delivery_id, "unknown", excerpt=f"destination {job.destination!r} is no longer configured"
             )
-        poll: JobPoll = await self.client.result_maybe(dest.target, dest.bearer.reveal(), job.job_id)
+        # The job was created in the destination's workspace (a transformation may not leave it), where
+        # Windmill's lookups are (CONTRACT.md J1).
+        target, token = dest.target, dest.bearer.reveal()
+        poll: JobPoll = await self.client.result_maybe(target, token, job.job_id)
         if poll.status == 200 and poll.completed:
-            info = await self.client.job_info(dest.target, dest.bearer.reveal(), job.job_id)
+            info = await self.client.job_info(target, token, job.job_id)
             duration = info.get("duration_ms")
             duration_ms = float(duration) if isinstance(duration, int | float) else (now - job.created_at) * 1000
             success = poll.success is not False
-            text = json.dumps(poll.result, default=str, ensure_ascii=False) if success else error_excerpt(poll.result)
+            if poll.result_excerpt is not None:
+                text = f"(result larger than {RESPONSE_LIMIT // 1024} KiB; its start) {poll.result_excerpt[:EXCERPT]}"
+            elif success:
+                text = json.dumps(poll.result, default=str, ensure_ascii=False)
+            else:
+                text = error_excerpt(poll.result)
             return JobUpdate(
                 job.delivery_id,
                 "success" if success else "failure",
@@ -147,6 +158,20 @@ class JobTracker:
                 job.delivery_id,
                 "unknown",
                 excerpt=f"not completed {GIVE_UP / 3600:g} h after it was created; stopped tracking (see Windmill)",
+            )
+        # get_result_maybe never answers 404 (J2): not started and unknown look the same. jobs_u/get tells
+        # them apart (a queued or running job is there, a job Windmill does not know is 404): asked every
+        # CONFIRM_AFTER-th look while the job shows as not started, so one extra request per five looks.
+        not_started = poll.status == 200 and poll.started is None and (job.checks + 1) % CONFIRM_AFTER == 0
+        if not_started and await self.client.job_exists(target, token, job.job_id) is False:
+            return JobUpdate(
+                job.delivery_id,
+                "unknown",
+                excerpt=(
+                    f"Windmill does not know job {job.job_id} in workspace {target.workspace} (jobs_u/get "
+                    "answered 404): deleted, or its database restored from a backup; stopped tracking. "
+                    "`headrace replay` runs the event again under a new job id."
+                ),
             )
         if poll.status == 404 and job.checks + 1 >= NOT_FOUND_LIMIT:
             return JobUpdate(

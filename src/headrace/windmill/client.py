@@ -99,15 +99,46 @@ class WindmillClient:
             return None
 
     async def result_maybe(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> JobPoll:
-        """`jobs_u/completed/get_result_maybe/{id}`: is the job done, did it succeed, what did it return."""
-        data, status, error = await self._get_json(target.result_url(job_id), token, timeout)
-        if not isinstance(data, dict):
-            return JobPoll(status=status, error=error or f"HTTP {status}: not a JSON object")
+        """`jobs_u/completed/get_result_maybe/{id}`: is the job done, did it succeed, what did it return.
+        Windmill never answers 404 here (CONTRACT.md J2): a job it does not know is `started: null,
+        completed: false`, like one not started yet. A result over RESPONSE_LIMIT comes back cut, as
+        `result_excerpt`, with the outcome read from the fields before it."""
+        try:
+            async with self._session.get(
+                target.result_url(job_id),
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,
+            ) as response:
+                text, cut = await _read_capped(response)
+                status = response.status
+        except TimeoutError:
+            return JobPoll(status=None, error=f"no answer within {timeout:g}s")
+        except aiohttp.ClientError as exc:
+            return JobPoll(status=None, error=f"{type(exc).__name__}: {exc}")
+        if status != 200:
+            return JobPoll(status=status, error=f"HTTP {status}: {text[:200].strip()}")
+        if cut:
+            fields, result_at = leading_fields(text)
+            if result_at is None:
+                return JobPoll(status=status, error="HTTP 200 but the answer is cut and unreadable")
+            data: Any = {**fields, "result": None}
+            excerpt = text[result_at:]
+        else:
+            try:
+                data = json.loads(text)
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                return JobPoll(status=status, error="HTTP 200 but the body is not a JSON object")
+            excerpt = None
         return JobPoll(
             status=status,
             completed=bool(data.get("completed")),
             success=None if data.get("success") is None else bool(data.get("success")),
             result=data.get("result"),
+            started=None if data.get("started") is None else bool(data.get("started")),
+            result_excerpt=excerpt,
         )
 
     async def job_info(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -162,6 +193,8 @@ class JobPoll:
     success: bool | None = None
     result: Any = None
     error: str | None = None
+    started: bool | None = None  # null: not started, or unknown to Windmill in this workspace (J2)
+    result_excerpt: str | None = None  # the start of a result too large to read whole (then `result` is None)
 
 
 @dataclass(frozen=True)
@@ -181,13 +214,53 @@ class TargetInfo:
 
 
 async def _read_limited(response: aiohttp.ClientResponse) -> str:
+    return (await _read_capped(response))[0]
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> tuple[str, bool]:
+    """The body, at most RESPONSE_LIMIT bytes of it, and whether it was longer (and cut)."""
     if response.content_length is not None and response.content_length <= RESPONSE_LIMIT:
-        return (await response.read()).decode("utf-8", errors="replace")
+        return (await response.read()).decode("utf-8", errors="replace"), False
     chunks = []
     size = 0
     async for chunk in response.content.iter_chunked(16384):
         chunks.append(chunk)
         size += len(chunk)
-        if size >= RESPONSE_LIMIT:
+        if size > RESPONSE_LIMIT:
             break
-    return b"".join(chunks)[:RESPONSE_LIMIT].decode("utf-8", errors="replace")
+    data = b"".join(chunks)
+    return data[:RESPONSE_LIMIT].decode("utf-8", errors="ignore"), len(data) > RESPONSE_LIMIT
+
+
+def leading_fields(text: str) -> tuple[dict[str, Any], int | None]:
+    """The top-level fields of a JSON object cut short, up to `result`: ({field: value}, where the result's
+    text starts or None). Windmill writes `get_result_maybe` as started, success, completed, result, in that
+    order (`CompletedJobResult` in backend/windmill-api/src/jobs.rs), so a cut body still says the outcome."""
+    decoder = json.JSONDecoder()
+    fields: dict[str, Any] = {}
+    at = _skip(text, 0)
+    if not text.startswith("{", at):
+        return fields, None
+    at += 1
+    while True:
+        try:
+            key, at = decoder.raw_decode(text, _skip(text, at))
+            at = _skip(text, at)
+            if not isinstance(key, str) or not text.startswith(":", at):
+                return fields, None
+            at = _skip(text, at + 1)
+            if key == "result":
+                return fields, at
+            fields[key], at = decoder.raw_decode(text, at)
+        except ValueError:
+            return fields, None
+        at = _skip(text, at)
+        if not text.startswith(",", at):
+            return fields, None
+        at += 1
+
+
+def _skip(text: str, at: int) -> int:
+    while at < len(text) and text[at] in " \t\r\n":
+        at += 1
+    return at
