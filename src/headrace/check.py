@@ -201,6 +201,7 @@ async def _event_rows(
     sandbox: Sandbox | None,
     schema: dict[str, Any] | None,
     base_dir: Any,
+    keeps_undeclared: bool = False,
 ) -> list[Row]:
     from headrace.transform.scripts import load_script
 
@@ -239,7 +240,7 @@ async def _event_rows(
         if schema is None:
             rows.append(Row(subject, event_type, "skip", f"transformed ({len(payload)} keys); no schema to check"))
             continue
-        problems = validate(payload, schema)
+        problems = validate(payload, schema, keeps_undeclared=keeps_undeclared)
         if not problems:
             rows.append(Row(subject, event_type, "ok", f"{len(payload)} argument(s) match the schema"))
             continue
@@ -332,7 +333,7 @@ async def _check_destination(
     if not deployed:
         return rows
     rows.append(_schema_row(subject, dest, info))
-    rows.extend(await _event_rows(subject, name, dest, sandbox, info.schema, settings.base_dir))
+    rows.extend(await _event_rows(subject, name, dest, sandbox, info.schema, settings.base_dir, info.keeps_undeclared))
     return rows
 
 

@@ -30,6 +30,7 @@ class SchemaLookup:
     schema: dict[str, Any] | None  # None: nothing to check against (see `note`)
     note: str = ""  # why there is no schema, for the attempt's notes
     fetched_at: float = 0.0
+    keeps_undeclared: bool = False  # undeclared keys reach the code (a flow, or Python **kwargs)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def lookup_from(info: TargetInfo, target: RunTarget, now: float) -> SchemaLookup
     if info.found:
         if info.schema is None:
             return SchemaLookup(None, f"schema not checked: Windmill gives no input schema for {name}", now)
-        return SchemaLookup(info.schema, "", now)
+        return SchemaLookup(info.schema, "", now, info.keeps_undeclared)
     if info.status == 404:
         return SchemaLookup(None, f"schema not checked: Windmill has no {name} (HTTP 404)", now)
     return SchemaLookup(None, f"schema not checked: could not fetch it for {name}: {info.error}", now)
@@ -101,10 +102,13 @@ class SchemaCache:
             return SchemaFindings([], found.note)
         if not isinstance(payload, dict):
             return SchemaFindings([], "")
-        problems = validate(payload, found.schema)
+        problems = validate(payload, found.schema, keeps_undeclared=found.keeps_undeclared)
         if problems and self.clock() - found.fetched_at > REFRESH_ON_MISMATCH:
             found = await self.get(target, token, max_age=REFRESH_ON_MISMATCH)
-            problems = validate(payload, found.schema) if found.schema is not None else []
+            if found.schema is not None:
+                problems = validate(payload, found.schema, keeps_undeclared=found.keeps_undeclared)
+            else:
+                problems = []
             if found.schema is None:
                 return SchemaFindings([], found.note)
         return SchemaFindings(problems)

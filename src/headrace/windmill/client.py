@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -155,6 +156,7 @@ class WindmillClient:
         return TargetInfo(
             status=status,
             schema=schema if isinstance(schema, dict) else None,
+            keeps_undeclared=target.kind == "flow" or takes_kwargs(data.get("language"), data.get("content")),
             archived=bool(data.get("archived")) or bool(data.get("deleted")),
             draft_only=bool(data.get("draft_only")),
             summary=str(data.get("summary") or ""),
@@ -207,6 +209,7 @@ class TargetInfo:
     draft_only: bool = False
     summary: str = ""
     error: str | None = None
+    keeps_undeclared: bool = False  # a flow (A5) or a Python main(**kwargs) (A3): undeclared keys arrive
 
     @property
     def found(self) -> bool:
@@ -230,6 +233,18 @@ async def _read_capped(response: aiohttp.ClientResponse) -> tuple[str, bool]:
             break
     data = b"".join(chunks)
     return data[:RESPONSE_LIMIT].decode("utf-8", errors="ignore"), len(data) > RESPONSE_LIMIT
+
+
+_PY_MAIN = re.compile(r"^(?:async[ \t]+)?def[ \t]+main[ \t]*\((?P<params>(?:[^()]|\([^()]*\))*)\)", re.MULTILINE)
+
+
+def takes_kwargs(language: object, content: object) -> bool:
+    """Whether a Python script's `main` takes `**kwargs` (CONTRACT.md A3: then every key is passed). Windmill's
+    schema does not say so (the parser's `star_kwargs` is not kept in it); `scripts/get` returns the code."""
+    if language != "python3" or not isinstance(content, str):
+        return False
+    match = _PY_MAIN.search(content)
+    return match is not None and "**" in match.group("params")
 
 
 def leading_fields(text: str) -> tuple[dict[str, Any], int | None]:
