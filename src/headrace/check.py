@@ -217,7 +217,9 @@ async def _event_rows(
     rows = []
     for event_type in event_types:
         body = json.dumps(samples.load(event_type)).encode()
-        built = await build_request(dest.target, event_type, body, "msg_headrace_check", script, sandbox)
+        built = await build_request(
+            dest.target, event_type, body, "msg_headrace_check", script, sandbox, dest.payload_limit
+        )
         if isinstance(built, Refused):
             fix = f"fix {dest.transform}; try: headrace transform --script {dest.transform} --event {event_type}"
             rows.append(Row(subject, event_type, "fail", built.reason, fix))

@@ -71,7 +71,9 @@ class Attempter:
         sandbox: Sandbox | None,
         record: Callable[..., Attempt],
     ) -> tuple[Attempt, Outcome]:
-        built = await build_request(dest.target, claimed.event_type, claimed.body, claimed.webhook_id, script, sandbox)
+        built = await build_request(
+            dest.target, claimed.event_type, claimed.body, claimed.webhook_id, script, sandbox, dest.payload_limit
+        )
         if isinstance(built, Skipped):
             return record(payload=built.payload), Cancelled()
         if isinstance(built, Refused):

@@ -11,9 +11,11 @@ Dodo body that starts with `$` gets the guard mark (windmill/references.py) befo
 and before the body is sent as is (re-serialized only when a string changed; otherwise the bytes Dodo sent).
 Strings the transformation writes itself are sent as written.
 
-Headers (docs/transformations.md): a handler's own headers are sent as it set them, with two rules. The body
-is always JSON, so `Content-Type: application/json` is headrace's. `Authorization` follows Svix: a handler that
-sets its own wins, and the destination's token is then not sent (the attempt notes it, never the value).
+Headers (docs/transformations.md): a handler's own headers are sent as it set them, except headrace's own
+(HEADRACE_HEADERS: Content-Type, since the body is always JSON, and the framing and hop-by-hop headers), which
+are dropped with a note in the attempt. `Authorization` follows Svix: a handler that sets its own wins, and
+the destination's token is then not sent (the attempt notes it, never the value). A transformed payload over
+the destination's `payload_limit` is refused.
 """
 
 from __future__ import annotations
@@ -24,11 +26,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from headrace.config import DEFAULT_PAYLOAD_LIMIT
 from headrace.transform import Sandbox, Script, TransformError, WebhookObject
 from headrace.windmill.references import MARK, guard
 from headrace.windmill.urls import RunTarget, WindmillUrlError, parse_run_url
 
 _MARK_BYTES = MARK.encode()
+
+# Headers a handler may not set (docs/transformations.md): the body is always JSON, and framing and
+# hop-by-hop headers describe the request the HTTP client really sends, not what a handler wishes.
+HEADRACE_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "host",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -54,9 +74,9 @@ class Request:
 
     def headers_for(self, token: str) -> dict[str, str]:
         """Every header headrace sets on the request (the HTTP client adds only Host, Content-Length,
-        User-Agent and Accept*): the handler's, then Content-Type, then the token unless the handler set
-        its own Authorization."""
-        headers = {k: v for k, v in self.headers.items() if k.lower() != "content-type"}
+        User-Agent and Accept*): the handler's (already without headrace's own, see HEADRACE_HEADERS), then
+        Content-Type, then the token unless the handler set its own Authorization."""
+        headers = dict(self.headers)
         headers["Content-Type"] = "application/json"
         if not any(k.lower() == "authorization" for k in headers):
             headers["Authorization"] = f"Bearer {token}"
@@ -95,6 +115,7 @@ async def build_request(
     webhook_id: str,
     script: Script | None,
     sandbox: Sandbox | None,
+    payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
 ) -> Built:
     """The request for one delivery of one event to `target`: the Dodo body as is, or what `script` made of it."""
     sent_to = created_async(target)
@@ -141,12 +162,37 @@ async def build_request(
         if isinstance(checked, str):
             return Refused(checked, payload_json)
         chosen = created_async(checked)
-    notes: tuple[str, ...] = ()
-    if any(k.lower() == "authorization" for k in result.headers):
-        notes = (f"transformation {script.name} set its own Authorization header; it was sent instead of the token",)
-    return Request(
-        chosen, result.method, dict(result.headers), payload_json.encode(), payload_json, result.payload, notes
-    )
+    sent = payload_json.encode()
+    if len(sent) > payload_limit:
+        return Refused(
+            f"transformation {script.name} returned a payload of {len(sent):,} bytes; the limit is "
+            f"{payload_limit:,} (payload_limit of the destination). Send less (Windmill arguments are not a "
+            "file store), or raise payload_limit, then replay."
+        )
+    headers, notes = _handler_headers(result.headers, script.name)
+    return Request(chosen, result.method, headers, sent, payload_json, result.payload, notes)
+
+
+def _handler_headers(headers: Mapping[str, str], script: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The handler's headers without headrace's own (HEADRACE_HEADERS: framing and hop-by-hop, which the
+    HTTP client sets from the request it really sends), and the attempt notes saying what was dropped."""
+    kept: dict[str, str] = {}
+    dropped: list[str] = []
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in HEADRACE_HEADERS or lower.startswith("proxy-"):
+            dropped.append(name)
+        else:
+            kept[name] = value
+    notes: list[str] = []
+    if dropped:
+        notes.append(
+            f"transformation {script} set {', '.join(dropped)}: not sent, these headers are headrace's "
+            "(the body is JSON, framing and connection headers follow the request actually sent)"
+        )
+    if any(name.lower() == "authorization" for name in kept):
+        notes.append(f"transformation {script} set its own Authorization header; it was sent instead of the token")
+    return kept, tuple(notes)
 
 
 def created_async(target: RunTarget) -> RunTarget:
