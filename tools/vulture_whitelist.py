@@ -22,3 +22,6 @@ _duration
 DELIVERY_STATUSES
 _.scrapes
 last_at
+# Owned by branch emu (emulator_model.SCOPES, the scope names a limited token may hold, unused by code): to be
+# used or deleted there.
+SCOPES

@@ -130,8 +130,10 @@ def test_contract_A4_arrays_are_walked_to_depth_2_and_1000_items() -> None:
         {
             "a": {"ref": "$res:u/admin/db", "shallow": [["$WM_WORKSPACE"]], "deep": deep},
             "b": ["$res:u/admin/db", *(["$WM_WORKSPACE"] * 1000)],  # 1001 items: left alone
+            "c": ["$res:u/admin/db", *(["$WM_WORKSPACE"] * 999)],  # 1000 items: walked
         },
     )
+    assert seen["c"][0] == DB and seen["c"][1:] == ["acme"] * 999
     assert status == 200
     assert seen["a"]["shallow"] == [["acme"]]
     assert seen["a"]["deep"] == [[["$WM_WORKSPACE"]]]
@@ -143,6 +145,8 @@ def test_contract_A4_a_missing_resource_or_variable_fails_the_job() -> None:
     assert status == 422 and error["error"]["message"] == "Resource u/admin/nothing not found for `db`"
     status, error = echo(echo_state(), {"x": "$var:u/admin/nothing"})
     assert status == 422 and "Variable u/admin/nothing not found" in error["error"]["message"]
+    status, error = echo(echo_state(), {"x": "$res:db"})  # a resource path needs two segments
+    assert status == 422 and error["error"]["message"] == "Argument `x` is an invalid resource path: db"
 
 
 def dodo_like() -> dict[str, Any]:
@@ -182,3 +186,25 @@ def test_contract_A4_the_leaked_token_is_a_working_bearer_token() -> None:
         return answer.status
 
     assert scenario(echo_state(), body) == 201
+
+
+def test_kit_jobs_read_variables_and_resources_through_the_api(tmp_path: Path) -> None:
+    code = (
+        "import wmill\ndef main():\n"
+        "    return [wmill.get_variable('u/admin/api_key'), wmill.get_resource('u/admin/db')]\n"
+    )
+    state = kit_with(tmp_path, {"reader": code})
+    state.variables["u/admin/api_key"] = "key-123"
+    state.resources["u/admin/db"] = DB
+    assert run_all(state, [("f/t/reader", {})]) == [["key-123", DB]]
+
+
+def test_contract_A4_a_json_escape_does_not_hide_a_reference() -> None:
+    raw = b'{"x": {"db": "\\u0024res:u/admin/db", "who": "\\u0024WM_WORKSPACE"}, "y": "plain"}'
+
+    async def body(emu: Emulator) -> Any:
+        answer = await emu.run("f/dodo/echo", raw=raw, wait=True)
+        assert answer.status == 200, answer.text
+        return answer.json()
+
+    assert scenario(echo_state(), body) == {"x": {"db": DB, "who": "acme"}, "y": "plain"}

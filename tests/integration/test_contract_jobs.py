@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
+
+import pytest
 
 from headrace.windmill.emulator import EmulatorState
+from headrace.windmill.emulator_kit import load_kit
 
 from .windmill_contract import Emulator, scenario
 
@@ -67,5 +71,23 @@ def test_contract_J2_the_result_is_not_size_capped() -> None:
         job_id = (await emu.run("f/dodo/big")).text
         answer = await emu.result_maybe(job_id)
         assert answer.status == 200 and answer.json()["result"]["blob"] == big
+
+    scenario(state, body)
+
+
+def test_contract_J1_a_kit_job_has_its_output_as_logs(tmp_path: Path) -> None:
+    pytest.importorskip("yaml")
+    folder = tmp_path / "f" / "t"
+    folder.mkdir(parents=True)
+    (folder / "talk.py").write_text("def main():\n    print('hello from the job')\n    return 1\n")
+    (folder / "talk.script.yaml").write_text("summary: talks\nschema: {}\n")
+    state = EmulatorState()
+    load_kit(state, tmp_path)
+
+    async def body(emu: Emulator) -> None:
+        job_id = str(uuid.uuid4())
+        assert (await emu.run("f/t/talk", wait=True, job_id=job_id)).status == 200
+        assert "hello from the job" in (await emu.job(job_id)).json()["logs"]
+        assert "logs" not in (await emu.job(job_id, no_logs=True)).json()
 
     scenario(state, body)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import aiohttp
 
 from headrace.windmill import urls
-from headrace.windmill.emulator import EmulatorState, Token
+from headrace.windmill.emulator import EmulatorState, Token, build_app
 
 from .windmill_contract import Emulator, scenario
 
@@ -236,3 +237,25 @@ def test_accept_any_path_deploys_a_path_for_runs_and_definitions_alike() -> None
         assert (await emu.get(urls.FLOW, path="f/any/other")).status == 200
 
     scenario(EmulatorState(any_path=True), body)
+
+
+def test_the_emulator_answers_exactly_the_routes_the_client_builds() -> None:
+    app = build_app(EmulatorState())
+    served = {resource.canonical for resource in app.router.resources() if resource.canonical.startswith("/api/")}
+    assert served == {_canonical(route) for route in urls.ROUTES}
+    target, _ = urls.parse_run_url("http://127.0.0.1:1/api/w/acme/jobs/run/p/f/dodo/x")
+    for url in (target.run_url, target.job_url("1"), target.result_url("1"), target.definition_url):
+        path = url.removeprefix("http://127.0.0.1:1")
+        assert any(_matches(route, path) for route in urls.ROUTES), url
+
+
+def _canonical(route: urls.Route) -> str:
+    return "/api" + re.sub(r"\{(\w+)\}", r"{\1}", route.template)
+
+
+def _matches(route: urls.Route, path: str) -> bool:
+    regex = re.escape("/api" + route.template)
+    for name in re.findall(r"\{(\w+)\}", route.template):
+        choices = dict(route.choices).get(name, ".+" if name == "path" else "[^/]+")
+        regex = regex.replace(re.escape("{" + name + "}"), f"(?:{choices})")
+    return re.fullmatch(regex, path) is not None

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from headrace.windmill.emulator import EmulatorState, JobFailed
+from headrace.windmill.emulator_kit import load_kit
 
 from .windmill_contract import Emulator, scenario
 
@@ -106,5 +109,34 @@ def test_contract_W3_a_job_created_with_run_is_not_cancelled_when_the_client_lea
         assert answer.status == 201
         outcome = await emu.until_completed(answer.text)
         assert outcome["success"] is True and outcome["result"] == "done"
+
+    scenario(state, body)
+
+
+def test_contract_W3_cancelling_a_kit_job_stops_its_process(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    folder = tmp_path / "kit" / "f" / "t"
+    folder.mkdir(parents=True)
+    (folder / "sleeper.py").write_text(
+        f"import os, time\ndef main():\n    open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n    time.sleep(30)\n"
+    )
+    (folder / "sleeper.script.yaml").write_text("summary: sleeps\nschema: {}\n")
+    state = EmulatorState(wait_timeout=1.5)
+    load_kit(state, tmp_path / "kit")
+
+    async def body(emu: Emulator) -> None:
+        job_id = str(uuid.uuid4())
+        answer = await emu.run("f/t/sleeper", wait=True, job_id=job_id)
+        assert answer.status == 500 and "timeout after 1.5s" in answer.text
+        pid = int(pid_file.read_text())
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"the job's process {pid} still runs after the job was cancelled")
+        assert emu.state.jobs[job_id].canceled is True
 
     scenario(state, body)

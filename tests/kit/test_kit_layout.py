@@ -168,3 +168,84 @@ def test_wmill_lint_passes_offline() -> None:
     report = json.loads(done.stdout[done.stdout.index("{") :])
     assert report["success"] and report["issues"] == [] and report["warnings"] == [], report
     assert report["validatedFiles"] == len(FLOW_FILES) + len(SCHEDULE_FILES), report
+
+
+# CONTRACT C1-C4 (docs/windmill-contract.md): the layout `wmill sync push` reads, checked offline.
+
+WMILL_CLI = KIT / "node_modules" / "windmill-cli" / "esm" / "main.js"
+OPENFLOW = KIT / "node_modules" / "windmill-yaml-validator" / "dist" / "gen" / "openflow.json"
+STANDARD_RESOURCE_TYPES = {"postgresql", "mysql", "slack", "smtp", "hubspot"}  # windmill-common lib.rs, migrations
+
+
+def wmill(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    binary = KIT / "node_modules" / ".bin" / "wmill"
+    if not binary.exists():
+        pytest.fail("kit/node_modules is missing: run `cd kit && npm install`")
+    return subprocess.run(
+        [str(binary), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PATH": str(Path(shutil.which("node") or "node").parent), "HOME": str(cwd)},
+    )
+
+
+def test_contract_C1_scripts_and_flows_are_in_the_non_dotted_layout() -> None:
+    config = run_kit_tool({"op": "load_yaml", "files": [str(KIT / "wmill.yaml")]})[str(KIT / "wmill.yaml")]
+    assert config["nonDottedPaths"] is True
+    cli = WMILL_CLI.read_text("utf-8")
+    assert 'flow: "__flow"' in cli and 'flow: { yaml: "flow.yaml"' in cli  # the CLI's own non-dotted names
+    for path in PY_FILES:
+        assert path.with_suffix(".script.yaml").is_file(), path
+    flows = [p for p in SCRIPTS.iterdir() if p.is_dir()]
+    assert flows and all(p.name.endswith("__flow") and (p / "flow.yaml").is_file() for p in flows), flows
+    assert not list(KIT.glob("f/**/*.flow")), "a dotted flow folder is not read with nonDottedPaths: true"
+
+
+def test_contract_C2_every_folder_has_the_folder_meta_yaml_wmill_writes(tmp_path: Path) -> None:
+    folders = [p for p in (KIT / "f").iterdir() if p.is_dir()]
+    assert [p.name for p in folders] == ["dodo"]
+    done = wmill("folder", "new", "dodo", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    files = [str(tmp_path / "f" / "dodo" / "folder.meta.yaml"), str(SCRIPTS / "folder.meta.yaml")]
+    written, ours = (run_kit_tool({"op": "load_yaml", "files": files})[f] for f in files)
+    assert set(ours) == set(written) == {"summary", "display_name", "owners", "extra_perms"}
+    assert ours["display_name"] == "dodo" and ours["owners"] == [] and ours["extra_perms"] == {}
+    readme = (KIT / "README.md").read_text("utf-8")
+    assert "folder.meta.yaml" in readme and "non-admin" in readme
+
+
+def test_contract_C2_the_cli_refuses_a_folder_without_meta_for_non_admins() -> None:
+    cli = WMILL_CLI.read_text("utf-8")
+    check = cli[cli.index("const missingFolders = [];") :]
+    check = check[: check.index("process.exit(1);") + 20]
+    assert 'path14.join("f", folderName, "folder.meta.yaml")' in check and "if (!userIsAdmin)" in check
+
+
+def test_contract_C3_directives_and_openflow_fields_are_real(metadata: dict[str, Any]) -> None:
+    for path in PY_FILES:
+        lines = path.read_text("utf-8").splitlines()
+        if any(line.startswith("# extra_requirements:") for line in lines):
+            assert lines[0] == "# extra_requirements:", f"{path.name}: the directive must open the file"
+    openflow = OPENFLOW.read_text("utf-8")
+    used = {"failure_module", "random_factor", "skip_if", "continue_on_error"}
+    flows_text = "".join(p.read_text("utf-8") for p in FLOW_FILES)
+    for field in used:
+        assert f'"{field}"' in openflow, f"{field} is not in Windmill's OpenFlow schema"
+    assert "failure_module" in flows_text and "random_factor" in flows_text
+
+
+def test_contract_C4_resource_types_are_standard_or_documented(metadata: dict[str, Any]) -> None:
+    readme = (KIT / "README.md").read_text("utf-8")
+    used = set()
+    for meta in metadata.values():
+        for prop in (meta.get("schema") or {}).get("properties", {}).values():
+            fmt = prop.get("format", "")
+            if fmt.startswith("resource-"):
+                used.add(fmt.removeprefix("resource-"))
+    assert used & STANDARD_RESOURCE_TYPES == STANDARD_RESOURCE_TYPES
+    assert used - STANDARD_RESOURCE_TYPES == {"twilio", "segment"}
+    for kind in used - STANDARD_RESOURCE_TYPES:  # twilio, segment: unconfirmed as standard types
+        assert f"`{kind}`" in readme and "Add resource type" in readme, f"README does not say how to add {kind}"

@@ -83,13 +83,18 @@ async def run(request: web.Request) -> web.StreamResponse:
             state.duplicate_rejections += 1
             return web.Response(status=400, text=f"Bad request: Job with id {job_id} already exists")
         job = Job(job_id, workspace, kind, path, args, time.time(), completed=False, success=False)
+        job.may_reference = b"$" in raw or b"\\u0024" in raw
         state.jobs[job_id] = job
     base_url = f"{request.scheme}://{request.host}"
-    execution = start(state, target, job, base_url)
-    if request.match_info["endpoint"] == "run_wait_result":
-        return await wait_result(request, state, job, execution)
-    if execution is not None and not (target.delay > 0 or (target.runner is not None and is_async(target.runner))):
-        await asyncio.shield(execution)  # a plain runner: the job is done when the 201 is sent
+    wait = request.match_info["endpoint"] == "run_wait_result"
+    if target.delay > 0 or (target.runner is not None and is_async(target.runner)):
+        execution = start(state, target, job, base_url)
+        if wait:
+            return await wait_result(request, state, job, execution)
+    else:
+        await execute(state, target, job, base_url)  # a plain runner: the job is done before the answer
+        if wait:
+            return result_response(job.result, job.success)
     if fault is not None and fault.kind == "drop":
         if request.transport is not None:
             request.transport.abort()
@@ -113,6 +118,7 @@ def start(state: EmulatorState, target: Target, job: Job, base_url: str) -> asyn
 async def execute(state: EmulatorState, target: Target, job: Job, base_url: str) -> None:
     """Run one job: resolve its references (A4), wait out the delay, compute the result, complete it."""
     job.started_at = time.time()
+    context: dict[str, Any] = {"base_url": base_url, "workspace": job.workspace, "job_id": job.id, "kind": job.kind}
     try:
         args = resolve_args(state, job, base_url)
         if target.delay > 0:
@@ -122,7 +128,6 @@ async def execute(state: EmulatorState, target: Target, job: Job, base_url: str)
         if target.runner is None:
             result: Any = {"received": sorted(job.args)}
         elif is_async(target.runner):
-            context = {"base_url": base_url, "workspace": job.workspace, "job_id": job.id, "kind": job.kind}
             result = await cast(Callable[..., Awaitable[Any]], target.runner)(args, context)
         else:
             result = target.runner(args)
@@ -135,6 +140,7 @@ async def execute(state: EmulatorState, target: Target, job: Job, base_url: str)
         job.success = False
         job.result = {"error": {"name": type(exc).__name__, "message": str(exc), "stack": ""}}
     job.duration_ms = (time.time() - job.started_at) * 1000
+    job.logs += str(context.get("logs", ""))
     job.logs += f"job {job.id} on {job.kind} {job.path}: {'success' if job.success else 'failure'}\n"
     job.completed = True
 

@@ -27,6 +27,7 @@ from typing import Any
 from headrace.windmill.emulator_model import FAKE_JOB_TOKEN, EmulatorState, JobFailed, Target
 
 JOB_TIMEOUT = 120.0
+LOG_LIMIT = 64 * 1024  # characters of a job's output kept as its logs
 
 # Runs inside the job's subprocess: argv = [script, args_file, result_file, shim_dir].
 _WRAPPER = r"""
@@ -76,6 +77,9 @@ def get_resource(path, none_if_undefined=False):
         if none_if_undefined:
             return None
         raise
+
+def get_variable(path):
+    return _get("/variables/get_value/" + path.removeprefix("$var:"))
 
 def get_workspace():
     return os.environ["WM_WORKSPACE"]
@@ -130,6 +134,7 @@ class PythonScript:
                 raise JobFailed(
                     {"name": "Timeout", "message": f"job ran longer than {self.timeout:g}s", "stack": ""}
                 ) from None
+            context["logs"] = logs.decode("utf-8", "replace")[-LOG_LIMIT:]  # the job's logs (J1)
             if not result_file.exists():
                 tail = logs.decode("utf-8", "replace")[-2000:]
                 raise JobFailed({"name": "ExecutionErr", "message": f"the job died: {tail}", "stack": ""})

@@ -59,6 +59,7 @@ class Job:
     canceled_reason: str | None = None
     logs: str = ""
     email: str = "admin@windmill.dev"
+    may_reference: bool = True  # False when the raw body holds no "$" at all: nothing for A4 to resolve
 
 
 @dataclass

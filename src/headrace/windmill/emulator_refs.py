@@ -51,6 +51,8 @@ def reserved_variables(job: Job, base_url: str) -> dict[str, str]:
 
 def resolve_args(state: EmulatorState, job: Job, base_url: str) -> dict[str, Any]:
     """The arguments the job's code receives. Raises JobFailed as Windmill fails such a job."""
+    if not job.may_reference:
+        return job.args
     resolved: dict[str, Any] = {}
     reserved: dict[str, str] | None = None
     for name, value in job.args.items():

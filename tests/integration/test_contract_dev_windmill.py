@@ -1,0 +1,120 @@
+"""`headrace dev windmill`: Windmill's 404 for undeployed paths by default, yet the starter config
+(`headrace init`) works out of the box; `--accept-any-path` deploys any path on first use."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headrace.starter import EMULATOR_URL
+from tests.helpers import free_port
+
+pytestmark = pytest.mark.slow
+
+CLI = [sys.executable, "-m", "headrace.cli"]
+
+
+def wait_port(port: int) -> None:
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listening on {port}")
+
+
+@contextmanager
+def process(*args: str, port: int) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_port(port)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+
+
+def call(url: str, method: str = "POST", token: str = "dev-token") -> tuple[int, str]:
+    data = b"{}" if method == "POST" else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def at(port: int, url: str) -> str:
+    return url.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+
+
+def test_dev_windmill_deploys_the_starter_flow_and_answers_404_for_other_paths() -> None:
+    port = free_port()
+    with process("dev", "windmill", "--listen", f"127.0.0.1:{port}", port=port):
+        run = at(port, EMULATOR_URL)
+        assert call(run)[0] == 201
+        assert call(run.replace("/jobs/run/f/", "/flows/get/"), "GET")[0] == 200
+        other = run.replace("on_payment", "on_refund")
+        assert call(other)[0] == 404
+        assert call(other.replace("/jobs/run/f/", "/flows/get/"), "GET")[0] == 404
+        assert call(run, token="wrong")[0] == 401
+
+
+def test_dev_windmill_accept_any_path() -> None:
+    port = free_port()
+    with process("dev", "windmill", "--listen", f"127.0.0.1:{port}", "--accept-any-path", port=port):
+        other = at(port, EMULATOR_URL).replace("on_payment", "anything")
+        assert call(other)[0] == 201
+        assert call(other.replace("/jobs/run/f/", "/flows/get/"), "GET")[0] == 200
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "86401"])
+def test_dev_windmill_refuses_a_bad_wait_timeout(seconds: str) -> None:
+    args = [*CLI, "dev", "windmill", "--wait-timeout", seconds]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and f"--wait-timeout {seconds}: give seconds between 0 and 86400" in done.stderr
+
+
+def test_starter_config_delivers_to_dev_windmill_out_of_the_box(tmp_path: Path) -> None:
+    done = subprocess.run([*CLI, "init", "-c", "h.toml"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    emulator_port, server_port = free_port(), free_port()
+    config = tmp_path / "h.toml"
+    text = at(emulator_port, config.read_text()).replace("127.0.0.1:8787", f"127.0.0.1:{server_port}")
+    config.write_text(text)
+    secret = re.search(r"whsec_[A-Za-z0-9+/=]+", text)
+    assert secret is not None
+    with (
+        process("dev", "windmill", "--listen", f"127.0.0.1:{emulator_port}", port=emulator_port),
+        process("serve", "-c", str(config), port=server_port),
+    ):
+        ingest = f"http://127.0.0.1:{server_port}/webhooks/dodo"
+        sent = subprocess.run(
+            [*CLI, "send", "payment.succeeded", "--to", ingest, "--secret", secret.group(0)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        deadline = time.time() + 20
+        jobs: list[Any] = []
+        while not jobs and time.time() < deadline:
+            with urllib.request.urlopen(f"http://127.0.0.1:{emulator_port}/_emulator/jobs", timeout=5) as response:
+                jobs = json.loads(response.read())["jobs"]
+            time.sleep(0.1)
+        assert [(job["workspace"], job["kind"], job["path"]) for job in jobs] == [("demo", "flow", "f/dodo/on_payment")]
