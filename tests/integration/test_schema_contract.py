@@ -16,7 +16,7 @@ from headrace.windmill.client import WindmillClient
 from headrace.windmill.emulator import EmulatorState, EmulatorThread
 from headrace.windmill.urls import parse_run_url
 from tests.helpers import dodo_body, free_port
-from tests.integration.test_outcomes import run_with, send, settings, until
+from tests.integration.test_outcomes import SCHEMA, run_with, send, settings, until
 
 DATA_ONLY = {"type": "object", "properties": {"data": {"type": "object"}}, "required": ["data"]}
 
@@ -37,17 +37,7 @@ def test_a_flow_gets_undeclared_inputs_under_enforce(tmp_path: Path) -> None:
 
 
 def test_null_for_a_parameter_with_a_default_is_sent_under_enforce(tmp_path: Path) -> None:
-    schema = {
-        "type": "object",
-        "properties": {
-            "type": {"type": "string"},
-            "business_id": {"type": "string"},
-            "timestamp": {"type": "string"},
-            "data": {"type": "object"},
-            "currency": {"type": "string", "default": "USD"},
-        },
-        "required": ["type", "data"],
-    }
+    schema = {**SCHEMA, "properties": {**SCHEMA["properties"], "currency": {"type": "string", "default": "USD"}}}
     state = EmulatorState()
     state.add_target("script", "f/dodo/on_payment", schema=schema)
     body = dodo_body()[:-1] + b', "currency": null}'
