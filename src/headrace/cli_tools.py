@@ -194,8 +194,10 @@ def cmd_transform(args: argparse.Namespace) -> int:
         print(built.reason, file=sys.stderr)
         return 1
     if isinstance(built, Skipped):
-        print_json({"eventType": event_type, "payload": json.loads(built.payload), "cancel": True})
+        print_json(built.webhook.to_json())
         return 0
+    for note in built.notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.request:
         sys.stdout.buffer.write(built.preview(args.job_id) + b"\n")
         return 0

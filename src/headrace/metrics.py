@@ -54,7 +54,7 @@ _HELP: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "headrace_jobs_total": (
         "counter",
-        "Windmill job outcomes seen by the tracker or a run_wait_result answer (success, failure, unknown).",
+        "Windmill job outcomes seen by the tracker (success, failure, unknown).",
         ("destination", "outcome"),
     ),
     "headrace_job_reruns_total": (

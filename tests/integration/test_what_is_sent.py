@@ -143,3 +143,15 @@ def test_check_applies_the_same_host_rule(tmp_path: Path) -> None:
 
 async def _async(value: bool) -> bool:
     return value
+
+
+def test_transform_prints_a_cancel_and_notes_what_delivery_drops(tmp_path: Path) -> None:
+    (tmp_path / "c.js").write_text("function handler(w) { w.cancel = true; return w; }")
+    code, out, _ = transform_cli("--script", str(tmp_path / "c.js"), "--event", "payment.succeeded")
+    printed = json.loads(out)
+    assert code == 0 and printed["cancel"] is True
+    assert set(printed) == {"eventType", "payload", "url", "method", "headers", "cancel"}
+    (tmp_path / "h.js").write_text("function handler(w) { w.headers['Content-Length'] = '0'; return w; }")
+    code, out, err = transform_cli("--script", str(tmp_path / "h.js"), "--event", "payment.succeeded")
+    assert code == 0 and json.loads(out)["headers"] == {}
+    assert "note: transformation" in err and "Content-Length: not sent" in err

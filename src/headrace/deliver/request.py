@@ -102,7 +102,8 @@ class Refused:
 class Skipped:
     """The transformation set `cancel = true`."""
 
-    payload: str
+    payload: str  # the payload JSON, for the timeline
+    webhook: WebhookObject  # what the handler returned, for `headrace transform`
 
 
 Built = Request | Refused | Skipped
@@ -149,7 +150,7 @@ async def build_request(
     except RecursionError:
         return Refused(_too_deep(script))
     if result.cancel:
-        return Skipped(payload_json)
+        return Skipped(payload_json, result)
     if not isinstance(result.payload, dict):
         return Refused(
             f"transformation {script.name} returned a payload of type {type(result.payload).__name__}; "
