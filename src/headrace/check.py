@@ -178,6 +178,16 @@ def _target_rows(subject: str, target: RunTarget, info: TargetInfo, ms: float) -
         )
         rows.append(Row(subject, "target", "warn", f"{name} is {state}", fix))
         return rows, True
+    if info.lock_error:
+        fix = "fix the script's dependencies and push again (`wmill sync push`); see the lock error in Windmill"
+        first = info.lock_error.strip().splitlines()[0][:200] if info.lock_error.strip() else ""
+        detail = f"the newest version of {name} failed to build its lock ({first}); Windmill runs the previous one"
+        rows.append(Row(subject, "target", "warn", detail, fix))
+        return rows, True
+    if info.lock_pending:
+        fix = "wait for Windmill to build it; runs answer 404 until then and deliveries are retried meanwhile"
+        rows.append(Row(subject, "target", "warn", f"the newest version of {name} is still building its lock", fix))
+        return rows, True
     rows.append(Row(subject, "target", "ok", f"{name} is deployed" + (f": {info.summary}" if info.summary else "")))
     return rows, True
 

@@ -206,3 +206,16 @@ def test_cli_exit_codes_and_json(
     assert data["ok"] is False and any(r["check"] == "target" and r["status"] == "fail" for r in data["rows"])
     assert cli_main(["check", "-c", str(bad), "nope"]) == 2
     assert "no destination named nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [({"lock_seconds": 60.0}, "still building its lock"), ({"lock_error": "pip: no such package"}, "failed to build")],
+)
+def test_a_script_whose_lock_is_not_built_is_a_warning(tmp_path: Path, options: dict[str, Any], words: str) -> None:
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/on_payment", **options)  # R3: runs answer 404 meanwhile
+    with running_emulator(state) as emu:
+        report = run_check(tmp_path, config(tmp_path, emu.url()))
+    [target] = rows(report, "target")
+    assert target.status == "warn" and words in target.detail, report.table()

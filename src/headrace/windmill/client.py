@@ -157,6 +157,8 @@ class WindmillClient:
             status=status,
             schema=schema if isinstance(schema, dict) else None,
             keeps_undeclared=target.kind == "flow" or takes_kwargs(data.get("language"), data.get("content")),
+            lock_pending=target.kind == "script" and "lock" in data and data["lock"] is None,
+            lock_error=str(data.get("lock_error_logs") or ""),
             archived=bool(data.get("archived")) or bool(data.get("deleted")),
             draft_only=bool(data.get("draft_only")),
             summary=str(data.get("summary") or ""),
@@ -210,6 +212,8 @@ class TargetInfo:
     summary: str = ""
     error: str | None = None
     keeps_undeclared: bool = False  # a flow (A5) or a Python main(**kwargs) (A3): undeclared keys arrive
+    lock_pending: bool = False  # the newest script version has no lock yet: it does not run yet (R3)
+    lock_error: str = ""  # the newest version's lock failed: Windmill runs the previous version (R3)
 
     @property
     def found(self) -> bool:
