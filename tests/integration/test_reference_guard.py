@@ -67,6 +67,16 @@ def test_no_transformation_guards_the_body_and_the_receiver_gets_the_exact_text_
     assert unguard(sent) == dodo_event()
 
 
+def test_a_guarded_body_to_a_run_wait_result_url_is_still_created_with_run() -> None:
+    wait = parse_run_url("http://127.0.0.1:9/api/w/acme/jobs/run_wait_result/p/f/dodo/echo")[0]
+    body = json.dumps(dodo_event()).encode()
+    for script in (None, Script("t.js", USER_SCRIPT)):
+        built = asyncio.run(
+            build_request(wait, "payment.succeeded", body, "m", script, make_sandbox() if script else None)
+        )
+        assert isinstance(built, Request) and "/jobs/run/p/f/dodo/echo" in built.url
+
+
 def test_no_transformation_and_nothing_to_guard_sends_dodos_bytes() -> None:
     event = dodo_event()
     event["data"]["customer"]["name"] = "Eve"

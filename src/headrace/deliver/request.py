@@ -129,9 +129,9 @@ async def build_request(
             return Refused(f"the event body cannot be read as JSON ({type(exc).__name__}); it cannot be sent")
         guarded = guard(parsed)
         if guarded is parsed:
-            return Request(target, "POST", {}, body, None)  # nothing to guard: the bytes Dodo sent
+            return Request(sent_to, "POST", {}, body, None)  # nothing to guard: the bytes Dodo sent
         return Request(
-            target, "POST", {}, json.dumps(guarded, separators=(",", ":"), ensure_ascii=False).encode(), None
+            sent_to, "POST", {}, json.dumps(guarded, separators=(",", ":"), ensure_ascii=False).encode(), None
         )
     try:
         parsed = guard(json.loads(body))
@@ -149,6 +149,13 @@ async def build_request(
         payload_json = json.dumps(result.payload, separators=(",", ":"), ensure_ascii=False)
     except RecursionError:
         return Refused(_too_deep(script))
+    sent = payload_json.encode()
+    if len(sent) > payload_limit:  # before anything keeps it (the timeline stores a cancelled payload too)
+        return Refused(
+            f"transformation {script.name} returned a payload of {len(sent):,} bytes; the limit is "
+            f"{payload_limit:,} (payload_limit of the destination). Send less (Windmill arguments are not a "
+            "file store), or raise payload_limit, then replay."
+        )
     if result.cancel:
         return Skipped(payload_json, result)
     if not isinstance(result.payload, dict):
@@ -163,13 +170,6 @@ async def build_request(
         if isinstance(checked, str):
             return Refused(checked, payload_json)
         chosen = created_async(checked)
-    sent = payload_json.encode()
-    if len(sent) > payload_limit:
-        return Refused(
-            f"transformation {script.name} returned a payload of {len(sent):,} bytes; the limit is "
-            f"{payload_limit:,} (payload_limit of the destination). Send less (Windmill arguments are not a "
-            "file store), or raise payload_limit, then replay."
-        )
     headers, notes = _handler_headers(result.headers, script.name)
     return Request(chosen, result.method, headers, sent, payload_json, result.payload, notes)
 
