@@ -26,6 +26,7 @@ run: install
 lint:
 	$(BIN)/ruff check src tests bench kit tools
 	$(BIN)/ruff format --check src tests bench kit tools
+	$(BIN)/vulture src/headrace tests tools/vulture_whitelist.py --ignore-decorators "@field_validator,@model_validator"
 
 typecheck:
 	$(BIN)/mypy

@@ -12,7 +12,11 @@ from pathlib import Path
 import aiohttp
 
 from headrace.config import ConfigError, Settings
-from headrace.deliver.worker import Worker
+from headrace.deliver.attempt import Attempter
+from headrace.deliver.preflight import SchemaCache
+from headrace.deliver.recorder import OutcomeRecorder
+from headrace.deliver.tracker import JobTracker
+from headrace.deliver.worker import Transformations, Worker
 from headrace.ingest.endpoint import Ingestor
 from headrace.metrics import Metrics
 from headrace.models import EventFilter, EventRow, Rejection
@@ -58,6 +62,14 @@ def load_scripts(settings: Settings) -> dict[str, Script]:
     return scripts
 
 
+def load_transformations(settings: Settings, sandbox: Sandbox | None = None) -> Transformations:
+    """Every destination's script, and a sandbox to run them (`sandbox` kept when given; none when no scripts)."""
+    scripts = load_scripts(settings)
+    if scripts and sandbox is None:
+        sandbox = make_sandbox()
+    return Transformations(scripts, sandbox)
+
+
 def make_sandbox() -> Sandbox:
     from headrace.transform.quickjs_sandbox import QuickJSSandbox
 
@@ -92,32 +104,46 @@ class App:
             self.worker.notify()
 
     async def start_worker(self) -> Worker:
-        scripts = load_scripts(self.settings)
+        """Build the delivery side: one Windmill client, the schema cache, the sandbox, the attempt, the
+        outcome recorder, the job tracker, and the worker that schedules them."""
+        transformations = load_transformations(self.settings)
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": "headrace"})
+        client = WindmillClient(self._session)
+        tracker = JobTracker(
+            self.store,
+            self.settings,
+            client,
+            metrics=self.metrics,
+            clock=self.clock,
+            on_rerun=self._notify,
+            busy=self._delivering,
+        )
         self.worker = Worker(
             self.store,
             self.settings,
-            WindmillClient(self._session),
-            make_sandbox() if scripts else None,
-            scripts,
+            Attempter(client, SchemaCache(client), self.metrics, clock=self.clock),
+            OutcomeRecorder(self.store, self.metrics, self.clock),
+            tracker,
+            transformations,
             clock=self.clock,
-            metrics=self.metrics,
         )
         return self.worker
 
+    def _delivering(self) -> bool:
+        return self.worker is not None and self.worker.in_flight > 0
+
     def reload_scripts(self) -> None:
+        """SIGHUP: load every transformation again and hand them to the worker in one step."""
         if self.worker is None:
             return
         try:
-            scripts = load_scripts(self.settings)
+            transformations = load_transformations(self.settings, self.worker.transformations.sandbox)
         except ConfigError as exc:
             log.error("transformations not reloaded: %s", exc)
             return
-        if scripts and self.worker.sandbox is None:
-            self.worker.sandbox = make_sandbox()
-        self.worker.reload(self.settings, scripts)
-        log.info("transformations reloaded", extra={"destinations": sorted(scripts)})
+        self.worker.reload(transformations)
+        log.info("transformations reloaded", extra={"destinations": sorted(transformations.scripts)})
 
     async def close(self) -> None:
         if self._session is not None:

@@ -7,7 +7,7 @@ For each destination, in order (a failed step skips the steps that depend on it)
   tcp      the port accepts a connection                 (timed)
   tls      the TLS handshake and certificate are good    (timed; https only)
   token    Windmill accepts the token
-  target   the script or flow exists and is deployed: not archived, not a draft only
+  target   the script or flow exists (archived or draft-only: a warning, Windmill still runs it)
   schema   its input schema could be fetched
   EVENT    for every event type the destination subscribes to: the bundled sample through the
            destination's transformation, validated against the schema
@@ -35,8 +35,9 @@ import aiohttp
 
 from headrace import samples
 from headrace.config import DestinationSettings, Settings
+from headrace.deliver.request import Refused, Skipped, build_request
 from headrace.store.base import Store
-from headrace.transform import Sandbox, TransformError, WebhookObject
+from headrace.transform import Sandbox
 from headrace.windmill.client import TargetInfo, WindmillClient
 from headrace.windmill.schema import validate
 from headrace.windmill.urls import RunTarget
@@ -82,7 +83,7 @@ class Report:
         return "\n".join(lines)
 
 
-def expand_events(patterns: Sequence[str], dest: DestinationSettings) -> list[str]:
+def expand_events(dest: DestinationSettings) -> list[str]:
     """The sample event types a destination subscribes to (`payment.*`, `*` expanded)."""
     return [event_type for event_type in samples.EVENT_TYPES if dest.matches(event_type)]
 
@@ -135,7 +136,9 @@ async def _network(subject: str, target: RunTarget, timeout: float) -> tuple[lis
 
 def _url_row(subject: str, dest: DestinationSettings) -> Row:
     target = dest.target
-    where = f"{target.kind} {target.path} in workspace {target.workspace} ({target.mode})"
+    where = f"{target.kind} {target.path} in workspace {target.workspace}"
+    if target.mode == "wait":
+        where += " (a run_wait_result URL: jobs are created with jobs/run and followed, never waited on)"
     if target.base_url.startswith("http://"):
         host = urlsplit(target.base_url).hostname or ""
         if host not in ("localhost", "127.0.0.1", "::1"):
@@ -148,7 +151,10 @@ def _url_row(subject: str, dest: DestinationSettings) -> Row:
 def _target_rows(subject: str, target: RunTarget, info: TargetInfo, ms: float) -> tuple[list[Row], bool]:
     name = f"{target.kind} {target.path}"
     if info.status in (401, 403):
-        fix = "the token is wrong, expired, or has no access to this workspace; set the destination's token"
+        fix = (
+            "the token is wrong, revoked, or has no access to this workspace or path; set the destination's "
+            "token (deliveries answered 401 are retried on the schedule until they give up)"
+        )
         return [Row(subject, "token", "fail", f"Windmill refused the token (HTTP {info.status})", fix, ms)], False
     if info.status is None or info.status >= 500 or (info.status != 200 and info.status != 404):
         fix = "is url pointing at Windmill (including any path prefix before /api)?"
@@ -157,18 +163,31 @@ def _target_rows(subject: str, target: RunTarget, info: TargetInfo, ms: float) -
     if info.status == 404:
         fix = (
             f"deploy the {target.kind} at {target.path} in workspace {target.workspace} "
-            "(wmill sync push), or copy the webhook URL again from Windmill"
+            "(wmill sync push), or copy the webhook URL again from Windmill; meanwhile deliveries answered "
+            "404 are retried on the schedule until they give up"
         )
         rows.append(Row(subject, "target", "fail", f"Windmill has no {name} in workspace {target.workspace}", fix))
         return rows, False
-    if info.archived:
-        fix = f"unarchive the {target.kind} in Windmill or deploy it again; runs by path fail while it is archived"
-        rows.append(Row(subject, "target", "fail", f"{name} is archived", fix))
-        return rows, False
-    if info.draft_only:
-        fix = f"deploy the {target.kind} (a draft is never run by path)"
-        rows.append(Row(subject, "target", "fail", f"{name} is only a draft, not deployed", fix))
-        return rows, False
+    if info.archived or info.draft_only:
+        # Windmill runs a path whatever its archived or draft state (CONTRACT.md R4): deliveries work, but
+        # the target is probably not the one meant to receive payments.
+        state = "archived" if info.archived else "only a draft, never deployed"
+        fix = (
+            f"Windmill still runs it by path, so deliveries go through; if that is not meant, "
+            f"{'unarchive or redeploy' if info.archived else 'deploy'} the {target.kind} or change url"
+        )
+        rows.append(Row(subject, "target", "warn", f"{name} is {state}", fix))
+        return rows, True
+    if info.lock_error:
+        fix = "fix the script's dependencies and push again (`wmill sync push`); see the lock error in Windmill"
+        first = info.lock_error.strip().splitlines()[0][:200] if info.lock_error.strip() else ""
+        detail = f"the newest version of {name} failed to build its lock ({first}); Windmill runs the previous one"
+        rows.append(Row(subject, "target", "warn", detail, fix))
+        return rows, True
+    if info.lock_pending:
+        fix = "wait for Windmill to build it; runs answer 404 until then and deliveries are retried meanwhile"
+        rows.append(Row(subject, "target", "warn", f"the newest version of {name} is still building its lock", fix))
+        return rows, True
     rows.append(Row(subject, "target", "ok", f"{name} is deployed" + (f": {info.summary}" if info.summary else "")))
     return rows, True
 
@@ -192,6 +211,7 @@ async def _event_rows(
     sandbox: Sandbox | None,
     schema: dict[str, Any] | None,
     base_dir: Any,
+    keeps_undeclared: bool = False,
 ) -> list[Row]:
     from headrace.transform.scripts import load_script
 
@@ -201,42 +221,38 @@ async def _event_rows(
             script = load_script(dest.transform, base_dir)
         except ValueError as exc:
             return [Row(subject, "transform", "fail", str(exc), "fix transform in the config")]
-    event_types = expand_events(dest.events, dest)
+    event_types = expand_events(dest)
     if not event_types:
         return [Row(subject, "events", "warn", f"no bundled sample matches {list(dest.events)}", "check events")]
     rows = []
     for event_type in event_types:
-        body = samples.load(event_type)
-        payload: Any = body
-        if script is not None and sandbox is not None:
-            try:
-                result = await sandbox.transform(
-                    script,
-                    WebhookObject(event_type, body, dest.target.run_url, webhook_id="msg_headrace_check"),
+        body = json.dumps(samples.load(event_type)).encode()
+        built = await build_request(
+            dest.target, event_type, body, "msg_headrace_check", script, sandbox, dest.payload_limit
+        )
+        if isinstance(built, Refused):
+            fix = f"fix {dest.transform}; try: headrace transform --script {dest.transform} --event {event_type}"
+            rows.append(Row(subject, event_type, "fail", built.reason, fix))
+            continue
+        if isinstance(built, Skipped):
+            rows.append(
+                Row(
+                    subject,
+                    event_type,
+                    "warn",
+                    f"the transformation cancels {event_type}: subscribed but never sent",
+                    f"narrow events for [destinations.{name}] or handle {event_type} in the transformation",
                 )
-            except TransformError as exc:
-                fix = f"fix {script.name}; try: headrace transform --script {script.name} --event {event_type}"
-                rows.append(Row(subject, event_type, "fail", f"transformation failed: {exc}", fix))
-                continue
-            if result.cancel:
-                rows.append(
-                    Row(
-                        subject,
-                        event_type,
-                        "warn",
-                        f"the transformation cancels {event_type}: subscribed but never sent",
-                        f"narrow events for [destinations.{name}] or handle {event_type} in the transformation",
-                    )
-                )
-                continue
-            payload = result.payload
+            )
+            continue
+        payload = json.loads(built.body)
         if not isinstance(payload, dict):
             rows.append(Row(subject, event_type, "fail", "the payload is not a JSON object", "return an object"))
             continue
         if schema is None:
             rows.append(Row(subject, event_type, "skip", f"transformed ({len(payload)} keys); no schema to check"))
             continue
-        problems = validate(payload, schema)
+        problems = validate(payload, schema, keeps_undeclared=keeps_undeclared)
         if not problems:
             rows.append(Row(subject, event_type, "ok", f"{len(payload)} argument(s) match the schema"))
             continue
@@ -286,7 +302,8 @@ async def check(
                 link = dest.target.ui_url(f.last_job_id) if f.last_job_id else ""
                 first_line = f.last_excerpt.splitlines()[0] if f.last_excerpt else ""
                 detail = (
-                    f"{f.count} job(s) failed in Windmill in the last 24 h; latest for event {f.last_event_id} "
+                    f"{f.count} job(s) failed in Windmill in the last 24 h; latest at "
+                    f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(f.last_at))} for event {f.last_event_id} "
                     f"({f.last_event_type}): {first_line[:300]}"
                 )
                 fix = f"read the job's logs in Windmill: {link}; then `headrace replay {f.last_event_id}`"
@@ -300,9 +317,7 @@ async def check(
 
 
 def _source_row(name: str, count: int) -> Row:
-    # Config loading already refused secrets that are not whsec_<base64>: reaching here means they decode.
-    if count == 0:
-        return Row(f"source {name}", "secrets", "fail", "no signing secret", 'secrets = ["env:DODO_WEBHOOK_SECRET"]')
+    # Config loading already refused a source without secrets, or with one that is not whsec_<base64>.
     detail = f"{count} signing secret(s) of the form whsec_<base64>"
     return Row(f"source {name}", "secrets", "ok", detail + (" (rotation under way)" if count > 1 else ""))
 
@@ -331,7 +346,7 @@ async def _check_destination(
     if not deployed:
         return rows
     rows.append(_schema_row(subject, dest, info))
-    rows.extend(await _event_rows(subject, name, dest, sandbox, info.schema, settings.base_dir))
+    rows.extend(await _event_rows(subject, name, dest, sandbox, info.schema, settings.base_dir, info.keeps_undeclared))
     return rows
 
 

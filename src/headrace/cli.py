@@ -325,6 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the destination URL the handler sees",
     )
     p.add_argument("--webhook-id", default="msg_sample", help="the webhook id the handler sees")
+    p.add_argument(
+        "--request",
+        action="store_true",
+        help="print the HTTP request a delivery would send (method, URL, headers, body; the token as ***)",
+    )
+    p.add_argument(
+        "--job-id",
+        default="00000000-0000-0000-0000-000000000000",
+        help="the job id to show in the --request URL (a delivery's is derived from its event and destination)",
+    )
     p.set_defaults(func=cmd_transform)
 
     p = sub.add_parser("samples", help="list the bundled sample events and their variants, or show one")

@@ -157,21 +157,29 @@ def cmd_dev_windmill(args: argparse.Namespace) -> int:
 
 
 def cmd_transform(args: argparse.Namespace) -> int:
+    """Run a transformation through the same function as a delivery (deliver/request.py), so what it prints
+    is what would be sent, and what delivery refuses it refuses."""
     from headrace import samples
     from headrace.app import make_sandbox
-    from headrace.transform import TransformError, WebhookObject
+    from headrace.deliver.request import Refused, Skipped, build_request
     from headrace.transform.scripts import load_script
+    from headrace.windmill.urls import WindmillUrlError, parse_run_url
 
     try:
         script = load_script(args.script, Path.cwd())
     except ValueError as exc:
         raise UsageError(f"--script: {exc}") from None
+    try:
+        target, _ = parse_run_url(args.url)
+    except WindmillUrlError as exc:
+        raise UsageError(f"--url: {exc}") from None
     event_path = Path(args.event)
     if event_path.is_file():
         if args.variant:
             raise UsageError(f"--variant: {args.event} is a file; variants belong to sample event types")
+        raw = event_path.read_bytes()
         try:
-            body = json.loads(event_path.read_text("utf-8"))
+            body = json.loads(raw)
         except ValueError as exc:
             raise UsageError(f"--event {args.event}: not JSON ({exc})") from None
     else:
@@ -179,20 +187,32 @@ def cmd_transform(args: argparse.Namespace) -> int:
             body = samples.load(args.event, args.variant)
         except ValueError as exc:
             raise UsageError(f"--event: no such file, and {exc}") from None
+        raw = json.dumps(body).encode()
     if not isinstance(body, dict):
         raise UsageError(f"--event {args.event}: a Dodo webhook body is a JSON object")
-    webhook = WebhookObject(
-        event_type=str(body.get("type", "")),
-        payload=body,
-        url=args.url,
-        webhook_id=args.webhook_id,
-    )
-    try:
-        result = asyncio.run(make_sandbox().transform(script, webhook))
-    except TransformError as exc:
-        print(f"transformation {script.name} failed: {exc}", file=sys.stderr)
+    event_type = str(body.get("type", ""))
+    built = asyncio.run(build_request(target, event_type, raw, args.webhook_id, script, make_sandbox()))
+    if isinstance(built, Refused):
+        print(built.reason, file=sys.stderr)
         return 1
-    print_json(result.to_json())
+    if isinstance(built, Skipped):
+        print_json(built.webhook.to_json())
+        return 0
+    for note in built.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.request:
+        sys.stdout.buffer.write(built.preview(args.job_id) + b"\n")
+        return 0
+    print_json(
+        {
+            "eventType": event_type,
+            "payload": json.loads(built.body),
+            "url": built.url,
+            "method": built.method,
+            "headers": dict(built.headers),
+            "cancel": False,
+        }
+    )
     return 0
 
 

@@ -26,6 +26,7 @@ from headrace.windmill.urls import RunTarget, WindmillUrlError, parse_run_url
 MIN_ADMIN_TOKEN = 16
 KEYGEN_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 DEFAULT_RETRY_SCHEDULE = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
+DEFAULT_PAYLOAD_LIMIT = 1_048_576  # as large as the default ingest body limit
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EVENT_PATTERN = re.compile(r"^(\*|[a-z_]+\.\*|[a-z_]+\.[a-z_]+)$")
 
@@ -67,11 +68,6 @@ def _resolve(value: str, environ: Mapping[str, str]) -> str:
         if name not in environ or environ[name] == "":
             raise ValueError(f"environment variable {name} is not set (referenced as env:{name}); export it")
         return environ[name]
-    return value
-
-
-def _duration(value: str) -> str:
-    parse_duration(value)
     return value
 
 
@@ -294,6 +290,12 @@ class DestinationSettings(_Strict):
     enabled: bool = Field(True, description="Disabled destinations get no new deliveries.")
     concurrency: int = Field(8, ge=1, le=256, description="Most requests in flight to this destination at once.")
     timeout: Duration = Field("30s", description="How long one request to Windmill may take before it is retried.")
+    payload_limit: int = Field(
+        DEFAULT_PAYLOAD_LIMIT,
+        ge=1024,
+        le=64 * 1_048_576,
+        description="Largest transformed payload in bytes; a transformation returning more fails the delivery.",
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, populate_by_name=True)
 

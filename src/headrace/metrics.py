@@ -44,8 +44,8 @@ _HELP: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "headrace_delivery_retries_total": (
         "counter",
-        "Attempts that ended in a scheduled retry.",
-        ("destination",),
+        "Attempts that ended in a scheduled retry, by reason (http_404, http_401, http_503, no_answer...).",
+        ("destination", "reason"),
     ),
     "headrace_schema_problems_total": (
         "counter",
@@ -54,7 +54,7 @@ _HELP: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "headrace_jobs_total": (
         "counter",
-        "Windmill job outcomes seen by the tracker or a run_wait_result answer (success, failure, unknown).",
+        "Windmill job outcomes seen by the tracker (success, failure, unknown).",
         ("destination", "outcome"),
     ),
     "headrace_job_reruns_total": (
@@ -75,7 +75,6 @@ class Metrics:
         self._gauges: QueueStats | None = None
         self._gauges_at = -1e9
         self._gauge_lock = asyncio.Lock()
-        self.scrapes = 0
 
     def inc(self, name: str, *labels: str) -> None:
         series = self.counters[name]
@@ -104,7 +103,6 @@ class Metrics:
         return self._gauges
 
     def render(self, queue: QueueStats | None) -> str:
-        self.scrapes += 1
         out: list[str] = []
         for name, (kind, text, label_names) in _HELP.items():
             out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")

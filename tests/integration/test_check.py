@@ -96,13 +96,19 @@ def test_wrong_token(tmp_path: Path, kit_emulator: EmulatorThread) -> None:
 
 
 @pytest.mark.parametrize(("flag", "word"), [("archived", "archived"), ("draft_only", "only a draft")])
-def test_not_deployed(tmp_path: Path, flag: str, word: str) -> None:
+def test_archived_or_draft_only_is_a_warning_because_it_still_runs_by_path(
+    tmp_path: Path, flag: str, word: str
+) -> None:
     state = kit_state()
     setattr(state.newest("acme", "script", "f/dodo/record_payment"), flag, True)
     with running_emulator(state) as emu:
-        report = run_check(tmp_path, config(tmp_path, emu.url("f/dodo/record_payment")))
+        report = run_check(
+            tmp_path, config(tmp_path, emu.url("f/dodo/record_payment"), 'transform = "builtin:payment"')
+        )
     [target] = rows(report, "target")
-    assert target.status == "fail" and word in target.detail and not report.ok
+    assert target.status == "warn" and word in target.detail and "still runs it by path" in target.fix
+    assert report.ok, report.table()  # R4: a warning, not a failure; the later steps still ran
+    assert [r.status for r in rows(report, "payment.succeeded")] == ["ok"]
 
 
 STRUCTURE = """function handler(webhook) {
@@ -200,3 +206,16 @@ def test_cli_exit_codes_and_json(
     assert data["ok"] is False and any(r["check"] == "target" and r["status"] == "fail" for r in data["rows"])
     assert cli_main(["check", "-c", str(bad), "nope"]) == 2
     assert "no destination named nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [({"lock_seconds": 60.0}, "still building its lock"), ({"lock_error": "pip: no such package"}, "failed to build")],
+)
+def test_a_script_whose_lock_is_not_built_is_a_warning(tmp_path: Path, options: dict[str, Any], words: str) -> None:
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/on_payment", **options)  # R3: runs answer 404 meanwhile
+    with running_emulator(state) as emu:
+        report = run_check(tmp_path, config(tmp_path, emu.url()))
+    [target] = rows(report, "target")
+    assert target.status == "warn" and words in target.detail, report.table()

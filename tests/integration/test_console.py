@@ -51,7 +51,7 @@ async def deliver_some(base: str, http: aiohttp.ClientSession) -> None:
 
 
 def test_pages_render_escape_and_replay(tmp_path: Path, emulator: EmulatorThread):
-    emulator.state.inject(Fault("status", count=1, status=404))  # the second event fails at once
+    emulator.state.inject(Fault("status", count=1, status=403))  # the second event fails at once (403 is not retried)
     settings = settings_for(config_text(tmp_path / "h.db", free_port(), emulator.url()), tmp_path)
 
     async def main() -> None:
@@ -67,7 +67,7 @@ def test_pages_render_escape_and_replay(tmp_path: Path, emulator: EmulatorThread
             assert "payment.failed" in failed_only and "payment.succeeded" not in failed_only
             async with http.get(f"{base}/console/events/msg_fail") as response:
                 timeline = await response.text()
-            assert "HTTP 404" in timeline or ">404<" in timeline
+            assert "HTTP 403" in timeline or ">403<" in timeline
             async with http.get(f"{base}/console/events/2") as response:
                 first = await response.text()
             assert "&lt;script&gt;alert(1)&lt;/script&gt;" in first and "<script>alert" not in first

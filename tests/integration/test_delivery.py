@@ -129,22 +129,39 @@ def _ts(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-@pytest.mark.parametrize(("status", "hint"), [(401, "token"), (403, "permissions"), (404, "deployed")])
-def test_config_problems_fail_at_once(tmp_path: Path, emulator: EmulatorThread, status: int, hint: str):
+def test_a_403_fails_at_once(tmp_path: Path, emulator: EmulatorThread):
+    emulator.state.inject(Fault("status", status=403, body="nope"))
+
+    async def main() -> None:
+        async with running_server(settings(tmp_path, emulator.url())) as base:
+            await send(base, "msg_403")
+            data = await settled(base, "msg_403", status="failed")
+        [attempt] = data["deliveries"][0]["attempt_log"]
+        assert attempt["http_status"] == 403 and "scoped token missing a scope" in attempt["detail"]
+        assert emulator.state.jobs == {}
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(("status", "hint"), [(401, "refused the token"), (404, "lock is built")])
+def test_persistent_401_and_404_are_retried_on_the_schedule_then_fail(
+    tmp_path: Path, emulator: EmulatorThread, status: int, hint: str
+):
     if status == 401:
         url = emulator.url()
         text = config_text(tmp_path / "h.db", free_port(), url).replace('token = "test-token"', 'token = "wrong"')
         cfg = settings_for(text, tmp_path)
     else:
-        emulator.state.inject(Fault("status", status=status, body="nope"))
-        cfg = settings(tmp_path, emulator.url())
+        cfg = settings(tmp_path, emulator.url("f/dodo/never_deployed"))
 
     async def main() -> None:
         async with running_server(cfg) as base:
             await send(base, f"msg_{status}")
             data = await settled(base, f"msg_{status}", status="failed")
-        [attempt] = data["deliveries"][0]["attempt_log"]
-        assert attempt["http_status"] == status and hint in attempt["detail"]
+        delivery = data["deliveries"][0]
+        assert [a["http_status"] for a in delivery["attempt_log"]] == [status] * 4  # 1 + 3 scheduled retries
+        assert all(hint in a["detail"] for a in delivery["attempt_log"])
+        assert "gave up after 4 attempts" in delivery["last_error"]
         assert "wrong" not in json.dumps(data)  # the token never shows
         assert emulator.state.jobs == {}
 

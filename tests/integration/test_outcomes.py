@@ -119,7 +119,7 @@ def test_failed_job_is_recorded_and_rerun_under_new_job_ids(tmp_path: Path) -> N
     run_with(state, scenario)
 
 
-def test_run_wait_result_records_the_result_directly(tmp_path: Path) -> None:
+def test_run_wait_result_url_creates_the_job_with_run_and_tracks_its_result(tmp_path: Path) -> None:
     state = EmulatorState(any_path=False)
     state.add_target("script", "f/dodo/on_payment", lambda args: {"total": args["data"]["total_amount"]})
 
@@ -128,8 +128,10 @@ def test_run_wait_result_records_the_result_directly(tmp_path: Path) -> None:
         async with running_server(settings(tmp_path, url)) as base:
             await send(base, "msg_wait")
             data = await until(base, "msg_wait", lambda d: job_states(d) == ["success"])
-        job = data["deliveries"][0]["job"]
-        assert json.loads(job["excerpt"]) == {"total": 4999} and job["checks"] == 0  # never polled
+        delivery = data["deliveries"][0]
+        assert [a["http_status"] for a in delivery["attempt_log"]] == [201]  # created by jobs/run, not waited on
+        job = delivery["job"]
+        assert json.loads(job["excerpt"]) == {"total": 4999} and job["checks"] >= 1  # the tracker saw the result
 
     run_with(state, scenario)
 
@@ -243,7 +245,7 @@ def test_metrics_after_a_known_sequence(tmp_path: Path) -> None:
         assert values['headrace_events_rejected_total{source="dodo",reason="bad_signature"}'] == 1
         assert values['headrace_events_rejected_total{source="(unknown)",reason="unknown_source"}'] == 1
         assert values['headrace_deliveries_total{destination="payments",outcome="delivered"}'] == 3
-        assert values['headrace_delivery_retries_total{destination="payments"}'] == 1
+        assert values['headrace_delivery_retries_total{destination="payments",reason="http_503"}'] == 1
         assert values['headrace_delivery_attempt_duration_seconds_count{destination="payments"}'] == 4
         assert values["headrace_jobs_open"] == 0
         assert values["headrace_queue_oldest_age_seconds"] == 0

@@ -35,9 +35,9 @@ def test_parse_retry_after():
         (201, "delivered"),
         (200, "delivered"),
         (400, "confirm"),
-        (401, "failed"),
+        (401, "retry"),  # R5: a token being rotated, or no access to the path
         (403, "failed"),
-        (404, "failed"),
+        (404, "retry"),  # R3: a script whose lock is still being built
         (422, "failed"),
         (408, "retry"),
         (429, "retry"),
@@ -47,15 +47,10 @@ def test_parse_retry_after():
     ],
 )
 def test_status_classes(status, verdict):
-    assert classify(RunResponse(status=status, body=JOB), JOB, "async").verdict == verdict
+    assert classify(RunResponse(status=status, body=JOB), JOB).verdict == verdict
 
 
 def test_transport_errors_retry_and_hints_name_the_fix():
-    assert classify(RunResponse(status=None, error="no answer within 30s"), JOB, "async").verdict == "retry"
-    assert "token" in classify(RunResponse(status=401, body="Unauthorized"), JOB, "async").reason
-    assert "deployed" in classify(RunResponse(status=404, body="not found"), JOB, "async").reason
-
-
-def test_sync_mode_keeps_the_result():
-    result = classify(RunResponse(status=200, body='{"ok": true}'), JOB, "wait")
-    assert result.result == {"ok": True} and result.job_id == JOB
+    assert classify(RunResponse(status=None, error="no answer within 30s"), JOB).verdict == "retry"
+    assert "token" in classify(RunResponse(status=401, body="Unauthorized"), JOB).reason
+    assert "deploy it" in classify(RunResponse(status=404, body="not found"), JOB).reason

@@ -109,7 +109,8 @@ def test_enum() -> None:
 def test_nullable() -> None:
     assert problems({**GOOD, "maybe": None, "note": None}) == []  # nullable / optional with a None default
     assert problems({**GOOD, "amount_minor": None}) == [("amount_minor", "null")]  # required, not nullable
-    assert problems({**GOOD, "limit": None}) == [("limit", "null")]  # None would replace the default 10
+    assert problems({**GOOD, "limit": None}) == []  # A2: Windmill gives the default 10 instead of the null
+    assert problems({**GOOD, "db": None}) == []  # likewise a resource with a default
     union = {"type": "object", "properties": {"x": {"type": ["string", "null"]}}, "required": ["x"]}
     assert problems({"x": None}, union) == []
 
@@ -157,3 +158,30 @@ def test_helpers() -> None:
     text = summary(wrong)
     assert text.startswith("not declared by the target (Windmill drops it): 'b'; argument 'a0': expected string")
     assert text.endswith("; and 3 more")
+
+
+def test_flows_and_kwargs_scripts_keep_undeclared_keys() -> None:
+    payload = {**GOOD, "extra": 1, "more": {"x": 1}}
+    assert problems(payload) == [("extra", "undeclared"), ("more", "undeclared")]
+    assert validate(payload, SCHEMA, keeps_undeclared=True) == []  # A3 / A5: they reach the code
+    # declared arguments are still checked
+    assert [(p.path, p.kind) for p in validate({**payload, "kind": 3}, SCHEMA, keeps_undeclared=True)] == [
+        ("kind", "type")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("def main(a: str, b: int = 1, **kwargs):\n    return kwargs\n", True),
+        ("import x\n\nasync def main(\n    a: dict = {},\n    **rest,\n) -> None:\n    pass\n", True),
+        ("def main(a: str, b: tuple = (1, 2)):\n    f(**a)\n", False),
+        ("def helper(**kw):\n    pass\n\ndef main(a):\n    pass\n", False),
+        ("def main(*args):\n    pass\n", False),
+    ],
+)
+def test_kwargs_detection_reads_mains_signature(content: str, expected: bool) -> None:
+    from headrace.windmill.client import takes_kwargs
+
+    assert takes_kwargs("python3", content) is expected
+    assert takes_kwargs("deno", content) is False

@@ -4,55 +4,55 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from headrace.windmill.client import RunResponse
 
-Verdict = Literal["delivered", "retry", "failed", "confirm"]
+RunVerdict = Literal["delivered", "retry", "failed", "confirm"]
+
+
+# Refusals that are retried on the schedule, because they are often over in minutes (CONTRACT.md):
+# R3, a script just pushed answers 404 until its lock is built; R5, a token revoked before the new one is
+# loaded answers 401, and so does a token without access to the path. Each retry is logged and counted
+# (headrace_delivery_retries_total{reason="http_404"}); `headrace check` names a persistent one.
+RETRIED_REFUSALS = {
+    404: "no such script or flow yet (a new script answers 404 until its lock is built); retrying. If it "
+    "persists, deploy it or fix the destination's url (headrace check shows which)",
+    401: "Windmill refused the token (revoked, expired, or no access to this path); retrying. If it persists, "
+    "set the destination's token (headrace check shows which)",
+}
 
 
 @dataclass(frozen=True)
 class Classified:
-    verdict: Verdict
+    verdict: RunVerdict
     reason: str
     job_id: str | None = None
-    result: Any = None
 
 
-def classify(response: RunResponse, job_id: str, mode: Literal["async", "wait"]) -> Classified:
+def classify(response: RunResponse, job_id: str) -> Classified:
+    """What one answer to `jobs/run/...` (201, the job id as text) means for the delivery."""
     status = response.status
     if status is None:
         return Classified("retry", response.error or "no answer")
     excerpt = response.body[:300].strip()
     if 200 <= status < 300:
-        if mode == "async":
-            returned = response.body.strip().strip('"')
-            try:
-                returned = str(uuid.UUID(returned))
-            except ValueError:
-                returned = job_id
-            return Classified("delivered", f"HTTP {status}", job_id=returned)
-        return Classified("delivered", f"HTTP {status}", job_id=job_id, result=_json_or_text(response.body))
+        returned = response.body.strip().strip('"')
+        try:
+            returned = str(uuid.UUID(returned))
+        except ValueError:
+            returned = job_id
+        return Classified("delivered", f"HTTP {status}", job_id=returned)
     if status == 400:
         # Windmill answers 400 when a job with this job_id already exists; confirm before counting it.
         return Classified("confirm", f"HTTP 400: {excerpt}")
     if status == 429 or status >= 500 or status == 408:
         return Classified("retry", f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}")
+    said = f". Windmill said: {excerpt}" if excerpt else ""
+    if status in RETRIED_REFUSALS:
+        return Classified("retry", f"HTTP {status}: {RETRIED_REFUSALS[status]}{said}")
     hints = {
-        401: "Windmill refused the token; check the destination's token",
-        403: "the token may not run this script or flow; check its permissions in Windmill",
-        404: "no such script or flow (or not deployed); check the destination's url",
+        403: "the token may not run this script or flow (a scoped token missing a scope); check it in Windmill",
     }
     hint = hints.get(status, "Windmill refused the request")
-    return Classified(
-        "failed", f"HTTP {status}: {hint}. Windmill said: {excerpt}" if excerpt else f"HTTP {status}: {hint}"
-    )
-
-
-def _json_or_text(body: str) -> Any:
-    import json
-
-    try:
-        return json.loads(body)
-    except ValueError:
-        return body
+    return Classified("failed", f"HTTP {status}: {hint}{said}")

@@ -30,10 +30,11 @@ class SchemaLookup:
     schema: dict[str, Any] | None  # None: nothing to check against (see `note`)
     note: str = ""  # why there is no schema, for the attempt's notes
     fetched_at: float = 0.0
+    keeps_undeclared: bool = False  # undeclared keys reach the code (a flow, or Python **kwargs)
 
 
 @dataclass(frozen=True)
-class Verdict:
+class SchemaFindings:
     problems: list[Problem]
     note: str = ""
 
@@ -51,7 +52,7 @@ def lookup_from(info: TargetInfo, target: RunTarget, now: float) -> SchemaLookup
     if info.found:
         if info.schema is None:
             return SchemaLookup(None, f"schema not checked: Windmill gives no input schema for {name}", now)
-        return SchemaLookup(info.schema, "", now)
+        return SchemaLookup(info.schema, "", now, info.keeps_undeclared)
     if info.status == 404:
         return SchemaLookup(None, f"schema not checked: Windmill has no {name} (HTTP 404)", now)
     return SchemaLookup(None, f"schema not checked: could not fetch it for {name}: {info.error}", now)
@@ -63,7 +64,6 @@ class SchemaCache:
         self.clock = clock
         self._entries: dict[tuple[str, str, str, str], SchemaLookup] = {}
         self._inflight: dict[tuple[str, str, str, str], asyncio.Future[SchemaLookup]] = {}
-        self.fetches = 0
 
     async def get(self, target: RunTarget, token: str, *, max_age: float | None = None) -> SchemaLookup:
         key = _key(target)
@@ -80,7 +80,6 @@ class SchemaCache:
         future: asyncio.Future[SchemaLookup] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            self.fetches += 1
             info = await self.client.get_target(target, token)
             entry = lookup_from(info, target, self.clock())
             self._entries[key] = entry
@@ -96,17 +95,20 @@ class SchemaCache:
     def clear(self) -> None:
         self._entries.clear()
 
-    async def check(self, target: RunTarget, token: str, payload: Any) -> Verdict:
+    async def check(self, target: RunTarget, token: str, payload: Any) -> SchemaFindings:
         """The problems of `payload` against the target's schema; re-fetches a stale schema on mismatch."""
         found = await self.get(target, token)
         if found.schema is None:
-            return Verdict([], found.note)
+            return SchemaFindings([], found.note)
         if not isinstance(payload, dict):
-            return Verdict([], "")
-        problems = validate(payload, found.schema)
+            return SchemaFindings([], "")
+        problems = validate(payload, found.schema, keeps_undeclared=found.keeps_undeclared)
         if problems and self.clock() - found.fetched_at > REFRESH_ON_MISMATCH:
             found = await self.get(target, token, max_age=REFRESH_ON_MISMATCH)
-            problems = validate(payload, found.schema) if found.schema is not None else []
+            if found.schema is not None:
+                problems = validate(payload, found.schema, keeps_undeclared=found.keeps_undeclared)
+            else:
+                problems = []
             if found.schema is None:
-                return Verdict([], found.note)
-        return Verdict(problems)
+                return SchemaFindings([], found.note)
+        return SchemaFindings(problems)

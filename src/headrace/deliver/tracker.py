@@ -5,7 +5,8 @@ tracking survives restarts and several processes share it: a round leases at mos
 next look moves a minute ahead, so another tracker skips them), asks `get_result_maybe` for them with at
 most `CONCURRENCY` requests at once, and records each answer. Looks back off per job, 1 s doubling up to
 `MAX_DELAY`; so thousands of open jobs cost at most BATCH / ROUND_PAUSE requests a second, and a slow
-job a few requests an hour. A job still open after `GIVE_UP` is recorded as `unknown`.
+job a few requests an hour. A job not started after `CONFIRM_AFTER` looks is confirmed with `jobs_u/get`
+(a job Windmill does not know is `unknown` within a minute); one still open after `GIVE_UP` is `unknown`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from headrace.config import Settings
+from headrace.deliver.rounds import idle_timeout, run_rounds
 from headrace.metrics import Metrics
 from headrace.models import JobUpdate, OpenJob
 from headrace.store.base import Store
-from headrace.windmill.client import JobPoll, WindmillClient
+from headrace.windmill.client import RESPONSE_LIMIT, JobPoll, WindmillClient
 
 log = logging.getLogger("headrace.track")
 
@@ -30,12 +33,13 @@ BATCH = 25
 CONCURRENCY = 4
 ROUND_PAUSE = 0.25  # between rounds while jobs are due
 BUSY_PAUSE = 1.0  # between rounds while the worker has deliveries in flight: delivering comes first
-IDLE_POLL = 1.0  # how often an idle tracker looks for jobs other processes created
 LEASE = 60.0
 FIRST_DELAY = 1.0
 MAX_DELAY = 60.0
 GIVE_UP = 24 * 3600.0
 NOT_FOUND_LIMIT = 5  # looks answered 404 before the job is recorded as unknown
+CONFIRM_AFTER = 5  # every 5th look at a job not started (the first after ~30 s) asks jobs_u/get whether it exists
+EXCERPT = 1000
 
 
 def next_delay(checks: int, rand: Callable[[], float] = random.random) -> float:
@@ -54,59 +58,40 @@ def error_excerpt(result: Any) -> str:
     return json.dumps(result, default=str, ensure_ascii=False)
 
 
+def _nothing() -> None:
+    return None
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass
 class JobTracker:
-    def __init__(
-        self,
-        store: Store,
-        settings: Settings,
-        client: WindmillClient,
-        *,
-        metrics: Metrics | None = None,
-        clock: Callable[[], float] = time.time,
-        rand: Callable[[], float] = random.random,
-        on_rerun: Callable[[], None] = lambda: None,
-        busy: Callable[[], bool] = lambda: False,
-    ) -> None:
-        self.store = store
-        self.settings = settings
-        self.client = client
-        self.metrics = metrics
-        self.clock = clock
-        self.rand = rand
-        self.on_rerun = on_rerun
-        self.busy = busy
+    store: Store
+    settings: Settings
+    client: WindmillClient
+    _: KW_ONLY
+    metrics: Metrics | None = None
+    clock: Callable[[], float] = time.time
+    rand: Callable[[], float] = random.random
+    on_rerun: Callable[[], None] = _nothing  # a failed job was queued to run again
+    busy: Callable[[], bool] = _never  # deliveries are in flight: look at jobs at a slower pace
+
+    def __post_init__(self) -> None:
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(CONCURRENCY)
-        self.polls = 0
 
     def notify(self) -> None:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                looked = await self.round()
-            except Exception:
-                log.exception("tracking job outcomes failed; trying again shortly")
-                looked = 0
-            if looked:
-                timeout = BUSY_PAUSE if self.busy() else ROUND_PAUSE
-            else:
-                timeout = await self._idle_timeout()
-            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
+        await run_rounds(stop, self._wake, self.round, self._pause_after, log, "tracking job outcomes")
 
-    async def _idle_timeout(self) -> float:
-        try:
-            due = await self.store.next_job_check()
-        except Exception:
-            return IDLE_POLL
-        if due is None:
-            return IDLE_POLL
-        return min(IDLE_POLL, max(ROUND_PAUSE, due - self.clock()))
+    async def _pause_after(self, looked: int | None) -> float:
+        if looked:
+            return BUSY_PAUSE if self.busy() else ROUND_PAUSE
+        return await idle_timeout(self.store.next_job_check, self.clock, ROUND_PAUSE)
 
     async def round(self) -> int:
         """Look at up to BATCH due jobs; returns how many were looked at."""
@@ -145,14 +130,21 @@ class JobTracker:
             return JobUpdate(
                 job.delivery_id, "unknown", excerpt=f"destination {job.destination!r} is no longer configured"
             )
-        self.polls += 1
-        poll: JobPoll = await self.client.result_maybe(dest.target, dest.bearer.reveal(), job.job_id)
+        # The job was created in the destination's workspace (a transformation may not leave it), where
+        # Windmill's lookups are (CONTRACT.md J1).
+        target, token = dest.target, dest.bearer.reveal()
+        poll: JobPoll = await self.client.result_maybe(target, token, job.job_id)
         if poll.status == 200 and poll.completed:
-            info = await self.client.job_info(dest.target, dest.bearer.reveal(), job.job_id)
+            info = await self.client.job_info(target, token, job.job_id)
             duration = info.get("duration_ms")
             duration_ms = float(duration) if isinstance(duration, int | float) else (now - job.created_at) * 1000
             success = poll.success is not False
-            text = json.dumps(poll.result, default=str, ensure_ascii=False) if success else error_excerpt(poll.result)
+            if poll.result_excerpt is not None:
+                text = f"(result larger than {RESPONSE_LIMIT // 1024} KiB; its start) {poll.result_excerpt[:EXCERPT]}"
+            elif success:
+                text = json.dumps(poll.result, default=str, ensure_ascii=False)
+            else:
+                text = error_excerpt(poll.result)
             return JobUpdate(
                 job.delivery_id,
                 "success" if success else "failure",
@@ -167,6 +159,20 @@ class JobTracker:
                 job.delivery_id,
                 "unknown",
                 excerpt=f"not completed {GIVE_UP / 3600:g} h after it was created; stopped tracking (see Windmill)",
+            )
+        # get_result_maybe never answers 404 (J2): not started and unknown look the same. jobs_u/get tells
+        # them apart (a queued or running job is there, a job Windmill does not know is 404): asked every
+        # CONFIRM_AFTER-th look while the job shows as not started, so one extra request per five looks.
+        not_started = poll.status == 200 and poll.started is None and (job.checks + 1) % CONFIRM_AFTER == 0
+        if not_started and await self.client.job_exists(target, token, job.job_id) is False:
+            return JobUpdate(
+                job.delivery_id,
+                "unknown",
+                excerpt=(
+                    f"Windmill does not know job {job.job_id} in workspace {target.workspace} (jobs_u/get "
+                    "answered 404): deleted, or its database restored from a backup; stopped tracking. "
+                    "`headrace replay` runs the event again under a new job id."
+                ),
             )
         if poll.status == 404 and job.checks + 1 >= NOT_FOUND_LIMIT:
             return JobUpdate(

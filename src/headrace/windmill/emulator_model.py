@@ -29,7 +29,6 @@ Runner = Callable[
 
 TIMEOUT_WAIT_RESULT = 600.0  # seconds run_wait_result waits before answering 500 and cancelling the job (W2)
 FAKE_JOB_TOKEN = "wm-emulated-job-token"  # noqa: S105 - a job's own token: "$WM_TOKEN" (A4), WM_TOKEN in its env
-SCOPES = ("jobs:run", "jobs:read", "scripts:read", "flows:read", "resources:read", "variables:read")
 
 
 @dataclass

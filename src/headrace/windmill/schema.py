@@ -6,10 +6,12 @@ missing, with no type check unless the script opts in. `validate` names each of 
 job is created:
 
 - missing:     a required argument is absent (and the schema gives no default for it)
-- undeclared:  a key the target does not declare (Windmill would drop it)
+- undeclared:  a key the target does not declare (Windmill would drop it; not for flows, which keep every
+               input (A5), nor for Python scripts whose `main` takes `**kwargs` (A3))
 - type:        JSON type differs from the declared one (integer vs number vs string ...), at any depth
 - enum:        a value outside the declared choices
-- null:        null where the argument is not nullable
+- null:        null where the argument is not nullable and has no default (null with a default becomes the
+               default, A2)
 - resource:    a resource-typed argument (`format: resource-*`) with neither a value nor a default
 
 The schema is what `GET /w/{ws}/scripts/get/p/{path}` or `/flows/get/{path}` returns as `.schema`.
@@ -103,13 +105,16 @@ def _type_ok(value: Any, types: tuple[str, ...]) -> bool:
     return actual in types or (actual == "integer" and "number" in types)
 
 
-def validate(payload: Mapping[str, Any], schema: Mapping[str, Any] | None) -> list[Problem]:
+def validate(
+    payload: Mapping[str, Any], schema: Mapping[str, Any] | None, *, keeps_undeclared: bool = False
+) -> list[Problem]:
     """Every problem Windmill would hide, in a stable order: undeclared keys first (a renamed field shows as
-    the new name next to the old one), then the declared arguments in schema order."""
+    the new name next to the old one), then the declared arguments in schema order. `keeps_undeclared`: the
+    target receives keys it does not declare (a flow, A5; a Python `main(**kwargs)`, A3), so they are fine."""
     if not schema:
         return []
     problems: list[Problem] = []
-    _check_object(payload, schema, "", problems, top=True)
+    _check_object(payload, schema, "", problems, top=not keeps_undeclared)
     problems.sort(key=lambda p: p.kind != "undeclared")
     return problems[:MAX_PROBLEMS]
 
@@ -154,6 +159,9 @@ def _expected(spec: Mapping[str, Any]) -> str:
 
 def _check_value(value: Any, spec: Mapping[str, Any], path: str, problems: list[Problem], required: bool) -> None:
     if value is None:
+        # CONTRACT.md A2: an argument sent as null whose parameter has a default gets the default.
+        if spec.get("default") is not None:
+            return
         if not _nullable(spec, required):
             problems.append(Problem(path, "null", _expected(spec) + ", not null", "null"))
         return
