@@ -51,10 +51,13 @@ def load_scripts(settings: Settings) -> dict[str, Script]:
     return scripts
 
 
-def make_sandbox() -> Sandbox:
-    from headrace.transform.quickjs_sandbox import QuickJSSandbox
+def make_sandbox(settings: Settings | None = None) -> Sandbox:
+    """User scripts in a pool of worker processes with a wall-clock deadline; built-in templates in-process."""
+    from headrace.config import ServerSettings
+    from headrace.transform.pool import ProcessPoolSandbox
 
-    return QuickJSSandbox()
+    server = settings.server if settings is not None else ServerSettings()
+    return ProcessPoolSandbox(workers=server.transform_workers)
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class App:
             self.store,
             self.settings,
             WindmillClient(self._session),
-            make_sandbox() if scripts else None,
+            make_sandbox(self.settings) if scripts else None,
             scripts,
             clock=self.clock,
             metrics=self.metrics,
@@ -107,11 +110,13 @@ class App:
             log.error("transformations not reloaded: %s", exc)
             return
         if scripts and self.worker.sandbox is None:
-            self.worker.sandbox = make_sandbox()
+            self.worker.sandbox = make_sandbox(self.settings)
         self.worker.reload(self.settings, scripts)
         log.info("transformations reloaded", extra={"destinations": sorted(scripts)})
 
     async def close(self) -> None:
+        if self.worker is not None and self.worker.sandbox is not None:
+            await self.worker.sandbox.close()
         if self._session is not None:
             await self._session.close()
         await self.store.close()

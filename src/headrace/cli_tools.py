@@ -139,8 +139,15 @@ def cmd_transform(args: argparse.Namespace) -> int:
         url=args.url,
         webhook_id=args.webhook_id,
     )
+    async def run() -> WebhookObject:
+        sandbox = make_sandbox()
+        try:
+            return await sandbox.transform(script, webhook)
+        finally:
+            await sandbox.close()
+
     try:
-        result = asyncio.run(make_sandbox().transform(script, webhook))
+        result = asyncio.run(run())
     except TransformError as exc:
         print(f"transformation {script.name} failed: {exc}", file=sys.stderr)
         return 1

@@ -87,22 +87,26 @@ class QuickJSSandbox:
     def run(self, script: Script, webhook: WebhookObject) -> WebhookObject:
         """Transform `webhook` with `script`; raise TransformError saying why if that fails."""
         text = self.evaluate(script, webhook)
-        return _to_webhook(script.name, webhook, text)
+        return to_webhook(script.name, webhook, text)
 
     async def transform(self, script: Script, webhook: WebhookObject) -> WebhookObject:
-        """The pipeline's entry point (the `Sandbox` protocol). Today it runs in-process, on the caller's thread."""
+        """The `Sandbox` protocol, in-process on the caller's thread: for tests and tools only. A long native
+        operation is not stopped by the CPU limit here; the server uses `pool.ProcessPoolSandbox`."""
         return self.run(script, webhook)
+
+    async def close(self) -> None:
+        """Nothing to release: every run frees its own context."""
 
     def evaluate(self, script: Script, webhook: WebhookObject) -> str:
         """Run the handler and return `JSON.stringify(handler(webhook))` exactly as the engine produced it.
 
         This is what `run` validates; it is public so that tests can compare it byte for byte with Node.
         """
+        return self.evaluate_given(script, encode_input(script.name, webhook))
+
+    def evaluate_given(self, script: Script, given: str) -> str:
+        """`evaluate` for an input already encoded by `encode_input` (what a sandbox worker process receives)."""
         name = script.name
-        try:
-            given = _ENCODE(handler_input(webhook))
-        except (TypeError, ValueError) as exc:
-            raise TransformError(f"{name}: the webhook is not JSON-serialisable: {exc}") from None
         if name.startswith("builtin:"):
             return self._run_builtin(script, given)
         context = quickjs.Context()
@@ -180,19 +184,29 @@ class QuickJSSandbox:
         line = int(match.group(1)) if match else None
         if message == "InternalError: interrupted":
             ms = round(self.time_limit_s * 1000)
-            return TransformError(f"{name}: handler exceeded the CPU time limit of {ms} ms", line)
+            return TransformError(f"{name}: handler exceeded the CPU time limit of {ms} ms", line, limit="cpu")
         mib = self.memory_limit_bytes / (1024 * 1024)
         if message == "InternalError: out of memory":
-            return TransformError(f"{name}: handler exceeded the memory limit of {mib:g} MiB", line)
+            return TransformError(f"{name}: handler exceeded the memory limit of {mib:g} MiB", line, limit="memory")
         if raw.strip() == "null":
             # When QuickJS runs out of memory so completely that it cannot even build the InternalError,
             # the pending exception is null, which looks exactly like `throw null`.
-            return TransformError(f"{name}: handler exceeded the memory limit of {mib:g} MiB (or threw null)")
+            return TransformError(
+                f"{name}: handler exceeded the memory limit of {mib:g} MiB (or threw null)", limit="memory"
+            )
         if not _ERROR_NAME.match(message):
             message = f"uncaught exception: {message}"
         if during:
             message = f"{message} (during {during})"
         return TransformError(f"{name}: {message}", line)
+
+
+def encode_input(name: str, webhook: WebhookObject) -> str:
+    """The handler's argument as JSON text, or TransformError when the webhook cannot be JSON."""
+    try:
+        return _ENCODE(handler_input(webhook))
+    except (TypeError, ValueError) as exc:
+        raise TransformError(f"{name}: the webhook is not JSON-serialisable: {exc}") from None
 
 
 def handler_input(webhook: WebhookObject) -> dict[str, Any]:
@@ -222,12 +236,15 @@ def _describe_non_object(value: object) -> str:
     return f"handler returned {what}; it must return the webhook object (did you forget `return webhook`?)"
 
 
-def _to_webhook(name: str, original: WebhookObject, text: str) -> WebhookObject:
+def to_webhook(name: str, original: WebhookObject, text: str) -> WebhookObject:
     """Check the handler's JSON result against the Svix contract and build the outgoing webhook.
 
     `eventType` (and `webhookId`) are read-only, as in Svix: whatever the handler leaves in them is ignored.
     """
-    result = json.loads(text)
+    try:
+        result = json.loads(text)
+    except RecursionError:
+        raise TransformError(f"{name}: handler returned an object nested too deeply to deliver") from None
     if not isinstance(result, dict):
         raise TransformError(
             f"{name}: handler returned a JSON {type(result).__name__ if result is not None else 'null'}; "
