@@ -56,7 +56,7 @@ def make_sandbox(settings: Settings | None = None) -> Sandbox:
     from headrace.config import ServerSettings
     from headrace.transform.pool import ProcessPoolSandbox
 
-    server = settings.server if settings is not None else ServerSettings()
+    server = settings.server if settings is not None else ServerSettings.model_validate({})
     return ProcessPoolSandbox(workers=server.transform_workers)
 
 

@@ -139,6 +139,7 @@ def cmd_transform(args: argparse.Namespace) -> int:
         url=args.url,
         webhook_id=args.webhook_id,
     )
+
     async def run() -> WebhookObject:
         sandbox = make_sandbox()
         try:

@@ -24,8 +24,10 @@ charged to their deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import pathlib
 import queue
 import select
 import subprocess
@@ -38,7 +40,7 @@ from typing import IO, Any
 
 from headrace.transform import Script, TransformError, WebhookObject
 from headrace.transform.quickjs_sandbox import QuickJSSandbox, encode_input, to_webhook
-from headrace.transform.worker_process import HEADER, MAX_FRAME, encode_frame
+from headrace.transform.worker_process import HEADER, MAX_FRAME, decode_text, encode_frame, encode_text, raw_frame
 
 # A new worker process must say it is ready within this long (Python start-up and `import quickjs`, ~60 ms).
 START_TIMEOUT_S = 10.0
@@ -46,6 +48,9 @@ START_TIMEOUT_S = 10.0
 FAST_PATH_MAX_BYTES = 64 * 1024
 # ... and within this much CPU; past it the run is repeated in the pool with the full limits.
 FAST_PATH_CPU_S = 0.010
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 class _Died(Exception):
@@ -66,7 +71,7 @@ class _Worker:
         )
         # -I and an empty environment: the worker sees none of the server's environment (tokens, secrets);
         # it finds headrace through the parent's sys.path, given in the bootstrap line.
-        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+        self.process = subprocess.Popen(
             [sys.executable, "-I", "-c", bootstrap, repr(time_limit_s), str(memory_limit_bytes)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -94,24 +99,30 @@ class _Worker:
     def pid(self) -> int:
         return self.process.pid
 
-    def call(self, request: bytes, wall_limit_s: float) -> dict[str, Any]:
+    def call(self, request: bytes, wall_limit_s: float) -> tuple[dict[str, Any], str | None]:
+        """Send one request; the answer's head and, when it succeeded, the handler's JSON text."""
         deadline = time.monotonic() + wall_limit_s
         try:
             self._stdin.write(request)
             self._stdin.flush()
         except (BrokenPipeError, ValueError):
             raise _Died from None
-        return self._read(deadline)
+        head = self._read(deadline)
+        if head.get("ok") is True:
+            return head, decode_text(self._read_frame(deadline))
+        return head, None
 
     def _read(self, deadline: float) -> dict[str, Any]:
-        head = self._read_exactly(HEADER.size, deadline)
-        (size,) = HEADER.unpack(head)
-        if size > MAX_FRAME:
-            raise _Died
-        value = json.loads(self._read_exactly(size, deadline))
+        value = json.loads(self._read_frame(deadline))
         if not isinstance(value, dict):
             raise _Died
         return value
+
+    def _read_frame(self, deadline: float) -> bytes:
+        (size,) = HEADER.unpack(self._read_exactly(HEADER.size, deadline))
+        if size > MAX_FRAME:
+            raise _Died
+        return self._read_exactly(size, deadline)
 
     def _read_exactly(self, size: int, deadline: float) -> bytes:
         chunks: list[bytes] = []
@@ -129,6 +140,14 @@ class _Worker:
             remaining -= len(chunk)
         return b"".join(chunks)
 
+    def cpu_ms(self) -> int | None:
+        """CPU time (user + system) the process has used, from /proc; None where there is no /proc."""
+        try:
+            fields = pathlib.Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        return round((int(fields[11]) + int(fields[12])) * 1000 / _CLOCK_TICKS)
+
     def kill(self) -> None:
         """SIGKILL and reap: no zombie is left behind."""
         if self.process.poll() is None:
@@ -136,10 +155,8 @@ class _Worker:
         self.process.wait()
         for stream in (self.process.stdin, self.process.stdout):
             if stream is not None:
-                try:
+                with contextlib.suppress(OSError):
                     stream.close()
-                except OSError:
-                    pass
 
     def describe_exit(self) -> str:
         try:
@@ -157,6 +174,26 @@ def _kill_all(live: set[_Worker], lock: threading.Lock) -> None:
         live.clear()
     for worker in workers:
         worker.kill()
+
+
+def _smaller_than(value: object, limit: int) -> bool:
+    """A cheap lower bound of the JSON size of `value` stays under `limit`: stops as soon as it does not,
+    so a megabyte payload costs the event loop a short walk, not a full encoding."""
+    size = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        size += 2
+        if isinstance(item, str):
+            size += len(item)
+        elif isinstance(item, dict):
+            size += sum(len(key) + 3 for key in item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        if size > limit:
+            return False
+    return True
 
 
 class ProcessPoolSandbox:
@@ -202,42 +239,54 @@ class ProcessPoolSandbox:
             return sorted(worker.pid for worker in self._live)
 
     async def transform(self, script: Script, webhook: WebhookObject) -> WebhookObject:
-        given = encode_input(script.name, webhook)
-        if script.name.startswith("builtin:") and len(given) <= self.fast_path_max_bytes:
-            try:
-                return to_webhook(script.name, webhook, self.fast.evaluate_given(script, given))
-            except TransformError as exc:
-                if exc.limit != "cpu":
-                    raise
-                # Over the fast path's small budget: repeat with the full limits, off the event loop.
+        if self._closed:
+            raise TransformError(f"{script.name}: the sandbox is shut down (headrace is stopping); not run")
+        given = None
+        if script.name.startswith("builtin:") and _smaller_than(webhook.payload, self.fast_path_max_bytes):
+            given = encode_input(script.name, webhook)
+            if len(given) <= self.fast_path_max_bytes:
+                try:
+                    return to_webhook(script.name, webhook, self.fast.evaluate_given(script, given))
+                except TransformError as exc:
+                    if exc.limit != "cpu":
+                        raise
+                    # Over the fast path's small budget: repeat with the full limits, off the event loop.
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._run, script, webhook, given)
 
-    def _run(self, script: Script, webhook: WebhookObject, given: str) -> WebhookObject:
-        text = self._evaluate(script, given)
+    def _run(self, script: Script, webhook: WebhookObject, given: str | None) -> WebhookObject:
+        """In a pool thread: encode, run in a worker process, decode and check (JSON work stays off the loop)."""
+        text = self._evaluate(script, encode_input(script.name, webhook) if given is None else given)
         return to_webhook(script.name, webhook, text)
 
     def _evaluate(self, script: Script, given: str) -> str:
         name = script.name
-        request = encode_frame({"name": name, "source": script.source, "given": given})
+        request = encode_frame({"name": name, "source": script.source}) + raw_frame(encode_text(given))
         worker = self._idle.get()  # never waits: one slot per executor thread
         try:
             if self._closed:
-                raise TransformError(f"{name}: the sandbox is shut down (headrace is stopping); the run was not made")
+                raise TransformError(f"{name}: the sandbox is shut down (headrace is stopping); not run")
             if worker is None:
                 worker = _Worker(self.time_limit_s, self.memory_limit_bytes)
                 with self._lock:
                     self._live.add(worker)
             try:
-                answer = worker.call(request, self.wall_limit_s)
+                answer, text = worker.call(request, self.wall_limit_s)
             except _Overran:
+                used = worker.cpu_ms()
                 self._discard(worker)
                 worker = None
                 ms = round(self.wall_limit_s * 1000)
+                if used is not None and used < self.time_limit_s * 1000 / 2:
+                    why = f"it got only {used} ms of CPU in that time: the machine is overloaded"
+                else:
+                    why = (
+                        "a long native operation, such as converting a huge BigInt to a string or normalising "
+                        "megabytes of text, does not stop at the CPU limit"
+                    )
                 raise TransformError(
                     f"{name}: handler exceeded the wall-clock limit of {ms} ms and its sandbox process was "
-                    "stopped (a long native operation, such as converting a huge BigInt to a string or "
-                    "normalising megabytes of text, does not stop at the CPU limit)",
+                    f"stopped ({why})",
                     limit="wall",
                 ) from None
             except _Died:
@@ -250,8 +299,8 @@ class ProcessPoolSandbox:
                 ) from None
         finally:
             self._idle.put(worker)
-        if "text" in answer and isinstance(answer["text"], str):
-            return answer["text"]
+        if text is not None:
+            return text
         line = answer.get("line")
         raise TransformError(
             str(answer.get("error", f"{name}: the sandbox process gave no result")),

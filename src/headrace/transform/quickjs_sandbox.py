@@ -64,7 +64,9 @@ _FREEZE = """(() => {
   freeze(globalThis);
 })();"""
 # QuickJS names code passed to eval "<input>"; stack frames and syntax errors point into it.
-_ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False).encode
+# Only for text with lone surrogates (legal in JSON escapes, not encodable as UTF-8): \u-escape everything.
+_ENCODE_ASCII = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 _LOCATION = re.compile(r"<input>:(\d+)(?::\d+)?")
 _ERROR_NAME = re.compile(r"^[A-Za-z]*Error\b")
 # RFC 9110 token for header names; values: visible ASCII/obs-text, space and tab, no CR/LF/NUL.
@@ -204,9 +206,16 @@ class QuickJSSandbox:
 def encode_input(name: str, webhook: WebhookObject) -> str:
     """The handler's argument as JSON text, or TransformError when the webhook cannot be JSON."""
     try:
-        return _ENCODE(handler_input(webhook))
+        text = _ENCODE(handler_input(webhook))
     except (TypeError, ValueError) as exc:
         raise TransformError(f"{name}: the webhook is not JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise TransformError(f"{name}: the webhook is nested too deeply to pass to the handler") from None
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return str(_ENCODE_ASCII(handler_input(webhook)))
+    return str(text)
 
 
 def handler_input(webhook: WebhookObject) -> dict[str, Any]:
