@@ -249,7 +249,9 @@ async def test_limits_and_errors_come_back_from_the_process(sandbox: Sandbox) ->
     error, elapsed = await fails_in_time(sandbox, cpu)
     # Alone it stops at the CPU limit; on a machine so loaded that the process cannot get 200 ms of CPU in
     # 400 ms, the wall-clock limit stops it first, and says so.
-    assert (error.limit, error.limit == "cpu") in (("cpu", "CPU time limit of 200 ms" in str(error)), ("wall", False))
+    assert error.limit in ("cpu", "wall"), error
+    if error.limit == "cpu":
+        assert "CPU time limit of 200 ms" in str(error)
     assert elapsed < BOUND_S
     thrown = Script("throws.js", "function handler(w) {\n  throw new TypeError('no amount');\n}")
     error, _ = await fails_in_time(sandbox, thrown)
@@ -288,13 +290,13 @@ async def test_builtin_templates_stay_in_process_for_real_payloads(sandbox: Sand
 
 @with_sandbox
 async def test_a_hostile_payload_cannot_hold_the_loop_in_a_builtin(sandbox: Sandbox) -> None:
-    """Dodo signs what customers typed: ~1 MB of metadata must not run the template on the event loop."""
+    """Dodo signs what customers typed: ~600 KB of metadata must not run the template on the event loop."""
     script = load_script("builtin:payment", pathlib.Path.cwd())
     body = samples.load("payment.succeeded")
-    body["data"]["metadata"] = {f"k{i}": "\u00e9" * 200 + str(i) for i in range(4000)}
+    body["data"]["metadata"] = {f"k{i}": "\u00e9" * 200 + str(i) for i in range(2500)}
     body["data"]["customer"]["name"] = "x" * 100_000
     hostile = webhook(body)
-    assert len(json.dumps(body)) > 900_000
+    assert len(json.dumps(body, ensure_ascii=False)) > 600_000
     await sandbox.transform(IDENTITY, webhook())  # warm
     result, ticker = await run_on_loop(lambda: sandbox.transform(script, hostile))
     assert result.payload == QuickJSSandbox().run(script, hostile).payload
