@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import quickjs
 
 from headrace.transform import Script, TransformError, WebhookObject
+from headrace.transform.intl import INTL_SHIM, NEEDS_SHIM
 
 METHODS = ("POST", "PUT")
 
@@ -44,6 +45,14 @@ _PRELUDE_WITH_CONSOLE = """{ const ignore = function () {};
   globalThis.console = { log: ignore, info: ignore, warn: ignore, error: ignore, debug: ignore, trace: ignore };
 }
 JSON.stringify"""
+
+
+def _prelude(source: str) -> str:
+    """What runs before a user script: the locale shim and `console` only for scripts that mention them."""
+    prelude = _PRELUDE_WITH_CONSOLE if "console" in source else _PRELUDE
+    return INTL_SHIM + "\n" + prelude if NEEDS_SHIM.search(source) else prelude
+
+
 # Evaluated after the user's script: hands back the handler, or a description of what `handler` is.
 _FIND_HANDLER = '\n;typeof handler === "function" ? handler : typeof handler'
 # Freezes every object reachable from the global object, and the global object itself.
@@ -118,7 +127,7 @@ class QuickJSSandbox:
             # Taken before user code runs, so a script that replaces JSON.stringify cannot change the output.
             # Calling it (rather than the binding's Object.json()) keeps `toJSON` and getters under the
             # time limit: Object.json() runs outside it, and `toJSON() { for (;;) {} }` would never return.
-            stringify = context.eval(_PRELUDE_WITH_CONSOLE if "console" in script.source else _PRELUDE)
+            stringify = context.eval(_prelude(script.source))
             self._limit_time(context, deadline)
             # One eval: the user's script, then (on a line of its own, so line numbers are untouched)
             # an expression whose value is the handler function, or what `handler` is instead.
