@@ -29,9 +29,31 @@ import re
 NEEDS_SHIM = re.compile(r"ocale|Intl")
 
 INTL_SHIM = r"""(() => {
+// Errors the shim raises point at the user's line: the outermost shim function cuts itself out of the stack.
+const OURS = Symbol("headrace.intl");
+const mark = (error) => Object.defineProperty(error, OURS, { value: true });
 const unsupported = (what, hint) => {
-  throw new TypeError(what + " is not supported in the headrace sandbox (QuickJS has no Intl; Node would give a "
-    + "different string). " + (hint || "Format the value yourself, e.g. with toFixed() or toISOString()."));
+  throw mark(new TypeError(what + " is not supported in the headrace sandbox (QuickJS has no Intl; Node would "
+    + "give a different string). " + (hint || "Format the value yourself, e.g. with toFixed() or toISOString().")));
+};
+let depth = 0;
+const api = (fn) => {
+  const entry = function (...args) {
+    depth++;
+    try {
+      return fn.apply(this, args);
+    } catch (error) {
+      if (depth === 1 && error !== null && typeof error === "object" && error[OURS]) {
+        Error.captureStackTrace(error, entry);
+      }
+      throw error;
+    } finally {
+      depth--;
+    }
+  };
+  Object.defineProperty(entry, "name", { value: fn.name });
+  entry.prototype = fn.prototype;
+  return entry;
 };
 // Symbol (as Node 20's ICU prints it in en-US, a no-break space after a code) and fraction digits.
 const CURRENCIES = {
@@ -44,6 +66,8 @@ const CURRENCIES = {
   BHD: ["BHD\u00a0", 3], KWD: ["KWD\u00a0", 3], JOD: ["JOD\u00a0", 3], OMR: ["OMR\u00a0", 3], TND: ["TND\u00a0", 3],
   CLP: ["CLP\u00a0", 0], ISK: ["ISK\u00a0", 0], NGN: ["NGN\u00a0", 2], EGP: ["EGP\u00a0", 2], PKR: ["PKR\u00a0", 0],
   COP: ["COP\u00a0", 0], ARS: ["ARS\u00a0", 2], PEN: ["PEN\u00a0", 2], RON: ["RON\u00a0", 2], KES: ["KES\u00a0", 2],
+  RUB: ["RUB\u00a0", 2], UAH: ["UAH\u00a0", 2], BGN: ["BGN\u00a0", 2], IQD: ["IQD\u00a0", 0], LYD: ["LYD\u00a0", 3],
+  UGX: ["UGX\u00a0", 0], XAF: ["FCFA\u00a0", 0], XOF: ["F\u202fCFA\u00a0", 0],
 };
 const checkLocale = (locales, what) => {
   if (locales === undefined) return;
@@ -58,7 +82,9 @@ const digitsOption = (options, name, low, high, fallback) => {
   const value = options[name];
   if (value === undefined) return fallback;
   const number = Number(value);
-  if (!Number.isFinite(number) || number < low || number > high) throw new RangeError(name + " value is out of range.");
+  if (!Number.isFinite(number) || number < low || number > high) {
+    throw mark(new RangeError(name + " value is out of range."));
+  }
   return Math.floor(number);
 };
 const UNSUPPORTED_NUMBER_OPTIONS = ["notation", "compactDisplay", "signDisplay", "unit", "unitDisplay",
@@ -74,14 +100,14 @@ function resolveNumber(locales, options, what) {
   const style = options.style === undefined ? "decimal" : String(options.style);
   if (style === "unit") unsupported(what + ' with style "unit"');
   if (style !== "decimal" && style !== "currency" && style !== "percent") {
-    throw new RangeError("Value " + style + " out of range for Intl.NumberFormat options property style");
+    throw mark(new RangeError("Value " + style + " out of range for Intl.NumberFormat options property style"));
   }
   let prefix = "";
   let currencyDigits = 0;
   if (options.currency !== undefined || style === "currency") {
-    if (options.currency === undefined) throw new TypeError("Currency code is required with currency style.");
+    if (options.currency === undefined) throw mark(new TypeError("Currency code is required with currency style."));
     const code = String(options.currency);
-    if (!/^[A-Za-z]{3}$/.test(code)) throw new RangeError("Invalid currency code : " + code);
+    if (!/^[A-Za-z]{3}$/.test(code)) throw mark(new RangeError("Invalid currency code : " + code));
     const known = CURRENCIES[code.toUpperCase()];
     if (known === undefined) {
       const supported = "Supported: " + Object.keys(CURRENCIES).join(", ") + ".";
@@ -106,7 +132,7 @@ function resolveNumber(locales, options, what) {
   } else if (maximum === undefined) {
     maximum = Math.max(maxDefault, minimum);
   } else if (minimum > maximum) {
-    throw new RangeError("maximumFractionDigits value is out of range.");
+    throw mark(new RangeError("maximumFractionDigits value is out of range."));
   }
   const grouping = options.useGrouping;
   if (grouping !== undefined && grouping !== true && grouping !== false) {
@@ -174,29 +200,28 @@ function formatValue(value, spec) {
   return formatDecimal(negative, decimalOf(String(Math.abs(number))), spec);
 }
 
-function NumberFormat(locales, options) {
+const define = (target, name, fn) =>
+  Object.defineProperty(target, name, { value: api(fn), writable: true, configurable: true });
+const missing = (target, owner, names) => {
+  for (const name of names) define(target, name, function () { unsupported(owner + name); });
+};
+
+const NumberFormat = api(function NumberFormat(locales, options) {
   const spec = resolveNumber(locales, options, "Intl.NumberFormat");
-  const format = (value) => formatValue(value, spec);
   const formatter = Object.create(NumberFormat.prototype);
+  const format = api(function format(value) {
+    return formatValue(value, spec);
+  });
   Object.defineProperty(formatter, "format", { value: format });
   return formatter;
-}
-NumberFormat.prototype.formatToParts = () => unsupported("Intl.NumberFormat.prototype.formatToParts");
-NumberFormat.prototype.formatRange = () => unsupported("Intl.NumberFormat.prototype.formatRange");
-NumberFormat.prototype.resolvedOptions = () => unsupported("Intl.NumberFormat.prototype.resolvedOptions");
-NumberFormat.supportedLocalesOf = () => unsupported("Intl.NumberFormat.supportedLocalesOf");
-
+});
+missing(NumberFormat.prototype, "Intl.NumberFormat.prototype.", ["formatToParts", "formatRange", "resolvedOptions"]);
+missing(NumberFormat, "Intl.NumberFormat.", ["supportedLocalesOf"]);
 const Intl = { NumberFormat };
-for (const name of ["Collator", "DateTimeFormat", "DisplayNames", "DurationFormat", "ListFormat", "Locale",
-                    "PluralRules", "RelativeTimeFormat", "Segmenter"]) {
-  Intl[name] = function () { unsupported("Intl." + name); };
-}
-Intl.getCanonicalLocales = () => unsupported("Intl.getCanonicalLocales");
-Intl.supportedValuesOf = () => unsupported("Intl.supportedValuesOf");
+missing(Intl, "Intl.", ["Collator", "DateTimeFormat", "DisplayNames", "DurationFormat", "ListFormat", "Locale",
+  "PluralRules", "RelativeTimeFormat", "Segmenter", "getCanonicalLocales", "supportedValuesOf"]);
 Object.defineProperty(globalThis, "Intl", { value: Intl, writable: true, configurable: true });
 
-const define = (target, name, fn) =>
-  Object.defineProperty(target, name, { value: fn, writable: true, configurable: true });
 const numberValue = Number.prototype.valueOf;
 const bigintValue = BigInt.prototype.valueOf;
 define(Number.prototype, "toLocaleString", function toLocaleString(locales, options) {
