@@ -141,6 +141,22 @@ async def run(rounds: int) -> None:
                 base,
             )
             row(label, "reused context (floor, not isolated)", measure(reused_context(), webhooks, n), base)
+        locale = Script("bench:locale", RESHAPE.replace(".toFixed(2)", '.toLocaleString("en-US", LOCALE)'))
+        locale = Script(locale.name, 'const LOCALE = { style: "currency", currency: "USD" };\n' + locale.source)
+        base = await measure_async(lambda w: inproc.transform(script, w), payment, rounds * 20)
+        row("toLocaleString script", "in-process, reshape (baseline)", base, None)
+        row(
+            "toLocaleString script",
+            "in-process, + en-US Intl shim",
+            await measure_async(lambda w: inproc.transform(locale, w), payment, rounds * 20),
+            base,
+        )
+        row(
+            "toLocaleString script",
+            "isolated, + en-US Intl shim",
+            await measure_async(lambda w: pool.transform(locale, w), payment, rounds * 20),
+            base,
+        )
         base = await measure_async(lambda w: inproc.transform(builtin, w), payment, rounds * 20)
         row("builtin:payment", "in-process kept context (baseline)", base, None)
         fast = await measure_async(lambda w: pool.transform(builtin, w), payment, rounds * 20)
