@@ -204,12 +204,14 @@ class ProcessPoolSandbox:
         self.fast_path_max_bytes = fast_path_max_bytes
         self.fast = QuickJSSandbox(fast_path_cpu_s, memory_limit_bytes)
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="headrace-sandbox")
+        self._spawner = ThreadPoolExecutor(1, thread_name_prefix="headrace-sandbox-start")
         self._idle: queue.LifoQueue[_Worker | None] = queue.LifoQueue()  # a warm process first
         for _ in range(workers):
             self._idle.put(None)  # a slot; its process starts on first use
         self._live: set[_Worker] = set()
         self._lock = threading.Lock()
         self._closed = False
+        self._shares: dict[str, asyncio.Semaphore] = {}
         # If the owner never calls close(), the processes are still killed and reaped (at the latest at exit).
         self._finalizer = weakref.finalize(self, _kill_all, self._live, self._lock)
 
@@ -233,7 +235,16 @@ class ProcessPoolSandbox:
                         raise
                     # Over the fast path's small budget: repeat with the full limits, off the event loop.
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._run, script, webhook, given)
+        async with self._share(script.name):
+            return await loop.run_in_executor(self._executor, self._run, script, webhook, given)
+
+    def _share(self, name: str) -> asyncio.Semaphore:
+        """One script (one destination's, usually) gets at most all processes but one, so a script that always
+        runs into its limit cannot make every other destination's runs queue behind it."""
+        share = self._shares.get(name)
+        if share is None:
+            share = self._shares[name] = asyncio.Semaphore(max(1, self.workers - 1))
+        return share
 
     def _run(self, script: Script, webhook: WebhookObject, given: str | None) -> WebhookObject:
         """In a pool thread: encode, run in a worker process, decode and check (JSON work stays off the loop)."""
@@ -243,7 +254,9 @@ class ProcessPoolSandbox:
     def _evaluate(self, script: Script, given: str) -> str:
         name = script.name
         request = encode_frame({"name": name, "source": script.source}) + raw_frame(encode_text(given))
-        worker = self._idle.get()  # never waits: one slot per executor thread
+        # One slot per executor thread, so this waits only while a killed process's replacement is starting.
+        worker = self._idle.get()
+        replace = False
         try:
             if self._closed:
                 raise TransformError(f"{name}: the sandbox is shut down (headrace is stopping); not run")
@@ -256,7 +269,7 @@ class ProcessPoolSandbox:
             except _Overran:
                 used = worker.cpu_ms()
                 self._discard(worker)
-                worker = None
+                worker, replace = None, True
                 ms = round(self.wall_limit_s * 1000)
                 if used is not None and used < self.time_limit_s * 1000 / 2:
                     why = f"it got only {used} ms of CPU in that time: the machine is overloaded"
@@ -273,13 +286,16 @@ class ProcessPoolSandbox:
             except _Died:
                 how = worker.describe_exit()
                 self._discard(worker)
-                worker = None
+                worker, replace = None, True
                 raise TransformError(
                     f"{name}: the sandbox process running the handler died ({how}); the next run gets a new one",
                     limit="process",
                 ) from None
         finally:
-            self._idle.put(worker)
+            if replace and not self._closed:
+                self._spawner.submit(self._respawn)  # the slot comes back with a warm process, off this run's path
+            else:
+                self._idle.put(worker)
         if text is not None:
             return text
         line = answer.get("line")
@@ -288,6 +304,18 @@ class ProcessPoolSandbox:
             line if isinstance(line, int) else None,
             limit=answer.get("limit") if isinstance(answer.get("limit"), str) else None,
         )
+
+    def _respawn(self) -> None:
+        worker = None
+        try:
+            if not self._closed:
+                worker = _Worker(self.time_limit_s, self.memory_limit_bytes)
+                with self._lock:
+                    self._live.add(worker)
+        except TransformError:
+            worker = None  # the next run tries again, and reports why it cannot start
+        finally:
+            self._idle.put(worker)
 
     def _discard(self, worker: _Worker) -> None:
         with self._lock:
@@ -298,6 +326,7 @@ class ProcessPoolSandbox:
         """Wait for runs in progress (each ends within the wall-clock limit), then kill and reap every process."""
         self._closed = True
         self._executor.shutdown(wait=True)
+        self._spawner.shutdown(wait=True)
         self._finalizer()
 
     async def close(self) -> None:
