@@ -24,6 +24,7 @@ from aiohttp import web
 from headrace import samples
 from headrace.app import make_sandbox
 from headrace.transform import Sandbox, Script, TransformError, WebhookObject
+from headrace.transform.pool import ProcessPoolSandbox
 from headrace.transform.quickjs_sandbox import QuickJSSandbox
 from headrace.transform.scripts import load_script
 
@@ -331,3 +332,24 @@ async def test_a_hostile_payload_cannot_hold_the_loop_in_a_builtin(sandbox: Sand
     # What is left on the loop's thread is Python's own JSON work on the megabyte (it holds the GIL), about what
     # ingest spends parsing that body; the template's ~130 ms run no longer is.
     assert max(ticker.lateness) < 0.05, f"loop held {max(ticker.lateness) * 1000:.1f} ms"
+
+
+def test_a_builtin_over_its_fast_path_budget_is_repeated_in_a_process() -> None:
+    """A trusted template that spends more than the fast path's 10 ms of CPU is stopped there and run again in
+    a sandbox process with the full limits: the same result, and the loop was held for ~10 ms at most."""
+    slow = Script(
+        "builtin:slow",
+        "function handler(w) {\n  let n = 0;\n  for (let i = 0; i < 2e6; i++) n += i % 7;\n"
+        "  w.payload = { n };\n  return w;\n}",
+    )
+
+    async def main() -> None:
+        sandbox = ProcessPoolSandbox(workers=1)
+        try:
+            result = await sandbox.transform(slow, webhook())
+            assert result.payload == QuickJSSandbox().run(slow, webhook()).payload == {"n": 5999995}
+            assert len(sandbox.pids()) == 1, "the slow run was repeated in a sandbox process"
+        finally:
+            await sandbox.close()
+
+    asyncio.run(main())
