@@ -11,8 +11,13 @@ dies (crash, OOM killer, `kill`) fails the run it had, the same way.
 The built-in templates (headrace's own, trusted code) keep the in-process fast path: their kept, frozen
 context on the calling thread, but only for inputs up to `fast_path_max_bytes` and within `fast_path_cpu_s`
 of CPU, so that even a hostile payload (a huge string or metadata object; Dodo signs what a customer typed)
-cannot hold the loop for more than a few milliseconds. A larger input, or a run that overspends that
-budget, goes to the pool with the full limits.
+cannot hold the loop for more than a few milliseconds (the engine's JSON parse and stringify are native and
+not interruptible, but linear: ~2.5 ms at 64 KiB). A larger input, or a run that overspends that budget,
+goes to the pool with the full limits.
+
+Fairness: one script (in practice one destination's) may occupy all processes but one, so a script that
+always runs into its limit delays other destinations' runs by nothing more than their own turn. A process
+killed on overrun is replaced in the background, so the next run finds a warm one.
 
 Threads: each run in the pool is one blocking call (write the request, poll for the answer until the deadline)
 on the pool's own executor, one thread per worker process, so a hung script never takes a thread that the
@@ -185,7 +190,7 @@ class ProcessPoolSandbox:
 
     def __init__(
         self,
-        workers: int = 2,
+        workers: int = 4,
         time_limit_s: float = 0.2,
         memory_limit_bytes: int = 64 * 1024 * 1024,
         wall_limit_s: float | None = None,
@@ -194,7 +199,7 @@ class ProcessPoolSandbox:
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
-        self.checks = QuickJSSandbox(time_limit_s, memory_limit_bytes)  # validates the two limits
+        QuickJSSandbox(time_limit_s, memory_limit_bytes)  # refuses limits that make no sense
         self.workers = workers
         self.time_limit_s = time_limit_s
         self.memory_limit_bytes = memory_limit_bytes
