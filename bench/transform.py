@@ -8,9 +8,11 @@ Per call (median and p99), all measured in this process and run:
   - isolated (`ProcessPoolSandbox`, what the server runs for user scripts: the same work in a worker process,
     plus a pool thread, two pipe writes and reads, JSON off the loop),
   - built-in fast path (`ProcessPoolSandbox` with `builtin:payment`: the kept, frozen context in-process),
-each as a ratio against the in-process baseline; plus the reused-context floor (not isolated) and the cost of
-an empty QuickJS context. Then the event loop's lateness (a 1 ms ticker, p99) while nothing runs and while an
-isolated `String(10n ** 300000n)` loop runs to its wall-clock limit (in-process it froze the loop for ~25 s).
+each as a ratio against the in-process baseline; the same reshape using `toLocaleString` (the en-US `Intl`
+shim is parsed in each run), in-process and isolated, against the reshape without it; plus the reused-context
+floor (not isolated) and the cost of an empty QuickJS context. Then the event loop's lateness (a 1 ms ticker,
+p99) while nothing runs and while an isolated `String(10n ** 300000n)` loop runs to its wall-clock limit
+(in-process it froze the loop for ~25 s).
 """
 
 from __future__ import annotations

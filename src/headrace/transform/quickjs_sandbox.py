@@ -10,6 +10,10 @@ a reused (unisolated) context (`python bench/transform.py`; docs/transformations
 QuickJS cannot share compiled bytecode between runtimes and the binding exposes no bytecode serialisation, so
 there is no compiled-script cache: compiling a handler is part of each run (~15-20 µs).
 
+This class runs a handler on the calling thread and cannot stop a long native operation (its CPU limit is
+checked between operations only); the server runs user scripts through `pool.ProcessPoolSandbox`, which
+uses this class inside sandbox worker processes under a wall-clock deadline.
+
 Data crosses the boundary only as JSON text: the input is parsed inside the engine (`JSON.parse`
 semantics) and the handler's return value is serialised inside the engine (`JSON.stringify` semantics:
 `undefined` keys vanish, Dates become ISO strings, `toJSON` is honoured), then parsed by Python.
