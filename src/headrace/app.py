@@ -66,14 +66,17 @@ def load_transformations(settings: Settings, sandbox: Sandbox | None = None) -> 
     """Every destination's script, and a sandbox to run them (`sandbox` kept when given; none when no scripts)."""
     scripts = load_scripts(settings)
     if scripts and sandbox is None:
-        sandbox = make_sandbox()
+        sandbox = make_sandbox(settings)
     return Transformations(scripts, sandbox)
 
 
-def make_sandbox() -> Sandbox:
-    from headrace.transform.quickjs_sandbox import QuickJSSandbox
+def make_sandbox(settings: Settings | None = None) -> Sandbox:
+    """User scripts in a pool of worker processes with a wall-clock deadline; built-in templates in-process."""
+    from headrace.config import ServerSettings
+    from headrace.transform.pool import ProcessPoolSandbox
 
-    return QuickJSSandbox()
+    server = settings.server if settings is not None else ServerSettings.model_validate({})
+    return ProcessPoolSandbox(workers=server.transform_workers)
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ class App:
         log.info("transformations reloaded", extra={"destinations": sorted(transformations.scripts)})
 
     async def close(self) -> None:
+        if self.worker is not None and self.worker.transformations.sandbox is not None:
+            await self.worker.transformations.sandbox.close()
         if self._session is not None:
             await self._session.close()
         await self.store.close()

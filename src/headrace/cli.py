@@ -233,10 +233,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         store = open_store(settings) if path is None or path.exists() else None
         if store is not None:
             await store.open(migrate=False)
+        sandbox = make_sandbox(settings) if any(d.transform for d in settings.destinations.values()) else None
         try:
-            sandbox = make_sandbox() if any(d.transform for d in settings.destinations.values()) else None
             return await check(settings, args.destinations, sandbox=sandbox, store=store, timeout=args.timeout)
         finally:
+            if sandbox is not None:
+                await sandbox.close()
             if store is not None:
                 await store.close()
 

@@ -161,7 +161,7 @@ def cmd_transform(args: argparse.Namespace) -> int:
     is what would be sent, and what delivery refuses it refuses."""
     from headrace import samples
     from headrace.app import make_sandbox
-    from headrace.deliver.request import Refused, Skipped, build_request
+    from headrace.deliver.request import Refused, Request, Skipped, build_request
     from headrace.transform.scripts import load_script
     from headrace.windmill.urls import WindmillUrlError, parse_run_url
 
@@ -191,7 +191,15 @@ def cmd_transform(args: argparse.Namespace) -> int:
     if not isinstance(body, dict):
         raise UsageError(f"--event {args.event}: a Dodo webhook body is a JSON object")
     event_type = str(body.get("type", ""))
-    built = asyncio.run(build_request(target, event_type, raw, args.webhook_id, script, make_sandbox()))
+
+    async def run() -> Request | Refused | Skipped:
+        sandbox = make_sandbox()
+        try:
+            return await build_request(target, event_type, raw, args.webhook_id, script, sandbox)
+        finally:
+            await sandbox.close()
+
+    built = asyncio.run(run())
     if isinstance(built, Refused):
         print(built.reason, file=sys.stderr)
         return 1

@@ -177,12 +177,95 @@ function handler(webhook) {
 }
 """
 
+# Locale formatting (issue 12 item 10): the en-US cases the sandbox implements, byte for byte as Node prints them.
+INTL = """
+function handler(webhook) {
+  const d = webhook.payload.data;
+  const cents = Number(d.total_amount ?? d.amount ?? d.recurring_pre_tax_amount ?? 4999);
+  const amount = cents / 100;
+  const usd = { style: "currency", currency: "USD" };
+  const us = (x, options) => x.toLocaleString("en-US", options);
+  const nf = (options) => new Intl.NumberFormat("en-US", options);
+  const t = new Date(webhook.payload.timestamp);
+  webhook.payload = {
+    currency: [
+      amount.toLocaleString("en-US", usd), us(-amount, usd), us(cents, { style: "currency", currency: "JPY" }),
+      us(amount, { style: "currency", currency: "eur" }),
+      amount.toLocaleString("en", { style: "currency", currency: "GBP" }),
+      us(cents / 1000, { style: "currency", currency: "KWD" }), us(amount, { style: "currency", currency: "CHF" }),
+      us(amount, { style: "currency", currency: "INR" }), us(cents, { style: "currency", currency: "XOF" }),
+      us(amount, { ...usd, currencyDisplay: "code" }), us(amount, { ...usd, maximumFractionDigits: 0 }),
+      us(amount, { ...usd, minimumFractionDigits: 3 }), us(1234567.891, usd), us(0, usd), us(-0.001, usd),
+      us(0.005, usd), us(1.005, usd), us(2.675, usd), us(-0.001, { ...usd, currencyDisplay: "code" }),
+    ],
+    decimal: [
+      amount.toLocaleString(), us(cents), (1234.5678).toLocaleString(), (-0).toLocaleString(),
+      NaN.toLocaleString(), (1 / 0).toLocaleString(), us(-1 / 0, usd), us(NaN, usd), (1e21).toLocaleString(),
+      (123456789012345680000).toLocaleString(), (1e-7).toLocaleString(), (0.0005).toLocaleString(),
+      (999.9995).toLocaleString(), us(1.005, { maximumFractionDigits: 2 }), us(2.5, { maximumFractionDigits: 0 }),
+      us(-2.5, { maximumFractionDigits: 0 }), us(5, { minimumIntegerDigits: 3 }), us(1234.5, { useGrouping: false }),
+      us(100, { minimumFractionDigits: 2 }), us(0.1 + 0.2, { maximumFractionDigits: 20 }), (2 ** 70).toLocaleString(),
+      (12345678n).toLocaleString(), us(-5n, usd), [amount, cents, null, "x"].toLocaleString(),
+      [amount, 2].toLocaleString("en-US", usd), us(cents / 7, { minimumFractionDigits: 1, maximumFractionDigits: 4 }),
+    ],
+    percent: [
+      us(0.256, { style: "percent" }), us(cents / 10000, { style: "percent", minimumFractionDigits: 1 }),
+      us(-0.0049, { style: "percent" }), us(12.5, { style: "percent" }), us(NaN, { style: "percent" }),
+    ],
+    intl: [
+      nf(usd).format(amount), Intl.NumberFormat().format(cents),
+      new Intl.NumberFormat(["en-US"], { maximumFractionDigits: 1 }).format("1234.56"),
+      nf().format("12345678901234567890.12345"), nf().format(" -0.5e2 "), nf().format("abc"), nf().format(""),
+      nf().format(true), [cents, 5, 0.5].map(nf(usd).format), nf().format(123456789n),
+    ],
+    dates: [
+      t.toLocaleDateString(), t.toLocaleDateString("en-US"), t.toLocaleDateString("en-US", { timeZone: "UTC" }),
+      t.toLocaleDateString("en-US", { year: "numeric", month: "long", day: "numeric" }),
+      t.toLocaleDateString("en-US", { year: "numeric", month: "short", day: "numeric", timeZone: "UTC" }),
+      t.toLocaleDateString("en-US", { year: "numeric", month: "2-digit", day: "2-digit" }),
+      t.toLocaleDateString(undefined, { year: "numeric", month: "numeric", day: "numeric" }),
+      new Date(Date.UTC(2024, 1, 29, 23, 59)).toLocaleDateString("en-US", { timeZone: "UTC" }),
+      new Date("nope").toLocaleDateString(), "Ab".toLocaleUpperCase(), "Ab".toLocaleLowerCase("en-US"),
+    ],
+  };
+  return webhook;
+}
+"""
+
+# Everything else about locales fails the run with a TypeError naming the feature, never a different string.
+UNSUPPORTED = {
+    '(4999).toLocaleString("de-DE")': 'Number.prototype.toLocaleString for locale "de-DE"',
+    '(49.99).toLocaleString("en-US", { style: "currency", currency: "USD", currencySign: "accounting" })': (
+        "Number.prototype.toLocaleString option currencySign"
+    ),
+    '(1234).toLocaleString("en-US", { notation: "compact" })': "Number.prototype.toLocaleString option notation",
+    '(4999).toLocaleString("en-US", { style: "currency", currency: "XPF" })': (
+        "Number.prototype.toLocaleString for currency XPF"
+    ),
+    '(49.99).toLocaleString("en-US", { style: "currency", currency: "USD", currencyDisplay: "name" })': (
+        'Number.prototype.toLocaleString with currencyDisplay "name"'
+    ),
+    '(3).toLocaleString("en-US", { style: "unit", unit: "day" })': "Number.prototype.toLocaleString option unit",
+    'new Intl.NumberFormat("en-US").formatToParts(5)': "Intl.NumberFormat.prototype.formatToParts",
+    'new Intl.DateTimeFormat("en-US").format(new Date(0))': "Intl.DateTimeFormat",
+    "new Date(0).toLocaleString()": "Date.prototype.toLocaleString",
+    'new Date(0).toLocaleTimeString("en-US")': "Date.prototype.toLocaleTimeString",
+    'new Date(0).toLocaleDateString("en-GB")': 'Date.prototype.toLocaleDateString for locale "en-GB"',
+    'new Date(0).toLocaleDateString("en-US", { weekday: "long" })': "Date.prototype.toLocaleDateString option weekday",
+    'new Date(0).toLocaleDateString("en-US", { timeZone: "America/New_York" })': (
+        'Date.prototype.toLocaleDateString with timeZone "America/New_York"'
+    ),
+    '"a".localeCompare("B")': "String.prototype.localeCompare",
+    '"i".toLocaleUpperCase("tr")': 'String.prototype.toLocaleUpperCase for locale "tr"',
+}
+
 TRICKY = {
     "coercion": COERCION,
     "undefined_keys": UNDEFINED_KEYS,
     "dates": DATES,
     "numbers": NUMBERS,
     "strings": STRINGS,
+    "intl": INTL,
 }
 HANDLERS = {path.stem: path.read_text() for path in sorted(DODO.glob("*.js"))} | TRICKY
 
@@ -256,3 +339,16 @@ def test_dodo_examples_produce_the_documented_shapes() -> None:
     opened = sandbox.run(dispute, WebhookObject("dispute.opened", samples.load("dispute.opened"), URL)).payload
     assert opened["urgent"] is True
     assert isinstance(opened["amount"], str)
+
+
+@pytest.mark.parametrize("expression", sorted(UNSUPPORTED))
+def test_locale_features_the_sandbox_cannot_match_fail_by_name(expression: str, tmp_path: Path) -> None:
+    source = f"function handler(w) {{\n  w.payload = {{ value: {expression} }};\n  return w;\n}}"
+    webhook = webhooks()[0]
+    [node] = run_in_node(source, [json.dumps(handler_input(webhook))], tmp_path)
+    assert "ok" in node, f"Node gives a string here, so a silent difference would be possible: {node}"
+    with pytest.raises(TransformError) as caught:
+        QuickJSSandbox().run(Script("locale.js", source), webhook)
+    message = str(caught.value)
+    assert f"locale.js: TypeError: {UNSUPPORTED[expression]} is not supported in the headrace sandbox" in message
+    assert "(line 2)" in message

@@ -6,6 +6,7 @@ The contract other stages rely on (the sandbox module is the only one that touch
 - `await Sandbox.transform(script, webhook)` returns the transformed `WebhookObject` or raises `TransformError`.
   The pipeline (worker, `check`, `transform`) only ever awaits it, so an implementation may run the handler
   off the event loop (another thread or process) without changing a caller.
+- `await Sandbox.close()` ends it (the process pool kills and reaps its workers).
 - `load_script(spec, base_dir)` turns `builtin:NAME` or a `.js` path into a `Script`.
 """
 
@@ -46,13 +47,22 @@ class Script:
 
 
 class TransformError(Exception):
-    """The handler failed for this event: threw, timed out, ran out of memory or returned garbage."""
+    """The handler failed for this event: threw, timed out, ran out of memory or returned garbage.
 
-    def __init__(self, reason: str, line: int | None = None) -> None:
+    `limit` names the sandbox limit the run hit, if any: "cpu", "memory", "wall" (the wall-clock deadline of
+    an isolated run) or "process" (the sandbox process died).
+    """
+
+    def __init__(self, reason: str, line: int | None = None, limit: str | None = None) -> None:
         super().__init__(reason if line is None else f"{reason} (line {line})")
         self.reason = reason
         self.line = line
+        self.limit = limit
 
 
 class Sandbox(Protocol):
     async def transform(self, script: Script, webhook: WebhookObject) -> WebhookObject: ...
+
+    async def close(self) -> None:
+        """Release what the sandbox holds (worker processes); no call to `transform` may follow."""
+        ...

@@ -10,6 +10,10 @@ a reused (unisolated) context (`python bench/transform.py`; docs/transformations
 QuickJS cannot share compiled bytecode between runtimes and the binding exposes no bytecode serialisation, so
 there is no compiled-script cache: compiling a handler is part of each run (~15-20 µs).
 
+This class runs a handler on the calling thread and cannot stop a long native operation (its CPU limit is
+checked between operations only); the server runs user scripts through `pool.ProcessPoolSandbox`, which
+uses this class inside sandbox worker processes under a wall-clock deadline.
+
 Data crosses the boundary only as JSON text: the input is parsed inside the engine (`JSON.parse`
 semantics) and the handler's return value is serialised inside the engine (`JSON.stringify` semantics:
 `undefined` keys vanish, Dates become ISO strings, `toJSON` is honoured), then parsed by Python.
@@ -33,6 +37,7 @@ from urllib.parse import urlsplit
 import quickjs
 
 from headrace.transform import Script, TransformError, WebhookObject
+from headrace.transform.intl import INTL_SHIM, NEEDS_SHIM
 
 METHODS = ("POST", "PUT")
 
@@ -44,6 +49,14 @@ _PRELUDE_WITH_CONSOLE = """{ const ignore = function () {};
   globalThis.console = { log: ignore, info: ignore, warn: ignore, error: ignore, debug: ignore, trace: ignore };
 }
 JSON.stringify"""
+
+
+def _prelude(source: str) -> str:
+    """What runs before a user script: the locale shim and `console` only for scripts that mention them."""
+    prelude = _PRELUDE_WITH_CONSOLE if "console" in source else _PRELUDE
+    return INTL_SHIM + "\n" + prelude if NEEDS_SHIM.search(source) else prelude
+
+
 # Evaluated after the user's script: hands back the handler, or a description of what `handler` is.
 _FIND_HANDLER = '\n;typeof handler === "function" ? handler : typeof handler'
 # Freezes every object reachable from the global object, and the global object itself.
@@ -64,7 +77,9 @@ _FREEZE = """(() => {
   freeze(globalThis);
 })();"""
 # QuickJS names code passed to eval "<input>"; stack frames and syntax errors point into it.
-_ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+_ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False).encode
+# Only for text with lone surrogates (legal in JSON escapes, not encodable as UTF-8): \u-escape everything.
+_ENCODE_ASCII = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
 _LOCATION = re.compile(r"<input>:(\d+)(?::\d+)?")
 _ERROR_NAME = re.compile(r"^[A-Za-z]*Error\b")
 # RFC 9110 token for header names; values: visible ASCII/obs-text, space and tab, no CR/LF/NUL.
@@ -87,22 +102,26 @@ class QuickJSSandbox:
     def run(self, script: Script, webhook: WebhookObject) -> WebhookObject:
         """Transform `webhook` with `script`; raise TransformError saying why if that fails."""
         text = self.evaluate(script, webhook)
-        return _to_webhook(script.name, webhook, text)
+        return to_webhook(script.name, webhook, text)
 
     async def transform(self, script: Script, webhook: WebhookObject) -> WebhookObject:
-        """The pipeline's entry point (the `Sandbox` protocol). Today it runs in-process, on the caller's thread."""
+        """The `Sandbox` protocol, in-process on the caller's thread: for tests and tools only. A long native
+        operation is not stopped by the CPU limit here; the server uses `pool.ProcessPoolSandbox`."""
         return self.run(script, webhook)
+
+    async def close(self) -> None:
+        """Nothing to release: every run frees its own context."""
 
     def evaluate(self, script: Script, webhook: WebhookObject) -> str:
         """Run the handler and return `JSON.stringify(handler(webhook))` exactly as the engine produced it.
 
         This is what `run` validates; it is public so that tests can compare it byte for byte with Node.
         """
+        return self.evaluate_given(script, encode_input(script.name, webhook))
+
+    def evaluate_given(self, script: Script, given: str) -> str:
+        """`evaluate` for an input already encoded by `encode_input` (what a sandbox worker process receives)."""
         name = script.name
-        try:
-            given = _ENCODE(handler_input(webhook))
-        except (TypeError, ValueError) as exc:
-            raise TransformError(f"{name}: the webhook is not JSON-serialisable: {exc}") from None
         if name.startswith("builtin:"):
             return self._run_builtin(script, given)
         context = quickjs.Context()
@@ -112,7 +131,7 @@ class QuickJSSandbox:
             # Taken before user code runs, so a script that replaces JSON.stringify cannot change the output.
             # Calling it (rather than the binding's Object.json()) keeps `toJSON` and getters under the
             # time limit: Object.json() runs outside it, and `toJSON() { for (;;) {} }` would never return.
-            stringify = context.eval(_PRELUDE_WITH_CONSOLE if "console" in script.source else _PRELUDE)
+            stringify = context.eval(_prelude(script.source))
             self._limit_time(context, deadline)
             # One eval: the user's script, then (on a line of its own, so line numbers are untouched)
             # an expression whose value is the handler function, or what `handler` is instead.
@@ -180,19 +199,36 @@ class QuickJSSandbox:
         line = int(match.group(1)) if match else None
         if message == "InternalError: interrupted":
             ms = round(self.time_limit_s * 1000)
-            return TransformError(f"{name}: handler exceeded the CPU time limit of {ms} ms", line)
+            return TransformError(f"{name}: handler exceeded the CPU time limit of {ms} ms", line, limit="cpu")
         mib = self.memory_limit_bytes / (1024 * 1024)
         if message == "InternalError: out of memory":
-            return TransformError(f"{name}: handler exceeded the memory limit of {mib:g} MiB", line)
+            return TransformError(f"{name}: handler exceeded the memory limit of {mib:g} MiB", line, limit="memory")
         if raw.strip() == "null":
             # When QuickJS runs out of memory so completely that it cannot even build the InternalError,
             # the pending exception is null, which looks exactly like `throw null`.
-            return TransformError(f"{name}: handler exceeded the memory limit of {mib:g} MiB (or threw null)")
+            return TransformError(
+                f"{name}: handler exceeded the memory limit of {mib:g} MiB (or threw null)", limit="memory"
+            )
         if not _ERROR_NAME.match(message):
             message = f"uncaught exception: {message}"
         if during:
             message = f"{message} (during {during})"
         return TransformError(f"{name}: {message}", line)
+
+
+def encode_input(name: str, webhook: WebhookObject) -> str:
+    """The handler's argument as JSON text, or TransformError when the webhook cannot be JSON."""
+    try:
+        text = _ENCODE(handler_input(webhook))
+    except (TypeError, ValueError) as exc:
+        raise TransformError(f"{name}: the webhook is not JSON-serialisable: {exc}") from None
+    except RecursionError:
+        raise TransformError(f"{name}: the webhook is nested too deeply to pass to the handler") from None
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return str(_ENCODE_ASCII(handler_input(webhook)))
+    return str(text)
 
 
 def handler_input(webhook: WebhookObject) -> dict[str, Any]:
@@ -222,12 +258,15 @@ def _describe_non_object(value: object) -> str:
     return f"handler returned {what}; it must return the webhook object (did you forget `return webhook`?)"
 
 
-def _to_webhook(name: str, original: WebhookObject, text: str) -> WebhookObject:
+def to_webhook(name: str, original: WebhookObject, text: str) -> WebhookObject:
     """Check the handler's JSON result against the Svix contract and build the outgoing webhook.
 
     `eventType` (and `webhookId`) are read-only, as in Svix: whatever the handler leaves in them is ignored.
     """
-    result = json.loads(text)
+    try:
+        result = json.loads(text)
+    except RecursionError:
+        raise TransformError(f"{name}: handler returned an object nested too deeply to deliver") from None
     if not isinstance(result, dict):
         raise TransformError(
             f"{name}: handler returned a JSON {type(result).__name__ if result is not None else 'null'}; "
