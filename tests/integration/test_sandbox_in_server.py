@@ -19,6 +19,7 @@ import pytest
 from headrace.windmill.emulator import EmulatorThread, running_emulator
 from tests.helpers import (
     config_text,
+    deployed_windmill,
     dodo_body,
     free_port,
     post,
@@ -35,7 +36,7 @@ PLAIN = "function handler(w) {\n  w.payload = { id: w.payload.data.payment_id };
 
 @pytest.fixture
 def emulator() -> Iterator[EmulatorThread]:
-    with running_emulator() as emu:
+    with running_emulator(deployed_windmill()) as emu:
         yield emu
 
 

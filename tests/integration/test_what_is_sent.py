@@ -17,11 +17,12 @@ from aiohttp import web
 from headrace.app import make_sandbox
 from headrace.check import check
 from headrace.cli import main as cli_main
-from headrace.models import job_id_for
+from headrace.config import Settings
 from headrace.windmill.emulator import EmulatorState, running_emulator
 from tests.helpers import (
     config_text,
     dodo_body,
+    expected_job_id,
     free_port,
     post,
     running_server,
@@ -85,18 +86,19 @@ def test_preview_and_delivery_send_the_same_request_byte_for_byte(tmp_path: Path
     event_file = tmp_path / "event.json"
     event_file.write_bytes(body)
 
-    async def main() -> tuple[str, dict[str, Any]]:
+    async def main() -> tuple[str, dict[str, Any], Settings]:
         async with capture() as (base, seen):
             url = f"{base}/api/w/acme/jobs/run/p/f/dodo/on_payment"
             text = config_text(tmp_path / "h.db", free_port(), url, extra_dest='transform = "t.js"\nschema = "off"')
-            async with running_server(settings_for(text, tmp_path)) as server, aiohttp.ClientSession() as http:
+            settings = settings_for(text, tmp_path)
+            async with running_server(settings) as server, aiohttp.ClientSession() as http:
                 status, _ = await post(http, f"{server}/webhooks/dodo", body, signed_headers(body, "msg_same"))
                 assert status == 202
                 await wait_for(lambda: _async(bool(seen)), 10)
-        return url, seen[0]
+        return url, seen[0], settings
 
-    url, sent = asyncio.run(main())
-    job_id = job_id_for("dodo", "msg_same", "payments", 0)
+    url, sent, settings = asyncio.run(main())
+    job_id = expected_job_id(settings, "msg_same", "payments", 0)
     code, preview, err = transform_cli(
         "--script", str(tmp_path / "t.js"), "--event", str(event_file), "--url", url,
         "--webhook-id", "msg_same", "--request", "--job-id", job_id,
