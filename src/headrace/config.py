@@ -67,6 +67,11 @@ def _resolve(value: str, environ: Mapping[str, str]) -> str:
     return value
 
 
+def resolve_reference(value: str, environ: Mapping[str, str] | None = None) -> str:
+    """`value` itself, or the environment variable an `env:NAME` value names (ValueError if it is unset)."""
+    return _resolve(value, os.environ if environ is None else environ)
+
+
 def _duration(value: str) -> str:
     parse_duration(value)
     return value
