@@ -18,6 +18,7 @@ from headrace.app import App
 from headrace.config import Settings
 from headrace.durations import parse_duration
 from headrace.metrics import CONTENT_TYPE
+from headrace.request_id import with_request_id
 
 log = logging.getLogger("headrace.server")
 
@@ -63,7 +64,7 @@ def build_web_app(app: App) -> web.Application:
         response.headers["Content-Type"] = CONTENT_TYPE
         return response
 
-    web_app.router.add_post("/webhooks/{source}", app.ingestor.handle)
+    web_app.router.add_post("/webhooks/{source}", with_request_id(app.ingestor.handle))
     web_app.router.add_get("/healthz", healthz)
     web_app.router.add_get("/metrics", metrics)
     web_app.router.add_get("/readyz", readyz)

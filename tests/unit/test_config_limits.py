@@ -53,8 +53,7 @@ def test_timeout_past_its_limits_is_refused_with_the_range(value: str) -> None:
 
 def test_a_negative_or_malformed_duration_says_how_to_write_one() -> None:
     assert refused(dest='timeout = "-5s"') == (
-        "[destinations.payments] timeout: '-5s' is not a duration; write a number and a unit: "
-        "250ms, 5s, 5m, 2h or 1d"
+        "[destinations.payments] timeout: '-5s' is not a duration; write a number and a unit: 250ms, 5s, 5m, 2h or 1d"
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from headrace import logs
 from headrace.config import Settings
 from headrace.durations import parse_duration
 from headrace.ingest.signature import SignatureError, decode_secret, verify
@@ -107,6 +108,8 @@ class Ingestor:
             headers={name: headers[name] for name in KEPT_HEADERS if name in headers},
         )
         result = await self.store.ingest(event, destinations)
+        outcome = "duplicate" if result.duplicate else "accepted"
+        logs.webhook_received(outcome, source, result.event_id, verified.webhook_id, event_type, result.deliveries)
         if result.duplicate:
             self.metrics.inc("headrace_events_received_total", source, "duplicate")
             return web.json_response({"status": "duplicate", "event_id": result.event_id}, status=200)
