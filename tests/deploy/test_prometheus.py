@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from headrace.windmill.emulator import EmulatorState, running_emulator
+from tests.deploy.test_grafana import dashboard_expressions
 from tests.helpers import config_text, dodo_body, free_port, running_server, settings_for, signed_headers, wait_for
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -131,3 +132,14 @@ async def _scrape_and_alert(settings: Any, port: int, api: str) -> None:
             interval=0.25,
         )
         assert firing[0]["metric"]["destination"] == "payments"
+
+        # Every Grafana panel's expression runs and, but for schema checks (off here), finds series.
+        empty = []
+        for expr in dashboard_expressions():
+            promql = expr.replace("$instance", ".*").replace("$__rate_interval", "1m")
+            async with http.get(f"{api}/query", params={"query": promql}) as response:
+                answer = await response.json()
+            assert answer["status"] == "success", (expr, answer)
+            if not answer["data"]["result"]:
+                empty.append(expr)
+        assert all("headrace_schema_problems_total" in expr for expr in empty), empty
