@@ -5,9 +5,12 @@
 # Idempotent: each step is skipped when already done. Needs root (apt-get, debootstrap).
 set -eu
 
-if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null; then
+# (the dnsname CNI plugin lets compose services find each other by name on podman's default CNI backend)
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null \
+   || { [ -d /usr/lib/cni ] && [ ! -x /usr/lib/cni/dnsname ]; }; then
   apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends podman runc debootstrap
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends podman runc debootstrap \
+    golang-github-containernetworking-plugin-dnsname
 fi
 if [ ! -f /etc/containers/containers.conf ]; then
   mkdir -p /etc/containers

@@ -25,11 +25,12 @@ def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
 
 
 def ensure_podman() -> None:
-    """Install and prepare podman if needed; skip (with the reason) where it cannot run containers."""
-    ready = shutil.which("podman") is not None and podman("image", "exists", BASE_IMAGE, check=False).returncode == 0
-    if not ready:
-        if os.geteuid() != 0:
+    """Install and prepare podman if needed (deploy/podman-setup.sh is idempotent and quick when all is
+    there); skip, with the reason, where podman cannot run containers."""
+    if os.geteuid() != 0:
+        if shutil.which("podman") is None or podman("image", "exists", BASE_IMAGE, check=False).returncode != 0:
             pytest.skip("podman or the debian:bookworm-slim base is missing and setting them up needs root")
+    else:
         setup = subprocess.run(
             [str(ROOT / "deploy" / "podman-setup.sh")], capture_output=True, text=True, timeout=1200, check=False
         )
@@ -60,4 +61,18 @@ def build(name: str, containerfile: Path, inputs: list[Path], context: Path = RO
     if HOST_CA.exists():  # pip inside the build trusts what this machine trusts (see docs/operations.md)
         args += ["-v", f"{HOST_CA}:/run/host-ca.crt:ro", "--build-arg", "PIP_CERT=/run/host-ca.crt"]
     podman(*args, str(context), timeout=900)
+    listed = podman("images", "--format", "{{.Repository}}:{{.Tag}}", f"localhost/{name}", check=False)
+    stale = [image for image in listed.stdout.split() if ":test-" in image and image != tag]
+    if stale:  # earlier builds of this test image: keep only the current one
+        podman("rmi", *stale, check=False)
     return tag
+
+
+def build_headrace() -> str:
+    """deploy/Containerfile's image for this checkout."""
+    deploy = ROOT / "deploy"
+    inputs = [
+        deploy / "Containerfile.dockerignore",
+        *(ROOT / name for name in ("pyproject.toml", "README.md", "LICENSE")),
+    ]
+    return build("headrace", deploy / "Containerfile", [*inputs, ROOT / "src"])

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from headrace.windmill.emulator import EmulatorState, running_emulator
-from tests.deploy.podman import ROOT, RUN, build, ensure_podman, podman
+from tests.deploy.podman import RUN, build_headrace, ensure_podman, podman
 from tests.helpers import SECRET, dodo_body, free_port, signed_headers
 
 pytestmark = pytest.mark.slow
@@ -26,18 +26,7 @@ WINDMILL_TOKEN = "container-test-windmill-token"
 @pytest.fixture(scope="module")
 def image() -> str:
     ensure_podman()
-    deploy = ROOT / "deploy"
-    return build(
-        "headrace",
-        deploy / "Containerfile",
-        [
-            deploy / "Containerfile.dockerignore",
-            ROOT / "pyproject.toml",
-            ROOT / "README.md",
-            ROOT / "LICENSE",
-            ROOT / "src",
-        ],
-    )
+    return build_headrace()
 
 
 def wait_port(port: int, timeout: float = 60) -> None:
