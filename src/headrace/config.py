@@ -104,6 +104,13 @@ def _within(value: str, limits: tuple[float, float], meaning: str) -> str:
     return value
 
 
+def _count_within(value: int, limits: tuple[int, int], unit: str) -> int:
+    low, high = limits
+    if not low <= value <= high:
+        raise ValueError(f"{value} is out of range: write from {low} to {high} {unit}")
+    return value
+
+
 def _seconds(value: float) -> str:
     if value == 0:
         return "0s"
@@ -159,13 +166,7 @@ class ServerSettings(_Strict):
     @field_validator("body_limit")
     @classmethod
     def _body_limit(cls, value: int) -> int:
-        low, high = BODY_LIMITS
-        if not low <= value <= high:
-            raise ValueError(
-                f"{value} is out of range: write from {low} to {high} bytes (default 1048576; Dodo's events are "
-                "a few KB)"
-            )
-        return value
+        return _count_within(value, BODY_LIMITS, "bytes (default 1048576; Dodo's events are a few KB)")
 
     @field_validator("database")
     @classmethod
@@ -289,10 +290,7 @@ class DestinationSettings(_Strict):
     @field_validator("concurrency")
     @classmethod
     def _concurrency(cls, value: int) -> int:
-        low, high = CONCURRENCY_LIMITS
-        if not low <= value <= high:
-            raise ValueError(f"{value} is out of range: write from {low} to {high} requests at once (default 8)")
-        return value
+        return _count_within(value, CONCURRENCY_LIMITS, "requests at once (default 8)")
 
     @model_validator(mode="after")
     def _needs_token(self) -> DestinationSettings:

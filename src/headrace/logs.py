@@ -129,13 +129,13 @@ class SampledLog:
         )
 
 
-_received = SampledLog(logging.getLogger("headrace.ingest"), "webhooks received", "source")
-_outcomes = SampledLog(logging.getLogger("headrace.deliver"), "delivery outcomes", "destination")
+RECEIVED = SampledLog(logging.getLogger("headrace.ingest"), "webhooks received", "source")
+OUTCOMES = SampledLog(logging.getLogger("headrace.deliver"), "delivery outcomes", "destination")
 
 
 def webhook_received(outcome: str, source: str, event_id: int, webhook_id: str, event_type: str, routed: int) -> None:
     """The ingest line: one per accepted (or duplicate) webhook, sampled above PER_SECOND a second."""
-    _received.log(
+    RECEIVED.log(
         logging.INFO,
         "webhook %s",
         outcome,
@@ -154,6 +154,6 @@ def delivery_outcome(fields: dict[str, Any], reason: str | None = None) -> None:
     delivery_id, destination, webhook_id, job_id, outcome). Delivered and cancelled log at info, retry
     and failed at warning with their reason; all sampled above PER_SECOND lines a second."""
     if reason is None:
-        _outcomes.log(logging.INFO, "delivery %s", fields.get("outcome"), extra=fields)
+        OUTCOMES.log(logging.INFO, "delivery %s", fields.get("outcome"), extra=fields)
     else:
-        _outcomes.log(logging.WARNING, "delivery %s: %s", fields.get("outcome"), reason, extra=fields)
+        OUTCOMES.log(logging.WARNING, "delivery %s: %s", fields.get("outcome"), reason, extra=fields)
