@@ -123,5 +123,9 @@ def test_compose_runs_headrace_on_postgresql_with_health_checks(tmp_path: Path) 
         )  # fmt: skip
         assert rows.stdout.split() == ["msg_compose"]
     finally:
+        # The containers with their anonymous volumes (the images declare VOLUMEs), then the rest.
+        listed = podman("ps", "-aq", "--filter", f"label=io.podman.compose.project={project}", check=False)
+        if listed.stdout.split():
+            podman("rm", "-f", "-v", *listed.stdout.split(), check=False)
         down = run_compose("down", "-v", timeout=180)
         assert down.returncode == 0, down.stderr[-2000:]

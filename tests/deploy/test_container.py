@@ -107,4 +107,4 @@ retry_schedule = ["100ms", "1s"]
                 assert secret not in logs
             assert (data / "headrace.db").exists()
         finally:
-            podman("rm", "-f", name, check=False)
+            podman("rm", "-f", "-v", name, check=False)  # -v: and the image's anonymous volume
