@@ -20,3 +20,5 @@ mechanism
 _.msg
 _.exc_text
 _.stack_info
+# pytest runs autouse fixtures by themselves
+_restore_loggers

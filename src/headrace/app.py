@@ -91,7 +91,7 @@ class App:
         self.store = store
         self.clock = clock
         self.worker: Worker | None = None
-        self.metrics = Metrics(clock)
+        self.metrics = Metrics(clock, settings)
         self._session: aiohttp.ClientSession | None = None
         self.ingestor = Ingestor(settings, store, self._notify, clock, self.metrics)
 

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from headrace import __version__, cli_db, logs
+from headrace.cli_format import event_table, event_timeline, rejection_table, replay_summary
+from headrace.cli_shared import UsageError, print_json, run, since_option
 from headrace.cli_tools import (
     DEV_WINDMILL_DESCRIPTION,
-    UsageError,
     add_dev_windmill_options,
     cmd_dev_windmill,
     cmd_samples,
     cmd_send,
     cmd_transform,
-    print_json,
 )
 from headrace.config import ConfigError, Settings, load
 from headrace.models import EVENT_STATUSES
@@ -30,13 +28,13 @@ T = TypeVar("T")
 DEFAULT_CONFIG = "headrace.toml"
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    result: T = uvloop.run(coro)
-    return result
+def _show(args: argparse.Namespace, data: Any, lines: Callable[[Any], list[str]]) -> int:
+    """Print `data` as JSON with --json, else as the lines the formatter makes of it."""
+    if args.json:
+        print_json(data)
+    else:
+        print("\n".join(lines(data)))
+    return 0
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -51,14 +49,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     from headrace.server import serve
 
-    _run(serve(_settings(args)))
+    run(serve(_settings(args)))
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from headrace.server import run_worker
 
-    _run(run_worker(_settings(args)))
+    run(run_worker(_settings(args)))
     return 0
 
 
@@ -87,7 +85,7 @@ def _with_app(args: argparse.Namespace, action: Callable[[Any], Awaitable[T]]) -
         finally:
             await app.close()
 
-    return _run(main())
+    return run(main())
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -106,84 +104,36 @@ def cmd_events(args: argparse.Namespace) -> int:
         }.items()
         if v
     }
+    now = time.time()
+    for option, value in (("--since", args.since), ("--until", args.until)):
+        if value:
+            since_option(option, value, now)  # the same error as every other command's time option
     try:
-        flt = event_filter(query, time.time())
+        flt = event_filter(query, now)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     events = _with_app(args, lambda app: app.list_events(flt))
-    rows = [serialize.event_summary(e) for e in events]
-    if args.json:
-        print_json(rows)
-        return 0
-    if not rows:
-        print("no events match")
-        return 0
-    print(f"{'ID':>7}  {'RECEIVED':24}  {'STATUS':9}  {'TYPE':32}  WEBHOOK-ID")
-    for r in rows:
-        print(f"{r['id']:>7}  {r['received_at']:24}  {r['status']:9}  {r['type'] or '(no type)':32}  {r['webhook_id']}")
-    return 0
+    return _show(args, [serialize.event_summary(e) for e in events], event_table)
 
 
 def cmd_event(args: argparse.Namespace) -> int:
     from headrace import views as serialize
 
-    def action(app: Any) -> Awaitable[Any]:
-        async def get() -> Any:
-            event = await app.get_event(args.id)
-            return None if event is None else serialize.event_detail(event, app.settings)
+    async def detail(app: Any) -> Any:
+        event = await app.get_event(args.id)
+        return None if event is None else serialize.event_detail(event, app.settings)
 
-        return get()
-
-    data = _with_app(args, action)
+    data = _with_app(args, detail)
     if data is None:
         raise UsageError(f"no event {args.id!r} (give the event id or the webhook-id)")
-    if args.json:
-        print_json(data)
-        return 0
-    print(f"event {data['id']}  {data['type'] or '(no type)'}  [{data['status']}]")
-    print(f"  source {data['source']}  webhook-id {data['webhook_id']}  received {data['received_at']}")
-    if not data["deliveries"]:
-        print("  unrouted: no enabled destination subscribes to this event type")
-    for d in data["deliveries"]:
-        print(f"\n  -> {d['destination']} (generation {d['generation']})  [{d['status']}]  job_id {d['job_id']}")
-        if d["windmill_url"]:
-            print(f"     Windmill: {d['windmill_url']}")
-        job = d.get("job")
-        if job:
-            took = f" in {job['duration_ms'] / 1000:.2f} s" if job["duration_ms"] is not None else ""
-            label = {"open": "running or queued (headrace is polling)", "unknown": "outcome unknown"}.get(
-                job["state"], job["state"]
-            )
-            rerun = f" (re-run #{job['rerun_number']} after a failed job)" if job["rerun_number"] else ""
-            print(f"     job: {label}{took}{rerun}")
-            if job["excerpt"]:
-                prefix = "error" if job["state"] == "failure" else "result"
-                print(f"        {prefix}: " + job["excerpt"][:600].replace("\n", "\n        "))
-        if d["status"] == "pending" and d["next_attempt_at"]:
-            print(f"     next attempt at {d['next_attempt_at']}")
-        for a in d["attempt_log"]:
-            status = a["http_status"] if a["http_status"] is not None else "---"
-            line = f"     #{a['number']} {a['started_at']}  HTTP {status}  {a['duration_ms']:>8.1f} ms  {a['outcome']}"
-            print(line + (f": {a['detail']}" if a["detail"] else ""))
-            if a.get("notes"):
-                print(f"        note: {a['notes']}")
-            if a["response_excerpt"] and a["outcome"] != "delivered":
-                print(f"        response: {a['response_excerpt'][:300]}")
-        if d["payload"] is not None:
-            print("     transformed payload: " + json.dumps(d["payload"], ensure_ascii=False)[:1000])
-    return 0
+    return _show(args, data, event_timeline)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from headrace.durations import parse_since
-
     if args.failed:
         if not args.since or args.ids:
             raise UsageError("use either `replay ID...` or `replay --failed --since 24h`")
-        try:
-            since = parse_since(args.since, time.time())
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        since = since_option("--since", args.since, time.time())
         results = _with_app(args, lambda app: app.replay_failed(since))
     else:
         if not args.ids:
@@ -192,32 +142,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
             results = _with_app(args, lambda app: app.replay(args.ids))
         except LookupError as exc:
             raise UsageError(str(exc.args[0])) from None
-    if args.json:
-        print_json([{"event_id": r.event_id, "job_ids": r.job_ids} for r in results])
-    else:
-        total = sum(len(r.job_ids) for r in results)
-        print(f"replayed {len(results)} event(s) as {total} new deliveries (new job ids); a running server sends them")
-        for r in results:
-            if not r.job_ids:
-                print(f"  event {r.event_id}: no enabled destination matches it now")
-    return 0
+    return _show(args, [{"event_id": r.event_id, "job_ids": r.job_ids} for r in results], replay_summary)
 
 
 def cmd_rejections(args: argparse.Namespace) -> int:
     from headrace import views as serialize
-    from headrace.durations import parse_since
 
-    since = parse_since(args.since, time.time()) if args.since else None
+    since = since_option("--since", args.since, time.time()) if args.since else None
     items = _with_app(args, lambda app: app.rejections(since, args.limit))
-    rows = [serialize.rejection(i) for i in items]
-    if args.json:
-        print_json(rows)
-        return 0
-    if not rows:
-        print("no rejections")
-    for r in rows:
-        print(f"{r['at']}  {r['status']}  {r['source']:12}  {r['reason']:28}  {r['remote']:15}  {r['detail']}")
-    return 0
+    return _show(args, [serialize.rejection(i) for i in items], rejection_table)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -243,7 +176,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 await store.close()
 
     try:
-        report = _run(main())
+        report = run(main())
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(render_json(report) if args.json else report.table())

@@ -7,7 +7,7 @@ import asyncio
 import json
 
 from headrace import logs
-from headrace.cli_tools import UsageError
+from headrace.cli_shared import UsageError
 from headrace.config import load
 from headrace.store.schema import SchemaStatus, guard
 

@@ -6,31 +6,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
 
-
-class UsageError(Exception):
-    """A mistake in the command line: printed as `headrace: ...`, exit code 2."""
-
-
-def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
+from headrace.cli_shared import UsageError, new_event_loop, print_json
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    from headrace.config import resolve_reference
     from headrace.ingest.signature import decode_secret, sign
 
-    secret = os.environ.get(args.secret[4:], "") if args.secret.startswith("env:") else args.secret
     try:
-        key = decode_secret(secret)
+        key = decode_secret(resolve_reference(args.secret))
     except ValueError as exc:
         raise UsageError(f"--secret: {exc}") from None
     if args.data:
@@ -145,14 +136,7 @@ def cmd_dev_windmill(args: argparse.Namespace) -> int:
         state.variables[path] = value
     print(BANNER, flush=True)
     print(f"listening on http://{host}:{port}/api  (tokens: {len(state.tokens)} configured)", flush=True)
-    loop: asyncio.AbstractEventLoop
-    try:
-        import uvloop
-
-        loop = uvloop.new_event_loop()
-    except ImportError:
-        loop = asyncio.new_event_loop()
-    web.run_app(build_app(state), host=host, port=int(port), print=None, access_log=None, loop=loop)
+    web.run_app(build_app(state), host=host, port=int(port), print=None, access_log=None, loop=new_event_loop())
     return 0
 
 

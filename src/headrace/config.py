@@ -17,7 +17,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from headrace.durations import parse_duration
 from headrace.models import Route, target_key
@@ -71,7 +79,49 @@ def _resolve(value: str, environ: Mapping[str, str]) -> str:
     return value
 
 
-Duration = Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$")]
+def resolve_reference(value: str, environ: Mapping[str, str] | None = None) -> str:
+    """`value` itself, or the environment variable an `env:NAME` value names (ValueError if it is unset)."""
+    return _resolve(value, os.environ if environ is None else environ)
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+
+# Limits of the settings whose absurd values would misbehave quietly: (lowest, highest) in seconds.
+TIMEOUT_LIMITS = (1.0, 3600.0)
+RETRY_STEP_LIMITS = (0.01, 7 * 86400.0)
+TOLERANCE_LIMITS = (1.0, 3600.0)
+SHUTDOWN_GRACE_LIMITS = (0.0, 600.0)
+BODY_LIMITS = (1024, 64 * 1024 * 1024)
+CONCURRENCY_LIMITS = (1, 256)
+
+
+def _within(value: str, limits: tuple[float, float], meaning: str) -> str:
+    """`value` if its duration lies within `limits`, else a ValueError saying the range and what the key does."""
+    low, high = limits
+    if not low <= parse_duration(value) <= high:
+        raise ValueError(f"{value!r} is out of range: write from {_seconds(low)} to {_seconds(high)} ({meaning})")
+    return value
+
+
+def _count_within(value: int, limits: tuple[int, int], unit: str) -> int:
+    low, high = limits
+    if not low <= value <= high:
+        raise ValueError(f"{value} is out of range: write from {low} to {high} {unit}")
+    return value
+
+
+def _seconds(value: float) -> str:
+    if value == 0:
+        return "0s"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if value >= size and value % size == 0:
+            return f"{int(value // size)}{unit}"
+    return f"{round(value * 1000)}ms"
 
 
 class ServerSettings(_Strict):
@@ -134,7 +184,9 @@ class ServerSettings(_Strict):
         description="How long a console login lasts. Sessions also end at logout, when admin_token changes "
         "and when headrace restarts (they are kept in memory).",
     )
-    body_limit: int = Field(1_048_576, gt=0, description="Largest accepted webhook body in bytes; larger gets 413.")
+    body_limit: int = Field(
+        1_048_576, description="Largest accepted webhook body in bytes (1024 to 67108864); larger gets 413."
+    )
     log_format: Literal["text", "json"] = Field("text", description="Log line format: text or json.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe level logged.")
     worker: bool = Field(
@@ -142,7 +194,8 @@ class ServerSettings(_Strict):
         description="Run the delivery worker inside `headrace serve`. Set false to run `headrace worker` apart.",
     )
     shutdown_grace: Duration = Field(
-        "10s", description="On SIGTERM, how long in-flight deliveries may finish before they are released."
+        "10s",
+        description="On SIGTERM, how long in-flight deliveries may finish before they are released (0s to 10m).",
     )
     transform_workers: int = Field(
         4,
@@ -230,6 +283,16 @@ class ServerSettings(_Strict):
             return "token"
         return "open" if self.open_management else "closed"
 
+    @field_validator("shutdown_grace")
+    @classmethod
+    def _grace(cls, value: str) -> str:
+        return _within(value, SHUTDOWN_GRACE_LIMITS, "how long in-flight deliveries may finish on SIGTERM; default 10s")
+
+    @field_validator("body_limit")
+    @classmethod
+    def _body_limit(cls, value: int) -> int:
+        return _count_within(value, BODY_LIMITS, "bytes (default 1048576; Dodo's events are a few KB)")
+
     @field_validator("database")
     @classmethod
     def _database(cls, value: str) -> str:
@@ -251,7 +314,12 @@ class SourceSettings(_Strict):
     secrets: tuple[Secret, ...] = Field(
         description="Standard Webhooks signing secrets (whsec_...), several while a rotation is under way."
     )
-    tolerance: Duration = Field("5m", description="How far webhook-timestamp may be from now, either way.")
+    tolerance: Duration = Field("5m", description="How far webhook-timestamp may be from now, either way (1s to 1h).")
+
+    @field_validator("tolerance")
+    @classmethod
+    def _tolerance(cls, value: str) -> str:
+        return _within(value, TOLERANCE_LIMITS, "how far webhook-timestamp may be from now; default 5m")
 
     @field_validator("secrets")
     @classmethod
@@ -280,7 +348,8 @@ class DestinationSettings(_Strict):
         description='JavaScript transformation: "builtin:NAME" or a .js file path; omitted = Dodo body as is.',
     )
     retry_schedule: tuple[Duration, ...] = Field(
-        DEFAULT_RETRY_SCHEDULE, description="Delays between attempts after transient failures; then failed."
+        DEFAULT_RETRY_SCHEDULE,
+        description="Delays between attempts after transient failures; then failed. 1 to 50 steps, each 10ms to 7d.",
     )
     schema_mode: Literal["enforce", "warn", "off"] = Field(
         "enforce",
@@ -295,8 +364,10 @@ class DestinationSettings(_Strict):
         description="Re-run a job that Windmill reports failed, under a new job id, at most this many times.",
     )
     enabled: bool = Field(True, description="Disabled destinations get no new deliveries.")
-    concurrency: int = Field(8, ge=1, le=256, description="Most requests in flight to this destination at once.")
-    timeout: Duration = Field("30s", description="How long one request to Windmill may take before it is retried.")
+    concurrency: int = Field(8, description="Most requests in flight to this destination at once (1 to 256).")
+    timeout: Duration = Field(
+        "30s", description="How long one request to Windmill may take before it is retried (1s to 1h)."
+    )
     payload_limit: int = Field(
         DEFAULT_PAYLOAD_LIMIT,
         ge=1024,
@@ -328,9 +399,29 @@ class DestinationSettings(_Strict):
     @field_validator("retry_schedule")
     @classmethod
     def _schedule(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError(
+                "is empty, so a delivery would fail at its first transient error (a timeout, a 502); "
+                'give at least one delay, e.g. ["5s", "5m", "30m"], or leave the key out for the default'
+            )
         if len(value) > 50:
-            raise ValueError("at most 50 retry steps")
+            raise ValueError(f"has {len(value)} steps; at most 50")
+        for index, step in enumerate(value):
+            try:
+                _within(step, RETRY_STEP_LIMITS, "the delay before the next attempt")
+            except ValueError as exc:
+                raise ValueError(f"step {index + 1}: {exc}") from None
         return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: str) -> str:
+        return _within(value, TIMEOUT_LIMITS, "how long one request to Windmill may take; default 30s")
+
+    @field_validator("concurrency")
+    @classmethod
+    def _concurrency(cls, value: int) -> int:
+        return _count_within(value, CONCURRENCY_LIMITS, "requests at once (default 8)")
 
     @model_validator(mode="after")
     def _needs_token(self) -> DestinationSettings:

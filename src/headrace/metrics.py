@@ -5,7 +5,9 @@ no lock (one event loop), no allocation beyond the label tuple. A scrape renders
 most once per `GAUGE_TTL`, asks the store for the queue gauges with queries that read only the rows
 still open (partial indexes), so scraping every second costs the same at 10 or 10 million events.
 
-Counters are per process and start at zero, as Prometheus expects (`rate()` handles restarts). With
+Counters are per process and start at zero, as Prometheus expects (`rate()` handles restarts). Every
+series a configured source or destination can have is exported from the start with 0 (`declare`), so
+`increase(...[1h]) > 0` fires on the first failure instead of waiting for a series to exist. With
 `headrace worker` processes apart from `headrace serve`, delivery and job counters live in the workers;
 the queue gauges come from the shared store and are the same everywhere.
 """
@@ -14,10 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import platform
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
+from headrace import __version__, procstats
 from headrace.models import QueueStats
+
+if TYPE_CHECKING:
+    from headrace.config import Settings
 
 GAUGE_TTL = 1.0
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -65,8 +73,19 @@ _HELP: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 
+# The label values a configured source or destination starts with at 0 (the outcomes code can record).
+RECEIVED_OUTCOMES = ("accepted", "duplicate")
+REJECTION_REASONS = ("bad_signature", "timestamp_out_of_tolerance")
+DELIVERY_OUTCOMES = ("delivered", "failed", "cancelled")
+JOB_OUTCOMES = ("success", "failure", "unknown")
+# The retry reasons a destination starts at 0 with (others appear at their first retry): no answer, and the
+# statuses the worker retries (deliver/classify.py).
+RETRY_REASONS = ("no_answer", "http_401", "http_404", "http_408", "http_429", "http_500", "http_502", "http_503")
+QUEUE_STATES = ("pending", "in_flight")
+
+
 class Metrics:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, settings: Settings | None = None) -> None:
         self.clock = clock
         self.counters: dict[str, dict[Labels, int]] = {name: {} for name in _HELP}
         # destination -> [bucket counts..., +Inf count], sum
@@ -75,6 +94,32 @@ class Metrics:
         self._gauges: QueueStats | None = None
         self._gauges_at = -1e9
         self._gauge_lock = asyncio.Lock()
+        self._destinations: tuple[str, ...] = ()
+        if settings is not None:
+            self.declare(settings)
+
+    def declare(self, settings: Settings) -> None:
+        """Start every series the configured sources and destinations can have at 0. Additive, so calling
+        it again after a config reload keeps the counts and adds what is new."""
+        for source in settings.sources:
+            for outcome in RECEIVED_OUTCOMES:
+                self.counters["headrace_events_received_total"].setdefault((source, outcome), 0)
+            for reason in REJECTION_REASONS:
+                self.counters["headrace_events_rejected_total"].setdefault((source, reason), 0)
+        for name, dest in settings.destinations.items():
+            for outcome in DELIVERY_OUTCOMES:
+                self.counters["headrace_deliveries_total"].setdefault((name, outcome), 0)
+            for outcome in JOB_OUTCOMES:
+                self.counters["headrace_jobs_total"].setdefault((name, outcome), 0)
+            for reason in RETRY_REASONS:
+                self.counters["headrace_delivery_retries_total"].setdefault((name, reason), 0)
+            self.counters["headrace_job_reruns_total"].setdefault((name,), 0)
+            if dest.schema_mode != "off":
+                self.counters["headrace_schema_problems_total"].setdefault((name, dest.schema_mode), 0)
+            if name not in self._latency:
+                self._latency[name] = [0] * (len(LATENCY_BUCKETS) + 1)
+                self._latency_sum[name] = 0.0
+        self._destinations = tuple(sorted({*self._destinations, *settings.destinations}))
 
     def inc(self, name: str, *labels: str) -> None:
         series = self.counters[name]
@@ -123,13 +168,18 @@ class Metrics:
         if queue is not None:
             out.append("# HELP headrace_queue_depth Deliveries not finished yet (pending or in flight).\n")
             out.append("# TYPE headrace_queue_depth gauge\n")
-            for (destination, state), count in sorted(queue.depth.items()):
+            depth = {(d, state): 0 for d in self._destinations for state in QUEUE_STATES} | queue.depth
+            for (destination, state), count in sorted(depth.items()):
                 out.append(f'headrace_queue_depth{{destination="{_escape(destination)}",state="{state}"}} {count}\n')
             age = 0.0 if queue.oldest_open_at is None else max(0.0, self.clock() - queue.oldest_open_at)
             out.append("# HELP headrace_queue_oldest_age_seconds Age of the oldest unfinished delivery (0: none).\n")
             out.append(f"# TYPE headrace_queue_oldest_age_seconds gauge\nheadrace_queue_oldest_age_seconds {age:.3f}\n")
             out.append("# HELP headrace_jobs_open Windmill jobs created whose outcome is not known yet.\n")
             out.append(f"# TYPE headrace_jobs_open gauge\nheadrace_jobs_open {queue.open_jobs}\n")
+        out.append("# HELP headrace_build_info The running headrace: version and Python (always 1).\n")
+        out.append("# TYPE headrace_build_info gauge\n")
+        out.append(f'headrace_build_info{{version="{_escape(__version__)}",python="{platform.python_version()}"}} 1\n')
+        out.append(procstats.render())
         return "".join(out)
 
 

@@ -19,6 +19,7 @@ from headrace.app import App
 from headrace.config import Settings
 from headrace.durations import parse_duration
 from headrace.metrics import CONTENT_TYPE
+from headrace.request_id import with_request_id
 from headrace.throttle import FailureThrottle
 
 log = logging.getLogger("headrace.server")
@@ -75,7 +76,7 @@ def build_web_app(app: App) -> web.Application:
         query = f"?{request.query_string}" if request.query_string else ""
         raise web.HTTPFound(f"{base}{console.PREFIX}/{query}")
 
-    web_app.router.add_post(f"{base}/webhooks/{{source}}", app.ingestor.handle)
+    web_app.router.add_post(f"{base}/webhooks/{{source}}", with_request_id(app.ingestor.handle))
     web_app.router.add_get(f"{base}/healthz", healthz)
     web_app.router.add_get(f"{base}/readyz", readyz)
     web_app.router.add_get(f"{base}/api/openapi.json", api_routes.openapi)

@@ -36,3 +36,13 @@ def test_the_wheel_ships_every_data_file(tmp_path: Path):
     }
     assert expected, "no data files found: the test would prove nothing"
     assert not expected - shipped, f"missing from the wheel: {sorted(expected - shipped)}"
+
+    # The licence travels with the wheel (PEP 639: .dist-info/licenses/) and the metadata names it.
+    licence = (ROOT / "LICENSE").read_text("utf-8")
+    assert "Apache License" in licence and "Version 2.0, January 2004" in licence
+    wheel_zip = zipfile.ZipFile(wheel)
+    [shipped_licence] = [name for name in shipped if name.endswith(".dist-info/licenses/LICENSE")]
+    assert wheel_zip.read(shipped_licence).decode("utf-8") == licence
+    [metadata] = [name for name in shipped if name.endswith(".dist-info/METADATA")]
+    headers = wheel_zip.read(metadata).decode("utf-8").split("\n\n", 1)[0].splitlines()
+    assert "License-Expression: Apache-2.0" in headers and "License-File: LICENSE" in headers

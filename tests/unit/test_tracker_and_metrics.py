@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
+import time
+
+from headrace import __version__
+from headrace.config import parse
 from headrace.deliver.tracker import MAX_DELAY, error_excerpt, next_delay
 from headrace.metrics import Metrics
 from headrace.models import QueueStats
@@ -40,3 +47,83 @@ def test_render_counters_histogram_and_gauges() -> None:
     assert 'headrace_queue_depth{destination="payments",state="pending"} 4' in lines
     assert "headrace_queue_oldest_age_seconds 10.000" in lines and "headrace_jobs_open 2" in lines
     assert "# TYPE headrace_deliveries_total counter" in lines
+
+
+SETTINGS_TEXT = """
+[sources.dodo]
+secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+
+[destinations.payments]
+source = "dodo"
+events = ["payment.*"]
+url = "https://windmill.example/api/w/acme/jobs/run/p/f/dodo/ledger"
+token = "t"
+
+[destinations.quiet]
+source = "dodo"
+events = ["refund.*"]
+url = "https://windmill.example/api/w/acme/jobs/run/p/f/dodo/refund"
+token = "t"
+schema = "off"
+"""
+
+
+def test_configured_series_start_at_zero_so_the_first_failure_is_an_increase() -> None:
+    settings = parse(SETTINGS_TEXT, environ={})
+    metrics = Metrics(clock=lambda: 1000.0, settings=settings)
+    lines = set(metrics.render(QueueStats({("payments", "pending"): 3}, None, 0)).splitlines())
+    for destination in ("payments", "quiet"):
+        for outcome in ("delivered", "failed", "cancelled"):
+            assert f'headrace_deliveries_total{{destination="{destination}",outcome="{outcome}"}} 0' in lines
+        for outcome in ("success", "failure", "unknown"):
+            assert f'headrace_jobs_total{{destination="{destination}",outcome="{outcome}"}} 0' in lines
+        for reason in ("no_answer", "http_404", "http_401", "http_503"):
+            assert f'headrace_delivery_retries_total{{destination="{destination}",reason="{reason}"}} 0' in lines
+        assert f'headrace_delivery_attempt_duration_seconds_count{{destination="{destination}"}} 0' in lines
+        assert f'headrace_queue_depth{{destination="{destination}",state="in_flight"}} 0' in lines
+    assert 'headrace_queue_depth{destination="payments",state="pending"} 3' in lines  # the store's count wins
+    assert 'headrace_schema_problems_total{destination="payments",mode="enforce"} 0' in lines
+    assert not any(line.startswith('headrace_schema_problems_total{destination="quiet"') for line in lines)
+    assert 'headrace_events_received_total{source="dodo",outcome="accepted"} 0' in lines
+    assert 'headrace_events_rejected_total{source="dodo",reason="bad_signature"} 0' in lines
+
+    metrics.inc("headrace_deliveries_total", "payments", "failed")
+    metrics.declare(settings)  # a reload keeps what was counted
+    assert 'headrace_deliveries_total{destination="payments",outcome="failed"} 1' in metrics.render(None)
+
+
+def test_build_info_and_process_metrics_are_exported() -> None:
+    text = Metrics().render(None)
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line.startswith("process_")
+    }
+    assert f'headrace_build_info{{version="{__version__}",python="{platform.python_version()}"}} 1' in text
+    assert set(values) == {
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    }
+    assert "# TYPE process_cpu_seconds_total counter" in text
+    # Checked against ps(1), an independent reader of the same process.
+    rss_kb, elapsed = subprocess.run(
+        ["ps", "-o", "rss=,etimes=", "-p", str(os.getpid())], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert 0.7 < values["process_resident_memory_bytes"] / (int(rss_kb) * 1024) < 1.3
+    assert abs(values["process_start_time_seconds"] - (time.time() - int(elapsed))) < 3
+    assert values["process_cpu_seconds_total"] > 0 and values["process_open_fds"] >= 3
+
+    before = values["process_open_fds"]
+    files = [open(os.devnull) for _ in range(20)]  # noqa: SIM115
+    try:
+        after = next(
+            float(line.split()[1])
+            for line in Metrics().render(None).splitlines()
+            if line.startswith("process_open_fds")
+        )
+    finally:
+        for f in files:
+            f.close()
+    assert after == before + 20

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from headrace import logs
 from headrace.metrics import Metrics
 from headrace.models import Cancelled, Delivered, Retry
 from headrace.store.base import Finished, Store
@@ -45,10 +46,7 @@ class OutcomeRecorder:
             )
         else:
             self.metrics.inc("headrace_deliveries_total", name, str(fields["outcome"]))
-        if isinstance(outcome, Delivered | Cancelled):
-            log.debug("delivery %s", fields["outcome"], extra=fields)
-        else:
-            log.warning("delivery %s: %s", fields["outcome"], outcome.reason, extra=fields)
+        logs.delivery_outcome(fields, None if isinstance(outcome, Delivered | Cancelled) else outcome.reason)
         for pause in (*self.pauses, None):
             try:
                 if not await self.store.finish(finished, self.clock()):

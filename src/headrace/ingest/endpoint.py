@@ -17,6 +17,7 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp import web
 
+from headrace import logs
 from headrace.config import Settings
 from headrace.durations import parse_duration
 from headrace.ingest.body import BodyError, parse_object
@@ -143,6 +144,8 @@ class Ingestor:
             result = await self.store.ingest(event, destinations)
         except Exception as exc:  # nothing was stored: say so, so that Dodo sends the event again
             return self._unavailable(source, verified.webhook_id, exc)
+        outcome = "duplicate" if result.duplicate else "accepted"
+        logs.webhook_received(outcome, source, result.event_id, verified.webhook_id, event_type, result.deliveries)
         if result.duplicate:
             self.metrics.inc("headrace_events_received_total", source, "duplicate")
             return web.json_response({"status": "duplicate", "event_id": result.event_id}, status=200)
