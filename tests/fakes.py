@@ -98,7 +98,7 @@ def claimed(webhook_id: str = "msg_1", attempts: int = 0, body: bytes | None = N
         event_id=1,
         destination="payments",
         generation=0,
-        job_id=job_id_for("dodo", webhook_id, "payments", 0),
+        job_id=job_id_for("deployment-test", "http://windmill.test/api/w/acme", "dodo", webhook_id, "payments", 0),
         attempts=attempts,
         source="dodo",
         webhook_id=webhook_id,

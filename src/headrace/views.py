@@ -128,9 +128,10 @@ def rejection(item: Rejection) -> dict[str, Any]:
 
 
 def counted_refusals(app: Any) -> list[dict[str, Any]]:
-    """Every refusal this process counted since it started (the store keeps only a sample), by source and reason."""
+    """Every refusal this process counted since it started (the store keeps only a sample), by source and reason;
+    the series /metrics starts at 0 for configured sources are left out until they count something."""
     counters = app.metrics.counters["headrace_events_rejected_total"]
-    return [{"source": s, "reason": r, "count": n} for (s, r), n in sorted(counters.items())]
+    return [{"source": s, "reason": r, "count": n} for (s, r), n in sorted(counters.items()) if n]
 
 
 def destination(name: str, settings: Settings) -> dict[str, Any]:

@@ -64,7 +64,16 @@ def test_compose_runs_headrace_on_postgresql_with_health_checks(tmp_path: Path) 
                 "services": {
                     "windmill": {
                         "image": headrace_image,
-                        "command": ["dev", "windmill", "--listen", "0.0.0.0:8000", "--token", WINDMILL_TOKEN],
+                        "command": [
+                            "dev",
+                            "windmill",
+                            "--listen",
+                            "0.0.0.0:8000",
+                            "--token",
+                            WINDMILL_TOKEN,
+                            "--script",
+                            "f/dodo/on_payment",
+                        ],
                     }
                 }
             }

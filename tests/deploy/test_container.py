@@ -45,7 +45,9 @@ def test_a_signed_event_goes_through_the_container_to_windmill(image: str, tmp_p
     data = tmp_path / "data"
     data.mkdir()
     data.chmod(0o777)  # the container's unprivileged headrace user writes the database here
-    with running_emulator(EmulatorState(tokens={WINDMILL_TOKEN})) as emulator:
+    state = EmulatorState(tokens={WINDMILL_TOKEN})
+    state.add_target("script", "f/dodo/on_payment")  # like Windmill, the emulator answers 404 for what is not deployed
+    with running_emulator(state) as emulator:
         config = tmp_path / "headrace.toml"
         config.write_text(
             f"""

@@ -11,7 +11,7 @@ from headrace.deliver.recorder import OutcomeRecorder
 from headrace.deliver.tracker import JobTracker
 from headrace.deliver.worker import Transformations, Worker
 from headrace.metrics import Metrics
-from headrace.models import Attempt, Delivered, NewEvent
+from headrace.models import Attempt, Delivered, NewEvent, Route
 from headrace.store.base import Finished
 from headrace.store.sqlite import SQLiteStore
 from headrace.windmill.client import RunResponse
@@ -37,7 +37,7 @@ async def _store_with_events(tmp_path: Path, count: int) -> SQLiteStore:
     for i in range(count):
         body = dodo_body()
         event = NewEvent("dodo", f"msg_{i}", "payment.succeeded", int(time.time()), time.time(), body, {})
-        await store.ingest(event, ["payments"])
+        await store.ingest(event, [Route("payments", "http://windmill.test/api/w/acme")])
     return store
 
 
