@@ -149,6 +149,8 @@ class App:
         log.info("transformations reloaded", extra={"destinations": sorted(transformations.scripts)})
 
     async def close(self) -> None:
+        if self.worker is not None:
+            await self.worker.close()
         if self.worker is not None and self.worker.transformations.sandbox is not None:
             await self.worker.transformations.sandbox.close()
         if self._session is not None:
