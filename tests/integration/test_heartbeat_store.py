@@ -56,7 +56,7 @@ def _delivered(claimed: Any, token: str, at: float) -> Finished:
     return Finished(claimed, token, Attempt(at, 1.0, 201), Delivered(claimed.job_id))
 
 
-def test_a_dead_workers_deliveries_and_job_looks_go_to_a_live_worker_at_once(make_store: Callable[[], Store]):
+def test_a_dead_workers_deliveries_and_job_looks_go_to_a_live_worker_at_once(make_store: Callable[[], Store]) -> None:
     async def scenario(store: Store) -> None:
         await _events(store, 3)
         await store.register_worker(A, 1000.0)
@@ -85,7 +85,7 @@ def test_a_dead_workers_deliveries_and_job_looks_go_to_a_live_worker_at_once(mak
     run(make_store, scenario)
 
 
-def test_a_worker_presumed_dead_that_comes_back_claims_nothing_and_cannot_record(make_store: Callable[[], Store]):
+def test_a_worker_presumed_dead_that_comes_back_claims_nothing_and_cannot_record(make_store: Callable[[], Store]) -> None:
     async def scenario(store: Store) -> None:
         await _events(store, 1)
         await store.register_worker(A, 1000.0)
@@ -108,7 +108,7 @@ def test_a_worker_presumed_dead_that_comes_back_claims_nothing_and_cannot_record
     run(make_store, scenario)
 
 
-def test_a_clean_stop_hands_back_its_work_and_deregisters(make_store: Callable[[], Store]):
+def test_a_clean_stop_hands_back_its_work_and_deregisters(make_store: Callable[[], Store]) -> None:
     async def scenario(store: Store) -> None:
         await _events(store, 1)
         await store.register_worker(A, 1000.0)
@@ -120,7 +120,7 @@ def test_a_clean_stop_hands_back_its_work_and_deregisters(make_store: Callable[[
     run(make_store, scenario)
 
 
-def test_a_claim_token_must_carry_its_workers_id(make_store: Callable[[], Store]):
+def test_a_claim_token_must_carry_its_workers_id(make_store: Callable[[], Store]) -> None:
     async def scenario(store: Store) -> None:
         await store.register_worker(A, 1000.0)
         with pytest.raises(Exception, match="does not start with its worker's id"):
