@@ -85,7 +85,7 @@ def test_a_dead_workers_deliveries_and_job_looks_go_to_a_live_worker_at_once(mak
     run(make_store, scenario)
 
 
-def test_a_worker_presumed_dead_that_comes_back_claims_nothing_and_cannot_record(make_store: Callable[[], Store]) -> None:
+def test_a_worker_presumed_dead_comes_back_and_can_neither_claim_nor_record(make_store: Callable[[], Store]) -> None:
     async def scenario(store: Store) -> None:
         await _events(store, 1)
         await store.register_worker(A, 1000.0)

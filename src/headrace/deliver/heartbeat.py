@@ -63,6 +63,7 @@ class Heartbeat:
         self.last_ok: float | None = None  # clock() of the last successful register or beat
         self.last_error: str | None = None  # the last failure, cleared by a success
         self.reaped: list[Reaped] = []  # every worker this one reaped (for logs and tests)
+        self.started: float | None = None  # clock() when start() was called
         self._task: asyncio.Task[None] | None = None
 
     def fresh(self) -> bool:
@@ -75,15 +76,17 @@ class Heartbeat:
         """For readiness: the heartbeat can be written."""
         if self.last_error is not None:
             return False, f"worker heartbeat cannot be written: {self.last_error}"
-        if self.last_ok is None:
-            return False, "worker not registered yet"
-        age = self.clock() - self.last_ok
+        last = self.last_ok if self.last_ok is not None else self.started
+        if last is None:
+            return True, "ok"  # not started yet
+        age = self.clock() - last
         if age > self.dead_after / 2:
             return False, f"worker heartbeat last written {age:.1f}s ago (every {self.interval:g}s expected)"
         return True, "ok"
 
     async def start(self) -> None:
         """Register now (a failure is retried by the loop), then beat in the background until `stop`."""
+        self.started = self.clock()
         await self.once()
         if self._task is None:
             self._task = asyncio.create_task(self._loop())

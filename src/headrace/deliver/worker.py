@@ -63,6 +63,7 @@ class Worker:
         clock: Callable[[], float] = time.time,
         worker_id: str | None = None,
         heartbeat: Callable[..., Heartbeat] = Heartbeat,
+        stalled_after: float = STALLED_AFTER,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -82,6 +83,8 @@ class Worker:
             on_beat=self._dispatch,
         )
         self.last_round: float | None = None  # clock() when the claim loop last completed a round
+        self.stalled_after = stalled_after
+        self._started: float | None = None
         self._claims = itertools.count(1)
         self._wake = asyncio.Event()
         # Per destination: claimed deliveries waiting for a free slot, and the attempts in flight.
@@ -115,10 +118,10 @@ class Worker:
         ok, detail = self.heartbeat.health()
         if not ok:
             return ok, detail
-        last = self.last_round
+        last = self.last_round if self.last_round is not None else self._started
         if last is None:
-            return False, "delivery worker has not completed a round yet"
-        if self.clock() - last > STALLED_AFTER:
+            return True, "ok"  # not started yet
+        if self.clock() - last > self.stalled_after:
             return False, f"delivery worker loop has not completed a round for {self.clock() - last:.0f}s"
         return True, "ok"
 
@@ -140,6 +143,7 @@ class Worker:
         """Claim and send until `stop` is set. Claims run ahead of sending by up to one `concurrency` per
         destination, and outcomes are recorded in the background, so a slot never waits for a commit."""
         log.info("delivery worker started", extra={"worker_id": self.worker_id})
+        self._started = self.clock()
         await self.heartbeat.start()
         tracker = asyncio.create_task(self.tracker.run(stop))
         try:

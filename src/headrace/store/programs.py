@@ -184,7 +184,7 @@ def heartbeat(worker_id: str, now: float, dead_before: float) -> Program[Beat]:
     """Beat, then reap: release the leases of every worker whose last beat is before `dead_before`."""
     alive = (yield run("beat_worker", {"worker_id": worker_id, "now": now})) > 0
     reaped = []
-    for row in (yield all_rows("dead_workers", {"dead_before": dead_before})):
+    for row in (yield all_rows("dead_workers", {"dead_before": dead_before, "worker_id": worker_id})):
         reaped.append((yield from retire_worker(str(row["id"]), now, float(row["heartbeat_at"]))))
     return Beat(alive, reaped)
 

@@ -90,7 +90,8 @@ SELECT id FROM workers WHERE id = %(worker_id)s FOR KEY SHARE;
 -- name: dead_workers
 -- SKIP LOCKED: two reapers never handle one dead worker twice; a row locked by its own heartbeat or claim
 -- is left for the next round.
-SELECT id, heartbeat_at FROM workers WHERE heartbeat_at < %(dead_before)s ORDER BY id FOR UPDATE SKIP LOCKED;
+SELECT id, heartbeat_at FROM workers WHERE heartbeat_at < %(dead_before)s AND id <> %(worker_id)s
+ORDER BY id FOR UPDATE SKIP LOCKED;
 
 -- name: release_worker_deliveries
 -- Every delivery a worker holds: its lease tokens are the worker's id, '#', a number.

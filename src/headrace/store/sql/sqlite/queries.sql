@@ -74,7 +74,7 @@ UPDATE workers SET heartbeat_at = :now WHERE id = :worker_id;
 SELECT id FROM workers WHERE id = :worker_id;
 
 -- name: dead_workers
-SELECT id, heartbeat_at FROM workers WHERE heartbeat_at < :dead_before ORDER BY id;
+SELECT id, heartbeat_at FROM workers WHERE heartbeat_at < :dead_before AND id <> :worker_id ORDER BY id;
 
 -- name: release_worker_deliveries
 -- Every delivery a worker holds: its lease tokens are the worker's id, '#', a number.
