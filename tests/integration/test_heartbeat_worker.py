@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from headrace.app import App
 from headrace.deliver.heartbeat import Heartbeat
 from headrace.deliver.recorder import OutcomeRecorder
@@ -16,11 +18,12 @@ from headrace.deliver.tracker import JobTracker
 from headrace.deliver.worker import Worker
 from headrace.metrics import Metrics
 from headrace.models import NewEvent, Route
+from headrace.server import run_worker
 from headrace.store.base import Beat, Store, WorkerInfo
 from headrace.store.sqlite import SQLiteStore
 from headrace.windmill.client import RunResponse
 from tests.fakes import URL, FakeWindmill, attempter
-from tests.helpers import config_text, dodo_body, settings_for, wait_for
+from tests.helpers import config_text, dodo_body, free_port, running_server, settings_for, wait_for
 
 FAST = functools.partial(Heartbeat, interval=0.1, dead_after=0.6)
 
@@ -208,3 +211,35 @@ def test_readiness_of_serve_without_a_worker_reports_the_live_workers(tmp_path: 
             await app.close()
 
     asyncio.run(main())
+
+
+async def _readyz(base: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/readyz") as response:
+        return response.status, (await response.json())["detail"]
+
+
+def test_readyz_of_serve_follows_the_workers_it_runs_or_sees(tmp_path: Path) -> None:
+    """Over HTTP: `serve` with its worker is ready once the worker runs; `serve` without one stays ready and
+    says whether a `headrace worker` (here one in this process, on the same database) is registered."""
+
+    async def main() -> None:
+        with_worker = settings_for(config_text(tmp_path / "a.db", free_port(), URL), tmp_path)
+        async with running_server(with_worker) as base:
+            await wait_for(lambda: _is(_readyz(base), (200, "ok")), 10)
+        apart = settings_for(config_text(tmp_path / "b.db", free_port(), URL, extra_server="worker = false"), tmp_path)
+        async with running_server(apart) as base:
+            status, detail = await _readyz(base)
+            assert status == 200 and "no live delivery worker registered" in detail
+            stop = asyncio.Event()
+            worker = asyncio.create_task(run_worker(apart, stop=stop))
+            await wait_for(lambda: _is(_readyz(base), (200, "ok; 1 live delivery worker registered")), 10)
+            stop.set()
+            await worker
+            status, detail = await _readyz(base)  # it deregistered as it stopped
+            assert status == 200 and "no live delivery worker registered" in detail
+
+    asyncio.run(main())
+
+
+async def _is(value: Any, expected: Any) -> bool:
+    return await value == expected
