@@ -207,8 +207,12 @@ class Worker:
             room = 2 * dest.concurrency - len(running) - len(queue)
             if room <= 0:
                 continue
-            token = f"{lease_prefix(self.worker_id)}{next(self._claims)}"
-            for claimed in await self.store.claim(name, room, token, now, now + self._lease, worker=self.worker_id):
+            worker_id = self.worker_id
+            token = f"{lease_prefix(worker_id)}{next(self._claims)}"
+            found = await self.store.claim(name, room, token, now, now + self._lease, worker=worker_id)
+            if worker_id != self.worker_id:
+                return False  # presumed dead while claiming: the reaper released these after our claim
+            for claimed in found:
                 claimed_any = True
                 queue.append((claimed, token))
         return claimed_any
