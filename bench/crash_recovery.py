@@ -53,7 +53,7 @@ secrets = ["{SECRET}"]
 source = "dodo"
 events = ["payment.*"]
 url = "{url}"
-token = "bench-token"
+token = "test-token"  # what the emulator of tests.helpers.deployed_windmill accepts
 retry_schedule = ["100ms", "200ms", "500ms", "1s"]
 concurrency = {CONCURRENCY}
 """
@@ -130,7 +130,8 @@ def measure(src: str | None, database: str | None, workdir: Path) -> float:
             server.send_signal(signal.SIGTERM)
             server.wait(30)
         jobs = Counter(job.args["data"]["payment_id"] for job in state.jobs.values())
-        assert len(jobs) == EVENTS and max(jobs.values()) == 1, f"jobs: {jobs}"
+        if len(jobs) != EVENTS or max(jobs.values()) != 1:
+            raise SystemExit(f"expected {EVENTS} jobs, one per event; got {jobs}; serve log:\n{log.read_text()}")
         return took
 
 

@@ -204,8 +204,8 @@ class App:
     async def ready(self) -> tuple[bool, str]:
         """Ready when the store has this binary's schema, can read every column it uses, and can write; and,
         when this process runs the delivery worker, its loop completes rounds and its heartbeat is written.
-        When the worker runs apart (`headrace worker`), readiness stays ok without one (ingest alone is
-        durable) and its detail says how many live workers are registered."""
+        When the worker runs apart (`[server] worker = false`), readiness stays ok without one (ingest alone
+        is durable) and its detail says how many live workers are registered."""
         try:
             await asyncio.wait_for(self.store.check_schema(), 5)
         except Exception as exc:
@@ -216,6 +216,8 @@ class App:
             return False, f"store not writable: {exc}"
         if self.worker is not None:
             return self.worker.health()
+        if self.settings.server.worker:
+            return True, "ok"
         try:
             live = await asyncio.wait_for(self.store.live_workers(self.clock() - DEAD_AFTER), 5)
         except Exception as exc:

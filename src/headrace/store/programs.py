@@ -128,7 +128,7 @@ def earliest(query: str) -> Program[float | None]:
 # -- job outcomes ------------------------------------------------------------------------------------------
 
 
-def lease_due_jobs(limit: int, now: float, lease_until: float, owner: str | None) -> Program[list[OpenJob]]:
+def lease_due_jobs(limit: int, now: float, lease_until: float, owner: str | None = None) -> Program[list[OpenJob]]:
     """Take up to `limit` jobs due for a look, in id order; their next check moves to `lease_until`, so
     another tracker leaves them alone while this one asks Windmill (`owner`: the worker, so its leases are
     released if it dies)."""
