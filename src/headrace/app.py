@@ -13,6 +13,7 @@ import aiohttp
 
 from headrace.config import ConfigError, Settings
 from headrace.deliver.attempt import Attempter
+from headrace.deliver.heartbeat import DEAD_AFTER
 from headrace.deliver.preflight import SchemaCache
 from headrace.deliver.recorder import OutcomeRecorder
 from headrace.deliver.tracker import JobTracker
@@ -149,6 +150,8 @@ class App:
         log.info("transformations reloaded", extra={"destinations": sorted(transformations.scripts)})
 
     async def close(self) -> None:
+        if self.worker is not None:
+            await self.worker.close()
         if self.worker is not None and self.worker.transformations.sandbox is not None:
             await self.worker.transformations.sandbox.close()
         if self._session is not None:
@@ -199,7 +202,10 @@ class App:
         return self.metrics.render(await self.metrics.queue(self.store.queue_stats))
 
     async def ready(self) -> tuple[bool, str]:
-        """Ready when the store has this binary's schema, can read every column it uses, and can write."""
+        """Ready when the store has this binary's schema, can read every column it uses, and can write; and,
+        when this process runs the delivery worker, its loop completes rounds and its heartbeat is written.
+        When the worker runs apart (`[server] worker = false`), readiness stays ok without one (ingest alone
+        is durable) and its detail says how many live workers are registered."""
         try:
             await asyncio.wait_for(self.store.check_schema(), 5)
         except Exception as exc:
@@ -208,4 +214,14 @@ class App:
             await asyncio.wait_for(self.store.check_writable(), 5)
         except Exception as exc:
             return False, f"store not writable: {exc}"
-        return True, "ok"
+        if self.worker is not None:
+            return self.worker.health()
+        if self.settings.server.worker:
+            return True, "ok"
+        try:
+            live = await asyncio.wait_for(self.store.live_workers(self.clock() - DEAD_AFTER), 5)
+        except Exception as exc:
+            return False, f"cannot read the registered workers: {exc}"
+        if live == 0:
+            return True, "ok; no live delivery worker registered: events are stored and wait for `headrace worker`"
+        return True, f"ok; {live} live delivery worker{'s' if live > 1 else ''} registered"

@@ -231,9 +231,9 @@ def test_postgresql_renamed_column_fails_readiness(tmp_path: Path, pg_dsn: str):
 def _probe_columns(dialect: str) -> dict[str, set[str]]:
     from headrace.store.queries import load
 
-    alias = {"e": "events", "d": "deliveries", "a": "attempts", "r": "rejections", "m": "meta"}
+    alias = {"e": "events", "d": "deliveries", "a": "attempts", "r": "rejections", "m": "meta", "w": "workers"}
     found: dict[str, set[str]] = {}
-    for a, column in re.findall(r"\b([edarm])\.([a-z_]+)", load(dialect)["schema_probe"]):
+    for a, column in re.findall(r"\b([edarmw])\.([a-z_]+)", load(dialect)["schema_probe"]):
         found.setdefault(alias[a], set()).add(column)
     return found
 

@@ -77,6 +77,7 @@ class JobTracker:
     rand: Callable[[], float] = random.random
     on_rerun: Callable[[], None] = _nothing  # a failed job was queued to run again
     busy: Callable[[], bool] = _never  # deliveries are in flight: look at jobs at a slower pace
+    owner: str | None = None  # the worker whose leases these are (released at once if it dies)
 
     def __post_init__(self) -> None:
         self._wake = asyncio.Event()
@@ -99,7 +100,7 @@ class JobTracker:
         due = await self.store.next_job_check()
         if due is None or due > now:
             return 0
-        jobs = await self.store.lease_due_jobs(BATCH, now, now + LEASE)
+        jobs = await self.store.lease_due_jobs(BATCH, now, now + LEASE, self.owner)
         await asyncio.gather(*(self._look(job) for job in jobs))
         return len(jobs)
 

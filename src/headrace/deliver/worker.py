@@ -1,8 +1,10 @@
 """The delivery worker: claim due deliveries under a lease, run each attempt, hand its outcome to the recorder.
 
-Per destination at most `concurrency` requests are in flight. A claimed delivery carries a lease; if this
-process dies, the lease expires and any worker picks the delivery up again. Because every attempt of a
-delivery uses the same deterministic Windmill job_id, a repeat after a crash cannot create a second job.
+Per destination at most `concurrency` requests are in flight. A claimed delivery carries a lease under a token
+that starts with this worker's id. The worker heartbeats (heartbeat.py): if this process dies, a live worker
+notices within seconds and releases its leases; the lease's own expiry stays as the backstop. Because every
+attempt of a delivery uses the same deterministic Windmill job_id, a repeat after a crash cannot create a
+second job.
 What one attempt does is `Attempter`'s business (attempt.py); this module only schedules.
 """
 
@@ -22,16 +24,22 @@ from dataclasses import dataclass, field
 
 from headrace.config import DestinationSettings, Settings
 from headrace.deliver.attempt import Attempter
+from headrace.deliver.heartbeat import Heartbeat
 from headrace.deliver.recorder import OutcomeRecorder
 from headrace.deliver.rounds import idle_timeout, run_rounds
 from headrace.deliver.tracker import JobTracker
 from headrace.models import Claimed
-from headrace.store.base import Finished, Store
+from headrace.store.base import Finished, Store, WorkerInfo, lease_prefix
 from headrace.transform import Sandbox, Script
 
 log = logging.getLogger("headrace.deliver")
 
 LEASE_MARGIN = 5.0
+STALLED_AFTER = 30.0  # readiness fails when the claim loop has not completed a round for this long
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,8 @@ class Worker:
         *,
         clock: Callable[[], float] = time.time,
         worker_id: str | None = None,
+        heartbeat: Callable[..., Heartbeat] = Heartbeat,
+        stalled_after: float = STALLED_AFTER,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -62,7 +72,19 @@ class Worker:
         self.tracker = tracker
         self.transformations = transformations or Transformations()
         self.clock = clock
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self.worker_id = worker_id or new_worker_id()
+        self.tracker.owner = self.worker_id
+        self.heartbeat = heartbeat(
+            store,
+            self._identity(),
+            clock=clock,
+            on_lost=self._lost,
+            on_reaped=self.notify,
+            on_beat=self._dispatch,
+        )
+        self.last_round: float | None = None  # clock() when the claim loop last completed a round
+        self.stalled_after = stalled_after
+        self._started: float | None = None
         self._claims = itertools.count(1)
         self._wake = asyncio.Event()
         # Per destination: claimed deliveries waiting for a free slot, and the attempts in flight.
@@ -72,6 +94,36 @@ class Worker:
         timeout = max((d.timeout_seconds for d in settings.destinations.values()), default=30.0)
         # A claimed delivery may wait for one attempt's worth of time in the queue, then run its own.
         self._lease = 2 * timeout + LEASE_MARGIN
+
+    def _identity(self) -> WorkerInfo:
+        return WorkerInfo(self.worker_id, socket.gethostname(), os.getpid())
+
+    def _lost(self) -> WorkerInfo:
+        """Our heartbeat row was gone: another worker presumed us dead and released everything we held. Drop
+        the queued claims, cancel the attempts in flight (their outcomes would be refused), take a new id."""
+        self._drop_all()
+        self.worker_id = new_worker_id()
+        self.tracker.owner = self.worker_id
+        return self._identity()
+
+    def _drop_all(self) -> None:
+        for queue in self._queued.values():
+            queue.clear()
+        for running in self._running.values():
+            for task in list(running):
+                task.cancel()
+
+    def health(self) -> tuple[bool, str]:
+        """For readiness: the claim loop completes rounds and the heartbeat is written."""
+        ok, detail = self.heartbeat.health()
+        if not ok:
+            return ok, detail
+        last = self.last_round if self.last_round is not None else self._started
+        if last is None:
+            return True, "ok"  # not started yet
+        if self.clock() - last > self.stalled_after:
+            return False, f"delivery worker loop has not completed a round for {self.clock() - last:.0f}s"
+        return True, "ok"
 
     def notify(self) -> None:
         """New work may be due (called by ingest after a commit, and by the tracker for a re-run)."""
@@ -91,6 +143,8 @@ class Worker:
         """Claim and send until `stop` is set. Claims run ahead of sending by up to one `concurrency` per
         destination, and outcomes are recorded in the background, so a slot never waits for a commit."""
         log.info("delivery worker started", extra={"worker_id": self.worker_id})
+        self._started = self.clock()
+        await self.heartbeat.start()
         tracker = asyncio.create_task(self.tracker.run(stop))
         try:
             await run_rounds(stop, self._wake, self._round, self._pause_after, log, "claiming deliveries")
@@ -104,6 +158,7 @@ class Worker:
             return await self._claim_round()
         finally:
             self._dispatch()
+            self.last_round = self.clock()
 
     async def _pause_after(self, claimed_any: bool | None) -> float | None:
         if claimed_any:
@@ -111,7 +166,18 @@ class Worker:
         return await idle_timeout(self.store.next_due, self.clock, 0.01)
 
     async def drain(self, grace: float) -> None:
-        """Let in-flight attempts finish for up to `grace` seconds, then release the rest for another worker."""
+        """Let in-flight attempts finish for up to `grace` seconds, then release the rest for another worker;
+        last, deregister (the heartbeat keeps beating until then, so nobody takes over a finishing attempt)."""
+        try:
+            await self._drain(grace)
+        finally:
+            await self.heartbeat.stop(retire=True)
+
+    async def close(self) -> None:
+        """Stop the heartbeat without touching the store (the process is going away without a drain)."""
+        await self.heartbeat.stop(retire=False)
+
+    async def _drain(self, grace: float) -> None:
         tasks = [task for tasks in self._running.values() for task in tasks]
         if tasks:
             log.info("waiting for %d in-flight deliveries", len(tasks))
@@ -132,6 +198,8 @@ class Worker:
 
     async def _claim_round(self) -> bool:
         claimed_any = False
+        if not self.heartbeat.fresh():
+            return False  # not registered, or possibly reaped already: claim nothing until a beat succeeds
         now = self.clock()
         for name, dest in self.settings.destinations.items():
             queue = self._queued.setdefault(name, collections.deque())
@@ -139,13 +207,19 @@ class Worker:
             room = 2 * dest.concurrency - len(running) - len(queue)
             if room <= 0:
                 continue
-            token = f"{self.worker_id}#{next(self._claims)}"
-            for claimed in await self.store.claim(name, room, token, now, now + self._lease):
+            worker_id = self.worker_id
+            token = f"{lease_prefix(worker_id)}{next(self._claims)}"
+            found = await self.store.claim(name, room, token, now, now + self._lease, worker=worker_id)
+            if worker_id != self.worker_id:
+                return False  # presumed dead while claiming: the reaper released these after our claim
+            for claimed in found:
                 claimed_any = True
                 queue.append((claimed, token))
         return claimed_any
 
     def _dispatch(self) -> None:
+        if not self.heartbeat.fresh():
+            return  # the fence: by now another worker may have taken these over; the next beat decides
         for name, queue in self._queued.items():
             dest = self.settings.destinations.get(name)
             running = self._running.setdefault(name, {})

@@ -47,6 +47,38 @@ class StoreStats:
     rejections: dict[tuple[str, str], int]  # (source, reason) -> count
 
 
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A worker process as it registers: its id (also the start of every lease token it claims under)."""
+
+    id: str
+    host: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """A worker removed from the workers table, and what of its work was released for others."""
+
+    worker_id: str
+    deliveries: int
+    jobs: int
+    heartbeat_at: float | None = None  # its last heartbeat (None: it deregistered itself)
+
+
+@dataclass(frozen=True)
+class Beat:
+    """One heartbeat: whether this worker's row was still there, and the dead workers it reaped."""
+
+    alive: bool
+    reaped: list[Reaped]
+
+
+def lease_prefix(worker_id: str) -> str:
+    """Every delivery lease token a worker claims under starts with this (see Worker)."""
+    return f"{worker_id}#"
+
+
 class StoreError(Exception):
     pass
 
@@ -72,18 +104,36 @@ class Store(Protocol):
 
     # delivery
     async def claim(
-        self, destination: str, limit: int, token: str, now: float, lease_until: float
-    ) -> list[Claimed]: ...
+        self, destination: str, limit: int, token: str, now: float, lease_until: float, *, worker: str | None = None
+    ) -> list[Claimed]:
+        """Lease up to `limit` due deliveries under `token`. With `worker`, only while that worker is registered
+        (a worker presumed dead claims nothing); its token must then start with `lease_prefix(worker)`."""
+        ...
+
     async def finish(self, finished: Finished, now: float) -> bool: ...
     async def release(self, claimed: Claimed, token: str, now: float) -> None: ...
     async def next_due(self) -> float | None: ...
 
     # job outcomes (the tracker)
     async def next_job_check(self) -> float | None: ...
-    async def lease_due_jobs(self, limit: int, now: float, lease_until: float) -> list[OpenJob]: ...
+    async def lease_due_jobs(
+        self, limit: int, now: float, lease_until: float, owner: str | None = None
+    ) -> list[OpenJob]: ...
     async def record_job(self, update: JobUpdate, now: float) -> str | None:
         """Store one look at a job; for a failure with `rerun`, queue a new generation and return its job id."""
         ...
+
+    # worker processes (deliver/heartbeat.py)
+    async def register_worker(self, worker: WorkerInfo, now: float) -> None: ...
+    async def heartbeat(self, worker_id: str, now: float, dead_before: float) -> Beat:
+        """Beat for `worker_id`, then reap every worker whose last beat is before `dead_before`."""
+        ...
+
+    async def retire_worker(self, worker_id: str, now: float) -> Reaped:
+        """Release everything `worker_id` holds and delete its row (a clean stop)."""
+        ...
+
+    async def live_workers(self, since: float) -> int: ...
 
     # reading and operating
     async def list_events(self, flt: EventFilter) -> list[EventRow]: ...

@@ -26,7 +26,7 @@ from headrace.models import (
     Route,
 )
 from headrace.store import programs
-from headrace.store.base import Finished, StoreError, StoreStats, StoreUnavailable
+from headrace.store.base import Beat, Finished, Reaped, StoreError, StoreStats, StoreUnavailable, WorkerInfo
 from headrace.store.programs import Program
 from headrace.store.schema import SchemaStatus, known_version
 
@@ -97,8 +97,10 @@ class SQLStore(ABC):
         await self._recorded(programs.reject, rejection)
 
     # delivery
-    async def claim(self, destination: str, limit: int, token: str, now: float, lease_until: float) -> list[Claimed]:
-        return await self._recorded(programs.claim, destination, limit, token, now, lease_until)
+    async def claim(
+        self, destination: str, limit: int, token: str, now: float, lease_until: float, *, worker: str | None = None
+    ) -> list[Claimed]:
+        return await self._recorded(programs.claim, destination, limit, token, now, lease_until, worker)
 
     async def finish(self, finished: Finished, now: float) -> bool:
         return await self._recorded(programs.finish, finished, now)
@@ -113,11 +115,26 @@ class SQLStore(ABC):
     async def next_job_check(self) -> float | None:
         return await self._read(programs.earliest, "next_job_check")
 
-    async def lease_due_jobs(self, limit: int, now: float, lease_until: float) -> list[OpenJob]:
-        return await self._recorded(programs.lease_due_jobs, limit, now, lease_until)
+    async def lease_due_jobs(
+        self, limit: int, now: float, lease_until: float, owner: str | None = None
+    ) -> list[OpenJob]:
+        return await self._recorded(programs.lease_due_jobs, limit, now, lease_until, owner)
 
     async def record_job(self, update: JobUpdate, now: float) -> str | None:
         return await self._recorded(programs.record_job, update, now, self._deployment())
+
+    # worker processes
+    async def register_worker(self, worker: WorkerInfo, now: float) -> None:
+        await self._recorded(programs.register_worker, worker, now)
+
+    async def heartbeat(self, worker_id: str, now: float, dead_before: float) -> Beat:
+        return await self._recorded(programs.heartbeat, worker_id, now, dead_before)
+
+    async def retire_worker(self, worker_id: str, now: float) -> Reaped:
+        return await self._recorded(programs.retire_worker, worker_id, now)
+
+    async def live_workers(self, since: float) -> int:
+        return await self._read(programs.live_workers, since)
 
     # reading and operating
     async def list_events(self, flt: EventFilter) -> list[EventRow]:

@@ -30,7 +30,7 @@ from headrace.models import (
     Route,
 )
 from headrace.store import rows, schema
-from headrace.store.base import Finished, StoreError, StoreStats
+from headrace.store.base import Beat, Finished, Reaped, StoreError, StoreStats, WorkerInfo, lease_prefix
 
 T = TypeVar("T")
 StepKind = Literal["one", "all", "run", "many"]
@@ -92,7 +92,14 @@ def reject(rejection: Rejection) -> Program[None]:
 # -- delivery ----------------------------------------------------------------------------------------------
 
 
-def claim(destination: str, limit: int, token: str, now: float, lease_until: float) -> Program[list[Claimed]]:
+def claim(
+    destination: str, limit: int, token: str, now: float, lease_until: float, worker: str | None = None
+) -> Program[list[Claimed]]:
+    if worker is not None:
+        if not token.startswith(lease_prefix(worker)):
+            raise StoreError(f"lease token {token!r} does not start with its worker's id {worker!r} and '#'")
+        if (yield one("worker_alive", {"worker_id": worker})) is None:
+            return []  # presumed dead and reaped: its leases went to others, it takes no more
     params = {"destination": destination, "limit": limit, "token": token, "now": now, "lease_until": lease_until}
     if (yield run("claim_due", params)) == 0:
         return []
@@ -121,10 +128,12 @@ def earliest(query: str) -> Program[float | None]:
 # -- job outcomes ------------------------------------------------------------------------------------------
 
 
-def lease_due_jobs(limit: int, now: float, lease_until: float) -> Program[list[OpenJob]]:
+def lease_due_jobs(limit: int, now: float, lease_until: float, owner: str | None = None) -> Program[list[OpenJob]]:
     """Take up to `limit` jobs due for a look, in id order; their next check moves to `lease_until`, so
-    another tracker leaves them alone while this one asks Windmill."""
-    leased = yield all_rows("lease_due_jobs", {"limit": limit, "now": now, "lease_until": lease_until})
+    another tracker leaves them alone while this one asks Windmill (`owner`: the worker, so its leases are
+    released if it dies)."""
+    params = {"limit": limit, "now": now, "lease_until": lease_until, "owner": owner}
+    leased = yield all_rows("lease_due_jobs", params)
     found = []
     for delivery_id in sorted(int(row["id"]) for row in leased):
         row = yield one("open_job", {"delivery_id": delivery_id})
@@ -162,6 +171,35 @@ def record_job(update: JobUpdate, now: float, deployment_id: str) -> Program[str
 def latest_generation(event_id: int, destination: str) -> Program[int | None]:
     row = yield one("latest_generation", {"event_id": event_id, "destination": destination})
     return None if row is None or row["generation"] is None else int(row["generation"])
+
+
+# -- worker processes -------------------------------------------------------------------------------------
+
+
+def register_worker(worker: WorkerInfo, now: float) -> Program[None]:
+    yield run("register_worker", {"worker_id": worker.id, "host": worker.host, "pid": worker.pid, "now": now})
+
+
+def heartbeat(worker_id: str, now: float, dead_before: float) -> Program[Beat]:
+    """Beat, then reap: release the leases of every worker whose last beat is before `dead_before`."""
+    alive = (yield run("beat_worker", {"worker_id": worker_id, "now": now})) > 0
+    reaped = []
+    for row in (yield all_rows("dead_workers", {"dead_before": dead_before, "worker_id": worker_id})):
+        reaped.append((yield from retire_worker(str(row["id"]), now, float(row["heartbeat_at"]))))
+    return Beat(alive, reaped)
+
+
+def retire_worker(worker_id: str, now: float, heartbeat_at: float | None = None) -> Program[Reaped]:
+    """Hand back every delivery and job lease `worker_id` holds, due now, and delete its row."""
+    deliveries = yield run("release_worker_deliveries", {"prefix": lease_prefix(worker_id), "now": now})
+    jobs = yield run("release_worker_jobs", {"worker_id": worker_id, "now": now})
+    yield run("delete_worker", {"worker_id": worker_id})
+    return Reaped(worker_id, int(deliveries), int(jobs), heartbeat_at)
+
+
+def live_workers(since: float) -> Program[int]:
+    row = yield one("live_workers", {"since": since})
+    return 0 if row is None else int(row["n"])
 
 
 # -- reading and operating ---------------------------------------------------------------------------------

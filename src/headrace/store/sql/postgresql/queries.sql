@@ -73,6 +73,43 @@ UPDATE deliveries
 SET status = 'pending', lease_owner = NULL, lease_until = NULL, next_attempt_at = %(now)s, updated_at = %(now)s
 WHERE id = %(delivery_id)s AND lease_owner = %(token)s AND status = 'in_flight';
 
+-- Worker processes and their heartbeats (deliver/heartbeat.py).
+
+-- name: register_worker
+INSERT INTO workers (id, host, pid, started_at, heartbeat_at)
+VALUES (%(worker_id)s, %(host)s, %(pid)s, %(now)s, %(now)s);
+
+-- name: beat_worker
+UPDATE workers SET heartbeat_at = %(now)s WHERE id = %(worker_id)s;
+
+-- name: worker_alive
+-- Checked in the claim's transaction. KEY SHARE: a heartbeat (no key change) does not wait for it, but the
+-- reaper's DELETE does, so a worker is never reaped between this check and its claim's commit.
+SELECT id FROM workers WHERE id = %(worker_id)s FOR KEY SHARE;
+
+-- name: dead_workers
+-- SKIP LOCKED: two reapers never handle one dead worker twice; a row locked by its own heartbeat or claim
+-- is left for the next round.
+SELECT id, heartbeat_at FROM workers WHERE heartbeat_at < %(dead_before)s AND id <> %(worker_id)s
+ORDER BY id FOR UPDATE SKIP LOCKED;
+
+-- name: release_worker_deliveries
+-- Every delivery a worker holds: its lease tokens are the worker's id, '#', a number.
+UPDATE deliveries
+SET status = 'pending', lease_owner = NULL, lease_until = NULL, next_attempt_at = %(now)s, updated_at = %(now)s
+WHERE status = 'in_flight' AND left(lease_owner, length(%(prefix)s)) = %(prefix)s;
+
+-- name: release_worker_jobs
+UPDATE deliveries
+SET job_next_check_at = %(now)s, job_lease_owner = NULL
+WHERE job_state = 'open' AND job_lease_owner = %(worker_id)s;
+
+-- name: delete_worker
+DELETE FROM workers WHERE id = %(worker_id)s;
+
+-- name: live_workers
+SELECT COUNT(*) AS n FROM workers WHERE heartbeat_at >= %(since)s;
+
 -- name: next_due
 SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE status = 'pending';
 
@@ -172,7 +209,7 @@ WITH due AS MATERIALIZED (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE deliveries d
-SET job_next_check_at = %(lease_until)s
+SET job_next_check_at = %(lease_until)s, job_lease_owner = %(owner)s
 FROM due
 WHERE d.id = due.id
 RETURNING d.id;
@@ -185,14 +222,14 @@ WHERE d.id = %(delivery_id)s AND d.job_state = 'open';
 
 -- name: job_still_open
 UPDATE deliveries
-SET job_checks = job_checks + 1, job_next_check_at = %(next_check_at)s
+SET job_checks = job_checks + 1, job_next_check_at = %(next_check_at)s, job_lease_owner = NULL
 WHERE id = %(delivery_id)s AND job_state = 'open';
 
 -- name: job_done
 UPDATE deliveries
 SET job_state = %(state)s, job_checks = job_checks + 1, job_next_check_at = NULL,
     job_completed_at = %(completed_at)s, job_duration_ms = %(duration_ms)s, job_excerpt = %(excerpt)s,
-    updated_at = %(now)s
+    updated_at = %(now)s, job_lease_owner = NULL
 WHERE id = %(delivery_id)s AND job_state = 'open';
 
 -- name: open_delivery_counts
@@ -228,10 +265,10 @@ SELECT
        d.event_id, d.destination, d.generation, d.job_id, d.status, d.attempts, d.next_attempt_at,
        d.lease_owner, d.lease_until, d.last_error, d.windmill_job_id, d.payload, d.created_at, d.updated_at,
        d.job_state, d.job_created_at, d.job_next_check_at, d.job_checks, d.job_completed_at, d.job_duration_ms,
-       d.job_excerpt, d.job_reruns, a.id, a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status,
+       d.job_excerpt, d.job_reruns, d.job_lease_owner, a.id, a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status,
        a.outcome, a.detail, a.response_excerpt, a.notes, r.id, r.source, r.reason, r.status, r.detail, r.remote,
-       r.at, m.key, m.value
-FROM events e, deliveries d, attempts a, rejections r, meta m
+       r.at, m.key, m.value, w.id, w.host, w.pid, w.started_at, w.heartbeat_at
+FROM events e, deliveries d, attempts a, rejections r, meta m, workers w
 WHERE 1 = 0;
 
 -- name: deployment_id

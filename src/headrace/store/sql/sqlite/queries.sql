@@ -61,6 +61,38 @@ UPDATE deliveries
 SET status = 'pending', lease_owner = NULL, lease_until = NULL, next_attempt_at = :now, updated_at = :now
 WHERE id = :delivery_id AND lease_owner = :token AND status = 'in_flight';
 
+-- Worker processes and their heartbeats (deliver/heartbeat.py).
+
+-- name: register_worker
+INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES (:worker_id, :host, :pid, :now, :now);
+
+-- name: beat_worker
+UPDATE workers SET heartbeat_at = :now WHERE id = :worker_id;
+
+-- name: worker_alive
+-- Checked in the claim's transaction: a worker presumed dead (its row deleted) claims nothing more.
+SELECT id FROM workers WHERE id = :worker_id;
+
+-- name: dead_workers
+SELECT id, heartbeat_at FROM workers WHERE heartbeat_at < :dead_before AND id <> :worker_id ORDER BY id;
+
+-- name: release_worker_deliveries
+-- Every delivery a worker holds: its lease tokens are the worker's id, '#', a number.
+UPDATE deliveries
+SET status = 'pending', lease_owner = NULL, lease_until = NULL, next_attempt_at = :now, updated_at = :now
+WHERE status = 'in_flight' AND substr(lease_owner, 1, length(:prefix)) = :prefix;
+
+-- name: release_worker_jobs
+UPDATE deliveries
+SET job_next_check_at = :now, job_lease_owner = NULL
+WHERE job_state = 'open' AND job_lease_owner = :worker_id;
+
+-- name: delete_worker
+DELETE FROM workers WHERE id = :worker_id;
+
+-- name: live_workers
+SELECT COUNT(*) AS n FROM workers WHERE heartbeat_at >= :since;
+
 -- name: next_due
 SELECT MIN(next_attempt_at) AS due FROM deliveries WHERE status = 'pending';
 
@@ -151,7 +183,7 @@ SELECT MIN(job_next_check_at) AS due FROM deliveries WHERE job_state = 'open';
 
 -- name: lease_due_jobs
 UPDATE deliveries
-SET job_next_check_at = :lease_until
+SET job_next_check_at = :lease_until, job_lease_owner = :owner
 WHERE id IN (
     SELECT id FROM deliveries
     WHERE job_state = 'open' AND job_next_check_at <= :now
@@ -168,13 +200,13 @@ WHERE d.id = :delivery_id AND d.job_state = 'open';
 
 -- name: job_still_open
 UPDATE deliveries
-SET job_checks = job_checks + 1, job_next_check_at = :next_check_at
+SET job_checks = job_checks + 1, job_next_check_at = :next_check_at, job_lease_owner = NULL
 WHERE id = :delivery_id AND job_state = 'open';
 
 -- name: job_done
 UPDATE deliveries
 SET job_state = :state, job_checks = job_checks + 1, job_next_check_at = NULL, job_completed_at = :completed_at,
-    job_duration_ms = :duration_ms, job_excerpt = :excerpt, updated_at = :now
+    job_duration_ms = :duration_ms, job_excerpt = :excerpt, updated_at = :now, job_lease_owner = NULL
 WHERE id = :delivery_id AND job_state = 'open';
 
 -- name: open_delivery_counts
@@ -210,10 +242,10 @@ SELECT
        d.event_id, d.destination, d.generation, d.job_id, d.status, d.attempts, d.next_attempt_at,
        d.lease_owner, d.lease_until, d.last_error, d.windmill_job_id, d.payload, d.created_at, d.updated_at,
        d.job_state, d.job_created_at, d.job_next_check_at, d.job_checks, d.job_completed_at, d.job_duration_ms,
-       d.job_excerpt, d.job_reruns, a.id, a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status,
+       d.job_excerpt, d.job_reruns, d.job_lease_owner, a.id, a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status,
        a.outcome, a.detail, a.response_excerpt, a.notes, r.id, r.source, r.reason, r.status, r.detail, r.remote,
-       r.at, m.key, m.value
-FROM events e, deliveries d, attempts a, rejections r, meta m
+       r.at, m.key, m.value, w.id, w.host, w.pid, w.started_at, w.heartbeat_at
+FROM events e, deliveries d, attempts a, rejections r, meta m, workers w
 WHERE 1 = 0;
 
 -- name: deployment_id
