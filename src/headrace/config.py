@@ -32,6 +32,7 @@ from headrace.models import Route, target_key
 from headrace.windmill.urls import RunTarget, WindmillUrlError, parse_run_url
 
 MIN_ADMIN_TOKEN = 16
+MAX_ADMIN_TOKENS = 5
 KEYGEN_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 DEFAULT_RETRY_SCHEDULE = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
 DEFAULT_PAYLOAD_LIMIT = 1_048_576  # as large as the default ingest body limit
@@ -130,10 +131,11 @@ class ServerSettings(_Strict):
         "sqlite:///headrace.db",
         description="Where events are stored: sqlite:///PATH (embedded, default) or postgresql://USER@HOST/DB.",
     )
-    admin_token: Secret | None = Field(
-        None,
+    admin_token: tuple[Secret, ...] = Field(
+        (),
         description="Bearer token for /api/v1, /metrics and the console (env:NAME recommended), at least "
-        f"{MIN_ADMIN_TOKEN} characters. Without it (and without open_management) those answer 403.",
+        f"{MIN_ADMIN_TOKEN} characters; or a list of up to {MAX_ADMIN_TOKENS} while a rotation is under way (each "
+        "one is accepted). Without it (and without open_management) those answer 403.",
     )
     open_management: bool = Field(
         False,
@@ -197,6 +199,12 @@ class ServerSettings(_Strict):
         "10s",
         description="On SIGTERM, how long in-flight deliveries may finish before they are released (0s to 10m).",
     )
+    pid_file: str | None = Field(
+        None,
+        description="`headrace serve` writes its process id here (atomically) once it listens, and removes the "
+        "file at exit, so `kill -HUP $(cat FILE)` reloads the config. Relative to the config file's folder; "
+        "`--pid-file` overrides it.",
+    )
     transform_workers: int = Field(
         4,
         ge=1,
@@ -228,6 +236,13 @@ class ServerSettings(_Strict):
                 raise ValueError(f"{item!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/8)") from None
         return value
 
+    @field_validator("pid_file")
+    @classmethod
+    def _pid_file(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or value.endswith("/") or len(value) > 4096):
+            raise ValueError(f"{value[:100]!r}: give a file path, e.g. /run/headrace/headrace.pid")
+        return value
+
     @field_validator("base_path")
     @classmethod
     def _base_path(cls, value: str) -> str:
@@ -247,22 +262,33 @@ class ServerSettings(_Strict):
             raise ValueError(f'{value!r}: must be longer than 0, e.g. "15s"')
         return value
 
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _one_or_several(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        return (value,) if isinstance(value, Secret) else value
+
     @field_validator("admin_token")
     @classmethod
-    def _admin_token(cls, value: Secret | None) -> Secret | None:
-        if value is None:
-            return value
-        token = value.reveal()
-        if len(token) < MIN_ADMIN_TOKEN or len(set(token)) < 8 or not token.isprintable() or " " in token:
+    def _admin_token(cls, value: tuple[Secret, ...]) -> tuple[Secret, ...]:
+        if len(value) > MAX_ADMIN_TOKENS:
             raise ValueError(
-                f"too short or too plain ({len(token)} characters): use at least {MIN_ADMIN_TOKEN} printable "
-                f"characters, no spaces, at least 8 different ones; generate one with: {KEYGEN_COMMAND}"
+                f"has {len(value)} tokens; at most {MAX_ADMIN_TOKENS} (one, plus the next one while rotating)"
             )
+        for index, secret in enumerate(value):
+            token = secret.reveal()
+            if len(token) < MIN_ADMIN_TOKEN or len(set(token)) < 8 or not token.isprintable() or " " in token:
+                which = f"token #{index + 1} is " if len(value) > 1 else ""
+                raise ValueError(
+                    f"{which}too short or too plain ({len(token)} characters): use at least {MIN_ADMIN_TOKEN} "
+                    f"printable characters, no spaces, at least 8 different ones; generate one with: {KEYGEN_COMMAND}"
+                )
         return value
 
     @model_validator(mode="after")
     def _management(self) -> ServerSettings:
-        if self.open_management and self.admin_token is not None:
+        if self.open_management and self.admin_token:
             raise ValueError("open_management = true and admin_token are both set: keep one (the token)")
         if self.open_management and self.trusted_proxies:
             raise ValueError(
@@ -279,7 +305,7 @@ class ServerSettings(_Strict):
     @property
     def management(self) -> Literal["token", "open", "closed"]:
         """How /api/v1, /metrics and the console are guarded."""
-        if self.admin_token is not None:
+        if self.admin_token:
             return "token"
         return "open" if self.open_management else "closed"
 
@@ -472,7 +498,7 @@ class Settings(_Strict):
             if dest.source not in self.sources:
                 known = ", ".join(sorted(self.sources)) or "none defined"
                 raise ValueError(f"[destinations.{name}] source = {dest.source!r} is not a [sources.NAME] ({known})")
-        if self.server.admin_token is None and not self.server.is_loopback():
+        if not self.server.admin_token and not self.server.is_loopback():
             raise ValueError(
                 f"[server] listen = {self.server.listen!r} is not loopback: "
                 f'set admin_token = "env:HEADRACE_ADMIN_TOKEN" (generate one with: {KEYGEN_COMMAND})'
@@ -489,6 +515,13 @@ class Settings(_Strict):
     def route(self, name: str) -> Route:
         """Destination `name` with its Windmill target, as the store needs it to derive job ids."""
         return Route(name, self.destinations[name].job_target)
+
+    @property
+    def pid_path(self) -> Path | None:
+        if self.server.pid_file is None:
+            return None
+        path = Path(self.server.pid_file)
+        return path if path.is_absolute() else self.base_dir / path
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -514,7 +547,18 @@ def _resolve_secrets(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
 
     server = raw.get("server")
     if isinstance(server, dict) and "admin_token" in server:
-        server["admin_token"] = convert(server["admin_token"], "[server] admin_token")
+        tokens = server["admin_token"]
+        if isinstance(tokens, list):
+            if not tokens:
+                raise ConfigError(
+                    "[server] admin_token: the list is empty; give one token or several (during a rotation), "
+                    "or remove the key"
+                )
+            server["admin_token"] = [
+                convert(item, f"[server] admin_token[{index}]") for index, item in enumerate(tokens)
+            ]
+        else:
+            server["admin_token"] = convert(tokens, "[server] admin_token")
     for name, source in (raw.get("sources") or {}).items():
         if isinstance(source, dict) and isinstance(source.get("secrets"), list):
             source["secrets"] = [

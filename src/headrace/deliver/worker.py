@@ -42,6 +42,12 @@ class Transformations:
     sandbox: Sandbox | None = None
 
 
+def lease_for(settings: Settings) -> float:
+    """A claimed delivery may wait for one attempt's worth of time in the queue, then run its own."""
+    timeout = max((d.timeout_seconds for d in settings.destinations.values()), default=30.0)
+    return 2 * timeout + LEASE_MARGIN
+
+
 class Worker:
     def __init__(
         self,
@@ -69,19 +75,41 @@ class Worker:
         self._queued: dict[str, collections.deque[tuple[Claimed, str]]] = {}
         self._running: dict[str, dict[asyncio.Task[None], tuple[Claimed, str]]] = {}
         self._recording: set[asyncio.Task[bool]] = set()
-        timeout = max((d.timeout_seconds for d in settings.destinations.values()), default=30.0)
-        # A claimed delivery may wait for one attempt's worth of time in the queue, then run its own.
-        self._lease = 2 * timeout + LEASE_MARGIN
+        self._lease = lease_for(settings)
+        self._releasing: set[asyncio.Task[None]] = set()
 
     def notify(self) -> None:
         """New work may be due (called by ingest after a commit, and by the tracker for a re-run)."""
         self._wake.set()
 
-    def reload(self, transformations: Transformations) -> None:
-        """Take new transformation scripts; queued work is untouched and uses them from its next attempt."""
+    def reload(self, transformations: Transformations, settings: Settings | None = None) -> None:
+        """Take new transformation scripts (and destinations, on a config reload). Attempts in flight finish
+        with the destination settings they started with; claimed deliveries still queued here are sent with
+        the new ones (token, url, timeout); those of a destination the reload removed go back to the store,
+        pending, where no worker claims them unless the destination comes back."""
         self.transformations = transformations
         self.attempter.schemas.clear()
+        if settings is not None:
+            self.settings = settings
+            self.tracker.settings = settings
+            self._lease = lease_for(settings)
+            orphans = [
+                item for name, queue in self._queued.items() if name not in settings.destinations for item in queue
+            ]
+            for name in [name for name in self._queued if name not in settings.destinations]:
+                self._queued[name].clear()
+            if orphans:
+                task = asyncio.create_task(self._release(orphans))
+                self._releasing.add(task)
+                task.add_done_callback(self._releasing.discard)
         self.notify()
+
+    async def _release(self, items: list[tuple[Claimed, str]]) -> None:
+        for claimed, token in items:
+            try:
+                await self.store.release(claimed, token, self.clock())
+            except Exception as exc:  # the lease runs out instead; nothing is lost
+                log.warning("could not release a delivery of a removed destination: %s", exc)
 
     @property
     def in_flight(self) -> int:
