@@ -1,0 +1,300 @@
+"""Config reload on SIGHUP: the whole file is read again, validated, and applied in one step to ingest, the
+worker, the tracker, the guards and metrics; an invalid file keeps the running config; restart-only keys keep
+their running value. Against a real `headrace serve` process, and in-process with a real signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from headrace.config import load
+from headrace.server import serve
+from headrace.windmill.emulator import EmulatorThread, running_emulator
+from tests.helpers import (
+    OTHER_SECRET,
+    SECRET,
+    config_text,
+    deployed_windmill,
+    dodo_body,
+    free_port,
+    post,
+    signed_headers,
+    wait_for,
+)
+
+TOKEN_A = "reload-admin-token-AAAA-1234"
+TOKEN_B = "reload-admin-token-BBBB-5678"
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorThread]:
+    with running_emulator(deployed_windmill("f/dodo/on_payment", "f/dodo/audit")) as emu:
+        yield emu
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    import socket
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.connect(("127.0.0.1", port))
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def send(port: int, secret: str, webhook_id: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    body = dodo_body()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/webhooks/dodo", data=body, headers=signed_headers(body, webhook_id, secret)
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_sighup_via_the_pid_file_adds_a_dodo_secret_and_an_invalid_file_keeps_it(tmp_path: Path):
+    """The documented command, `kill -HUP $(cat PID_FILE)`, against a real `headrace serve`: a second
+    signing secret added to the file is refused (401) before and accepted (202) after; then a broken file
+    is refused with one log line without secrets, and the running config (both secrets) stays."""
+    port = free_port()
+    config, pid_file = tmp_path / "h.toml", tmp_path / "run" / "headrace.pid"
+    pid_file.parent.mkdir()
+    text = config_text(tmp_path / "h.db", port)
+    config.write_text(text)
+    log_path = tmp_path / "stderr.log"
+    with log_path.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "headrace.cli", "serve", "-c", str(config), "--pid-file", str(pid_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        wait_port(port)
+        deadline = time.time() + 10
+        while not pid_file.exists() and time.time() < deadline:  # written once SIGHUP is handled
+            time.sleep(0.02)
+        assert pid_file.read_text() == f"{process.pid}\n"
+        assert send(port, SECRET, "msg_old_1") == 202
+        assert send(port, OTHER_SECRET, "msg_new_1") == 401
+
+        config.write_text(text.replace(f'secrets = ["{SECRET}"]', f'secrets = ["{SECRET}", "{OTHER_SECRET}"]'))
+        subprocess.run(["sh", "-c", f"kill -HUP $(cat {pid_file})"], check=True)
+        deadline = time.time() + 10
+        status = 401
+        while status != 202 and time.time() < deadline:
+            time.sleep(0.1)
+            status = send(port, OTHER_SECRET, f"msg_new_{time.time_ns()}")
+        assert status == 202
+        assert send(port, SECRET, "msg_old_2") == 202  # the old secret still works: Dodo's 24 h overlap
+
+        broken_secret = "whsec_" + "!" * 30
+        config.write_text(text.replace(f'secrets = ["{SECRET}"]', f'secrets = ["{broken_secret}"]'))
+        os.kill(process.pid, signal.SIGHUP)
+        deadline = time.time() + 10
+        while "config not reloaded" not in log_path.read_text() and time.time() < deadline:
+            time.sleep(0.05)
+        assert send(port, OTHER_SECRET, "msg_new_after_broken") == 202
+        assert send(port, SECRET, "msg_old_after_broken") == 202
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(20)
+    logged = log_path.read_text()
+    [refused] = [line for line in logged.splitlines() if "config not reloaded" in line]
+    assert "[sources.dodo] secrets" in refused and "running config is kept" in refused
+    for secret in (SECRET, OTHER_SECRET, broken_secret):
+        assert secret not in logged and secret.removeprefix("whsec_") not in logged
+    assert "config reloaded: sources changed: dodo" in logged
+    assert not pid_file.exists()  # removed at exit
+    assert process.returncode == 0
+
+
+@contextlib.asynccontextmanager
+async def serving(config: Path) -> AsyncIterator[str]:
+    """`headrace serve -c config` in this event loop, reloading from `config` on a real SIGHUP."""
+    stop = asyncio.Event()
+    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(load(config, environ={}), stop=stop, ready=ready.set_result, config_path=config))
+    done, _ = await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    try:
+        yield f"http://127.0.0.1:{await ready}"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def hup() -> None:
+    os.kill(os.getpid(), signal.SIGHUP)
+
+
+async def event_detail(http: aiohttp.ClientSession, base: str, event_id: int) -> dict[str, Any]:
+    async with http.get(f"{base}/api/v1/events/{event_id}") as response:
+        assert response.status == 200
+        return dict(await response.json())
+
+
+def deliveries(detail: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {d["destination"]: d for d in detail["deliveries"]}
+
+
+def test_a_changed_destination_token_is_used_for_the_next_attempt(tmp_path: Path, emulator: EmulatorThread):
+    """Windmill revoked the old token before the new one was loaded: attempts get 401 and are retried on the
+    schedule; after the reload the next attempt carries the new token and the delivery succeeds."""
+    emulator.state.tokens = {"new-windmill-token"}
+    config = tmp_path / "h.toml"
+    text = config_text(tmp_path / "h.db", free_port(), emulator.url(), schedule=str(["300ms"] * 40).replace("'", '"'))
+    config.write_text(text)
+
+    async def main() -> dict[str, Any]:
+        async with serving(config) as base, aiohttp.ClientSession() as http:
+            body = dodo_body()
+            status, answer = await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_token"))
+            assert status == 202
+
+            async def refused_twice() -> bool:
+                attempts = deliveries(await event_detail(http, base, answer["event_id"]))["payments"]["attempt_log"]
+                return len(attempts) >= 2 and all(a["http_status"] == 401 for a in attempts)
+
+            await wait_for(refused_twice)
+            assert emulator.state.jobs == {}
+            config.write_text(text.replace('token = "test-token"', 'token = "new-windmill-token"'))
+            hup()
+            await until(lambda: len(emulator.state.jobs) == 1)
+
+            async def delivered() -> bool:
+                delivery = deliveries(await event_detail(http, base, answer["event_id"]))["payments"]
+                return bool(delivery["status"] == "delivered")
+
+            await wait_for(delivered)
+            return await event_detail(http, base, answer["event_id"])
+
+    detail = asyncio.run(main())
+    attempts = deliveries(detail)["payments"]["attempt_log"]
+    assert [a["http_status"] for a in attempts[:-1]] == [401] * (len(attempts) - 1)
+    assert attempts[-1]["http_status"] == 201
+
+
+def two_destinations(tmp_path: Path, port: int, emulator: EmulatorThread, audit_token: str | None) -> str:
+    """payments (working) and, unless `audit_token` is None, audit (whose token Windmill may refuse)."""
+    text = config_text(tmp_path / "h.db", port, emulator.url())
+    if audit_token is None:
+        return text
+    return (
+        text
+        + f"""
+[destinations.audit]
+source = "dodo"
+events = ["payment.*"]
+url = "{emulator.url("f/dodo/audit")}"
+token = "{audit_token}"
+retry_schedule = {str(["250ms"] * 40).replace("'", '"')}
+timeout = "2s"
+"""
+    )
+
+
+def test_a_removed_destination_gets_no_new_deliveries_and_its_queued_ones_wait(
+    tmp_path: Path, emulator: EmulatorThread
+):
+    """A destination removed by a reload: its pending delivery is not attempted any more and stays pending
+    (nothing is failed or lost); new events are routed only to the others; put back (with a working token),
+    the pending delivery is sent."""
+    port = free_port()
+    config = tmp_path / "h.toml"
+    config.write_text(two_destinations(tmp_path, port, emulator, "revoked-token"))
+
+    async def main() -> None:
+        async with serving(config) as base, aiohttp.ClientSession() as http:
+            body = dodo_body()
+            status, first = await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_first"))
+            assert status == 202 and first["deliveries"] == 2
+
+            async def audit(event_id: int) -> dict[str, Any]:
+                return deliveries(await event_detail(http, base, event_id))["audit"]
+
+            async def audit_refused() -> bool:
+                return len((await audit(first["event_id"]))["attempt_log"]) >= 1
+
+            await wait_for(audit_refused)
+            await until(lambda: len(emulator.state.jobs) == 1)  # payments delivered
+            config.write_text(two_destinations(tmp_path, port, emulator, None))
+            hup()
+            await asyncio.sleep(0.5)  # the reload, and an attempt that was already in flight
+            before = len((await audit(first["event_id"]))["attempt_log"])
+            await asyncio.sleep(1.5)  # six retry steps of 250 ms
+            waiting = await audit(first["event_id"])
+            assert len(waiting["attempt_log"]) == before and waiting["status"] == "pending"
+
+            body = dodo_body()
+            status, second = await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_second"))
+            assert status == 202 and second["deliveries"] == 1  # routed to payments only
+            await until(lambda: len(emulator.state.jobs) == 2)
+
+            emulator.state.tokens.add("audit-token")
+            config.write_text(two_destinations(tmp_path, port, emulator, "audit-token"))
+            hup()
+            await until(lambda: len(emulator.state.jobs) == 3)  # the waiting audit delivery, sent at last
+
+            async def audit_delivered() -> bool:
+                return bool((await audit(first["event_id"]))["status"] == "delivered")
+
+            await wait_for(audit_delivered)
+
+    asyncio.run(main())
+
+
+def test_restart_only_keys_keep_their_running_value_and_the_rest_applies(
+    tmp_path: Path, emulator: EmulatorThread, caplog: pytest.LogCaptureFixture
+):
+    """A reload that changes listen and database keeps both (the server still answers where it did) and
+    says a restart is needed, naming the keys but no value; the admin token change in the same file applies."""
+    port = free_port()
+    config = tmp_path / "h.toml"
+    text = config_text(tmp_path / "h.db", port, emulator.url(), admin_token=TOKEN_A)
+    config.write_text(text)
+    moved = text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}").replace("h.db", "other.db")
+    moved = moved.replace(TOKEN_A, TOKEN_B)
+
+    async def main() -> None:
+        async with serving(config) as base, aiohttp.ClientSession() as http:
+            config.write_text(moved)
+            with caplog.at_level(logging.INFO, logger="headrace.app"):
+                hup()
+                await until(lambda: "config reloaded" in caplog.text)
+            async with http.get(f"{base}/api/v1/events", headers={"Authorization": f"Bearer {TOKEN_B}"}) as r:
+                assert r.status == 200  # same address, the new token
+            async with http.get(f"{base}/api/v1/events", headers={"Authorization": f"Bearer {TOKEN_A}"}) as r:
+                assert r.status == 401
+        assert not (tmp_path / "other.db").exists()
+
+    asyncio.run(main())
+    [warning] = [r.getMessage() for r in caplog.records if "only a restart applies" in r.getMessage()]
+    assert "database, listen" in warning and "other.db" not in warning
+    assert TOKEN_A not in caplog.text and TOKEN_B not in caplog.text
