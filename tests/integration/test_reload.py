@@ -298,3 +298,61 @@ def test_restart_only_keys_keep_their_running_value_and_the_rest_applies(
     [warning] = [r.getMessage() for r in caplog.records if "only a restart applies" in r.getMessage()]
     assert "database, listen" in warning and "other.db" not in warning
     assert TOKEN_A not in caplog.text and TOKEN_B not in caplog.text
+
+
+async def console_login(http: aiohttp.ClientSession, base: str, token: str) -> str:
+    async with http.post(f"{base}/console/login", data={"token": token}, allow_redirects=False) as response:
+        assert response.status == 303, await response.text()
+        return response.cookies["headrace_session"].value
+
+
+async def console_status(base: str, cookie: str) -> int:
+    async with (
+        aiohttp.ClientSession(cookies={"headrace_session": cookie}) as http,
+        http.get(f"{base}/console/rejections", allow_redirects=False) as response,
+    ):
+        return response.status
+
+
+async def api_status(http: aiohttp.ClientSession, base: str, token: str, path: str = "/api/v1/events") -> int:
+    async with http.get(base + path, headers={"Authorization": f"Bearer {token}"}) as response:
+        return response.status
+
+
+def test_admin_token_overlap_across_reloads_ends_only_the_removed_tokens_sessions(tmp_path: Path):
+    """Rotation of the admin token: A alone, then A and B (both work; A's console session lives on), then B
+    alone: A is refused on the API, /metrics and the console, and the session opened with A ends, while the
+    session opened with B stays."""
+    port = free_port()
+    config = tmp_path / "h.toml"
+    text = config_text(tmp_path / "h.db", port, admin_token=TOKEN_A)
+    config.write_text(text)
+
+    async def reload_to(value: str, http: aiohttp.ClientSession, base: str, works: str) -> None:
+        config.write_text(text.replace(f'admin_token = "{TOKEN_A}"', f"admin_token = {value}"))
+        hup()
+        deadline = time.monotonic() + 10
+        while await api_status(http, base, works) != 200:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+
+    async def main() -> None:
+        async with serving(config) as base, aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            session_a = await console_login(http, base, TOKEN_A)
+            assert await api_status(http, base, TOKEN_B) == 401
+
+            await reload_to(f'["{TOKEN_A}", "{TOKEN_B}"]', http, base, works=TOKEN_B)
+            assert await api_status(http, base, TOKEN_A) == 200
+            assert await api_status(http, base, TOKEN_B, "/metrics") == 200
+            assert await console_status(base, session_a) == 200  # the overlap keeps A's session
+            session_b = await console_login(http, base, TOKEN_B)
+
+            await reload_to(f'"{TOKEN_B}"', http, base, works=TOKEN_B)
+            assert await api_status(http, base, TOKEN_A) == 401
+            assert await api_status(http, base, TOKEN_A, "/metrics") == 401
+            assert await console_status(base, session_a) == 303  # A removed: its session ended
+            assert await console_status(base, session_b) == 200
+            async with http.post(f"{base}/console/login", data={"token": TOKEN_A}, allow_redirects=False) as r:
+                assert r.status == 401
+
+    asyncio.run(main())
