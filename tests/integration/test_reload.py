@@ -356,3 +356,100 @@ def test_admin_token_overlap_across_reloads_ends_only_the_removed_tokens_session
                 assert r.status == 401
 
     asyncio.run(main())
+
+
+async def _store_with_events(tmp_path: Path, count: int) -> Any:
+    from headrace.models import NewEvent, Route
+    from headrace.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "h.db")
+    await store.open()
+    for i in range(count):
+        event = NewEvent("dodo", f"msg_{i}", "payment.succeeded", int(time.time()), time.time(), dodo_body(), {})
+        await store.ingest(event, [Route("payments", "http://windmill.test/api/w/acme")])
+    return store
+
+
+def _worker_settings(tmp_path: Path, token: str | None) -> Any:
+    from tests.fakes import URL
+    from tests.helpers import settings_for
+
+    text = config_text(tmp_path / "h.db", 1, URL if token else None, extra_dest="concurrency = 1")
+    return settings_for(text.replace('token = "test-token"', f'token = "{token}"'), tmp_path)
+
+
+def _slow_worker(tmp_path: Path, store: Any, seconds: float) -> Any:
+    from headrace.deliver.recorder import OutcomeRecorder
+    from headrace.deliver.tracker import JobTracker
+    from headrace.deliver.worker import Worker
+    from headrace.metrics import Metrics
+    from headrace.windmill.client import RunResponse
+    from tests.fakes import FakeWindmill, attempter
+
+    class Slow(FakeWindmill):
+        async def run(self, *args: Any, **kwargs: Any) -> RunResponse:
+            await asyncio.sleep(seconds)
+            return await super().run(*args, **kwargs)
+
+    client = Slow(RunResponse(201, ""))
+    settings = _worker_settings(tmp_path, "old-windmill-token")
+    unit = attempter(client)
+    unit.clock = time.time
+    tracker = JobTracker(store, settings, client, metrics=Metrics())  # type: ignore[arg-type]
+    return Worker(store, settings, unit, OutcomeRecorder(store, Metrics()), tracker), client
+
+
+def test_in_flight_attempts_finish_with_their_settings_and_queued_ones_take_the_new_token(tmp_path: Path):
+    """concurrency 1: one attempt in flight, one claimed and queued, one in the store when the token changes.
+    The attempt in flight keeps the old token; every later one (queued or not yet claimed) uses the new one."""
+    from headrace.deliver.worker import Transformations
+
+    async def main() -> list[str]:
+        store = await _store_with_events(tmp_path, 3)
+        worker, client = _slow_worker(tmp_path, store, 0.3)
+        stop = asyncio.Event()
+        running = asyncio.create_task(worker.run(stop))
+        try:
+            await until(lambda: worker.in_flight == 1)
+            worker.reload(Transformations(), _worker_settings(tmp_path, "new-windmill-token"))
+            await until(lambda: len(client.runs) == 3)
+            await asyncio.sleep(0.4)
+        finally:
+            stop.set()
+            await running
+            await worker.drain(2)
+            await store.close()
+        return [run.headers["Authorization"] for run in client.runs]
+
+    assert asyncio.run(main()) == ["Bearer old-windmill-token"] + ["Bearer new-windmill-token"] * 2
+
+
+def test_a_removed_destinations_claimed_deliveries_go_back_to_the_store_pending(tmp_path: Path):
+    from headrace.deliver.worker import Transformations
+
+    async def main() -> None:
+        store = await _store_with_events(tmp_path, 3)
+        worker, client = _slow_worker(tmp_path, store, 0.3)
+        stop = asyncio.Event()
+        running = asyncio.create_task(worker.run(stop))
+        try:
+            await until(lambda: worker.in_flight == 1)
+            worker.reload(Transformations(), _worker_settings(tmp_path, None))  # no destinations at all
+            await until(lambda: worker.in_flight == 0)
+            await asyncio.sleep(0.5)
+            assert len(client.runs) == 1  # the attempt in flight finished; nothing after it
+            statuses = []
+            for i in range(3):
+                event = await store.get_event(f"msg_{i}")
+                statuses.append((event.deliveries[0].status, event.deliveries[0].attempts))
+            assert statuses == [("delivered", 1), ("pending", 0), ("pending", 0)]
+            # released at once, not held until the lease runs out: claimable now
+            again = await store.claim("payments", 10, "other", time.time(), time.time() + 60)
+            assert sorted(c.webhook_id for c in again) == ["msg_1", "msg_2"]
+        finally:
+            stop.set()
+            await running
+            await worker.drain(2)
+            await store.close()
+
+    asyncio.run(main())
