@@ -1,8 +1,10 @@
-"""Load and validate headrace.toml once into frozen settings.
+"""Load and validate headrace.toml into frozen settings: at start-up, and again at each reload (SIGHUP),
+whose result replaces the running settings only when it is valid (app.py, reload.py).
 
 This is the only module that reads os.environ: `env:NAME` references are resolved here, and nowhere
-else. Every setting carries its default and help text in the model, and docs/configuration.md is
-generated from these models (a test fails when it is out of date).
+else; so are `file:PATH` references (a secret kept in a file of its own, read again at every reload).
+Every setting carries its default and help text in the model, and docs/configuration.md is generated
+from these models (a test fails when it is out of date).
 """
 
 from __future__ import annotations
@@ -71,17 +73,43 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
-def _resolve(value: str, environ: Mapping[str, str]) -> str:
+SECRET_FILE_LIMIT = 65536  # bytes: a file: reference holds one secret or URL, not a document
+
+
+def _resolve(value: str, environ: Mapping[str, str], base_dir: Path | None = None) -> str:
     if value.startswith("env:"):
         name = value[4:]
         if name not in environ or environ[name] == "":
             raise ValueError(f"environment variable {name} is not set (referenced as env:{name}); export it")
         return environ[name]
+    if value.startswith("file:"):
+        return _read_secret_file(Path(value[5:]), base_dir or Path("."))
     return value
 
 
+def _read_secret_file(path: Path, base_dir: Path) -> str:
+    """The content of a `file:PATH` reference (relative to the config file's folder), without its final line
+    break. Read at start-up and at every reload: the way to rotate a secret the environment cannot change."""
+    full = path if path.is_absolute() else base_dir / path
+    try:
+        with full.open("rb") as handle:
+            data = handle.read(SECRET_FILE_LIMIT + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {full} (referenced as file:{path}): {exc.strerror}") from None
+    if len(data) > SECRET_FILE_LIMIT:
+        raise ValueError(f"{full} (referenced as file:{path}) is larger than {SECRET_FILE_LIMIT} bytes")
+    try:
+        text = data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ValueError(f"{full} (referenced as file:{path}) is not UTF-8 text") from None
+    if not text:
+        raise ValueError(f"{full} (referenced as file:{path}) is empty")
+    return text
+
+
 def resolve_reference(value: str, environ: Mapping[str, str] | None = None) -> str:
-    """`value` itself, or the environment variable an `env:NAME` value names (ValueError if it is unset)."""
+    """`value` itself, the environment variable an `env:NAME` value names, or the content of the file a
+    `file:PATH` value names (ValueError if it is unset or unreadable)."""
     return _resolve(value, os.environ if environ is None else environ)
 
 
@@ -534,14 +562,14 @@ class Settings(_Strict):
 _SECRET_KEYS = {("server", "admin_token"), ("sources", "secrets"), ("destinations", "token")}
 
 
-def _resolve_secrets(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
-    """Replace secret strings (env: references or literals) by Secret objects, naming the key on error."""
+def _resolve_secrets(raw: dict[str, Any], environ: Mapping[str, str], base_dir: Path) -> None:
+    """Replace secret strings (env:/file: references or literals) by Secret objects, naming the key on error."""
 
     def convert(value: Any, where: str) -> Secret:
         if not isinstance(value, str):
             raise ConfigError(f'{where}: expected a string such as "env:NAME"')
         try:
-            return Secret(_resolve(value, environ))
+            return Secret(_resolve(value, environ, base_dir))
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 
@@ -569,9 +597,9 @@ def _resolve_secrets(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
             continue
         if "token" in dest:
             dest["token"] = convert(dest["token"], f"[destinations.{name}] token")
-        if isinstance(dest.get("url"), str) and dest["url"].startswith("env:"):
+        if isinstance(dest.get("url"), str) and dest["url"].startswith(("env:", "file:")):
             try:
-                dest["url"] = _resolve(dest["url"], environ)
+                dest["url"] = _resolve(dest["url"], environ, base_dir)
             except ValueError as exc:
                 raise ConfigError(f"[destinations.{name}] url: {exc}") from None
 
@@ -600,7 +628,7 @@ def parse(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
-    _resolve_secrets(raw, environ)
+    _resolve_secrets(raw, environ, base_dir or Path("."))
     raw["base_dir"] = base_dir or Path(".")
     try:
         return Settings.model_validate(raw)
