@@ -211,8 +211,8 @@ class ServerSettings(_Strict):
     )
     session_lifetime: Duration = Field(
         "12h",
-        description="How long a console login lasts. Sessions also end at logout, when admin_token changes "
-        "and when headrace restarts (they are kept in memory).",
+        description="How long a console login lasts. Sessions also end at logout, when the admin token they "
+        "were opened with is removed from admin_token (a reload), and when headrace restarts (kept in memory).",
     )
     body_limit: int = Field(
         1_048_576, description="Largest accepted webhook body in bytes (1024 to 67108864); larger gets 413."
