@@ -93,16 +93,13 @@ class Worker:
             self.settings = settings
             self.tracker.settings = settings
             self._lease = lease_for(settings)
-            orphans = [
-                item for name, queue in self._queued.items() if name not in settings.destinations for item in queue
-            ]
-            for name in [name for name in self._queued if name not in settings.destinations]:
-                self._queued[name].clear()
-            if orphans:
-                task = asyncio.create_task(self._release(orphans))
-                self._releasing.add(task)
-                task.add_done_callback(self._releasing.discard)
+            self._dispatch()  # hands queued deliveries of removed destinations back to the store
         self.notify()
+
+    def _release_later(self, items: list[tuple[Claimed, str]]) -> None:
+        task = asyncio.create_task(self._release(items))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     async def _release(self, items: list[tuple[Claimed, str]]) -> None:
         for claimed, token in items:
@@ -148,8 +145,8 @@ class Worker:
         for task, _ in unfinished:
             task.cancel()
         await asyncio.gather(*(task for task, _ in unfinished), return_exceptions=True)
-        if self._recording:
-            await asyncio.wait(list(self._recording), timeout=max(grace, 5.0))
+        if self._recording or self._releasing:
+            await asyncio.wait([*self._recording, *self._releasing], timeout=max(grace, 5.0))
         leftovers = [info for _, info in unfinished] + [info for queue in self._queued.values() for info in queue]
         for queue in self._queued.values():
             queue.clear()
@@ -176,6 +173,9 @@ class Worker:
     def _dispatch(self) -> None:
         for name, queue in self._queued.items():
             dest = self.settings.destinations.get(name)
+            if dest is None and queue:  # removed by a config reload: back to the store, pending
+                self._release_later(list(queue))
+                queue.clear()
             running = self._running.setdefault(name, {})
             while queue and dest is not None and len(running) < dest.concurrency:
                 claimed, token = queue.popleft()
