@@ -453,3 +453,27 @@ def test_a_removed_destinations_claimed_deliveries_go_back_to_the_store_pending(
             await store.close()
 
     asyncio.run(main())
+
+
+def test_a_destination_added_by_a_reload_has_its_series_at_zero(tmp_path: Path, emulator: EmulatorThread):
+    port = free_port()
+    config = tmp_path / "h.toml"
+    config.write_text(two_destinations(tmp_path, port, emulator, None))
+
+    async def metrics(http: aiohttp.ClientSession, base: str) -> str:
+        async with http.get(f"{base}/metrics") as response:
+            return await response.text()
+
+    async def main() -> None:
+        async with serving(config) as base, aiohttp.ClientSession() as http:
+            assert 'destination="audit"' not in await metrics(http, base)
+            config.write_text(two_destinations(tmp_path, port, emulator, "audit-token"))
+            hup()
+            deadline = time.monotonic() + 10
+            while 'destination="audit"' not in (text := await metrics(http, base)):
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            assert 'headrace_deliveries_total{destination="audit",outcome="failed"} 0' in text
+            assert 'headrace_queue_depth{destination="audit",state="pending"} 0' in text
+
+    asyncio.run(main())
