@@ -153,6 +153,9 @@ class App:
         except ConfigError as exc:
             log.error("config not reloaded, the running config is kept: %s", " ".join(str(exc).split()))
             return False
+        except (OSError, UnicodeDecodeError) as exc:  # unreadable: a folder, no permission, not UTF-8
+            log.error("config not reloaded, the running config is kept: cannot read %s: %s", config_path, exc)
+            return False
         if change.needs_restart:
             log.warning(
                 "config reload: [server] %s changed, which only a restart applies; the running value is kept",

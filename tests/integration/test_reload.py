@@ -477,3 +477,31 @@ def test_a_destination_added_by_a_reload_has_its_series_at_zero(tmp_path: Path, 
             assert 'headrace_queue_depth{destination="audit",state="pending"} 0' in text
 
     asyncio.run(main())
+
+
+def test_an_unreadable_config_file_keeps_the_running_config(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """Not UTF-8, or a folder where the file was: one error line, False, nothing changed, no traceback."""
+    from headrace.app import App
+
+    config = tmp_path / "h.toml"
+    config.write_text(config_text(tmp_path / "h.db", free_port()))
+
+    async def main() -> None:
+        app = await App.open(load(config, environ={}))
+        try:
+            before = app.settings
+            config.write_bytes(b'[server]\nlisten = "\xff\xfe"\n')
+            with caplog.at_level(logging.ERROR, logger="headrace.app"):
+                assert app.reload(config) is False
+            config.unlink()
+            config.mkdir()
+            with caplog.at_level(logging.ERROR, logger="headrace.app"):
+                assert app.reload(config) is False
+            assert app.settings is before
+        finally:
+            await app.close()
+
+    asyncio.run(main())
+    lines = [r for r in caplog.records if r.name == "headrace.app"]
+    assert len(lines) == 2 and all(r.exc_info is None for r in lines)
+    assert all(r.getMessage().startswith("config not reloaded, the running config is kept: cannot read") for r in lines)
