@@ -25,11 +25,14 @@ os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal; fix it so 
 CONFIG_INTRO = """# Configuration reference
 
 headrace reads one TOML file (`headrace serve -c headrace.toml`; `headrace init` writes a commented
-starter). It is validated once at start-up: an unknown key, a missing required key or a bad value stops
-start-up with a message that names the table and the key.
+starter). It is validated at start-up: an unknown key, a missing required key or a bad value stops
+start-up with a message that names the table and the key. `SIGHUP` (`systemctl reload`) reads it again and
+applies it only if it is valid; a few `[server]` keys need a restart (docs/operations.md, "Reloading the
+config and rotating secrets").
 
-Any secret (`admin_token`, `secrets`, `token`) can be written as `"env:NAME"` to read it from the
-environment variable NAME at start-up; headrace never prints a resolved secret. Durations are written
+Any secret (`admin_token`, `secrets`, `token`, and `url`) can be written as `"env:NAME"` to read it from the
+environment variable NAME at start-up, or as `"file:PATH"` to read it from a file (relative to this file's
+folder) at start-up and at every reload; headrace never prints a resolved secret. Durations are written
 `250ms`, `5s`, `5m`, `2h` or `1d`.
 
 This file is generated from the settings models by `tools/gen_docs.py`; a test fails when it is stale.
@@ -54,7 +57,7 @@ def _default(field: Any) -> str:
     if field.is_required():
         return "required"
     value = field.get_default(call_default_factory=True)
-    if value is None:
+    if value is None or value == ():
         return "none"
     if isinstance(value, tuple):
         value = list(value)

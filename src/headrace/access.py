@@ -1,8 +1,10 @@
 """Who may use the management surface (/api/v1, /metrics, the console): the admin token, checked in one place.
 
 `[server] admin_token` set: a request needs `Authorization: Bearer <token>` (the console also accepts its
-session cookie). No token: the surface answers 403 saying how to set one, unless `open_management = true`
-(loopback listeners only) opens it. The API and the console are aiohttp sub-applications that each install
+session cookie); during a rotation several tokens are configured and each is accepted. The guards read the
+token(s) from the app's current settings on every request, so a config reload takes effect at once. No
+token: the surface answers 403 saying how to set one, unless `open_management = true` (loopback listeners
+only) opens it. The API and the console are aiohttp sub-applications that each install
 their guard as middleware, so a new route is guarded by being added there; nothing decides by path prefix.
 """
 
@@ -45,6 +47,16 @@ def same_secret(given: str, token: Secret) -> bool:
     return hmac.compare_digest(
         given.encode("utf-8", "surrogateescape"), token.reveal().encode("utf-8", "surrogateescape")
     )
+
+
+def matching_token(given: str, tokens: tuple[Secret, ...]) -> Secret | None:
+    """The admin token `given` is (several are configured during a rotation), or None. Every token is compared,
+    so the time taken does not tell which one matched."""
+    found = None
+    for token in tokens:
+        if same_secret(given, token):
+            found = token
+    return found
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -91,15 +103,15 @@ async def check_bearer(request: web.Request) -> web.Response | None:
     settings = app_of(request).settings.server
     if settings.management == "open":
         return None
-    token = settings.admin_token
-    if token is None:
+    tokens = settings.admin_token
+    if not tokens:
         return problem(403, "management_closed", CLOSED_MESSAGE)
     given = bearer(request)
     if given is not None:
         refusal = throttled(request)
         if refusal is not None:
             return refusal
-        if same_secret(given, token):
+        if matching_token(given, tokens) is not None:
             return None
         record_failure(request, "bearer")
     return problem(

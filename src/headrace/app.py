@@ -137,17 +137,38 @@ class App:
     def _delivering(self) -> bool:
         return self.worker is not None and self.worker.in_flight > 0
 
-    def reload_scripts(self) -> None:
-        """SIGHUP: load every transformation again and hand them to the worker in one step."""
-        if self.worker is None:
-            return
+    def reload(self, config_path: Path | None) -> bool:
+        """SIGHUP: read the config file again (`config_path`; None: the running settings, so only the
+        transformations' files), validate it, load its transformations, and only then hand everything to
+        ingest, the worker, the tracker, the guards and metrics in one step (no await in between, so no
+        request or attempt sees half of it). A file that does not load keeps the running config: False."""
+        from headrace.config import load
+        from headrace.reload import merge
+
         try:
-            transformations = load_transformations(self.settings, self.worker.transformations.sandbox)
+            new = load(config_path) if config_path is not None else self.settings
+            change = merge(self.settings, new)
+            transformations = None
+            if self.worker is not None:
+                transformations = load_transformations(change.settings, self.worker.transformations.sandbox)
         except ConfigError as exc:
-            log.error("transformations not reloaded: %s", exc)
-            return
-        self.worker.reload(transformations)
-        log.info("transformations reloaded", extra={"destinations": sorted(transformations.scripts)})
+            log.error("config not reloaded, the running config is kept: %s", " ".join(str(exc).split()))
+            return False
+        except (OSError, UnicodeDecodeError) as exc:  # unreadable: a folder, no permission, not UTF-8
+            log.error("config not reloaded, the running config is kept: cannot read %s: %s", config_path, exc)
+            return False
+        if change.needs_restart:
+            log.warning(
+                "config reload: [server] %s changed, which only a restart applies; the running value is kept",
+                ", ".join(change.needs_restart),
+            )
+        self.settings = change.settings
+        self.metrics.declare(change.settings)
+        self.ingestor.reload(change.settings)
+        if self.worker is not None and transformations is not None:
+            self.worker.reload(transformations, change.settings)
+        log.info("config reloaded: %s", change.summary)
+        return True
 
     async def close(self) -> None:
         if self.worker is not None:

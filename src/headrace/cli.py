@@ -49,14 +49,17 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     from headrace.server import serve
 
-    run(serve(_settings(args)))
+    settings = _settings(args)
+    pid_file = Path(args.pid_file) if args.pid_file else settings.pid_path
+    run(serve(settings, config_path=Path(args.config), pid_file=pid_file))
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from headrace.server import run_worker
 
-    run(run_worker(_settings(args)))
+    pid_file = Path(args.pid_file) if args.pid_file else None
+    run(run_worker(_settings(args), config_path=Path(args.config), pid_file=pid_file))
     return 0
 
 
@@ -199,8 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = with_config(sub.add_parser("serve", help="accept webhooks and deliver them (the main process)"))
+    p.add_argument(
+        "--pid-file",
+        metavar="FILE",
+        help="write the process id here (for kill -HUP $(cat FILE), which reloads the config); "
+        "default: [server] pid_file",
+    )
     p.set_defaults(func=cmd_serve)
     p = with_config(sub.add_parser("worker", help="deliver only, as a process of its own"))
+    p.add_argument("--pid-file", metavar="FILE", help="write the process id here (for kill -HUP $(cat FILE))")
     p.set_defaults(func=cmd_worker)
     p = with_config(sub.add_parser("init", help="write a commented starter config"))
     p.add_argument("--force", action="store_true", help="overwrite an existing file")

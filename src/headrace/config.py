@@ -1,8 +1,10 @@
-"""Load and validate headrace.toml once into frozen settings.
+"""Load and validate headrace.toml into frozen settings: at start-up, and again at each reload (SIGHUP),
+whose result replaces the running settings only when it is valid (app.py, reload.py).
 
 This is the only module that reads os.environ: `env:NAME` references are resolved here, and nowhere
-else. Every setting carries its default and help text in the model, and docs/configuration.md is
-generated from these models (a test fails when it is out of date).
+else; so are `file:PATH` references (a secret kept in a file of its own, read again at every reload).
+Every setting carries its default and help text in the model, and docs/configuration.md is generated
+from these models (a test fails when it is out of date).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from headrace.models import Route, target_key
 from headrace.windmill.urls import RunTarget, WindmillUrlError, parse_run_url
 
 MIN_ADMIN_TOKEN = 16
+MAX_ADMIN_TOKENS = 5
 KEYGEN_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 DEFAULT_RETRY_SCHEDULE = ("5s", "5m", "30m", "2h", "5h", "10h", "10h")
 DEFAULT_PAYLOAD_LIMIT = 1_048_576  # as large as the default ingest body limit
@@ -70,17 +73,43 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
-def _resolve(value: str, environ: Mapping[str, str]) -> str:
+SECRET_FILE_LIMIT = 65536  # bytes: a file: reference holds one secret or URL, not a document
+
+
+def _resolve(value: str, environ: Mapping[str, str], base_dir: Path | None = None) -> str:
     if value.startswith("env:"):
         name = value[4:]
         if name not in environ or environ[name] == "":
             raise ValueError(f"environment variable {name} is not set (referenced as env:{name}); export it")
         return environ[name]
+    if value.startswith("file:"):
+        return _read_secret_file(Path(value[5:]), base_dir or Path("."))
     return value
 
 
+def _read_secret_file(path: Path, base_dir: Path) -> str:
+    """The content of a `file:PATH` reference (relative to the config file's folder), without its final line
+    break. Read at start-up and at every reload: the way to rotate a secret the environment cannot change."""
+    full = path if path.is_absolute() else base_dir / path
+    try:
+        with full.open("rb") as handle:
+            data = handle.read(SECRET_FILE_LIMIT + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {full} (referenced as file:{path}): {exc.strerror}") from None
+    if len(data) > SECRET_FILE_LIMIT:
+        raise ValueError(f"{full} (referenced as file:{path}) is larger than {SECRET_FILE_LIMIT} bytes")
+    try:
+        text = data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ValueError(f"{full} (referenced as file:{path}) is not UTF-8 text") from None
+    if not text:
+        raise ValueError(f"{full} (referenced as file:{path}) is empty")
+    return text
+
+
 def resolve_reference(value: str, environ: Mapping[str, str] | None = None) -> str:
-    """`value` itself, or the environment variable an `env:NAME` value names (ValueError if it is unset)."""
+    """`value` itself, the environment variable an `env:NAME` value names, or the content of the file a
+    `file:PATH` value names (ValueError if it is unset or unreadable)."""
     return _resolve(value, os.environ if environ is None else environ)
 
 
@@ -130,10 +159,11 @@ class ServerSettings(_Strict):
         "sqlite:///headrace.db",
         description="Where events are stored: sqlite:///PATH (embedded, default) or postgresql://USER@HOST/DB.",
     )
-    admin_token: Secret | None = Field(
-        None,
+    admin_token: tuple[Secret, ...] = Field(
+        (),
         description="Bearer token for /api/v1, /metrics and the console (env:NAME recommended), at least "
-        f"{MIN_ADMIN_TOKEN} characters. Without it (and without open_management) those answer 403.",
+        f"{MIN_ADMIN_TOKEN} characters; or a list of up to {MAX_ADMIN_TOKENS} while a rotation is under way (each "
+        "one is accepted). Without it (and without open_management) those answer 403.",
     )
     open_management: bool = Field(
         False,
@@ -181,8 +211,8 @@ class ServerSettings(_Strict):
     )
     session_lifetime: Duration = Field(
         "12h",
-        description="How long a console login lasts. Sessions also end at logout, when admin_token changes "
-        "and when headrace restarts (they are kept in memory).",
+        description="How long a console login lasts. Sessions also end at logout, when the admin token they "
+        "were opened with is removed from admin_token (a reload), and when headrace restarts (kept in memory).",
     )
     body_limit: int = Field(
         1_048_576, description="Largest accepted webhook body in bytes (1024 to 67108864); larger gets 413."
@@ -196,6 +226,12 @@ class ServerSettings(_Strict):
     shutdown_grace: Duration = Field(
         "10s",
         description="On SIGTERM, how long in-flight deliveries may finish before they are released (0s to 10m).",
+    )
+    pid_file: str | None = Field(
+        None,
+        description="`headrace serve` writes its process id here (atomically) once it listens, and removes the "
+        "file at exit, so `kill -HUP $(cat FILE)` reloads the config. Relative to the config file's folder; "
+        "`--pid-file` overrides it.",
     )
     transform_workers: int = Field(
         4,
@@ -228,6 +264,13 @@ class ServerSettings(_Strict):
                 raise ValueError(f"{item!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/8)") from None
         return value
 
+    @field_validator("pid_file")
+    @classmethod
+    def _pid_file(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or value.endswith("/") or len(value) > 4096):
+            raise ValueError(f"{value[:100]!r}: give a file path, e.g. /run/headrace/headrace.pid")
+        return value
+
     @field_validator("base_path")
     @classmethod
     def _base_path(cls, value: str) -> str:
@@ -247,22 +290,33 @@ class ServerSettings(_Strict):
             raise ValueError(f'{value!r}: must be longer than 0, e.g. "15s"')
         return value
 
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _one_or_several(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        return (value,) if isinstance(value, Secret) else value
+
     @field_validator("admin_token")
     @classmethod
-    def _admin_token(cls, value: Secret | None) -> Secret | None:
-        if value is None:
-            return value
-        token = value.reveal()
-        if len(token) < MIN_ADMIN_TOKEN or len(set(token)) < 8 or not token.isprintable() or " " in token:
+    def _admin_token(cls, value: tuple[Secret, ...]) -> tuple[Secret, ...]:
+        if len(value) > MAX_ADMIN_TOKENS:
             raise ValueError(
-                f"too short or too plain ({len(token)} characters): use at least {MIN_ADMIN_TOKEN} printable "
-                f"characters, no spaces, at least 8 different ones; generate one with: {KEYGEN_COMMAND}"
+                f"has {len(value)} tokens; at most {MAX_ADMIN_TOKENS} (one, plus the next one while rotating)"
             )
+        for index, secret in enumerate(value):
+            token = secret.reveal()
+            if len(token) < MIN_ADMIN_TOKEN or len(set(token)) < 8 or not token.isprintable() or " " in token:
+                which = f"token #{index + 1} is " if len(value) > 1 else ""
+                raise ValueError(
+                    f"{which}too short or too plain ({len(token)} characters): use at least {MIN_ADMIN_TOKEN} "
+                    f"printable characters, no spaces, at least 8 different ones; generate one with: {KEYGEN_COMMAND}"
+                )
         return value
 
     @model_validator(mode="after")
     def _management(self) -> ServerSettings:
-        if self.open_management and self.admin_token is not None:
+        if self.open_management and self.admin_token:
             raise ValueError("open_management = true and admin_token are both set: keep one (the token)")
         if self.open_management and self.trusted_proxies:
             raise ValueError(
@@ -279,7 +333,7 @@ class ServerSettings(_Strict):
     @property
     def management(self) -> Literal["token", "open", "closed"]:
         """How /api/v1, /metrics and the console are guarded."""
-        if self.admin_token is not None:
+        if self.admin_token:
             return "token"
         return "open" if self.open_management else "closed"
 
@@ -472,7 +526,7 @@ class Settings(_Strict):
             if dest.source not in self.sources:
                 known = ", ".join(sorted(self.sources)) or "none defined"
                 raise ValueError(f"[destinations.{name}] source = {dest.source!r} is not a [sources.NAME] ({known})")
-        if self.server.admin_token is None and not self.server.is_loopback():
+        if not self.server.admin_token and not self.server.is_loopback():
             raise ValueError(
                 f"[server] listen = {self.server.listen!r} is not loopback: "
                 f'set admin_token = "env:HEADRACE_ADMIN_TOKEN" (generate one with: {KEYGEN_COMMAND})'
@@ -491,6 +545,13 @@ class Settings(_Strict):
         return Route(name, self.destinations[name].job_target)
 
     @property
+    def pid_path(self) -> Path | None:
+        if self.server.pid_file is None:
+            return None
+        path = Path(self.server.pid_file)
+        return path if path.is_absolute() else self.base_dir / path
+
+    @property
     def sqlite_path(self) -> Path | None:
         if not self.server.database.startswith("sqlite:///"):
             return None
@@ -501,20 +562,31 @@ class Settings(_Strict):
 _SECRET_KEYS = {("server", "admin_token"), ("sources", "secrets"), ("destinations", "token")}
 
 
-def _resolve_secrets(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
-    """Replace secret strings (env: references or literals) by Secret objects, naming the key on error."""
+def _resolve_secrets(raw: dict[str, Any], environ: Mapping[str, str], base_dir: Path) -> None:
+    """Replace secret strings (env:/file: references or literals) by Secret objects, naming the key on error."""
 
     def convert(value: Any, where: str) -> Secret:
         if not isinstance(value, str):
             raise ConfigError(f'{where}: expected a string such as "env:NAME"')
         try:
-            return Secret(_resolve(value, environ))
+            return Secret(_resolve(value, environ, base_dir))
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 
     server = raw.get("server")
     if isinstance(server, dict) and "admin_token" in server:
-        server["admin_token"] = convert(server["admin_token"], "[server] admin_token")
+        tokens = server["admin_token"]
+        if isinstance(tokens, list):
+            if not tokens:
+                raise ConfigError(
+                    "[server] admin_token: the list is empty; give one token or several (during a rotation), "
+                    "or remove the key"
+                )
+            server["admin_token"] = [
+                convert(item, f"[server] admin_token[{index}]") for index, item in enumerate(tokens)
+            ]
+        else:
+            server["admin_token"] = convert(tokens, "[server] admin_token")
     for name, source in (raw.get("sources") or {}).items():
         if isinstance(source, dict) and isinstance(source.get("secrets"), list):
             source["secrets"] = [
@@ -525,9 +597,9 @@ def _resolve_secrets(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
             continue
         if "token" in dest:
             dest["token"] = convert(dest["token"], f"[destinations.{name}] token")
-        if isinstance(dest.get("url"), str) and dest["url"].startswith("env:"):
+        if isinstance(dest.get("url"), str) and dest["url"].startswith(("env:", "file:")):
             try:
-                dest["url"] = _resolve(dest["url"], environ)
+                dest["url"] = _resolve(dest["url"], environ, base_dir)
             except ValueError as exc:
                 raise ConfigError(f"[destinations.{name}] url: {exc}") from None
 
@@ -556,7 +628,7 @@ def parse(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
-    _resolve_secrets(raw, environ)
+    _resolve_secrets(raw, environ, base_dir or Path("."))
     raw["base_dir"] = base_dir or Path(".")
     try:
         return Settings.model_validate(raw)

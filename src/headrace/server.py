@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from headrace import console, listener, proxy
+from headrace import console, listener, pidfile, proxy
 from headrace.access import APP_KEY, THROTTLE_KEY, bearer_only
 from headrace.api import routes as api_routes
 from headrace.app import App
@@ -97,7 +99,7 @@ def build_web_app(app: App) -> web.Application:
     return web_app
 
 
-def _install_signals(stop: asyncio.Event, on_reload: Callable[[], None] | None) -> None:
+def _install_signals(stop: asyncio.Event, on_reload: Callable[[], object] | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -119,6 +121,8 @@ async def serve(
     stop: asyncio.Event | None = None,
     ready: Callable[[int], None] | None = None,
     with_worker: bool | None = None,
+    config_path: Path | None = None,
+    pid_file: Path | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT (or `stop`): accept webhooks, and deliver them unless the worker runs apart.
 
@@ -151,7 +155,7 @@ async def serve(
         if run_worker:
             worker = await app.start_worker()
             worker_task = asyncio.create_task(worker.run(stop))
-        _install_signals(stop, app.reload_scripts)
+        _install_signals(stop, functools.partial(app.reload, config_path))
         if server_settings.management == "closed":
             log.warning("the API, /metrics and the console are closed: set [server] admin_token to use them")
         elif server_settings.management == "open":
@@ -164,6 +168,8 @@ async def serve(
             app.store.describe()["backend"],
             "on" if run_worker else "off",
         )
+        if pid_file is not None:
+            pidfile.write(pid_file)
         if ready is not None:
             ready(bound)
         flusher = asyncio.create_task(_flush_refusals(app, stop))
@@ -173,24 +179,36 @@ async def serve(
         await flusher
         if worker_task is not None and app.worker is not None:
             await worker_task
-            await app.worker.drain(parse_duration(server_settings.shutdown_grace))
+            await app.worker.drain(parse_duration(app.settings.server.shutdown_grace))
         await runner.cleanup()
     finally:
+        if pid_file is not None:
+            pidfile.remove(pid_file)
         sock.close()
         if worker_task is not None and not worker_task.done():
             worker_task.cancel()
         await app.close()
 
 
-async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+async def run_worker(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    config_path: Path | None = None,
+    pid_file: Path | None = None,
+) -> None:
     """`headrace worker`: deliveries only, no HTTP. Several may run against one store."""
     stop = stop or asyncio.Event()
     app = await App.open(settings)
     try:
         worker = await app.start_worker()
-        _install_signals(stop, app.reload_scripts)
+        _install_signals(stop, functools.partial(app.reload, config_path))
+        if pid_file is not None:
+            pidfile.write(pid_file)
         log.info("headrace worker started (store %s)", app.store.describe()["backend"])
         await worker.run(stop)
-        await worker.drain(parse_duration(settings.server.shutdown_grace))
+        await worker.drain(parse_duration(app.settings.server.shutdown_grace))
     finally:
+        if pid_file is not None:
+            pidfile.remove(pid_file)
         await app.close()

@@ -191,13 +191,13 @@ def test_session_table_ends_sessions_of_an_old_token_and_stays_bounded():
     table = Sessions(60, lambda: now[0], limit=3)
     old, new = Secret("a" * 20), Secret("b" * 20)
     sid, _ = table.open(old)
-    assert table.get(sid, old) is not None
-    assert table.get(sid, new) is None  # the token changed (SIGHUP reload): the session is gone for good
-    assert table.get(sid, old) is None
+    assert table.get(sid, (old,)) is not None
+    assert table.get(sid, (new,)) is None  # the token changed (SIGHUP reload): the session is gone for good
+    assert table.get(sid, (old,)) is None
     ids = [table.open(new)[0] for _ in range(5)]
-    assert len(table) == 3 and table.get(ids[0], new) is None and table.get(ids[-1], new) is not None
+    assert len(table) == 3 and table.get(ids[0], (new,)) is None and table.get(ids[-1], (new,)) is not None
     now[0] += 61
-    assert table.get(ids[-1], new) is None
+    assert table.get(ids[-1], (new,)) is None
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is installed by .ci/run (Debian package chromium)")

@@ -177,3 +177,98 @@ def test_proxy_and_base_path_settings_are_checked():
     )
     with pytest.raises(ConfigError, match="proxy would make the open API public"):
         parse(opened, environ=ENV)
+
+
+ADMIN_A = "first-admin-token-1234"
+ADMIN_B = "second-admin-token-5678"
+
+
+def test_admin_token_may_be_a_list_during_a_rotation_and_each_must_be_strong():
+    one = DESIGN_EXAMPLE.replace('"env:HEADRACE_ADMIN_TOKEN"', f'"{ADMIN_A}"')
+    assert [t.reveal() for t in parse(one, environ=ENV).server.admin_token] == [ADMIN_A]  # the old form
+    both = DESIGN_EXAMPLE.replace('"env:HEADRACE_ADMIN_TOKEN"', f'["env:HEADRACE_ADMIN_TOKEN", "{ADMIN_B}"]')
+    tokens = parse(both, environ={**ENV, "HEADRACE_ADMIN_TOKEN": ADMIN_A}).server.admin_token
+    assert [t.reveal() for t in tokens] == [ADMIN_A, ADMIN_B]
+    weak = DESIGN_EXAMPLE.replace('"env:HEADRACE_ADMIN_TOKEN"', f'["{ADMIN_A}", "aaaaaaaaaaaaaaaaaaaa"]')
+    with pytest.raises(ConfigError) as err:
+        parse(weak, environ=ENV)
+    assert "[server] admin_token: token #2 is too short or too plain" in str(err.value)
+    assert ADMIN_A not in str(err.value) and "aaaaaaaaaaaaaaaaaaaa" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("[]", "the list is empty"),
+        ("[" + ", ".join(f'"{ADMIN_A}-{i}"' for i in range(6)) + "]", "has 6 tokens; at most 5"),
+        (f'["{ADMIN_A}", 7]', "[server] admin_token[1]: expected a string"),
+        ('["env:UNSET_ADMIN_TOKEN"]', "[server] admin_token[0]: environment variable UNSET_ADMIN_TOKEN is not set"),
+    ],
+)
+def test_admin_token_lists_at_and_past_their_limits(value: str, expected: str):
+    text = DESIGN_EXAMPLE.replace('"env:HEADRACE_ADMIN_TOKEN"', value)
+    with pytest.raises(ConfigError) as err:
+        parse(text, environ=ENV)
+    assert expected in str(err.value)
+    five = DESIGN_EXAMPLE.replace(
+        '"env:HEADRACE_ADMIN_TOKEN"', "[" + ", ".join(f'"{ADMIN_A}-{i}"' for i in range(5)) + "]"
+    )
+    assert len(parse(five, environ=ENV).server.admin_token) == 5
+
+
+def test_pid_file_is_relative_to_the_config_file(tmp_path: Path):
+    path = tmp_path / "h.toml"
+    path.write_text(DESIGN_EXAMPLE.replace("[server]\n", '[server]\npid_file = "run/headrace.pid"\n'))
+    assert load(path, environ=ENV).pid_path == tmp_path / "run" / "headrace.pid"
+    path.write_text(DESIGN_EXAMPLE.replace("[server]\n", '[server]\npid_file = "/run/headrace/headrace.pid"\n'))
+    assert load(path, environ=ENV).pid_path == Path("/run/headrace/headrace.pid")
+    path.write_text(DESIGN_EXAMPLE.replace("[server]\n", '[server]\npid_file = "run/"\n'))
+    with pytest.raises(ConfigError, match="pid_file: 'run/': give a file path"):
+        load(path, environ=ENV)
+
+
+def test_file_references_are_read_relative_to_the_config_and_again_at_each_load(tmp_path: Path):
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "dodo").write_text("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n")
+    (secrets_dir / "admin").write_text(f"{ADMIN_A}\r\n")
+    path = tmp_path / "h.toml"
+    text = DESIGN_EXAMPLE.replace('"env:HEADRACE_ADMIN_TOKEN"', '"file:secrets/admin"').replace(
+        '"env:DODO_WEBHOOK_SECRET"', f'"file:{secrets_dir / "dodo"}"'
+    )
+    path.write_text(text)
+    settings = load(path, environ=ENV)
+    assert settings.server.admin_token[0].reveal() == ADMIN_A
+    assert settings.sources["dodo"].secrets[0].reveal() == "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    (secrets_dir / "admin").write_text(ADMIN_B)  # rotated: the next load (a reload) reads the new one
+    assert load(path, environ=ENV).server.admin_token[0].reveal() == ADMIN_B
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "cannot read"),
+        (b"", "is empty"),
+        (b"\n", "is empty"),
+        (b"\xff\xfe-not-utf8-token", "is not UTF-8 text"),
+        (b"x" * 65537, "is larger than 65536 bytes"),
+    ],
+)
+def test_unreadable_empty_or_oversized_secret_files_are_refused_by_key(tmp_path: Path, content, expected):
+    secret = tmp_path / "admin"
+    if content is not None:
+        secret.write_bytes(content)
+    text = DESIGN_EXAMPLE.replace('"env:HEADRACE_ADMIN_TOKEN"', f'"file:{secret}"')
+    with pytest.raises(ConfigError) as err:
+        parse(text, environ=ENV)
+    assert str(err.value).startswith("[server] admin_token: ") and str(secret) in str(err.value)
+    assert expected in str(err.value)
+    assert "xxxx" not in str(err.value)
+
+
+def test_a_secret_file_at_the_size_limit_is_read(tmp_path: Path):
+    secret = tmp_path / "admin"
+    token = "".join(chr(ord("a") + i % 26) for i in range(65536))
+    secret.write_text(token)
+    text = DESIGN_EXAMPLE.replace('"env:HEADRACE_ADMIN_TOKEN"', f'"file:{secret}"')
+    assert parse(text, environ=ENV).server.admin_token[0].reveal() == token

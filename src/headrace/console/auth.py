@@ -1,8 +1,9 @@
 """The console's own guard, login and logout. Installed as the console sub-application's middleware, so every
 page added to the console is behind it; only the handlers in PUBLIC (the login form and the stylesheet) are not.
 
-With `[server] admin_token` set, a request passes with `Authorization: Bearer <token>` or a live session
-cookie (see sessions.py). Without a token the console answers 403 (or is open with `open_management`).
+With `[server] admin_token` set, a request passes with `Authorization: Bearer <token>` (any of the configured
+tokens) or a live session cookie (see sessions.py: a session lasts while the token it was opened with is
+still configured). Without a token the console answers 403 (or is open with `open_management`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from headrace.access import (
     CLOSED_MESSAGE,
     Handler,
     bearer,
+    matching_token,
     problem,
     read_body,
     record_failure,
-    same_secret,
     throttled,
 )
 from headrace.console.sessions import Session, Sessions
@@ -98,8 +99,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if server.management == "open":
         refusal = await _csrf_refusal(request, None)
         return refusal if refusal is not None else await handler(request)
-    token = server.admin_token
-    if token is None:
+    tokens = server.admin_token
+    if not tokens:
         return problem(403, "management_closed", CLOSED_MESSAGE)
     if request.match_info.handler in PUBLIC:
         refusal = await _csrf_refusal(request, None)  # a login from another site is refused too
@@ -109,12 +110,12 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         refusal = throttled(request)
         if refusal is not None:
             return refusal
-        if not same_secret(given, token):
+        if matching_token(given, tokens) is None:
             record_failure(request, "bearer")
             return problem(401, "unauthorized", "the bearer token is not the admin token ([server] admin_token)")
         request[AUTH_KEY] = "bearer"  # a header no other site can make a browser send: no CSRF check needed
         return await handler(request)
-    session = request.app[SESSIONS_KEY].get(request.cookies.get(COOKIE, ""), token)
+    session = request.app[SESSIONS_KEY].get(request.cookies.get(COOKIE, ""), tokens)
     if session is None:
         raise web.HTTPSeeOther(f"{root_of(request)}/login")
     refusal = await _csrf_refusal(request, session)
@@ -128,9 +129,9 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def login_action(request: web.Request) -> web.StreamResponse:
     from headrace.console.pages import render
 
-    token = request.app[APP_KEY].settings.server.admin_token
+    tokens = request.app[APP_KEY].settings.server.admin_token
     root = root_of(request)
-    if token is None:  # open management: nothing to log in to
+    if not tokens:  # open management: nothing to log in to
         raise web.HTTPSeeOther(f"{root}/")
     refusal = throttled(request)
     if refusal is not None:
@@ -141,7 +142,8 @@ async def login_action(request: web.Request) -> web.StreamResponse:
     await read_body(request)
     form = await request.post()
     given = form.get("token", "")
-    if not isinstance(given, str) or not given or not same_secret(given, token):
+    token = matching_token(given, tokens) if isinstance(given, str) and given else None
+    if token is None:
         record_failure(request, "console login")
         response = render(request, "login.html", failed=True, wait=None)
         response.set_status(401)

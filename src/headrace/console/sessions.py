@@ -2,8 +2,10 @@
 
 A session is a random id (the cookie) mapped to its expiry, its CSRF token and a fingerprint of the admin
 token it was opened with. Sessions expire after `[server] session_lifetime`, end at logout, end when the
-admin token changes (the fingerprint no longer matches), and end when headrace restarts (the table is in
-memory: log in again). At most MAX_SESSIONS live at once; opening one more ends the oldest.
+admin token they were opened with is no longer configured (changed or removed by a reload; with several
+tokens configured during a rotation, a session lasts while its own token is still among them), and end
+when headrace restarts (the table is in memory: log in again). At most MAX_SESSIONS live at once; opening
+one more ends the oldest.
 """
 
 from __future__ import annotations
@@ -50,17 +52,19 @@ class Sessions:
         self._table[self._slot(session_id)] = session
         return session_id, session
 
-    def get(self, session_id: str, token: Secret) -> Session | None:
-        """The live session for this cookie under the current admin token, or None (and forget it if dead)."""
+    def get(self, session_id: str, tokens: tuple[Secret, ...]) -> Session | None:
+        """The live session for this cookie, opened with one of the admin tokens configured now, or None (and
+        forget it if dead: expired, or its token was removed from the config)."""
         if not session_id or len(session_id) > 128:
             return None
         slot = self._slot(session_id)
         session = self._table.get(slot)
         if session is None:
             return None
-        if session.expires_at <= self.clock() or not hmac.compare_digest(
-            session.token_fingerprint, self._fingerprint(token)
-        ):
+        known = False
+        for token in tokens:  # all compared: the time taken does not tell which token the session holds
+            known |= hmac.compare_digest(session.token_fingerprint, self._fingerprint(token))
+        if session.expires_at <= self.clock() or not known:
             del self._table[slot]
             return None
         return session

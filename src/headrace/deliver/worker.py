@@ -50,6 +50,12 @@ class Transformations:
     sandbox: Sandbox | None = None
 
 
+def lease_for(settings: Settings) -> float:
+    """A claimed delivery may wait for one attempt's worth of time in the queue, then run its own."""
+    timeout = max((d.timeout_seconds for d in settings.destinations.values()), default=30.0)
+    return 2 * timeout + LEASE_MARGIN
+
+
 class Worker:
     def __init__(
         self,
@@ -91,9 +97,8 @@ class Worker:
         self._queued: dict[str, collections.deque[tuple[Claimed, str]]] = {}
         self._running: dict[str, dict[asyncio.Task[None], tuple[Claimed, str]]] = {}
         self._recording: set[asyncio.Task[bool]] = set()
-        timeout = max((d.timeout_seconds for d in settings.destinations.values()), default=30.0)
-        # A claimed delivery may wait for one attempt's worth of time in the queue, then run its own.
-        self._lease = 2 * timeout + LEASE_MARGIN
+        self._lease = lease_for(settings)
+        self._releasing: set[asyncio.Task[None]] = set()
 
     def _identity(self) -> WorkerInfo:
         return WorkerInfo(self.worker_id, socket.gethostname(), os.getpid())
@@ -129,11 +134,31 @@ class Worker:
         """New work may be due (called by ingest after a commit, and by the tracker for a re-run)."""
         self._wake.set()
 
-    def reload(self, transformations: Transformations) -> None:
-        """Take new transformation scripts; queued work is untouched and uses them from its next attempt."""
+    def reload(self, transformations: Transformations, settings: Settings | None = None) -> None:
+        """Take new transformation scripts (and destinations, on a config reload). Attempts in flight finish
+        with the destination settings they started with; claimed deliveries still queued here are sent with
+        the new ones (token, url, timeout); those of a destination the reload removed go back to the store,
+        pending, where no worker claims them unless the destination comes back."""
         self.transformations = transformations
         self.attempter.schemas.clear()
+        if settings is not None:
+            self.settings = settings
+            self.tracker.settings = settings
+            self._lease = lease_for(settings)
+            self._dispatch()  # hands queued deliveries of removed destinations back to the store
         self.notify()
+
+    def _release_later(self, items: list[tuple[Claimed, str]]) -> None:
+        task = asyncio.create_task(self._release(items))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    async def _release(self, items: list[tuple[Claimed, str]]) -> None:
+        for claimed, token in items:
+            try:
+                await self.store.release(claimed, token, self.clock())
+            except Exception as exc:  # the lease runs out instead; nothing is lost
+                log.warning("could not release a delivery of a removed destination: %s", exc)
 
     @property
     def in_flight(self) -> int:
@@ -186,8 +211,8 @@ class Worker:
         for task, _ in unfinished:
             task.cancel()
         await asyncio.gather(*(task for task, _ in unfinished), return_exceptions=True)
-        if self._recording:
-            await asyncio.wait(list(self._recording), timeout=max(grace, 5.0))
+        if self._recording or self._releasing:
+            await asyncio.wait([*self._recording, *self._releasing], timeout=max(grace, 5.0))
         leftovers = [info for _, info in unfinished] + [info for queue in self._queued.values() for info in queue]
         for queue in self._queued.values():
             queue.clear()
@@ -222,6 +247,9 @@ class Worker:
             return  # the fence: by now another worker may have taken these over; the next beat decides
         for name, queue in self._queued.items():
             dest = self.settings.destinations.get(name)
+            if dest is None and queue:  # removed by a config reload: back to the store, pending
+                self._release_later(list(queue))
+                queue.clear()
             running = self._running.setdefault(name, {})
             while queue and dest is not None and len(running) < dest.concurrency:
                 claimed, token = queue.popleft()

@@ -48,19 +48,24 @@ class Ingestor:
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
     ) -> None:
-        self.settings = settings
         self.store = store
         self.on_commit = on_commit
         self.clock = clock
         self.metrics = metrics or Metrics(clock)
         self.limit = settings.server.body_limit
-        self._body_timeout = parse_duration(settings.server.body_timeout)
         self.refusals = RefusalSampler(settings.server.rejections_per_minute)
-        self._keys = {
-            name: [decode_secret(secret.reveal()) for secret in source.secrets]
+        self.reload(settings)
+
+    def reload(self, settings: Settings) -> None:
+        """Take the sources' secrets and tolerances, the routes and body_timeout of `settings` in one step (a
+        config reload); a request already past its signature check finishes under the settings it began with."""
+        keys = {
+            name: ([decode_secret(secret.reveal()) for secret in source.secrets], parse_duration(source.tolerance))
             for name, source in settings.sources.items()
         }
-        self._tolerance = {name: parse_duration(source.tolerance) for name, source in settings.sources.items()}
+        self.settings = settings
+        self._keys = keys
+        self._body_timeout = parse_duration(settings.server.body_timeout)
         self._routes: dict[tuple[str, str], list[Route]] = {}
 
     def route(self, source: str, event_type: str) -> list[Route]:
@@ -74,8 +79,8 @@ class Ingestor:
 
     async def handle(self, request: web.Request) -> web.Response:
         source = request.match_info["source"]
-        keys = self._keys.get(source)
-        if keys is None:
+        verifier = self._keys.get(source)
+        if verifier is None:
             shown = printable(source, 64)
             return await self._refuse(
                 request,
@@ -86,6 +91,7 @@ class Ingestor:
             )
         if request.content_length is not None and request.content_length > self.limit:
             return await self._too_large(request, source)
+        keys, tolerance = verifier
         try:
             async with asyncio.timeout(self._body_timeout):
                 body = await request.read()
@@ -120,7 +126,7 @@ class Ingestor:
                 headers.get("webhook-signature"),
                 body,
                 now,
-                self._tolerance[source],
+                tolerance,
             )
         except SignatureError as exc:
             return await self._refuse(request, source, exc.status, exc.reason, exc.message)
