@@ -215,6 +215,7 @@ class _Outcome:
 
     status: Status
     problems: list[tuple[str, str]]  # (detail, fix); for ok and skip, one entry with the detail
+    tryable: bool = False  # the fix ends with a `headrace transform` command that takes --variant
 
 
 async def _one_sample(
@@ -232,9 +233,8 @@ async def _one_sample(
         dest.target, event_type, body, "msg_headrace_check", script, sandbox, dest.payload_limit
     )
     if isinstance(built, Refused):
-        option = f" --variant {variant}" if variant else ""
-        fix = f"fix {dest.transform}; try: headrace transform --script {dest.transform} --event {event_type}{option}"
-        return _Outcome("fail", [(built.reason, fix)])
+        fix = f"fix {dest.transform}; try: headrace transform --script {dest.transform} --event {event_type}"
+        return _Outcome("fail", [(built.reason, fix)], tryable=True)
     if isinstance(built, Skipped):
         detail = "the transformation cancels it: subscribed but never sent"
         fix = f"narrow events for [destinations.{name}] or handle {event_type} in the transformation"
@@ -258,18 +258,19 @@ async def _one_sample(
 def _type_rows(subject: str, event_type: str, outcomes: dict[str, _Outcome]) -> list[Row]:
     """The rows of one event type: each distinct problem once, naming the samples ("sample": the plain one, or
     a variant's name) that show it, then one row for the samples that passed."""
-    found: dict[tuple[Status, str, str], list[str]] = {}
+    found: dict[tuple[Status, str, str, bool], list[str]] = {}
     passed: list[str] = []
     for sample_name, outcome in outcomes.items():
         if outcome.status in ("ok", "skip"):
             passed.append(sample_name)
             continue
         for detail, fix in outcome.problems:
-            found.setdefault((outcome.status, detail, fix), []).append(sample_name)
-    rows = [
-        Row(subject, event_type, status, detail, fix, variant=",".join(names))
-        for (status, detail, fix), names in found.items()
-    ]
+            found.setdefault((outcome.status, detail, fix, outcome.tryable), []).append(sample_name)
+    rows = []
+    for (status, detail, fix, tryable), names in found.items():
+        if tryable and len(names) == 1 and names[0] != "sample":
+            fix += f" --variant {names[0]}"  # the one sample that shows it, ready to paste
+        rows.append(Row(subject, event_type, status, detail, fix, variant=",".join(names)))
     if passed:
         first = outcomes[passed[0]]
         rows.append(Row(subject, event_type, first.status, first.problems[0][0], variant=",".join(passed)))
