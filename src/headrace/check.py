@@ -9,8 +9,10 @@ For each destination, in order (a failed step skips the steps that depend on it)
   token    Windmill accepts the token
   target   the script or flow exists (archived or draft-only: a warning, Windmill still runs it)
   schema   its input schema could be fetched
-  EVENT    for every event type the destination subscribes to: the bundled sample through the
-           destination's transformation, validated against the schema
+  EVENT    for every event type the destination subscribes to: the bundled sample and each of its variants
+           (zero-decimal currency, empty name, multi-subscription, ...) through the destination's
+           transformation, validated against the schema; one row per type when all agree, else a row per
+           problem naming the variant
   jobs     Windmill jobs of this destination that failed in the last day (from the store, if any)
 
 and for each source: at least one signing secret of the form whsec_<base64>.
@@ -54,6 +56,7 @@ class Row:
     detail: str
     fix: str = ""
     ms: float | None = None
+    variant: str = ""  # event rows: the sample variant(s) the row is about ("sample": the plain sample)
 
 
 @dataclass
@@ -73,7 +76,9 @@ class Report:
         lines = [f"{'SUBJECT':{width}}  {'CHECK':{check_width}}  RESULT  DETAIL"]
         for r in self.rows:
             timing = f" ({r.ms:.1f} ms)" if r.ms is not None else ""
-            lines.append(f"{r.subject:{width}}  {r.check:{check_width}}  {r.status.upper():6}  {r.detail}{timing}")
+            which = which_samples(r.variant, 1 + len(samples.variants(r.check))) if r.variant else ""
+            detail = f"[{which}] {r.detail}" if which else r.detail
+            lines.append(f"{r.subject:{width}}  {r.check:{check_width}}  {r.status.upper():6}  {detail}{timing}")
             if r.fix:
                 lines.append(f"{'':{width}}  {'':{check_width}}          fix: {r.fix}")
         failed = sum(r.status == "fail" for r in self.rows)
@@ -204,6 +209,86 @@ def _schema_row(subject: str, dest: DestinationSettings, info: TargetInfo) -> Ro
     return Row(subject, "schema", "ok", detail)
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """What one sample (the plain one, or a variant) gave: status, detail and fix per problem."""
+
+    status: Status
+    problems: list[tuple[str, str]]  # (detail, fix); for ok and skip, one entry with the detail
+    tryable: bool = False  # the fix ends with a `headrace transform` command that takes --variant
+
+
+async def _one_sample(
+    name: str,
+    dest: DestinationSettings,
+    event_type: str,
+    variant: str | None,
+    script: Any,
+    sandbox: Sandbox | None,
+    schema: dict[str, Any] | None,
+    keeps_undeclared: bool,
+) -> _Outcome:
+    body = json.dumps(samples.load(event_type, variant)).encode()
+    built = await build_request(
+        dest.target, event_type, body, "msg_headrace_check", script, sandbox, dest.payload_limit
+    )
+    if isinstance(built, Refused):
+        fix = f"fix {dest.transform}; try: headrace transform --script {dest.transform} --event {event_type}"
+        return _Outcome("fail", [(built.reason, fix)], tryable=True)
+    if isinstance(built, Skipped):
+        detail = "the transformation cancels it: subscribed but never sent"
+        fix = f"narrow events for [destinations.{name}] or handle {event_type} in the transformation"
+        return _Outcome("warn", [(detail, fix)])
+    payload = json.loads(built.body)
+    if not isinstance(payload, dict):
+        return _Outcome("fail", [("the payload is not a JSON object", "return an object")])
+    if schema is None:
+        return _Outcome("skip", [(f"transformed ({len(payload)} keys); no schema to check", "")])
+    problems = validate(payload, schema, keeps_undeclared=keeps_undeclared)
+    if not problems:
+        return _Outcome("ok", [(f"{len(payload)} argument(s) match the schema", "")])
+    fix = (
+        "make the transformation send exactly the target's arguments with their types"
+        + (f" ({dest.transform})" if dest.transform else "; set transform, the Dodo body is sent as is")
+        + ", or change the script's signature"
+    )
+    return _Outcome("fail" if dest.schema_mode != "off" else "warn", [(p.message, fix) for p in problems[:10]])
+
+
+def _type_rows(subject: str, event_type: str, outcomes: dict[str, _Outcome]) -> list[Row]:
+    """The rows of one event type: each distinct problem once, naming the samples ("sample": the plain one, or
+    a variant's name) that show it, then one row for the samples that passed."""
+    found: dict[tuple[Status, str, str, bool], list[str]] = {}
+    passed: list[str] = []
+    for sample_name, outcome in outcomes.items():
+        if outcome.status in ("ok", "skip"):
+            passed.append(sample_name)
+            continue
+        for detail, fix in outcome.problems:
+            found.setdefault((outcome.status, detail, fix, outcome.tryable), []).append(sample_name)
+    rows = []
+    for (status, detail, fix, tryable), names in found.items():
+        if tryable and len(names) == 1 and names[0] != "sample":
+            fix += f" --variant {names[0]}"  # the one sample that shows it, ready to paste
+        rows.append(Row(subject, event_type, status, detail, fix, variant=",".join(names)))
+    if passed:
+        first = outcomes[passed[0]]
+        rows.append(Row(subject, event_type, first.status, first.problems[0][0], variant=",".join(passed)))
+    return rows
+
+
+def which_samples(variant: str, total: int) -> str:
+    """How a row names its samples in the table: "" when there is only the plain sample."""
+    names = variant.split(",") if variant else []
+    if total <= 1 or not names:
+        return ""
+    if len(names) == total:
+        return f"plain sample and all {total - 1} variants"
+    plain = ["plain sample"] if "sample" in names else []
+    variants = [n for n in names if n != "sample"]
+    return ", ".join(plain + ([f"variant{'s' if len(variants) > 1 else ''} {', '.join(variants)}"] if variants else []))
+
+
 async def _event_rows(
     subject: str,
     name: str,
@@ -213,6 +298,8 @@ async def _event_rows(
     base_dir: Any,
     keeps_undeclared: bool = False,
 ) -> list[Row]:
+    """Every subscribed event type's plain sample and each of its variants (samples.variants) through the
+    destination's transformation and against the target's schema; grouped by type, variants named."""
     from headrace.transform.scripts import load_script
 
     script = None
@@ -226,44 +313,12 @@ async def _event_rows(
         return [Row(subject, "events", "warn", f"no bundled sample matches {list(dest.events)}", "check events")]
     rows = []
     for event_type in event_types:
-        body = json.dumps(samples.load(event_type)).encode()
-        built = await build_request(
-            dest.target, event_type, body, "msg_headrace_check", script, sandbox, dest.payload_limit
+        names: list[str | None] = [None, *samples.variants(event_type)]
+        results = await asyncio.gather(
+            *(_one_sample(name, dest, event_type, v, script, sandbox, schema, keeps_undeclared) for v in names)
         )
-        if isinstance(built, Refused):
-            fix = f"fix {dest.transform}; try: headrace transform --script {dest.transform} --event {event_type}"
-            rows.append(Row(subject, event_type, "fail", built.reason, fix))
-            continue
-        if isinstance(built, Skipped):
-            rows.append(
-                Row(
-                    subject,
-                    event_type,
-                    "warn",
-                    f"the transformation cancels {event_type}: subscribed but never sent",
-                    f"narrow events for [destinations.{name}] or handle {event_type} in the transformation",
-                )
-            )
-            continue
-        payload = json.loads(built.body)
-        if not isinstance(payload, dict):
-            rows.append(Row(subject, event_type, "fail", "the payload is not a JSON object", "return an object"))
-            continue
-        if schema is None:
-            rows.append(Row(subject, event_type, "skip", f"transformed ({len(payload)} keys); no schema to check"))
-            continue
-        problems = validate(payload, schema, keeps_undeclared=keeps_undeclared)
-        if not problems:
-            rows.append(Row(subject, event_type, "ok", f"{len(payload)} argument(s) match the schema"))
-            continue
-        status: Status = "fail" if dest.schema_mode != "off" else "warn"
-        fix = (
-            "make the transformation send exactly the target's arguments with their types"
-            + (f" ({dest.transform})" if dest.transform else "; set transform, the Dodo body is sent as is")
-            + ", or change the script's signature"
-        )
-        for problem in problems[:10]:
-            rows.append(Row(subject, event_type, status, problem.message, fix))
+        outcomes = {v or "sample": result for v, result in zip(names, results, strict=True)}
+        rows.extend(_type_rows(subject, event_type, outcomes))
     return rows
 
 

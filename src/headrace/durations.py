@@ -16,21 +16,44 @@ def parse_duration(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+# The grammar of a point in time, one place: parse_since enforces it and the OpenAPI document publishes it.
+TIME_MAX_LENGTH = 64
+TIME_PATTERNS = {
+    "duration": r"^[0-9]+(\.[0-9]+)?(ms|s|m|h|d)$",
+    "unix": r"^[0-9]+(\.[0-9]+)?$",
+}
+_DURATION = re.compile(TIME_PATTERNS["duration"])
+_UNIX = re.compile(TIME_PATTERNS["unix"])
+# RFC 3339 date-time (an offset is required; T/Z in either case) or a date alone (UTC midnight).
+_DATE_TIME = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"(?:[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?P<frac>\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+)
+_TIME_HELP = "write 2h (ago), 2026-11-26T10:00:00Z, 2026-11-26 or unix seconds"
+
+
 def parse_since(text: str, now: float) -> float:
-    """A point in time: "2h" (that long ago), an ISO 8601 date/time (UTC unless it says), or unix seconds."""
+    """A point in time: "2h" (that long ago), an RFC 3339 date-time (with its offset), a date (UTC midnight) or
+    unix seconds; anything else (spaces too) is a ValueError naming the accepted forms."""
     from datetime import UTC, datetime
 
-    text = text.strip()
-    try:
+    if len(text) > TIME_MAX_LENGTH:
+        raise ValueError(f"{text[:20]!r}... is longer than {TIME_MAX_LENGTH} characters; {_TIME_HELP}")
+    if _DURATION.match(text):
         return now - parse_duration(text)
-    except ValueError:
-        pass
-    if text.replace(".", "", 1).isdigit():
+    if _UNIX.match(text):
         return float(text)
+    match = _DATE_TIME.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a time; {_TIME_HELP}")
+    iso = text.upper().replace("Z", "+00:00")
+    frac = match.group("frac")
+    if frac is not None and len(frac) > 7:  # Python reads at most microseconds; finer digits do not matter here
+        iso = iso.replace(frac, frac[:7], 1)
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{text!r} is not a time; write 2h (ago), 2026-11-26T10:00:00Z or unix seconds") from None
+        parsed = datetime.fromisoformat(iso)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a real date or time ({exc}); {_TIME_HELP}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()

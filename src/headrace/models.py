@@ -12,6 +12,8 @@ JOB_ID_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c8b-9a57-2b7e4d1f0c33")
 
 DeliveryStatus = Literal["pending", "in_flight", "delivered", "failed", "cancelled"]
 JobState = Literal["open", "success", "failure", "unknown"]
+DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = get_args(DeliveryStatus)
+JOB_STATES: tuple[JobState, ...] = get_args(JobState)
 # The statuses of an event, the one list: the CLI's choices, the API's enum and the console's list come from
 # here (or a test pins them to it). The rule that picks one is `event_status` below.
 EventStatus = Literal["unrouted", "pending", "delivered", "failed", "job_failed", "cancelled"]

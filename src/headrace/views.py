@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any, get_args
 
@@ -17,26 +18,48 @@ from headrace.models import DeliveryRow, EventFilter, EventRow, EventStatus, Rej
 STATUSES: tuple[str, ...] = get_args(EventStatus)
 
 
+# The bounds of the query parameters, published by the OpenAPI document (api/openapi.py).
+LIMIT_MAX = 1000
+ID_MAX = 2**63 - 1  # the largest id either database stores
+TEXT_MAX_LENGTH = 200  # type and source names
+KEY_MAX_LENGTH = 400  # an event id or webhook-id in a path
+_DIGITS = re.compile(r"^[0-9]{1,19}$")
+
+
 def event_filter(query: Any, now: float) -> EventFilter:
-    """Build a filter from query parameters; ValueError names the bad one."""
+    """Build a filter from query parameters; ValueError names the bad one. An empty parameter means "any"."""
     status = query.get("status") or None
     if status is not None and status not in STATUSES:
-        raise ValueError(f"status={status!r}: use one of {', '.join(STATUSES)}")
+        raise ValueError(f"status={status[:40]!r}: use one of {', '.join(STATUSES)}")
     limit_text = query.get("limit", "50")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
-        raise ValueError("limit: a number from 1 to 1000")
+    if not _DIGITS.match(limit_text) or not 1 <= int(limit_text) <= LIMIT_MAX:
+        raise ValueError(f"limit: a number from 1 to {LIMIT_MAX}")
     before = query.get("before")
-    if before is not None and not before.isdigit():
-        raise ValueError("before: an event id")
+    if before is not None and (not _DIGITS.match(before) or int(before) > ID_MAX):
+        raise ValueError(f"before: an event id (0 to {ID_MAX})")
+    texts = {name: query.get(name) or None for name in ("type", "source")}
+    for name, value in texts.items():
+        if value is not None and len(value) > TEXT_MAX_LENGTH:
+            raise ValueError(f"{name}: at most {TEXT_MAX_LENGTH} characters")
     return EventFilter(
         status=status,
-        event_type=query.get("type") or None,
-        source=query.get("source") or None,
-        since=parse_since(query["since"], now) if query.get("since") else None,
-        until=parse_since(query["until"], now) if query.get("until") else None,
+        event_type=texts["type"],
+        source=texts["source"],
+        since=_point("since", query, now),
+        until=_point("until", query, now),
         limit=int(limit_text),
-        before_id=int(before) if before else None,
+        before_id=int(before) if before is not None else None,
     )
+
+
+def _point(name: str, query: Any, now: float) -> float | None:
+    text = query.get(name)
+    if not text:
+        return None
+    try:
+        return parse_since(text, now)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
 
 
 def iso(ts: float | None) -> str | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from headrace import samples
 from headrace.app import make_sandbox
 from headrace.check import Report, check
 from headrace.cli import main as cli_main
@@ -66,6 +67,10 @@ def test_a_fitting_pair_passes_every_check(tmp_path: Path, kit_emulator: Emulato
     assert checks[:6] == ["url", "dns", "tcp", "token", "target", "schema"]
     assert sorted(checks[6:]) == ["payment.cancelled", "payment.failed", "payment.processing", "payment.succeeded"]
     assert all(r.status == "ok" for r in report.rows), report.table()
+    for row in report.rows:
+        if row.check in samples.EVENT_TYPES:  # the plain sample and every variant, in one row
+            assert row.variant.split(",") == ["sample", *samples.variants(row.check)]
+    assert "[plain sample and all 8 variants]" in report.table()
     assert rows(report, "dns")[0].ms is not None and rows(report, "tcp")[0].ms is not None
     assert rows(report, "secrets")[0].subject == "source dodo"
 
@@ -144,9 +149,43 @@ def test_data_type_mismatch(tmp_path: Path, kit_emulator: EmulatorThread) -> Non
     (tmp_path / "types.js").write_text(TYPES)
     text = config(tmp_path, kit_emulator.url("f/dodo/ledger_append"), 'transform = "types.js"')
     report = run_check(tmp_path, text)
-    [problem] = rows(report, "payment.succeeded")
-    assert problem.status == "fail"
-    assert problem.detail.startswith("argument 'amount_minor': expected integer, sent string \"")
+    problems = rows(report, "payment.succeeded")
+    assert all(p.status == "fail" for p in problems)
+    assert all(p.detail.startswith("argument 'amount_minor': expected integer, sent string \"") for p in problems)
+    # The sent string differs with the amount, so each distinct message is a row naming its samples; together
+    # they name the plain sample and every variant once.
+    named = [name for p in problems for name in p.variant.split(",")]
+    assert sorted(named) == sorted(["sample", *samples.variants("payment.succeeded")])
+
+
+# Right for the plain sample, wrong for one variant: an empty customer name becomes null.
+EMPTY_NAME = """function handler(webhook) {
+  const p = webhook.payload.data;
+  webhook.payload = {
+    event_type: webhook.eventType, webhook_id: webhook.webhookId, timestamp: webhook.payload.timestamp,
+    business_id: webhook.payload.business_id, payment_id: p.payment_id, amount_minor: Number(p.total_amount),
+    customer_id: p.customer.customer_id, customer_email: p.customer.email, customer_name: p.customer.name || null,
+    product_cart: p.product_cart || [], metadata: p.metadata || {}, created_at: p.created_at,
+  };
+  return webhook;
+}"""
+
+
+def test_every_variant_runs_and_the_one_that_breaks_is_named(tmp_path: Path, kit_emulator: EmulatorThread) -> None:
+    (tmp_path / "empty.js").write_text(EMPTY_NAME)
+    text = config(tmp_path, kit_emulator.url("f/dodo/record_payment"), 'transform = "empty.js"')
+    report = run_check(tmp_path, text)
+    for event_type in ("payment.succeeded", "payment.failed"):
+        found = rows(report, event_type)
+        failed = [r for r in found if r.status == "fail"]
+        assert failed and all(r.variant == "empty_name" for r in failed), report.table()
+        assert any("customer_name" in r.detail for r in failed)
+        [passed] = [r for r in found if r.status == "ok"]
+        assert "sample" in passed.variant.split(",") and "empty_name" not in passed.variant.split(",")
+        assert len(passed.variant.split(",")) == len(samples.variants(event_type))  # all the others
+    table = report.table()
+    assert "[variant empty_name] argument 'customer_name'" in table
+    assert not report.ok
 
 
 def test_cancelled_event_types_are_warnings(tmp_path: Path, kit_emulator: EmulatorThread) -> None:
@@ -219,3 +258,20 @@ def test_a_script_whose_lock_is_not_built_is_a_warning(tmp_path: Path, options: 
         report = run_check(tmp_path, config(tmp_path, emu.url()))
     [target] = rows(report, "target")
     assert target.status == "warn" and words in target.detail, report.table()
+
+
+THROWS_ON_EMPTY_NAME = """function handler(webhook) {
+  if (webhook.payload.data.customer.name === "") throw new Error("no customer name");
+  return webhook;
+}"""
+
+
+def test_a_variant_the_transformation_throws_on_is_named_with_the_command_to_try(
+    tmp_path: Path, kit_emulator: EmulatorThread
+) -> None:
+    (tmp_path / "throws.js").write_text(THROWS_ON_EMPTY_NAME)
+    text = config(tmp_path, kit_emulator.url("f/dodo/record_payment"), 'transform = "throws.js"')
+    report = run_check(tmp_path, text)
+    refused = [r for r in rows(report, "payment.succeeded") if "no customer name" in r.detail]
+    assert [r.variant for r in refused] == ["empty_name"], report.table()
+    assert "--event payment.succeeded --variant empty_name" in refused[0].fix

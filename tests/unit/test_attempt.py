@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from headrace.models import Cancelled, Delivered, Failed, Retry
-from headrace.transform import Script, WebhookObject
+from headrace.transform import Script, TransformError, WebhookObject
 from headrace.windmill.client import RunResponse
 from tests.fakes import FakeWindmill, PySandbox, attempter, claimed, destination
 
@@ -90,3 +90,36 @@ def test_a_handlers_own_authorization_wins_and_is_noted(tmp_path: Path) -> None:
     [call] = client.runs
     assert call.headers == {"authorization": "Bearer from-the-script", "Content-Type": "application/json"}
     assert "set its own Authorization header" in attempt.notes and "from-the-script" not in attempt.notes
+
+
+class LimitSandbox:
+    """A sandbox whose every run ends with TransformError of one `limit` kind, as transform/pool.py raises it."""
+
+    def __init__(self, limit: str | None) -> None:
+        self.limit = limit
+
+    async def transform(self, script: Script, webhook: WebhookObject) -> WebhookObject:
+        raise TransformError(f"{script.name}: stopped ({self.limit})", limit=self.limit)
+
+
+def test_a_run_stopped_from_outside_is_retried_on_the_schedule_then_failed(tmp_path: Path) -> None:
+    """The wall-clock deadline on an overloaded machine, or a dead sandbox process, is not the script's fault."""
+    client = FakeWindmill()
+    dest = destination(tmp_path, schedule='["10s"]')
+    for limit in ("wall", "process"):
+        sandbox = LimitSandbox(limit)
+        _, first = asyncio.run(attempter(client, now=1000.0).attempt(claimed(attempts=0), dest, SCRIPT, sandbox))
+        assert isinstance(first, Retry) and first.at == 1010.0, limit
+        assert f"stopped ({limit})" in first.reason and "Retried on the schedule" in first.reason
+        _, last = asyncio.run(attempter(client, now=1000.0).attempt(claimed(attempts=1), dest, SCRIPT, sandbox))
+        assert isinstance(last, Failed) and last.reason.startswith("gave up after 2 attempts"), limit
+    assert client.runs == []
+
+
+def test_a_script_that_overruns_its_own_limits_or_throws_fails_for_good(tmp_path: Path) -> None:
+    client = FakeWindmill()
+    dest = destination(tmp_path, schedule='["10s", "10s"]')
+    for limit in ("cpu", "memory", None):
+        _, outcome = asyncio.run(attempter(client).attempt(claimed(), dest, SCRIPT, LimitSandbox(limit)))
+        assert isinstance(outcome, Failed) and "Fix the script, then replay" in outcome.reason, limit
+    assert client.runs == []

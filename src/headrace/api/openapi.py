@@ -1,24 +1,190 @@
-"""The OpenAPI 3.1 document for the management API (a test checks it lists every /api/v1 route)."""
+"""The OpenAPI 3.1 document for the management API: every /api/v1 route (a test checks the list), each parameter with
+the bounds the server enforces (views.py, durations.py) and each response body exactly as views.py writes it.
+tests/integration/test_api_contract.py runs schemathesis against a real server so the two cannot drift."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from headrace import __version__
-from headrace.models import EVENT_STATUSES
+from headrace.durations import TIME_MAX_LENGTH, TIME_PATTERNS
+from headrace.models import DELIVERY_STATUSES, EVENT_STATUSES, JOB_STATES
+from headrace.views import ID_MAX, KEY_MAX_LENGTH, LIMIT_MAX, TEXT_MAX_LENGTH
 
-_ERROR = {"description": "Problem", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-_AUTH = {"401": {"description": "Missing or wrong admin token", **_ERROR}}
+_JSON = "application/json"
 
 
-def _q(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": _ref("Error")}}}
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+def _ok(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": _ref(schema)}}}
+
+
+# What every guarded route can answer besides its own result (access.py).
+_GUARD = {
+    "401": _error("Missing or wrong admin token"),
+    "403": _error("Management is closed: no [server] admin_token is set"),
+    "429": _error("Too many wrong admin tokens from this address (Retry-After says when to try again)"),
+}
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    """A closed object: every property listed, all of them always present unless `required` says otherwise."""
     return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema or {"type": "string"},
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": False,
     }
+
+
+_STR = {"type": "string"}
+_INT = {"type": "integer"}
+_OPT_STR = {"type": ["string", "null"]}
+_TIME = {"type": "string", "format": "date-time"}
+_OPT_TIME = {"type": ["string", "null"], "format": "date-time"}
+# A point in time as the server parses it (durations.parse_since): "2h" ago, unix seconds, RFC 3339 or a date.
+_POINT = {
+    "anyOf": [
+        {"type": "string", "pattern": TIME_PATTERNS["duration"], "maxLength": TIME_MAX_LENGTH},
+        {"type": "string", "pattern": TIME_PATTERNS["unix"], "maxLength": TIME_MAX_LENGTH},
+        {"type": "string", "format": "date-time", "maxLength": TIME_MAX_LENGTH},
+        {"type": "string", "format": "date"},
+    ]
+}
+_POINT_OR_EMPTY = {"anyOf": [*_POINT["anyOf"], {"type": "string", "maxLength": 0}]}
+_POINT_HELP = "2h (that long ago; units ms, s, m, h, d), unix seconds, an RFC 3339 time or a date (UTC midnight)"
+
+
+def _schemas() -> dict[str, Any]:
+    attempt = _object(
+        {
+            "number": _INT,
+            "started_at": _TIME,
+            "duration_ms": {"type": "number"},
+            "http_status": {"type": ["integer", "null"]},
+            "outcome": _STR,
+            "detail": _OPT_STR,
+            "response_excerpt": _OPT_STR,
+            "notes": _OPT_STR,
+        }
+    )
+    job = _object(
+        {
+            "state": {"type": "string", "enum": list(JOB_STATES)},
+            "job_id": _OPT_STR,
+            "windmill_url": _OPT_STR,
+            "created_at": _OPT_TIME,
+            "completed_at": _OPT_TIME,
+            "duration_ms": {"type": ["number", "null"]},
+            "checks": _INT,
+            "excerpt": _OPT_STR,
+            "rerun_number": _INT,
+        }
+    )
+    delivery = _object(
+        {
+            "id": _INT,
+            "destination": _STR,
+            "generation": _INT,
+            "job_id": _STR,
+            "status": {"type": "string", "enum": list(DELIVERY_STATUSES)},
+            "attempts": _INT,
+            "next_attempt_at": _OPT_TIME,
+            "last_error": _OPT_STR,
+            "windmill_job_id": _OPT_STR,
+            "windmill_url": _OPT_STR,
+            "job": {"anyOf": [{"type": "null"}, _ref("Job")]},
+            "payload": {"description": "What was (or will be) sent: JSON, or its text when it is not strict JSON"},
+            "created_at": _TIME,
+            "updated_at": _TIME,
+            "attempt_log": {"type": "array", "items": _ref("Attempt")},
+        }
+    )
+    summary_props = {
+        "id": _INT,
+        "source": _STR,
+        "webhook_id": _STR,
+        "type": _STR,
+        "status": {"type": "string", "enum": list(EVENT_STATUSES)},
+        "received_at": _TIME,
+        "webhook_timestamp": _INT,
+    }
+    detail = _object(
+        {
+            **summary_props,
+            "headers": {"type": ["object", "null"], "additionalProperties": _STR},
+            "body": {"description": "The webhook body: JSON, or its text when it is not strict JSON; null if pruned"},
+            "deliveries": {"type": "array", "items": _ref("Delivery")},
+        }
+    )
+    count = _object({"source": _STR, "reason": _STR, "count": _INT})
+    rejection = _object({"at": _TIME, "source": _STR, "reason": _STR, "status": _INT, "detail": _STR, "remote": _STR})
+    destination = _object(
+        {
+            "name": _STR,
+            "source": _STR,
+            "events": {"type": "array", "items": _STR},
+            "enabled": {"type": "boolean"},
+            "windmill": _object(
+                {
+                    "host": _STR,
+                    "workspace": _STR,
+                    "kind": {"type": "string", "enum": ["script", "flow"]},
+                    "path": _STR,
+                    "mode": {"type": "string", "enum": ["async", "wait"]},
+                }
+            ),
+            "transform": _OPT_STR,
+            "retry_schedule": {"type": "array", "items": _STR},
+            "schema": {"type": "string", "enum": ["enforce", "warn", "off"]},
+            "retry_on_job_failure": _INT,
+            "concurrency": _INT,
+            "timeout": _STR,
+        }
+    )
+    replayed = _object(
+        {
+            "replayed": {
+                "type": "array",
+                "items": _object({"event_id": _INT, "job_ids": {"type": "array", "items": _STR}}),
+            }
+        }
+    )
+    return {
+        "Error": _object({"error": _STR, "message": _STR}),
+        "EventSummary": _object(summary_props),
+        "EventList": _object(
+            {"events": {"type": "array", "items": _ref("EventSummary")}, "next_before": _INT}, ["events"]
+        ),
+        "EventDetail": detail,
+        "Delivery": delivery,
+        "Job": job,
+        "Attempt": attempt,
+        "Rejections": _object(
+            {
+                "counts": {"type": "array", "items": count},
+                "counted": {"type": "array", "items": count},
+                "rejections": {"type": "array", "items": rejection},
+            }
+        ),
+        "Destinations": _object({"destinations": {"type": "array", "items": destination}}),
+        "Replayed": replayed,
+    }
+
+
+def _q(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
 _KEY = {
@@ -26,30 +192,9 @@ _KEY = {
     "in": "path",
     "required": True,
     "description": "Event id or webhook-id",
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "minLength": 1, "maxLength": KEY_MAX_LENGTH},
 }
-_REPLAYED = {
-    "description": "New deliveries created",
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "replayed": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "event_id": {"type": "integer"},
-                                "job_ids": {"type": "array", "items": {"type": "string"}},
-                            },
-                        },
-                    }
-                },
-            }
-        }
-    },
-}
+_TEXT = {"type": "string", "maxLength": TEXT_MAX_LENGTH}
 
 
 def document() -> dict[str, Any]:
@@ -60,45 +205,60 @@ def document() -> dict[str, Any]:
             "version": __version__,
             "description": "Events, deliveries, replays and rejections. Bearer admin token required.",
         },
-        "components": {
-            "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error", "message"],
-                    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
-                }
-            },
-        },
+        "components": {"securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}}, "schemas": _schemas()},
         "security": [{"admin": []}],
         "paths": {
             "/api/v1/events": {
                 "get": {
                     "summary": "List events, newest first",
                     "parameters": [
-                        _q("status", "The event's status", {"type": "string", "enum": list(EVENT_STATUSES)}),
-                        _q("type", 'Event type, exact or "prefix.*"'),
-                        _q("source", "Source name"),
-                        _q("since", "2h (ago), ISO 8601 time or unix seconds"),
-                        _q("until", "2h (ago), ISO 8601 time or unix seconds"),
-                        _q("limit", "1..1000, default 50", {"type": "integer"}),
-                        _q("before", "Only events with a smaller id (next page)", {"type": "integer"}),
+                        _q(
+                            "status",
+                            "The event's status (empty: any)",
+                            {"type": "string", "enum": [*EVENT_STATUSES, ""]},
+                        ),
+                        _q("type", 'Event type, exact or "prefix.*" (empty: any)', _TEXT),
+                        _q("source", "Source name (empty: any)", _TEXT),
+                        _q("since", f"Received at or after: {_POINT_HELP} (empty: no bound)", _POINT_OR_EMPTY),
+                        _q("until", f"Received before: {_POINT_HELP} (empty: no bound)", _POINT_OR_EMPTY),
+                        _q(
+                            "limit",
+                            "Most events in the answer (default 50); a full page carries next_before",
+                            {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX},
+                        ),
+                        _q(
+                            "before",
+                            "Only events with a smaller id (the next page: pass next_before)",
+                            {"type": "integer", "minimum": 0, "maximum": ID_MAX},
+                        ),
                     ],
-                    "responses": {"200": {"description": "Events"}, "400": _ERROR, **_AUTH},
+                    "responses": {
+                        "200": _ok("Events", "EventList"),
+                        "400": _error("A query parameter out of bounds (the message names it)"),
+                        **_GUARD,
+                    },
                 }
             },
             "/api/v1/events/{key}": {
                 "get": {
                     "summary": "One event with its deliveries and every attempt",
                     "parameters": [_KEY],
-                    "responses": {"200": {"description": "The event timeline"}, "404": _ERROR, **_AUTH},
+                    "responses": {
+                        "200": _ok("The event timeline", "EventDetail"),
+                        "404": _error("No such event"),
+                        **_GUARD,
+                    },
                 }
             },
             "/api/v1/events/{key}/replay": {
                 "post": {
                     "summary": "Deliver again under a new replay generation (a new Windmill job id)",
                     "parameters": [_KEY],
-                    "responses": {"200": _REPLAYED, "404": _ERROR, **_AUTH},
+                    "responses": {
+                        "200": _ok("New deliveries created", "Replayed"),
+                        "404": _error("No such event"),
+                        **_GUARD,
+                    },
                 }
             },
             "/api/v1/replay": {
@@ -107,30 +267,45 @@ def document() -> dict[str, Any]:
                     "requestBody": {
                         "required": True,
                         "content": {
-                            "application/json": {
+                            _JSON: {
                                 "schema": {
                                     "type": "object",
                                     "required": ["failed", "since"],
-                                    "properties": {"failed": {"const": True}, "since": {"type": "string"}},
+                                    "properties": {
+                                        "failed": {"const": True},
+                                        "since": {**_POINT, "description": _POINT_HELP},
+                                    },
                                 }
                             }
                         },
                     },
-                    "responses": {"200": _REPLAYED, "400": _ERROR, **_AUTH},
+                    "responses": {
+                        "200": _ok("New deliveries created", "Replayed"),
+                        "400": _error('The body is not JSON like {"failed": true, "since": "24h"}'),
+                        "408": _text("The body did not arrive within [server] body_timeout"),
+                        "413": _text("The body is larger than the server accepts"),
+                        **_GUARD,
+                    },
                 }
             },
             "/api/v1/rejections": {
                 "get": {
                     "summary": "Refused webhooks (no bodies): recorded samples, their counts by source and reason, "
                     "and `counted`, every refusal this process counted since it started",
-                    "parameters": [_q("since", "2h (ago), ISO 8601 time or unix seconds")],
-                    "responses": {"200": {"description": "Rejections"}, "400": _ERROR, **_AUTH},
+                    "parameters": [
+                        _q("since", f"Refused at or after: {_POINT_HELP} (empty: no bound)", _POINT_OR_EMPTY)
+                    ],
+                    "responses": {
+                        "200": _ok("Rejections", "Rejections"),
+                        "400": _error("A query parameter out of bounds (the message names it)"),
+                        **_GUARD,
+                    },
                 }
             },
             "/api/v1/destinations": {
                 "get": {
                     "summary": "Configured destinations (tokens never included)",
-                    "responses": {"200": {"description": "Destinations"}, **_AUTH},
+                    "responses": {"200": _ok("Destinations", "Destinations"), **_GUARD},
                 }
             },
         },

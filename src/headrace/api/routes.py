@@ -14,7 +14,7 @@ from headrace.access import problem as _problem
 from headrace.api.openapi import document
 from headrace.app import App
 from headrace.durations import parse_since
-from headrace.views import event_filter
+from headrace.views import KEY_MAX_LENGTH, event_filter
 
 PREFIX = "/api/v1"
 
@@ -32,18 +32,34 @@ async def list_events(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+def _key(request: web.Request) -> str | None:
+    """The path's event id or webhook-id, None past KEY_MAX_LENGTH (no stored event has such a key)."""
+    key = request.match_info["key"]
+    return key if len(key) <= KEY_MAX_LENGTH else None
+
+
+def _no_event(request: web.Request) -> web.Response:
+    key = request.match_info["key"]
+    shown = repr(key) if len(key) <= 80 else f"{key[:40]!r}... ({len(key)} characters)"
+    return _problem(404, "not_found", f"no event {shown} (use an event id or webhook-id)")
+
+
 async def get_event(request: web.Request) -> web.Response:
     app = _app(request)
-    event = await app.get_event(request.match_info["key"])
+    key = _key(request)
+    event = None if key is None else await app.get_event(key)
     if event is None:
-        return _problem(404, "not_found", f"no event {request.match_info['key']!r} (use an event id or webhook-id)")
+        return _no_event(request)
     return web.json_response(serialize.event_detail(event, app.settings))
 
 
 async def replay_event(request: web.Request) -> web.Response:
     app = _app(request)
+    key = _key(request)
+    if key is None:
+        return _no_event(request)
     try:
-        results = await app.replay([request.match_info["key"]])
+        results = await app.replay([key])
     except LookupError as exc:
         return _problem(404, "not_found", str(exc))
     return web.json_response({"replayed": [{"event_id": r.event_id, "job_ids": r.job_ids} for r in results]})
@@ -71,7 +87,7 @@ async def list_rejections(request: web.Request) -> web.Response:
     try:
         since = parse_since(request.query["since"], app.clock()) if request.query.get("since") else None
     except ValueError as exc:
-        return _problem(400, "bad_query", str(exc))
+        return _problem(400, "bad_query", f"since: {exc}")
     items = await app.rejections(since, 200)
     stats = await app.stats()
     counts = [{"source": s, "reason": r, "count": n} for (s, r), n in sorted(stats.rejections.items())]

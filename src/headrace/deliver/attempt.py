@@ -77,6 +77,8 @@ class Attempter:
         if isinstance(built, Skipped):
             return record(payload=built.payload), Cancelled()
         if isinstance(built, Refused):
+            if built.transient:
+                return record(payload=built.payload), self.retry(claimed, dest, built.reason)
             return record(payload=built.payload), Failed(built.reason)
         notes = ""
         if dest.schema_mode != "off":

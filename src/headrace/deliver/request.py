@@ -32,6 +32,9 @@ from headrace.windmill.references import MARK, guard
 from headrace.windmill.urls import RunTarget, WindmillUrlError, parse_run_url
 
 _MARK_BYTES = MARK.encode()
+# TransformError.limit values that say the run was stopped from outside (wall clock, dead process), not that
+# the script overran its CPU or memory limit or threw: worth another attempt.
+TRANSIENT_LIMITS = frozenset({"wall", "process"})
 
 # Headers a handler may not set (docs/transformations.md): the body is always JSON, and framing and
 # hop-by-hop headers describe the request the HTTP client really sends, not what a handler wishes.
@@ -96,6 +99,9 @@ class Refused:
 
     reason: str
     payload: str | None = None  # the transformed payload JSON, when there was one
+    # Not the script's fault: the sandbox's wall-clock deadline or a dead sandbox process (an overloaded
+    # machine); the worker retries it on the destination's schedule instead of failing the delivery.
+    transient: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,12 @@ async def build_request(
             script, WebhookObject(event_type=event_type, payload=parsed, url=target.run_url, webhook_id=webhook_id)
         )
     except TransformError as exc:
+        if exc.limit in TRANSIENT_LIMITS:
+            return Refused(
+                f"transformation {script.name} did not finish: {exc}. Retried on the schedule (a busy machine is "
+                "not the script's fault); if every attempt ends this way, make the handler do less work",
+                transient=True,
+            )
         return Refused(f"transformation {script.name} failed: {exc}. Fix the script, then replay.")
     except RecursionError:
         return Refused(_too_deep(script))

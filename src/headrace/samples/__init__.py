@@ -6,9 +6,9 @@ variant is the same body with a few fields changed to a realistic case the plain
 zero-decimal currency, an empty customer name, a multi-subscription payment, ...); each is a patch in
 `variants/<event type>.json` (`{name: {"about": text, "patch": {...}}}`), merged into the sample: objects
 merge key by key, anything else (null, a list, a string) replaces. Every variant validates against the SDK
-too (tests/unit/test_samples.py). The console's "send a test event", `send`, `check` and `transform` use
-the plain samples; `transform --variant`, `samples show --variant` and the template tests use the variants
-(`variants(event_type)` lists them for any other caller).
+too (tests/unit/test_samples.py). The console's "send a test event", `send` and `transform` use the plain
+samples; `check` runs the plain sample and every variant; `transform --variant`, `samples show --variant`
+and the template tests use the variants (`variants(event_type)` lists them for any other caller).
 """
 
 from __future__ import annotations

@@ -232,7 +232,9 @@ def list_events(flt: EventFilter) -> Program[list[EventRow]]:
 
 
 def get_event(key: str) -> Program[EventRow | None]:
-    event_id: int | None = int(key) if key.isdigit() else None
+    # A number an id column can hold is an event id; anything else ("²", 20 digits) can only be a webhook-id.
+    is_id = key.isascii() and key.isdigit() and int(key) < 2**63
+    event_id: int | None = int(key) if is_id else None
     if event_id is None:
         found = yield one("get_event_by_webhook_id", {"webhook_id": key})
         if found is None:
