@@ -96,6 +96,7 @@ class Refused:
 
     reason: str
     payload: str | None = None  # the transformed payload JSON, when there was one
+    line: int | None = None  # the script line the JavaScript error came from, when the engine said
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ async def build_request(
             script, WebhookObject(event_type=event_type, payload=parsed, url=target.run_url, webhook_id=webhook_id)
         )
     except TransformError as exc:
-        return Refused(f"transformation {script.name} failed: {exc}. Fix the script, then replay.")
+        return Refused(f"transformation {script.name} failed: {exc}. Fix the script, then replay.", line=exc.line)
     except RecursionError:
         return Refused(_too_deep(script))
     try:

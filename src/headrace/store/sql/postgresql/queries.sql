@@ -297,3 +297,35 @@ SELECT setval(pg_get_serial_sequence('events', 'id'), COALESCE((SELECT MAX(id) F
        setval(pg_get_serial_sequence('deliveries', 'id'), COALESCE((SELECT MAX(id) FROM deliveries), 0) + 1, false) AS deliveries,
        setval(pg_get_serial_sequence('attempts', 'id'), COALESCE((SELECT MAX(id) FROM attempts), 0) + 1, false) AS attempts,
        setval(pg_get_serial_sequence('rejections', 'id'), COALESCE((SELECT MAX(id) FROM rejections), 0) + 1, false) AS rejections;
+
+-- Test deliveries (the console's "Try a transformation" page): a table of their own, never an event's delivery.
+
+-- name: insert_test_delivery
+INSERT INTO test_deliveries (destination, event_id, input, event_type, script, job_id, url, payload, http_status,
+                             outcome, detail, job_state, job_checked_at, created_at)
+VALUES (%(destination)s, %(event_id)s, %(input)s, %(event_type)s, %(script)s, %(job_id)s, %(url)s, %(payload)s, %(http_status)s, %(outcome)s, %(detail)s, %(job_state)s, %(job_checked_at)s, %(created_at)s)
+RETURNING id;
+
+-- name: prune_test_deliveries
+-- Keep the newest :keep tests: they are for trying things, not a record.
+DELETE FROM test_deliveries
+WHERE id <= (SELECT id FROM test_deliveries ORDER BY id DESC LIMIT 1 OFFSET %(keep)s);
+
+-- name: get_test_delivery
+SELECT id, destination, event_id, input, event_type, script, job_id, url, payload, http_status, outcome, detail,
+       job_state, job_checks, job_checked_at, job_completed_at, job_duration_ms, job_excerpt, created_at
+FROM test_deliveries WHERE id = %(id)s;
+
+-- name: list_test_deliveries
+SELECT id, destination, event_id, input, event_type, script, job_id, url, payload, http_status, outcome, detail,
+       job_state, job_checks, job_checked_at, job_completed_at, job_duration_ms, job_excerpt, created_at
+FROM test_deliveries
+WHERE (%(event_id)s::bigint IS NULL OR event_id = %(event_id)s)
+ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: record_test_job
+-- One look at a test delivery's job; only while it is open, so a late answer never overwrites an outcome.
+UPDATE test_deliveries
+SET job_state = %(job_state)s, job_checks = job_checks + 1, job_checked_at = %(now)s,
+    job_completed_at = %(job_completed_at)s, job_duration_ms = %(job_duration_ms)s, job_excerpt = %(job_excerpt)s
+WHERE id = %(id)s AND job_state = 'open';

@@ -273,3 +273,35 @@ UPDATE meta SET value = :deployment_id WHERE key = 'deployment_id';
 -- name: reset_ids
 -- Nothing to do: an INTEGER PRIMARY KEY continues from MAX(id) + 1 by itself.
 SELECT 1 AS done;
+
+-- Test deliveries (the console's "Try a transformation" page): a table of their own, never an event's delivery.
+
+-- name: insert_test_delivery
+INSERT INTO test_deliveries (destination, event_id, input, event_type, script, job_id, url, payload, http_status,
+                             outcome, detail, job_state, job_checked_at, created_at)
+VALUES (:destination, :event_id, :input, :event_type, :script, :job_id, :url, :payload, :http_status, :outcome, :detail, :job_state, :job_checked_at, :created_at)
+RETURNING id;
+
+-- name: prune_test_deliveries
+-- Keep the newest :keep tests: they are for trying things, not a record.
+DELETE FROM test_deliveries
+WHERE id <= (SELECT id FROM test_deliveries ORDER BY id DESC LIMIT 1 OFFSET :keep);
+
+-- name: get_test_delivery
+SELECT id, destination, event_id, input, event_type, script, job_id, url, payload, http_status, outcome, detail,
+       job_state, job_checks, job_checked_at, job_completed_at, job_duration_ms, job_excerpt, created_at
+FROM test_deliveries WHERE id = :id;
+
+-- name: list_test_deliveries
+SELECT id, destination, event_id, input, event_type, script, job_id, url, payload, http_status, outcome, detail,
+       job_state, job_checks, job_checked_at, job_completed_at, job_duration_ms, job_excerpt, created_at
+FROM test_deliveries
+WHERE (:event_id IS NULL OR event_id = :event_id)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: record_test_job
+-- One look at a test delivery's job; only while it is open, so a late answer never overwrites an outcome.
+UPDATE test_deliveries
+SET job_state = :job_state, job_checks = job_checks + 1, job_checked_at = :now,
+    job_completed_at = :job_completed_at, job_duration_ms = :job_duration_ms, job_excerpt = :job_excerpt
+WHERE id = :id AND job_state = 'open';
