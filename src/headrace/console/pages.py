@@ -101,7 +101,8 @@ async def destinations_page(request: web.Request) -> web.Response:
     return render(request, "destinations.html", destinations=rows)
 
 
-STATIC = {"console.css": "text/css"}  # every file under static/, and its type: nothing else is served
+# Every file under static/, and its type: nothing else is served.
+STATIC = {"console.css": "text/css", "try.js": "text/javascript"}
 
 
 @public
