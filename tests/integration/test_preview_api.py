@@ -333,3 +333,99 @@ def test_a_failing_job_and_a_refused_test_are_reported(tmp_path: Path, emulator:
             assert len(emulator.state.jobs) == 1
 
     asyncio.run(main())
+
+
+_TYPES: dict[str, Any] = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "null": type(None),
+}
+
+
+def problems(value: Any, schema: dict[str, Any], components: dict[str, Any], at: str = "$") -> list[str]:
+    """The subset of JSON Schema the OpenAPI document uses, checked strictly (a small, honest validator: the
+    document's own words, not a copy of them)."""
+    if "$ref" in schema:
+        return problems(value, components[schema["$ref"].rsplit("/", 1)[1]], components, at)
+    found: list[str] = []
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        ok = any(
+            isinstance(value, _TYPES[t]) and not (t in ("integer", "number") and isinstance(value, bool)) for t in types
+        )
+        if not ok:
+            return [f"{at}: {value!r:.60} is not {types}"]
+    if "enum" in schema and value not in schema["enum"]:
+        found.append(f"{at}: {value!r} not in enum")
+    if "const" in schema and value != schema["const"]:
+        found.append(f"{at}: {value!r} is not {schema['const']!r}")
+    if "oneOf" in schema:
+        matching = [s for s in schema["oneOf"] if not problems(value, s, components, at)]
+        if len(matching) != 1:
+            found.append(f"{at}: matches {len(matching)} of oneOf")
+    if isinstance(value, dict):
+        for name in schema.get("required", []):
+            if name not in value:
+                found.append(f"{at}: {name} missing")
+        properties = schema.get("properties", {})
+        for name, item in value.items():
+            if name in properties:
+                found += problems(item, properties[name], components, f"{at}.{name}")
+            elif schema.get("additionalProperties") is False:
+                found.append(f"{at}: {name} not documented")
+            elif isinstance(schema.get("additionalProperties"), dict):
+                found += problems(item, schema["additionalProperties"], components, f"{at}.{name}")
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            found += problems(item, schema["items"], components, f"{at}[{index}]")
+    return found
+
+
+def test_answers_match_the_openapi_document_exactly(tmp_path: Path, emulator: EmulatorThread) -> None:
+    from headrace.api.openapi import document
+
+    doc = document()
+    components = doc["components"]["schemas"]
+    paths = doc["paths"]
+
+    def schema_of(path: str, method: str, status: int) -> dict[str, Any]:
+        return paths[path][method]["responses"][str(status)]["content"]["application/json"]["schema"]  # type: ignore[no-any-return]
+
+    specs = [
+        {"destination": "payments", "event_type": "payment.succeeded", "script": GOOD},
+        {"destination": "payments", "event_type": "payment.succeeded", "script": "function handler(w) { x(); }"},
+        {
+            "destination": "payments",
+            "event_type": "payment.succeeded",
+            "script": "function handler(w) { w.cancel = true; return w; }",
+        },
+        {"destination": "payments", "event_type": "payment.succeeded"},
+        {"destination": "broken", "event_type": "refund.succeeded"},
+    ]
+    for spec in specs:
+        assert not problems(spec, components["PreviewRequest"], components), spec
+
+    async def main() -> None:
+        async with server(tmp_path, emulator) as base, aiohttp.ClientSession() as http:
+            for spec in specs:
+                status, answer = await ask(http, f"{base}/api/v1/preview", spec)
+                assert status == 200
+                assert not problems(answer, schema_of("/api/v1/preview", "post", 200), components), answer
+                status, test = await ask(http, f"{base}/api/v1/test-deliveries", spec)
+                assert status == 201
+                assert not problems(test, schema_of("/api/v1/test-deliveries", "post", 201), components), test
+            async with http.get(f"{base}/api/v1/test-deliveries") as response:
+                listed = await response.json()
+            assert len(listed["tests"]) == len(specs)
+            assert not problems(listed, schema_of("/api/v1/test-deliveries", "get", 200), components)
+            async with http.get(f"{base}/api/v1/test-deliveries/{listed['tests'][0]['id']}") as response:
+                one = await response.json()
+            assert not problems(one, schema_of("/api/v1/test-deliveries/{id}", "get", 200), components)
+            status, refusal = await ask(http, f"{base}/api/v1/preview", {"destination": "nope", "event_type": "x"})
+            assert status == 404 and not problems(refusal, components["Error"], components)
+
+    asyncio.run(main())
