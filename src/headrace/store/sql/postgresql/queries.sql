@@ -230,8 +230,11 @@ SELECT
        d.job_state, d.job_created_at, d.job_next_check_at, d.job_checks, d.job_completed_at, d.job_duration_ms,
        d.job_excerpt, d.job_reruns, a.id, a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status,
        a.outcome, a.detail, a.response_excerpt, a.notes, r.id, r.source, r.reason, r.status, r.detail, r.remote,
-       r.at, m.key, m.value
-FROM events e, deliveries d, attempts a, rejections r, meta m
+       r.at, m.key, m.value,
+       t.id, t.destination, t.event_id, t.input, t.event_type, t.script, t.job_id, t.url, t.payload,
+       t.http_status, t.outcome, t.detail, t.job_state, t.job_checks, t.job_checked_at, t.job_completed_at,
+       t.job_duration_ms, t.job_excerpt, t.created_at
+FROM events e, deliveries d, attempts a, rejections r, meta m, test_deliveries t
 WHERE 1 = 0;
 
 -- name: deployment_id
