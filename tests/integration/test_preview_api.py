@@ -429,3 +429,24 @@ def test_answers_match_the_openapi_document_exactly(tmp_path: Path, emulator: Em
             assert status == 404 and not problems(refusal, components["Error"], components)
 
     asyncio.run(main())
+
+
+def test_a_hostile_script_hits_the_sandbox_limits_and_the_server_keeps_answering(
+    tmp_path: Path, emulator: EmulatorThread
+) -> None:
+    loop = "function handler(w) {\n  for (;;) {}\n}"
+    native = "function handler(w) { w.payload = {s: String(10n ** 300000n)}; return w; }"
+
+    async def main() -> None:
+        async with server(tmp_path, emulator) as base, aiohttp.ClientSession() as http:
+            for script in (loop, native):
+                spec = {"destination": "payments", "event_type": "payment.succeeded", "script": script}
+                task = asyncio.ensure_future(ask(http, f"{base}/api/v1/preview", spec))
+                async with http.get(f"{base}/healthz") as response:  # the event loop is not held by the script
+                    assert response.status == 200
+                status, answer = await task
+                message = answer["error"]["message"]
+                assert status == 200 and "handler exceeded the" in message and "limit" in message, message
+                assert answer["would_send"] is False and not emulator.state.jobs
+
+    asyncio.run(main())
