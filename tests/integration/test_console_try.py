@@ -147,6 +147,11 @@ def test_chromium_tries_a_script_sees_the_error_line_and_sends_a_test(tmp_path: 
             )
             assert "payments.js" in await page.js("document.getElementById('save-file').textContent")
             await page.screenshot(shot)
+            job_id = await page.js("document.getElementById('test-job').textContent")
+            await page.goto(f"{base}/console/events/msg_browser")
+            timeline = await page.js("document.body.innerText")
+            assert "Test deliveries" in timeline and job_id in timeline and "TEST" in timeline
+            await page.screenshot(shot.with_name("event-with-test.png"))
 
     asyncio.run(main())
     assert shot.stat().st_size > 20000

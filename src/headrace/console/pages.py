@@ -67,8 +67,13 @@ async def event_page(request: web.Request) -> web.Response:
     event = await app.get_event(request.match_info["key"])
     if event is None:
         return render(request, "missing.html", key=request.match_info["key"])
+    tests = [views.test_delivery(t, app.settings) for t in await app.previews().tests(event.id, 20)]
     return render(
-        request, "event.html", event=views.event_detail(event, app.settings), replayed=request.query.get("replayed")
+        request,
+        "event.html",
+        event=views.event_detail(event, app.settings),
+        replayed=request.query.get("replayed"),
+        tests=tests,
     )
 
 
