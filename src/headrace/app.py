@@ -8,10 +8,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 from headrace.config import ConfigError, Settings
+from headrace.deliver import preview as trying
+from headrace.deliver import testsend
 from headrace.deliver.attempt import Attempter
 from headrace.deliver.heartbeat import DEAD_AFTER
 from headrace.deliver.preflight import SchemaCache
@@ -20,7 +23,7 @@ from headrace.deliver.tracker import JobTracker
 from headrace.deliver.worker import Transformations, Worker
 from headrace.ingest.endpoint import Ingestor
 from headrace.metrics import Metrics
-from headrace.models import EventFilter, EventRow, Rejection
+from headrace.models import EventFilter, EventRow, Rejection, TestDelivery
 from headrace.store.base import Store, StoreStats
 from headrace.store.sqlite import SQLiteStore
 from headrace.transform import Sandbox, Script
@@ -80,6 +83,66 @@ def make_sandbox(settings: Settings | None = None) -> Sandbox:
     return ProcessPoolSandbox(workers=server.transform_workers)
 
 
+class Previews:
+    """Trying transformations (the console's preview page, `POST /api/v1/preview`) and test deliveries:
+    the worker's own pieces (build_request, Attempter, JobTracker's reading of Windmill), wired here."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        client = app._windmill()
+        self.schemas = SchemaCache(client)
+        # Tests are not deliveries: their attempts are counted in a Metrics of their own, never exported.
+        self.attempter = Attempter(client, self.schemas, Metrics(app.clock, app.settings), clock=app.clock)
+        self.client = client
+
+    async def _input(self, spec: trying.PreviewSpec) -> trying.Input:
+        if spec.event_type is not None:
+            return trying.sample_input(spec.event_type, spec.variant)
+        assert spec.event_id is not None
+        event = await self.app.store.get_event(spec.event_id)
+        if event is None or event.body is None:
+            raise LookupError(f"no event {spec.event_id!r} (give the event id or the webhook-id)")
+        label = f"event {event.id} ({event.webhook_id})"
+        return trying.Input(event.event_type, event.body, event.webhook_id, event.id, event.source, label)
+
+    def _needs_sandbox(self, script: Script | None) -> Sandbox | None:
+        return None if script is None else self.app.sandbox()
+
+    async def preview(self, spec: trying.PreviewSpec) -> dict[str, Any]:
+        """What a delivery would send (LookupError for an unknown event)."""
+        dest = self.app.settings.destinations[spec.destination]
+        script = trying.script_for(spec, self.app.script_of(spec.destination))
+        given = await self._input(spec)
+        return await trying.preview(dest, script, given, self._needs_sandbox(script), self.schemas)
+
+    async def send_test(self, spec: trying.PreviewSpec) -> TestDelivery:
+        """Send it once as a test delivery (deliver/testsend.py)."""
+        settings = self.app.settings
+        dest = settings.destinations[spec.destination]
+        script = trying.script_for(spec, self.app.script_of(spec.destination))
+        given = await self._input(spec)
+        sandbox = self._needs_sandbox(script)
+        test = await testsend.send_test(
+            self.attempter, self.app.store, spec.destination, dest, script, sandbox, given, self.app.clock()
+        )
+        log.info(
+            "test delivery sent",
+            extra={"destination": spec.destination, "job_id": test.job_id, "outcome": test.outcome},
+        )
+        return test
+
+    async def test(self, test_id: int) -> TestDelivery | None:
+        """One test delivery, after a look at its job if it is still open."""
+        found = await self.app.store.get_test_delivery(test_id)
+        if found is None:
+            return None
+        tracker = JobTracker(self.app.store, self.app.settings, self.client, clock=self.app.clock)
+        return await testsend.look(tracker, self.app.store, found, self.app.clock())
+
+    async def tests(self, event_id: int | None = None, limit: int = 20) -> list[TestDelivery]:
+        return await self.app.store.list_test_deliveries(event_id, limit)
+
+
 @dataclass(frozen=True)
 class ReplayResult:
     event_id: int
@@ -94,6 +157,8 @@ class App:
         self.worker: Worker | None = None
         self.metrics = Metrics(clock, settings)
         self._session: aiohttp.ClientSession | None = None
+        self._sandbox: Sandbox | None = None  # made for previews when the worker has none
+        self._previews: Previews | None = None
         self.ingestor = Ingestor(settings, store, self._notify, clock, self.metrics)
 
     @classmethod
@@ -111,9 +176,7 @@ class App:
         """Build the delivery side: one Windmill client, the schema cache, the sandbox, the attempt, the
         outcome recorder, the job tracker, and the worker that schedules them."""
         transformations = load_transformations(self.settings)
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": "headrace"})
-        client = WindmillClient(self._session)
+        client = self._windmill()
         tracker = JobTracker(
             self.store,
             self.settings,
@@ -133,6 +196,33 @@ class App:
             clock=self.clock,
         )
         return self.worker
+
+    def _windmill(self) -> WindmillClient:
+        """The one HTTP session to Windmill (the worker's, and the previews' when there is no worker)."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": "headrace"})
+        return WindmillClient(self._session)
+
+    def sandbox(self) -> Sandbox:
+        """Where user scripts run: the worker's sandbox when it has one, else one made on first use (previews
+        on a server whose destinations have no scripts, or whose worker runs apart)."""
+        if self.worker is not None and self.worker.transformations.sandbox is not None:
+            return self.worker.transformations.sandbox
+        if self._sandbox is None:
+            self._sandbox = make_sandbox(self.settings)
+        return self._sandbox
+
+    def script_of(self, destination: str) -> Script | None:
+        """The destination's transformation as deliveries run it now (the worker's loaded copy)."""
+        if self.worker is not None:
+            return self.worker.transformations.scripts.get(destination)
+        return load_scripts(self.settings).get(destination)
+
+    def previews(self) -> Previews:
+        if self._previews is None:
+            self._previews = Previews(self)
+        return self._previews
 
     def _delivering(self) -> bool:
         return self.worker is not None and self.worker.in_flight > 0
@@ -175,6 +265,8 @@ class App:
             await self.worker.close()
         if self.worker is not None and self.worker.transformations.sandbox is not None:
             await self.worker.transformations.sandbox.close()
+        if self._sandbox is not None:
+            await self._sandbox.close()
         if self._session is not None:
             await self._session.close()
         await self.store.close()

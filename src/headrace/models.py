@@ -266,3 +266,40 @@ class JobFailures:
     last_event_id: int
     last_webhook_id: str
     last_event_type: str
+
+
+# ---- test deliveries (the console's "Try a transformation" page): never an event's delivery --------------
+
+TestOutcome = Literal["delivered", "failed", "cancelled"]
+
+
+@dataclass(frozen=True)
+class NewTestDelivery:
+    """One test sent from the preview page, as it is stored: what was tried, where, and what came back."""
+
+    __test__ = False  # not a pytest test class
+
+    destination: str
+    event_id: int | None  # the stored event tried, or None for a bundled sample
+    input: str  # what was tried, for people: "event 12 (msg_…)", "sample payment.succeeded (variant jpy)"
+    event_type: str
+    script: str  # "builtin:payment", "transforms/pay.js", "edited in the console", or "" (the body as is)
+    job_id: str  # a test job id (deliver/testsend.py): never one a real delivery gets
+    url: str  # the run URL (no token, no job id)
+    payload: str | None
+    http_status: int | None
+    outcome: TestOutcome
+    detail: str
+    job_state: JobState | None  # "open" when Windmill created the job, else None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class TestDelivery(NewTestDelivery):
+    __test__ = False  # not a pytest test class
+    id: int = 0
+    job_checks: int = 0
+    job_checked_at: float | None = None
+    job_completed_at: float | None = None
+    job_duration_ms: float | None = None
+    job_excerpt: str = ""

@@ -13,7 +13,7 @@ from typing import Any, get_args
 
 from headrace.config import Settings
 from headrace.durations import parse_since
-from headrace.models import DeliveryRow, EventFilter, EventRow, EventStatus, Rejection
+from headrace.models import DeliveryRow, EventFilter, EventRow, EventStatus, Rejection, TestDelivery
 
 STATUSES: tuple[str, ...] = get_args(EventStatus)
 
@@ -203,3 +203,36 @@ def _json_or_none(text: str | None) -> Any:
         return value
     except (ValueError, RecursionError, UnicodeEncodeError):
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def test_delivery(test: TestDelivery, settings: Settings | None = None) -> dict[str, Any]:
+    """A test delivery (the preview page's "Send a test"): `test: true`, never an event's delivery."""
+    dest = settings.destinations.get(test.destination) if settings else None
+    ui = dest.target.ui_url(test.job_id) if dest and test.job_state is not None else None
+    return {
+        "id": test.id,
+        "test": True,
+        "destination": test.destination,
+        "event_id": test.event_id,
+        "input": test.input,
+        "event_type": test.event_type,
+        "script": test.script or None,
+        "job_id": test.job_id,
+        "url": test.url,
+        "outcome": test.outcome,
+        "http_status": test.http_status,
+        "detail": test.detail or None,
+        "payload": _json_or_none(test.payload),
+        "created_at": iso(test.created_at),
+        "job": None
+        if test.job_state is None
+        else {
+            "state": test.job_state,
+            "job_id": test.job_id,
+            "windmill_url": ui,
+            "completed_at": iso(test.job_completed_at),
+            "duration_ms": None if test.job_duration_ms is None else round(test.job_duration_ms, 1),
+            "checks": test.job_checks,
+            "excerpt": test.job_excerpt or None,
+        },
+    }

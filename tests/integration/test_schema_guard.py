@@ -231,9 +231,11 @@ def test_postgresql_renamed_column_fails_readiness(tmp_path: Path, pg_dsn: str):
 def _probe_columns(dialect: str) -> dict[str, set[str]]:
     from headrace.store.queries import load
 
-    alias = {"e": "events", "d": "deliveries", "a": "attempts", "r": "rejections", "m": "meta", "w": "workers"}
+    probe = load(dialect)["schema_probe"]
+    tables = probe.split("FROM", 1)[1].split("WHERE", 1)[0]
+    alias = {a: table for table, a in re.findall(r"([a-z_]+) ([a-z])\b", tables)}  # "events e, deliveries d, ..."
     found: dict[str, set[str]] = {}
-    for a, column in re.findall(r"\b([edarmw])\.([a-z_]+)", load(dialect)["schema_probe"]):
+    for a, column in re.findall(r"\b([a-z])\.([a-z_]+)", probe):
         found.setdefault(alias[a], set()).add(column)
     return found
 

@@ -157,3 +157,44 @@ def test_transform_prints_a_cancel_and_notes_what_delivery_drops(tmp_path: Path)
     code, out, err = transform_cli("--script", str(tmp_path / "h.js"), "--event", "payment.succeeded")
     assert code == 0 and json.loads(out)["headers"] == {}
     assert "note: transformation" in err and "Content-Length: not sent" in err
+
+
+def test_the_console_preview_and_a_delivery_send_the_same_request_byte_for_byte(tmp_path: Path) -> None:
+    """`POST /api/v1/preview` of a stored event is what the worker sent for it (only the job id and the token
+    differ: the token is shown as ***); and a test delivery of it sends the same bytes under its own job id."""
+    (tmp_path / "t.js").write_text(SCRIPT)
+    body = dodo_body("payment.succeeded", customer={"name": "Ann"}, note="$var:u/admin/secret")
+
+    async def main() -> None:
+        async with capture() as (base, seen):
+            url = f"{base}/api/w/acme/jobs/run/p/f/dodo/on_payment"
+            text = config_text(tmp_path / "h.db", free_port(), url, extra_dest='transform = "t.js"\nschema = "off"')
+            settings = settings_for(text, tmp_path)
+            async with running_server(settings) as server, aiohttp.ClientSession() as http:
+                status, _ = await post(http, f"{server}/webhooks/dodo", body, signed_headers(body, "msg_same"))
+                assert status == 202
+                await wait_for(lambda: _async(bool(seen)), 10)
+                spec = {"destination": "payments", "event_id": "msg_same"}
+                async with http.post(f"{server}/api/v1/preview", json=spec) as response:
+                    preview = await response.json()
+                async with http.post(f"{server}/api/v1/test-deliveries", json=spec) as response:
+                    test = await response.json()
+                assert response.status == 201, test
+        real, sent_test = seen
+        job_id = expected_job_id(settings, "msg_same", "payments", 0)
+        origin = url.split("/api/")[0]
+        assert preview["body"].encode() == real["body"] == sent_test["body"]  # byte for byte
+        assert real["line"] == f"POST /api/w/acme/jobs/run/p/f/dodo/other?job_id={job_id}"
+        assert f"{preview['method']} {preview['url']}?job_id={job_id}" == real["line"].replace(
+            "POST ", f"POST {origin}"
+        )
+        assert sent_test["line"] == f"POST /api/w/acme/jobs/run/p/f/dodo/other?job_id={test['job_id']}"
+        assert test["job_id"] != job_id
+        assert preview["headers"]["Authorization"] == "Bearer ***"
+        for sent in (real, sent_test):
+            assert sent["headers"]["Authorization"] == "Bearer test-token"
+            for name, value in preview["headers"].items():
+                if name != "Authorization":
+                    assert sent["headers"][name] == value
+
+    asyncio.run(main())

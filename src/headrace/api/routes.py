@@ -3,6 +3,7 @@ route added here is guarded. Handlers call the App, never a backend directly."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +14,7 @@ from headrace.access import app_of as _app
 from headrace.access import problem as _problem
 from headrace.api.openapi import document
 from headrace.app import App
+from headrace.deliver.preview import MAX_REQUEST, PreviewSpec, SpecError, parse_spec
 from headrace.durations import parse_since
 from headrace.views import KEY_MAX_LENGTH, event_filter
 
@@ -107,6 +109,69 @@ async def list_destinations(request: web.Request) -> web.Response:
     )
 
 
+async def _spec(request: web.Request) -> PreviewSpec | web.Response:
+    """The preview request of a JSON body, or the refusal to answer with."""
+    app = _app(request)
+    body = await read_body(request)
+    if len(body) > MAX_REQUEST:
+        return _problem(413, "too_large", f"the request body is {len(body):,} bytes; the limit is {MAX_REQUEST:,}")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        example = '{"destination": "payments", "event_type": "payment.succeeded"}'
+        return _problem(400, "bad_body", f"the body is not JSON; send an object like {example}")
+    try:
+        return parse_spec(data, app.settings.destinations)
+    except SpecError as exc:
+        return _problem(exc.status, exc.error, str(exc))
+
+
+async def preview(request: web.Request) -> web.Response:
+    """What a delivery would send: built by the worker's own function, nothing sent."""
+    spec = await _spec(request)
+    if isinstance(spec, web.Response):
+        return spec
+    try:
+        answer = await _app(request).previews().preview(spec)
+    except LookupError as exc:
+        return _problem(404, "not_found", str(exc))
+    return web.json_response(answer)
+
+
+async def send_test(request: web.Request) -> web.Response:
+    """Send the previewed request once, as a test delivery (its own job id, never an event's delivery)."""
+    app = _app(request)
+    spec = await _spec(request)
+    if isinstance(spec, web.Response):
+        return spec
+    try:
+        test = await app.previews().send_test(spec)
+    except LookupError as exc:
+        return _problem(404, "not_found", str(exc))
+    return web.json_response(serialize.test_delivery(test, app.settings), status=201)
+
+
+async def list_tests(request: web.Request) -> web.Response:
+    app = _app(request)
+    event_id = request.query.get("event_id")
+    if event_id is not None and not event_id.isdigit():
+        return _problem(400, "bad_query", "event_id: an event id (a number)")
+    limit = request.query.get("limit", "20")
+    if not limit.isdigit() or not 1 <= int(limit) <= 100:
+        return _problem(400, "bad_query", "limit: a number from 1 to 100")
+    tests = await app.previews().tests(int(event_id) if event_id else None, int(limit))
+    return web.json_response({"tests": [serialize.test_delivery(t, app.settings) for t in tests]})
+
+
+async def get_test(request: web.Request) -> web.Response:
+    app = _app(request)
+    key = request.match_info["id"]
+    test = await app.previews().test(int(key)) if key.isdigit() and len(key) < 19 else None
+    if test is None:
+        return _problem(404, "not_found", f"no test delivery {key!r}")
+    return web.json_response(serialize.test_delivery(test, app.settings))
+
+
 async def openapi(request: web.Request) -> web.Response:
     """Public, on the root application: the document describes the API, it reveals nothing stored."""
     return web.json_response(document())
@@ -122,4 +187,8 @@ def build(app: App) -> web.Application:
     api.router.add_post("/replay", replay_failed)
     api.router.add_get("/rejections", list_rejections)
     api.router.add_get("/destinations", list_destinations)
+    api.router.add_post("/preview", preview)
+    api.router.add_post("/test-deliveries", send_test)
+    api.router.add_get("/test-deliveries", list_tests)
+    api.router.add_get("/test-deliveries/{id}", get_test)
     return api

@@ -11,16 +11,17 @@ from aiohttp import web
 
 from headrace.access import APP_KEY, Handler
 from headrace.app import App
-from headrace.console import auth, pages
+from headrace.console import auth, pages, trying
 from headrace.console.sessions import Sessions
 from headrace.durations import parse_duration
 
 PREFIX = "/console"
 
-# No script at all, styles only from our own static file, no framing, no referrer leaking event ids.
+# Scripts and styles only from our own static files (no inline code, no other origin; fetch only to
+# ourselves), no framing, no referrer leaking event ids.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+    "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
@@ -40,6 +41,11 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/events/{key}/replay", pages.replay_action),
     ("GET", "/rejections", pages.rejections_page),
     ("GET", "/destinations", pages.destinations_page),
+    ("GET", "/try", trying.try_page),
+    ("POST", "/try/preview", trying.preview_action),
+    ("POST", "/try/send", trying.send_action),
+    ("GET", "/try/tests/{key}", trying.test_status),
+    ("POST", "/try/download", trying.download_action),
     ("GET", "/static/{name}", pages.static_file),
     ("GET", "/login", pages.login_page),
     ("POST", "/login", auth.public(auth.login_action)),

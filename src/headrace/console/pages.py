@@ -67,8 +67,13 @@ async def event_page(request: web.Request) -> web.Response:
     event = await app.get_event(request.match_info["key"])
     if event is None:
         return render(request, "missing.html", key=request.match_info["key"])
+    tests = [views.test_delivery(t, app.settings) for t in await app.previews().tests(event.id, 20)]
     return render(
-        request, "event.html", event=views.event_detail(event, app.settings), replayed=request.query.get("replayed")
+        request,
+        "event.html",
+        event=views.event_detail(event, app.settings),
+        replayed=request.query.get("replayed"),
+        tests=tests,
     )
 
 
@@ -101,7 +106,8 @@ async def destinations_page(request: web.Request) -> web.Response:
     return render(request, "destinations.html", destinations=rows)
 
 
-STATIC = {"console.css": "text/css"}  # every file under static/, and its type: nothing else is served
+# Every file under static/, and its type: nothing else is served.
+STATIC = {"console.css": "text/css", "try.js": "text/javascript"}
 
 
 @public

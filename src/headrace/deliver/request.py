@@ -102,6 +102,7 @@ class Refused:
     # Not the script's fault: the sandbox's wall-clock deadline or a dead sandbox process (an overloaded
     # machine); the worker retries it on the destination's schedule instead of failing the delivery.
     transient: bool = False
+    line: int | None = None  # the script line the JavaScript error came from, when the engine said
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,9 @@ async def build_request(
                 f"transformation {script.name} did not finish: {exc}. Retried on the schedule (a busy machine is "
                 "not the script's fault); if every attempt ends this way, make the handler do less work",
                 transient=True,
+                line=exc.line,
             )
-        return Refused(f"transformation {script.name} failed: {exc}. Fix the script, then replay.")
+        return Refused(f"transformation {script.name} failed: {exc}. Fix the script, then replay.", line=exc.line)
     except RecursionError:
         return Refused(_too_deep(script))
     try:

@@ -20,12 +20,14 @@ from headrace.models import (
     JobFailures,
     JobUpdate,
     NewEvent,
+    NewTestDelivery,
     OpenJob,
     QueueStats,
     Rejection,
     Route,
+    TestDelivery,
 )
-from headrace.store import programs
+from headrace.store import programs, test_deliveries
 from headrace.store.base import Beat, Finished, Reaped, StoreError, StoreStats, StoreUnavailable, WorkerInfo
 from headrace.store.programs import Program
 from headrace.store.schema import SchemaStatus, known_version
@@ -167,6 +169,19 @@ class SQLStore(ABC):
         failure = self.last_write_failure
         if failure is not None and time.monotonic() - failure[0] < WRITE_FAILURE_WINDOW:
             raise StoreUnavailable(f"a write failed {time.monotonic() - failure[0]:.0f}s ago: {failure[1]}")
+
+    # test deliveries (the console's preview page): a table of their own (store/test_deliveries.py)
+    async def insert_test_delivery(self, test: NewTestDelivery) -> int:
+        return await self._recorded(test_deliveries.insert, test)
+
+    async def get_test_delivery(self, test_id: int) -> TestDelivery | None:
+        return await self._read(test_deliveries.get, test_id)
+
+    async def list_test_deliveries(self, event_id: int | None, limit: int) -> list[TestDelivery]:
+        return await self._read(test_deliveries.listed, event_id, limit)
+
+    async def record_test_job(self, test_id: int, update: JobUpdate, now: float) -> bool:
+        return await self._recorded(test_deliveries.record_job, test_id, update, now)
 
     # copying a whole database (store.copy)
     async def export_rows(self, table: str, after_id: int, limit: int) -> list[dict[str, Any]]:

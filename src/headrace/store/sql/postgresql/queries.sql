@@ -267,8 +267,11 @@ SELECT
        d.job_state, d.job_created_at, d.job_next_check_at, d.job_checks, d.job_completed_at, d.job_duration_ms,
        d.job_excerpt, d.job_reruns, d.job_lease_owner, a.id, a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status,
        a.outcome, a.detail, a.response_excerpt, a.notes, r.id, r.source, r.reason, r.status, r.detail, r.remote,
-       r.at, m.key, m.value, w.id, w.host, w.pid, w.started_at, w.heartbeat_at
-FROM events e, deliveries d, attempts a, rejections r, meta m, workers w
+       r.at, m.key, m.value, w.id, w.host, w.pid, w.started_at, w.heartbeat_at,
+       t.id, t.destination, t.event_id, t.input, t.event_type, t.script, t.job_id, t.url, t.payload,
+       t.http_status, t.outcome, t.detail, t.job_state, t.job_checks, t.job_checked_at, t.job_completed_at,
+       t.job_duration_ms, t.job_excerpt, t.created_at
+FROM events e, deliveries d, attempts a, rejections r, meta m, workers w, test_deliveries t
 WHERE 1 = 0;
 
 -- name: deployment_id
@@ -334,3 +337,35 @@ SELECT setval(pg_get_serial_sequence('events', 'id'), COALESCE((SELECT MAX(id) F
        setval(pg_get_serial_sequence('deliveries', 'id'), COALESCE((SELECT MAX(id) FROM deliveries), 0) + 1, false) AS deliveries,
        setval(pg_get_serial_sequence('attempts', 'id'), COALESCE((SELECT MAX(id) FROM attempts), 0) + 1, false) AS attempts,
        setval(pg_get_serial_sequence('rejections', 'id'), COALESCE((SELECT MAX(id) FROM rejections), 0) + 1, false) AS rejections;
+
+-- Test deliveries (the console's "Try a transformation" page): a table of their own, never an event's delivery.
+
+-- name: insert_test_delivery
+INSERT INTO test_deliveries (destination, event_id, input, event_type, script, job_id, url, payload, http_status,
+                             outcome, detail, job_state, job_checked_at, created_at)
+VALUES (%(destination)s, %(event_id)s, %(input)s, %(event_type)s, %(script)s, %(job_id)s, %(url)s, %(payload)s, %(http_status)s, %(outcome)s, %(detail)s, %(job_state)s, %(job_checked_at)s, %(created_at)s)
+RETURNING id;
+
+-- name: prune_test_deliveries
+-- Keep the newest :keep tests: they are for trying things, not a record.
+DELETE FROM test_deliveries
+WHERE id <= (SELECT id FROM test_deliveries ORDER BY id DESC LIMIT 1 OFFSET %(keep)s);
+
+-- name: get_test_delivery
+SELECT id, destination, event_id, input, event_type, script, job_id, url, payload, http_status, outcome, detail,
+       job_state, job_checks, job_checked_at, job_completed_at, job_duration_ms, job_excerpt, created_at
+FROM test_deliveries WHERE id = %(id)s;
+
+-- name: list_test_deliveries
+SELECT id, destination, event_id, input, event_type, script, job_id, url, payload, http_status, outcome, detail,
+       job_state, job_checks, job_checked_at, job_completed_at, job_duration_ms, job_excerpt, created_at
+FROM test_deliveries
+WHERE (%(event_id)s::bigint IS NULL OR event_id = %(event_id)s)
+ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: record_test_job
+-- One look at a test delivery's job; only while it is open, so a late answer never overwrites an outcome.
+UPDATE test_deliveries
+SET job_state = %(job_state)s, job_checks = job_checks + 1, job_checked_at = %(now)s,
+    job_completed_at = %(job_completed_at)s, job_duration_ms = %(job_duration_ms)s, job_excerpt = %(job_excerpt)s
+WHERE id = %(id)s AND job_state = 'open';

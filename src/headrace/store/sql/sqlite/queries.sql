@@ -244,8 +244,11 @@ SELECT
        d.job_state, d.job_created_at, d.job_next_check_at, d.job_checks, d.job_completed_at, d.job_duration_ms,
        d.job_excerpt, d.job_reruns, d.job_lease_owner, a.id, a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status,
        a.outcome, a.detail, a.response_excerpt, a.notes, r.id, r.source, r.reason, r.status, r.detail, r.remote,
-       r.at, m.key, m.value, w.id, w.host, w.pid, w.started_at, w.heartbeat_at
-FROM events e, deliveries d, attempts a, rejections r, meta m, workers w
+       r.at, m.key, m.value, w.id, w.host, w.pid, w.started_at, w.heartbeat_at,
+       t.id, t.destination, t.event_id, t.input, t.event_type, t.script, t.job_id, t.url, t.payload,
+       t.http_status, t.outcome, t.detail, t.job_state, t.job_checks, t.job_checked_at, t.job_completed_at,
+       t.job_duration_ms, t.job_excerpt, t.created_at
+FROM events e, deliveries d, attempts a, rejections r, meta m, workers w, test_deliveries t
 WHERE 1 = 0;
 
 -- name: deployment_id
@@ -305,3 +308,35 @@ UPDATE meta SET value = :deployment_id WHERE key = 'deployment_id';
 -- name: reset_ids
 -- Nothing to do: an INTEGER PRIMARY KEY continues from MAX(id) + 1 by itself.
 SELECT 1 AS done;
+
+-- Test deliveries (the console's "Try a transformation" page): a table of their own, never an event's delivery.
+
+-- name: insert_test_delivery
+INSERT INTO test_deliveries (destination, event_id, input, event_type, script, job_id, url, payload, http_status,
+                             outcome, detail, job_state, job_checked_at, created_at)
+VALUES (:destination, :event_id, :input, :event_type, :script, :job_id, :url, :payload, :http_status, :outcome, :detail, :job_state, :job_checked_at, :created_at)
+RETURNING id;
+
+-- name: prune_test_deliveries
+-- Keep the newest :keep tests: they are for trying things, not a record.
+DELETE FROM test_deliveries
+WHERE id <= (SELECT id FROM test_deliveries ORDER BY id DESC LIMIT 1 OFFSET :keep);
+
+-- name: get_test_delivery
+SELECT id, destination, event_id, input, event_type, script, job_id, url, payload, http_status, outcome, detail,
+       job_state, job_checks, job_checked_at, job_completed_at, job_duration_ms, job_excerpt, created_at
+FROM test_deliveries WHERE id = :id;
+
+-- name: list_test_deliveries
+SELECT id, destination, event_id, input, event_type, script, job_id, url, payload, http_status, outcome, detail,
+       job_state, job_checks, job_checked_at, job_completed_at, job_duration_ms, job_excerpt, created_at
+FROM test_deliveries
+WHERE (:event_id IS NULL OR event_id = :event_id)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: record_test_job
+-- One look at a test delivery's job; only while it is open, so a late answer never overwrites an outcome.
+UPDATE test_deliveries
+SET job_state = :job_state, job_checks = job_checks + 1, job_checked_at = :now,
+    job_completed_at = :job_completed_at, job_duration_ms = :job_duration_ms, job_excerpt = :job_excerpt
+WHERE id = :id AND job_state = 'open';

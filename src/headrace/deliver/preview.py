@@ -1,0 +1,278 @@
+"""Try a transformation: what a delivery of one event to one destination would send, without sending it.
+
+The console's "Try a transformation" page and `POST /api/v1/preview` ask for it with a JSON object:
+`destination` (a configured name), optionally `script` (JavaScript that replaces the destination's own), and
+one input: `event_id` (a stored event id or webhook-id) or `event_type` (a bundled sample) with an optional
+`variant`. The request is built by `build_request` (deliver/request.py), the function the worker uses, so the
+preview *is* the delivery; the answer adds what a person needs beside it: the schema check against the
+Windmill target's input schema, the JavaScript error with its line, and a key-level diff against the input.
+
+Limits: a script of at most MAX_SCRIPT bytes (UTF-8), a request body of at most MAX_REQUEST bytes; an edited
+script runs in the app's sandbox (worker processes, CPU/memory/wall-clock limits) under a name of its own
+(EDITED), never as a trusted built-in.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from headrace import samples
+from headrace.config import DestinationSettings
+from headrace.deliver.preflight import SchemaCache
+from headrace.deliver.request import Built, Request, Skipped, build_request
+from headrace.transform import Sandbox, Script
+
+MAX_SCRIPT = 64 * 1024  # bytes of JavaScript (UTF-8)
+MAX_REQUEST = 512 * 1024  # bytes of the preview request body (a 64 KiB script escaped in JSON fits)
+MAX_KEY = 200  # characters of an event id or webhook-id
+EDITED = "edited script"  # the name an edited script runs under: never "builtin:…", so never trusted
+SAMPLE_WEBHOOK_ID = "msg_headrace_sample"  # the webhook-id a bundled sample is tried with
+DIFF_LIMIT = 200  # rows of the key-level diff
+REDACTED = "***"
+# Header names whose values are credentials: shown as ***. Authorization keeps its scheme ("Bearer ***").
+_SECRET_WORDS = ("auth", "token", "secret", "key", "cookie", "password", "signature", "session")
+
+
+class SpecError(ValueError):
+    """A preview request that cannot be answered: `status` 400 (malformed), 404 (unknown name), 413 (too big)."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+
+
+@dataclass(frozen=True)
+class PreviewSpec:
+    destination: str
+    script: str | None = None  # None: the destination's own transformation
+    event_id: str | None = None
+    event_type: str | None = None
+    variant: str | None = None
+
+
+@dataclass(frozen=True)
+class Input:
+    """The Dodo event a preview runs on."""
+
+    event_type: str
+    body: bytes
+    webhook_id: str
+    event_id: int | None  # the stored event, or None for a sample
+    source: str | None  # the stored event's source
+    label: str  # "event 12 (msg_…)" / "sample payment.succeeded, variant jpy"
+
+
+def parse_spec(data: Any, destinations: Mapping[str, DestinationSettings]) -> PreviewSpec:
+    """Check a preview request (a decoded JSON object, or the console's form); SpecError says what is wrong."""
+    example = '{"destination": "payments", "event_type": "payment.succeeded"}'
+    if not isinstance(data, Mapping):
+        raise SpecError(400, "bad_body", f"send a JSON object, e.g. {example}")
+    known = {"destination", "script", "event_id", "event_type", "variant"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        fields = ", ".join(sorted(known))
+        raise SpecError(400, "bad_body", f"unknown field(s) {', '.join(unknown)}; the fields are {fields}")
+    for name in known:
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            raise SpecError(400, "bad_body", f"{name}: a string, got {type(value).__name__}")
+    destination = data.get("destination")
+    if not destination:
+        raise SpecError(400, "bad_body", f"destination: required, one of {', '.join(destinations) or '(none)'}")
+    if destination not in destinations:
+        raise SpecError(
+            404, "not_found", f"no destination {destination!r}; configured: {', '.join(destinations) or '(none)'}"
+        )
+    script = data.get("script")
+    if script is not None:
+        size = len(script.encode("utf-8", "surrogatepass"))
+        if size > MAX_SCRIPT:
+            raise SpecError(
+                413, "too_large", f"script: {size:,} bytes; the limit is {MAX_SCRIPT:,}. A transformation reshapes "
+                "one event: keep it short, or move the logic into the Windmill script.",
+            )  # fmt: skip
+        if not script.strip():
+            raise SpecError(400, "bad_body", "script: empty; leave it out to use the destination's transformation")
+    event_id, event_type, variant = data.get("event_id") or None, data.get("event_type") or None, data.get("variant")
+    if (event_id is None) == (event_type is None):
+        raise SpecError(400, "bad_body", "give one of event_id (a stored event id or webhook-id) or event_type")
+    if variant and event_type is None:
+        raise SpecError(400, "bad_body", "variant: goes with event_type (variants belong to the bundled samples)")
+    if event_id is not None and len(event_id) > MAX_KEY:
+        raise SpecError(400, "bad_body", f"event_id: at most {MAX_KEY} characters")
+    if event_type is not None:
+        try:
+            samples.load(event_type, variant or None)
+        except ValueError as exc:
+            raise SpecError(404, "not_found", f"{'variant' if variant else 'event_type'}: {exc}") from None
+    return PreviewSpec(destination, script, event_id, event_type, variant or None)
+
+
+def sample_input(event_type: str, variant: str | None) -> Input:
+    body = json.dumps(samples.load(event_type, variant), ensure_ascii=False).encode()
+    label = f"sample {event_type}" + (f", variant {variant}" if variant else "")
+    return Input(event_type, body, SAMPLE_WEBHOOK_ID, None, None, label)
+
+
+def script_for(spec: PreviewSpec, own: Script | None) -> Script | None:
+    """An edited script runs as EDITED (untrusted, in the pool); otherwise the destination's own, if any."""
+    return Script(EDITED, spec.script) if spec.script is not None else own
+
+
+async def preview(
+    dest: DestinationSettings,
+    script: Script | None,
+    given: Input,
+    sandbox: Sandbox | None,
+    schemas: SchemaCache,
+) -> dict[str, Any]:
+    """The preview answer: the request `build_request` makes, the schema check, notes and the diff."""
+    built = await build_request(
+        dest.target, given.event_type, given.body, given.webhook_id, script, sandbox, dest.payload_limit
+    )
+    notes: list[str] = []
+    if given.source is not None and (given.source != dest.source or not dest.matches(given.event_type)):
+        notes.append(
+            f"this destination does not receive {given.event_type} events from source {given.source} "
+            f"(its events: {', '.join(dest.events)}, source {dest.source}): a real delivery would not happen"
+        )
+    if not dest.enabled:
+        notes.append("this destination is disabled (enabled = false): nothing is delivered to it now")
+    answer = _answer(built, dest)
+    answer["notes"] = notes + answer["notes"]
+    answer["input"] = {
+        "label": given.label,
+        "event_type": given.event_type,
+        "webhook_id": given.webhook_id,
+        "event_id": given.event_id,
+    }
+    answer["script"] = script.name if script is not None else None
+    answer["schema"] = await _schema(built, dest, schemas)
+    before = _json_or_none(given.body)
+    after = answer["payload"]
+    answer["diff"] = key_diff(before, after) if after is not None else []
+    return answer
+
+
+def _answer(built: Built, dest: DestinationSettings) -> dict[str, Any]:
+    if isinstance(built, Request):
+        return {
+            "url": built.url,
+            "method": built.method,
+            "headers": redact(built.headers_for(REDACTED)),
+            "payload": _json_or_none(built.body),
+            "body": built.body.decode("utf-8", "replace"),
+            "cancel": False,
+            "error": None,
+            "notes": list(built.notes),
+            "would_send": True,
+        }
+    if isinstance(built, Skipped):
+        hook = built.webhook
+        return {
+            "url": hook.url,
+            "method": hook.method,
+            "headers": redact(dict(hook.headers)),
+            "payload": json.loads(built.payload),
+            "body": None,
+            "cancel": True,
+            "error": None,
+            "notes": ["the transformation set cancel = true: nothing is sent (the delivery is recorded as cancelled)"],
+            "would_send": False,
+        }
+    return {
+        "url": dest.target.run_url,
+        "method": "POST",
+        "headers": {},
+        "payload": None if built.payload is None else json.loads(built.payload),
+        "body": None,
+        "cancel": False,
+        "error": {"message": built.reason, "line": built.line},
+        "notes": [],
+        "would_send": False,
+    }
+
+
+async def _schema(built: Built, dest: DestinationSettings, schemas: SchemaCache) -> dict[str, Any]:
+    """The check against the target's input schema: problems, or why it could not be checked."""
+    mode = dest.schema_mode
+    if not isinstance(built, Request):
+        reason = "nothing would be sent, so nothing was checked"
+        return {"checked": False, "mode": mode, "reason": reason, "problems": []}
+    if mode == "off":
+        reason = 'schema = "off" for this destination: deliveries are not checked against the target'
+        return {"checked": False, "mode": mode, "reason": reason, "problems": []}
+    payload = built.payload if built.payload is not None else _json_or_none(built.body)
+    try:
+        findings = await schemas.check(built.target, dest.bearer.reveal(), payload)
+    except Exception as exc:  # the delivery sends anyway when preflight breaks (deliver/attempt.py): say so
+        reason = f"schema not checked: {type(exc).__name__}: {exc}"
+        return {"checked": False, "mode": mode, "reason": reason, "problems": []}
+    if findings.note:
+        return {"checked": False, "mode": mode, "reason": findings.note, "problems": []}
+    problems = [{"path": p.path, "kind": p.kind, "message": p.message} for p in findings.problems]
+    verdict = "fits" if not problems else ("not sent" if mode == "enforce" else "sent anyway")
+    return {
+        "checked": True,
+        "mode": mode,
+        "target": f"{built.target.kind} {built.target.path}",
+        "verdict": verdict,
+        "reason": "",
+        "problems": problems,
+    }
+
+
+def redact(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers as shown to people: Authorization as `Bearer ***`, any credential-looking header as ***."""
+    shown = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower == "authorization":
+            scheme, _, rest = value.partition(" ")
+            shown[name] = f"{scheme} {REDACTED}" if rest else REDACTED
+        elif any(word in lower for word in _SECRET_WORDS):
+            shown[name] = REDACTED
+        else:
+            shown[name] = value
+    return shown
+
+
+def key_diff(before: Any, after: Any) -> list[dict[str, Any]]:
+    """What the transformation changed, key by key: top-level keys and the keys of `data`, each `added`,
+    `removed` or `changed` (with both values). Unchanged keys are left out."""
+    rows: list[dict[str, Any]] = []
+    old = before if isinstance(before, dict) else {}
+    new = after if isinstance(after, dict) else {}
+    _compare(old, new, "", rows, nested={"data"})
+    return rows[:DIFF_LIMIT]
+
+
+def _compare(
+    old: dict[str, Any], new: dict[str, Any], prefix: str, rows: list[dict[str, Any]], nested: set[str]
+) -> None:
+    for key in [*old, *(k for k in new if k not in old)]:
+        path = f"{prefix}{key}"
+        if key in nested and isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
+            _compare(old[key], new[key], f"{path}.", rows, set())
+        elif key not in new:
+            rows.append({"key": path, "change": "removed", "before": _show(old[key])})
+        elif key not in old:
+            rows.append({"key": path, "change": "added", "after": _show(new[key])})
+        elif old[key] != new[key] or type(old[key]) is not type(new[key]):
+            rows.append({"key": path, "change": "changed", "before": _show(old[key]), "after": _show(new[key])})
+
+
+def _show(value: Any, limit: int = 200) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
