@@ -493,7 +493,11 @@ def document() -> dict[str, Any]:
                 "get": {
                     "summary": "Recent test deliveries, newest first (the newest 500 are kept)",
                     "parameters": [
-                        _q("event_id", "Only tests of this stored event", {"type": "integer", "minimum": 0}),
+                        _q(
+                            "event_id",
+                            "Only tests of this stored event",
+                            {"type": "integer", "minimum": 0, "maximum": ID_MAX},
+                        ),
                         _q("limit", "1..100, default 20", {"type": "integer", "minimum": 1, "maximum": 100}),
                     ],
                     "responses": {

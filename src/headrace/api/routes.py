@@ -16,7 +16,7 @@ from headrace.api.openapi import document
 from headrace.app import App
 from headrace.deliver.preview import MAX_REQUEST, PreviewSpec, SpecError, parse_spec
 from headrace.durations import parse_since
-from headrace.views import KEY_MAX_LENGTH, event_filter
+from headrace.views import ID_MAX, KEY_MAX_LENGTH, event_filter
 
 PREFIX = "/api/v1"
 
@@ -151,13 +151,18 @@ async def send_test(request: web.Request) -> web.Response:
     return web.json_response(serialize.test_delivery(test, app.settings), status=201)
 
 
+def _an_id(text: str) -> bool:
+    """A stored row id as text: ASCII digits, at most ID_MAX (checked by length first, so no huge int is built)."""
+    return text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= ID_MAX
+
+
 async def list_tests(request: web.Request) -> web.Response:
     app = _app(request)
     event_id = request.query.get("event_id")
-    if event_id is not None and not event_id.isdigit():
-        return _problem(400, "bad_query", "event_id: an event id (a number)")
+    if event_id is not None and not _an_id(event_id):
+        return _problem(400, "bad_query", f"event_id: an event id (0 to {ID_MAX})")
     limit = request.query.get("limit", "20")
-    if not limit.isdigit() or not 1 <= int(limit) <= 100:
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 100:
         return _problem(400, "bad_query", "limit: a number from 1 to 100")
     tests = await app.previews().tests(int(event_id) if event_id else None, int(limit))
     return web.json_response({"tests": [serialize.test_delivery(t, app.settings) for t in tests]})
@@ -166,7 +171,7 @@ async def list_tests(request: web.Request) -> web.Response:
 async def get_test(request: web.Request) -> web.Response:
     app = _app(request)
     key = request.match_info["id"]
-    test = await app.previews().test(int(key)) if key.isdigit() and len(key) < 19 else None
+    test = await app.previews().test(int(key)) if _an_id(key) else None
     if test is None:
         return _problem(404, "not_found", f"no test delivery {key!r}")
     return web.json_response(serialize.test_delivery(test, app.settings))
