@@ -38,7 +38,7 @@ def test_a_bad_time_option_is_one_clean_line_whatever_the_command(
     captured = capsys.readouterr()
     option = argv[-2]
     assert captured.err == (
-        f"headrace: {option}: 'bogus' is not a time; write 2h (ago), 2026-11-26T10:00:00Z or unix seconds\n"
+        f"headrace: {option}: 'bogus' is not a time; write 2h (ago), 2026-11-26T10:00:00Z, 2026-11-26 or unix seconds\n"
     )
     assert captured.out == ""
     assert not (config.parent / "h.db").exists()  # refused before any store is opened
