@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
+from headrace import bulk
 from headrace.config import ConfigError, Settings
 from headrace.deliver.attempt import Attempter
 from headrace.deliver.preflight import SchemaCache
@@ -187,6 +188,33 @@ class App:
             results.append(ReplayResult(event_id, await self.store.replay(event_id, routes, self.clock())))
         self._notify()
         return results
+
+    async def bulk_plan(self, flt: EventFilter) -> bulk.Plan:
+        """What a bulk replay of the events `flt` matches would send; bulk.TooMany past BULK_REPLAY_LIMIT."""
+        return (await self._bulk_count(bulk.counting_filter(flt)))[0]
+
+    async def _bulk_count(self, flt: EventFilter) -> tuple[bulk.Plan, list[tuple[int, list[str]]]]:
+        mark = await self.store.delivery_mark()  # before listing: a replay racing the count shows as changed
+        return bulk.plan_of(flt, await self.store.list_events(flt), mark, self.settings)
+
+    async def bulk_replay(self, token: str) -> tuple[bulk.Plan, list[ReplayResult]]:
+        """Replay what a plan's token counted. Counted again under the same filter and newest event id, and
+        sent only if nothing changed: the same deliveries per destination, and no counted event replayed (or
+        re-run) since the count, so a token replays once (bulk.Changed, with the new plan, otherwise). A new
+        generation per delivery, like `replay`, written bulk.CHUNK events per transaction."""
+        counted = bulk.decode(token)
+        plan, routed = await self._bulk_count(counted.flt)
+        touched = set(await self.store.replayed_since(counted.mark, counted.max_event_id))
+        if plan.destinations != counted.destinations or touched & {event_id for event_id, _ in routed}:
+            raise bulk.Changed(plan)
+        results: list[ReplayResult] = []
+        todo = [(event_id, [self.settings.route(n) for n in names]) for event_id, names in routed if names]
+        for start in range(0, len(todo), bulk.CHUNK):
+            chunk = todo[start : start + bulk.CHUNK]
+            job_ids = await self.store.replay_many(chunk, self.clock())
+            results.extend(ReplayResult(event_id, ids) for (event_id, _), ids in zip(chunk, job_ids, strict=True))
+            self._notify()
+        return plan, results
 
     async def rejections(self, since: float | None = None, limit: int = 100) -> list[Rejection]:
         return await self.store.list_rejections(since, limit)

@@ -11,18 +11,20 @@ from aiohttp import web
 
 from headrace.access import APP_KEY, Handler
 from headrace.app import App
-from headrace.console import auth, pages
+from headrace.console import auth, bulk, pages
 from headrace.console.sessions import Sessions
 from headrace.durations import parse_duration
 
 PREFIX = "/console"
 
-# No script at all, styles only from our own static file, no framing, no referrer leaking event ids.
+# No script at all, styles only from our own static file, no framing, no referrer leaking event ids to other
+# sites. `same-origin`, not `no-referrer`: under no-referrer browsers send `Origin: null` with the console's own
+# forms (Fetch: serializing a request origin), which the CSRF check must refuse.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
@@ -38,6 +40,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/", pages.events_page),
     ("GET", "/events/{key}", pages.event_page),
     ("POST", "/events/{key}/replay", pages.replay_action),
+    ("GET", "/replay", bulk.confirm_page),
+    ("POST", "/replay", bulk.replay_action),
     ("GET", "/rejections", pages.rejections_page),
     ("GET", "/destinations", pages.destinations_page),
     ("GET", "/static/{name}", pages.static_file),

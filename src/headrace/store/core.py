@@ -129,6 +129,15 @@ class SQLStore(ABC):
     async def replay(self, event_id: int, routes: Sequence[Route], now: float) -> list[str]:
         return await self._recorded(programs.replay, event_id, routes, now, self._deployment())
 
+    async def replay_many(self, items: Sequence[tuple[int, Sequence[Route]]], now: float) -> list[list[str]]:
+        return await self._recorded(programs.replay_many, items, now, self._deployment())
+
+    async def delivery_mark(self) -> int:
+        return await self._read(programs.delivery_mark)
+
+    async def replayed_since(self, mark: int, max_event_id: int) -> list[int]:
+        return await self._read(programs.replayed_since, mark, max_event_id)
+
     async def failed_since(self, since: float) -> list[tuple[int, str]]:
         return await self._read(programs.failed_since, since)
 

@@ -223,6 +223,27 @@ def replay(event_id: int, routes: Sequence[Route], now: float, deployment_id: st
     return job_ids
 
 
+def replay_many(
+    items: Sequence[tuple[int, Sequence[Route]]], now: float, deployment_id: str
+) -> Program[list[list[str]]]:
+    """`replay` for several events in one transaction (a bulk replay sends them in chunks of these)."""
+    found = []
+    for event_id, routes in items:
+        found.append((yield from replay(event_id, routes, now, deployment_id)))
+    return found
+
+
+def delivery_mark() -> Program[int]:
+    row = yield one("delivery_mark")
+    return 0 if row is None or row["id"] is None else int(row["id"])
+
+
+def replayed_since(mark: int, max_event_id: int) -> Program[list[int]]:
+    """Events up to `max_event_id` that got a delivery after delivery id `mark` (replayed or re-run since)."""
+    found = yield all_rows("replayed_since", {"mark": mark, "max_event_id": max_event_id})
+    return [int(r["event_id"]) for r in found]
+
+
 def failed_since(since: float) -> Program[list[tuple[int, str]]]:
     found = yield all_rows("failed_since", {"since": since})
     return [(int(r["event_id"]), str(r["destination"])) for r in found]

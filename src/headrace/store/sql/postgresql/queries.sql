@@ -142,6 +142,14 @@ WHERE event_id = %(event_id)s AND destination = %(destination)s;
 -- name: event_key
 SELECT source, webhook_id, event_type FROM events WHERE id = %(event_id)s;
 
+-- name: delivery_mark
+-- Bulk replay's watermark: the newest delivery id when a count begins.
+SELECT MAX(id) AS id FROM deliveries;
+
+-- name: replayed_since
+-- Events counted by a bulk replay (ids up to :max_event_id) that got a new delivery after the watermark.
+SELECT DISTINCT event_id FROM deliveries WHERE id > %(mark)s AND event_id <= %(max_event_id)s;
+
 -- name: failed_since
 SELECT d.event_id, d.destination
 FROM deliveries d

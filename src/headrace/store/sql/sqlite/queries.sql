@@ -128,6 +128,14 @@ SELECT MAX(generation) AS generation FROM deliveries WHERE event_id = :event_id 
 -- name: event_key
 SELECT source, webhook_id, event_type FROM events WHERE id = :event_id;
 
+-- name: delivery_mark
+-- Bulk replay's watermark: the newest delivery id when a count begins.
+SELECT MAX(id) AS id FROM deliveries;
+
+-- name: replayed_since
+-- Events counted by a bulk replay (ids up to :max_event_id) that got a new delivery after the watermark.
+SELECT DISTINCT event_id FROM deliveries WHERE id > :mark AND event_id <= :max_event_id;
+
 -- name: failed_since
 SELECT d.event_id, d.destination
 FROM deliveries d
