@@ -80,7 +80,7 @@ class Browser:
 
 @contextlib.asynccontextmanager
 async def browser(width: int = 1280, height: int = 900) -> AsyncIterator[Browser]:
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:  # its helpers may still write
         process = await asyncio.create_subprocess_exec(
             CHROMIUM or "chromium",
             "--headless",

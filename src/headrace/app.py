@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,13 +21,17 @@ from headrace.deliver.tracker import JobTracker
 from headrace.deliver.worker import Transformations, Worker
 from headrace.ingest.endpoint import Ingestor
 from headrace.metrics import Metrics
-from headrace.models import EventFilter, EventRow, Rejection
+from headrace.models import Activity, DeliveryError, EventFilter, EventRow, Rejection
 from headrace.store.base import Store, StoreStats
 from headrace.store.sqlite import SQLiteStore
 from headrace.transform import Sandbox, Script
 from headrace.windmill.client import WindmillClient
 
 log = logging.getLogger("headrace.app")
+
+# The console's chart windows: name -> (bucket seconds, buckets).
+CHART_WINDOWS: dict[str, tuple[float, int]] = {"1h": (60.0, 60), "6h": (300.0, 72), "24h": (900.0, 96)}
+ERRORS_WINDOW = 7 * 86400.0  # how far back a destination page looks for its last errors
 
 
 def open_store(settings: Settings) -> Store:
@@ -215,6 +220,17 @@ class App:
             results.extend(ReplayResult(event_id, ids) for (event_id, _), ids in zip(chunk, job_ids, strict=True))
             self._notify()
         return plan, results
+
+    async def activity(self, window: str = "6h", destination: str | None = None) -> Activity:
+        """The console's charts over `window` (a key of CHART_WINDOWS) ending at the next bucket boundary."""
+        step, buckets = CHART_WINDOWS[window]
+        until = math.ceil(self.clock() / step) * step
+        since = until - step * buckets
+        return await self.store.activity(since, step, buckets, list(self.settings.destinations), destination)
+
+    async def destination_errors(self, name: str, limit: int = 10) -> list[DeliveryError]:
+        """A destination's newest errors of the last ERRORS_WINDOW seconds."""
+        return await self.store.destination_errors(name, self.clock() - ERRORS_WINDOW, limit)
 
     async def rejections(self, since: float | None = None, limit: int = 100) -> list[Rejection]:
         return await self.store.list_rejections(since, limit)

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from headrace.access import APP_KEY, Handler
 from headrace.app import App
-from headrace.console import auth, bulk, pages
+from headrace.console import activity, auth, bulk, pages
 from headrace.console.sessions import Sessions
 from headrace.durations import parse_duration
 
@@ -44,6 +44,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/replay", bulk.replay_action),
     ("GET", "/rejections", pages.rejections_page),
     ("GET", "/destinations", pages.destinations_page),
+    ("GET", "/destinations/{name}", activity.destination_page),
     ("GET", "/static/{name}", pages.static_file),
     ("GET", "/login", pages.login_page),
     ("POST", "/login", auth.public(auth.login_action)),

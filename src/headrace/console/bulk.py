@@ -15,8 +15,8 @@ from headrace.access import app_of, read_body
 from headrace.console.auth import root_of
 from headrace.console.pages import render
 
-# The event list's paging (a bulk replay takes every matching event, not a page) and its own notice.
-PAGING = ("before", "limit", "bulk_replayed", "bulk_events")
+# The event list's paging (a bulk replay takes every matching event, not a page), its notice, the charts' window.
+PAGING = ("before", "limit", "bulk_replayed", "bulk_events", "window")
 
 
 def filter_query(query: dict[str, str]) -> dict[str, str]:

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from headrace.models import (
+    Activity,
     Attempt,
     Claimed,
+    DeliveryError,
     EventFilter,
     EventRow,
     IngestResult,
@@ -100,6 +102,13 @@ class Store(Protocol):
     async def stats(self) -> StoreStats: ...
     async def queue_stats(self) -> QueueStats: ...
     async def job_failures(self, since: float) -> list[JobFailures]: ...
+    async def activity(
+        self, since: float, step: float, buckets: int, destinations: Sequence[str], destination: str | None = None
+    ) -> Activity:
+        """The console's charts: see models.Activity (bounded by the window: never all history)."""
+        ...
+
+    async def destination_errors(self, destination: str, since: float, limit: int) -> list[DeliveryError]: ...
     async def check_writable(self) -> None: ...
     async def check_schema(self) -> None: ...
 

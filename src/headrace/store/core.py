@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from headrace.models import (
+    Activity,
     Claimed,
+    DeliveryError,
     EventFilter,
     EventRow,
     IngestResult,
@@ -152,6 +154,14 @@ class SQLStore(ABC):
 
     async def job_failures(self, since: float) -> list[JobFailures]:
         return await self._read(programs.job_failures, since)
+
+    async def activity(
+        self, since: float, step: float, buckets: int, destinations: Sequence[str], destination: str | None = None
+    ) -> Activity:
+        return await self._read(programs.activity, since, step, buckets, destinations, destination)
+
+    async def destination_errors(self, destination: str, since: float, limit: int) -> list[DeliveryError]:
+        return await self._read(programs.destination_errors, destination, since, limit)
 
     async def check_writable(self) -> None:
         """Raise unless a real write commits now and no write failed in the last WRITE_FAILURE_WINDOW s."""
