@@ -62,7 +62,7 @@ class Browser:
         await self.send("Page.navigate", url=url)
         from urllib.parse import urlsplit
 
-        await self.loaded(urlsplit(url).path)
+        await self.loaded(urlsplit(url).path or "blank")
 
     async def click(self, selector: str) -> None:
         await self.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
