@@ -32,6 +32,7 @@ log = logging.getLogger("headrace.app")
 # The console's chart windows: name -> (bucket seconds, buckets).
 CHART_WINDOWS: dict[str, tuple[float, int]] = {"1h": (60.0, 60), "6h": (300.0, 72), "24h": (900.0, 96)}
 ERRORS_WINDOW = 7 * 86400.0  # how far back a destination page looks for its last errors
+CHART_CACHE = 15.0  # seconds a chart's numbers are reused (charts of 1- to 15-minute buckets)
 
 
 def open_store(settings: Settings) -> Store:
@@ -100,6 +101,7 @@ class App:
         self.metrics = Metrics(clock, settings)
         self._session: aiohttp.ClientSession | None = None
         self.ingestor = Ingestor(settings, store, self._notify, clock, self.metrics)
+        self._charts: dict[tuple[str, str | None], tuple[float, Activity]] = {}
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate: bool = True) -> App:
@@ -222,11 +224,19 @@ class App:
         return plan, results
 
     async def activity(self, window: str = "6h", destination: str | None = None) -> Activity:
-        """The console's charts over `window` (a key of CHART_WINDOWS) ending at the next bucket boundary."""
+        """The console's charts over `window` (a key of CHART_WINDOWS) ending at the next bucket boundary;
+        kept CHART_CACHE seconds per window and destination, so reloading a page does not count again."""
+        key = (window, destination)
+        cached = self._charts.get(key)
+        if cached is not None and 0 <= self.clock() - cached[0] < CHART_CACHE:
+            return cached[1]
         step, buckets = CHART_WINDOWS[window]
-        until = math.ceil(self.clock() / step) * step
+        now = self.clock()
+        until = math.ceil(now / step) * step
         since = until - step * buckets
-        return await self.store.activity(since, step, buckets, list(self.settings.destinations), destination)
+        found = await self.store.activity(since, step, buckets, list(self.settings.destinations), destination)
+        self._charts[key] = (now, found)  # keys: windows x (configured destinations + 1), a bounded table
+        return found
 
     async def destination_errors(self, name: str, limit: int = 10) -> list[DeliveryError]:
         """A destination's newest errors of the last ERRORS_WINDOW seconds."""

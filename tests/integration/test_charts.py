@@ -251,3 +251,32 @@ def test_chromium_renders_the_charts(tmp_path: Path):
 
     asyncio.run(main())
     assert (tmp_path / "events.png").stat().st_size > 10_000
+
+
+def test_chart_numbers_are_reused_for_fifteen_seconds(tmp_path: Path):
+    from headrace.app import CHART_CACHE, App
+
+    now = [time.time()]
+    settings = settings_for(config_text(tmp_path / "h.db", free_port(), UNREACHABLE), tmp_path)
+
+    async def main() -> None:
+        store = SQLiteStore(tmp_path / "h.db")
+        await store.open()
+        try:
+            app = App(settings, store, clock=lambda: now[0])
+            await store.ingest(new_event("c1", now[0] - 60), [])
+
+            async def events(destination: str | None = None) -> int:
+                found = await app.activity("6h", destination)
+                return sum(sum(c.values()) for c in found.outcomes.values())
+
+            assert await events() == 1
+            await store.ingest(new_event("c2", now[0] - 30), [])
+            assert await events() == 1  # the page was reloaded: the same numbers
+            assert await events("payments") == 0  # another destination is another entry
+            now[0] += CHART_CACHE
+            assert await events() == 2
+        finally:
+            await store.close()
+
+    asyncio.run(main())
