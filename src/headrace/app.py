@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from headrace import bulk
 from headrace.config import ConfigError, Settings
 from headrace.deliver import preview as trying
 from headrace.deliver import testsend
@@ -23,13 +25,18 @@ from headrace.deliver.tracker import JobTracker
 from headrace.deliver.worker import Transformations, Worker
 from headrace.ingest.endpoint import Ingestor
 from headrace.metrics import Metrics
-from headrace.models import EventFilter, EventRow, Rejection, TestDelivery
+from headrace.models import Activity, DeliveryError, EventFilter, EventRow, Rejection, TestDelivery
 from headrace.store.base import Store, StoreStats
 from headrace.store.sqlite import SQLiteStore
 from headrace.transform import Sandbox, Script
 from headrace.windmill.client import WindmillClient
 
 log = logging.getLogger("headrace.app")
+
+# The console's chart windows: name -> (bucket seconds, buckets).
+CHART_WINDOWS: dict[str, tuple[float, int]] = {"1h": (60.0, 60), "6h": (300.0, 72), "24h": (900.0, 96)}
+ERRORS_WINDOW = 7 * 86400.0  # how far back a destination page looks for its last errors
+CHART_CACHE = 15.0  # seconds a chart's numbers are reused (charts of 1- to 15-minute buckets)
 
 
 def open_store(settings: Settings) -> Store:
@@ -160,6 +167,7 @@ class App:
         self._sandbox: Sandbox | None = None  # made for previews when the worker has none
         self._previews: Previews | None = None
         self.ingestor = Ingestor(settings, store, self._notify, clock, self.metrics)
+        self._charts: dict[tuple[str, str | None], tuple[float, Activity]] = {}
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate: bool = True) -> App:
@@ -303,6 +311,52 @@ class App:
             results.append(ReplayResult(event_id, await self.store.replay(event_id, routes, self.clock())))
         self._notify()
         return results
+
+    async def bulk_plan(self, flt: EventFilter) -> bulk.Plan:
+        """What a bulk replay of the events `flt` matches would send; bulk.TooMany past BULK_REPLAY_LIMIT."""
+        return (await self._bulk_count(bulk.counting_filter(flt)))[0]
+
+    async def _bulk_count(self, flt: EventFilter) -> tuple[bulk.Plan, list[tuple[int, list[str]]]]:
+        mark = await self.store.delivery_mark()  # before listing: a replay racing the count shows as changed
+        return bulk.plan_of(flt, await self.store.list_events(flt), mark, self.settings)
+
+    async def bulk_replay(self, token: str) -> tuple[bulk.Plan, list[ReplayResult]]:
+        """Replay what a plan's token counted. Counted again under the same filter and newest event id, and
+        sent only if nothing changed: the same deliveries per destination, and no counted event replayed (or
+        re-run) since the count, so a token replays once (bulk.Changed, with the new plan, otherwise). A new
+        generation per delivery, like `replay`, written bulk.CHUNK events per transaction."""
+        counted = bulk.decode(token)
+        plan, routed = await self._bulk_count(counted.flt)
+        touched = set(await self.store.replayed_since(counted.mark, counted.max_event_id))
+        if plan.destinations != counted.destinations or touched & {event_id for event_id, _ in routed}:
+            raise bulk.Changed(plan)
+        results: list[ReplayResult] = []
+        todo = [(event_id, [self.settings.route(n) for n in names]) for event_id, names in routed if names]
+        for start in range(0, len(todo), bulk.CHUNK):
+            chunk = todo[start : start + bulk.CHUNK]
+            job_ids = await self.store.replay_many(chunk, self.clock())
+            results.extend(ReplayResult(event_id, ids) for (event_id, _), ids in zip(chunk, job_ids, strict=True))
+            self._notify()
+        return plan, results
+
+    async def activity(self, window: str = "6h", destination: str | None = None) -> Activity:
+        """The console's charts over `window` (a key of CHART_WINDOWS) ending at the next bucket boundary;
+        kept CHART_CACHE seconds per window and destination, so reloading a page does not count again."""
+        key = (window, destination)
+        cached = self._charts.get(key)
+        if cached is not None and 0 <= self.clock() - cached[0] < CHART_CACHE:
+            return cached[1]
+        step, buckets = CHART_WINDOWS[window]
+        now = self.clock()
+        until = math.ceil(now / step) * step
+        since = until - step * buckets
+        found = await self.store.activity(since, step, buckets, list(self.settings.destinations), destination)
+        self._charts[key] = (now, found)  # keys: windows x (configured destinations + 1), a bounded table
+        return found
+
+    async def destination_errors(self, name: str, limit: int = 10) -> list[DeliveryError]:
+        """A destination's newest errors of the last ERRORS_WINDOW seconds."""
+        return await self.store.destination_errors(name, self.clock() - ERRORS_WINDOW, limit)
 
     async def rejections(self, since: float | None = None, limit: int = 100) -> list[Rejection]:
         return await self.store.list_rejections(since, limit)

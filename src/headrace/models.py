@@ -303,3 +303,36 @@ class TestDelivery(NewTestDelivery):
     job_completed_at: float | None = None
     job_duration_ms: float | None = None
     job_excerpt: str = ""
+
+
+# ---- the console's charts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One time window cut into equal buckets (bucket i covers since + i*step up to since + (i+1)*step):
+    events received by status, delivery latency and failed Windmill jobs, per bucket. Absent bucket = none."""
+
+    since: float
+    step: float
+    buckets: int
+    outcomes: dict[int, dict[str, int]]  # bucket -> event status -> events received
+    latency: dict[int, tuple[float, float, int]]  # bucket -> (p50 seconds, p99 seconds, delivered deliveries)
+    job_failures: dict[int, int]  # bucket -> Windmill jobs that finished failed
+
+    @property
+    def until(self) -> float:
+        return self.since + self.step * self.buckets
+
+
+@dataclass(frozen=True)
+class DeliveryError:
+    """One of a destination's recent errors: a failed delivery, a retry's reason, or a failed job's excerpt."""
+
+    at: float
+    event_id: int
+    webhook_id: str
+    event_type: str
+    generation: int
+    status: str  # failed | pending (retrying) | job_failed
+    error: str

@@ -336,6 +336,92 @@ _TOO_LARGE = {"413": _error("The body or the script is over its limit")}
 _BODY_TIMEOUT = {"408": _text("The body did not arrive within [server] body_timeout")}
 
 
+# The event list's own filters, with the same bounds (views.event_filter parses both).
+_FILTER = [
+    _q("status", "The event's status (empty: any)", {"type": "string", "enum": [*EVENT_STATUSES, ""]}),
+    _q("type", 'Event type, exact or "prefix.*" (empty: any)', _TEXT),
+    _q("source", "Source name (empty: any)", _TEXT),
+    _q("since", f"Received at or after: {_POINT_HELP} (empty: no bound)", _POINT_OR_EMPTY),
+    _q("until", f"Received before: {_POINT_HELP} (empty: no bound)", _POINT_OR_EMPTY),
+]
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}}
+_PLAN = {
+    "type": "object",
+    "required": ["events", "deliveries", "destinations", "unrouted_events", "max_event_id", "limit", "token"],
+    "properties": {
+        "events": {"type": "integer", "description": "Events the filter matches (at most `limit`)"},
+        "deliveries": {"type": "integer", "description": "New deliveries executing the token would create"},
+        "destinations": {**_COUNTS, "description": "New deliveries per destination"},
+        "unrouted_events": {"type": "integer", "description": "Matching events no enabled destination takes today"},
+        "max_event_id": {"type": "integer", "description": "The newest event counted; later ones are never sent"},
+        "limit": {"type": "integer", "description": "Most events one bulk replay takes (10000)"},
+        "token": {"type": "string", "description": "Send it to POST /api/v1/replay/bulk to replay exactly this"},
+    },
+}
+
+
+def _bulk_paths() -> dict[str, Any]:
+    too_many = {**_ERROR, "description": "The filter matches more than 10000 events (error too_many_events)"}
+    changed = {
+        "type": "object",
+        "required": ["error", "message", "now"],
+        "properties": {"error": {"const": "count_changed"}, "message": {"type": "string"}, "now": _PLAN},
+    }
+    done = {
+        "type": "object",
+        "required": ["deliveries", "destinations", "replayed"],
+        "properties": {
+            "deliveries": {"type": "integer"},
+            "destinations": _COUNTS,
+            "replayed": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "event_id": {"type": "integer"},
+                        "job_ids": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
+        },
+    }
+    return {
+        "/api/v1/replay/bulk": {
+            "get": {
+                "summary": "Dry run of a bulk replay: how many deliveries the events this filter matches would "
+                "re-send, per destination, and the token that replays exactly those",
+                "parameters": _FILTER,
+                "responses": {"200": _json(_PLAN, "The count"), "400": _ERROR, "422": too_many, **_GUARD},
+            },
+            "post": {
+                "summary": "Replay what a dry run counted (a new generation per delivery). Counted again under the "
+                "same filter and newest event id first; refused with 409 and nothing sent if the count changed",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["token"],
+                                "properties": {"token": {"type": "string", "maxLength": 8192}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(done, "New deliveries created"),
+                    "400": _ERROR,
+                    "409": _json(changed, "The count changed since the dry run: nothing sent; `now` is the new count"),
+                    "422": too_many,
+                    **_BODY_TIMEOUT,
+                    "413": _text("The body is larger than the server accepts"),
+                    **_GUARD,
+                },
+            },
+        }
+    }
+
+
 def document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
@@ -435,6 +521,7 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            **_bulk_paths(),
             "/api/v1/rejections": {
                 "get": {
                     "summary": "Refused webhooks (no bodies): recorded samples, their counts by source and reason, "

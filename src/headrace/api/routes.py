@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from headrace import bulk
 from headrace import views as serialize
 from headrace.access import APP_KEY, bearer_middleware, read_body
 from headrace.access import app_of as _app
@@ -82,6 +83,47 @@ async def replay_failed(request: web.Request) -> web.Response:
         return _problem(400, "bad_body", f"since: {exc}")
     results = await app.replay_failed(since)
     return web.json_response({"replayed": [{"event_id": r.event_id, "job_ids": r.job_ids} for r in results]})
+
+
+async def bulk_count(request: web.Request) -> web.Response:
+    """The dry run: what a bulk replay of the events this filter matches would send, and its token."""
+    app = _app(request)
+    query = {k: v for k, v in request.query.items() if k not in ("limit", "before")}
+    try:
+        flt = event_filter(query, app.clock())
+        plan = await app.bulk_plan(flt)
+    except ValueError as exc:
+        return _problem(400, "bad_query", str(exc))
+    except bulk.TooMany as exc:
+        return _problem(422, "too_many_events", str(exc))
+    return web.json_response(plan.as_json())
+
+
+async def bulk_replay(request: web.Request) -> web.Response:
+    """Execute a dry run's token: sent only if the same filter still counts the same."""
+    app = _app(request)
+    await read_body(request)
+    try:
+        spec = await request.json()
+    except ValueError:
+        spec = None
+    if not isinstance(spec, dict) or not isinstance(spec.get("token"), str):
+        return _problem(400, "bad_body", 'send JSON like {"token": "<token from GET /api/v1/replay/bulk>"}')
+    try:
+        plan, results = await app.bulk_replay(spec["token"])
+    except bulk.BadToken as exc:
+        return _problem(400, "bad_token", str(exc))
+    except bulk.TooMany as exc:
+        return _problem(422, "too_many_events", str(exc))
+    except bulk.Changed as exc:
+        return web.json_response({"error": "count_changed", "message": str(exc), "now": exc.now.as_json()}, status=409)
+    return web.json_response(
+        {
+            "deliveries": sum(len(r.job_ids) for r in results),
+            "destinations": dict(sorted(plan.destinations.items())),
+            "replayed": [{"event_id": r.event_id, "job_ids": r.job_ids} for r in results],
+        }
+    )
 
 
 async def list_rejections(request: web.Request) -> web.Response:
@@ -190,6 +232,8 @@ def build(app: App) -> web.Application:
     api.router.add_get("/events/{key}", get_event)
     api.router.add_post("/events/{key}/replay", replay_event)
     api.router.add_post("/replay", replay_failed)
+    api.router.add_get("/replay/bulk", bulk_count)
+    api.router.add_post("/replay/bulk", bulk_replay)
     api.router.add_get("/rejections", list_rejections)
     api.router.add_get("/destinations", list_destinations)
     api.router.add_post("/preview", preview)

@@ -11,19 +11,21 @@ from aiohttp import web
 
 from headrace.access import APP_KEY, Handler
 from headrace.app import App
-from headrace.console import auth, pages, trying
+from headrace.console import activity, auth, bulk, pages, trying
 from headrace.console.sessions import Sessions
 from headrace.durations import parse_duration
 
 PREFIX = "/console"
 
 # Scripts and styles only from our own static files (no inline code, no other origin; fetch only to
-# ourselves), no framing, no referrer leaking event ids.
+# ourselves), no framing, no referrer leaking event ids to other sites. `same-origin`, not `no-referrer`: under
+# no-referrer browsers send `Origin: null` with the console's own forms (Fetch: serializing a request origin),
+# which the CSRF check must refuse.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
     "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Content-Type-Options": "nosniff",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
@@ -39,6 +41,8 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/", pages.events_page),
     ("GET", "/events/{key}", pages.event_page),
     ("POST", "/events/{key}/replay", pages.replay_action),
+    ("GET", "/replay", bulk.confirm_page),
+    ("POST", "/replay", bulk.replay_action),
     ("GET", "/rejections", pages.rejections_page),
     ("GET", "/destinations", pages.destinations_page),
     ("GET", "/try", trying.try_page),
@@ -46,6 +50,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/try/send", trying.send_action),
     ("GET", "/try/tests/{key}", trying.test_status),
     ("POST", "/try/download", trying.download_action),
+    ("GET", "/destinations/{name}", activity.destination_page),
     ("GET", "/static/{name}", pages.static_file),
     ("GET", "/login", pages.login_page),
     ("POST", "/login", auth.public(auth.login_action)),

@@ -50,9 +50,12 @@ async def events_page(request: web.Request) -> web.Response:
     for (_, status), n in stats.deliveries.items():
         counts[status] = counts.get(status, 0) + n
     oldest = None if stats.oldest_pending_at is None else round(time.time() - stats.oldest_pending_at)
+    from headrace.console.activity import charts_context  # the pictures (activity.py imports this module)
+
     return render(
         request,
         "events.html",
+        charts=await charts_context(request),
         events=events,
         query=dict(request.query),
         error=error,

@@ -13,7 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from headrace.models import (
+    Activity,
     Claimed,
+    DeliveryError,
     EventFilter,
     EventRow,
     IngestResult,
@@ -148,6 +150,15 @@ class SQLStore(ABC):
     async def replay(self, event_id: int, routes: Sequence[Route], now: float) -> list[str]:
         return await self._recorded(programs.replay, event_id, routes, now, self._deployment())
 
+    async def replay_many(self, items: Sequence[tuple[int, Sequence[Route]]], now: float) -> list[list[str]]:
+        return await self._recorded(programs.replay_many, items, now, self._deployment())
+
+    async def delivery_mark(self) -> int:
+        return await self._read(programs.delivery_mark)
+
+    async def replayed_since(self, mark: int, max_event_id: int) -> list[int]:
+        return await self._read(programs.replayed_since, mark, max_event_id)
+
     async def failed_since(self, since: float) -> list[tuple[int, str]]:
         return await self._read(programs.failed_since, since)
 
@@ -162,6 +173,14 @@ class SQLStore(ABC):
 
     async def job_failures(self, since: float) -> list[JobFailures]:
         return await self._read(programs.job_failures, since)
+
+    async def activity(
+        self, since: float, step: float, buckets: int, destinations: Sequence[str], destination: str | None = None
+    ) -> Activity:
+        return await self._read(programs.activity, since, step, buckets, destinations, destination)
+
+    async def destination_errors(self, destination: str, since: float, limit: int) -> list[DeliveryError]:
+        return await self._read(programs.destination_errors, destination, since, limit)
 
     async def check_writable(self) -> None:
         """Raise unless a real write commits now and no write failed in the last WRITE_FAILURE_WINDOW s."""

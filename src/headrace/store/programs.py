@@ -12,12 +12,15 @@ Step kinds: `one` -> the first row or None; `all` -> a list of rows; `run` -> th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from headrace.models import (
+    Activity,
     Claimed,
+    DeliveryError,
     EventFilter,
     EventRow,
     IngestResult,
@@ -263,6 +266,27 @@ def replay(event_id: int, routes: Sequence[Route], now: float, deployment_id: st
     return job_ids
 
 
+def replay_many(
+    items: Sequence[tuple[int, Sequence[Route]]], now: float, deployment_id: str
+) -> Program[list[list[str]]]:
+    """`replay` for several events in one transaction (a bulk replay sends them in chunks of these)."""
+    found = []
+    for event_id, routes in items:
+        found.append((yield from replay(event_id, routes, now, deployment_id)))
+    return found
+
+
+def delivery_mark() -> Program[int]:
+    row = yield one("delivery_mark")
+    return 0 if row is None or row["id"] is None else int(row["id"])
+
+
+def replayed_since(mark: int, max_event_id: int) -> Program[list[int]]:
+    """Events up to `max_event_id` that got a delivery after delivery id `mark` (replayed or re-run since)."""
+    found = yield all_rows("replayed_since", {"mark": mark, "max_event_id": max_event_id})
+    return [int(r["event_id"]) for r in found]
+
+
 def failed_since(since: float) -> Program[list[tuple[int, str]]]:
     found = yield all_rows("failed_since", {"since": since})
     return [(int(r["event_id"]), str(r["destination"])) for r in found]
@@ -300,6 +324,61 @@ def job_failures(since: float) -> Program[list[JobFailures]]:
             continue  # the latest failure went away between the two queries
         found.append(rows.job_failures(r, last))
     return found
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest rank: the smallest value with at least p% of `values` at or below it (`values` sorted)."""
+    rank = max(1, math.ceil(p / 100 * len(values)))
+    return values[rank - 1]
+
+
+def activity(
+    since: float, step: float, buckets: int, destinations: Sequence[str], destination: str | None
+) -> Program[Activity]:
+    """The charts' numbers for `buckets` buckets of `step` seconds from `since`: every destination's when
+    `destination` is None (job failures of the configured `destinations`), else that one's."""
+    window = {"since": since, "step": step, "until": since + step * buckets, "destination": destination}
+    outcomes: dict[int, dict[str, int]] = {}
+    for r in (yield all_rows("chart_outcomes", window)):
+        if 0 <= int(r["bucket"]) < buckets:
+            outcomes.setdefault(int(r["bucket"]), {})[str(r["status"])] = int(r["n"])
+    latencies: dict[int, list[float]] = {}
+    for r in (yield all_rows("chart_latencies", window)):
+        if 0 <= int(r["bucket"]) < buckets:
+            latencies.setdefault(int(r["bucket"]), []).append(max(0.0, float(r["latency"])))
+    latency = {}
+    for bucket, values in latencies.items():
+        values.sort()
+        latency[bucket] = (percentile(values, 50), percentile(values, 99), len(values))
+    failures: dict[int, int] = {}
+    for name in [destination] if destination is not None else destinations:
+        for r in (yield all_rows("chart_job_failures", {**window, "destination": name})):
+            if 0 <= int(r["bucket"]) < buckets:
+                failures[int(r["bucket"])] = failures.get(int(r["bucket"]), 0) + int(r["n"])
+    return Activity(since, step, buckets, outcomes, latency, failures)
+
+
+def destination_errors(destination: str, since: float, limit: int) -> Program[list[DeliveryError]]:
+    """A destination's newest errors since `since`: failed deliveries, retries' reasons, failed jobs."""
+    params = {"destination": destination, "since": since, "limit": limit}
+    found = []
+    for status in ("failed", "pending"):
+        found += yield all_rows("destination_delivery_errors", {**params, "status": status})
+    found += yield all_rows("destination_job_errors", params)
+    errors = [
+        DeliveryError(
+            at=float(r["at"]),
+            event_id=int(r["event_id"]),
+            webhook_id=str(r["webhook_id"]),
+            event_type=str(r["event_type"]),
+            generation=int(r["generation"]),
+            status=str(r["status"]),
+            error=str(r["error"]),
+        )
+        for r in found
+        if r["at"] is not None
+    ]
+    return sorted(errors, key=lambda e: (-e.at, -e.event_id))[:limit]
 
 
 def check_writable() -> Program[None]:

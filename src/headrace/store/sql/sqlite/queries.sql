@@ -160,6 +160,14 @@ SELECT MAX(generation) AS generation FROM deliveries WHERE event_id = :event_id 
 -- name: event_key
 SELECT source, webhook_id, event_type FROM events WHERE id = :event_id;
 
+-- name: delivery_mark
+-- Bulk replay's watermark: the newest delivery id when a count begins.
+SELECT MAX(id) AS id FROM deliveries;
+
+-- name: replayed_since
+-- Events counted by a bulk replay (ids up to :max_event_id) that got a new delivery after the watermark.
+SELECT DISTINCT event_id FROM deliveries WHERE id > :mark AND event_id <= :max_event_id;
+
 -- name: failed_since
 SELECT d.event_id, d.destination
 FROM deliveries d
@@ -230,6 +238,70 @@ GROUP BY d.destination;
 SELECT d.id, d.event_id, d.windmill_job_id, d.job_excerpt, d.job_completed_at, e.webhook_id, e.event_type
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.id = :delivery_id;
+
+-- The console's charts: every query is bounded by a time window and reads it through an index
+-- (events_received_at, deliveries_jobs_failed, deliveries_due); a test checks SQLite's plans.
+
+-- name: chart_outcomes
+-- Events received per bucket, by the event status of list_events (restricted to one destination's
+-- deliveries when :destination is given, and then only events that have one).
+-- MATERIALIZED: each event's status is computed once, not once per use of the column.
+WITH bucketed AS MATERIALIZED (
+    SELECT CAST((e.received_at - :since) / :step AS INTEGER) AS bucket,
+           (SELECT CASE
+                WHEN COUNT(*) = 0 THEN 'unrouted'
+                WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
+                WHEN COUNT(CASE WHEN d.status = 'failed' THEN 1 END) > 0 THEN 'failed'
+                WHEN COUNT(CASE WHEN d.job_state = 'failure' THEN 1 END) > 0 THEN 'job_failed'
+                WHEN COUNT(CASE WHEN d.status = 'delivered' THEN 1 END) > 0 THEN 'delivered'
+                ELSE 'cancelled' END
+            FROM deliveries d
+            WHERE d.event_id = e.id
+              AND (:destination IS NULL OR d.destination = :destination)
+              AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
+                                  WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
+    FROM events e
+    WHERE e.received_at >= :since AND e.received_at < :until
+)
+SELECT bucket, status, COUNT(*) AS n FROM bucketed
+WHERE :destination IS NULL OR status <> 'unrouted'
+GROUP BY bucket, status;
+
+-- name: chart_latencies
+-- Seconds from a delivery's creation (the event's arrival, or the replay) to the end of its delivered
+-- attempt, by the bucket the event was received in.
+SELECT CAST((e.received_at - :since) / :step AS INTEGER) AS bucket,
+       a.started_at + a.duration_ms / 1000.0 - d.created_at AS latency
+FROM events e
+JOIN deliveries d ON d.event_id = e.id
+JOIN attempts a ON a.delivery_id = d.id
+WHERE e.received_at >= :since AND e.received_at < :until
+  AND a.outcome = 'delivered'
+  AND (:destination IS NULL OR d.destination = :destination);
+
+-- name: chart_job_failures
+-- One destination's failed Windmill jobs per bucket of when they finished.
+SELECT CAST((job_completed_at - :since) / :step AS INTEGER) AS bucket, COUNT(*) AS n
+FROM deliveries
+WHERE destination = :destination AND job_state = 'failure'
+  AND job_completed_at >= :since AND job_completed_at < :until
+GROUP BY bucket;
+
+-- name: destination_delivery_errors
+-- A destination's newest deliveries in one status (failed, or pending a retry) that carry an error.
+SELECT d.id, d.event_id, d.generation, d.status, d.last_error AS error, d.updated_at AS at, e.webhook_id, e.event_type
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.destination = :destination AND d.status = :status AND d.last_error <> ''
+  AND d.updated_at >= :since
+ORDER BY d.updated_at DESC LIMIT :limit;
+
+-- name: destination_job_errors
+-- A destination's newest failed Windmill jobs.
+SELECT d.id, d.event_id, d.generation, 'job_failed' AS status, d.job_excerpt AS error, d.job_completed_at AS at,
+       e.webhook_id, e.event_type
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.destination = :destination AND d.job_state = 'failure' AND d.job_completed_at >= :since
+ORDER BY d.job_completed_at DESC LIMIT :limit;
 
 -- name: schema_version
 SELECT user_version AS version FROM pragma_user_version();
