@@ -127,15 +127,16 @@ def test_api_counts_per_destination_replays_once_and_never_includes_later_events
                 assert response.status == 409
             assert await generations(base, http, "msg_c") == [("payments", 0), ("payments", 1), ("payments", 2)]
 
-            for body, error in [
-                ({"token": "x" * (TOKEN_MAX_CHARS + 1)}, "bad_token"),
-                ({"token": "bm90IGpzb24"}, "bad_token"),
-                ({"token": plan["token"][:-6]}, "bad_token"),
-                ({"tokens": plan["token"]}, "bad_body"),
-                ([], "bad_body"),
+            for body, status, error in [
+                ({"token": "x" * (TOKEN_MAX_CHARS + 1)}, 400, "bad_token"),
+                ({"token": ""}, 400, "bad_token"),
+                ({"token": "bm90IGpzb24"}, 404, "unknown_token"),
+                ({"token": plan["token"][:-6]}, 404, "unknown_token"),
+                ({"tokens": plan["token"]}, 400, "bad_body"),
+                ([], 400, "bad_body"),
             ]:
                 async with http.post(f"{base}/api/v1/replay/bulk", json=body) as response:
-                    assert response.status == 400, body
+                    assert response.status == status, body
                     assert (await response.json())["error"] == error, body
             async with http.get(f"{base}/api/v1/replay/bulk?status=lost") as response:
                 assert response.status == 400 and "status" in (await response.json())["message"]

@@ -403,7 +403,7 @@ def _bulk_paths() -> dict[str, Any]:
                             "schema": {
                                 "type": "object",
                                 "required": ["token"],
-                                "properties": {"token": {"type": "string", "maxLength": 8192}},
+                                "properties": {"token": {"type": "string", "minLength": 1, "maxLength": 8192}},
                             }
                         }
                     },
@@ -411,6 +411,9 @@ def _bulk_paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json(done, "New deliveries created"),
                     "400": _ERROR,
+                    "404": _error(
+                        "The token is not one a dry run of this headrace gave (edited or truncated): count again"
+                    ),
                     "409": _json(changed, "The count changed since the dry run: nothing sent; `now` is the new count"),
                     "422": too_many,
                     **_BODY_TIMEOUT,

@@ -109,10 +109,12 @@ async def bulk_replay(request: web.Request) -> web.Response:
         spec = None
     if not isinstance(spec, dict) or not isinstance(spec.get("token"), str):
         return _problem(400, "bad_body", 'send JSON like {"token": "<token from GET /api/v1/replay/bulk>"}')
+    if not spec["token"] or len(spec["token"]) > bulk.TOKEN_MAX_CHARS:
+        return _problem(400, "bad_token", f"the token is empty or longer than {bulk.TOKEN_MAX_CHARS} characters")
     try:
         plan, results = await app.bulk_replay(spec["token"])
-    except bulk.BadToken as exc:
-        return _problem(400, "bad_token", str(exc))
+    except bulk.BadToken as exc:  # well-formed JSON, but no count of this headrace gave it: nothing to replay
+        return _problem(404, "unknown_token", str(exc))
     except bulk.TooMany as exc:
         return _problem(422, "too_many_events", str(exc))
     except bulk.Changed as exc:
