@@ -47,6 +47,16 @@ class StoreStats:
     rejections: dict[tuple[str, str], int]  # (source, reason) -> count
 
 
+@dataclass(frozen=True)
+class PruneBatch:
+    """One retention batch: events looked at, events deleted (with their deliveries and attempts), and where
+    the next batch starts (the last event looked at, by receive time and id); `after` is None when done."""
+
+    scanned: int
+    deleted: int
+    after: tuple[float, int] | None
+
+
 class StoreError(Exception):
     pass
 
@@ -96,5 +106,11 @@ class Store(Protocol):
     async def job_failures(self, since: float) -> list[JobFailures]: ...
     async def check_writable(self) -> None: ...
     async def check_schema(self) -> None: ...
+
+    # retention
+    async def prune_events(
+        self, cutoff: float, after: tuple[float, int] | None, limit: int, *, include_failed: bool = False
+    ) -> PruneBatch: ...
+    async def prune_rejections(self, cutoff: float, limit: int) -> int: ...
 
     def describe(self) -> dict[str, Any]: ...

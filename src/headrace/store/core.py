@@ -26,7 +26,7 @@ from headrace.models import (
     Route,
 )
 from headrace.store import programs
-from headrace.store.base import Finished, StoreError, StoreStats, StoreUnavailable
+from headrace.store.base import Finished, PruneBatch, StoreError, StoreStats, StoreUnavailable
 from headrace.store.programs import Program
 from headrace.store.schema import SchemaStatus, known_version
 
@@ -150,6 +150,15 @@ class SQLStore(ABC):
         failure = self.last_write_failure
         if failure is not None and time.monotonic() - failure[0] < WRITE_FAILURE_WINDOW:
             raise StoreUnavailable(f"a write failed {time.monotonic() - failure[0]:.0f}s ago: {failure[1]}")
+
+    # retention (retention.py runs these in small batches)
+    async def prune_events(
+        self, cutoff: float, after: tuple[float, int] | None, limit: int, *, include_failed: bool = False
+    ) -> PruneBatch:
+        return await self._recorded(programs.prune_events, cutoff, after, limit, include_failed)
+
+    async def prune_rejections(self, cutoff: float, limit: int) -> int:
+        return await self._recorded(programs.prune_rejections, cutoff, limit)
 
     # copying a whole database (store.copy)
     async def export_rows(self, table: str, after_id: int, limit: int) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ Step kinds: `one` -> the first row or None; `all` -> a list of rows; `run` -> th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -28,9 +29,10 @@ from headrace.models import (
     QueueStats,
     Rejection,
     Route,
+    prunable,
 )
 from headrace.store import rows, schema
-from headrace.store.base import Finished, StoreError, StoreStats
+from headrace.store.base import Finished, PruneBatch, StoreError, StoreStats
 
 T = TypeVar("T")
 StepKind = Literal["one", "all", "run", "many"]
@@ -260,6 +262,55 @@ def job_failures(since: float) -> Program[list[JobFailures]]:
             continue  # the latest failure went away between the two queries
         found.append(rows.job_failures(r, last))
     return found
+
+
+# -- retention ---------------------------------------------------------------------------------------------
+
+
+def prune_events(
+    cutoff: float, after: tuple[float, int] | None, limit: int, include_failed: bool
+) -> Program[PruneBatch]:
+    """Delete the events received before `cutoff` that `models.prunable` allows, from the next `limit` such
+    events after `after` (oldest first), with their deliveries and attempts. An event some delivery of which
+    changed at or after `cutoff` (a recent replay, a late job outcome) is kept until that is old too."""
+    start_at, start_id = after if after is not None else (float("-inf"), 0)
+    found = yield all_rows(
+        "prune_candidates", {"cutoff": cutoff, "after_at": start_at, "after_id": start_id, "limit": limit}
+    )
+    if not found:
+        return PruneBatch(0, 0, None)
+    ids = [int(r["id"]) for r in found]
+    by_event: dict[int, list[Any]] = {event_id: [] for event_id in ids}
+    for d in (yield all_rows("prune_candidate_deliveries", {"ids": json.dumps(ids)})):
+        by_event[int(d["event_id"])].append(d)
+    doomed = [event_id for event_id, ds in by_event.items() if _prunable(ds, cutoff, include_failed)]
+    if doomed:
+        doomed_ids = {"ids": json.dumps(doomed)}
+        yield run("prune_attempts", doomed_ids)
+        yield run("prune_deliveries", doomed_ids)
+        yield run("prune_events", doomed_ids)
+    last = found[-1]
+    done = len(found) < limit
+    return PruneBatch(len(found), len(doomed), None if done else (float(last["received_at"]), int(last["id"])))
+
+
+def _prunable(deliveries: list[Any], cutoff: float, include_failed: bool) -> bool:
+    if any(float(d["updated_at"]) >= cutoff for d in deliveries):
+        return False
+    newest: dict[str, Any] = {}
+    for d in deliveries:
+        if d["destination"] not in newest or int(d["generation"]) > int(newest[d["destination"]]["generation"]):
+            newest[d["destination"]] = d
+    return prunable(
+        [(d["status"], d["job_state"]) for d in newest.values()],
+        [(d["status"], d["job_state"]) for d in deliveries],
+        include_failed=include_failed,
+    )
+
+
+def prune_rejections(cutoff: float, limit: int) -> Program[int]:
+    """Delete up to `limit` of the oldest rejection rows recorded before `cutoff`; returns how many."""
+    return int((yield run("prune_rejections", {"cutoff": cutoff, "limit": limit})))
 
 
 def check_writable() -> Program[None]:

@@ -297,3 +297,35 @@ SELECT setval(pg_get_serial_sequence('events', 'id'), COALESCE((SELECT MAX(id) F
        setval(pg_get_serial_sequence('deliveries', 'id'), COALESCE((SELECT MAX(id) FROM deliveries), 0) + 1, false) AS deliveries,
        setval(pg_get_serial_sequence('attempts', 'id'), COALESCE((SELECT MAX(id) FROM attempts), 0) + 1, false) AS attempts,
        setval(pg_get_serial_sequence('rejections', 'id'), COALESCE((SELECT MAX(id) FROM rejections), 0) + 1, false) AS rejections;
+
+-- Retention (programs.prune_events): the next events received before the cutoff, oldest first, walked on
+-- events_received_at from where the previous batch stopped; then their deliveries; then what is deleted.
+
+-- name: prune_candidates
+-- FOR UPDATE: a replay or a job re-run inserting a delivery for one of these events (its foreign key check
+-- locks the event row) waits for this batch to end, so no delivery is added to an event being deleted.
+SELECT id, received_at FROM events
+WHERE received_at < %(cutoff)s AND (received_at, id) > (%(after_at)s::double precision, %(after_id)s::bigint)
+ORDER BY received_at, id
+LIMIT %(limit)s
+FOR UPDATE;
+
+-- name: prune_candidate_deliveries
+SELECT event_id, destination, generation, status, job_state, updated_at
+FROM deliveries WHERE event_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint);
+
+-- name: prune_attempts
+DELETE FROM attempts WHERE delivery_id IN (
+    SELECT id FROM deliveries WHERE event_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint)
+);
+
+-- name: prune_deliveries
+DELETE FROM deliveries WHERE event_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint);
+
+-- name: prune_events
+DELETE FROM events WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint);
+
+-- name: prune_rejections
+DELETE FROM rejections WHERE id IN (
+    SELECT id FROM rejections WHERE at < %(cutoff)s ORDER BY at LIMIT %(limit)s
+);

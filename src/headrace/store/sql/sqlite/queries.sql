@@ -273,3 +273,32 @@ UPDATE meta SET value = :deployment_id WHERE key = 'deployment_id';
 -- name: reset_ids
 -- Nothing to do: an INTEGER PRIMARY KEY continues from MAX(id) + 1 by itself.
 SELECT 1 AS done;
+
+-- Retention (programs.prune_events): the next events received before the cutoff, oldest first, walked on
+-- events_received_at from where the previous batch stopped; then their deliveries; then what is deleted.
+
+-- name: prune_candidates
+SELECT id, received_at FROM events
+WHERE received_at < :cutoff AND (received_at, id) > (:after_at, :after_id)
+ORDER BY received_at, id
+LIMIT :limit;
+
+-- name: prune_candidate_deliveries
+SELECT event_id, destination, generation, status, job_state, updated_at
+FROM deliveries WHERE event_id IN (SELECT value FROM json_each(:ids));
+
+-- name: prune_attempts
+DELETE FROM attempts WHERE delivery_id IN (
+    SELECT id FROM deliveries WHERE event_id IN (SELECT value FROM json_each(:ids))
+);
+
+-- name: prune_deliveries
+DELETE FROM deliveries WHERE event_id IN (SELECT value FROM json_each(:ids));
+
+-- name: prune_events
+DELETE FROM events WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: prune_rejections
+DELETE FROM rejections WHERE id IN (
+    SELECT id FROM rejections WHERE at < :cutoff ORDER BY at LIMIT :limit
+);
