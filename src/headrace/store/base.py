@@ -40,9 +40,13 @@ class Finished:
     outcome: Outcome
 
 
+# The delivery statuses StoreStats counts: the open ones and the failed ones, each over a partial index.
+COUNTED_STATUSES = ("pending", "in_flight", "failed")
+
+
 @dataclass(frozen=True)
 class StoreStats:
-    deliveries: dict[tuple[str, str], int]  # (destination, status) -> count
+    deliveries: dict[tuple[str, str], int]  # (destination, pending|in_flight|failed) -> count
     oldest_pending_at: float | None
     rejections: dict[tuple[str, str], int]  # (source, reason) -> count
 
@@ -101,7 +105,11 @@ class Store(Protocol):
     async def replay(self, event_id: int, routes: Sequence[Route], now: float) -> list[str]: ...
     async def failed_since(self, since: float) -> list[tuple[int, str]]: ...
     async def list_rejections(self, since: float | None, limit: int) -> list[Rejection]: ...
-    async def stats(self) -> StoreStats: ...
+    async def stats(self, *, rejections: bool = True) -> StoreStats:
+        """Open and failed deliveries per destination (never a count over all history); rejection rows
+        per source and reason unless `rejections` is False."""
+        ...
+
     async def queue_stats(self) -> QueueStats: ...
     async def job_failures(self, since: float) -> list[JobFailures]: ...
     async def check_writable(self) -> None: ...

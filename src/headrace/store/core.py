@@ -135,8 +135,8 @@ class SQLStore(ABC):
     async def list_rejections(self, since: float | None, limit: int) -> list[Rejection]:
         return await self._read(programs.list_rejections, since, limit)
 
-    async def stats(self) -> StoreStats:
-        return await self._read(programs.stats)
+    async def stats(self, *, rejections: bool = True) -> StoreStats:
+        return await self._read(programs.stats, rejections)
 
     async def queue_stats(self) -> QueueStats:
         return await self._read(programs.queue_stats)

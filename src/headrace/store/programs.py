@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from headrace.models import (
+    ATTENTION_STATUSES,
     Claimed,
     EventFilter,
     EventRow,
@@ -192,7 +193,9 @@ def list_events(flt: EventFilter) -> Program[list[EventRow]]:
         "status": flt.status,
         "limit": flt.limit,
     }
-    return [rows.event(row) for row in (yield all_rows("list_events", params))]
+    # A status only events with an open or failed delivery can have is looked for among those alone.
+    query = "list_events_attention" if flt.status in ATTENTION_STATUSES else "list_events"
+    return [rows.event(row) for row in (yield all_rows(query, params))]
 
 
 def get_event(key: str) -> Program[EventRow | None]:
@@ -234,13 +237,18 @@ def list_rejections(since: float | None, limit: int) -> Program[list[Rejection]]
     return [rows.rejection(r) for r in (yield all_rows("list_rejections", {"since": since, "limit": limit}))]
 
 
-def stats() -> Program[StoreStats]:
-    counts = yield all_rows("delivery_counts")
-    deliveries = {(str(r["destination"]), str(r["status"])): int(r["n"]) for r in counts}
-    oldest = yield one("oldest_pending")
-    rejected = yield all_rows("count_rejections")
-    rejections = {(str(r["source"]), str(r["reason"])): int(r["n"]) for r in rejected}
-    return StoreStats(deliveries, rows.optional_float(None if oldest is None else oldest["oldest"]), rejections)
+def stats(with_rejections: bool) -> Program[StoreStats]:
+    """Deliveries pending, in flight and failed, per destination (each from a partial index: delivered and
+    cancelled ones are history, not counted), the oldest open one, and rejection rows when asked."""
+    queue = yield from queue_stats()
+    deliveries = dict(queue.depth)
+    for r in (yield all_rows("failed_delivery_counts")):
+        deliveries[(str(r["destination"]), "failed")] = int(r["n"])
+    rejections: dict[tuple[str, str], int] = {}
+    if with_rejections:
+        for r in (yield all_rows("count_rejections")):
+            rejections[(str(r["source"]), str(r["reason"]))] = int(r["n"])
+    return StoreStats(deliveries, queue.oldest_open_at, rejections)
 
 
 def queue_stats() -> Program[QueueStats]:

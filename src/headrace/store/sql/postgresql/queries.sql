@@ -116,6 +116,37 @@ SELECT * FROM (
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
 LIMIT %(limit)s;
 
+-- name: list_events_attention
+-- list_events for a status in models.ATTENTION_STATUSES: only events with an open or failed delivery or a
+-- failed job can have one, and deliveries_attention lists exactly those, so history is not read. The status
+-- CASE is list_events' own, word for word (a test checks).
+SELECT * FROM (
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
+           (SELECT CASE
+                WHEN COUNT(*) = 0 THEN 'unrouted'
+                WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
+                WHEN COUNT(CASE WHEN d.status = 'failed' THEN 1 END) > 0 THEN 'failed'
+                WHEN COUNT(CASE WHEN d.job_state = 'failure' THEN 1 END) > 0 THEN 'job_failed'
+                WHEN COUNT(CASE WHEN d.status = 'delivered' THEN 1 END) > 0 THEN 'delivered'
+                ELSE 'cancelled' END
+            FROM deliveries d
+            WHERE d.event_id = e.id
+              AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
+                                  WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
+    FROM events e
+    WHERE e.id IN (SELECT event_id FROM deliveries
+                   WHERE status IN ('pending', 'in_flight', 'failed') OR job_state = 'failure')
+      AND (%(source)s::text IS NULL OR e.source = %(source)s)
+      AND (%(type_exact)s::text IS NULL OR e.event_type = %(type_exact)s)
+      AND (%(type_prefix)s::text IS NULL OR starts_with(e.event_type, %(type_prefix)s))
+      AND (%(since)s::double precision IS NULL OR e.received_at >= %(since)s)
+      AND (%(until)s::double precision IS NULL OR e.received_at < %(until)s)
+      AND (%(before_id)s::bigint IS NULL OR e.id < %(before_id)s)
+    ORDER BY e.id DESC
+) AS listed
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+LIMIT %(limit)s;
+
 -- name: get_event
 SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers
 FROM events WHERE id = %(event_id)s;
@@ -150,11 +181,8 @@ WHERE d.status = 'failed' AND d.updated_at >= %(since)s
                       WHERE d2.event_id = d.event_id AND d2.destination = d.destination)
 ORDER BY d.event_id;
 
--- name: delivery_counts
-SELECT destination, status, COUNT(*) AS n FROM deliveries GROUP BY destination, status;
-
--- name: oldest_pending
-SELECT MIN(created_at) AS oldest FROM deliveries WHERE status IN ('pending', 'in_flight');
+-- name: failed_delivery_counts
+SELECT destination, COUNT(*) AS n FROM deliveries WHERE status = 'failed' GROUP BY destination;
 
 -- name: health_write
 -- A real write (the row is rewritten), so readiness fails when the disk or the database cannot take one.

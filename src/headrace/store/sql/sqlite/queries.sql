@@ -103,6 +103,37 @@ SELECT * FROM (
 WHERE (:status IS NULL OR status = :status)
 LIMIT :limit;
 
+-- name: list_events_attention
+-- list_events for a status in models.ATTENTION_STATUSES: only events with an open or failed delivery or a
+-- failed job can have one, and deliveries_attention lists exactly those, so history is not read. The status
+-- CASE is list_events' own, word for word (a test checks).
+SELECT * FROM (
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
+           (SELECT CASE
+                WHEN COUNT(*) = 0 THEN 'unrouted'
+                WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
+                WHEN COUNT(CASE WHEN d.status = 'failed' THEN 1 END) > 0 THEN 'failed'
+                WHEN COUNT(CASE WHEN d.job_state = 'failure' THEN 1 END) > 0 THEN 'job_failed'
+                WHEN COUNT(CASE WHEN d.status = 'delivered' THEN 1 END) > 0 THEN 'delivered'
+                ELSE 'cancelled' END
+            FROM deliveries d
+            WHERE d.event_id = e.id
+              AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
+                                  WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
+    FROM events e
+    WHERE e.id IN (SELECT event_id FROM deliveries
+                   WHERE status IN ('pending', 'in_flight', 'failed') OR job_state = 'failure')
+      AND (:source IS NULL OR e.source = :source)
+      AND (:type_exact IS NULL OR e.event_type = :type_exact)
+      AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
+      AND (:since IS NULL OR e.received_at >= :since)
+      AND (:until IS NULL OR e.received_at < :until)
+      AND (:before_id IS NULL OR e.id < :before_id)
+    ORDER BY e.id DESC
+) AS listed
+WHERE (:status IS NULL OR status = :status)
+LIMIT :limit;
+
 -- name: get_event
 SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers
 FROM events WHERE id = :event_id;
@@ -136,11 +167,8 @@ WHERE d.status = 'failed' AND d.updated_at >= :since
                       WHERE d2.event_id = d.event_id AND d2.destination = d.destination)
 ORDER BY d.event_id;
 
--- name: delivery_counts
-SELECT destination, status, COUNT(*) AS n FROM deliveries GROUP BY destination, status;
-
--- name: oldest_pending
-SELECT MIN(created_at) AS oldest FROM deliveries WHERE status IN ('pending', 'in_flight');
+-- name: failed_delivery_counts
+SELECT destination, COUNT(*) AS n FROM deliveries WHERE status = 'failed' GROUP BY destination;
 
 -- name: health_write
 -- A real write (the row is rewritten), so readiness fails when the disk or the database cannot take one.
