@@ -2,10 +2,10 @@
 against the same figures at 0 events measured in the same run; and ingest while retention prunes.
 
     .venv/bin/python bench/scale.py                                  # --sizes 0,1000000 (a few minutes)
-    .venv/bin/python bench/scale.py --sizes 0,1000000,5000000 --keep # ~12 GB on disk, kept for the next run
+    .venv/bin/python bench/scale.py --sizes 0,1000000,5000000 --keep # ~33 GB on disk, kept for the next run
 
 Each size is a real SQLite file filled by bulk SQL (not through HTTP): delivered events with a Dodo body, the
-delivered payload and one attempt each (~4.5 KB an event on disk), one event in 1,000 failed. Files are made
+delivered payload and one attempt each (~6.4 KB an event on disk), one event in 1,000 failed. Files are made
 once in --dir and reused while they exist (--keep keeps them; without it they are deleted at the end); a file
 made by an older headrace is migrated by `serve` (so an old-code run, then a new-code run, share one file).
 At each size:
@@ -43,7 +43,7 @@ from headrace.models import EventFilter
 from headrace.store.queries import load
 from headrace.store.sqlite import SQLiteStore
 
-ROW_BYTES = 2600  # on disk per generated event (event, delivery with payload, attempt, indexes), measured
+ROW_BYTES = 6500  # on disk per generated event (event, delivery with payload, attempt, indexes), measured
 CHUNK = 100_000
 DAY = 86400.0
 
@@ -227,10 +227,29 @@ def measure(db: Path, folder: Path, events: int, concurrency: int, tag: str) -> 
     return {"ingest": rate, "api": api, "console": console, "failed": failed, "claim": claim}
 
 
+def trim(db: Path, size: int) -> None:
+    """Back to the generated rows: drop what earlier measurements ingested (events after the first `size`)."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        later = "SELECT id FROM deliveries WHERE event_id > ?"
+        conn.execute(f"DELETE FROM attempts WHERE delivery_id IN ({later})", (size,))
+        conn.execute("DELETE FROM deliveries WHERE event_id > ?", (size,))
+        conn.execute("DELETE FROM events WHERE id > ?", (size,))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
 def database_for(folder: Path, size: int, made: list[Path], *, age: float = 0.0, name: str = "") -> Path:
     db = folder / f"scale-{name or size}.db"
     if db.exists() and stored_events(db) >= size and file_version(db) <= schema_version():
+        trim(db, size)
         print(f"  reusing {db.name} ({stored_events(db):,} events, {db.stat().st_size / 1e9:.2f} GB)")
+        if file_version(db) < schema_version():
+            started = time.perf_counter()
+            asyncio.run(_create(db))  # opening migrates it, as `serve` would at start
+            print(f"  migrated to schema v{schema_version()} in {time.perf_counter() - started:.1f}s")
         return db
     for suffix in ("", "-wal", "-shm", ".created"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)

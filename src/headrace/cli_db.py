@@ -132,6 +132,7 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
                 rejection_retention=server.rejection_retention_seconds,
                 include_failed=args.include_failed,
                 batch=args.batch,
+                duty=1.0,  # from cron: half the time, since `serve` may be taking webhooks meanwhile
             )
         finally:
             await store.close()

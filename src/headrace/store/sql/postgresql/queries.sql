@@ -119,7 +119,8 @@ LIMIT %(limit)s;
 -- name: list_events_attention
 -- list_events for a status in models.ATTENTION_STATUSES: only events with an open or failed delivery or a
 -- failed job can have one, and deliveries_attention lists exactly those, so history is not read. The status
--- CASE is list_events' own, word for word (a test checks).
+-- CASE is list_events' own, word for word (a test checks); the candidates are narrowed to the deliveries
+-- the asked status needs (a failed one for failed, an open one for pending, a failed job for job_failed).
 SELECT * FROM (
     SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
            (SELECT CASE
@@ -135,7 +136,10 @@ SELECT * FROM (
                                   WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
     FROM events e
     WHERE e.id IN (SELECT event_id FROM deliveries
-                   WHERE status IN ('pending', 'in_flight', 'failed') OR job_state = 'failure')
+                   WHERE (status IN ('pending', 'in_flight', 'failed') OR job_state = 'failure')
+                     AND CASE %(status)s WHEN 'pending' THEN status IN ('pending', 'in_flight')
+                                   WHEN 'failed' THEN status = 'failed'
+                                   ELSE job_state = 'failure' END)
       AND (%(source)s::text IS NULL OR e.source = %(source)s)
       AND (%(type_exact)s::text IS NULL OR e.event_type = %(type_exact)s)
       AND (%(type_prefix)s::text IS NULL OR starts_with(e.event_type, %(type_prefix)s))

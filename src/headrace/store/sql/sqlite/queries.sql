@@ -22,13 +22,22 @@ VALUES (:event_id, :destination, :generation, :job_id, 'pending', :now, :now, :n
 ON CONFLICT (event_id, destination, generation) DO NOTHING;
 
 -- name: claim_due
+-- Each arm reads its own partial index in order and stops at :limit, so a backlog of due deliveries costs
+-- :limit rows per claim, not a sort of the whole backlog.
 UPDATE deliveries
 SET status = 'in_flight', lease_owner = :token, lease_until = :lease_until, updated_at = :now
 WHERE id IN (
-    SELECT id FROM deliveries
-    WHERE destination = :destination
-      AND ((status = 'pending' AND next_attempt_at <= :now)
-           OR (status = 'in_flight' AND lease_until < :now))
+    SELECT id FROM (
+        SELECT id, next_attempt_at FROM (
+            SELECT id, next_attempt_at FROM deliveries
+            WHERE destination = :destination AND status = 'pending' AND next_attempt_at <= :now
+            ORDER BY next_attempt_at, id LIMIT :limit)
+        UNION ALL
+        SELECT id, next_attempt_at FROM (
+            SELECT id, next_attempt_at FROM deliveries
+            WHERE destination = :destination AND status = 'in_flight' AND lease_until < :now
+            ORDER BY lease_until LIMIT :limit)
+    )
     ORDER BY next_attempt_at, id
     LIMIT :limit
 );
@@ -106,7 +115,8 @@ LIMIT :limit;
 -- name: list_events_attention
 -- list_events for a status in models.ATTENTION_STATUSES: only events with an open or failed delivery or a
 -- failed job can have one, and deliveries_attention lists exactly those, so history is not read. The status
--- CASE is list_events' own, word for word (a test checks).
+-- CASE is list_events' own, word for word (a test checks); the candidates are narrowed to the deliveries
+-- the asked status needs (a failed one for failed, an open one for pending, a failed job for job_failed).
 SELECT * FROM (
     SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
            (SELECT CASE
@@ -122,7 +132,10 @@ SELECT * FROM (
                                   WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
     FROM events e
     WHERE e.id IN (SELECT event_id FROM deliveries
-                   WHERE status IN ('pending', 'in_flight', 'failed') OR job_state = 'failure')
+                   WHERE (status IN ('pending', 'in_flight', 'failed') OR job_state = 'failure')
+                     AND CASE :status WHEN 'pending' THEN status IN ('pending', 'in_flight')
+                                   WHEN 'failed' THEN status = 'failed'
+                                   ELSE job_state = 'failure' END)
       AND (:source IS NULL OR e.source = :source)
       AND (:type_exact IS NULL OR e.event_type = :type_exact)
       AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
