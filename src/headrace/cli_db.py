@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 
-from headrace import logs
+from headrace import logs, retention
 from headrace.cli_shared import UsageError
 from headrace.config import RETENTION_LIMITS, load
 from headrace.store.schema import SchemaStatus, guard
@@ -99,7 +99,7 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
 
 
 def cmd_db_prune(args: argparse.Namespace) -> int:
-    from headrace import retention
+
     from headrace.app import open_store
     from headrace.durations import parse_duration
 
@@ -188,9 +188,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], config
     p.add_argument(
         "--batch",
         type=_batch,
-        default=500,
+        default=retention.BATCH,
         metavar="N",
-        help="events per transaction, 1 to 10000 (default 500): smaller holds the database for less time",
+        help="events per transaction, 1 to 10000 (default 100): smaller holds the database for less time",
     )
     p.set_defaults(func=cmd_db_prune)
 
