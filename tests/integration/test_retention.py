@@ -192,3 +192,36 @@ def test_db_prune_command_prunes_with_the_config_or_older_than(tmp_path: Path):
             await store.close()
 
     assert asyncio.run(left()) == {"recent"}
+
+
+def test_serve_prunes_at_start_and_stops_cleanly(tmp_path: Path):
+    """`headrace serve` runs retention in the background: an old finished event goes, a recent one stays."""
+    import time
+
+    from headrace.store.sqlite import SQLiteStore
+    from tests.helpers import config_text, free_port, running_server, settings_for
+
+    db = tmp_path / "serve.db"
+    now = time.time()
+
+    async def main() -> set[str]:
+        store = SQLiteStore(db)
+        await store.open()
+        await settle(store, "old", "delivered", at=now - 40 * DAY)
+        await settle(store, "old_failed", "failed", at=now - 40 * DAY)
+        await settle(store, "recent", "delivered", at=now - DAY)
+        await store.close()
+        text = config_text(db, free_port(), extra_server='retention = "30d"\nworker = false')
+        async with running_server(settings_for(text, tmp_path)):
+            check = SQLiteStore(db)
+            await check.open(migrate=False)
+            try:
+                for _ in range(250):
+                    if "old" not in await remaining(check):
+                        break
+                    await asyncio.sleep(0.02)
+                return await remaining(check)
+            finally:
+                await check.close()
+
+    assert asyncio.run(main()) == {"old_failed", "recent"}
