@@ -361,8 +361,8 @@ class App:
     async def rejections(self, since: float | None = None, limit: int = 100) -> list[Rejection]:
         return await self.store.list_rejections(since, limit)
 
-    async def stats(self) -> StoreStats:
-        return await self.store.stats()
+    async def stats(self, *, rejections: bool = True) -> StoreStats:
+        return await self.store.stats(rejections=rejections)
 
     async def metrics_text(self) -> str:
         """Prometheus exposition: this process's counters and the store's queue gauges (cached ~1 s)."""

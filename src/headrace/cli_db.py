@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 
-from headrace import logs
+from headrace import logs, retention
 from headrace.cli_shared import UsageError
-from headrace.config import load
+from headrace.config import RETENTION_LIMITS, load
 from headrace.store.schema import SchemaStatus, guard
 
 
@@ -97,6 +98,59 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_prune(args: argparse.Namespace) -> int:
+
+    from headrace.app import open_store
+    from headrace.durations import parse_duration
+
+    settings = load(args.config)
+    logs.setup("text", "warning")
+    server = settings.server
+    keep = server.retention_seconds
+    if args.older_than is not None:
+        try:
+            keep = parse_duration(args.older_than)
+        except ValueError as exc:
+            raise UsageError(f"--older-than: {exc}") from None
+        if keep < RETENTION_LIMITS[0]:
+            raise UsageError(
+                f"--older-than {args.older_than}: at least 3d, so a late retry of a pruned event is still "
+                "recognised as a duplicate"
+            )
+    if keep is None and server.rejection_retention_seconds is None:
+        print("retention is off ([server] retention and rejection_retention): nothing to do; see --older-than")
+        return 0
+    store = open_store(settings)
+
+    async def main() -> retention.Pruned:
+        await store.open(migrate=False)
+        try:
+            return await retention.prune(
+                store,
+                time.time(),
+                retention=keep,
+                rejection_retention=server.rejection_retention_seconds,
+                include_failed=args.include_failed,
+                batch=args.batch,
+                duty=1.0,  # from cron: half the time, since `serve` may be taking webhooks meanwhile
+            )
+        finally:
+            await store.close()
+
+    done = asyncio.run(main())
+    print(
+        f"deleted {done.events} events (of {done.scanned} old enough) with their deliveries and attempts, "
+        f"and {done.rejections} rejection rows, in {done.batches} batches"
+    )
+    return 0
+
+
+def _batch(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 10_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number from 1 to 10000")
+    return int(text)
+
+
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], config_help: str) -> None:
     db = sub.add_parser("db", help="the database: schema status and migrations").add_subparsers(
         dest="db", metavar="ACTION", required=True
@@ -121,6 +175,24 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], config
         help="SQLite: create an empty database where the one headrace had created has gone missing",
     )
     p.set_defaults(func=cmd_db_migrate)
+    p = db.add_parser(
+        "prune", help="delete finished events and rejection rows older than [server] retention (serve does it too)"
+    )
+    p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
+    p.add_argument("--older-than", metavar="DURATION", help="instead of [server] retention, e.g. 90d (3d or more)")
+    p.add_argument(
+        "--include-failed",
+        action="store_true",
+        help="also delete old events whose delivery or Windmill job failed and was not replayed",
+    )
+    p.add_argument(
+        "--batch",
+        type=_batch,
+        default=retention.BATCH,
+        metavar="N",
+        help="events per transaction, 1 to 10000 (default 100): smaller holds the database for less time",
+    )
+    p.set_defaults(func=cmd_db_prune)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:

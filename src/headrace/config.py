@@ -125,6 +125,11 @@ TIMEOUT_LIMITS = (1.0, 3600.0)
 RETRY_STEP_LIMITS = (0.01, 7 * 86400.0)
 TOLERANCE_LIMITS = (1.0, 3600.0)
 SHUTDOWN_GRACE_LIMITS = (0.0, 600.0)
+# Retention: at least 3 days for events (a pruned event's webhook-id is forgotten, and Dodo retries an event
+# for about a day), at least an hour for rejection rows; at most about ten years for either.
+RETENTION_LIMITS = (3 * 86400.0, 3650 * 86400.0)
+REJECTION_RETENTION_LIMITS = (3600.0, 3650 * 86400.0)
+RETENTION_OFF = ("off", "0")
 BODY_LIMITS = (1024, 64 * 1024 * 1024)
 CONCURRENCY_LIMITS = (1, 256)
 
@@ -213,6 +218,16 @@ class ServerSettings(_Strict):
         "12h",
         description="How long a console login lasts. Sessions also end at logout, when the admin token they "
         "were opened with is removed from admin_token (a reload), and when headrace restarts (kept in memory).",
+    )
+    retention: str = Field(
+        "30d",
+        description="Finished events (delivered, cancelled, unrouted; job outcome known) older than this are "
+        "deleted with their deliveries and attempts, by `headrace serve` in small batches (or `headrace db "
+        'prune`). Pending, in-flight and failed ones are kept. 3d or more; "off" keeps everything.',
+    )
+    rejection_retention: str = Field(
+        "7d",
+        description='Refused-webhook rows older than this are deleted the same way. 1h or more; "off" keeps them.',
     )
     body_limit: int = Field(
         1_048_576, description="Largest accepted webhook body in bytes (1024 to 67108864); larger gets 413."
@@ -336,6 +351,29 @@ class ServerSettings(_Strict):
         if self.admin_token:
             return "token"
         return "open" if self.open_management else "closed"
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        if value.strip() in RETENTION_OFF:
+            return "off"
+        return _within(value, RETENTION_LIMITS, 'how long finished events are kept; default 30d, "off" keeps all')
+
+    @field_validator("rejection_retention")
+    @classmethod
+    def _rejection_retention(cls, value: str) -> str:
+        if value.strip() in RETENTION_OFF:
+            return "off"
+        return _within(value, REJECTION_RETENTION_LIMITS, 'how long refused-webhook rows are kept; default 7d, "off"')
+
+    @property
+    def retention_seconds(self) -> float | None:
+        """How long finished events are kept, or None to keep them all."""
+        return None if self.retention == "off" else parse_duration(self.retention)
+
+    @property
+    def rejection_retention_seconds(self) -> float | None:
+        return None if self.rejection_retention == "off" else parse_duration(self.rejection_retention)
 
     @field_validator("shutdown_grace")
     @classmethod

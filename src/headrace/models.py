@@ -42,6 +42,30 @@ def event_status(latest: Iterable[tuple[DeliveryStatus, JobState | None]]) -> Ev
     return "cancelled"
 
 
+# Statuses an event reaches only with a delivery that is open (pending, in flight) or failed, or whose job
+# failed: list_events finds them through a partial index over those deliveries, not through all history.
+ATTENTION_STATUSES: tuple[EventStatus, ...] = ("pending", "failed", "job_failed")
+# What retention removes once older than [server] retention: finished events. Failed ones (a delivery failed
+# and was not replayed, or its Windmill job failed) only with `headrace db prune --include-failed`.
+FINISHED_STATUSES: tuple[EventStatus, ...] = ("unrouted", "delivered", "cancelled")
+FAILED_STATUSES: tuple[EventStatus, ...] = ("failed", "job_failed")
+
+
+def prunable(
+    latest: Iterable[tuple[DeliveryStatus, JobState | None]],
+    every: Iterable[tuple[DeliveryStatus, JobState | None]],
+    *,
+    include_failed: bool = False,
+) -> bool:
+    """May retention delete an event? `latest`: each destination's newest delivery (as for `event_status`);
+    `every`: all its deliveries, of every generation. Never while any delivery is pending or in flight or its
+    Windmill job's outcome is still being tracked; then when its status is finished (or failed, if asked)."""
+    if any(status in ("pending", "in_flight") or job == "open" for status, job in every):
+        return False
+    status = event_status(latest)
+    return status in FINISHED_STATUSES or (include_failed and status in FAILED_STATUSES)
+
+
 def job_id_for(deployment_id: str, target: str, source: str, webhook_id: str, destination: str, generation: int) -> str:
     """The Windmill job id of one new delivery: the same on every retry and restart, new per replay, and
     unique to this deployment (its database's id) and to the Windmill it goes to, because Windmill refuses a

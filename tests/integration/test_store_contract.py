@@ -439,6 +439,9 @@ def test_event_status_is_the_models_rule_in_sql_and_in_python_for_every_combinat
         assert listed == expected
         assert detailed == expected
         assert set(expected.values()) == set(EVENT_STATUSES)  # every status is reached
+        for status in EVENT_STATUSES:  # the attention statuses through list_events_attention, the rest not
+            found = {e.webhook_id for e in await store.list_events(EventFilter(status=status, limit=1000))}  # type: ignore[arg-type]
+            assert found == {key for key, value in expected.items() if value == status}, status
 
     run(make_store, scenario)
 
@@ -448,6 +451,15 @@ PARAMETER = {
     "sqlite": re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)"),
     "postgresql": re.compile(r"%\(([a-z_][a-z0-9_]*)\)s"),
 }
+
+
+def test_list_events_attention_is_list_events_over_the_attention_index_only():
+    """The status CASE (models.event_status in SQL) is written once per dialect: the attention variant
+    repeats list_events word for word, adding only the candidate filter."""
+    candidates = re.compile(r"e\.id IN \(SELECT event_id FROM deliveries\n.*?END\)\n      AND ", re.S)
+    for dialect in PARAMETER:
+        queries = load(dialect)
+        assert candidates.sub("", queries["list_events_attention"], count=1) == queries["list_events"], dialect
 
 
 def test_every_dialect_defines_the_same_queries_with_the_same_parameters():

@@ -9,7 +9,8 @@ from typing import Any, get_args
 
 from headrace.api.openapi import document
 from headrace.cli import build_parser
-from headrace.models import EVENT_STATUSES, DeliveryStatus, event_status
+from headrace.models import ATTENTION_STATUSES, EVENT_STATUSES, DeliveryStatus, JobState, event_status
+from headrace.store.base import COUNTED_STATUSES
 
 SRC = Path(__file__).parents[2] / "src/headrace"
 
@@ -21,7 +22,18 @@ def _lists_in(template: str) -> list[tuple[str, ...]]:
 
 
 def test_the_console_lists_the_models_statuses():
-    assert _lists_in("events.html") == [get_args(DeliveryStatus), EVENT_STATUSES]
+    assert _lists_in("events.html") == [COUNTED_STATUSES, EVENT_STATUSES]
+    assert set(COUNTED_STATUSES) <= set(get_args(DeliveryStatus))
+
+
+def test_attention_statuses_need_an_open_or_failed_delivery_or_a_failed_job():
+    """list_events_attention looks for these statuses only among events with such a delivery
+    (deliveries_attention): every combination that reaches one has one."""
+    pairs = [(s, j) for s in get_args(DeliveryStatus) for j in (None, *get_args(JobState))]
+    combos = [[]] + [[p] for p in pairs] + [[p, q] for p in pairs for q in pairs]
+    for combo in combos:
+        if event_status(combo) in ATTENTION_STATUSES:
+            assert any(s in ("pending", "in_flight", "failed") or j == "failure" for s, j in combo), combo
 
 
 def test_the_cli_offers_exactly_the_event_statuses():

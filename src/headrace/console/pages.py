@@ -45,7 +45,7 @@ async def events_page(request: web.Request) -> web.Response:
     except ValueError as exc:
         error, flt = str(exc), views.event_filter({}, app.clock())
     events = [views.event_summary(e) for e in await app.list_events(flt)]
-    stats = await app.stats()
+    stats = await app.stats(rejections=False)
     counts: dict[str, int] = {}
     for (_, status), n in stats.deliveries.items():
         counts[status] = counts.get(status, 0) + n
@@ -100,7 +100,7 @@ async def rejections_page(request: web.Request) -> web.Response:
 
 async def destinations_page(request: web.Request) -> web.Response:
     app = app_of(request)
-    stats = await app.stats()
+    stats = await app.stats(rejections=False)
     rows = []
     for name in app.settings.destinations:
         row = views.destination(name, app.settings)

@@ -44,9 +44,13 @@ class Finished:
     outcome: Outcome
 
 
+# The delivery statuses StoreStats counts: the open ones and the failed ones, each over a partial index.
+COUNTED_STATUSES = ("pending", "in_flight", "failed")
+
+
 @dataclass(frozen=True)
 class StoreStats:
-    deliveries: dict[tuple[str, str], int]  # (destination, status) -> count
+    deliveries: dict[tuple[str, str], int]  # (destination, pending|in_flight|failed) -> count
     oldest_pending_at: float | None
     rejections: dict[tuple[str, str], int]  # (source, reason) -> count
 
@@ -81,6 +85,16 @@ class Beat:
 def lease_prefix(worker_id: str) -> str:
     """Every delivery lease token a worker claims under starts with this (see Worker)."""
     return f"{worker_id}#"
+
+
+@dataclass(frozen=True)
+class PruneBatch:
+    """One retention batch: events looked at, events deleted (with their deliveries and attempts), and where
+    the next batch starts (the last event looked at, by receive time and id); `after` is None when done."""
+
+    scanned: int
+    deleted: int
+    after: tuple[float, int] | None
 
 
 class StoreError(Exception):
@@ -151,7 +165,11 @@ class Store(Protocol):
     async def replayed_since(self, mark: int, max_event_id: int) -> list[int]: ...
     async def failed_since(self, since: float) -> list[tuple[int, str]]: ...
     async def list_rejections(self, since: float | None, limit: int) -> list[Rejection]: ...
-    async def stats(self) -> StoreStats: ...
+    async def stats(self, *, rejections: bool = True) -> StoreStats:
+        """Open and failed deliveries per destination (never a count over all history); rejection rows
+        per source and reason unless `rejections` is False."""
+        ...
+
     async def queue_stats(self) -> QueueStats: ...
     async def job_failures(self, since: float) -> list[JobFailures]: ...
     async def activity(
@@ -169,5 +187,11 @@ class Store(Protocol):
     async def list_test_deliveries(self, event_id: int | None, limit: int) -> list[TestDelivery]: ...
     async def record_test_job(self, test_id: int, update: JobUpdate, now: float) -> bool: ...
     async def check_schema(self) -> None: ...
+
+    # retention
+    async def prune_events(
+        self, cutoff: float, after: tuple[float, int] | None, limit: int, *, include_failed: bool = False
+    ) -> PruneBatch: ...
+    async def prune_rejections(self, cutoff: float, limit: int) -> int: ...
 
     def describe(self) -> dict[str, Any]: ...

@@ -30,7 +30,16 @@ from headrace.models import (
     TestDelivery,
 )
 from headrace.store import programs, test_deliveries
-from headrace.store.base import Beat, Finished, Reaped, StoreError, StoreStats, StoreUnavailable, WorkerInfo
+from headrace.store.base import (
+    Beat,
+    Finished,
+    PruneBatch,
+    Reaped,
+    StoreError,
+    StoreStats,
+    StoreUnavailable,
+    WorkerInfo,
+)
 from headrace.store.programs import Program
 from headrace.store.schema import SchemaStatus, known_version
 
@@ -165,8 +174,8 @@ class SQLStore(ABC):
     async def list_rejections(self, since: float | None, limit: int) -> list[Rejection]:
         return await self._read(programs.list_rejections, since, limit)
 
-    async def stats(self) -> StoreStats:
-        return await self._read(programs.stats)
+    async def stats(self, *, rejections: bool = True) -> StoreStats:
+        return await self._read(programs.stats, rejections)
 
     async def queue_stats(self) -> QueueStats:
         return await self._read(programs.queue_stats)
@@ -201,6 +210,15 @@ class SQLStore(ABC):
 
     async def record_test_job(self, test_id: int, update: JobUpdate, now: float) -> bool:
         return await self._recorded(test_deliveries.record_job, test_id, update, now)
+
+    # retention (retention.py runs these in small batches)
+    async def prune_events(
+        self, cutoff: float, after: tuple[float, int] | None, limit: int, *, include_failed: bool = False
+    ) -> PruneBatch:
+        return await self._recorded(programs.prune_events, cutoff, after, limit, include_failed)
+
+    async def prune_rejections(self, cutoff: float, limit: int) -> int:
+        return await self._recorded(programs.prune_rejections, cutoff, limit)
 
     # copying a whole database (store.copy)
     async def export_rows(self, table: str, after_id: int, limit: int) -> list[dict[str, Any]]:

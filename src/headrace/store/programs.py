@@ -12,12 +12,14 @@ Step kinds: `one` -> the first row or None; `all` -> a list of rows; `run` -> th
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from headrace.models import (
+    ATTENTION_STATUSES,
     Activity,
     Claimed,
     DeliveryError,
@@ -31,9 +33,10 @@ from headrace.models import (
     QueueStats,
     Rejection,
     Route,
+    prunable,
 )
 from headrace.store import rows, schema
-from headrace.store.base import Beat, Finished, Reaped, StoreError, StoreStats, WorkerInfo, lease_prefix
+from headrace.store.base import Beat, Finished, PruneBatch, Reaped, StoreError, StoreStats, WorkerInfo, lease_prefix
 
 T = TypeVar("T")
 StepKind = Literal["one", "all", "run", "many"]
@@ -231,7 +234,9 @@ def list_events(flt: EventFilter) -> Program[list[EventRow]]:
         "status": flt.status,
         "limit": flt.limit,
     }
-    return [rows.event(row) for row in (yield all_rows("list_events", params))]
+    # A status only events with an open or failed delivery can have is looked for among those alone.
+    query = "list_events_attention" if flt.status in ATTENTION_STATUSES else "list_events"
+    return [rows.event(row) for row in (yield all_rows(query, params))]
 
 
 def get_event(key: str) -> Program[EventRow | None]:
@@ -296,13 +301,18 @@ def list_rejections(since: float | None, limit: int) -> Program[list[Rejection]]
     return [rows.rejection(r) for r in (yield all_rows("list_rejections", {"since": since, "limit": limit}))]
 
 
-def stats() -> Program[StoreStats]:
-    counts = yield all_rows("delivery_counts")
-    deliveries = {(str(r["destination"]), str(r["status"])): int(r["n"]) for r in counts}
-    oldest = yield one("oldest_pending")
-    rejected = yield all_rows("count_rejections")
-    rejections = {(str(r["source"]), str(r["reason"])): int(r["n"]) for r in rejected}
-    return StoreStats(deliveries, rows.optional_float(None if oldest is None else oldest["oldest"]), rejections)
+def stats(with_rejections: bool) -> Program[StoreStats]:
+    """Deliveries pending, in flight and failed, per destination (each from a partial index: delivered and
+    cancelled ones are history, not counted), the oldest open one, and rejection rows when asked."""
+    queue = yield from queue_stats()
+    deliveries = dict(queue.depth)
+    for r in (yield all_rows("failed_delivery_counts")):
+        deliveries[(str(r["destination"]), "failed")] = int(r["n"])
+    rejections: dict[tuple[str, str], int] = {}
+    if with_rejections:
+        for r in (yield all_rows("count_rejections")):
+            rejections[(str(r["source"]), str(r["reason"]))] = int(r["n"])
+    return StoreStats(deliveries, queue.oldest_open_at, rejections)
 
 
 def queue_stats() -> Program[QueueStats]:
@@ -379,6 +389,55 @@ def destination_errors(destination: str, since: float, limit: int) -> Program[li
         if r["at"] is not None
     ]
     return sorted(errors, key=lambda e: (-e.at, -e.event_id))[:limit]
+
+
+# -- retention ---------------------------------------------------------------------------------------------
+
+
+def prune_events(
+    cutoff: float, after: tuple[float, int] | None, limit: int, include_failed: bool
+) -> Program[PruneBatch]:
+    """Delete the events received before `cutoff` that `models.prunable` allows, from the next `limit` such
+    events after `after` (oldest first), with their deliveries and attempts. An event some delivery of which
+    changed at or after `cutoff` (a recent replay, a late job outcome) is kept until that is old too."""
+    start_at, start_id = after if after is not None else (float("-inf"), 0)
+    found = yield all_rows(
+        "prune_candidates", {"cutoff": cutoff, "after_at": start_at, "after_id": start_id, "limit": limit}
+    )
+    if not found:
+        return PruneBatch(0, 0, None)
+    ids = [int(r["id"]) for r in found]
+    by_event: dict[int, list[Any]] = {event_id: [] for event_id in ids}
+    for d in (yield all_rows("prune_candidate_deliveries", {"ids": json.dumps(ids)})):
+        by_event[int(d["event_id"])].append(d)
+    doomed = [event_id for event_id, ds in by_event.items() if _prunable(ds, cutoff, include_failed)]
+    if doomed:
+        doomed_ids = {"ids": json.dumps(doomed)}
+        yield run("prune_attempts", doomed_ids)
+        yield run("prune_deliveries", doomed_ids)
+        yield run("prune_events", doomed_ids)
+    last = found[-1]
+    done = len(found) < limit
+    return PruneBatch(len(found), len(doomed), None if done else (float(last["received_at"]), int(last["id"])))
+
+
+def _prunable(deliveries: list[Any], cutoff: float, include_failed: bool) -> bool:
+    if any(float(d["updated_at"]) >= cutoff for d in deliveries):
+        return False
+    newest: dict[str, Any] = {}
+    for d in deliveries:
+        if d["destination"] not in newest or int(d["generation"]) > int(newest[d["destination"]]["generation"]):
+            newest[d["destination"]] = d
+    return prunable(
+        [(d["status"], d["job_state"]) for d in newest.values()],
+        [(d["status"], d["job_state"]) for d in deliveries],
+        include_failed=include_failed,
+    )
+
+
+def prune_rejections(cutoff: float, limit: int) -> Program[int]:
+    """Delete up to `limit` of the oldest rejection rows recorded before `cutoff`; returns how many."""
+    return int((yield run("prune_rejections", {"cutoff": cutoff, "limit": limit})))
 
 
 def check_writable() -> Program[None]:

@@ -27,6 +27,12 @@ from headrace.store.queries import migrations
 
 Op = Callable[[sqlite3.Connection], Any]
 _STOP = object()
+# Per connection (the writer, the reader, a CLI command): the page cache grows to at most this many KiB, and
+# reads map up to this many bytes of the file instead of copying pages through read() (memory is only taken
+# as pages are touched). SQLite's defaults (2 MiB, no mapping) make a multi-GB store read from the OS on every
+# query once its indexes outgrow 2 MiB.
+CACHE_KIB = 32 * 1024
+MMAP_BYTES = 256 * 1024 * 1024
 
 
 def connect(path: Path, *, readonly: bool = False, busy_timeout_ms: int = 30000) -> sqlite3.Connection:
@@ -37,6 +43,8 @@ def connect(path: Path, *, readonly: bool = False, busy_timeout_ms: int = 30000)
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
     return conn
 
 

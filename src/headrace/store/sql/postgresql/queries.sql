@@ -153,6 +153,41 @@ SELECT * FROM (
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
 LIMIT %(limit)s;
 
+-- name: list_events_attention
+-- list_events for a status in models.ATTENTION_STATUSES: only events with an open or failed delivery or a
+-- failed job can have one, and deliveries_attention lists exactly those, so history is not read. The status
+-- CASE is list_events' own, word for word (a test checks); the candidates are narrowed to the deliveries
+-- the asked status needs (a failed one for failed, an open one for pending, a failed job for job_failed).
+SELECT * FROM (
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
+           (SELECT CASE
+                WHEN COUNT(*) = 0 THEN 'unrouted'
+                WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
+                WHEN COUNT(CASE WHEN d.status = 'failed' THEN 1 END) > 0 THEN 'failed'
+                WHEN COUNT(CASE WHEN d.job_state = 'failure' THEN 1 END) > 0 THEN 'job_failed'
+                WHEN COUNT(CASE WHEN d.status = 'delivered' THEN 1 END) > 0 THEN 'delivered'
+                ELSE 'cancelled' END
+            FROM deliveries d
+            WHERE d.event_id = e.id
+              AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
+                                  WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
+    FROM events e
+    WHERE e.id IN (SELECT event_id FROM deliveries
+                   WHERE (status IN ('pending', 'in_flight', 'failed') OR job_state = 'failure')
+                     AND CASE %(status)s WHEN 'pending' THEN status IN ('pending', 'in_flight')
+                                   WHEN 'failed' THEN status = 'failed'
+                                   ELSE job_state = 'failure' END)
+      AND (%(source)s::text IS NULL OR e.source = %(source)s)
+      AND (%(type_exact)s::text IS NULL OR e.event_type = %(type_exact)s)
+      AND (%(type_prefix)s::text IS NULL OR starts_with(e.event_type, %(type_prefix)s))
+      AND (%(since)s::double precision IS NULL OR e.received_at >= %(since)s)
+      AND (%(until)s::double precision IS NULL OR e.received_at < %(until)s)
+      AND (%(before_id)s::bigint IS NULL OR e.id < %(before_id)s)
+    ORDER BY e.id DESC
+) AS listed
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+LIMIT %(limit)s;
+
 -- name: get_event
 SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers
 FROM events WHERE id = %(event_id)s;
@@ -195,11 +230,8 @@ WHERE d.status = 'failed' AND d.updated_at >= %(since)s
                       WHERE d2.event_id = d.event_id AND d2.destination = d.destination)
 ORDER BY d.event_id;
 
--- name: delivery_counts
-SELECT destination, status, COUNT(*) AS n FROM deliveries GROUP BY destination, status;
-
--- name: oldest_pending
-SELECT MIN(created_at) AS oldest FROM deliveries WHERE status IN ('pending', 'in_flight');
+-- name: failed_delivery_counts
+SELECT destination, COUNT(*) AS n FROM deliveries WHERE status = 'failed' GROUP BY destination;
 
 -- name: health_write
 -- A real write (the row is rewritten), so readiness fails when the disk or the database cannot take one.
@@ -441,3 +473,36 @@ UPDATE test_deliveries
 SET job_state = %(job_state)s, job_checks = job_checks + 1, job_checked_at = %(now)s,
     job_completed_at = %(job_completed_at)s, job_duration_ms = %(job_duration_ms)s, job_excerpt = %(job_excerpt)s
 WHERE id = %(id)s AND job_state = 'open';
+
+
+-- Retention (programs.prune_events): the next events received before the cutoff, oldest first, walked on
+-- events_received_at from where the previous batch stopped; then their deliveries; then what is deleted.
+
+-- name: prune_candidates
+-- FOR UPDATE: a replay or a job re-run inserting a delivery for one of these events (its foreign key check
+-- locks the event row) waits for this batch to end, so no delivery is added to an event being deleted.
+SELECT id, received_at FROM events
+WHERE received_at < %(cutoff)s AND (received_at, id) > (%(after_at)s::double precision, %(after_id)s::bigint)
+ORDER BY received_at, id
+LIMIT %(limit)s
+FOR UPDATE;
+
+-- name: prune_candidate_deliveries
+SELECT event_id, destination, generation, status, job_state, updated_at
+FROM deliveries WHERE event_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint);
+
+-- name: prune_attempts
+DELETE FROM attempts WHERE delivery_id IN (
+    SELECT id FROM deliveries WHERE event_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint)
+);
+
+-- name: prune_deliveries
+DELETE FROM deliveries WHERE event_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint);
+
+-- name: prune_events
+DELETE FROM events WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint);
+
+-- name: prune_rejections
+DELETE FROM rejections WHERE id IN (
+    SELECT id FROM rejections WHERE at < %(cutoff)s ORDER BY at LIMIT %(limit)s
+);

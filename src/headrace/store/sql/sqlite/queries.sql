@@ -22,13 +22,22 @@ VALUES (:event_id, :destination, :generation, :job_id, 'pending', :now, :now, :n
 ON CONFLICT (event_id, destination, generation) DO NOTHING;
 
 -- name: claim_due
+-- Each arm reads its own partial index in order and stops at :limit, so a backlog of due deliveries costs
+-- :limit rows per claim, not a sort of the whole backlog.
 UPDATE deliveries
 SET status = 'in_flight', lease_owner = :token, lease_until = :lease_until, updated_at = :now
 WHERE id IN (
-    SELECT id FROM deliveries
-    WHERE destination = :destination
-      AND ((status = 'pending' AND next_attempt_at <= :now)
-           OR (status = 'in_flight' AND lease_until < :now))
+    SELECT id FROM (
+        SELECT id, next_attempt_at FROM (
+            SELECT id, next_attempt_at FROM deliveries
+            WHERE destination = :destination AND status = 'pending' AND next_attempt_at <= :now
+            ORDER BY next_attempt_at, id LIMIT :limit)
+        UNION ALL
+        SELECT id, next_attempt_at FROM (
+            SELECT id, next_attempt_at FROM deliveries
+            WHERE destination = :destination AND status = 'in_flight' AND lease_until < :now
+            ORDER BY lease_until LIMIT :limit)
+    )
     ORDER BY next_attempt_at, id
     LIMIT :limit
 );
@@ -135,6 +144,41 @@ SELECT * FROM (
 WHERE (:status IS NULL OR status = :status)
 LIMIT :limit;
 
+-- name: list_events_attention
+-- list_events for a status in models.ATTENTION_STATUSES: only events with an open or failed delivery or a
+-- failed job can have one, and deliveries_attention lists exactly those, so history is not read. The status
+-- CASE is list_events' own, word for word (a test checks); the candidates are narrowed to the deliveries
+-- the asked status needs (a failed one for failed, an open one for pending, a failed job for job_failed).
+SELECT * FROM (
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
+           (SELECT CASE
+                WHEN COUNT(*) = 0 THEN 'unrouted'
+                WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
+                WHEN COUNT(CASE WHEN d.status = 'failed' THEN 1 END) > 0 THEN 'failed'
+                WHEN COUNT(CASE WHEN d.job_state = 'failure' THEN 1 END) > 0 THEN 'job_failed'
+                WHEN COUNT(CASE WHEN d.status = 'delivered' THEN 1 END) > 0 THEN 'delivered'
+                ELSE 'cancelled' END
+            FROM deliveries d
+            WHERE d.event_id = e.id
+              AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
+                                  WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
+    FROM events e
+    WHERE e.id IN (SELECT event_id FROM deliveries
+                   WHERE (status IN ('pending', 'in_flight', 'failed') OR job_state = 'failure')
+                     AND CASE :status WHEN 'pending' THEN status IN ('pending', 'in_flight')
+                                   WHEN 'failed' THEN status = 'failed'
+                                   ELSE job_state = 'failure' END)
+      AND (:source IS NULL OR e.source = :source)
+      AND (:type_exact IS NULL OR e.event_type = :type_exact)
+      AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
+      AND (:since IS NULL OR e.received_at >= :since)
+      AND (:until IS NULL OR e.received_at < :until)
+      AND (:before_id IS NULL OR e.id < :before_id)
+    ORDER BY e.id DESC
+) AS listed
+WHERE (:status IS NULL OR status = :status)
+LIMIT :limit;
+
 -- name: get_event
 SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers
 FROM events WHERE id = :event_id;
@@ -176,11 +220,8 @@ WHERE d.status = 'failed' AND d.updated_at >= :since
                       WHERE d2.event_id = d.event_id AND d2.destination = d.destination)
 ORDER BY d.event_id;
 
--- name: delivery_counts
-SELECT destination, status, COUNT(*) AS n FROM deliveries GROUP BY destination, status;
-
--- name: oldest_pending
-SELECT MIN(created_at) AS oldest FROM deliveries WHERE status IN ('pending', 'in_flight');
+-- name: failed_delivery_counts
+SELECT destination, COUNT(*) AS n FROM deliveries WHERE status = 'failed' GROUP BY destination;
 
 -- name: health_write
 -- A real write (the row is rewritten), so readiness fails when the disk or the database cannot take one.
@@ -412,3 +453,33 @@ UPDATE test_deliveries
 SET job_state = :job_state, job_checks = job_checks + 1, job_checked_at = :now,
     job_completed_at = :job_completed_at, job_duration_ms = :job_duration_ms, job_excerpt = :job_excerpt
 WHERE id = :id AND job_state = 'open';
+
+
+-- Retention (programs.prune_events): the next events received before the cutoff, oldest first, walked on
+-- events_received_at from where the previous batch stopped; then their deliveries; then what is deleted.
+
+-- name: prune_candidates
+SELECT id, received_at FROM events
+WHERE received_at < :cutoff AND (received_at, id) > (:after_at, :after_id)
+ORDER BY received_at, id
+LIMIT :limit;
+
+-- name: prune_candidate_deliveries
+SELECT event_id, destination, generation, status, job_state, updated_at
+FROM deliveries WHERE event_id IN (SELECT value FROM json_each(:ids));
+
+-- name: prune_attempts
+DELETE FROM attempts WHERE delivery_id IN (
+    SELECT id FROM deliveries WHERE event_id IN (SELECT value FROM json_each(:ids))
+);
+
+-- name: prune_deliveries
+DELETE FROM deliveries WHERE event_id IN (SELECT value FROM json_each(:ids));
+
+-- name: prune_events
+DELETE FROM events WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: prune_rejections
+DELETE FROM rejections WHERE id IN (
+    SELECT id FROM rejections WHERE at < :cutoff ORDER BY at LIMIT :limit
+);
