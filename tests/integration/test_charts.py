@@ -154,7 +154,7 @@ def test_the_chart_queries_read_a_time_window_through_indexes(tmp_path: Path):
         "chart_outcomes": "events_received_at",
         "chart_latencies": "events_received_at",
         "chart_job_failures": "deliveries_jobs_failed",
-        "destination_delivery_errors": "deliveries_due",
+        "destination_delivery_errors": "deliveries_failed",  # status = failed: the partial index of failed rows
         "destination_job_errors": "deliveries_jobs_failed",
     }
     for name, index in expected.items():
