@@ -116,6 +116,57 @@ SELECT * FROM (
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
 LIMIT %(limit)s;
 
+-- name: search_events
+-- list_events driven by the search index (headrace.search renders `match`), newest first; the
+-- status CASE is list_events's.
+SELECT * FROM (
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
+           (SELECT CASE
+                WHEN COUNT(*) = 0 THEN 'unrouted'
+                WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
+                WHEN COUNT(CASE WHEN d.status = 'failed' THEN 1 END) > 0 THEN 'failed'
+                WHEN COUNT(CASE WHEN d.job_state = 'failure' THEN 1 END) > 0 THEN 'job_failed'
+                WHEN COUNT(CASE WHEN d.status = 'delivered' THEN 1 END) > 0 THEN 'delivered'
+                ELSE 'cancelled' END
+            FROM deliveries d
+            WHERE d.event_id = e.id
+              AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
+                                  WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
+    FROM event_search s JOIN events e ON e.id = s.event_id
+    WHERE s.terms @@ %(match)s::tsquery
+      AND (%(before_id)s::bigint IS NULL OR s.event_id < %(before_id)s)
+      AND (%(source)s::text IS NULL OR e.source = %(source)s)
+      AND (%(type_exact)s::text IS NULL OR e.event_type = %(type_exact)s)
+      AND (%(type_prefix)s::text IS NULL OR starts_with(e.event_type, %(type_prefix)s))
+      AND (%(since)s::double precision IS NULL OR e.received_at >= %(since)s)
+      AND (%(until)s::double precision IS NULL OR e.received_at < %(until)s)
+    ORDER BY s.event_id DESC
+) AS listed
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+LIMIT %(limit)s;
+
+-- name: insert_event_search
+-- The event's search terms (headrace.search.document: space-separated, in order) as a tsvector written
+-- lexeme by lexeme with its position: no parser or dictionary touches them.
+INSERT INTO event_search (event_id, terms)
+SELECT %(event_id)s,
+       COALESCE(string_agg('''' || replace(replace(t, '\', '\\'), '''', '''''') || ''':' || n, ' '), '')::tsvector
+FROM regexp_split_to_table(%(terms)s, ' ') WITH ORDINALITY AS u(t, n)
+WHERE t <> '';
+
+-- name: search_backlog
+SELECT value::bigint AS upto FROM meta WHERE key = 'search_backlog';
+
+-- name: events_to_index
+SELECT id, webhook_id, body FROM events WHERE id <= %(upto)s ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: set_search_backlog
+UPDATE meta SET value = %(upto)s::text WHERE key = 'search_backlog';
+
+-- name: search_backlog_all
+-- After `headrace db copy`: every copied event waits for indexing.
+UPDATE meta SET value = (SELECT COALESCE(MAX(id), 0) FROM events)::text WHERE key = 'search_backlog';
+
 -- name: get_event
 SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers
 FROM events WHERE id = %(event_id)s;
@@ -230,8 +281,8 @@ SELECT
        d.job_state, d.job_created_at, d.job_next_check_at, d.job_checks, d.job_completed_at, d.job_duration_ms,
        d.job_excerpt, d.job_reruns, a.id, a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status,
        a.outcome, a.detail, a.response_excerpt, a.notes, r.id, r.source, r.reason, r.status, r.detail, r.remote,
-       r.at, m.key, m.value
-FROM events e, deliveries d, attempts a, rejections r, meta m
+       r.at, m.key, m.value, s.event_id, s.terms
+FROM events e, deliveries d, attempts a, rejections r, meta m, event_search s
 WHERE 1 = 0;
 
 -- name: deployment_id

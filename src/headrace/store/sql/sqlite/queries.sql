@@ -103,6 +103,52 @@ SELECT * FROM (
 WHERE (:status IS NULL OR status = :status)
 LIMIT :limit;
 
+-- name: search_events
+-- list_events driven by the search index (headrace.search renders `match`), newest first; the
+-- status CASE is list_events's.
+SELECT * FROM (
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
+           (SELECT CASE
+                WHEN COUNT(*) = 0 THEN 'unrouted'
+                WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
+                WHEN COUNT(CASE WHEN d.status = 'failed' THEN 1 END) > 0 THEN 'failed'
+                WHEN COUNT(CASE WHEN d.job_state = 'failure' THEN 1 END) > 0 THEN 'job_failed'
+                WHEN COUNT(CASE WHEN d.status = 'delivered' THEN 1 END) > 0 THEN 'delivered'
+                ELSE 'cancelled' END
+            FROM deliveries d
+            WHERE d.event_id = e.id
+              AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
+                                  WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
+    FROM event_search s JOIN events e ON e.id = s.rowid
+    WHERE s.terms MATCH :match
+      AND s.rowid < COALESCE(:before_id, 9223372036854775807)
+      AND (:source IS NULL OR e.source = :source)
+      AND (:type_exact IS NULL OR e.event_type = :type_exact)
+      AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
+      AND (:since IS NULL OR e.received_at >= :since)
+      AND (:until IS NULL OR e.received_at < :until)
+    ORDER BY s.rowid DESC
+) AS listed
+WHERE (:status IS NULL OR status = :status)
+LIMIT :limit;
+
+-- name: insert_event_search
+-- The event's search terms (headrace.search.document: space-separated, the tokenizer splits only there).
+INSERT INTO event_search (rowid, terms) VALUES (:event_id, :terms);
+
+-- name: search_backlog
+SELECT CAST(value AS INTEGER) AS upto FROM meta WHERE key = 'search_backlog';
+
+-- name: events_to_index
+SELECT id, webhook_id, body FROM events WHERE id <= :upto ORDER BY id DESC LIMIT :limit;
+
+-- name: set_search_backlog
+UPDATE meta SET value = CAST(:upto AS TEXT) WHERE key = 'search_backlog';
+
+-- name: search_backlog_all
+-- After `headrace db copy`: every copied event waits for indexing.
+UPDATE meta SET value = CAST((SELECT COALESCE(MAX(id), 0) FROM events) AS TEXT) WHERE key = 'search_backlog';
+
 -- name: get_event
 SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers
 FROM events WHERE id = :event_id;
@@ -212,8 +258,8 @@ SELECT
        d.job_state, d.job_created_at, d.job_next_check_at, d.job_checks, d.job_completed_at, d.job_duration_ms,
        d.job_excerpt, d.job_reruns, a.id, a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status,
        a.outcome, a.detail, a.response_excerpt, a.notes, r.id, r.source, r.reason, r.status, r.detail, r.remote,
-       r.at, m.key, m.value
-FROM events e, deliveries d, attempts a, rejections r, meta m
+       r.at, m.key, m.value, s.rowid, s.terms
+FROM events e, deliveries d, attempts a, rejections r, meta m, event_search s
 WHERE 1 = 0;
 
 -- name: deployment_id

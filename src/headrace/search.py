@@ -1,0 +1,165 @@
+"""Payload search, decided once: what of an event is indexed, how a query reads, and the query in each
+database's own syntax (SQLite FTS5 MATCH, PostgreSQL tsquery). Pure: no I/O.
+
+Indexed (at ingest, in the event's transaction): the webhook id, the body's `business_id`, and every string
+inside `data` (ids, emails, names, metadata values, addresses), except date-times. Each string gives *terms*,
+case-folded: its words (runs of letters, digits and `_`, so `pay_0NW3xyz` is one word) and, when it has no
+spaces and holds other characters, the whole string (`ada@example.com`, `DODO-7F3K-9QXA`).
+
+A query is words separated by spaces, all of which must match (AND). A word of 3 characters or more matches
+any term that starts with it (`pay_0NW` finds `pay_0NWiH1kVq6…`); a shorter one matches whole terms only.
+A word with punctuation (`ada@example.com`, `doe@exam`) matches a whole string that starts with it, or the
+same words next to each other. Text in double quotes is a phrase: those words next to each other. Nothing
+else is special: `*` at the end of a word is dropped, and `-`, `:`, `NEAR`, `OR` are plain text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+MAX_QUERY_CHARS = 200  # a longer `q` is refused (400), not cut
+MAX_QUERY_CLAUSES = 16
+MAX_TERM_CHARS = 128  # longer terms are cut to this, in the index and in queries alike
+MAX_VALUE_CHARS = 1000  # only the start of a long string is indexed
+MAX_TERMS = 1000  # per event
+MIN_PREFIX = 3  # shorter words match whole terms only (a 1-letter prefix would match most of the index)
+
+_WORD = re.compile(r"\w+")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+_QUERY_TOKEN = re.compile(r'"([^"]*)"?|(\S+)')
+
+
+def fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _cut(term: str) -> str:
+    return term[:MAX_TERM_CHARS]
+
+
+def value_terms(text: str) -> list[str]:
+    """The terms one string gives: its words, then the whole string when it is one token with punctuation."""
+    text = fold(text[:MAX_VALUE_CHARS])
+    words = [_cut(w) for w in _WORD.findall(text)]
+    if text and len(text) <= MAX_TERM_CHARS and text.isprintable() and not any(c.isspace() for c in text):
+        if len(words) != 1 or words[0] != text:
+            words.append(text)
+    return words
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON value, in document order, without recursion (bodies may nest deeply)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+
+
+def document(webhook_id: str, body: bytes) -> str:
+    """The event's terms as one space-separated text (what both dialects index, positions in order)."""
+    terms = value_terms(webhook_id)
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        parsed = None
+    if isinstance(parsed, dict):
+        values: list[Any] = [parsed.get("business_id"), parsed.get("data")]
+        for text in _strings(values):
+            if _DATETIME.match(text):
+                continue
+            terms.extend(value_terms(text))
+            if len(terms) >= MAX_TERMS:
+                break
+    return " ".join(terms[:MAX_TERMS])
+
+
+# -- queries -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """Words next to each other; the last one may match as a prefix."""
+
+    words: tuple[str, ...]
+    prefix: bool
+
+
+Clause = tuple[Phrase, ...]  # alternatives: any one matching is enough
+
+
+class QueryError(ValueError):
+    pass
+
+
+def parse(q: str) -> list[Clause]:
+    """The clauses of a query (all must match); QueryError says what to change."""
+    if len(q) > MAX_QUERY_CHARS:
+        raise QueryError(f"q: at most {MAX_QUERY_CHARS} characters (got {len(q)}); search for one id or a few words")
+    clauses: list[Clause] = []
+    for match in _QUERY_TOKEN.finditer(q):
+        quoted, bare = match.group(1), match.group(2)
+        clause = _phrase_clause(quoted) if quoted is not None else _bare_clause(bare)
+        if clause and clause not in clauses:
+            clauses.append(clause)
+    if not clauses:
+        raise QueryError("q: nothing to search for: give an id, an email or words (letters or digits)")
+    if len(clauses) > MAX_QUERY_CLAUSES:
+        raise QueryError(f"q: at most {MAX_QUERY_CLAUSES} words (got {len(clauses)})")
+    return clauses
+
+
+def _phrase_clause(text: str) -> Clause:
+    words = tuple(_cut(w) for w in _WORD.findall(fold(text)))
+    return (Phrase(words, False),) if words else ()
+
+
+def _bare_clause(token: str) -> Clause:
+    token = fold(token).rstrip("*")
+    words = tuple(_cut(w) for w in _WORD.findall(token))
+    if not words:
+        return ()  # only punctuation: nothing an index can look up
+    if len(words) == 1 and words[0] == token:
+        return (Phrase(words, len(token) >= MIN_PREFIX),)
+    whole = Phrase((_cut(token),), len(token) >= MIN_PREFIX)
+    return (whole, Phrase(words, len(words[-1]) >= MIN_PREFIX))
+
+
+def fts5(clauses: list[Clause]) -> str:
+    """SQLite FTS5 MATCH text: every term a quoted string (`"` doubled), so no query syntax gets through."""
+
+    def term(word: str) -> str:
+        return '"' + word.replace('"', '""') + '"'
+
+    def phrase(p: Phrase) -> str:
+        return " + ".join(term(w) for w in p.words) + ("*" if p.prefix else "")
+
+    return " AND ".join("(" + " OR ".join(phrase(p) for p in clause) + ")" for clause in clauses)
+
+
+def tsquery(clauses: list[Clause]) -> str:
+    """PostgreSQL tsquery text: every lexeme quoted (`'` doubled, `\\` escaped), read verbatim by `::tsquery`."""
+
+    def term(word: str) -> str:
+        return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+    def phrase(p: Phrase) -> str:
+        return " <-> ".join(term(w) for w in p.words) + (":*" if p.prefix else "")
+
+    return " & ".join("(" + " | ".join(phrase(p) for p in clause) + ")" for clause in clauses)
+
+
+RENDER = {"sqlite": fts5, "postgresql": tsquery}
+
+
+def render(q: str, dialect: str) -> str:
+    return RENDER[dialect](parse(q))
