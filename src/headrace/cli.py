@@ -101,6 +101,8 @@ def cmd_events(args: argparse.Namespace) -> int:
             "since": args.since,
             "until": args.until,
             "limit": str(args.limit),
+            "q": args.query,
+            "before": None if args.before is None else str(args.before),
         }.items()
         if v
     }
@@ -218,7 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="source name")
     p.add_argument("--since", help="2h (ago), ISO 8601 time or unix seconds")
     p.add_argument("--until", help="2h (ago), ISO 8601 time or unix seconds")
+    p.add_argument(
+        "-q",
+        "--query",
+        help="payload search: an id (pay_…, sub_…, cus_…, a prefix of 3+ characters is enough), an email, or words; "
+        'all must match; "quotes" for a phrase',
+    )
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--before", type=int, metavar="ID", help="only events with a smaller id (the next page)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_events)
 

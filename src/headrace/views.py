@@ -10,6 +10,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any, get_args
 
+from headrace import search
 from headrace.config import Settings
 from headrace.durations import parse_since
 from headrace.models import DeliveryRow, EventFilter, EventRow, EventStatus, Rejection
@@ -28,7 +29,11 @@ def event_filter(query: Any, now: float) -> EventFilter:
     before = query.get("before")
     if before is not None and not before.isdigit():
         raise ValueError("before: an event id")
+    q = query.get("q") or None
+    if q is not None:
+        search.parse(q)  # QueryError (a ValueError) says what to change: longer than search.MAX_QUERY_CHARS
     return EventFilter(
+        q=q,
         status=status,
         event_type=query.get("type") or None,
         source=query.get("source") or None,

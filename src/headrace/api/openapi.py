@@ -6,6 +6,7 @@ from typing import Any
 
 from headrace import __version__
 from headrace.models import EVENT_STATUSES
+from headrace.search import MAX_QUERY_CHARS
 
 _ERROR = {"description": "Problem", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _AUTH = {"401": {"description": "Missing or wrong admin token", **_ERROR}}
@@ -83,6 +84,15 @@ def document() -> dict[str, Any]:
                         _q("until", "2h (ago), ISO 8601 time or unix seconds"),
                         _q("limit", "1..1000, default 50", {"type": "integer"}),
                         _q("before", "Only events with a smaller id (next page)", {"type": "integer"}),
+                        _q(
+                            "q",
+                            "Payload search: ids (payment, subscription, refund, dispute, customer, license key, "
+                            "business, webhook), emails and words of the payload, all of which must match; a word "
+                            'of 3 characters or more also matches as a prefix; "double quotes" for a phrase. '
+                            "Without a letter or digit it matches nothing. Combines with the other filters and "
+                            "with `before`.",
+                            {"type": "string", "maxLength": MAX_QUERY_CHARS},
+                        ),
                     ],
                     "responses": {"200": {"description": "Events"}, "400": _ERROR, **_AUTH},
                 }

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from headrace import search
 from headrace.models import (
     Claimed,
     EventFilter,
@@ -25,7 +26,6 @@ from headrace.models import (
     Rejection,
     Route,
 )
-from headrace import search
 from headrace.store import programs
 from headrace.store.base import Finished, StoreError, StoreStats, StoreUnavailable
 from headrace.store.programs import Program

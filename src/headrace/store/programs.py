@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from headrace import search
 from headrace.models import (
     Claimed,
     EventFilter,
@@ -29,7 +30,6 @@ from headrace.models import (
     Rejection,
     Route,
 )
-from headrace import search
 from headrace.store import rows, schema
 from headrace.store.base import Finished, StoreError, StoreStats
 
@@ -196,7 +196,10 @@ def list_events(flt: EventFilter, dialect: str) -> Program[list[EventRow]]:
     }
     if flt.q is None:
         return [rows.event(row) for row in (yield all_rows("list_events", params))]
-    found = yield all_rows("search_events", {**params, "match": search.render(flt.q, dialect)})
+    match = search.render(flt.q, dialect)
+    if match is None:
+        return []  # nothing an index can look up (only punctuation): nothing matches
+    found = yield all_rows("search_events", {**params, "match": match})
     return [rows.event(row) for row in found]
 
 
@@ -208,12 +211,14 @@ def index_backlog(limit: int) -> Program[int]:
     if upto <= 0:
         return 0
     found = yield all_rows("events_to_index", {"upto": upto, "limit": limit})
-    batch = [
-        {"event_id": int(r["id"]), "terms": search.document(str(r["webhook_id"]), bytes(r["body"]))} for r in found
-    ]
-    if batch:
+    ids = [int(r["id"]) for r in found]
+    if found:
+        batch = [
+            {"event_id": i, "terms": search.document(str(r["webhook_id"]), bytes(r["body"]))}
+            for i, r in zip(ids, found, strict=True)
+        ]
         yield many("insert_event_search", batch)
-    left = min(item["event_id"] for item in batch) - 1 if len(batch) == limit else 0
+    left = min(ids) - 1 if len(ids) == limit else 0
     yield run("set_search_backlog", {"upto": left})
     return left
 
