@@ -46,10 +46,14 @@ def value_terms(text: str) -> list[str]:
     """The terms one string gives: its words, then the whole string when it is one token with punctuation."""
     text = fold(text[:MAX_VALUE_CHARS])
     words = [_cut(w) for w in _WORD.findall(text)]
-    whole = bool(text) and len(text) <= MAX_TERM_CHARS and text.isprintable() and not any(c.isspace() for c in text)
-    if whole and words != [text]:
+    if _one_token(text) and words != [text]:
         words.append(text)
     return words
+
+
+def _one_token(text: str) -> bool:
+    """A string indexed whole as well as by its words: short, printable, without spaces."""
+    return bool(text) and len(text) <= MAX_TERM_CHARS and text.isprintable() and not any(c.isspace() for c in text)
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -127,8 +131,10 @@ def _bare_clause(token: str) -> Clause:
         return ()  # only punctuation: nothing an index can look up
     if len(words) == 1 and words[0] == token:
         return (Phrase(words, len(token) >= MIN_PREFIX),)
-    whole = Phrase((_cut(token),), len(token) >= MIN_PREFIX)
-    return (whole, Phrase(words, len(words[-1]) >= MIN_PREFIX))
+    split = Phrase(words, len(words[-1]) >= MIN_PREFIX)
+    if not _one_token(_cut(token)):
+        return (split,)  # a control character or a space inside: the index holds no such whole string
+    return (Phrase((_cut(token),), len(token) >= MIN_PREFIX), split)
 
 
 def fts5(clauses: list[Clause]) -> str:
