@@ -3,14 +3,14 @@ database's own syntax (SQLite FTS5 MATCH, PostgreSQL tsquery). Pure: no I/O.
 
 Indexed (at ingest, in the event's transaction): the webhook id, the body's `business_id`, and every string
 inside `data` (ids, emails, names, metadata values, addresses), except date-times. Each string gives *terms*,
-case-folded: its words (runs of letters, digits and `_`, so `pay_0NW3xyz` is one word) and, when it has no
-spaces and holds other characters, the whole string (`ada@example.com`, `DODO-7F3K-9QXA`).
+case-folded: its words (runs of letters, digits and `_`, so `pay_0NW3xyz` is one word) and each part between
+spaces that is more than one word, whole (`ada@example.com`, `DODO-7F3K-9QXA`, `ORD-10042`).
 
 A query is words separated by spaces, all of which must match (AND). A word of 3 characters or more matches
 any term that starts with it (`pay_0NW` finds `pay_0NWiH1kVq6…`); a shorter one matches whole terms only.
-A word with punctuation (`ada@example.com`, `doe@exam`) matches a whole string that starts with it, or the
-same words next to each other. Text in double quotes is a phrase: those words next to each other. A query
-with no letter or digit matches nothing. Nothing else is special: `*` at the end of a word is dropped, and
+A word with punctuation (`ada@example.com`, `ada.love`, `ORD-10042`) matches a whole part of a value that
+starts with it. Text in double quotes is a phrase: those words next to each other (`"quill example org"`
+finds `zoe.quill@example.org`). A query with no letter or digit matches nothing. Nothing else is special: `*` at the end of a word is dropped, and
 `-`, `:`, `NEAR`, `OR` are plain text.
 """
 
@@ -43,17 +43,23 @@ def _cut(term: str) -> str:
 
 
 def value_terms(text: str) -> list[str]:
-    """The terms one string gives: its words, then the whole string when it is one token with punctuation."""
-    text = fold(text[:MAX_VALUE_CHARS])
-    words = [_cut(w) for w in _WORD.findall(text)]
-    if _one_token(text) and words != [text]:
-        words.append(text)
-    return words
+    """The terms one string gives: for each part between spaces, its words, then the part itself when it is
+    more than one word (an email, `ORD-10042`, a license key)."""
+    terms = []
+    for chunk in fold(text[:MAX_VALUE_CHARS]).split():
+        if chunk.isalnum() or chunk.replace("_", "").isalnum():  # one word (all \w): most parts, found fast
+            terms.append(_cut(chunk))
+            continue
+        words = _WORD.findall(chunk)
+        terms.extend(_cut(w) for w in words)
+        if words != [chunk] and _whole(chunk):
+            terms.append(chunk)
+    return terms
 
 
-def _one_token(text: str) -> bool:
-    """A string indexed whole as well as by its words: short, printable, without spaces."""
-    return bool(text) and len(text) <= MAX_TERM_CHARS and text.isprintable() and not any(c.isspace() for c in text)
+def _whole(chunk: str) -> bool:
+    """A part between spaces indexed whole: short, printable (no control character)."""
+    return len(chunk) <= MAX_TERM_CHARS and chunk.isprintable()
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -125,16 +131,15 @@ def _phrase_clause(text: str) -> Clause:
 
 
 def _bare_clause(token: str) -> Clause:
-    token = fold(token).rstrip("*")
-    words = tuple(_cut(w) for w in _WORD.findall(token))
-    if not words:
-        return ()  # only punctuation: nothing an index can look up
-    if len(words) == 1 and words[0] == token:
-        return (Phrase(words, len(token) >= MIN_PREFIX),)
-    split = Phrase(words, len(words[-1]) >= MIN_PREFIX)
-    if not _one_token(_cut(token)):
-        return (split,)  # a control character or a space inside: the index holds no such whole string
-    return (Phrase((_cut(token),), len(token) >= MIN_PREFIX), split)
+    """A word matches a term; a part with punctuation matches a whole part that starts with it (not its words
+    next to each other: that would read every event's `example` and `com` for an email)."""
+    chunks = fold(token).rstrip("*").split()  # folding may make spaces (NFKC)
+    if len(chunks) != 1 or not _WORD.search(chunks[0]):
+        return _phrase_clause(token)  # only punctuation gives nothing; spaces made by folding: a phrase
+    chunk = _cut(chunks[0])
+    if not _whole(chunk):  # a control character inside: the index holds only its words
+        return _phrase_clause(chunk)
+    return (Phrase((chunk,), len(chunk) >= MIN_PREFIX),)
 
 
 def fts5(clauses: list[Clause]) -> str:
