@@ -258,7 +258,7 @@ SELECT
        d.job_state, d.job_created_at, d.job_next_check_at, d.job_checks, d.job_completed_at, d.job_duration_ms,
        d.job_excerpt, d.job_reruns, a.id, a.delivery_id, a.number, a.started_at, a.duration_ms, a.http_status,
        a.outcome, a.detail, a.response_excerpt, a.notes, r.id, r.source, r.reason, r.status, r.detail, r.remote,
-       r.at, m.key, m.value, s.rowid, s.terms
+       r.at, m.key, m.value, s.terms
 FROM events e, deliveries d, attempts a, rejections r, meta m, event_search s
 WHERE 1 = 0;
 
