@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Callable
@@ -259,31 +260,31 @@ def test_events_stored_before_search_are_indexed_after_the_migration(tmp_path: P
         finally:
             await store.close()
 
-    import asyncio
-
     before, left, after = asyncio.run(scenario())
     assert before == [] and left == [4, 1] and after[0] == 3 and after[1:] == [7, 6, 5, 4, 3, 2, 1]
+
+
+def wipe_index(request: pytest.FixtureRequest) -> None:
+    """Empty the search index and mark every event as waiting, as after `db copy`."""
+    if request.node.callspec.params["make_store"] == "sqlite":
+        with sqlite3.connect(Path(request.getfixturevalue("tmp_path")) / "contract.db") as conn:
+            conn.execute("DELETE FROM event_search")
+            conn.execute("UPDATE meta SET value = (SELECT MAX(id) FROM events) WHERE key = 'search_backlog'")
+    else:
+        import psycopg
+
+        with psycopg.connect(request.getfixturevalue("pg_dsn"), autocommit=True) as conn:
+            conn.execute("DELETE FROM event_search")
+            conn.execute("UPDATE meta SET value = (SELECT MAX(id) FROM events)::text WHERE key = 'search_backlog'")
 
 
 def test_the_backlog_is_indexed_on_every_dialect(make_store, request):
     """Events whose index rows are missing (as after `db copy`) are found once the backlog is indexed."""
 
-    def wipe() -> None:
-        if request.node.callspec.params["make_store"] == "sqlite":
-            with sqlite3.connect(Path(request.getfixturevalue("tmp_path")) / "contract.db") as conn:
-                conn.execute("DELETE FROM event_search")
-                conn.execute("UPDATE meta SET value = (SELECT MAX(id) FROM events) WHERE key = 'search_backlog'")
-        else:
-            import psycopg
-
-            with psycopg.connect(request.getfixturevalue("pg_dsn"), autocommit=True) as conn:
-                conn.execute("DELETE FROM event_search")
-                conn.execute("UPDATE meta SET value = (SELECT MAX(id) FROM events)::text WHERE key = 'search_backlog'")
-
     async def scenario(store: Store) -> tuple[list[int], list[int], list[int]]:
         await ingest_corpus(store)
         indexed = await found(store, "ada")
-        wipe()
+        wipe_index(request)
         missing = await found(store, "ada")
         await store.index_backlog()
         return indexed, missing, await found(store, "ada")
@@ -312,3 +313,24 @@ def test_a_query_with_nothing_to_look_up_matches_nothing(make_store):
         return await found(store, '*** -- "" :')
 
     assert run(make_store, scenario) == []
+
+
+def test_instances_that_start_together_index_the_backlog_once(make_store, request):
+    """Two stores on one database (two `serve` processes starting at once) each run the backfill."""
+
+    async def scenario(store: Store) -> tuple[list[int], list[int]]:
+        await ingest_corpus(store)
+        indexed = await found(store, "ada")
+        wipe_index(request)
+        other = contract.FACTORIES[request.node.callspec.params["make_store"]](
+            request, request.getfixturevalue("tmp_path")
+        )
+        await other.open()
+        try:
+            await asyncio.gather(store.index_backlog(batch=2), other.index_backlog(batch=2))
+        finally:
+            await other.close()
+        return indexed, await found(store, "ada")
+
+    indexed, again = run(make_store, scenario)
+    assert again == indexed and len(indexed) >= 3

@@ -155,7 +155,8 @@ FROM regexp_split_to_table(%(terms)s, ' ') WITH ORDINALITY AS u(t, n)
 WHERE t <> '';
 
 -- name: search_backlog
-SELECT value::bigint AS upto FROM meta WHERE key = 'search_backlog';
+-- FOR UPDATE: instances that start together index the backlog one batch at a time, never the same events.
+SELECT value::bigint AS upto FROM meta WHERE key = 'search_backlog' FOR UPDATE;
 
 -- name: events_to_index
 SELECT id, webhook_id, body FROM events WHERE id <= %(upto)s ORDER BY id DESC LIMIT %(limit)s;

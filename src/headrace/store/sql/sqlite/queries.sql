@@ -137,6 +137,7 @@ LIMIT :limit;
 INSERT INTO event_search (rowid, terms) VALUES (:event_id, :terms);
 
 -- name: search_backlog
+-- Read in the write transaction (BEGIN IMMEDIATE): processes index the backlog one batch at a time.
 SELECT CAST(value AS INTEGER) AS upto FROM meta WHERE key = 'search_backlog';
 
 -- name: events_to_index
