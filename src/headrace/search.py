@@ -6,11 +6,12 @@ inside `data` (ids, emails, names, metadata values, addresses), except date-time
 case-folded: its words (runs of letters, digits and `_`, so `pay_0NW3xyz` is one word) and each part between
 spaces that is more than one word, whole (`ada@example.com`, `DODO-7F3K-9QXA`, `ORD-10042`).
 
-A query is words separated by spaces, all of which must match (AND). A word of 3 characters or more matches
-any term that starts with it (`pay_0NW` finds `pay_0NWiH1kVq6…`); a shorter one matches whole terms only.
+A query is words separated by spaces, all of which must match (AND). A word matches whole words (`ada`, not
+`adam`); an id or code (a digit, `_` or punctuation inside) of 3 characters or more also matches as a prefix
+(`pay_0NW` finds `pay_0NWiH1kVq6…`), and so does a word of 3 or more ending in `*` (`lovel*`).
 A word with punctuation (`ada@example.com`, `ada.love`, `ORD-10042`) matches a whole part of a value that
 starts with it. Text in double quotes is a phrase: those words next to each other (`"quill example org"`
-finds `zoe.quill@example.org`). A query with no letter or digit matches nothing. Nothing else is special: `*` at the end of a word is dropped, and
+finds `zoe.quill@example.org`). A query with no letter or digit matches nothing. Nothing else is special:
 `-`, `:`, `NEAR`, `OR` are plain text.
 """
 
@@ -132,14 +133,18 @@ def _phrase_clause(text: str) -> Clause:
 
 def _bare_clause(token: str) -> Clause:
     """A word matches a term; a part with punctuation matches a whole part that starts with it (not its words
-    next to each other: that would read every event's `example` and `com` for an email)."""
-    chunks = fold(token).rstrip("*").split()  # folding may make spaces (NFKC)
+    next to each other: that would read every event's `example` and `com` for an email). Only ids and codes
+    (a digit, `_` or punctuation inside) and words ending in `*` match as prefixes: a prefix read for a
+    plain word (`ada`) would merge every term starting with it (`ada.lovelace123@…`) in a large index."""
+    folded = fold(token)
+    chunks = folded.rstrip("*").split()  # folding may make spaces (NFKC)
     if len(chunks) != 1 or not _WORD.search(chunks[0]):
         return _phrase_clause(token)  # only punctuation gives nothing; spaces made by folding: a phrase
     chunk = _cut(chunks[0])
     if not _whole(chunk):  # a control character inside: the index holds only its words
         return _phrase_clause(chunk)
-    return (Phrase((chunk,), len(chunk) >= MIN_PREFIX),)
+    prefix = len(chunk) >= MIN_PREFIX and (folded.endswith("*") or not chunk.isalpha())
+    return (Phrase((chunk,), prefix),)
 
 
 def fts5(clauses: list[Clause]) -> str:

@@ -108,7 +108,8 @@ def test_email_name_metadata_and_phrases(make_store):
         assert await found(store, '"zoë quill"') == [zoe]
         assert await found(store, '"quill zoë"') == []  # a phrase keeps its order
         assert await found(store, "иван") == [ivan]
-        assert await found(store, "петр") == [ivan]  # 4 letters: a prefix
+        assert await found(store, "петр") == []  # a word matches whole words
+        assert await found(store, "петр*") == [ivan]  # or, with *, as a prefix
         assert await found(store, "ключ-42") == [ivan]
         assert await found(store, "ORD-777") == [first]
         assert await found(store, "grandma gift") == [first]

@@ -72,14 +72,15 @@ def test_query_length_is_refused_past_the_limit_only():
 
 
 def test_query_words_phrases_prefixes_and_punctuation():
-    assert search.parse('pay_0NW* Ada "Ada  Lovelace" ab ada@Example.com - ***') == [
-        (Phrase(("pay_0nw",), True),),
-        (Phrase(("ada",), True),),
+    assert search.parse('pay_0NW* Ada lovel* "Ada  Lovelace" ab ab* ada@Example.com - ***') == [
+        (Phrase(("pay_0nw",), True),),  # an id: a prefix
+        (Phrase(("ada",), False),),  # a word: whole words
+        (Phrase(("lovel",), True),),  # unless it ends in *
         (Phrase(("ada", "lovelace"), False),),
-        (Phrase(("ab",), False),),  # under 3 characters: whole words only
+        (Phrase(("ab",), False),),  # under 3 characters: whole words only, * or not
         (Phrase(("ada@example.com",), True),),
     ]
-    assert search.parse("Ada ada ADA") == [(Phrase(("ada",), True),)]
+    assert search.parse("Ada ada ADA") == [(Phrase(("ada",), False),)]
     assert search.parse('" * - :') == []
 
 
@@ -87,7 +88,7 @@ def test_rendering_quotes_every_term_so_no_operator_gets_through():
     clauses = search.parse("x\"y o'r a\\b NEAR(c")
     assert search.fts5(clauses) == '("x""y"*) AND ("o\'r"*) AND ("a\\b"*) AND ("near(c"*)'
     assert search.tsquery(clauses) == "('x\"y':*) & ('o''r':*) & ('a\\\\b':*) & ('near(c':*)"
-    phrase = search.parse('"ada lovelace" pay')
-    assert search.fts5(phrase) == '("ada" + "lovelace") AND ("pay"*)'
-    assert search.tsquery(phrase) == "('ada' <-> 'lovelace') & ('pay':*)"
+    phrase = search.parse('"ada lovelace" pay pay*')
+    assert search.fts5(phrase) == '("ada" + "lovelace") AND ("pay") AND ("pay"*)'
+    assert search.tsquery(phrase) == "('ada' <-> 'lovelace') & ('pay') & ('pay':*)"
     assert search.render("***", "sqlite") is None
