@@ -88,7 +88,8 @@ def document() -> dict[str, Any]:
                             "q",
                             "Payload search: ids (payment, subscription, refund, dispute, customer, license key, "
                             "business, webhook), emails and words of the payload, all of which must match; a word "
-                            'of 3 characters or more also matches as a prefix; "double quotes" for a phrase. '
+                            "matches whole words, an id or code of 3 characters or more (or a word ending in *) "
+                            'also matches as a prefix; "double quotes" for a phrase. '
                             "Without a letter or digit it matches nothing. Combines with the other filters and "
                             "with `before`.",
                             {"type": "string", "maxLength": MAX_QUERY_CHARS},
