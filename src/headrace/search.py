@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +35,8 @@ _QUERY_TOKEN = re.compile(r'"([^"]*)"?|(\S+)')
 
 
 def fold(text: str) -> str:
+    if text.isascii():
+        return text.lower()  # NFKC leaves ASCII as it is, and casefold is lower there: the common case, fast
     return unicodedata.normalize("NFKC", text).casefold()
 
 
@@ -43,19 +44,19 @@ def _cut(term: str) -> str:
     return term[:MAX_TERM_CHARS]
 
 
-def value_terms(text: str) -> list[str]:
-    """The terms one string gives: for each part between spaces, its words, then the part itself when it is
+def terms(text: str) -> list[str]:
+    """The terms of folded text: for each part between spaces, its words, then the part itself when it is
     more than one word (an email, `ORD-10042`, a license key)."""
-    terms = []
-    for chunk in fold(text[:MAX_VALUE_CHARS]).split():
+    found = []
+    for chunk in text.split():
         if chunk.isalnum() or chunk.replace("_", "").isalnum():  # one word (all \w): most parts, found fast
-            terms.append(_cut(chunk))
+            found.append(chunk if len(chunk) <= MAX_TERM_CHARS else chunk[:MAX_TERM_CHARS])
             continue
         words = _WORD.findall(chunk)
-        terms.extend(_cut(w) for w in words)
+        found.extend(_cut(w) for w in words)
         if words != [chunk] and _whole(chunk):
-            terms.append(chunk)
-    return terms
+            found.append(chunk)
+    return found
 
 
 def _whole(chunk: str) -> bool:
@@ -63,35 +64,39 @@ def _whole(chunk: str) -> bool:
     return len(chunk) <= MAX_TERM_CHARS and chunk.isprintable()
 
 
-def _strings(value: Any) -> Iterator[str]:
+def _strings(value: Any) -> list[str]:
     """Every string in a JSON value, in document order, without recursion (bodies may nest deeply)."""
+    found: list[str] = []
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, dict):
-            stack.extend(reversed(list(item.values())))
-        elif isinstance(item, list):
+        if type(item) is str:
+            found.append(item)
+        elif type(item) is dict:
+            stack.extend(reversed(item.values()))
+        elif type(item) is list:
             stack.extend(reversed(item))
+    return found
 
 
 def document(webhook_id: str, body: bytes) -> str:
     """The event's terms as one space-separated text (what both dialects index, positions in order)."""
-    terms = value_terms(webhook_id)
+    values = [webhook_id]
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):
         parsed = None
     if isinstance(parsed, dict):
-        values: list[Any] = [parsed.get("business_id"), parsed.get("data")]
-        for text in _strings(values):
+        size = 0
+        for text in _strings([parsed.get("business_id"), parsed.get("data")]):
             if _DATETIME.match(text):
                 continue
-            terms.extend(value_terms(text))
-            if len(terms) >= MAX_TERMS:
-                break
-    return " ".join(terms[:MAX_TERMS])
+            values.append(text[:MAX_VALUE_CHARS])
+            size += len(values[-1])
+            if size > MAX_TERMS * MAX_TERM_CHARS:
+                break  # more than the terms kept could hold
+    # Folded in one go: a newline between values keeps every part inside its value.
+    return " ".join(terms(fold("\n".join(values)))[:MAX_TERMS])
 
 
 # -- queries -----------------------------------------------------------------------------------------------
