@@ -140,7 +140,9 @@ SELECT * FROM (
       AND (%(type_prefix)s::text IS NULL OR starts_with(e.event_type, %(type_prefix)s))
       AND (%(since)s::double precision IS NULL OR e.received_at >= %(since)s)
       AND (%(until)s::double precision IS NULL OR e.received_at < %(until)s)
-    ORDER BY s.event_id DESC
+    -- `+ 0`: not the primary key's order, so the GIN index finds the matches first. In key order the planner
+    -- walks every row newest first, testing each (2.5 s for one payment id among 1 M events, bench/search.py).
+    ORDER BY s.event_id + 0 DESC
 ) AS listed
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
 LIMIT %(limit)s;
