@@ -174,6 +174,8 @@ class App:
         """`migrate`: bring the schema up to date (serve and worker); False refuses an older schema instead."""
         store = open_store(settings)
         await store.open(migrate=migrate)
+        if migrate:
+            await store.index_backlog()  # events stored before payload search: once, after migration 0006
         return cls(settings, store)
 
     def _notify(self) -> None:

@@ -104,6 +104,8 @@ def cmd_events(args: argparse.Namespace) -> int:
             "since": args.since,
             "until": args.until,
             "limit": str(args.limit),
+            "q": args.query,
+            "before": None if args.before is None else str(args.before),
         }.items()
         if v
     }
@@ -228,7 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="source name")
     p.add_argument("--since", help="2h (ago), RFC 3339 time (2026-11-26T10:00:00Z), date or unix seconds")
     p.add_argument("--until", help="2h (ago), RFC 3339 time (2026-11-26T10:00:00Z), date or unix seconds")
+    p.add_argument(
+        "-q",
+        "--query",
+        help="payload search: an id (pay_…, sub_…, cus_…, a prefix of 3+ characters is enough), an email, or words; "
+        'all must match; "quotes" for a phrase',
+    )
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--before", type=int, metavar="ID", help="only events with a smaller id (the next page)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_events)
 

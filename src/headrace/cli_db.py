@@ -54,7 +54,13 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     store = open_store(settings)
 
     async def main() -> tuple[SchemaStatus, SchemaStatus]:
-        return await store.inspect(), await store.migrate(replace_missing=args.replace_missing)
+        before, after = await store.inspect(), await store.migrate(replace_missing=args.replace_missing)
+        await store.open(migrate=False)
+        try:
+            await store.index_backlog()  # events stored before payload search (migration 0006)
+        finally:
+            await store.close()
+        return before, after
 
     before, after = asyncio.run(main())
     what = f"{after.backend} database {after.database}"

@@ -234,6 +234,7 @@ class EventFilter:
     until: float | None = None
     limit: int = 50
     before_id: int | None = None  # keyset pagination: events with id < before_id
+    q: str | None = None  # payload search (headrace.search: ids, emails, words)
 
 
 # ---- Windmill job outcomes: the tracker polls open jobs and records one JobUpdate per look ------------

@@ -11,6 +11,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, get_args
 
+from headrace import search
 from headrace.config import Settings
 from headrace.durations import parse_since
 from headrace.models import DeliveryRow, EventFilter, EventRow, EventStatus, Rejection, TestDelivery
@@ -41,7 +42,11 @@ def event_filter(query: Any, now: float) -> EventFilter:
     for name, value in texts.items():
         if value is not None and len(value) > TEXT_MAX_LENGTH:
             raise ValueError(f"{name}: at most {TEXT_MAX_LENGTH} characters")
+    q = query.get("q") or None
+    if q is not None:
+        search.parse(q)  # QueryError (a ValueError) says what to change: longer than search.MAX_QUERY_CHARS
     return EventFilter(
+        q=q,
         status=status,
         event_type=texts["type"],
         source=texts["source"],

@@ -93,6 +93,10 @@ async def opened(store: Store, action: Any) -> Any:
         await store.close()
 
 
+async def searched(store: Store) -> list[str]:
+    return [e.webhook_id for e in await store.list_events(EventFilter(q="msg_3"))]
+
+
 async def ingest_works(store: Store) -> tuple[int, str]:
     """A new event on the copy: no id conflict, a job id of the copied deployment."""
     result = await store.ingest(event("msg_after_copy", 2000.0), [Route("a", TARGET)])
@@ -118,6 +122,7 @@ def test_copy_sqlite_to_postgresql_and_back(tmp_path: Path, pg_dsn: str):
     assert code == 0, err
     assert "7 events" in out and "3 rejections" in out and str(before[2][1]) in out
     assert asyncio.run(opened(PostgresStore(pg_dsn), snapshot)) == before  # every row, id and deployment id
+    assert asyncio.run(opened(PostgresStore(pg_dsn), searched)) == ["msg_3"]  # and indexed for payload search
 
     # A second copy into the now non-empty target is refused and changes nothing.
     code, _, err = run_cli("db", "copy", "--to", pg_dsn, "-c", str(config_for(tmp_path, "s", f"sqlite:///{source_db}")))
@@ -129,6 +134,7 @@ def test_copy_sqlite_to_postgresql_and_back(tmp_path: Path, pg_dsn: str):
     code, out, err = run_cli("db", "copy", "--to", f"sqlite:///{back_db}", "-c", str(config_for(tmp_path, "p", pg_dsn)))
     assert code == 0, err
     assert asyncio.run(opened(SQLiteStore(back_db), snapshot)) == before
+    assert asyncio.run(opened(SQLiteStore(back_db), searched)) == ["msg_3"]
     assert str(before[2][1]) in (back_db.with_name("back.db.created")).read_text()
 
     # Ingest works on both copies: no `Key (id)=(1) already exists`, ids continue after the copied ones.

@@ -10,6 +10,7 @@ from headrace import __version__, samples
 from headrace.deliver.preview import MAX_KEY, MAX_REQUEST, MAX_SCRIPT
 from headrace.durations import TIME_MAX_LENGTH, TIME_PATTERNS
 from headrace.models import DELIVERY_STATUSES, EVENT_STATUSES, JOB_STATES
+from headrace.search import MAX_QUERY_CHARS
 from headrace.views import ID_MAX, KEY_MAX_LENGTH, LIMIT_MAX, TEXT_MAX_LENGTH
 
 _JSON = "application/json"
@@ -336,6 +337,12 @@ _TOO_LARGE = {"413": _error("The body or the script is over its limit")}
 _BODY_TIMEOUT = {"408": _text("The body did not arrive within [server] body_timeout")}
 
 
+_SEARCH_HELP = (
+    "Payload search: ids (payment, subscription, refund, dispute, customer, license key, business, webhook), "
+    "emails and words of the payload, all of which must match; a word matches whole words, an id or code of 3 "
+    'characters or more (or a word ending in *) also matches as a prefix; "double quotes" for a phrase. Without a '
+    "letter or digit it matches nothing. Combines with the other filters."
+)
 # The event list's own filters, with the same bounds (views.event_filter parses both).
 _FILTER = [
     _q("status", "The event's status (empty: any)", {"type": "string", "enum": [*EVENT_STATUSES, ""]}),
@@ -343,6 +350,7 @@ _FILTER = [
     _q("source", "Source name (empty: any)", _TEXT),
     _q("since", f"Received at or after: {_POINT_HELP} (empty: no bound)", _POINT_OR_EMPTY),
     _q("until", f"Received before: {_POINT_HELP} (empty: no bound)", _POINT_OR_EMPTY),
+    _q("q", _SEARCH_HELP, {"type": "string", "maxLength": MAX_QUERY_CHARS}),
 ]
 _COUNTS = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}}
 _PLAN = {
@@ -466,6 +474,16 @@ def document() -> dict[str, Any]:
                             "before",
                             "Only events with a smaller id (the next page: pass next_before)",
                             {"type": "integer", "minimum": 0, "maximum": ID_MAX},
+                        ),
+                        _q(
+                            "q",
+                            "Payload search: ids (payment, subscription, refund, dispute, customer, license key, "
+                            "business, webhook), emails and words of the payload, all of which must match; a word "
+                            "matches whole words, an id or code of 3 characters or more (or a word ending in *) "
+                            'also matches as a prefix; "double quotes" for a phrase. '
+                            "Without a letter or digit it matches nothing. Combines with the other filters and "
+                            "with `before`.",
+                            {"type": "string", "maxLength": MAX_QUERY_CHARS},
                         ),
                     ],
                     "responses": {

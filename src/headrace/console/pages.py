@@ -57,7 +57,7 @@ async def events_page(request: web.Request) -> web.Response:
         "events.html",
         charts=await charts_context(request),
         events=events,
-        query=dict(request.query),
+        query={k: v for k, v in request.query.items() if k != "before"},  # the next page's link sets its own
         error=error,
         counts=counts,
         oldest_pending_s=oldest,

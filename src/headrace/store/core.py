@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from headrace import search
 from headrace.models import (
     Activity,
     Claimed,
@@ -104,7 +105,8 @@ class SQLStore(ABC):
 
     # ingest
     async def ingest(self, event: NewEvent, routes: Sequence[Route]) -> IngestResult:
-        return await self._recorded(programs.ingest, event, routes, self._deployment())
+        terms = search.document(event.webhook_id, event.body)  # before the transaction: it holds the writer
+        return await self._recorded(programs.ingest, event, routes, self._deployment(), terms)
 
     async def reject(self, rejection: Rejection) -> None:
         await self._recorded(programs.reject, rejection)
@@ -151,7 +153,13 @@ class SQLStore(ABC):
 
     # reading and operating
     async def list_events(self, flt: EventFilter) -> list[EventRow]:
-        return await self._read(programs.list_events, flt)
+        return await self._read(programs.list_events, flt, self.dialect)
+
+    async def index_backlog(self, batch: int = 2000, progress: Callable[[int], None] = lambda left: None) -> None:
+        """Index the events stored before payload search existed (migration 0006, `db copy`), in batches of
+        `batch` events, one transaction each; returns when none is left. A no-op once done."""
+        while left := await self._recorded(programs.index_backlog, batch):
+            progress(left)
 
     async def get_event(self, key: str) -> EventRow | None:
         return await self._read(programs.get_event, key)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from headrace import search
 from headrace.models import (
     ATTENTION_STATUSES,
     Activity,
@@ -71,7 +72,8 @@ def many(query: str, params: list[dict[str, Any]]) -> Step:
 # -- ingest ------------------------------------------------------------------------------------------------
 
 
-def ingest(event: NewEvent, routes: Sequence[Route], deployment_id: str) -> Program[IngestResult]:
+def ingest(event: NewEvent, routes: Sequence[Route], deployment_id: str, terms: str) -> Program[IngestResult]:
+    """`terms`: the event's search terms (search.document), indexed in the same transaction as the event."""
     params = rows.event_params(event)
     row = yield one("insert_event", params)
     if row is None:  # a duplicate (PostgreSQL's ON CONFLICT waited for the first one's transaction to end)
@@ -80,6 +82,7 @@ def ingest(event: NewEvent, routes: Sequence[Route], deployment_id: str) -> Prog
             raise StoreError(f"event {event.source}/{event.webhook_id} conflicted but cannot be found")
         return IngestResult(event_id=int(existing["id"]), duplicate=True, deliveries=0)
     event_id = int(row["id"])
+    yield run("insert_event_search", {"event_id": event_id, "terms": terms})
     if routes:
         yield many(
             "insert_delivery",
@@ -224,7 +227,8 @@ def type_filter(pattern: str | None) -> dict[str, str | None]:
     return {"type_exact": pattern, "type_prefix": None}
 
 
-def list_events(flt: EventFilter) -> Program[list[EventRow]]:
+def list_events(flt: EventFilter, dialect: str) -> Program[list[EventRow]]:
+    """Newest first; with `flt.q`, only the events the search index finds (the query in `dialect`'s syntax)."""
     params = {
         "source": flt.source,
         **type_filter(flt.event_type),
@@ -234,9 +238,35 @@ def list_events(flt: EventFilter) -> Program[list[EventRow]]:
         "status": flt.status,
         "limit": flt.limit,
     }
-    # A status only events with an open or failed delivery can have is looked for among those alone.
-    query = "list_events_attention" if flt.status in ATTENTION_STATUSES else "list_events"
-    return [rows.event(row) for row in (yield all_rows(query, params))]
+    if flt.q is None:
+        # A status only events with an open or failed delivery can have is looked for among those alone.
+        query = "list_events_attention" if flt.status in ATTENTION_STATUSES else "list_events"
+        return [rows.event(row) for row in (yield all_rows(query, params))]
+    match = search.render(flt.q, dialect)
+    if match is None:
+        return []  # nothing an index can look up (only punctuation): nothing matches
+    found = yield all_rows("search_events", {**params, "match": match})
+    return [rows.event(row) for row in found]
+
+
+def index_backlog(limit: int) -> Program[int]:
+    """Index up to `limit` of the events stored before search existed (newest first); returns how many are
+    left to index (0: done). One batch per transaction, so an interrupted backfill resumes where it stopped."""
+    row = yield one("search_backlog")
+    upto = 0 if row is None else int(row["upto"])
+    if upto <= 0:
+        return 0
+    found = yield all_rows("events_to_index", {"upto": upto, "limit": limit})
+    ids = [int(r["id"]) for r in found]
+    if found:
+        batch = [
+            {"event_id": i, "terms": search.document(str(r["webhook_id"]), bytes(r["body"]))}
+            for i, r in zip(ids, found, strict=True)
+        ]
+        yield many("insert_event_search", batch)
+    left = min(ids) - 1 if len(ids) == limit else 0
+    yield run("set_search_backlog", {"upto": left})
+    return left
 
 
 def get_event(key: str) -> Program[EventRow | None]:
@@ -462,6 +492,7 @@ def import_rows(table: str, batch: list[dict[str, Any]]) -> Program[None]:
 def finish_import(deployment_id: str) -> Program[dict[str, int]]:
     """After the rows: take over the source's deployment id, move id sequences past the copied ids."""
     yield run("set_deployment_id", {"deployment_id": deployment_id})
+    yield run("search_backlog_all")  # the copied events are indexed next (SQLStore.index_backlog)
     yield one("reset_ids")
     return (yield from table_counts())
 

@@ -266,5 +266,15 @@ def migrate(conn: sqlite3.Connection, where: str, *, allow: bool = True) -> int:
 
 
 def _statements(sql: str) -> list[str]:
+    """The statements of a migration file; a `;` inside one (a trigger's body) does not end it."""
     lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
-    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+    found, pending = [], ""
+    for part in "\n".join(lines).split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                found.append(pending.strip().rstrip(";"))
+            pending = ""
+    if pending.strip(" \n;"):
+        found.append(pending.strip().rstrip(";"))
+    return found

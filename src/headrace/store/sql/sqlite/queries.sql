@@ -360,8 +360,8 @@ SELECT
        r.at, m.key, m.value, w.id, w.host, w.pid, w.started_at, w.heartbeat_at,
        t.id, t.destination, t.event_id, t.input, t.event_type, t.script, t.job_id, t.url, t.payload,
        t.http_status, t.outcome, t.detail, t.job_state, t.job_checks, t.job_checked_at, t.job_completed_at,
-       t.job_duration_ms, t.job_excerpt, t.created_at
-FROM events e, deliveries d, attempts a, rejections r, meta m, workers w, test_deliveries t
+       t.job_duration_ms, t.job_excerpt, t.created_at, s.event_id, s.terms
+FROM events e, deliveries d, attempts a, rejections r, meta m, workers w, test_deliveries t, event_search s
 WHERE 1 = 0;
 
 -- name: deployment_id
@@ -483,3 +483,52 @@ DELETE FROM events WHERE id IN (SELECT value FROM json_each(:ids));
 DELETE FROM rejections WHERE id IN (
     SELECT id FROM rejections WHERE at < :cutoff ORDER BY at LIMIT :limit
 );
+
+-- Payload search (headrace.search, migration 0006).
+
+-- name: search_events
+-- list_events driven by the search index (headrace.search renders `match`), newest first; the
+-- status CASE is list_events's.
+SELECT * FROM (
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
+           (SELECT CASE
+                WHEN COUNT(*) = 0 THEN 'unrouted'
+                WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
+                WHEN COUNT(CASE WHEN d.status = 'failed' THEN 1 END) > 0 THEN 'failed'
+                WHEN COUNT(CASE WHEN d.job_state = 'failure' THEN 1 END) > 0 THEN 'job_failed'
+                WHEN COUNT(CASE WHEN d.status = 'delivered' THEN 1 END) > 0 THEN 'delivered'
+                ELSE 'cancelled' END
+            FROM deliveries d
+            WHERE d.event_id = e.id
+              AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
+                                  WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
+    FROM event_search s JOIN events e ON e.id = s.rowid
+    WHERE s.terms MATCH :match
+      AND s.rowid < COALESCE(:before_id, 9223372036854775807)
+      AND (:source IS NULL OR e.source = :source)
+      AND (:type_exact IS NULL OR e.event_type = :type_exact)
+      AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
+      AND (:since IS NULL OR e.received_at >= :since)
+      AND (:until IS NULL OR e.received_at < :until)
+    ORDER BY s.rowid DESC
+) AS listed
+WHERE (:status IS NULL OR status = :status)
+LIMIT :limit;
+
+-- name: insert_event_search
+-- The event's search terms (headrace.search.document: space-separated, the tokenizer splits only there).
+INSERT INTO event_search (rowid, terms) VALUES (:event_id, :terms);
+
+-- name: search_backlog
+-- Read in the write transaction (BEGIN IMMEDIATE): processes index the backlog one batch at a time.
+SELECT CAST(value AS INTEGER) AS upto FROM meta WHERE key = 'search_backlog';
+
+-- name: events_to_index
+SELECT id, webhook_id, body FROM events WHERE id <= :upto ORDER BY id DESC LIMIT :limit;
+
+-- name: set_search_backlog
+UPDATE meta SET value = CAST(:upto AS TEXT) WHERE key = 'search_backlog';
+
+-- name: search_backlog_all
+-- After `headrace db copy`: every copied event waits for indexing.
+UPDATE meta SET value = CAST((SELECT COALESCE(MAX(id), 0) FROM events) AS TEXT) WHERE key = 'search_backlog';

@@ -1,0 +1,185 @@
+"""Payload search, decided once: what of an event is indexed, how a query reads, and the query in each
+database's own syntax (SQLite FTS5 MATCH, PostgreSQL tsquery). Pure: no I/O.
+
+Indexed (at ingest, in the event's transaction): the webhook id, the body's `business_id`, and every string
+inside `data` (ids, emails, names, metadata values, addresses), except date-times. Each string gives *terms*,
+case-folded: its words (runs of letters, digits and `_`, so `pay_0NW3xyz` is one word) and each part between
+spaces that is more than one word, whole (`ada@example.com`, `DODO-7F3K-9QXA`, `ORD-10042`).
+
+A query is words separated by spaces, all of which must match (AND). A word matches whole words (`ada`, not
+`adam`); an id or code (a digit, `_` or punctuation inside) of 3 characters or more also matches as a prefix
+(`pay_0NW` finds `pay_0NWiH1kVq6…`), and so does a word of 3 or more ending in `*` (`lovel*`).
+A word with punctuation (`ada@example.com`, `ada.love`, `ORD-10042`) matches a whole part of a value that
+starts with it. Text in double quotes is a phrase: those words next to each other (`"quill example org"`
+finds `zoe.quill@example.org`). A query with no letter or digit matches nothing. Nothing else is special:
+`-`, `:`, `NEAR`, `OR` are plain text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+MAX_QUERY_CHARS = 200  # a longer `q` is refused (400), not cut
+MAX_TERM_CHARS = 128  # longer terms are cut to this, in the index and in queries alike
+MAX_VALUE_CHARS = 1000  # only the start of a long string is indexed
+MAX_TERMS = 1000  # per event
+MIN_PREFIX = 3  # shorter words match whole terms only (a 1-letter prefix would match most of the index)
+
+_WORD = re.compile(r"\w+")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+_QUERY_TOKEN = re.compile(r'"([^"]*)"?|(\S+)')
+
+
+def fold(text: str) -> str:
+    if text.isascii():
+        return text.lower()  # NFKC leaves ASCII as it is, and casefold is lower there: the common case, fast
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def _cut(term: str) -> str:
+    return term[:MAX_TERM_CHARS]
+
+
+def terms(text: str) -> list[str]:
+    """The terms of folded text: for each part between spaces, its words, then the part itself when it is
+    more than one word (an email, `ORD-10042`, a license key)."""
+    found = []
+    for chunk in text.split():
+        if chunk.isalnum() or chunk.replace("_", "").isalnum():  # one word (all \w): most parts, found fast
+            found.append(chunk if len(chunk) <= MAX_TERM_CHARS else chunk[:MAX_TERM_CHARS])
+            continue
+        words = _WORD.findall(chunk)
+        found.extend(_cut(w) for w in words)
+        if words != [chunk] and _whole(chunk):
+            found.append(chunk)
+    return found
+
+
+def _whole(chunk: str) -> bool:
+    """A part between spaces indexed whole: short, printable (no control character)."""
+    return len(chunk) <= MAX_TERM_CHARS and chunk.isprintable()
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a JSON value, in document order, without recursion (bodies may nest deeply)."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is str:
+            found.append(item)
+        elif type(item) is dict:
+            stack.extend(reversed(item.values()))
+        elif type(item) is list:
+            stack.extend(reversed(item))
+    return found
+
+
+def document(webhook_id: str, body: bytes) -> str:
+    """The event's terms as one space-separated text (what both dialects index, positions in order)."""
+    values = [webhook_id]
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        parsed = None
+    if isinstance(parsed, dict):
+        size = 0
+        for text in _strings([parsed.get("business_id"), parsed.get("data")]):
+            if _DATETIME.match(text):
+                continue
+            values.append(text[:MAX_VALUE_CHARS])
+            size += len(values[-1])
+            if size > MAX_TERMS * MAX_TERM_CHARS:
+                break  # more than the terms kept could hold
+    # Folded in one go: a newline between values keeps every part inside its value.
+    return " ".join(terms(fold("\n".join(values)))[:MAX_TERMS])
+
+
+# -- queries -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """Words next to each other; the last one may match as a prefix."""
+
+    words: tuple[str, ...]
+    prefix: bool
+
+
+Clause = tuple[Phrase, ...]  # alternatives: any one matching is enough
+
+
+class QueryError(ValueError):
+    pass
+
+
+def parse(q: str) -> list[Clause]:
+    """The clauses of a query (all must match); none when it has no letter or digit (it matches nothing).
+    QueryError (too long) says what to change."""
+    if len(q) > MAX_QUERY_CHARS:
+        raise QueryError(f"q: at most {MAX_QUERY_CHARS} characters (got {len(q)}); search for one id or a few words")
+    clauses: list[Clause] = []
+    for match in _QUERY_TOKEN.finditer(q):
+        quoted, bare = match.group(1), match.group(2)
+        clause = _phrase_clause(quoted) if quoted is not None else _bare_clause(bare)
+        if clause and clause not in clauses:
+            clauses.append(clause)
+    return clauses
+
+
+def _phrase_clause(text: str) -> Clause:
+    words = tuple(_cut(w) for w in _WORD.findall(fold(text)))
+    return (Phrase(words, False),) if words else ()
+
+
+def _bare_clause(token: str) -> Clause:
+    """A word matches a term; a part with punctuation matches a whole part that starts with it (not its words
+    next to each other: that would read every event's `example` and `com` for an email). Only ids and codes
+    (a digit, `_` or punctuation inside) and words ending in `*` match as prefixes: a prefix read for a
+    plain word (`ada`) would merge every term starting with it (`ada.lovelace123@…`) in a large index."""
+    folded = fold(token)
+    chunks = folded.rstrip("*").split()  # folding may make spaces (NFKC)
+    if len(chunks) != 1 or not _WORD.search(chunks[0]):
+        return _phrase_clause(token)  # only punctuation gives nothing; spaces made by folding: a phrase
+    chunk = _cut(chunks[0])
+    if not _whole(chunk):  # a control character inside: the index holds only its words
+        return _phrase_clause(chunk)
+    prefix = len(chunk) >= MIN_PREFIX and (folded.endswith("*") or not chunk.isalpha())
+    return (Phrase((chunk,), prefix),)
+
+
+def fts5(clauses: list[Clause]) -> str:
+    """SQLite FTS5 MATCH text: every term a quoted string (`"` doubled), so no query syntax gets through."""
+
+    def term(word: str) -> str:
+        return '"' + word.replace('"', '""') + '"'
+
+    def phrase(p: Phrase) -> str:
+        return " + ".join(term(w) for w in p.words) + ("*" if p.prefix else "")
+
+    return " AND ".join("(" + " OR ".join(phrase(p) for p in clause) + ")" for clause in clauses)
+
+
+def tsquery(clauses: list[Clause]) -> str:
+    """PostgreSQL tsquery text: every lexeme quoted (`'` doubled, `\\` escaped), read verbatim by `::tsquery`."""
+
+    def term(word: str) -> str:
+        return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+    def phrase(p: Phrase) -> str:
+        return " <-> ".join(term(w) for w in p.words) + (":*" if p.prefix else "")
+
+    return " & ".join("(" + " | ".join(phrase(p) for p in clause) + ")" for clause in clauses)
+
+
+RENDER = {"sqlite": fts5, "postgresql": tsquery}
+
+
+def render(q: str, dialect: str) -> str | None:
+    """The query in `dialect`'s syntax, or None when it can match nothing."""
+    clauses = parse(q)
+    return RENDER[dialect](clauses) if clauses else None

@@ -1,0 +1,94 @@
+"""What payload search indexes and how a query reads (headrace/search.py); the databases' side is in
+tests/integration/test_search_contract.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from headrace import search
+from headrace.search import MAX_QUERY_CHARS, MAX_TERM_CHARS, MAX_TERMS, Phrase, QueryError
+
+
+def doc(data: object, **top: object) -> list[str]:
+    return search.document(
+        "msg_1", json.dumps({"business_id": "bus_X", "type": "t", **top, "data": data}).encode()
+    ).split()
+
+
+def test_ids_emails_names_and_metadata_are_terms_and_date_times_are_not():
+    terms = doc(
+        {
+            "payment_id": "pay_0NWiH1kVq6",
+            "created_at": "2025-10-01T14:32:10Z",
+            "customer": {"email": "Ada.Lovelace@Example.com", "name": "Ada Lovelace"},
+            "metadata": {"order": "ORD-10042", "tags": ["vip", {"deep": "Grüße"}]},
+            "total_amount": 4999,
+        }
+    )
+    assert terms == [
+        "msg_1",
+        "bus_x",
+        "pay_0nwih1kvq6",
+        "ada",
+        "lovelace",
+        "example",
+        "com",
+        "ada.lovelace@example.com",
+        "ada",
+        "lovelace",
+        "ord",
+        "10042",
+        "ord-10042",
+        "vip",
+        "grüsse",  # case-folded
+    ]
+
+
+def test_a_body_that_is_not_json_or_nests_deeply_gives_the_webhook_id_only_or_its_strings():
+    assert search.document("msg_1", b"not json") == "msg_1"
+    nested = b'{"data": ' + b"[" * 500 + b'"bottom"' + b"]" * 500 + b"}"
+    assert search.document("msg_1", nested) == "msg_1 bottom"  # walked without recursion
+    too_deep = b'{"data": ' + b"[" * 100_000 + b'"bottom"' + b"]" * 100_000 + b"}"
+    assert search.document("msg_1", too_deep) == "msg_1"  # the parser's recursion limit: the webhook id only
+
+
+def test_limits_on_terms_values_and_control_characters():
+    many = doc({"k": [f"w{i}" for i in range(5000)]})
+    assert len(many) == MAX_TERMS and many[-1] == f"w{MAX_TERMS - 3}"
+    assert len(doc({"k": " ".join(f"w{i}" for i in range(5000))})) < 300  # only a value's first 1000 characters
+    long = doc({"k": "x" * 5000})
+    assert long[-1] == "x" * MAX_TERM_CHARS
+    hostile = doc({"k": 'a\x00b c\ud800d e\'f\\g "h"'})
+    assert "a\x00b" not in hostile and all(t.isprintable() for t in hostile)
+    assert "e'f\\g" in hostile and '"h"' in hostile
+
+
+def test_query_length_is_refused_past_the_limit_only():
+    assert search.parse("x" * MAX_QUERY_CHARS)
+    with pytest.raises(QueryError, match=rf"q: at most {MAX_QUERY_CHARS} characters \(got {MAX_QUERY_CHARS + 1}\)"):
+        search.parse("x" * (MAX_QUERY_CHARS + 1))
+
+
+def test_query_words_phrases_prefixes_and_punctuation():
+    assert search.parse('pay_0NW* Ada lovel* "Ada  Lovelace" ab ab* ada@Example.com - ***') == [
+        (Phrase(("pay_0nw",), True),),  # an id: a prefix
+        (Phrase(("ada",), False),),  # a word: whole words
+        (Phrase(("lovel",), True),),  # unless it ends in *
+        (Phrase(("ada", "lovelace"), False),),
+        (Phrase(("ab",), False),),  # under 3 characters: whole words only, * or not
+        (Phrase(("ada@example.com",), True),),
+    ]
+    assert search.parse("Ada ada ADA") == [(Phrase(("ada",), False),)]
+    assert search.parse('" * - :') == []
+
+
+def test_rendering_quotes_every_term_so_no_operator_gets_through():
+    clauses = search.parse("x\"y o'r a\\b NEAR(c")
+    assert search.fts5(clauses) == '("x""y"*) AND ("o\'r"*) AND ("a\\b"*) AND ("near(c"*)'
+    assert search.tsquery(clauses) == "('x\"y':*) & ('o''r':*) & ('a\\\\b':*) & ('near(c':*)"
+    phrase = search.parse('"ada lovelace" pay pay*')
+    assert search.fts5(phrase) == '("ada" + "lovelace") AND ("pay") AND ("pay"*)'
+    assert search.tsquery(phrase) == "('ada' <-> 'lovelace') & ('pay') & ('pay':*)"
+    assert search.render("***", "sqlite") is None
