@@ -360,7 +360,7 @@ SELECT
        r.at, m.key, m.value, w.id, w.host, w.pid, w.started_at, w.heartbeat_at,
        t.id, t.destination, t.event_id, t.input, t.event_type, t.script, t.job_id, t.url, t.payload,
        t.http_status, t.outcome, t.detail, t.job_state, t.job_checks, t.job_checked_at, t.job_completed_at,
-       t.job_duration_ms, t.job_excerpt, t.created_at, s.event_id, s.terms
+       t.job_duration_ms, t.job_excerpt, t.created_at, s.terms
 FROM events e, deliveries d, attempts a, rejections r, meta m, workers w, test_deliveries t, event_search s
 WHERE 1 = 0;
 
