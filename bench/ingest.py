@@ -168,10 +168,8 @@ def report(name: str, result: LoadResult, baseline: LoadResult | None = None, of
     )
 
 
-def measure_ingest(
-    folder: Path, n: int, c: int, tag: str, database: str = "", instances: int = 1
-) -> LoadResult:
-    """`instances` × `headrace serve` (worker off) on one database, each on its own port, after a warm-up;
+def measure_ingest(folder: Path, n: int, c: int, tag: str, database: str = "", instances: int = 1) -> LoadResult:
+    """`instances` x `headrace serve` (worker off) on one database, each on its own port, after a warm-up;
     the load's connections are spread over them."""
     ports = [free_port() for _ in range(instances)]
     servers = []
@@ -245,9 +243,10 @@ def main() -> None:
                 report("pg", pg, ingest, of="SQLite")
                 ratios.append(pg.rate / ingest.rate)
 
+        pg_result = f"PostgreSQL ingest {', '.join(f'{r:.2f}x' for r in ratios)} SQLite's (target >= 0.80x)"
         if args.no_e2e:
             if ratios:
-                print(f"\nresult:  PostgreSQL ingest {', '.join(f'{r:.2f}x' for r in ratios)} SQLite's (target >= 0.80x)")
+                print(f"\nresult:  {pg_result}")
             return
         e2e_ingest, jobs, seconds = run_e2e(folder, n, c)
         report("e2e-in", e2e_ingest, base)
@@ -262,7 +261,7 @@ def main() -> None:
             f"p99 {ingest.percentile(99):.1f} ms; e2e {jobs / seconds:.0f}/s"
         )
         if ratios:
-            print(f"         PostgreSQL ingest {', '.join(f'{r:.2f}x' for r in ratios)} SQLite's (target >= 0.80x)")
+            print(f"         {pg_result}")
 
 
 if __name__ == "__main__":
