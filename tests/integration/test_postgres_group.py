@@ -78,7 +78,8 @@ def test_the_same_event_twice_in_one_batch_is_stored_once(pg_dsn: str):
         store = PostgresStore(pg_dsn, pool_size=2)
         await store.open()
         try:
-            first, second = await asyncio.gather(store.ingest(event("msg_x"), ROUTES), store.ingest(event("msg_x"), ROUTES))
+            same = event("msg_x")
+            first, second = await asyncio.gather(store.ingest(same, ROUTES), store.ingest(same, ROUTES))
             assert store.describe()["group_commits"] == 1  # really in one transaction
         finally:
             await store.close()
@@ -97,23 +98,23 @@ def test_a_connection_lost_mid_batch_fails_that_batch_only(pg_dsn: str):
         store = PostgresStore(pg_dsn, pool_size=3)
         await store.open()
         try:
-            async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as admin:
-                async with admin.transaction():
-                    await admin.execute("LOCK TABLE events IN EXCLUSIVE MODE")
-                    batch = [asyncio.ensure_future(store.ingest(event(f"msg_{i}"), ROUTES)) for i in range(10)]
-                    for _ in range(100):  # until the batch's INSERT is waiting for the lock
-                        await asyncio.sleep(0.05)
-                        waiting = await (
-                            await admin.execute(
-                                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                                " AND application_name = 'headrace' AND wait_event_type = 'Lock'"
-                            )
-                        ).fetchall()
-                        if waiting:
-                            break
-                    assert len(waiting) == 1  # one batch, on one connection
-                    await admin.execute("SELECT pg_terminate_backend(%s)", [waiting[0][0]])
-                    results = await asyncio.gather(*batch, return_exceptions=True)
+            admin = await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True)
+            async with admin, admin.transaction():
+                await admin.execute("LOCK TABLE events IN EXCLUSIVE MODE")
+                batch = [asyncio.ensure_future(store.ingest(event(f"msg_{i}"), ROUTES)) for i in range(10)]
+                for _ in range(100):  # until the batch's INSERT is waiting for the lock
+                    await asyncio.sleep(0.05)
+                    waiting = await (
+                        await admin.execute(
+                            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                            " AND application_name = 'headrace' AND wait_event_type = 'Lock'"
+                        )
+                    ).fetchall()
+                    if waiting:
+                        break
+                assert len(waiting) == 1  # one batch, on one connection
+                await admin.execute("SELECT pg_terminate_backend(%s)", [waiting[0][0]])
+                results = await asyncio.gather(*batch, return_exceptions=True)
             assert all(isinstance(r, psycopg.OperationalError) for r in results), results
             assert counts(pg_dsn) == (0, 0)
             again = await asyncio.gather(*(store.ingest(event(f"msg_{i}"), ROUTES) for i in range(10)))
