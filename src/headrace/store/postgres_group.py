@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import psycopg
@@ -33,6 +35,7 @@ from psycopg.rows import DictRow
 
 from headrace.store.postgres_io import Conn, Pool
 from headrace.store.programs import Program, Step
+from headrace.store.queries import parse_queries
 
 
 @dataclass
@@ -42,13 +45,17 @@ class Op:
     future: asyncio.Future[Any]
 
 
-async def run_programs(conn: Conn, queries: dict[str, str], programs: Sequence[Program[Any]]) -> list[Any]:
+async def run_programs(
+    conn: Conn, queries: dict[str, str], programs: Sequence[Program[Any]], bulk: dict[str, str] | None = None
+) -> list[Any]:
     """Run `programs` in one transaction on `conn`, in lockstep and pipelined; return their answers in
     order. Raises the first failure, and then nothing of any program was committed.
 
     Each round sends the next step of every program that is still running, then syncs once. The steps of
-    a round that run the same query go out as one `executemany` (one result set each), which costs the
+    a round that run the same query go out as one statement when `bulk` has a bulk form of it
+    (store/sql/postgresql/bulk.sql), else as one `executemany` (one result set each), which costs the
     driver much less than a cursor and an `execute` per statement."""
+    bulk = bulk or {}
     answers: list[Any] = [None] * len(programs)
     steps: dict[int, Step] = {}
     for i, program in enumerate(programs):
@@ -60,20 +67,34 @@ async def run_programs(conn: Conn, queries: dict[str, str], programs: Sequence[P
             rounds: dict[tuple[str, str], list[int]] = {}
             for i, step in steps.items():
                 rounds.setdefault((step.kind, step.query), []).append(i)
-            sent: list[tuple[str, list[int], psycopg.AsyncCursor[DictRow]]] = []
+            sent: list[tuple[str, list[int], psycopg.AsyncCursor[DictRow], bool]] = []
             for (kind, query), members in rounds.items():
                 cursor = conn.cursor()
                 if kind == "many":  # no results: every program's parameter sets in one go
                     params = [p for i in members for p in steps[i].params]
-                    await cursor.executemany(queries[query], params)
+                    together = query in bulk and len(params) > 1
+                    if together:
+                        await cursor.execute(bulk[query], _columns(bulk[query], params))
+                    else:
+                        await cursor.executemany(queries[query], params)
                 else:
-                    await cursor.executemany(queries[query], [steps[i].params for i in members], returning=True)
-                sent.append((kind, members, cursor))
+                    params = [steps[i].params for i in members]
+                    together = kind == "one" and query in bulk and len(params) > 1
+                    if together:
+                        await cursor.execute(bulk[query], _columns(bulk[query], params))
+                    else:
+                        await cursor.executemany(queries[query], params, returning=True)
+                sent.append((kind, members, cursor, together))
             await pipeline.sync()
             following: dict[int, Step] = {}
-            for kind, members, cursor in sent:
+            for kind, members, cursor, together in sent:
+                if together and kind == "one":
+                    rows = {int(row.pop("n")): row for row in await cursor.fetchall()}
+                    for n, i in enumerate(members, start=1):
+                        _advance(programs[i], rows.get(n), i, following, answers)
+                    continue
                 for n, i in enumerate(members):
-                    if n:
+                    if n and not together:
                         cursor.nextset()
                     result: Any = None
                     if kind == "run":
@@ -85,6 +106,19 @@ async def run_programs(conn: Conn, queries: dict[str, str], programs: Sequence[P
                     _advance(programs[i], result, i, following, answers)
             steps = following
     return answers
+
+
+PARAMETER = re.compile(r"%\(([a-z_][a-z0-9_]*)\)s")
+
+
+def _columns(sql: str, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The parameters of a bulk form: for each parameter it names, the list of that value in every row."""
+    return {name: [row[name] for row in rows] for name in dict.fromkeys(PARAMETER.findall(sql))}
+
+
+def load_bulk() -> dict[str, str]:
+    text = resources.files("headrace.store").joinpath("sql", "postgresql", "bulk.sql").read_text("utf-8")
+    return parse_queries(text)
 
 
 def _advance(program: Program[Any], result: Any, i: int, steps: dict[int, Step], answers: list[Any]) -> None:
@@ -100,6 +134,7 @@ class GroupWriter:
     def __init__(self, pool: Pool, queries: dict[str, str], *, lanes: int = 2, max_batch: int = 256) -> None:
         self._pool = pool
         self._queries = queries
+        self._bulk = load_bulk()
         self._lanes = max(1, min(lanes, pool.size))
         self._max_batch = max_batch
         self._pending: list[Op] = []
@@ -138,7 +173,8 @@ class GroupWriter:
         try:
             async with self._pool.connection() as conn:
                 try:
-                    answers = await run_programs(conn, self._queries, [op.make(*op.args) for op in batch])
+                    programs = [op.make(*op.args) for op in batch]
+                    answers = await run_programs(conn, self._queries, programs, self._bulk)
                 except Exception as exc:
                     failure, broken = exc, conn.broken
         except Exception as exc:  # no connection could be opened
