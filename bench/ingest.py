@@ -16,6 +16,10 @@
 
 Targets (issue 2): ingest >= 4,000 events/s, >= 0.6 of bare, p99 < 30 ms; e2e >= 1,500 events/s.
 Target (issue 11): PostgreSQL ingest >= 0.8x SQLite ingest in the same run.
+
+`cpu` is the server side's CPU time per accepted event: the `serve` processes, and for PostgreSQL also the
+server's backends serving them (not its WAL writer). On a machine shared with other work it moves less
+than the rates do.
 """
 
 from __future__ import annotations
@@ -162,9 +166,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def report(name: str, result: LoadResult, baseline: LoadResult | None = None, of: str = "bare") -> None:
     ratio = f"  {result.rate / baseline.rate:5.2f}x {of}" if baseline else ""
+    cpu = f"  cpu {result.cpu_us:4.0f} us/event" if result.cpu_us else ""
     print(
         f"{name:8} {result.rate:8.0f} req/s  p50 {result.p50:6.2f} ms  p99 {result.percentile(99):6.2f} ms"
-        f"  ok {result.ok}/{result.sent}  statuses {result.statuses}{ratio}"
+        f"  ok {result.ok}/{result.sent}  statuses {result.statuses}{cpu}{ratio}"
     )
 
 
@@ -178,10 +183,37 @@ def measure_ingest(folder: Path, n: int, c: int, tag: str, database: str = "", i
             config = write_config(folder, port, free_port(), worker=False, database=database)
             servers.append(start([*HEADRACE, "serve", "-c", str(config)], port))
         run_load_spread("127.0.0.1", ports, signed_requests(ports[0], 2000, f"warm-{tag}"), c)
-        return run_load_spread("127.0.0.1", ports, signed_requests(ports[0], n, tag), c)
+        requests = signed_requests(ports[0], n, tag)
+        pids = [s.pid for s in servers] + postgres_backends(database)
+        before = sum(cpu_seconds(pid) for pid in pids)
+        result = run_load_spread("127.0.0.1", ports, requests, c)
+        result.cpu_us = (sum(cpu_seconds(pid) for pid in pids) - before) / max(result.ok, 1) * 1e6
+        return result
     finally:
         for server in servers:
             stop(server)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc; 0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_backends(database: str) -> list[int]:
+    """The server processes serving headrace's connections to `database` (none for SQLite)."""
+    if not database.startswith("postgresql://"):
+        return []
+    import psycopg
+
+    with psycopg.connect(database) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'headrace'"
+        ).fetchall()
+    return [int(row[0]) for row in rows]
 
 
 @contextlib.contextmanager
@@ -242,6 +274,7 @@ def main() -> None:
                     pg = measure_ingest(folder, n, c, f"pg{round_}", database=url)
                 report("pg", pg, ingest, of="SQLite")
                 ratios.append(pg.rate / ingest.rate)
+                print(f"         server-side CPU per event: PostgreSQL {pg.cpu_us / ingest.cpu_us:.2f}x SQLite's")
 
         pg_result = f"PostgreSQL ingest {', '.join(f'{r:.2f}x' for r in ratios)} SQLite's (target >= 0.80x)"
         if args.no_e2e:

@@ -20,6 +20,7 @@ class LoadResult:
     statuses: dict[int, int]
     seconds: float
     latencies_ms: list[float]
+    cpu_us: float = 0.0  # CPU time of the server side per accepted request, when the caller measured it
 
     @property
     def rate(self) -> float:
