@@ -7,14 +7,15 @@ Operations queued while `lanes` batches are already running wait and go together
 operations, and `synchronous_commit` stays as the server has it.
 
 A batch runs its programs in lockstep in psycopg's pipeline mode (`run_programs`): the next step of every
-program is sent at once, then one sync brings back all their results. A batch of ingests therefore costs
-three round trips (BEGIN with the events' INSERTs, the deliveries' INSERTs, COMMIT) whatever its size,
-where one ingest alone used to cost five.
+program is sent at once, then one sync brings back all their results, and the steps of a round that run
+the same query go out as one statement (its bulk form in store/sql/postgresql/bulk.sql). A batch of
+ingests therefore costs three round trips and two INSERTs (the events with BEGIN, the deliveries, then
+COMMIT) whatever its size, where one ingest alone used to cost five round trips.
 
 Failures: a batch that fails for any reason but a broken connection (a statement the server refused, a
 program that raised, a deadlock with another instance's batch) is rolled back and run again as two
 halves, each a batch of its own: an operation that fails alone gets its own error, and every other
-operation in the batch commits, after at most log2(batch) extra rounds. When the connection breaks, the
+operation in the batch commits, after about 2·log2(batch) smaller batches. When the connection breaks, the
 pool drops it and every operation of the batch fails with that error (nothing of it was committed, or —
 if it broke during COMMIT — the caller cannot know, exactly as for a single transaction); an ingest then
 answers 503 and Dodo sends the event again, stored once.
