@@ -1,20 +1,31 @@
 """Ingest and end-to-end benchmark, printed as ratios against a bare baseline measured in the same run.
 
-    .venv/bin/python bench/ingest.py [--events 20000] [--concurrency 32]
+    .venv/bin/python bench/ingest.py [--events 20000] [--concurrency 32] [--postgres URL] [--rounds 2] [--no-e2e]
 
 1. bare:     the same server stack (aiohttp on uvloop) answering 202 to the same signed requests,
              reading the body and doing nothing else. This machine's ceiling for this stack.
 2. ingest:   `headrace serve` on the embedded SQLite store (WAL, synchronous=FULL), worker off:
              verify, parse, route, commit durably (group commit), answer 202.
-3. e2e:      `headrace serve` with its worker on, delivering to the Windmill emulator in another
+3. pg:       with `--postgres URL` (a server URL whose user may create databases, e.g.
+             postgresql://postgres@127.0.0.1:5432/postgres): the same `headrace serve` on a fresh
+             PostgreSQL database created for the run and dropped after it (synchronous_commit as the
+             server has it, `on` by default), printed as a ratio of the SQLite ingest just before it.
+             `--rounds N` alternates SQLite and PostgreSQL N times, so both see the same machine load.
+4. e2e:      `headrace serve` with its worker on, delivering to the Windmill emulator in another
              process: from the first request sent to the last job created at the emulator.
 
 Targets (issue 2): ingest >= 4,000 events/s, >= 0.6 of bare, p99 < 30 ms; e2e >= 1,500 events/s.
+Target (issue 11): PostgreSQL ingest >= 0.8x SQLite ingest in the same run.
+
+`cpu` is the server side's CPU time per accepted event: the `serve` processes, and for PostgreSQL also the
+server's backends serving them (not its WAL writer). On a machine shared with other work it moves less
+than the rates do.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -23,10 +34,12 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import LoadResult, build_request, run_load
+from loadgen import LoadResult, build_request, run_load, run_load_spread
 
 from headrace import samples
 from headrace.ingest.signature import decode_secret, sign
@@ -82,12 +95,14 @@ def signed_requests(port: int, count: int, tag: str) -> list[bytes]:
     return requests
 
 
-def write_config(folder: Path, port: int, emulator_port: int, worker: bool, extra: str = "") -> Path:
-    path = folder / "bench.toml"
+def write_config(
+    folder: Path, port: int, emulator_port: int, worker: bool, extra: str = "", database: str = ""
+) -> Path:
+    path = folder / f"bench-{port}.toml"
     path.write_text(f"""
 [server]
 listen = "127.0.0.1:{port}"
-database = "sqlite:///{folder}/bench.db"
+database = "{database or f"sqlite:///{folder}/bench.db"}"
 worker = {str(worker).lower()}
 log_level = "warning"
 open_management = true
@@ -149,12 +164,74 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
 
 
-def report(name: str, result: LoadResult, baseline: LoadResult | None = None) -> None:
-    ratio = f"  {result.rate / baseline.rate:5.2f}x bare" if baseline else ""
+def report(name: str, result: LoadResult, baseline: LoadResult | None = None, of: str = "bare") -> None:
+    ratio = f"  {result.rate / baseline.rate:5.2f}x {of}" if baseline else ""
+    cpu = f"  cpu {result.cpu_us:4.0f} us/event" if result.cpu_us else ""
     print(
         f"{name:8} {result.rate:8.0f} req/s  p50 {result.p50:6.2f} ms  p99 {result.percentile(99):6.2f} ms"
-        f"  ok {result.ok}/{result.sent}  statuses {result.statuses}{ratio}"
+        f"  ok {result.ok}/{result.sent}  statuses {result.statuses}{cpu}{ratio}"
     )
+
+
+def measure_ingest(folder: Path, n: int, c: int, tag: str, database: str = "", instances: int = 1) -> LoadResult:
+    """`instances` x `headrace serve` (worker off) on one database, each on its own port, after a warm-up;
+    the load's connections are spread over them."""
+    ports = [free_port() for _ in range(instances)]
+    servers = []
+    try:
+        for port in ports:
+            config = write_config(folder, port, free_port(), worker=False, database=database)
+            servers.append(start([*HEADRACE, "serve", "-c", str(config)], port))
+        run_load_spread("127.0.0.1", ports, signed_requests(ports[0], 2000, f"warm-{tag}"), c)
+        requests = signed_requests(ports[0], n, tag)
+        pids = [s.pid for s in servers] + postgres_backends(database)
+        before = sum(cpu_seconds(pid) for pid in pids)
+        result = run_load_spread("127.0.0.1", ports, requests, c)
+        result.cpu_us = (sum(cpu_seconds(pid) for pid in pids) - before) / max(result.ok, 1) * 1e6
+        return result
+    finally:
+        for server in servers:
+            stop(server)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc; 0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_backends(database: str) -> list[int]:
+    """The server processes serving headrace's connections to `database` (none for SQLite)."""
+    if not database.startswith("postgresql://"):
+        return []
+    import psycopg
+
+    with psycopg.connect(database) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'headrace'"
+        ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh database on the server of `admin_url`, dropped afterwards; yields its URL."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = f"headrace_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        params = conninfo_to_dict(admin_url)
+        user = f"{params['user']}@" if params.get("user") else ""
+        yield f"postgresql://{user}{params.get('host', '127.0.0.1')}:{params.get('port', 5432)}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def emulator_jobs(port: int) -> int:
@@ -166,6 +243,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--postgres", metavar="URL", help="also measure ingest on a fresh database on this server")
+    parser.add_argument("--rounds", type=int, default=1, help="SQLite then PostgreSQL ingest, this many times")
+    parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end run")
     args = parser.parse_args()
     n, c = args.events, args.concurrency
     print(
@@ -184,16 +264,23 @@ def main() -> None:
             stop(bare)
         report("bare", base)
 
-        port, emu_port = free_port(), free_port()
-        config = write_config(folder, port, emu_port, worker=False)
-        server = start([*HEADRACE, "serve", "-c", str(config)], port)
-        try:
-            run_load("127.0.0.1", port, signed_requests(port, 2000, "warm"), c)
-            ingest = run_load("127.0.0.1", port, signed_requests(port, n, "ingest"), c)
-        finally:
-            stop(server)
-        report("ingest", ingest, base)
+        ratios = []
+        for round_ in range(args.rounds):
+            fresh_db(folder)
+            ingest = measure_ingest(folder, n, c, f"ingest{round_}")
+            report("ingest", ingest, base)
+            if args.postgres:
+                with postgres_database(args.postgres) as url:
+                    pg = measure_ingest(folder, n, c, f"pg{round_}", database=url)
+                report("pg", pg, ingest, of="SQLite")
+                ratios.append(pg.rate / ingest.rate)
+                print(f"         server-side CPU per event: PostgreSQL {pg.cpu_us / ingest.cpu_us:.2f}x SQLite's")
 
+        pg_result = f"PostgreSQL ingest {', '.join(f'{r:.2f}x' for r in ratios)} SQLite's (target >= 0.80x)"
+        if args.no_e2e:
+            if ratios:
+                print(f"\nresult:  {pg_result}")
+            return
         e2e_ingest, jobs, seconds = run_e2e(folder, n, c)
         report("e2e-in", e2e_ingest, base)
         print(
@@ -206,6 +293,8 @@ def main() -> None:
             f"result:  ingest {ingest.rate:.0f}/s, {ingest.rate / base.rate:.2f}x bare, "
             f"p99 {ingest.percentile(99):.1f} ms; e2e {jobs / seconds:.0f}/s"
         )
+        if ratios:
+            print(f"         {pg_result}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ class LoadResult:
     statuses: dict[int, int]
     seconds: float
     latencies_ms: list[float]
+    cpu_us: float = 0.0  # CPU time of the server side per accepted request, when the caller measured it
 
     @property
     def rate(self) -> float:
@@ -56,11 +57,11 @@ async def _connection(host: str, port: int, queue: list[bytes], out: list[tuple[
         writer.close()
 
 
-async def _run(host: str, port: int, requests: list[bytes], concurrency: int) -> LoadResult:
+async def _run(host: str, ports: list[int], requests: list[bytes], concurrency: int) -> LoadResult:
     queue = list(reversed(requests))
     out: list[tuple[int, float]] = []
     started = time.perf_counter()
-    await asyncio.gather(*(_connection(host, port, queue, out) for _ in range(concurrency)))
+    await asyncio.gather(*(_connection(host, ports[i % len(ports)], queue, out) for i in range(concurrency)))
     seconds = time.perf_counter() - started
     statuses: dict[int, int] = {}
     for status, _ in out:
@@ -69,19 +70,24 @@ async def _run(host: str, port: int, requests: list[bytes], concurrency: int) ->
     return LoadResult(len(requests), ok, statuses, seconds, [ms for _, ms in out])
 
 
-def _child(host: str, port: int, requests: list[bytes], concurrency: int, conn: object) -> None:
+def _child(host: str, ports: list[int], requests: list[bytes], concurrency: int, conn: object) -> None:
     try:
         import uvloop
 
-        result = uvloop.run(_run(host, port, requests, concurrency))
+        result = uvloop.run(_run(host, ports, requests, concurrency))
     except ImportError:
-        result = asyncio.run(_run(host, port, requests, concurrency))
+        result = asyncio.run(_run(host, ports, requests, concurrency))
     conn.send(result)  # type: ignore[attr-defined]
 
 
 def run_load(host: str, port: int, requests: list[bytes], concurrency: int = 32) -> LoadResult:
+    return run_load_spread(host, [port], requests, concurrency)
+
+
+def run_load_spread(host: str, ports: list[int], requests: list[bytes], concurrency: int = 32) -> LoadResult:
+    """As `run_load`, with the connections spread round-robin over several servers (one per port)."""
     parent, child = multiprocessing.Pipe()
-    process = multiprocessing.Process(target=_child, args=(host, port, requests, concurrency, child))
+    process = multiprocessing.Process(target=_child, args=(host, ports, requests, concurrency, child))
     process.start()
     result: LoadResult = parent.recv()
     process.join()

@@ -1,8 +1,9 @@
 """The shared store: PostgreSQL, for several headrace instances working one queue.
 
-Every operation runs in a transaction of its own on a connection from a small pool, so a caller's
-future resolves only after its COMMIT. There is no group commit: with several connections in flight
-PostgreSQL already overlaps concurrent commits (and `commit_delay` can batch their WAL flushes).
+Ingests (and rejection records) are group-committed (`postgres_group`): the ingests that arrive together
+share one transaction and one COMMIT, their statements pipelined, and each caller's future resolves only
+after that COMMIT. Every other operation runs in a transaction of its own on a connection from the same
+small pool.
 Claims pick rows with `FOR UPDATE SKIP LOCKED`, so instances that claim at the same moment pass over
 each other's rows instead of waiting for them or taking them twice. The operations are `core.SQLStore`'s;
 this module only runs their steps on a psycopg connection.
@@ -17,8 +18,10 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from headrace.store import programs
 from headrace.store.base import StoreError
 from headrace.store.core import MakeProgram, SQLStore
+from headrace.store.postgres_group import GroupWriter
 from headrace.store.postgres_io import CREDENTIALS, Conn, Pool, applied_versions, redact
 from headrace.store.postgres_io import migrate as migrate_schema
 from headrace.store.programs import Step, drive_async
@@ -26,16 +29,19 @@ from headrace.store.queries import load
 from headrace.store.schema import SchemaStatus, known_version, pending
 
 T = TypeVar("T")
+GROUPED = {programs.ingest, programs.reject}  # the writes of `POST /webhooks/…`: one COMMIT for many
 
 
 class PostgresStore(SQLStore):
     dialect = "postgresql"
 
-    def __init__(self, dsn: str, pool_size: int = 10) -> None:
+    def __init__(self, dsn: str, pool_size: int = 10, *, group_lanes: int = 2) -> None:
         self.dsn = dsn
         self._q = load("postgresql")
         self._pool_size = pool_size
+        self._group_lanes = group_lanes  # batches of ingests committing at once, each on its own connection
         self._pool: Pool | None = None
+        self._group: GroupWriter | None = None
         self.transactions = 0
         self.deployment_id: str | None = None
 
@@ -56,6 +62,7 @@ class PostgresStore(SQLStore):
             await pool.close()
             raise
         self._pool = pool
+        self._group = GroupWriter(pool, self._q, lanes=self._group_lanes)
 
     def _new_pool(self, size: int) -> Pool:
         try:
@@ -98,24 +105,32 @@ class PostgresStore(SQLStore):
         return CREDENTIALS.sub("://", str(exc).replace(self.dsn, "(the URL)")).strip()
 
     async def close(self) -> None:
+        group, self._group = self._group, None
+        if group is not None:
+            await group.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
 
     def describe(self) -> dict[str, Any]:
-        pool = self._pool
+        pool, group = self._pool, self._group
         return {
             "backend": "postgresql",
             "database": redact(self.dsn),
             "pool_size": self._pool_size,
             "connections": pool.connections if pool else 0,
             "transactions": self.transactions,
+            "group_commits": group.batches if group else 0,
+            "group_writes": group.ops if group else 0,
         }
 
     async def _write(self, make: MakeProgram[T], *args: Any) -> T:
         """Run the program in one transaction; returns after COMMIT (or raises, and nothing was stored)."""
-        if self._pool is None:
+        if self._pool is None or self._group is None:
             raise StoreError("the store is not open")
+        if make in GROUPED:
+            result: T = await self._group.submit(make, args)
+            return result
         q = self._q
 
         async with self._pool.connection() as conn:

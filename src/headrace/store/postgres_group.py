@@ -1,0 +1,201 @@
+"""Group commit on PostgreSQL: the writes of many concurrent ingests in one transaction, one COMMIT.
+
+`GroupWriter.submit` queues an operation (a program of `store.programs` and its arguments) and returns
+a future that resolves only after the COMMIT that made it durable, as with SQLite's `sqlite_io.LoopWriter`.
+Operations queued while `lanes` batches are already running wait and go together in the next batch
+(at most `max_batch`), so under load each COMMIT — each WAL flush the server waits for — carries many
+operations, and `synchronous_commit` stays as the server has it.
+
+A batch runs its programs in lockstep in psycopg's pipeline mode (`run_programs`): the next step of every
+program is sent at once, then one sync brings back all their results, and the steps of a round that run
+the same query go out as one statement (its bulk form in store/sql/postgresql/bulk.sql). A batch of
+ingests therefore costs three round trips and two INSERTs (the events with BEGIN, the deliveries, then
+COMMIT) whatever its size, where one ingest alone used to cost five round trips.
+
+Failures: a batch that fails for any reason but a broken connection (a statement the server refused, a
+program that raised, a deadlock with another instance's batch) is rolled back and run again as two
+halves, each a batch of its own: an operation that fails alone gets its own error, and every other
+operation in the batch commits, after about 2·log2(batch) smaller batches. When the connection breaks, the
+pool drops it and every operation of the batch fails with that error (nothing of it was committed, or —
+if it broke during COMMIT — the caller cannot know, exactly as for a single transaction); an ingest then
+answers 503 and Dodo sends the event again, stored once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow
+
+from headrace.store.postgres_io import Conn, Pool
+from headrace.store.programs import Program, Step
+from headrace.store.queries import parse_queries
+
+
+@dataclass
+class Op:
+    make: Callable[..., Program[Any]]
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any]
+
+
+async def run_programs(
+    conn: Conn, queries: dict[str, str], programs: Sequence[Program[Any]], bulk: dict[str, str] | None = None
+) -> list[Any]:
+    """Run `programs` in one transaction on `conn`, in lockstep and pipelined; return their answers in
+    order. Raises the first failure, and then nothing of any program was committed.
+
+    Each round sends the next step of every program that is still running, then syncs once. The steps of
+    a round that run the same query go out as one statement when `bulk` has a bulk form of it
+    (store/sql/postgresql/bulk.sql), else as one `executemany` (one result set each), which costs the
+    driver much less than a cursor and an `execute` per statement."""
+    bulk = bulk or {}
+    answers: list[Any] = [None] * len(programs)
+    steps: dict[int, Step] = {}
+    for i, program in enumerate(programs):
+        _advance(program, None, i, steps, answers)
+    if not steps:
+        return answers  # programs that ran no statement (nothing to write): no transaction needed
+    async with conn.pipeline() as pipeline, conn.transaction():
+        while steps:
+            rounds: dict[tuple[str, str], list[int]] = {}
+            for i, step in steps.items():
+                rounds.setdefault((step.kind, step.query), []).append(i)
+            sent: list[tuple[str, list[int], psycopg.AsyncCursor[DictRow], bool]] = []
+            for (kind, query), members in rounds.items():
+                cursor = conn.cursor()
+                if kind == "many":  # no results: every program's parameter sets in one go
+                    params = [p for i in members for p in steps[i].params]
+                    together = query in bulk and len(params) > 1
+                    if together:
+                        await cursor.execute(bulk[query], _columns(bulk[query], params))
+                    else:
+                        await cursor.executemany(queries[query], params)
+                else:
+                    params = [steps[i].params for i in members]
+                    together = kind == "one" and query in bulk and len(params) > 1
+                    if together:
+                        await cursor.execute(bulk[query], _columns(bulk[query], params))
+                    else:
+                        await cursor.executemany(queries[query], params, returning=True)
+                sent.append((kind, members, cursor, together))
+            await pipeline.sync()
+            following: dict[int, Step] = {}
+            for kind, members, cursor, together in sent:
+                if together and kind == "one":
+                    rows = {int(row.pop("n")): row for row in await cursor.fetchall()}
+                    for n, i in enumerate(members, start=1):
+                        _advance(programs[i], rows.get(n), i, following, answers)
+                    continue
+                for n, i in enumerate(members):
+                    if n and not together:
+                        cursor.nextset()
+                    result: Any = None
+                    if kind == "run":
+                        result = cursor.rowcount
+                    elif kind == "one":
+                        result = await cursor.fetchone()
+                    elif kind == "all":
+                        result = await cursor.fetchall()
+                    _advance(programs[i], result, i, following, answers)
+            steps = following
+    return answers
+
+
+PARAMETER = re.compile(r"%\(([a-z_][a-z0-9_]*)\)s")
+
+
+def _columns(sql: str, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The parameters of a bulk form: for each parameter it names, the list of that value in every row."""
+    return {name: [row[name] for row in rows] for name in dict.fromkeys(PARAMETER.findall(sql))}
+
+
+def load_bulk() -> dict[str, str]:
+    text = resources.files("headrace.store").joinpath("sql", "postgresql", "bulk.sql").read_text("utf-8")
+    return parse_queries(text)
+
+
+def _advance(program: Program[Any], result: Any, i: int, steps: dict[int, Step], answers: list[Any]) -> None:
+    try:
+        steps[i] = program.send(result)
+    except StopIteration as done:
+        answers[i] = done.value
+
+
+class GroupWriter:
+    """Batches of operations on at most `lanes` pooled connections at once (see the module docstring)."""
+
+    def __init__(self, pool: Pool, queries: dict[str, str], *, lanes: int = 2, max_batch: int = 256) -> None:
+        self._pool = pool
+        self._queries = queries
+        self._bulk = load_bulk()
+        self._lanes = max(1, min(lanes, pool.size))
+        self._max_batch = max_batch
+        self._pending: list[Op] = []
+        self._running: set[asyncio.Task[None]] = set()
+        self._starting = False
+        self.batches = 0  # transactions committed or tried, retries of split batches included
+        self.ops = 0
+
+    def submit(self, make: Callable[..., Program[Any]], args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append(Op(make, args, future))
+        if not self._starting and len(self._running) < self._lanes:
+            self._starting = True
+            # Let every operation submitted in this loop iteration join the batch before it starts.
+            loop.call_soon(self._start_lane)
+        return future
+
+    def _start_lane(self) -> None:
+        self._starting = False
+        if self._pending and len(self._running) < self._lanes:
+            task = asyncio.get_running_loop().create_task(self._lane())
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _lane(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            self.ops += len(batch)
+            await self._settle(batch)
+
+    async def _settle(self, batch: list[Op]) -> None:
+        self.batches += 1
+        failure: Exception | None = None
+        broken = False
+        try:
+            async with self._pool.connection() as conn:
+                try:
+                    programs = [op.make(*op.args) for op in batch]
+                    answers = await run_programs(conn, self._queries, programs, self._bulk)
+                except Exception as exc:
+                    failure, broken = exc, conn.broken
+        except Exception as exc:  # no connection could be opened
+            failure, broken = exc, True
+        if failure is None:
+            for op, answer in zip(batch, answers, strict=True):
+                if not op.future.done():
+                    op.future.set_result(answer)
+        elif broken or len(batch) == 1:
+            for op in batch:
+                if not op.future.done():
+                    op.future.set_exception(failure)
+        else:  # one operation (or an unlucky moment) failed the batch: split it to find out which
+            middle = len(batch) // 2
+            await self._settle(batch[:middle])
+            await self._settle(batch[middle:])
+
+    async def close(self) -> None:
+        """Wait for the batches under way and those queued (the pool closes after this)."""
+        await asyncio.sleep(0)  # a lane scheduled with call_soon has started by now
+        while self._running:
+            with contextlib.suppress(Exception):
+                await asyncio.gather(*self._running)

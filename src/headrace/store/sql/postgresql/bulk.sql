@@ -1,0 +1,33 @@
+-- Bulk forms of queries in queries.sql, with the same names, for PostgreSQL group commit
+-- (store/postgres_group.py): when several operations of one batch run the same query in the same round,
+-- the batch runs its bulk form once. Each parameter is the list of that parameter's values, in the
+-- operations' order. A bulk form of a query that returns one row returns, for each input that produced
+-- one, that row with `n`, the input's 1-based place in the lists.
+
+-- name: insert_event
+-- Inputs are inserted in their order, so of two with the same (source, webhook_id) the first is stored and
+-- the second, as with the single form, gets no row and is then found as a duplicate.
+WITH input AS (
+    SELECT *
+    FROM unnest(%(source)s::text[], %(webhook_id)s::text[], %(event_type)s::text[],
+                %(webhook_timestamp)s::bigint[], %(received_at)s::double precision[], %(body)s::bytea[],
+                %(headers)s::text[])
+        WITH ORDINALITY AS i (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, n)
+), inserted AS (
+    INSERT INTO events (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers)
+    SELECT source, webhook_id, event_type, webhook_timestamp, received_at, body, headers FROM input ORDER BY n
+    ON CONFLICT (source, webhook_id) DO NOTHING
+    RETURNING id, source, webhook_id
+)
+SELECT DISTINCT ON (inserted.id) input.n, inserted.id
+FROM inserted JOIN input USING (source, webhook_id)
+ORDER BY inserted.id, input.n;
+
+-- name: insert_delivery
+INSERT INTO deliveries (event_id, destination, generation, job_id, status, next_attempt_at, created_at, updated_at)
+SELECT event_id, destination, generation, job_id, 'pending', now, now, now
+FROM unnest(%(event_id)s::bigint[], %(destination)s::text[], %(generation)s::integer[], %(job_id)s::text[],
+            %(now)s::double precision[])
+    WITH ORDINALITY AS i (event_id, destination, generation, job_id, now, n)
+ORDER BY n
+ON CONFLICT (event_id, destination, generation) DO NOTHING;
