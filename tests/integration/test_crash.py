@@ -110,8 +110,8 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path: Path):
                 await asyncio.sleep(1.0)
                 stop.set()
                 await sending
-                # Everything accepted must reach Windmill: the lease of work cut off by the kill expires
-                # (2 x 1 s timeout + 5 s) and the restarted worker finishes it.
+                # Everything accepted must reach Windmill: the restarted worker finds the killed one's
+                # heartbeat stale (5 s; the lease, 2 x 1 s timeout + 5 s, is the backstop) and finishes its work.
                 # Wait until the store has nothing left pending or in flight: that includes re-sending the
                 # deliveries whose job was created just before a kill (Windmill answers 400, job exists).
                 deadline = time.time() + 60

@@ -81,6 +81,8 @@ class Heartbeat:
             return True, "ok"  # not started yet
         age = self.clock() - last
         if age > self.dead_after / 2:
+            if self.last_ok is None:
+                return False, f"worker heartbeat not written yet, {age:.1f}s after the worker started"
             return False, f"worker heartbeat last written {age:.1f}s ago (every {self.interval:g}s expected)"
         return True, "ok"
 
