@@ -100,7 +100,7 @@ def test_kill_9_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path: Path):
             stop = asyncio.Event()
             sending = asyncio.create_task(stream(port, accepted, stop, counter))
             try:
-                for _ in range(2):  # two crashes, each in the middle of accepting and delivering
+                for _ in range(4):  # four crashes, each in the middle of accepting and delivering
                     await asyncio.sleep(1.5)
                     assert counter["202"] > 0, counter
                     os.kill(server.pid, signal.SIGKILL)

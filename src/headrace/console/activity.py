@@ -28,7 +28,8 @@ async def charts_context(request: web.Request, destination: str | None = None) -
     activity = await app_of(request).activity(window, destination)
     prefix = "chart-dest" if destination is not None else "chart-all"
     subject = "" if destination is None else f" to {destination}"
-    others = {k: v for k, v in request.query.items() if k != "window"}
+    # Switching the window keeps the filters but starts the list again from the newest event (no `before`).
+    others = {k: v for k, v in request.query.items() if k not in ("window", "before")}
     return {
         "window": window,
         "windows": [(name, {**others, "window": name}) for name in CHART_WINDOWS],
