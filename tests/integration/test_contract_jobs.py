@@ -91,3 +91,19 @@ def test_contract_J1_a_kit_job_has_its_output_as_logs(tmp_path: Path) -> None:
         assert "logs" not in (await emu.job(job_id, no_logs=True)).json()
 
     scenario(state, body)
+
+
+def test_contract_J3_get_result_maybe_writes_the_outcome_before_the_result() -> None:
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/big", lambda args: {"rows": ["x" * 100] * 50})
+
+    async def body(emu: Emulator) -> None:
+        job_id = str(uuid.uuid4())
+        assert (await emu.run("f/dodo/big", job_id=job_id)).status == 201
+        await emu.until_completed(job_id)
+        text = (await emu.result_maybe(job_id)).text
+        # The keys in the order Windmill serializes them: a body cut short still carries the outcome.
+        order = [text.index(f'"{key}"') for key in ("started", "success", "completed", "result")]
+        assert order == sorted(order), text[:120]
+
+    scenario(state, body)

@@ -229,6 +229,18 @@ def test_contract_M1_definitions_carry_schema_archived_draft_only_and_deleted() 
     scenario(state, body)
 
 
+def test_contract_M2_a_script_definition_carries_its_language_and_source() -> None:
+    source = "def main(data: dict, **kwargs):\n    return kwargs\n"
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/kw", content=source)
+
+    async def body(emu: Emulator) -> None:
+        script = (await emu.get(urls.SCRIPT, path="f/dodo/kw")).json()
+        assert script["language"] == "python3" and script["content"] == source
+
+    scenario(state, body)
+
+
 def test_accept_any_path_deploys_a_path_for_runs_and_definitions_alike() -> None:
     async def body(emu: Emulator) -> None:
         shown = await emu.get(urls.FLOW, path="f/any/thing")

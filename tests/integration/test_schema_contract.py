@@ -4,18 +4,15 @@ for a parameter with a default, undeclared keys for a flow, and every key for a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from headrace.windmill.client import WindmillClient
-from headrace.windmill.emulator import EmulatorState, EmulatorThread
+from headrace.windmill.emulator import EmulatorState, EmulatorThread, running_emulator
 from headrace.windmill.urls import parse_run_url
-from tests.helpers import dodo_body, free_port
+from tests.helpers import dodo_body
 from tests.integration.test_outcomes import SCHEMA, run_with, send, settings, until
 
 DATA_ONLY = {"type": "object", "properties": {"data": {"type": "object"}}, "required": ["data"]}
@@ -51,34 +48,22 @@ def test_null_for_a_parameter_with_a_default_is_sent_under_enforce(tmp_path: Pat
     run_with(state, scenario)
 
 
-@contextlib.asynccontextmanager
-async def windmill_script(content: str) -> AsyncIterator[str]:
-    """A loopback stand-in for `scripts/get/p/...` as Windmill answers it (schema, language, content)."""
-
-    async def get(request: web.Request) -> web.Response:
-        return web.json_response({"schema": DATA_ONLY, "language": "python3", "content": content, "archived": False})
-
-    app = web.Application()
-    app.router.add_get("/api/w/acme/scripts/get/p/{path:.+}", get)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}/api/w/acme/jobs/run/p/f/dodo/on_payment"
-    finally:
-        await runner.cleanup()
-
-
 def test_a_kwargs_script_is_known_to_take_every_key() -> None:
-    async def main(content: str) -> bool:
-        async with windmill_script(content) as url, aiohttp.ClientSession() as http:
-            info = await WindmillClient(http).get_target(parse_run_url(url)[0], "t")
-        assert info.found
-        return info.keeps_undeclared
+    def main(content: str) -> bool:
+        state = EmulatorState()
+        state.add_target("script", "f/dodo/on_payment", schema=DATA_ONLY, content=content)  # M2: its source
 
-    assert asyncio.run(main("def main(data: dict, **kwargs):\n    return kwargs\n")) is True
-    assert asyncio.run(main("def main(data: dict):\n    return data\n")) is False
+        async def look(url: str) -> bool:
+            async with aiohttp.ClientSession() as http:
+                info = await WindmillClient(http).get_target(parse_run_url(url)[0], "test-token")
+            assert info.found
+            return info.keeps_undeclared
+
+        with running_emulator(state) as emu:
+            return asyncio.run(look(emu.url()))
+
+    assert main("def main(data: dict, **kwargs):\n    return kwargs\n") is True
+    assert main("def main(data: dict):\n    return data\n") is False
 
 
 def running(tmp_path: Path, url: str, extra: str = "") -> Any:

@@ -97,6 +97,7 @@ async def get_definition(request: web.Request) -> web.Response:
         body.update(
             hash=target.hash,
             language="python3",
+            content=target.content,  # M2
             kind="script",
             deleted=target.deleted,
             draft_only=target.draft_only,

@@ -177,7 +177,9 @@ def load_kit(state: EmulatorState, folder: Path) -> list[Target]:
         path = code.relative_to(folder).with_suffix("").as_posix()
         schema = data.get("schema") if isinstance(data.get("schema"), dict) else None
         runner = PythonScript(code, state, shim_dir)
-        added.append(state.add_target("script", path, runner, schema=schema, summary=str(data.get("summary") or "")))
+        summary = str(data.get("summary") or "")
+        content = code.read_text("utf-8")
+        added.append(state.add_target("script", path, runner, schema=schema, summary=summary, content=content))
     for meta in sorted(folder.rglob("*__flow/flow.yaml")):
         if "node_modules" in meta.parts:
             continue

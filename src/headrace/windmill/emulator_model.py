@@ -75,6 +75,7 @@ class Target:
     delay: float = 0.0  # seconds a job stays `completed: false`
     error: str | None = None  # fail every job with this message
     summary: str = ""
+    content: str = ""  # M2: the script's source, as scripts/get shows it (kit scripts: the .py file)
     workspace: str | None = None  # None: deployed in every workspace
     lock_seconds: float = 0.0  # R3: the lock is still being built for this long after the deploy
     lock_requests: int = 0  # R3: ... or for this many run requests (each one answered 404)
