@@ -99,6 +99,8 @@ class NewEvent:
     received_at: float
     body: bytes
     headers: dict[str, str]
+    # The body as ingest already parsed it, so storing (the search terms) does not parse it again; None: parse.
+    parsed: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

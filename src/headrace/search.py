@@ -79,13 +79,15 @@ def _strings(value: Any) -> list[str]:
     return found
 
 
-def document(webhook_id: str, body: bytes) -> str:
-    """The event's terms as one space-separated text (what both dialects index, positions in order)."""
+def document(webhook_id: str, body: bytes, parsed: Any = None) -> str:
+    """The event's terms as one space-separated text (what both dialects index, positions in order).
+    `parsed`: the body already parsed (ingest has it); None parses `body` here."""
     values = [webhook_id]
-    try:
-        parsed = json.loads(body)
-    except (ValueError, RecursionError):
-        parsed = None
+    if parsed is None:
+        try:
+            parsed = json.loads(body)
+        except (ValueError, RecursionError):
+            parsed = None
     if isinstance(parsed, dict):
         size = 0
         for text in _strings([parsed.get("business_id"), parsed.get("data")]):

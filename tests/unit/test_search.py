@@ -92,3 +92,13 @@ def test_rendering_quotes_every_term_so_no_operator_gets_through():
     assert search.fts5(phrase) == '("ada" + "lovelace") AND ("pay") AND ("pay"*)'
     assert search.tsquery(phrase) == "('ada' <-> 'lovelace') & ('pay') & ('pay':*)"
     assert search.render("***", "sqlite") is None
+
+
+def test_terms_from_the_body_ingest_already_parsed_are_the_terms_of_the_raw_body() -> None:
+    import json
+
+    from headrace import samples, search
+
+    for event_type in ("payment.succeeded", "subscription.active", "dispute.opened"):
+        body = json.dumps(samples.load(event_type)).encode()
+        assert search.document("msg_1", body, json.loads(body)) == search.document("msg_1", body)

@@ -145,6 +145,7 @@ class Ingestor:
             received_at=now,
             body=body,
             headers={name: printable(headers[name], KEPT_HEADER_LIMIT) for name in KEPT_HEADERS if name in headers},
+            parsed=parsed,
         )
         try:
             result = await self.store.ingest(event, destinations)

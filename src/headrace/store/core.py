@@ -105,7 +105,9 @@ class SQLStore(ABC):
 
     # ingest
     async def ingest(self, event: NewEvent, routes: Sequence[Route]) -> IngestResult:
-        terms = search.document(event.webhook_id, event.body)  # before the transaction: it holds the writer
+        terms = search.document(
+            event.webhook_id, event.body, event.parsed
+        )  # before the transaction: it holds the writer
         return await self._recorded(programs.ingest, event, routes, self._deployment(), terms)
 
     async def reject(self, rejection: Rejection) -> None:
