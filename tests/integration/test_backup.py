@@ -44,7 +44,7 @@ def test_backup_while_ingesting_is_consistent_and_restorable(tmp_path: Path):
     settings = settings_for(text, tmp_path)
     accepted: list[str] = []
     total = 5000  # an upper bound: the senders stop once the backup has returned
-    hundred = asyncio.Event()
+    enough = asyncio.Event()
     backed_up = asyncio.Event()
 
     async def ingest(base: str, session: aiohttp.ClientSession, ids: list[str]) -> None:
@@ -55,14 +55,14 @@ def test_backup_while_ingesting_is_consistent_and_restorable(tmp_path: Path):
             async with session.post(f"{base}/webhooks/dodo", data=body, headers=signed_headers(body, webhook_id)) as r:
                 assert r.status == 202, await r.text()
                 accepted.append(webhook_id)
-                if len(accepted) >= 100:
-                    hundred.set()
+                if len(accepted) >= 1000:  # a database big enough that the backup takes a while
+                    enough.set()
 
     async def scenario() -> tuple[int, tuple[int, str, str]]:
         async with running_server(settings) as base, aiohttp.ClientSession() as session:
             ids = [f"msg_{n}" for n in range(total)]
             senders = [asyncio.create_task(ingest(base, session, ids[k::8])) for k in range(8)]
-            await hundred.wait()
+            await enough.wait()
             before = len(accepted)
             result = await asyncio.to_thread(run_cli, "backup", str(backup), "-c", str(config))
             during = len(accepted) - before
