@@ -105,9 +105,8 @@ class SQLStore(ABC):
 
     # ingest
     async def ingest(self, event: NewEvent, routes: Sequence[Route]) -> IngestResult:
-        terms = search.document(
-            event.webhook_id, event.body, event.parsed
-        )  # before the transaction: it holds the writer
+        # Before the transaction: it holds the writer.
+        terms = search.indexed(search.document(event.webhook_id, event.body, event.parsed), self.dialect)
         return await self._recorded(programs.ingest, event, routes, self._deployment(), terms)
 
     async def reject(self, rejection: Rejection) -> None:
@@ -160,7 +159,7 @@ class SQLStore(ABC):
     async def index_backlog(self, batch: int = 2000, progress: Callable[[int], None] = lambda left: None) -> None:
         """Index the events stored before payload search existed (migration 0006, `db copy`), in batches of
         `batch` events, one transaction each; returns when none is left. A no-op once done."""
-        while left := await self._recorded(programs.index_backlog, batch):
+        while left := await self._recorded(programs.index_backlog, batch, self.dialect):
             progress(left)
 
     async def get_event(self, key: str) -> EventRow | None:

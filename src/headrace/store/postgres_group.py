@@ -109,7 +109,7 @@ async def run_programs(
     return answers
 
 
-PARAMETER = re.compile(r"%\(([a-z_][a-z0-9_]*)\)s")
+PARAMETER = re.compile(r"%\(([a-z_][a-z0-9_]*)\)[sbt]")
 
 
 def _columns(sql: str, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:

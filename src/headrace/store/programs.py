@@ -73,7 +73,8 @@ def many(query: str, params: list[dict[str, Any]]) -> Step:
 
 
 def ingest(event: NewEvent, routes: Sequence[Route], deployment_id: str, terms: str) -> Program[IngestResult]:
-    """`terms`: the event's search terms (search.document), indexed in the same transaction as the event."""
+    """`terms`: the event's search terms (search.document, in the form search.indexed gives for the
+    dialect), indexed in the same transaction as the event."""
     params = rows.event_params(event)
     row = yield one("insert_event", params)
     if row is None:  # a duplicate (PostgreSQL's ON CONFLICT waited for the first one's transaction to end)
@@ -82,7 +83,7 @@ def ingest(event: NewEvent, routes: Sequence[Route], deployment_id: str, terms: 
             raise StoreError(f"event {event.source}/{event.webhook_id} conflicted but cannot be found")
         return IngestResult(event_id=int(existing["id"]), duplicate=True, deliveries=0)
     event_id = int(row["id"])
-    yield run("insert_event_search", {"event_id": event_id, "terms": terms})
+    yield many("insert_event_search", [{"event_id": event_id, "terms": terms}])
     if routes:
         yield many(
             "insert_delivery",
@@ -249,7 +250,7 @@ def list_events(flt: EventFilter, dialect: str) -> Program[list[EventRow]]:
     return [rows.event(row) for row in found]
 
 
-def index_backlog(limit: int) -> Program[int]:
+def index_backlog(limit: int, dialect: str) -> Program[int]:
     """Index up to `limit` of the events stored before search existed (newest first); returns how many are
     left to index (0: done). One batch per transaction, so an interrupted backfill resumes where it stopped."""
     row = yield one("search_backlog")
@@ -260,7 +261,7 @@ def index_backlog(limit: int) -> Program[int]:
     ids = [int(r["id"]) for r in found]
     if found:
         batch = [
-            {"event_id": i, "terms": search.document(str(r["webhook_id"]), bytes(r["body"]))}
+            {"event_id": i, "terms": search.indexed(search.document(str(r["webhook_id"]), bytes(r["body"])), dialect)}
             for i, r in zip(ids, found, strict=True)
         ]
         yield many("insert_event_search", batch)

@@ -9,9 +9,9 @@
 -- the second, as with the single form, gets no row and is then found as a duplicate.
 WITH input AS (
     SELECT *
-    FROM unnest(%(source)s::text[], %(webhook_id)s::text[], %(event_type)s::text[],
-                %(webhook_timestamp)s::bigint[], %(received_at)s::double precision[], %(body)s::bytea[],
-                %(headers)s::text[])
+    FROM unnest(%(source)b::text[], %(webhook_id)b::text[], %(event_type)b::text[],
+                %(webhook_timestamp)b::bigint[], %(received_at)b::double precision[], %(body)b::bytea[],
+                %(headers)b::text[])
         WITH ORDINALITY AS i (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, n)
 ), inserted AS (
     INSERT INTO events (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers)
@@ -26,8 +26,12 @@ ORDER BY inserted.id, input.n;
 -- name: insert_delivery
 INSERT INTO deliveries (event_id, destination, generation, job_id, status, next_attempt_at, created_at, updated_at)
 SELECT event_id, destination, generation, job_id, 'pending', now, now, now
-FROM unnest(%(event_id)s::bigint[], %(destination)s::text[], %(generation)s::integer[], %(job_id)s::text[],
-            %(now)s::double precision[])
+FROM unnest(%(event_id)b::bigint[], %(destination)b::text[], %(generation)b::integer[], %(job_id)b::text[],
+            %(now)b::double precision[])
     WITH ORDINALITY AS i (event_id, destination, generation, job_id, now, n)
 ORDER BY n
 ON CONFLICT (event_id, destination, generation) DO NOTHING;
+
+-- name: insert_event_search
+INSERT INTO event_search (event_id, terms)
+SELECT event_id, terms::tsvector FROM unnest(%(event_id)b::bigint[], %(terms)b::text[]) AS i (event_id, terms);

@@ -541,13 +541,9 @@ WHERE (%(status)s::text IS NULL OR status = %(status)s)
 LIMIT %(limit)s;
 
 -- name: insert_event_search
--- The event's search terms (headrace.search.document: space-separated, in order) as a tsvector written
--- lexeme by lexeme with its position: no parser or dictionary touches them.
-INSERT INTO event_search (event_id, terms)
-SELECT %(event_id)s,
-       COALESCE(string_agg('''' || replace(replace(t, '\', '\\'), '''', '''''') || ''':' || n, ' '), '')::tsvector
-FROM regexp_split_to_table(%(terms)s, ' ') WITH ORDINALITY AS u(t, n)
-WHERE t <> '';
+-- The event's search terms as tsvector text (headrace.search.tsvector: every lexeme quoted, with its
+-- position), read verbatim: no parser or dictionary touches them.
+INSERT INTO event_search (event_id, terms) VALUES (%(event_id)s, %(terms)s::tsvector);
 
 -- name: search_backlog
 -- FOR UPDATE: instances that start together index the backlog one batch at a time, never the same events.

@@ -1,0 +1,75 @@
+"""What PostgreSQL ingest stores, in the forms chosen for speed (bench/ingest.py --postgres): the search
+terms as tsvector text built by headrace, event bodies compressed with LZ4, and the group commit's bulk
+statements with binary parameters. Each must store exactly what the slower form stored."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from headrace import search
+from headrace.models import NewEvent, Route
+from headrace.samples import load as load_sample
+
+psycopg = pytest.importorskip("psycopg")
+
+from headrace.store.postgres import PostgresStore  # noqa: E402
+
+pytestmark = pytest.mark.postgres
+
+# How the terms were made into a tsvector in SQL before (queries.sql, schema version 7): split at spaces,
+# each term quoted by the server at its position. headrace's own text must parse to the same tsvector.
+SERVER_BUILT = r"""
+SELECT COALESCE(string_agg('''' || replace(replace(t, '\', '\\'), '''', '''''') || ''':' || n, ' '), '')::tsvector
+FROM regexp_split_to_table(%(terms)s, ' ') WITH ORDINALITY AS u(t, n)
+WHERE t <> ''
+"""
+
+HOSTILE = [
+    "",
+    "plain",
+    "it's o'brien''s",
+    "back\\slash \\' \\\\ end\\",
+    "colon:1 star:* a:b:c 'quoted' & | ! <-> ( )",
+    "Зоë quill 東京 ✓ 😀 e\u0301",
+    "x" * 128 + " " + "y" * 128,
+    " ".join(f"t{i % 37}" for i in range(1000)),  # repeated terms: positions merge, as the server merged them
+]
+
+
+@pytest.mark.parametrize(
+    "document", [*HOSTILE, search.document("msg_1", json.dumps(load_sample("payment.succeeded")).encode())]
+)
+def test_headrace_built_tsvector_text_is_the_tsvector_the_server_built(pg_dsn: str, document: str):
+    with psycopg.connect(pg_dsn) as conn:
+        expected = conn.execute(SERVER_BUILT, {"terms": document}).fetchone()[0]
+        got = conn.execute("SELECT %(text)s::tsvector", {"text": search.tsvector(document)}).fetchone()[0]
+    assert got == expected
+
+
+def test_event_bodies_are_compressed_with_lz4_and_read_back_exactly(pg_dsn: str):
+    body = json.dumps(
+        {**load_sample("payment.succeeded"), "pad": "\u00e9\x00" * 3000}, ensure_ascii=False
+    ).encode()  # past 2 KB
+
+    async def main() -> bytes:
+        store = PostgresStore(pg_dsn, pool_size=2)
+        await store.open()
+        try:
+            events = [NewEvent("dodo", f"msg_{i}", "payment.succeeded", 1, 1.0, body, {}) for i in range(5)]
+            await asyncio.gather(*(store.ingest(e, [Route("a", "u")]) for e in events))  # one group commit
+            found = await store.get_event("msg_3")
+            assert found is not None
+            return found.body
+        finally:
+            await store.close()
+
+    assert asyncio.run(main()) == body
+    with psycopg.connect(pg_dsn) as conn:
+        method = conn.execute(
+            "SELECT attcompression FROM pg_attribute WHERE attrelid = 'events'::regclass AND attname = 'body'"
+        ).fetchone()[0]
+        stored = conn.execute("SELECT DISTINCT pg_column_compression(body) FROM events").fetchall()
+    assert method == "l" and stored == [("lz4",)]
