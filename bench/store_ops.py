@@ -5,7 +5,7 @@
 bare:   the same INSERTs (event + one delivery) with plain sqlite3 on one connection, WAL and
         synchronous=FULL, committed in batches of `--concurrency` (what group commit achieves at best).
 store:  SQLiteStore.ingest with `--concurrency` concurrent callers (group commit, the programs of
-        store/programs.py driven on the loop thread), each awaiting its own COMMIT.
+        store/programs/ driven on the loop thread), each awaiting its own COMMIT.
 reads:  SQLiteStore.get_event for every stored event, against bare sqlite3 running the same three queries.
 
 Run it under two versions of the code (PYTHONPATH=old/src) to compare their ratios: the absolute numbers

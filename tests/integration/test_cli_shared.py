@@ -1,4 +1,4 @@
-"""The CLI's shared pieces: one error style for time options, env: resolved by config.py only, one
+"""The CLI's shared pieces: one error style for time options, env: resolved by headrace.config only, one
 event-loop choice, and the formatter that keeps `headrace event` thin. In-process: no server needed."""
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def test_send_resolves_env_references_through_config(
 
 
 def test_the_cli_reads_no_environment_and_the_loop_is_chosen_once() -> None:
-    # config.py resolves env: references; the emulator's kit runner builds a Windmill job's environment.
+    # headrace.config resolves env: references; the emulator's kit runner builds a Windmill job's environment.
     readers = sorted(
         str(path.relative_to(SRC))
         for path in SRC.glob("cli*.py")

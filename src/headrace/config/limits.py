@@ -1,0 +1,59 @@
+"""What the settings models share: the strict, frozen base model, the Duration type, and the ranges that
+settings whose absurd values would misbehave quietly must lie within (with the error that says so)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from headrace.durations import parse_duration
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+
+# Limits of the settings whose absurd values would misbehave quietly: (lowest, highest) in seconds.
+TIMEOUT_LIMITS = (1.0, 3600.0)
+RETRY_STEP_LIMITS = (0.01, 7 * 86400.0)
+TOLERANCE_LIMITS = (1.0, 3600.0)
+SHUTDOWN_GRACE_LIMITS = (0.0, 600.0)
+# Retention: at least 3 days for events (a pruned event's webhook-id is forgotten, and Dodo retries an event
+# for about a day), at least an hour for rejection rows; at most about ten years for either.
+RETENTION_LIMITS = (3 * 86400.0, 3650 * 86400.0)
+REJECTION_RETENTION_LIMITS = (3600.0, 3650 * 86400.0)
+RETENTION_OFF = ("off", "0")
+BODY_LIMITS = (1024, 64 * 1024 * 1024)
+CONCURRENCY_LIMITS = (1, 256)
+
+
+def _within(value: str, limits: tuple[float, float], meaning: str) -> str:
+    """`value` if its duration lies within `limits`, else a ValueError saying the range and what the key does."""
+    low, high = limits
+    if not low <= parse_duration(value) <= high:
+        raise ValueError(f"{value!r} is out of range: write from {_seconds(low)} to {_seconds(high)} ({meaning})")
+    return value
+
+
+def _count_within(value: int, limits: tuple[int, int], unit: str) -> int:
+    low, high = limits
+    if not low <= value <= high:
+        raise ValueError(f"{value} is out of range: write from {low} to {high} {unit}")
+    return value
+
+
+def _seconds(value: float) -> str:
+    if value == 0:
+        return "0s"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if value >= size and value % size == 0:
+            return f"{int(value // size)}{unit}"
+    return f"{round(value * 1000)}ms"

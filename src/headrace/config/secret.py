@@ -1,0 +1,71 @@
+"""Secret, a value never shown, and the references a secret may be written as: `env:NAME` (an environment
+variable, read at start-up) and `file:PATH` (a file of its own, read again at every reload)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+
+class Secret:
+    """A resolved secret. Never shown by str(), repr() or logging."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+SECRET_FILE_LIMIT = 65536  # bytes: a file: reference holds one secret or URL, not a document
+
+
+def _resolve(value: str, environ: Mapping[str, str], base_dir: Path | None = None) -> str:
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in environ or environ[name] == "":
+            raise ValueError(f"environment variable {name} is not set (referenced as env:{name}); export it")
+        return environ[name]
+    if value.startswith("file:"):
+        return _read_secret_file(Path(value[5:]), base_dir or Path("."))
+    return value
+
+
+def _read_secret_file(path: Path, base_dir: Path) -> str:
+    """The content of a `file:PATH` reference (relative to the config file's folder), without its final line
+    break. Read at start-up and at every reload: the way to rotate a secret the environment cannot change."""
+    full = path if path.is_absolute() else base_dir / path
+    try:
+        with full.open("rb") as handle:
+            data = handle.read(SECRET_FILE_LIMIT + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read {full} (referenced as file:{path}): {exc.strerror}") from None
+    if len(data) > SECRET_FILE_LIMIT:
+        raise ValueError(f"{full} (referenced as file:{path}) is larger than {SECRET_FILE_LIMIT} bytes")
+    try:
+        text = data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ValueError(f"{full} (referenced as file:{path}) is not UTF-8 text") from None
+    if not text:
+        raise ValueError(f"{full} (referenced as file:{path}) is empty")
+    return text
+
+
+def resolve_reference(value: str, environ: Mapping[str, str] | None = None) -> str:
+    """`value` itself, the environment variable an `env:NAME` value names, or the content of the file a
+    `file:PATH` value names (ValueError if it is unset or unreadable)."""
+    return _resolve(value, os.environ if environ is None else environ)
