@@ -71,7 +71,7 @@ class Page:
 
 @contextlib.asynccontextmanager
 async def chromium_page(width: int = 1280, height: int = 1000) -> AsyncIterator[Page]:
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:  # its helpers may still write
         process = await asyncio.create_subprocess_exec(
             *[
                 CHROMIUM or "chromium",

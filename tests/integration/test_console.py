@@ -220,7 +220,7 @@ def test_chromium_renders_the_event_list_and_a_timeline(tmp_path: Path, emulator
 
 
 def chromium(url: str, screenshot: Path) -> str:
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:  # its helpers may still write
         flags = [
             CHROMIUM or "chromium",
             "--headless",
@@ -333,7 +333,7 @@ def test_chromium_page_on_another_port_cannot_replay(tmp_path: Path, emulator: E
 
 
 def chromium_dom(url: str) -> str:
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:  # its helpers may still write
         flags = [
             CHROMIUM or "chromium",
             "--headless",
