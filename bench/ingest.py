@@ -14,6 +14,9 @@
 4. e2e:      `headrace serve` with its worker on, delivering to the Windmill emulator in another
              process: from the first request sent to the last job created at the emulator.
 
+Payload search is indexed after the commit (headrace/indexer.py): `searchable +N s` is how long after the
+last answer the index had caught up with the run's events (the servers still running, not in the rate).
+
 Targets (issue 2): ingest >= 4,000 events/s, >= 0.6 of bare, p99 < 30 ms; e2e >= 1,500 events/s.
 Target (issue 11): PostgreSQL ingest >= 0.8x SQLite ingest in the same run.
 
@@ -167,6 +170,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def report(name: str, result: LoadResult, baseline: LoadResult | None = None, of: str = "bare") -> None:
     ratio = f"  {result.rate / baseline.rate:5.2f}x {of}" if baseline else ""
     cpu = f"  cpu {result.cpu_us:4.0f} us/event" if result.cpu_us else ""
+    if result.indexed_after is not None:
+        cpu += f"  searchable +{result.indexed_after:.1f} s"
     print(
         f"{name:8} {result.rate:8.0f} req/s  p50 {result.p50:6.2f} ms  p99 {result.percentile(99):6.2f} ms"
         f"  ok {result.ok}/{result.sent}  statuses {result.statuses}{cpu}{ratio}"
@@ -188,10 +193,32 @@ def measure_ingest(folder: Path, n: int, c: int, tag: str, database: str = "", i
         before = sum(cpu_seconds(pid) for pid in pids)
         result = run_load_spread("127.0.0.1", ports, requests, c)
         result.cpu_us = (sum(cpu_seconds(pid) for pid in pids) - before) / max(result.ok, 1) * 1e6
+        result.indexed_after = search_caught_up(database or f"sqlite:///{folder}/bench.db")
         return result
     finally:
         for server in servers:
             stop(server)
+
+
+def search_caught_up(database: str, timeout: float = 120.0) -> float | None:
+    """Seconds until the search index queue (indexed after the commit, headrace/indexer.py) is empty, the
+    servers still running; None when it is not empty within `timeout`. Not counted in the ingest rate."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if database.startswith("postgresql://"):
+            import psycopg
+
+            with psycopg.connect(database) as conn:
+                row = conn.execute("SELECT COUNT(*) FROM search_pending").fetchone()
+        else:
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(database.removeprefix("sqlite:///"), timeout=30)) as conn:
+                row = conn.execute("SELECT COUNT(*) FROM search_pending").fetchone()
+        if row is not None and row[0] == 0:
+            return time.perf_counter() - started
+        time.sleep(0.05)
+    return None
 
 
 def cpu_seconds(pid: int) -> float:

@@ -21,6 +21,7 @@ class LoadResult:
     seconds: float
     latencies_ms: list[float]
     cpu_us: float = 0.0  # CPU time of the server side per accepted request, when the caller measured it
+    indexed_after: float | None = None  # seconds from the last answer until the search queue was empty
 
     @property
     def rate(self) -> float:

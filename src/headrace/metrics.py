@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from headrace import __version__, procstats
-from headrace.models import QueueStats
+from headrace.models import SEARCH_PENDING_CAP, QueueStats
 
 if TYPE_CHECKING:
     from headrace.config import Settings
@@ -176,6 +176,11 @@ class Metrics:
             out.append(f"# TYPE headrace_queue_oldest_age_seconds gauge\nheadrace_queue_oldest_age_seconds {age:.3f}\n")
             out.append("# HELP headrace_jobs_open Windmill jobs created whose outcome is not known yet.\n")
             out.append(f"# TYPE headrace_jobs_open gauge\nheadrace_jobs_open {queue.open_jobs}\n")
+            out.append(
+                "# HELP headrace_search_pending Stored events not in the payload search index yet "
+                f"(counted up to {SEARCH_PENDING_CAP}).\n"
+            )
+            out.append(f"# TYPE headrace_search_pending gauge\nheadrace_search_pending {queue.search_pending}\n")
         out.append("# HELP headrace_build_info The running headrace: version and Python (always 1).\n")
         out.append("# TYPE headrace_build_info gauge\n")
         out.append(f'headrace_build_info{{version="{_escape(__version__)}",python="{platform.python_version()}"}} 1\n')

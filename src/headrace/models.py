@@ -99,8 +99,6 @@ class NewEvent:
     received_at: float
     body: bytes
     headers: dict[str, str]
-    # The body as ingest already parsed it, so storing (the search terms) does not parse it again; None: parse.
-    parsed: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -272,6 +270,9 @@ class JobUpdate:
     target: str = ""  # with rerun: the destination's `target_key` now, for the re-run's job id
 
 
+SEARCH_PENDING_CAP = 100_000  # the queue of events waiting for the search index is counted up to this
+
+
 @dataclass(frozen=True)
 class QueueStats:
     """Cheap gauges for /metrics: only rows still open are counted."""
@@ -279,6 +280,7 @@ class QueueStats:
     depth: dict[tuple[str, str], int]  # (destination, pending|in_flight) -> count
     oldest_open_at: float | None
     open_jobs: int
+    search_pending: int = 0  # stored events not in the search index yet, counted up to SEARCH_PENDING_CAP
 
 
 @dataclass(frozen=True)

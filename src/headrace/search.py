@@ -1,8 +1,9 @@
 """Payload search, decided once: what of an event is indexed, how a query reads, and the query in each
 database's own syntax (SQLite FTS5 MATCH, PostgreSQL tsquery). Pure: no I/O.
 
-Indexed (at ingest, in the event's transaction): the webhook id, the body's `business_id`, and every string
-inside `data` (ids, emails, names, metadata values, addresses), except date-times. Each string gives *terms*,
+Indexed (after the commit, by headrace/indexer.py, from a queue ingest fills in the event's transaction):
+the webhook id, the body's `business_id`, and every string inside `data` (ids, emails, names, metadata
+values, addresses), except date-times. Each string gives *terms*,
 case-folded: its words (runs of letters, digits and `_`, so `pay_0NW3xyz` is one word) and each part between
 spaces that is more than one word, whole (`ada@example.com`, `DODO-7F3K-9QXA`, `ORD-10042`).
 
@@ -199,7 +200,7 @@ def _as_is(document: str) -> str:
     return document  # SQLite FTS5: its tokenizer splits at the spaces
 
 
-INDEXED: dict[str, Callable[[str], str]] = {"sqlite": _as_is, "postgresql": tsvector}  # insert_event_search's form
+INDEXED: dict[str, Callable[[str], str]] = {"sqlite": _as_is, "postgresql": tsvector}  # index_event's form
 
 
 def indexed(document: str, dialect: str) -> str:

@@ -63,7 +63,18 @@ async def ingest_corpus(store: Store) -> list[tuple[int, dict[str, Any]]]:
     return stored
 
 
+async def index_all(store: Store) -> int:
+    """Run the indexer's rounds until the queue ingest filled is empty (`serve` does it in the background);
+    returns how many ids were taken."""
+    taken = 0
+    while n := await store.index_pending(3):
+        taken += n
+    return taken
+
+
 async def found(store: Store, q: str, **filters: Any) -> list[int]:
+    """The events a search finds once everything stored is indexed."""
+    await index_all(store)
     return [e.id for e in await store.list_events(EventFilter(q=q, limit=100, **filters))]
 
 
@@ -213,6 +224,7 @@ def test_search_combines_with_status_type_source_since_and_pages(make_store):
 def test_a_deleted_event_leaves_the_index(make_store, request):
     async def scenario(store: Store) -> int:
         stored = await ingest_corpus(store)
+        assert await index_all(store) == len(CORPUS)
         return stored[1][0]  # an unrouted event: no deliveries hold it
 
     event_id = run(make_store, scenario)
@@ -335,3 +347,83 @@ def test_instances_that_start_together_index_the_backlog_once(make_store, reques
 
     indexed, again = run(make_store, scenario)
     assert again == indexed and len(indexed) >= 3
+
+
+def sql(request: pytest.FixtureRequest, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Run one statement on the store's database from outside headrace; `?` placeholders on both dialects."""
+    if request.node.callspec.params["make_store"] == "sqlite":
+        with sqlite3.connect(Path(request.getfixturevalue("tmp_path")) / "contract.db") as conn:
+            return conn.execute(statement, params).fetchall()
+    import psycopg
+
+    with psycopg.connect(request.getfixturevalue("pg_dsn"), autocommit=True) as conn:
+        cursor = conn.execute(statement.replace("?", "%s"), params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def test_ingest_queues_every_stored_event_and_the_indexer_indexes_it_after_the_commit(make_store, request):
+    """Ingest writes no index row (that halved ingest): the event's id is queued in its transaction, and
+    index_pending indexes the queue oldest first, in rounds. A duplicate is queued once."""
+
+    async def scenario(store: Store) -> None:
+        stored = await ingest_corpus(store)
+        await store.ingest(new_event(sample("payment.succeeded", 1), "msg_0001"), [])  # Dodo sends it again
+        assert sql(request, "SELECT COUNT(*) FROM event_search") == [(0,)]
+        assert (await store.queue_stats()).search_pending == len(CORPUS)
+        assert await store.list_events(EventFilter(q="ada", limit=100)) == []  # not indexed yet
+        assert await store.index_pending(3) == 3
+        assert (await store.queue_stats()).search_pending == len(CORPUS) - 3
+        assert sorted(row[0] for row in sql(request, "SELECT event_id FROM search_pending")) == [
+            event_id for event_id, _ in stored[3:]
+        ]
+        assert await store.index_pending(100) == len(CORPUS) - 3
+        assert await store.index_pending(100) == 0
+        assert (await store.queue_stats()).search_pending == 0
+        assert sql(request, "SELECT COUNT(*) FROM event_search") == [(len(CORPUS),)]
+        assert len(await found(store, "ada")) >= 3
+
+    run(make_store, scenario)
+
+
+def test_an_event_deleted_before_its_turn_is_dequeued_without_an_index_row(make_store, request):
+    column = "rowid" if request.node.callspec.params["make_store"] == "sqlite" else "event_id"
+
+    async def scenario(store: Store) -> list[tuple[Any, ...]]:
+        stored = await ingest_corpus(store)
+        gone = stored[1][0]  # unrouted: no deliveries hold it
+        sql(request, "DELETE FROM events WHERE id = ?", gone)
+        assert await store.index_pending(100) == len(CORPUS)  # the gone one is taken from the queue too
+        assert (await store.queue_stats()).search_pending == 0
+        return sql(request, "SELECT COUNT(*) FROM event_search") + sql(
+            request, f"SELECT COUNT(*) FROM event_search WHERE {column} = ?", gone
+        )
+
+    assert run(make_store, scenario) == [(len(CORPUS) - 1,), (0,)]
+
+
+def test_two_indexers_on_one_database_index_each_event_once(make_store, request):
+    """Two `serve` processes index the same queue at once (PostgreSQL instances, or a second process on one
+    SQLite file): every event gets exactly one index row, and neither fails."""
+
+    async def scenario(store: Store) -> tuple[int, list[tuple[Any, ...]], list[int]]:
+        for n in range(60):
+            await store.ingest(new_event(sample("payment.succeeded", n), f"msg_two{n}"), [])
+        other = contract.FACTORIES[request.node.callspec.params["make_store"]](
+            request, request.getfixturevalue("tmp_path")
+        )
+        await other.open()
+        try:
+
+            async def drain(s: Store) -> int:
+                taken = 0
+                while n := await s.index_pending(7):
+                    taken += n
+                return taken
+
+            taken = await asyncio.gather(drain(store), drain(other))
+        finally:
+            await other.close()
+        return sum(taken), sql(request, "SELECT COUNT(*) FROM event_search"), await found(store, "pay_0042X")
+
+    taken, rows, hits = run(make_store, scenario)
+    assert taken >= 60 and rows == [(60,)] and len(hits) == 1

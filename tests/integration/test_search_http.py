@@ -15,7 +15,16 @@ import aiohttp
 import pytest
 
 from headrace.search import MAX_QUERY_CHARS
-from tests.helpers import config_text, dodo_body, free_port, post, running_server, settings_for, signed_headers
+from tests.helpers import (
+    config_text,
+    dodo_body,
+    free_port,
+    post,
+    running_server,
+    settings_for,
+    signed_headers,
+    wait_for,
+)
 from tests.integration.test_console import CHROMIUM, chromium
 
 CUSTOMERS = [
@@ -36,6 +45,12 @@ async def ingest(base: str, http: aiohttp.ClientSession) -> None:
         )
         status, _ = await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, f"msg_s{n}"))
         assert status == 202
+
+    async def indexed() -> bool:  # serve's indexer, in the background, within about a second
+        status, body = await get(http, f"{base}/api/v1/events?q=msg_s{len(CUSTOMERS)}")
+        return status == 200 and len(body["events"]) == 1
+
+    await wait_for(indexed, timeout=10.0, interval=0.1)
 
 
 async def get(http: aiohttp.ClientSession, url: str) -> tuple[int, Any]:

@@ -59,7 +59,7 @@ def test_a_duplicate_whose_row_cannot_be_found_is_a_store_error():
     script = Script(insert_event=[None], find_event_id=[None])
     event = NewEvent("dodo", "msg_1", "payment.succeeded", 1, 1.0, b"{}", {})
     with pytest.raises(StoreError, match="dodo/msg_1 conflicted but cannot be found"):
-        run(programs.ingest(event, [Route("a", "t")], "dep", ""), script)
+        run(programs.ingest(event, [Route("a", "t")], "dep"), script)
     assert script.queries == ["insert_event", "find_event_id"]
 
 

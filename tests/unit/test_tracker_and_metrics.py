@@ -36,7 +36,9 @@ def test_render_counters_histogram_and_gauges() -> None:
     metrics.observe_attempt("payments", 0.003)
     metrics.observe_attempt("payments", 0.2)
     metrics.observe_attempt("payments", 99.0)
-    text = metrics.render(QueueStats({("payments", "pending"): 4}, oldest_open_at=990.0, open_jobs=2))
+    text = metrics.render(
+        QueueStats({("payments", "pending"): 4}, oldest_open_at=990.0, open_jobs=2, search_pending=37)
+    )
     lines = set(text.splitlines())
     assert 'headrace_events_received_total{source="dodo",outcome="accepted"} 2' in lines
     assert 'headrace_events_rejected_total{source="dodo",reason="bad\\"sig"} 1' in lines
@@ -46,6 +48,7 @@ def test_render_counters_histogram_and_gauges() -> None:
     assert 'headrace_delivery_attempt_duration_seconds_count{destination="payments"} 3' in lines
     assert 'headrace_queue_depth{destination="payments",state="pending"} 4' in lines
     assert "headrace_queue_oldest_age_seconds 10.000" in lines and "headrace_jobs_open 2" in lines
+    assert "headrace_search_pending 37" in lines and "# TYPE headrace_search_pending gauge" in lines
     assert "# TYPE headrace_deliveries_total counter" in lines
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -32,6 +33,7 @@ log = logging.getLogger("headrace.ingest")
 STORE_RETRY_AFTER = 30  # seconds, in the Retry-After of a 503 when the store cannot take the event
 KEPT_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "user-agent")
 KEPT_HEADER_LIMIT = 512  # characters of each kept header stored with the event
+BUSY_WINDOW = 1.0  # seconds after the last stored event during which ingest counts as busy
 
 
 def printable(text: str, limit: int) -> str:
@@ -54,6 +56,7 @@ class Ingestor:
         self.metrics = metrics or Metrics(clock)
         self.limit = settings.server.body_limit
         self.refusals = RefusalSampler(settings.server.rejections_per_minute)
+        self.last_stored = -math.inf  # time.monotonic() of the last event stored (the search indexer paces by it)
         self.reload(settings)
 
     def reload(self, settings: Settings) -> None:
@@ -145,7 +148,6 @@ class Ingestor:
             received_at=now,
             body=body,
             headers={name: printable(headers[name], KEPT_HEADER_LIMIT) for name in KEPT_HEADERS if name in headers},
-            parsed=parsed,
         )
         try:
             result = await self.store.ingest(event, destinations)
@@ -157,11 +159,16 @@ class Ingestor:
             self.metrics.inc("headrace_events_received_total", source, "duplicate")
             return web.json_response({"status": "duplicate", "event_id": result.event_id}, status=200)
         self.metrics.inc("headrace_events_received_total", source, "accepted")
+        self.last_stored = time.monotonic()
         if result.deliveries:
             self.on_commit()
         return web.json_response(
             {"status": "accepted", "event_id": result.event_id, "deliveries": result.deliveries}, status=202
         )
+
+    def busy(self) -> bool:
+        """An event was stored within the last `BUSY_WINDOW` seconds (background work then keeps to a share)."""
+        return time.monotonic() - self.last_stored < BUSY_WINDOW
 
     def _unavailable(self, source: str, webhook_id: str, exc: Exception) -> web.Response:
         self.metrics.inc("headrace_events_rejected_total", source, "store_unavailable")

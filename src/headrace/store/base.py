@@ -156,7 +156,12 @@ class Store(Protocol):
     # reading and operating
     async def list_events(self, flt: EventFilter) -> list[EventRow]: ...
     async def index_backlog(self) -> None:
-        """Index for payload search the events stored before it existed (after migration 0006, `db copy`)."""
+        """Index for payload search the events stored before it existed (after migration 0006)."""
+        ...
+
+    async def index_pending(self, limit: int) -> int:
+        """Index up to `limit` of the events queued at ingest (headrace/indexer.py); returns how many ids it
+        took from the queue (0: the queue is empty)."""
         ...
 
     async def get_event(self, key: str) -> EventRow | None: ...

@@ -38,7 +38,8 @@ async def copy_database(
                 after, copied = int(batch[-1]["id"]), copied + len(batch)
                 progress(table, copied)
         counts = await target.finish_import(source.deployment_id)
-        await target.index_backlog()
+        while await target.index_pending(BATCH):  # the copied events were queued as they were inserted
+            pass
     except Exception as exc:
         raise StoreError(
             f"copy into {target.where} failed ({exc}); it now holds a partial copy: empty it (drop and create "

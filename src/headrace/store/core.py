@@ -7,6 +7,7 @@ backend may run it again from the start (SQLite re-runs a write alone when its g
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -47,6 +48,7 @@ from headrace.store.schema import SchemaStatus, known_version
 T = TypeVar("T")
 MakeProgram = Callable[..., Program[T]]
 WRITE_FAILURE_WINDOW = 10.0  # seconds a failed write keeps readiness failing (the probe alone may pass)
+SLICE = 50  # events whose search terms are computed between two turns of the event loop (~2-4 ms)
 
 
 class SQLStore(ABC):
@@ -105,9 +107,8 @@ class SQLStore(ABC):
 
     # ingest
     async def ingest(self, event: NewEvent, routes: Sequence[Route]) -> IngestResult:
-        # Before the transaction: it holds the writer.
-        terms = search.indexed(search.document(event.webhook_id, event.body, event.parsed), self.dialect)
-        return await self._recorded(programs.ingest, event, routes, self._deployment(), terms)
+        """Store the event and its deliveries; its search terms are indexed after the commit (index_pending)."""
+        return await self._recorded(programs.ingest, event, routes, self._deployment())
 
     async def reject(self, rejection: Rejection) -> None:
         await self._recorded(programs.reject, rejection)
@@ -157,10 +158,25 @@ class SQLStore(ABC):
         return await self._read(programs.list_events, flt, self.dialect)
 
     async def index_backlog(self, batch: int = 2000, progress: Callable[[int], None] = lambda left: None) -> None:
-        """Index the events stored before payload search existed (migration 0006, `db copy`), in batches of
+        """Index the events stored before payload search existed (migration 0006), in batches of
         `batch` events, one transaction each; returns when none is left. A no-op once done."""
         while left := await self._recorded(programs.index_backlog, batch, self.dialect):
             progress(left)
+
+    async def index_pending(self, limit: int) -> int:
+        """Index up to `limit` of the events queued at ingest, oldest first; returns how many ids were taken
+        from the queue. Their terms are computed between two transactions, `SLICE` events at a time with the
+        event loop's turn in between; the write transaction only dequeues them and writes their rows."""
+        found = await self._read(programs.pending_search, limit)
+        indexed: list[tuple[int, str | None]] = []
+        for n, (event_id, webhook_id, body) in enumerate(found, start=1):
+            terms = None if webhook_id is None else search.indexed(search.document(webhook_id, body), self.dialect)
+            indexed.append((event_id, terms))
+            if n % SLICE == 0:
+                await asyncio.sleep(0)
+        if indexed:
+            await self._recorded(programs.index_pending, indexed)
+        return len(found)
 
     async def get_event(self, key: str) -> EventRow | None:
         return await self._read(programs.get_event, key)

@@ -10,7 +10,8 @@ Step kinds: `one` -> the first row or None; `all` -> a list of rows; `run` -> th
 `many` -> the statement once per parameter set (no result). Rows are read by column name only.
 
 steps.py holds the Step kinds, `Program` and the drivers; the programs themselves are grouped by what they
-work on: deliveries.py (ingest, claim, finish), jobs.py, workers.py, events.py (listing, search, replay),
+work on: deliveries.py (ingest, claim, finish), jobs.py, workers.py, events.py (listing, replay), search.py
+(the search index queue and backlog),
 monitoring.py (stats, charts), retention.py, health.py and copying.py. Import them from here:
 `programs.ingest` is the same function everywhere (postgres.GROUPED compares by identity).
 """
@@ -21,7 +22,6 @@ from headrace.store.programs.events import (
     delivery_mark,
     failed_since,
     get_event,
-    index_backlog,
     list_events,
     list_rejections,
     replay,
@@ -40,6 +40,7 @@ from headrace.store.programs.monitoring import (
     stats,
 )
 from headrace.store.programs.retention import prune_events, prune_rejections
+from headrace.store.programs.search import count_pending_search, index_backlog, index_pending, pending_search
 from headrace.store.programs.steps import Program, Step, StepKind, all_rows, drive, drive_async, many, one, run
 from headrace.store.programs.workers import heartbeat, live_workers, register_worker, retire_worker
 
@@ -53,6 +54,7 @@ __all__ = [
     "check_schema",
     "check_writable",
     "claim",
+    "count_pending_search",
     "delivery_mark",
     "destination_errors",
     "drive",
@@ -66,6 +68,7 @@ __all__ = [
     "heartbeat",
     "import_rows",
     "index_backlog",
+    "index_pending",
     "ingest",
     "job_failures",
     "latest_generation",
@@ -75,6 +78,7 @@ __all__ = [
     "live_workers",
     "many",
     "one",
+    "pending_search",
     "percentile",
     "prune_events",
     "prune_rejections",

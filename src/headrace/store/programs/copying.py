@@ -23,7 +23,6 @@ def import_rows(table: str, batch: list[dict[str, Any]]) -> Program[None]:
 def finish_import(deployment_id: str) -> Program[dict[str, int]]:
     """After the rows: take over the source's deployment id, move id sequences past the copied ids."""
     yield run("set_deployment_id", {"deployment_id": deployment_id})
-    yield run("search_backlog_all")  # the copied events are indexed next (SQLStore.index_backlog)
     yield one("reset_ids")
     return (yield from table_counts())
 

@@ -1,4 +1,4 @@
-"""Ingest (an event, its search terms and its deliveries, or a duplicate found), refused webhooks, and a
+"""Ingest (an event and its deliveries, or a duplicate found), refused webhooks, and a
 delivery's turn at the worker: claimed under a lease, finished with its attempt, or released; and when the next
 one is due."""
 
@@ -14,9 +14,9 @@ from headrace.store.programs.steps import Program, all_rows, many, one, run
 # -- ingest ------------------------------------------------------------------------------------------------
 
 
-def ingest(event: NewEvent, routes: Sequence[Route], deployment_id: str, terms: str) -> Program[IngestResult]:
-    """`terms`: the event's search terms (search.document, in the form search.indexed gives for the
-    dialect), indexed in the same transaction as the event."""
+def ingest(event: NewEvent, routes: Sequence[Route], deployment_id: str) -> Program[IngestResult]:
+    """The event and its deliveries. Its search terms are not computed here: a trigger queues the new event
+    for the search index in this transaction, and the indexer writes its row after the commit."""
     params = rows.event_params(event)
     row = yield one("insert_event", params)
     if row is None:  # a duplicate (PostgreSQL's ON CONFLICT waited for the first one's transaction to end)
@@ -25,7 +25,6 @@ def ingest(event: NewEvent, routes: Sequence[Route], deployment_id: str, terms: 
             raise StoreError(f"event {event.source}/{event.webhook_id} conflicted but cannot be found")
         return IngestResult(event_id=int(existing["id"]), duplicate=True, deliveries=0)
     event_id = int(row["id"])
-    yield many("insert_event_search", [{"event_id": event_id, "terms": terms}])
     if routes:
         yield many(
             "insert_delivery",

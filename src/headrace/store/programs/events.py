@@ -1,5 +1,5 @@
-"""Reading and operating on events: the list (with its type filter and payload search), indexing the events stored
-before search existed, one event in full, replays and what they touched, and the list of refused webhooks."""
+"""Reading and operating on events: the list (with its type filter and payload search), one event in full,
+replays and what they touched, and the list of refused webhooks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from headrace.models import ATTENTION_STATUSES, EventFilter, EventRow, Rejection
 from headrace.store import rows
 from headrace.store.base import StoreError
 from headrace.store.programs.jobs import latest_generation
-from headrace.store.programs.steps import Program, all_rows, many, one, run
+from headrace.store.programs.steps import Program, all_rows, one, run
 
 
 def type_filter(pattern: str | None) -> dict[str, str | None]:
@@ -46,26 +46,6 @@ def list_events(flt: EventFilter, dialect: str) -> Program[list[EventRow]]:
         return []  # nothing an index can look up (only punctuation): nothing matches
     found = yield all_rows("search_events", {**params, "match": match})
     return [rows.event(row) for row in found]
-
-
-def index_backlog(limit: int, dialect: str) -> Program[int]:
-    """Index up to `limit` of the events stored before search existed (newest first); returns how many are
-    left to index (0: done). One batch per transaction, so an interrupted backfill resumes where it stopped."""
-    row = yield one("search_backlog")
-    upto = 0 if row is None else int(row["upto"])
-    if upto <= 0:
-        return 0
-    found = yield all_rows("events_to_index", {"upto": upto, "limit": limit})
-    ids = [int(r["id"]) for r in found]
-    if found:
-        batch = [
-            {"event_id": i, "terms": search.indexed(search.document(str(r["webhook_id"]), bytes(r["body"])), dialect)}
-            for i, r in zip(ids, found, strict=True)
-        ]
-        yield many("insert_event_search", batch)
-    left = min(ids) - 1 if len(ids) == limit else 0
-    yield run("set_search_backlog", {"upto": left})
-    return left
 
 
 def get_event(key: str) -> Program[EventRow | None]:

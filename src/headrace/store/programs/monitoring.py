@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from headrace.models import Activity, DeliveryError, JobFailures, QueueStats
 from headrace.store import rows
 from headrace.store.base import StoreStats
+from headrace.store.programs.search import count_pending_search
 from headrace.store.programs.steps import Program, all_rows, one
 
 
@@ -34,7 +35,8 @@ def queue_stats() -> Program[QueueStats]:
         if r["oldest"] is not None and (oldest is None or float(r["oldest"]) < oldest):
             oldest = float(r["oldest"])
     row = yield one("open_job_count")
-    return QueueStats(depth, oldest, 0 if row is None else int(row["n"]))
+    pending = yield from count_pending_search()
+    return QueueStats(depth, oldest, 0 if row is None else int(row["n"]), pending)
 
 
 def job_failures(since: float) -> Program[list[JobFailures]]:

@@ -31,7 +31,3 @@ FROM unnest(%(event_id)b::bigint[], %(destination)b::text[], %(generation)b::int
     WITH ORDINALITY AS i (event_id, destination, generation, job_id, now, n)
 ORDER BY n
 ON CONFLICT (event_id, destination, generation) DO NOTHING;
-
--- name: insert_event_search
-INSERT INTO event_search (event_id, terms)
-SELECT event_id, terms::tsvector FROM unnest(%(event_id)b::bigint[], %(terms)b::text[]) AS i (event_id, terms);

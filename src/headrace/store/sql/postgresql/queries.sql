@@ -374,8 +374,9 @@ SELECT
        r.at, m.key, m.value, w.id, w.host, w.pid, w.started_at, w.heartbeat_at,
        t.id, t.destination, t.event_id, t.input, t.event_type, t.script, t.job_id, t.url, t.payload,
        t.http_status, t.outcome, t.detail, t.job_state, t.job_checks, t.job_checked_at, t.job_completed_at,
-       t.job_duration_ms, t.job_excerpt, t.created_at, s.event_id, s.terms
-FROM events e, deliveries d, attempts a, rejections r, meta m, workers w, test_deliveries t, event_search s
+       t.job_duration_ms, t.job_excerpt, t.created_at, s.event_id, s.terms, q.event_id
+FROM events e, deliveries d, attempts a, rejections r, meta m, workers w, test_deliveries t, event_search s,
+     search_pending q
 WHERE 1 = 0;
 
 -- name: deployment_id
@@ -540,10 +541,30 @@ SELECT * FROM (
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
 LIMIT %(limit)s;
 
--- name: insert_event_search
--- The event's search terms as tsvector text (headrace.search.tsvector: every lexeme quoted, with its
--- position), read verbatim: no parser or dictionary touches them.
-INSERT INTO event_search (event_id, terms) VALUES (%(event_id)s, %(terms)s::tsvector);
+-- name: pending_search
+-- The oldest events queued for the search index (migration 0009), with what their terms are made of.
+-- No webhook_id: the event is gone (retention), and its id is only dequeued.
+SELECT p.event_id, e.webhook_id, e.body
+FROM search_pending p LEFT JOIN events e ON e.id = p.event_id
+ORDER BY p.event_id
+LIMIT %(limit)s;
+
+-- name: take_pending_search
+-- Dequeue these ids (a JSON array); returns the ones this transaction took: another instance's indexer
+-- that took an id first holds its row until it commits, and then this DELETE finds it gone.
+DELETE FROM search_pending WHERE event_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint)
+RETURNING event_id;
+
+-- name: index_event
+-- An event's tsvector row (headrace.search.tsvector text), unless the event is gone or already indexed.
+INSERT INTO event_search (event_id, terms)
+SELECT id, %(terms)s::tsvector FROM events WHERE id = %(event_id)s
+ON CONFLICT (event_id) DO NOTHING;
+
+-- name: count_pending_search
+-- Counted up to 100,000 (models.SEARCH_PENDING_CAP), so a scrape stays cheap while a copied database's
+-- millions of events wait.
+SELECT COUNT(*) AS n FROM (SELECT 1 FROM search_pending LIMIT 100000) AS capped;
 
 -- name: search_backlog
 -- FOR UPDATE: instances that start together index the backlog one batch at a time, never the same events.
@@ -554,7 +575,3 @@ SELECT id, webhook_id, body FROM events WHERE id <= %(upto)s ORDER BY id DESC LI
 
 -- name: set_search_backlog
 UPDATE meta SET value = %(upto)s::text WHERE key = 'search_backlog';
-
--- name: search_backlog_all
--- After `headrace db copy`: every copied event waits for indexing.
-UPDATE meta SET value = (SELECT COALESCE(MAX(id), 0) FROM events)::text WHERE key = 'search_backlog';

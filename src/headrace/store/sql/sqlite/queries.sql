@@ -360,8 +360,9 @@ SELECT
        r.at, m.key, m.value, w.id, w.host, w.pid, w.started_at, w.heartbeat_at,
        t.id, t.destination, t.event_id, t.input, t.event_type, t.script, t.job_id, t.url, t.payload,
        t.http_status, t.outcome, t.detail, t.job_state, t.job_checks, t.job_checked_at, t.job_completed_at,
-       t.job_duration_ms, t.job_excerpt, t.created_at, s.terms
-FROM events e, deliveries d, attempts a, rejections r, meta m, workers w, test_deliveries t, event_search s
+       t.job_duration_ms, t.job_excerpt, t.created_at, s.terms, q.event_id
+FROM events e, deliveries d, attempts a, rejections r, meta m, workers w, test_deliveries t, event_search s,
+     search_pending q
 WHERE 1 = 0;
 
 -- name: deployment_id
@@ -515,9 +516,30 @@ SELECT * FROM (
 WHERE (:status IS NULL OR status = :status)
 LIMIT :limit;
 
--- name: insert_event_search
--- The event's search terms (headrace.search.document: space-separated, the tokenizer splits only there).
-INSERT INTO event_search (rowid, terms) VALUES (:event_id, :terms);
+-- name: pending_search
+-- The oldest events queued for the search index (migration 0008), with what their terms are made of.
+-- No webhook_id: the event is gone (retention), and its id is only dequeued.
+SELECT p.event_id, e.webhook_id, e.body
+FROM search_pending p LEFT JOIN events e ON e.id = p.event_id
+ORDER BY p.event_id
+LIMIT :limit;
+
+-- name: take_pending_search
+-- Dequeue these ids (a JSON array); returns the ones this transaction took.
+DELETE FROM search_pending WHERE event_id IN (SELECT value FROM json_each(:ids)) RETURNING event_id;
+
+-- name: index_event
+-- An event's FTS5 row, unless the event is gone or already indexed (`db copy` of a database whose backlog
+-- was still being indexed): FTS5 has no ON CONFLICT of its own.
+INSERT INTO event_search (rowid, terms)
+SELECT :event_id, :terms
+WHERE EXISTS (SELECT 1 FROM events WHERE id = :event_id)
+  AND NOT EXISTS (SELECT 1 FROM event_search WHERE rowid = :event_id);
+
+-- name: count_pending_search
+-- Counted up to 100,000 (models.SEARCH_PENDING_CAP), so a scrape stays cheap while a copied database's
+-- millions of events wait.
+SELECT COUNT(*) AS n FROM (SELECT 1 FROM search_pending LIMIT 100000) AS capped;
 
 -- name: search_backlog
 -- Read in the write transaction (BEGIN IMMEDIATE): processes index the backlog one batch at a time.
@@ -528,7 +550,3 @@ SELECT id, webhook_id, body FROM events WHERE id <= :upto ORDER BY id DESC LIMIT
 
 -- name: set_search_backlog
 UPDATE meta SET value = CAST(:upto AS TEXT) WHERE key = 'search_backlog';
-
--- name: search_backlog_all
--- After `headrace db copy`: every copied event waits for indexing.
-UPDATE meta SET value = CAST((SELECT COALESCE(MAX(id), 0) FROM events) AS TEXT) WHERE key = 'search_backlog';
