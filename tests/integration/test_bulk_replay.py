@@ -278,7 +278,7 @@ def test_chromium_filters_confirms_and_replays(tmp_path: Path, emulator: Emulato
                 await page.click("form.bulk button")
                 await page.loaded("/console/replay")
                 text = await page.text()
-                assert "1 deliveries will be re-sent, from 1 matching events" in text
+                assert "1 delivery will be re-sent, from 1 matching event " in text
                 assert re.search(r"payments\s+1", text) and "ledger" not in text
                 await page.screenshot(tmp_path / "confirm.png")
                 await page.click("form.filters button")

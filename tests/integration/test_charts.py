@@ -127,6 +127,18 @@ def test_an_empty_window_is_an_empty_chart_that_says_so():
         assert len(list(root.iter(f"{SVG}line"))) >= 3  # the frame is drawn
 
 
+def test_counts_of_one_are_singular():
+    one = Activity(0.0, 60.0, 5, {1: {"delivered": 1}}, {1: (0.1, 0.2, 1)}, {1: 1})
+    two = Activity(0.0, 60.0, 5, {1: {"delivered": 2}}, {1: (0.1, 0.2, 2)}, {1: 2})
+    texts = [str(render(one, "s")) for render in (charts.outcomes, charts.latency, charts.job_failures)]
+    assert "1 of 1 event<" in texts[0] and ": 1 event (" in texts[0]
+    assert "· 1 delivery<" in texts[1] and ": 1 delivery;" in texts[1]
+    assert "· 1 failed job<" in texts[2] and ": 1 failed job." in texts[2]
+    assert all("1 deliveries" not in t and "1 events" not in t and "1 failed jobs" not in t for t in texts)
+    plural = [str(render(two, "p")) for render in (charts.outcomes, charts.latency, charts.job_failures)]
+    assert "2 of 2 events<" in plural[0] and "· 2 deliveries<" in plural[1] and "· 2 failed jobs<" in plural[2]
+
+
 def test_hostile_text_is_escaped_in_the_svg():
     hostile = ' to <script>alert("x")</script> & </svg><img src=x onerror=alert(1)>'
     activity = Activity(0.0, 60.0, 5, {1: {"delivered": 1, "<b>odd</b>": 2}}, {1: (0.1, 0.2, 1)}, {1: 1})

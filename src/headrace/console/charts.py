@@ -23,6 +23,11 @@ PLOT_H = HEIGHT - TOP - BOTTOM
 OUTCOMES = ("delivered", "job_failed", "failed", "pending", "cancelled", "unrouted")
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """`1 event`, `2 events`: the noun agrees with the number."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def _hhmm(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M")
 
@@ -130,7 +135,8 @@ def outcomes(activity: Activity, ident: str, subject: str = "", width: int = WID
                 f'<rect class="bar bar-{escape(status)}" x="{_n(_x(activity, bucket, width) + 0.5)}" y="{_n(y1)}" '
                 f'width="{_n(max(bar - 1, 1))}" height="{_n(y0 - y1)}" data-bucket="{bucket}" '
                 f'data-status="{escape(status)}" data-value="{n}">'
-                f"<title>{escape(_span(activity, bucket))} · {escape(status)}: {n} of {totals[bucket]} events</title>"
+                f"<title>{escape(_span(activity, bucket))} · {escape(status)}: "
+                f"{n} of {_count(totals[bucket], 'event')}</title>"
                 "</rect>"
             )
             base += n
@@ -141,7 +147,7 @@ def outcomes(activity: Activity, ident: str, subject: str = "", width: int = WID
     words = ", ".join(f"{summed[s]} {s}" for s in (*OUTCOMES, *sorted(set(summed) - set(OUTCOMES))) if s in summed)
     title = f"Events received {_per(activity)}, by outcome{subject}"
     total = sum(summed.values())
-    desc = f"{_window(activity)}: {total} events ({words})." if total else f"{_window(activity)}: no events."
+    desc = f"{_window(activity)}: {_count(total, 'event')} ({words})." if total else f"{_window(activity)}: no events."
     empty = None if total else f"No events in this window{subject}."
     return _svg("outcomes", ident, width, title, desc, body, empty)
 
@@ -165,7 +171,7 @@ def latency(activity: Activity, ident: str, subject: str = "", width: int = WIDT
         body.append(
             f'<g class="point" data-bucket="{bucket}" data-p50-ms="{p50 * 1000:.1f}" data-p99-ms="{p99 * 1000:.1f}" '
             f'data-value="{n}"><title>{escape(_span(activity, bucket))} · p50 {duration(p50)} · p99 {duration(p99)} '
-            f"· {n} deliveries</title>"
+            f"· {_count(n, 'delivery', 'deliveries')}</title>"
             f'<circle class="dot-p50" cx="{x}" cy="{_n(_y(p50, top))}" r="2.5"/>'
             f'<circle class="dot-p99" cx="{x}" cy="{_n(_y(p99, top))}" r="2.5"/></g>'
         )
@@ -173,7 +179,7 @@ def latency(activity: Activity, ident: str, subject: str = "", width: int = WIDT
     title = f"Delivery latency, p50 and p99 {_per(activity)}{subject}"
     if n_all:
         worst = max(p99 for _, p99, _ in activity.latency.values())
-        desc = f"{_window(activity)}: {n_all} deliveries; the highest p99 was {duration(worst)}."
+        desc = f"{_window(activity)}: {_count(n_all, 'delivery', 'deliveries')}; the highest p99 was {duration(worst)}."
     else:
         desc = f"{_window(activity)}: no delivered deliveries."
     empty = None if n_all else f"No deliveries in this window{subject}."
@@ -191,10 +197,10 @@ def job_failures(activity: Activity, ident: str, subject: str = "", width: int =
         body.append(
             f'<rect class="bar bar-job_failed" x="{_n(_x(activity, bucket, width) + 0.5)}" y="{_n(y)}" '
             f'width="{_n(max(bar - 1, 1))}" height="{_n(TOP + PLOT_H - y)}" data-bucket="{bucket}" '
-            f'data-value="{n}"><title>{escape(_span(activity, bucket))} · {n} failed jobs</title></rect>'
+            f'data-value="{n}"><title>{escape(_span(activity, bucket))} · {_count(n, "failed job")}</title></rect>'
         )
     total = sum(activity.job_failures.values())
     title = f"Failed Windmill jobs {_per(activity)}{subject}"
-    desc = f"{_window(activity)}: {total} failed jobs." if total else f"{_window(activity)}: no failed jobs."
+    desc = f"{_window(activity)}: {_count(total, 'failed job')}." if total else f"{_window(activity)}: no failed jobs."
     empty = None if total else f"No failed jobs in this window{subject}."
     return _svg("jobs", ident, width, title, desc, body, empty)
