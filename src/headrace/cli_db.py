@@ -98,7 +98,7 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
     counts = asyncio.run(main())
     print(
         f"copied {source.where} to {target.where}: "
-        + ", ".join(f"{n} {name}" for name, n in counts.items())
+        + ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items())
         + f"; deployment {source.deployment_id}. Point [server] database at the copy, then start headrace."
     )
     return 0
@@ -214,7 +214,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
             '(docs/operations.md, "Backups and restores")'
         )
     report = backup_sqlite(settings.sqlite_path, Path(args.file))
-    counts = ", ".join(f"{n} {name}" for name, n in report.counts.items())
+    counts = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in report.counts.items())
     print(
         f"backed up {report.source} to {report.target} ({report.bytes} bytes, integrity ok): {counts}; "
         f"schema version {report.schema_version}, deployment {report.deployment_id or '-'}"

@@ -20,9 +20,11 @@ from headrace.models import (
     Failed,
     JobUpdate,
     NewEvent,
+    NewTestDelivery,
     Rejection,
     Retry,
     Route,
+    TestDelivery,
     job_id_for,
 )
 from headrace.store.base import Finished, Store
@@ -77,12 +79,22 @@ async def fill(store: Store) -> None:
     await store.replay(claimed[3].event_id, [Route("a", TARGET)], 1040.0)
     for n in range(3):
         await store.reject(Rejection("dodo", "bad_signature", 401, f"detail {n}", "127.0.0.1", 1050.0 + n))
+    for n, state in enumerate(["open", None]):  # the console's test deliveries: one of a stored event, one of a sample
+        test = NewTestDelivery(
+            "a", claimed[0].event_id if n == 0 else None, f"input {n}", "payment.succeeded", "builtin:payment",
+            f"test-job-{n}", TARGET, '{"amount": 1}' if n == 0 else None, 201 if n == 0 else None,
+            "delivered" if n == 0 else "failed", "" if n == 0 else "HTTP 404", state, 1060.0 + n,
+        )  # fmt: skip
+        test_id = await store.insert_test_delivery(test)
+        if state == "open":
+            await store.record_test_job(test_id, JobUpdate(0, "success", completed_at=1070.0, excerpt="42"), 1070.0)
 
 
-async def snapshot(store: Store) -> tuple[list[EventRow | None], list[Rejection], Any]:
+async def snapshot(store: Store) -> tuple[list[EventRow | None], list[Rejection], Any, list[TestDelivery]]:
     listed = await store.list_events(EventFilter(limit=1000))
     details = [await store.get_event(str(e.id)) for e in listed]
-    return details, await store.list_rejections(None, 1000), (await store.stats(), store.deployment_id)
+    tests = await store.list_test_deliveries(None, 100)
+    return details, await store.list_rejections(None, 1000), (await store.stats(), store.deployment_id), tests
 
 
 async def opened(store: Store, action: Any) -> Any:
@@ -120,7 +132,8 @@ def test_copy_sqlite_to_postgresql_and_back(tmp_path: Path, pg_dsn: str):
         "db", "copy", "--to", pg_dsn, "-c", str(config_for(tmp_path, "s", f"sqlite:///{source_db}"))
     )
     assert code == 0, err
-    assert "7 events" in out and "3 rejections" in out and str(before[2][1]) in out
+    assert "7 events" in out and "3 rejections" in out and "2 test deliveries" in out and str(before[2][1]) in out
+    assert [t.job_state for t in before[3]] == [None, "success"]  # both test deliveries, newest first
     assert asyncio.run(opened(PostgresStore(pg_dsn), snapshot)) == before  # every row, id and deployment id
     assert asyncio.run(opened(PostgresStore(pg_dsn), searched)) == ["msg_3"]  # and indexed for payload search
 

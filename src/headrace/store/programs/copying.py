@@ -7,7 +7,7 @@ from typing import Any
 
 from headrace.store.programs.steps import Program, all_rows, many, one, run
 
-COPIED_TABLES = ("events", "deliveries", "attempts", "rejections")  # in foreign-key order
+COPIED_TABLES = ("events", "deliveries", "attempts", "rejections", "test_deliveries")  # in foreign-key order
 
 
 def export_rows(table: str, after_id: int, limit: int) -> Program[list[dict[str, Any]]]:

@@ -386,7 +386,8 @@ SELECT value AS deployment_id FROM meta WHERE key = 'deployment_id';
 -- Rows per table: what `headrace backup` and `headrace db copy` report and check.
 SELECT (SELECT COUNT(*) FROM events) AS events, (SELECT COUNT(*) FROM deliveries) AS deliveries,
        (SELECT COUNT(*) FROM attempts) AS attempts, (SELECT COUNT(*) FROM rejections) AS rejections,
-       (SELECT COUNT(*) FROM deliveries WHERE job_state IS NOT NULL) AS job_outcomes;
+       (SELECT COUNT(*) FROM deliveries WHERE job_state IS NOT NULL) AS job_outcomes,
+       (SELECT COUNT(*) FROM test_deliveries) AS test_deliveries;
 
 -- The queries of `headrace db copy`: every row of every table, ids kept, in id order.
 
@@ -432,6 +433,20 @@ FROM rejections WHERE id > %(after_id)s ORDER BY id LIMIT %(limit)s;
 INSERT INTO rejections (id, source, reason, status, detail, remote, at)
 VALUES (%(id)s, %(source)s, %(reason)s, %(status)s, %(detail)s, %(remote)s, %(at)s);
 
+-- name: export_test_deliveries
+SELECT id, destination, event_id, input, event_type, script, job_id, url, payload, http_status, outcome,
+       detail, job_state, job_checks, job_checked_at, job_completed_at, job_duration_ms, job_excerpt,
+       created_at
+FROM test_deliveries WHERE id > %(after_id)s ORDER BY id LIMIT %(limit)s;
+
+-- name: import_test_deliveries
+INSERT INTO test_deliveries (id, destination, event_id, input, event_type, script, job_id, url, payload,
+       http_status, outcome, detail, job_state, job_checks, job_checked_at, job_completed_at, job_duration_ms,
+       job_excerpt, created_at)
+VALUES (%(id)s, %(destination)s, %(event_id)s, %(input)s, %(event_type)s, %(script)s, %(job_id)s, %(url)s,
+       %(payload)s, %(http_status)s, %(outcome)s, %(detail)s, %(job_state)s, %(job_checks)s,
+       %(job_checked_at)s, %(job_completed_at)s, %(job_duration_ms)s, %(job_excerpt)s, %(created_at)s);
+
 -- name: set_deployment_id
 UPDATE meta SET value = %(deployment_id)s WHERE key = 'deployment_id';
 
@@ -441,7 +456,9 @@ UPDATE meta SET value = %(deployment_id)s WHERE key = 'deployment_id';
 SELECT setval(pg_get_serial_sequence('events', 'id'), COALESCE((SELECT MAX(id) FROM events), 0) + 1, false) AS events,
        setval(pg_get_serial_sequence('deliveries', 'id'), COALESCE((SELECT MAX(id) FROM deliveries), 0) + 1, false) AS deliveries,
        setval(pg_get_serial_sequence('attempts', 'id'), COALESCE((SELECT MAX(id) FROM attempts), 0) + 1, false) AS attempts,
-       setval(pg_get_serial_sequence('rejections', 'id'), COALESCE((SELECT MAX(id) FROM rejections), 0) + 1, false) AS rejections;
+       setval(pg_get_serial_sequence('rejections', 'id'), COALESCE((SELECT MAX(id) FROM rejections), 0) + 1, false) AS rejections,
+       setval(pg_get_serial_sequence('test_deliveries', 'id'), COALESCE((SELECT MAX(id) FROM test_deliveries), 0) + 1,
+              false) AS test_deliveries;
 
 -- Test deliveries (the console's "Try a transformation" page): a table of their own, never an event's delivery.
 

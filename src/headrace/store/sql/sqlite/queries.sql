@@ -372,7 +372,8 @@ SELECT value AS deployment_id FROM meta WHERE key = 'deployment_id';
 -- Rows per table: what `headrace backup` and `headrace db copy` report and check.
 SELECT (SELECT COUNT(*) FROM events) AS events, (SELECT COUNT(*) FROM deliveries) AS deliveries,
        (SELECT COUNT(*) FROM attempts) AS attempts, (SELECT COUNT(*) FROM rejections) AS rejections,
-       (SELECT COUNT(*) FROM deliveries WHERE job_state IS NOT NULL) AS job_outcomes;
+       (SELECT COUNT(*) FROM deliveries WHERE job_state IS NOT NULL) AS job_outcomes,
+       (SELECT COUNT(*) FROM test_deliveries) AS test_deliveries;
 
 -- The queries of `headrace db copy`: every row of every table, ids kept, in id order.
 
@@ -415,6 +416,20 @@ FROM rejections WHERE id > :after_id ORDER BY id LIMIT :limit;
 -- name: import_rejections
 INSERT INTO rejections (id, source, reason, status, detail, remote, at)
 VALUES (:id, :source, :reason, :status, :detail, :remote, :at);
+
+-- name: export_test_deliveries
+SELECT id, destination, event_id, input, event_type, script, job_id, url, payload, http_status, outcome,
+       detail, job_state, job_checks, job_checked_at, job_completed_at, job_duration_ms, job_excerpt,
+       created_at
+FROM test_deliveries WHERE id > :after_id ORDER BY id LIMIT :limit;
+
+-- name: import_test_deliveries
+INSERT INTO test_deliveries (id, destination, event_id, input, event_type, script, job_id, url, payload,
+       http_status, outcome, detail, job_state, job_checks, job_checked_at, job_completed_at, job_duration_ms,
+       job_excerpt, created_at)
+VALUES (:id, :destination, :event_id, :input, :event_type, :script, :job_id, :url, :payload, :http_status,
+       :outcome, :detail, :job_state, :job_checks, :job_checked_at, :job_completed_at, :job_duration_ms,
+       :job_excerpt, :created_at);
 
 -- name: set_deployment_id
 UPDATE meta SET value = :deployment_id WHERE key = 'deployment_id';
