@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from headrace import indexer
+from headrace import indexer, search
 from headrace.models import EventFilter, NewEvent
 from headrace.samples import load as load_sample
 from headrace.store.sqlite import SQLiteStore
@@ -109,3 +109,32 @@ def test_a_failing_round_is_logged_and_tried_again(
     failures = [r.getMessage() for r in caplog.records if r.name == "headrace.indexer"]
     assert len(failures) == 2 and "disk I/O error" in failures[0] and "trying again" in failures[0]
     assert store.rounds[0][1] == 5
+
+
+def test_a_body_that_cannot_be_indexed_does_not_hold_up_the_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    real = search.document
+
+    def document(webhook_id: str, body: bytes, parsed: object = None) -> str:
+        if webhook_id == "msg_1":
+            raise MemoryError("a body no one expected")
+        return real(webhook_id, body)
+
+    monkeypatch.setattr(search, "document", document)
+
+    async def main() -> tuple[int, list[int], list[int]]:
+        store = await stored(tmp_path / "h.db", 3)
+        try:
+            taken = await store.index_pending(10)
+            by_id = [e.id for e in await store.list_events(EventFilter(q="msg_1", limit=10))]
+            by_body = [e.id for e in await store.list_events(EventFilter(q="pay_idx0001", limit=10))]
+            assert (await store.queue_stats()).search_pending == 0
+        finally:
+            await store.close()
+        return taken, by_id, by_body
+
+    with caplog.at_level(logging.ERROR, logger="headrace.store"):
+        taken, by_id, by_body = asyncio.run(main())
+    assert taken == 3 and by_id == [2] and by_body == []
+    assert any("event 2: its body could not be indexed" in r.getMessage() for r in caplog.records)
