@@ -96,8 +96,11 @@ class Ingestor:
             return await self._too_large(request, source)
         keys, tolerance = verifier
         try:
-            async with asyncio.timeout(self._body_timeout):
+            if request.content.is_eof():  # the whole body came with the headers (the usual case): nothing to wait for
                 body = await request.read()
+            else:
+                async with asyncio.timeout(self._body_timeout):
+                    body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return await self._too_large(request, source)
         except TimeoutError:
