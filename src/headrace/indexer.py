@@ -2,10 +2,9 @@
 
 Ingest commits an event and, by a trigger in the same transaction, its id in the `search_pending` queue
 (schema 8 on SQLite, 9 on PostgreSQL): nothing accepted is left out of the index, and the request that
-brought the event does none of the indexing. `headrace serve` runs `run` in the background. A round takes
-the queue's oldest ids, computes their terms (search.document) outside any transaction, a slice at a time
-with the event loop's turn in between, then writes their index rows and dequeues them in one short write
-transaction (`SQLStore.index_pending`).
+brought the event does none of the indexing. `headrace serve` runs `run` in the background. A round is
+one transaction (`SQLStore.index_pending`): it takes the queue's oldest ids off it, computes their events'
+terms (search.document) and writes their index rows; should it fail, the ids are back in the queue.
 
 Ingest keeps its turn. While events are arriving (`busy`: one stored within the last second), a round is
 small (`BUSY_BATCH`) and is followed by a pause of at least `DUTY_FACTOR` times its duration, so indexing
@@ -13,8 +12,8 @@ takes at most a tenth of the event loop and of the write lock, as retention does
 indexing on a 2-core machine); when ingest is quiet, rounds of `BATCH` follow one another until the queue
 is empty, and an empty queue is looked at every `IDLE` seconds. An event is therefore searchable about
 `IDLE` seconds after its 202 when traffic is light, and a burst is caught up with once it has passed
-(`headrace_search_pending` counts what waits). Several instances (PostgreSQL) may index at once: an id is
-dequeued, and indexed, by one of them.
+(`headrace_search_pending` counts what waits). Several instances (PostgreSQL) index at once without
+meeting: each round takes ids the others have not locked (`FOR UPDATE SKIP LOCKED`).
 """
 
 from __future__ import annotations
@@ -29,8 +28,8 @@ from headrace.store.base import Store
 
 log = logging.getLogger("headrace.indexer")
 
-BATCH = 500  # events per round while ingest is quiet: their terms take ~25-35 ms of Python
-BUSY_BATCH = 100  # events per round while ingest is busy: its write holds the writer a few ms only
+BATCH = 500  # events per round while ingest is quiet: their terms take ~25 ms of Python
+BUSY_BATCH = 100  # events per round while ingest is busy: ~5 ms of the event loop and of the writer
 DUTY_FACTOR = 9.0  # while busy, the pause after a round is at least this many times the round's duration
 PAUSE = 0.02  # least seconds between two rounds while busy
 IDLE = 0.5  # seconds between two looks at an empty queue

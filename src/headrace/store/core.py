@@ -7,14 +7,11 @@ backend may run it again from the start (SQLite re-runs a write alone when its g
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from headrace import search
 from headrace.models import (
     Activity,
     Claimed,
@@ -47,10 +44,8 @@ from headrace.store.programs import Program
 from headrace.store.schema import SchemaStatus, known_version
 
 T = TypeVar("T")
-log = logging.getLogger("headrace.store")
 MakeProgram = Callable[..., Program[T]]
 WRITE_FAILURE_WINDOW = 10.0  # seconds a failed write keeps readiness failing (the probe alone may pass)
-SLICE = 50  # events whose search terms are computed between two turns of the event loop (~2-4 ms)
 
 
 class SQLStore(ABC):
@@ -166,27 +161,9 @@ class SQLStore(ABC):
             progress(left)
 
     async def index_pending(self, limit: int) -> int:
-        """Index up to `limit` of the events queued at ingest, oldest first; returns how many ids were taken
-        from the queue. Their terms are computed between two transactions, `SLICE` events at a time with the
-        event loop's turn in between; the write transaction only dequeues them and writes their rows."""
-        found = await self._read(programs.pending_search, limit)
-        indexed: list[tuple[int, str | None]] = []
-        for n, (event_id, webhook_id, body) in enumerate(found, start=1):
-            indexed.append((event_id, None if webhook_id is None else self._terms(event_id, webhook_id, body)))
-            if n % SLICE == 0:
-                await asyncio.sleep(0)
-        if indexed:
-            await self._recorded(programs.index_pending, indexed)
-        return len(found)
-
-    def _terms(self, event_id: int, webhook_id: str, body: bytes) -> str:
-        """The event's terms in the dialect's form; should a body ever make that fail, its webhook id alone
-        (logged), so that one event cannot hold up the queue behind it."""
-        try:
-            return search.indexed(search.document(webhook_id, body), self.dialect)
-        except Exception:
-            log.exception("event %s: its body could not be indexed for search; only its webhook id is", event_id)
-            return search.indexed(webhook_id, self.dialect)
+        """Index up to `limit` of the events queued at ingest, oldest first, in one transaction; returns how
+        many ids were taken from the queue (0: it is empty)."""
+        return await self._recorded(programs.index_pending, limit, self.dialect)
 
     async def get_event(self, key: str) -> EventRow | None:
         return await self._read(programs.get_event, key)

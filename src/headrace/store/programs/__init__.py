@@ -40,7 +40,7 @@ from headrace.store.programs.monitoring import (
     stats,
 )
 from headrace.store.programs.retention import prune_events, prune_rejections
-from headrace.store.programs.search import count_pending_search, index_backlog, index_pending, pending_search
+from headrace.store.programs.search import count_pending_search, index_backlog, index_pending
 from headrace.store.programs.steps import Program, Step, StepKind, all_rows, drive, drive_async, many, one, run
 from headrace.store.programs.workers import heartbeat, live_workers, register_worker, retire_worker
 
@@ -78,7 +78,6 @@ __all__ = [
     "live_workers",
     "many",
     "one",
-    "pending_search",
     "percentile",
     "prune_events",
     "prune_rejections",

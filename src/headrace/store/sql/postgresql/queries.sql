@@ -558,19 +558,17 @@ SELECT * FROM (
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
 LIMIT %(limit)s;
 
--- name: pending_search
--- The oldest events queued for the search index (migration 0009), with what their terms are made of.
--- No webhook_id: the event is gone (retention), and its id is only dequeued.
-SELECT p.event_id, e.webhook_id, e.body
-FROM search_pending p LEFT JOIN events e ON e.id = p.event_id
-ORDER BY p.event_id
-LIMIT %(limit)s;
-
--- name: take_pending_search
--- Dequeue these ids (a JSON array); returns the ones this transaction took: another instance's indexer
--- that took an id first holds its row until it commits, and then this DELETE finds it gone.
-DELETE FROM search_pending WHERE event_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint)
+-- name: claim_pending_search
+-- The oldest `limit` events queued for the search index (migration 0009), taken off the queue in the
+-- indexer's transaction: should it fail, they are back. SKIP LOCKED: another instance's indexer, at the
+-- same moment, takes the next ids instead of waiting for these or computing their terms twice.
+DELETE FROM search_pending
+WHERE event_id IN (SELECT event_id FROM search_pending ORDER BY event_id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 RETURNING event_id;
+
+-- name: events_for_index
+-- What the terms of these events (a JSON array of ids) are made of; an event gone since is not there.
+SELECT id, webhook_id, body FROM events WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint);
 
 -- name: index_event
 -- An event's tsvector row (headrace.search.tsvector text), unless the event is gone or already indexed.

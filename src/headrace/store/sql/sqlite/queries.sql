@@ -531,17 +531,16 @@ SELECT * FROM (
 WHERE (:status IS NULL OR status = :status)
 LIMIT :limit;
 
--- name: pending_search
--- The oldest events queued for the search index (migration 0008), with what their terms are made of.
--- No webhook_id: the event is gone (retention), and its id is only dequeued.
-SELECT p.event_id, e.webhook_id, e.body
-FROM search_pending p LEFT JOIN events e ON e.id = p.event_id
-ORDER BY p.event_id
-LIMIT :limit;
+-- name: claim_pending_search
+-- The oldest `limit` events queued for the search index (migration 0008), taken off the queue in the
+-- indexer's transaction: should it fail, they are back.
+DELETE FROM search_pending
+WHERE event_id IN (SELECT event_id FROM search_pending ORDER BY event_id LIMIT :limit)
+RETURNING event_id;
 
--- name: take_pending_search
--- Dequeue these ids (a JSON array); returns the ones this transaction took.
-DELETE FROM search_pending WHERE event_id IN (SELECT value FROM json_each(:ids)) RETURNING event_id;
+-- name: events_for_index
+-- What the terms of these events (a JSON array of ids) are made of; an event gone since is not there.
+SELECT id, webhook_id, body FROM events WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: index_event
 -- An event's FTS5 row, unless the event is gone or already indexed (`db copy` of a database whose backlog
