@@ -543,8 +543,7 @@ RETURNING event_id;
 SELECT id, webhook_id, body FROM events WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: index_event
--- An event's FTS5 row, unless the event is gone or already indexed (`db copy` of a database whose backlog
--- was still being indexed): FTS5 has no ON CONFLICT of its own.
+-- An event's FTS5 row, unless the event is gone or already has one (FTS5 has no ON CONFLICT of its own).
 INSERT INTO event_search (rowid, terms)
 SELECT :event_id, :terms
 WHERE EXISTS (SELECT 1 FROM events WHERE id = :event_id)
