@@ -1,10 +1,10 @@
 """Payload search, decided once: what of an event is indexed, how a query reads, and the query in each
 database's own syntax (SQLite FTS5 MATCH, PostgreSQL tsquery). Pure: no I/O.
 
-Indexed (after the commit, by headrace/indexer.py, from a queue ingest fills in the event's transaction):
-the webhook id, the body's `business_id`, and every string inside `data` (ids, emails, names, metadata
-values, addresses), except date-times. Each string gives *terms*,
-case-folded: its words (runs of letters, digits and `_`, so `pay_0NW3xyz` is one word) and each part between
+Indexed (after the commit, by headrace/indexer.py, from a queue ingest fills in the event's transaction): the
+webhook id, the body's `business_id`, and every string inside `data` (ids, emails, names, metadata values,
+addresses), except date-times. Each string gives *terms*, case-folded and with the accents of Latin letters
+removed: its words (runs of letters, digits and `_`, so `pay_0NW3xyz` is one word) and each part between
 spaces that is more than one word, whole (`ada@example.com`, `DODO-7F3K-9QXA`, `ORD-10042`).
 
 A query is words separated by spaces, all of which must match (AND). A word matches whole words (`ada`, not
@@ -36,10 +36,19 @@ _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 _QUERY_TOKEN = re.compile(r'"([^"]*)"?|(\S+)')
 
 
+# Accents on Latin letters (a combining mark right after a Latin letter, once decomposed): `José` is found
+# by `jose`, `Zoë` by `zoe`. Other scripts keep their marks (Cyrillic й, Greek ά, Devanagari signs).
+_LATIN_MARKS = re.compile(r"(?<=[a-z\u00df-\u024f\u1e00-\u1eff])[\u0300-\u036f]+")
+
+
 def fold(text: str) -> str:
+    """Case-folded (NFKC, then casefold), and Latin letters without their accents."""
     if text.isascii():
         return text.lower()  # NFKC leaves ASCII as it is, and casefold is lower there: the common case, fast
-    return unicodedata.normalize("NFKC", text).casefold()
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    if folded.isascii():
+        return folded
+    return unicodedata.normalize("NFC", _LATIN_MARKS.sub("", unicodedata.normalize("NFD", folded)))
 
 
 def _cut(term: str) -> str:

@@ -72,6 +72,11 @@ async def index_all(store: Store) -> int:
     return taken
 
 
+async def indexed_only(store: Store, q: str) -> list[int]:
+    """What a search finds in the index as it is, nothing queued indexed first."""
+    return [e.id for e in await store.list_events(EventFilter(q=q, limit=100))]
+
+
 async def found(store: Store, q: str, **filters: Any) -> list[int]:
     """The events a search finds once everything stored is indexed."""
     await index_all(store)
@@ -264,12 +269,13 @@ def test_events_stored_before_search_are_indexed_after_the_migration(tmp_path: P
         store = SQLiteStore(path)
         await store.open()
         try:
-            before = await found(store, "pay_0003X")
+            # The backlog alone, without the queue (migration 0009 also queues every stored event).
+            before = await indexed_only(store, "pay_0003X")
             left: list[int] = []
             await store.index_backlog(batch=3, progress=left.append)
-            after = await found(store, "pay_0003X")
+            after = await indexed_only(store, "pay_0003X")
             await store.index_backlog()  # done: nothing to do twice
-            return before, left, after + await found(store, "ada")
+            return before, left, after + await indexed_only(store, "ada")
         finally:
             await store.close()
 
@@ -363,7 +369,7 @@ def sql(request: pytest.FixtureRequest, statement: str, *params: Any) -> list[tu
 
 def test_ingest_queues_every_stored_event_and_the_indexer_indexes_it_after_the_commit(make_store, request):
     """Ingest writes no index row (that halved ingest): the event's id is queued in its transaction, and
-    index_pending indexes the queue oldest first, in rounds. A duplicate is queued once."""
+    index_pending indexes the queue newest first, in rounds. A duplicate is queued once."""
 
     async def scenario(store: Store) -> None:
         stored = await ingest_corpus(store)
@@ -374,7 +380,7 @@ def test_ingest_queues_every_stored_event_and_the_indexer_indexes_it_after_the_c
         assert await store.index_pending(3) == 3
         assert (await store.queue_stats()).search_pending == len(CORPUS) - 3
         assert sorted(row[0] for row in sql(request, "SELECT event_id FROM search_pending")) == [
-            event_id for event_id, _ in stored[3:]
+            event_id for event_id, _ in stored[:-3]
         ]
         assert await store.index_pending(100) == len(CORPUS) - 3
         assert await store.index_pending(100) == 0
@@ -446,3 +452,55 @@ def test_a_round_that_fails_leaves_its_ids_in_the_queue(make_store, request):
 
     waiting, taken, hits = run(make_store, scenario)
     assert waiting == len(CORPUS) and taken == len(CORPUS) and len(hits) >= 3
+
+
+def test_accents_on_latin_letters_do_not_matter_and_other_scripts_keep_their_marks(make_store):
+    async def scenario(store: Store) -> None:
+        stored = await ingest_corpus(store)
+        zoe, ivan = stored[5][0], stored[6][0]
+        body = sample("payment.succeeded", 8, customer={"customer_id": "cus_jose", "email": "j@example.es",
+                                                         "name": "José Niño", "metadata": {}})  # fmt: skip
+        jose = (await store.ingest(new_event(body, "msg_0008"), [])).event_id
+        assert await found(store, "zoe") == await found(store, "Zoë") == await found(store, "ZOË") == [zoe]
+        assert await found(store, "jose nino") == await found(store, "José Niño") == [jose]
+        assert await found(store, '"quill zoe"') == []  # a phrase keeps its order, accents or not
+        assert await found(store, "иван") == [ivan]
+        assert await found(store, "ив\u0061н") == []  # a Latin "a" inside the Cyrillic word: another word
+
+    run(make_store, scenario)
+
+
+def test_events_indexed_before_accents_were_folded_are_indexed_again(tmp_path: Path):
+    """A real version-8 SQLite file, its event indexed with the old rule (`zoë`): opening it migrates to 9,
+    which queues every stored event, and the indexer replaces the row."""
+    path = tmp_path / "v8.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for number, _, script in migrations("sqlite"):
+        if number <= 8:
+            conn.executescript(script)
+            conn.execute(f"PRAGMA user_version = {number}")
+    body = sample("payment.failed", 6, customer={"customer_id": "cus_z", "email": "z@example.org",
+                                                 "name": "Zoë Quill", "metadata": {}})  # fmt: skip
+    conn.execute(
+        "INSERT INTO events (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers) "
+        "VALUES ('dodo', 'msg_v8', 'payment.failed', 1000, 1000.0, ?, '{}')",
+        (json.dumps(body).encode(),),
+    )
+    conn.execute("DELETE FROM search_pending")  # indexed at version 8, as its indexer did:
+    conn.execute("INSERT INTO event_search (rowid, terms) VALUES (1, 'msg_v8 zoë quill z@example.org')")
+    conn.close()
+
+    async def scenario() -> tuple[list[int], int, list[int], list[int]]:
+        store = SQLiteStore(path)
+        await store.open()
+        try:
+            before = await indexed_only(store, "zoe")
+            queued = (await store.queue_stats()).search_pending
+            return before, queued, await found(store, "zoe"), await found(store, "z@example.org")
+        finally:
+            await store.close()
+
+    before, queued, after, by_email = asyncio.run(scenario())
+    assert before == [] and queued == 1 and after == [1] and by_email == [1]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM event_search").fetchone() == (1,)  # replaced, not added

@@ -161,7 +161,7 @@ class SQLStore(ABC):
             progress(left)
 
     async def index_pending(self, limit: int) -> int:
-        """Index up to `limit` of the events queued at ingest, oldest first, in one transaction; returns how
+        """Index up to `limit` of the events queued at ingest, newest first, in one transaction; returns how
         many ids were taken from the queue (0: it is empty)."""
         return await self._recorded(programs.index_pending, limit, self.dialect)
 

@@ -559,11 +559,14 @@ WHERE (%(status)s::text IS NULL OR status = %(status)s)
 LIMIT %(limit)s;
 
 -- name: claim_pending_search
--- The oldest `limit` events queued for the search index (migration 0009), taken off the queue in the
--- indexer's transaction: should it fail, they are back. SKIP LOCKED: another instance's indexer, at the
--- same moment, takes the next ids instead of waiting for these or computing their terms twice.
+-- The newest `limit` events queued for the search index (migration 0009), taken off the queue in the
+-- indexer's transaction: should it fail, they are back. Newest first: after a burst, or while a whole
+-- database is re-indexed, what just arrived is searchable first. SKIP LOCKED: another instance's indexer,
+-- at the same moment, takes the next ids instead of waiting for these or computing their terms twice.
 DELETE FROM search_pending
-WHERE event_id IN (SELECT event_id FROM search_pending ORDER BY event_id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+WHERE event_id IN (
+    SELECT event_id FROM search_pending ORDER BY event_id DESC LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+)
 RETURNING event_id;
 
 -- name: events_for_index
@@ -571,10 +574,11 @@ RETURNING event_id;
 SELECT id, webhook_id, body FROM events WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint);
 
 -- name: index_event
--- An event's tsvector row (headrace.search.tsvector text), unless the event is gone or already indexed.
+-- An event's tsvector row (headrace.search.tsvector text), in place of the one it had (re-indexed after a
+-- change of rules, migration 0010), unless the event is gone.
 INSERT INTO event_search (event_id, terms)
 SELECT id, %(terms)s::tsvector FROM events WHERE id = %(event_id)s
-ON CONFLICT (event_id) DO NOTHING;
+ON CONFLICT (event_id) DO UPDATE SET terms = EXCLUDED.terms;
 
 -- name: count_pending_search
 -- Counted up to 100,000 (models.SEARCH_PENDING_CAP), so a scrape stays cheap while a copied database's

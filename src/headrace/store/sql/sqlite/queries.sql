@@ -532,10 +532,11 @@ WHERE (:status IS NULL OR status = :status)
 LIMIT :limit;
 
 -- name: claim_pending_search
--- The oldest `limit` events queued for the search index (migration 0008), taken off the queue in the
--- indexer's transaction: should it fail, they are back.
+-- The newest `limit` events queued for the search index (migration 0008), taken off the queue in the
+-- indexer's transaction: should it fail, they are back. Newest first: after a burst, or while a whole
+-- database is re-indexed, what just arrived is searchable first.
 DELETE FROM search_pending
-WHERE event_id IN (SELECT event_id FROM search_pending ORDER BY event_id LIMIT :limit)
+WHERE event_id IN (SELECT event_id FROM search_pending ORDER BY event_id DESC LIMIT :limit)
 RETURNING event_id;
 
 -- name: events_for_index
@@ -543,11 +544,11 @@ RETURNING event_id;
 SELECT id, webhook_id, body FROM events WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: index_event
--- An event's FTS5 row, unless the event is gone or already has one (FTS5 has no ON CONFLICT of its own).
-INSERT INTO event_search (rowid, terms)
+-- An event's FTS5 row, in place of the one it had (re-indexed after a change of rules, migration 0009),
+-- unless the event is gone.
+INSERT OR REPLACE INTO event_search (rowid, terms)
 SELECT :event_id, :terms
-WHERE EXISTS (SELECT 1 FROM events WHERE id = :event_id)
-  AND NOT EXISTS (SELECT 1 FROM event_search WHERE rowid = :event_id);
+WHERE EXISTS (SELECT 1 FROM events WHERE id = :event_id);
 
 -- name: count_pending_search
 -- Counted up to 100,000 (models.SEARCH_PENDING_CAP), so a scrape stays cheap while a copied database's
