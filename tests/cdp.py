@@ -1,4 +1,5 @@
-"""A headless Chromium driven over the DevTools protocol (loopback websocket): navigate, click, read, screenshot.
+"""A headless Chromium driven over the DevTools protocol (loopback websocket): navigate, type, click, wait, read,
+screenshot.
 
 For console flows that need a click (forms), which `--dump-dom` cannot do. Runtime.evaluate runs in the page
 from outside it, so the console's CSP (no script at all) stays as it is.
@@ -63,6 +64,23 @@ class Browser:
         from urllib.parse import urlsplit
 
         await self.loaded(urlsplit(url).path or "blank")
+
+    async def wait(self, expression: str, timeout: float = 15.0) -> Any:
+        """Until a JavaScript expression in the page is truthy; its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = await self.evaluate(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the page never showed: {expression}")
+            await asyncio.sleep(0.05)
+
+    async def type_into(self, element_id: str, text: str) -> None:
+        """Replace a field's text as a person would: focus it, select all, type (input events fire)."""
+        await self.evaluate(f"document.getElementById({json.dumps(element_id)}).focus()")
+        await self.evaluate(f"document.getElementById({json.dumps(element_id)}).select()")
+        await self.send("Input.insertText", text=text)
 
     async def click(self, selector: str) -> None:
         await self.evaluate(f"document.querySelector({json.dumps(selector)}).click()")

@@ -13,6 +13,7 @@ import pytest
 
 from headrace import samples
 from headrace.windmill.emulator import EmulatorThread, running_emulator
+from tests import cdp
 from tests.helpers import (
     config_text,
     deployed_windmill,
@@ -23,7 +24,6 @@ from tests.helpers import (
     settings_for,
     signed_headers,
 )
-from tests.integration.browser import CHROMIUM, chromium_page
 from tests.integration.test_console import csrf_of, login
 
 SCHEMA = {
@@ -98,58 +98,57 @@ def test_console_actions_follow_the_console_guard_and_csrf_rules(tmp_path: Path,
     asyncio.run(main())
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is installed by .ci/run (Debian package chromium)")
+@pytest.mark.skipif(cdp.CHROMIUM is None, reason="Chromium is installed by .ci/run (Debian package chromium)")
 def test_chromium_tries_a_script_sees_the_error_line_and_sends_a_test(tmp_path: Path, emulator: EmulatorThread):
     settings = settings_for(config_text(tmp_path / "h.db", free_port(), emulator.url()), tmp_path)
     variant = samples.variants("payment.succeeded")[0]
     shot = Path(os.environ.get("HEADRACE_SCREENSHOTS", tmp_path)) / "try.png"
 
     async def main() -> None:
-        async with running_server(settings) as base, chromium_page(1280, 1000) as page:
+        async with running_server(settings) as base, cdp.browser(1280, 1000) as page:
             async with aiohttp.ClientSession() as http:
                 body = dodo_body("payment.succeeded", customer={"name": "Ann"})
                 await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_browser"))
             await page.goto(f"{base}/console/try")
-            assert await page.js("document.querySelectorAll('#event_type option').length") == 48
-            assert "return webhook" in await page.js("document.getElementById('script').value")
+            assert await page.evaluate("document.querySelectorAll('#event_type option').length") == 48
+            assert "return webhook" in await page.evaluate("document.getElementById('script').value")
             # pick a sample and a variant, type a script, preview
-            await page.js(
+            await page.evaluate(
                 "(() => { const s = document.getElementById('event_type'); s.value = 'payment.succeeded';"
                 " s.dispatchEvent(new Event('change')); })()"
             )
-            await page.js(f"document.getElementById('variant').value = {json.dumps(variant)}")
+            await page.evaluate(f"document.getElementById('variant').value = {json.dumps(variant)}")
             await page.type_into("script", BROKEN)
-            assert "edited" in await page.js("document.getElementById('script-state').textContent")
-            await page.js("document.getElementById('run').click()")
+            assert "edited" in await page.evaluate("document.getElementById('script-state').textContent")
+            await page.evaluate("document.getElementById('run').click()")
             line = await page.wait("document.getElementById('error-line').textContent")
             assert line == " at line 3"
-            assert "TypeError" in await page.js("document.getElementById('error-text').textContent")
-            assert "p.total.amount" in await page.js("document.getElementById('error-code').textContent")
+            assert "TypeError" in await page.evaluate("document.getElementById('error-text').textContent")
+            assert "p.total.amount" in await page.evaluate("document.getElementById('error-code').textContent")
             await page.type_into("script", GOOD)
-            await page.js("document.getElementById('run').click()")
+            await page.evaluate("document.getElementById('run').click()")
             await page.wait("document.getElementById('verdict').textContent === 'would send'")
-            payload = json.loads(await page.js("document.getElementById('payload').textContent"))
+            payload = json.loads(await page.evaluate("document.getElementById('payload').textContent"))
             assert set(payload) == {"amount", "customer_name"}
-            assert (await page.js("document.getElementById('schema-verdict').textContent")).startswith("fits")
+            assert (await page.evaluate("document.getElementById('schema-verdict').textContent")).startswith("fits")
             rows = "[...document.querySelectorAll('#diff tr')]"
-            diff = await page.js(f"{rows}.map(r => r.cells[0].textContent + ' ' + r.cells[1].textContent)")
+            diff = await page.evaluate(f"{rows}.map(r => r.cells[0].textContent + ' ' + r.cells[1].textContent)")
             assert "amount added" in diff and "data removed" in diff
-            headers = await page.js("document.getElementById('headers').textContent")
+            headers = await page.evaluate("document.getElementById('headers').textContent")
             assert "Bearer ***" in headers and "test-token" not in headers
             # a stored event, then send a test and see the job's outcome
             await page.type_into("event_id", "msg_browser")
-            await page.js("document.getElementById('run').click()")
+            await page.evaluate("document.getElementById('run').click()")
             await page.wait("document.getElementById('payload').textContent.includes('Ann')")
-            await page.js("document.getElementById('send').click()")
+            await page.evaluate("document.getElementById('send').click()")
             await page.wait("document.getElementById('test-state').textContent === 'success'", timeout=20)
-            assert '"booked": 4999' in (await page.js("document.getElementById('test-detail').textContent")).replace(
-                '"booked":4999', '"booked": 4999'
-            )
-            assert "payments.js" in await page.js("document.getElementById('save-file').textContent")
+            detail = await page.evaluate("document.getElementById('test-detail').textContent")
+            assert '"booked": 4999' in detail.replace('"booked":4999', '"booked": 4999')
+            assert "payments.js" in await page.evaluate("document.getElementById('save-file').textContent")
             await page.screenshot(shot)
-            job_id = await page.js("document.getElementById('test-job').textContent")
+            job_id = await page.evaluate("document.getElementById('test-job').textContent")
             await page.goto(f"{base}/console/events/msg_browser")
-            timeline = await page.js("document.body.innerText")
+            timeline = await page.evaluate("document.body.innerText")
             assert "Test deliveries" in timeline and job_id in timeline and "TEST" in timeline
             await page.screenshot(shot.with_name("event-with-test.png"))
 
