@@ -504,3 +504,18 @@ def test_events_indexed_before_accents_were_folded_are_indexed_again(tmp_path: P
     assert before == [] and queued == 1 and after == [1] and by_email == [1]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM event_search").fetchone() == (1,)  # replaced, not added
+
+
+def test_the_queue_is_counted_up_to_its_cap(make_store, monkeypatch: pytest.MonkeyPatch):
+    """/metrics counts the queue with a LIMIT, so a scrape stays cheap however many events wait."""
+    from headrace.store.programs import search as search_programs
+
+    monkeypatch.setattr(search_programs, "SEARCH_PENDING_CAP", 3)
+
+    async def scenario(store: Store) -> tuple[int, int]:
+        await ingest_corpus(store)
+        capped = (await store.queue_stats()).search_pending
+        await store.index_pending(len(CORPUS) - 2)
+        return capped, (await store.queue_stats()).search_pending
+
+    assert run(make_store, scenario) == (3, 2)

@@ -7,6 +7,7 @@ import json
 import logging
 
 from headrace import search
+from headrace.models import SEARCH_PENDING_CAP
 from headrace.store.programs.steps import Program, all_rows, many, one, run
 
 log = logging.getLogger("headrace.store")
@@ -42,7 +43,7 @@ def terms_of(event_id: int, webhook_id: str, body: bytes, dialect: str) -> str:
 
 
 def count_pending_search() -> Program[int]:
-    row = yield one("count_pending_search")
+    row = yield one("count_pending_search", {"cap": SEARCH_PENDING_CAP})
     return int(row["n"])
 
 

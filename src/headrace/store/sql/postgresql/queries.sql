@@ -581,9 +581,9 @@ SELECT id, %(terms)s::tsvector FROM events WHERE id = %(event_id)s
 ON CONFLICT (event_id) DO UPDATE SET terms = EXCLUDED.terms;
 
 -- name: count_pending_search
--- Counted up to 100,000 (models.SEARCH_PENDING_CAP), so a scrape stays cheap while a copied database's
--- millions of events wait.
-SELECT COUNT(*) AS n FROM (SELECT 1 FROM search_pending LIMIT 100000) AS capped;
+-- Counted up to `cap` (models.SEARCH_PENDING_CAP), so a scrape stays cheap while millions of events wait
+-- (after an upgrade that re-indexes them all).
+SELECT COUNT(*) AS n FROM (SELECT 1 FROM search_pending LIMIT %(cap)s) AS capped;
 
 -- name: search_backlog
 -- FOR UPDATE: instances that start together index the backlog one batch at a time, never the same events.

@@ -551,9 +551,9 @@ SELECT :event_id, :terms
 WHERE EXISTS (SELECT 1 FROM events WHERE id = :event_id);
 
 -- name: count_pending_search
--- Counted up to 100,000 (models.SEARCH_PENDING_CAP), so a scrape stays cheap while a copied database's
--- millions of events wait.
-SELECT COUNT(*) AS n FROM (SELECT 1 FROM search_pending LIMIT 100000) AS capped;
+-- Counted up to `cap` (models.SEARCH_PENDING_CAP), so a scrape stays cheap while millions of events wait
+-- (after an upgrade that re-indexes them all).
+SELECT COUNT(*) AS n FROM (SELECT 1 FROM search_pending LIMIT :cap) AS capped;
 
 -- name: search_backlog
 -- Read in the write transaction (BEGIN IMMEDIATE): processes index the backlog one batch at a time.
