@@ -9,7 +9,7 @@ terms (search.document) and writes their index rows; should it fail, the ids are
 Ingest keeps its turn. While events are arriving (`busy`: one stored within the last second), a round is small
 (`BUSY_BATCH`) and is followed by a pause of at least `DUTY_FACTOR` times its duration, so indexing takes at
 most a tenth of the event loop and of the write lock, as retention does (several hundred events a second of
-indexing); when ingest is quiet, rounds of `BATCH` follow one another until the queue is empty (4,500-6,500
+indexing); when ingest is quiet, rounds of `BATCH` follow one another until the queue is empty (thousands of
 events a second on a 2-core machine), and an empty queue is looked at every `IDLE` seconds. An event is
 therefore searchable about `IDLE` seconds after its 202 when traffic is light, and a burst is caught up with
 once it has passed (`headrace_search_pending` counts what waits). Several instances (PostgreSQL) index at once
