@@ -21,8 +21,13 @@ PAIRS = {
     "subscription": ["subscription_lifecycle"],
     "dispute": ["record_dispute"],
     "refund": ["record_refund"],
+    "license_key": ["email_license_key"],
+    "payout": ["record_payout"],
+    "credit": ["record_credit"],
+    "abandoned_checkout": ["email_checkout_recovery"],
+    "dunning": ["email_dunning_notice"],
 }
-FLOWS = {"on_payment": "payment", "on_subscription": "subscription", "on_dispute": "dispute"}
+FLOWS = {"on_payment": "payment", "on_subscription": "subscription", "on_dispute": "dispute", "on_credit": "credit", "on_payout": "payout"}
 PARSER_TYPES = {"string": "str", "integer": "int", "boolean": "bool", "object": "object", "array": "list"}
 
 PY_FILES = sorted(SCRIPTS.glob("*.py"))
