@@ -27,7 +27,13 @@ PAIRS = {
     "abandoned_checkout": ["email_checkout_recovery"],
     "dunning": ["email_dunning_notice"],
 }
-FLOWS = {"on_payment": "payment", "on_subscription": "subscription", "on_dispute": "dispute", "on_credit": "credit", "on_payout": "payout"}
+FLOWS = {
+    "on_payment": "payment",
+    "on_subscription": "subscription",
+    "on_dispute": "dispute",
+    "on_credit": "credit",
+    "on_payout": "payout",
+}
 PARSER_TYPES = {"string": "str", "integer": "int", "boolean": "bool", "object": "object", "array": "list"}
 
 PY_FILES = sorted(SCRIPTS.glob("*.py"))
