@@ -185,3 +185,34 @@ CREATE TABLE IF NOT EXISTS dodo_credit_events (
     recorded_at            timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS dodo_credit_events_customer ON dodo_credit_events (customer_id, credit_entitlement_id);
+
+-- Every entitlement grant (what a purchase unlocked: a license key, files, a Discord or GitHub access, ...),
+-- latest state, ordered by event time like payouts; and each grant event once.
+CREATE TABLE IF NOT EXISTS dodo_entitlement_grants (
+    grant_id           text PRIMARY KEY,
+    entitlement_id     text NOT NULL,
+    integration_type   text NOT NULL,
+    status             text NOT NULL,          -- Pending, Delivered, Failed, Revoked
+    customer_id        text NOT NULL,
+    payment_id         text,
+    subscription_id    text,
+    license_key_id     text,
+    delivered_at       timestamptz,
+    revoked_at         timestamptz,
+    revocation_reason  text,
+    error_code         text,
+    error_message      text,
+    created_at         timestamptz NOT NULL,
+    last_event_type    text NOT NULL,
+    last_event_at      timestamptz NOT NULL,
+    last_webhook_id    text NOT NULL,
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS dodo_entitlement_grant_events (
+    webhook_id   text PRIMARY KEY,
+    grant_id     text NOT NULL,
+    event_type   text NOT NULL,
+    status       text,
+    occurred_at  timestamptz NOT NULL,
+    recorded_at  timestamptz NOT NULL DEFAULT now()
+);

@@ -32,6 +32,8 @@ PG_TABLES = [
     "dodo_payout_events",
     "dodo_notifications",
     "dodo_credit_events",
+    "dodo_entitlement_grants",
+    "dodo_entitlement_grant_events",
 ]
 
 

@@ -26,6 +26,7 @@ PAIRS = {
     "credit": ["record_credit"],
     "abandoned_checkout": ["email_checkout_recovery"],
     "dunning": ["email_dunning_notice"],
+    "entitlement_grant": ["record_entitlement_grant"],
 }
 FLOWS = {
     "on_payment": "payment",
@@ -33,6 +34,7 @@ FLOWS = {
     "on_dispute": "dispute",
     "on_credit": "credit",
     "on_payout": "payout",
+    "on_entitlement_grant": "entitlement_grant",
 }
 PARSER_TYPES = {"string": "str", "integer": "int", "boolean": "bool", "object": "object", "array": "list"}
 

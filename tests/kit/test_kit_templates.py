@@ -314,7 +314,7 @@ PAIRED_SCRIPTS = {
     "credit": ["record_credit"],
     "abandoned_checkout": ["email_checkout_recovery"],
     "dunning": ["email_dunning_notice"],
-    "entitlement_grant": [],
+    "entitlement_grant": ["record_entitlement_grant"],
 }
 
 

@@ -1,11 +1,12 @@
 /*
  * headrace built-in template "credit" (transform = "builtin:credit").
  *
- * Handles every credit.* event. Nine are a credit ledger entry (added, deducted, expired,
+ * Handles every credit.* event. Eight are a credit ledger entry (added, deducted, expired,
  * manual_adjustment, overage_charged, overage_reset, rolled_over, rollover_forfeited) and one is an
  * alert (balance_low); the output has the keys of both, null where the event has no such value.
  * Every other event sets `webhook.cancel = true` (recorded as cancelled, not sent). The output is
- * exactly the arguments of the kit script f/dodo/credit_alert (which acts on balance_low).
+ * exactly the arguments of the kit script f/dodo/record_credit and the inputs of the flow f/dodo/on_credit
+ * (which alerts on balance_low).
  *
  * Credits are units of a credit entitlement, not money: Dodo sends them as decimal text ("10000"),
  * and they are passed on as that exact text, never through JavaScript's Number (text that is not a

@@ -3,7 +3,8 @@
  *
  * Handles every entitlement_grant.* event: created, delivered, failed, revoked. Every other event sets
  * `webhook.cancel = true` (recorded as cancelled, not sent). The output is exactly the arguments of the
- * kit script f/dodo/entitlement_alert (which alerts on failed and revoked grants).
+ * kit script f/dodo/record_entitlement_grant and the inputs of the flow f/dodo/on_entitlement_grant (which
+ * alerts on failed and revoked grants).
  *
  * Reads `webhook.webhookId` (the Dodo `webhook-id`, a read-only extra that headrace adds). Every key is
  * always present (null when Dodo sends nothing).
