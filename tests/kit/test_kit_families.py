@@ -3,6 +3,7 @@ PostgreSQL and a loopback SMTP server: what is sent, to whom, once; what is book
 
 from __future__ import annotations
 
+import inspect
 from email import message_from_bytes, policy
 from typing import Any
 
@@ -39,6 +40,18 @@ def mails(received: list[Any]) -> list[Any]:
 def text_of(mail: Any) -> str:
     content: str = mail.get_content()
     return content.replace("\r\n", "\n")
+
+
+EMAILERS = ["email_license_key", "email_dunning_notice", "email_checkout_recovery"]
+
+
+def test_the_emailers_share_one_copy_of_their_helpers() -> None:
+    """Windmill runs each script on its own, so the three emailers carry the same helpers: pinned identical."""
+    modules = [load_script(name) for name in EMAILERS]
+    for helper in ("resolve_resource", "connect", "send", "email_once"):
+        sources = {inspect.getsource(getattr(m, helper)) for m in modules}
+        assert len(sources) == 1, f"{helper} differs between {EMAILERS}; keep the copies identical"
+    assert len({(m.CUSTOMER, m.CLAIM) for m in modules}) == 1
 
 
 def test_a_license_key_is_emailed_once_to_its_customer(pg: dict[str, Any], pg_query: Any, smtp_server: Any) -> None:
