@@ -409,3 +409,13 @@ def test_variants_give_the_right_amounts() -> None:
     multi = out("payment", "payment.processing", "multi_subscription")
     assert multi["is_multi_subscription"] is True and len(multi["subscription_ids"]) == 3
     assert out("payment", "payment.failed", "non_latin")["customer_name"] == "山田 太郎"
+
+
+def test_every_dodo_event_type_has_exactly_one_builtin_template() -> None:
+    from headrace import samples
+    from headrace.transform.scripts import list_builtins
+
+    assert sorted(HANDLED) == list_builtins()
+    assert len(samples.EVENT_TYPES) == 48 and sorted(samples.EVENT_TYPES) == ALL_EVENTS
+    handled = [e for events in HANDLED.values() for e in events]
+    assert sorted(handled) == ALL_EVENTS, "an event type has no template, or two"
