@@ -1,10 +1,11 @@
 """CONTRACT C5: the README's `wmill sync push`, run with the real windmill-cli, destroys nothing it did not bring.
 
 The workspace already holds someone else's folder `f/other` (a script, a flow, a schedule, a plain variable), the
-user's resources `f/dodo/db` and `f/dodo/slack` with the secret variable the database resource references, a
-script of the user's own in the kit's folder, a resource type the user added (`twilio`, as the kit README says)
-and the folder `f/dodo` owned by the user. A dry run must list no deletion and no change to any of it; the real
-push must send no DELETE, write only the kit's own items, and leave every one of those items as it was.
+user's resources `f/dodo/db` and `f/dodo/slack` with the secret variable the database resource references, the
+user's own script, flow and schedule in the kit's folder, a resource type the user added (`twilio`, as the kit
+README says) and the folder `f/dodo` owned by the user (with a group's write permission). A dry run must list no
+deletion and no change to any of it; the real push must send no DELETE, write only the kit's own items, and
+leave every one of those items as it was. Every request the CLI makes is recorded and answered.
 """
 
 from __future__ import annotations
@@ -33,23 +34,11 @@ def seeded() -> Workspace:
     script = {"summary": "", "description": "", "schema": SCHEMA, "lock": "", "kind": "script", "language": "python3"}
     ws.put("script", "f/other/job", {**script, "content": "def main():\n    return 'team b'\n"})
     ws.put("script", "f/dodo/my_report", {**script, "content": "def main():\n    return 'mine'\n"})
-    ws.put(
-        "flow",
-        "f/other/nightly",
-        {"summary": "Team B nightly", "description": "", "schema": SCHEMA, "value": {"modules": []}},
-    )
-    ws.put(
-        "schedule",
-        "f/other/hourly",
-        {
-            "schedule": "0 0 * * * *",
-            "timezone": "UTC",
-            "enabled": True,
-            "script_path": "f/other/job",
-            "is_flow": False,
-            "args": {},
-        },
-    )
+    for flow in ("f/other/nightly", "f/dodo/my_flow"):  # someone else's flow, and one of the user's beside the kit
+        ws.put("flow", flow, {"summary": "", "description": "", "schema": SCHEMA, "value": {"modules": []}})
+    schedule = {"schedule": "0 0 * * * *", "timezone": "UTC", "enabled": True, "is_flow": False, "args": {}}
+    ws.put("schedule", "f/other/hourly", {**schedule, "script_path": "f/other/job"})
+    ws.put("schedule", "f/dodo/my_hourly", {**schedule, "script_path": "f/dodo/my_report"})
     ws.put(
         "variable",
         "f/other/config",
@@ -181,7 +170,8 @@ def test_contract_C5_the_stand_in_does_show_the_deletions_of_a_folder_wide_sync(
     with serving(ws) as base_url:
         changes = dry_run_changes(kit_copy(tmp_path, old), base_url)
     deleted = {_item_of(c["path"]) for c in changes if c["type"] == "deleted"}
-    assert {"f/dodo/db", "f/dodo/slack", "f/dodo/my_report", "f/other/job", "f/other/nightly", "twilio"} <= deleted
+    assert {"f/dodo/db", "f/dodo/slack", "f/dodo/my_report", "f/dodo/my_flow", "f/dodo/my_hourly"} <= deleted
+    assert {"f/other/job", "f/other/nightly", "f/other/hourly", "f/other/config", "twilio"} <= deleted
 
 
 def test_contract_C5_a_real_push_sends_no_delete_and_changes_nothing_of_theirs(tmp_path: Path) -> None:
