@@ -170,7 +170,8 @@ def main(
         raise ValueError(f"{event_type!r} is not an abandoned checkout event (webhook {webhook_id})")
     if event_type != "abandoned_checkout.detected" or status in ("recovered", "opted_out"):
         return {"sent": False, "duplicate": False, "reason": f"checkout {payment_id} is {status}: nothing to send"}
-    store_url = (resolve_resource(smtp) or {}).get("store_url")
+    smtp = resolve_resource(smtp)  # once: email_once passes a resolved value through
+    store_url = smtp.get("store_url")
 
     def compose(name: str) -> tuple[str, str]:
         greeting = f"Hello {name}," if name else "Hello,"
