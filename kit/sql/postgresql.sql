@@ -117,3 +117,102 @@ CREATE TABLE IF NOT EXISTS dodo_daily_metrics (
     computed_at            timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (day, currency)
 );
+
+-- Every Dodo payout (money Dodo sends to your bank), latest state. last_event_at/last_webhook_id order the
+-- events as for subscriptions: a late payout.in_progress never rolls a paid payout back. Amounts are in the
+-- payout currency's minor unit; fee, tax, refunds and chargebacks are what Dodo deducted.
+CREATE TABLE IF NOT EXISTS dodo_payouts (
+    payout_id            text PRIMARY KEY,
+    status               text NOT NULL,            -- not_initiated, in_progress, on_hold, failed, success
+    name                 text,
+    currency             text NOT NULL,
+    currency_exponent    smallint NOT NULL,
+    amount_minor         bigint NOT NULL,
+    fee_minor            bigint,
+    tax_minor            bigint,
+    refunds_minor        bigint,
+    chargebacks_minor    bigint,
+    payment_method       text,
+    payout_document_url  text,
+    remarks              text,
+    created_at           timestamptz NOT NULL,
+    paid_at              timestamptz,               -- the time of payout.success
+    last_event_type      text NOT NULL,
+    last_event_at        timestamptz NOT NULL,
+    last_webhook_id      text NOT NULL,
+    updated_at           timestamptz NOT NULL DEFAULT now()
+);
+
+-- Every payout event, once (the payout's history).
+CREATE TABLE IF NOT EXISTS dodo_payout_events (
+    webhook_id    text PRIMARY KEY,
+    payout_id     text NOT NULL,
+    event_type    text NOT NULL,
+    status        text,
+    amount_minor  bigint NOT NULL,
+    currency      text NOT NULL,
+    occurred_at   timestamptz NOT NULL,
+    recorded_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS dodo_payout_events_payout_id ON dodo_payout_events (payout_id);
+
+-- One row per message the kit sends about an event (license key email, dunning notice, checkout recovery
+-- email, low-credit alert). The key says what must not be sent twice: a redelivered or replayed event finds
+-- its row and sends nothing. The row is written in the same transaction as the send: a failed send leaves
+-- no row, so the retry sends.
+CREATE TABLE IF NOT EXISTS dodo_notifications (
+    dedupe_key   text PRIMARY KEY,   -- license_key:<id>, dunning:<webhook id>, checkout_recovery:<payment id>, ...
+    kind         text NOT NULL,
+    webhook_id   text NOT NULL,
+    customer_id  text,
+    recipient    text NOT NULL,      -- the email address or Slack channel
+    sent_at      timestamptz NOT NULL DEFAULT now()
+);
+
+-- Every credit event, once: the credit ledger entries (added, deducted, expired, ...) and low-balance alerts.
+-- Credits are units of a credit entitlement, not money; they are stored exactly as Dodo's decimal text.
+CREATE TABLE IF NOT EXISTS dodo_credit_events (
+    webhook_id             text PRIMARY KEY,
+    event_type             text NOT NULL,
+    customer_id            text NOT NULL,
+    credit_entitlement_id  text NOT NULL,
+    entry_id               text,              -- null for credit.balance_low
+    transaction_type       text,
+    amount                 numeric,
+    balance_after          numeric,           -- balance_low: the available balance
+    occurred_at            timestamptz NOT NULL,
+    metadata               jsonb NOT NULL DEFAULT '{}'::jsonb,
+    recorded_at            timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS dodo_credit_events_customer ON dodo_credit_events (customer_id, credit_entitlement_id);
+
+-- Every entitlement grant (what a purchase unlocked: a license key, files, a Discord or GitHub access, ...),
+-- latest state, ordered by event time like payouts; and each grant event once.
+CREATE TABLE IF NOT EXISTS dodo_entitlement_grants (
+    grant_id           text PRIMARY KEY,
+    entitlement_id     text NOT NULL,
+    integration_type   text NOT NULL,
+    status             text NOT NULL,          -- Pending, Delivered, Failed, Revoked
+    customer_id        text NOT NULL,
+    payment_id         text,
+    subscription_id    text,
+    license_key_id     text,
+    delivered_at       timestamptz,
+    revoked_at         timestamptz,
+    revocation_reason  text,
+    error_code         text,
+    error_message      text,
+    created_at         timestamptz NOT NULL,
+    last_event_type    text NOT NULL,
+    last_event_at      timestamptz NOT NULL,
+    last_webhook_id    text NOT NULL,
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS dodo_entitlement_grant_events (
+    webhook_id   text PRIMARY KEY,
+    grant_id     text NOT NULL,
+    event_type   text NOT NULL,
+    status       text,
+    occurred_at  timestamptz NOT NULL,
+    recorded_at  timestamptz NOT NULL DEFAULT now()
+);

@@ -28,6 +28,12 @@ PG_TABLES = [
     "dodo_inventory",
     "dodo_inventory_movements",
     "dodo_daily_metrics",
+    "dodo_payouts",
+    "dodo_payout_events",
+    "dodo_notifications",
+    "dodo_credit_events",
+    "dodo_entitlement_grants",
+    "dodo_entitlement_grant_events",
 ]
 
 
