@@ -57,7 +57,22 @@ def test_contract_J2_get_result_maybe_never_answers_404() -> None:
             "result": "r",
         }
         running = (await emu.run("f/dodo/slow")).text
-        assert (await emu.result_maybe(running)).json() == {**UNKNOWN, "started": True}
+        # Without ?get_started=true, `started` is not computed: a running job looks like an unknown one.
+        assert (await emu.result_maybe(running)).json() == UNKNOWN
+
+    scenario(state, body)
+
+
+def test_contract_J2_started_is_computed_only_with_get_started() -> None:
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/slow", delay=5.0)
+
+    async def body(emu: Emulator) -> None:
+        running = (await emu.run("f/dodo/slow")).text
+        asked = {"get_started": "true"}
+        assert (await emu.result_maybe(running, query=asked)).json() == {**UNKNOWN, "started": True}
+        assert (await emu.result_maybe(str(uuid.uuid4()), query=asked)).json() == {**UNKNOWN, "started": False}
+        assert (await emu.result_maybe(running, workspace="other", query=asked)).json()["started"] is False
 
     scenario(state, body)
 

@@ -114,6 +114,12 @@ class Attempter:
             else:
                 outcome = Failed(f"{verdict.reason}. Fix the payload or the target, then replay.")
         elif verdict.verdict == "retry":
+            if verdict.loud:
+                log.warning(
+                    "Windmill refused a run for a passing reason; retrying on the schedule: %s",
+                    verdict.reason,
+                    extra={"delivery_id": claimed.delivery_id, "destination": claimed.destination},
+                )
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
             outcome = self.retry(claimed, dest, verdict.reason, retry_after)
         else:

@@ -161,10 +161,11 @@ class JobTracker:
                 "unknown",
                 excerpt=f"not completed {GIVE_UP / 3600:g} h after it was created; stopped tracking (see Windmill)",
             )
-        # get_result_maybe never answers 404 (J2): not started and unknown look the same. jobs_u/get tells
-        # them apart (a queued or running job is there, a job Windmill does not know is 404): asked every
-        # CONFIRM_AFTER-th look while the job shows as not started, so one extra request per five looks.
-        not_started = poll.status == 200 and poll.started is None and (job.checks + 1) % CONFIRM_AFTER == 0
+        # get_result_maybe never answers 404 (J2): queued and unknown look the same (`started: false`; null
+        # from a Windmill that ignores get_started). jobs_u/get tells them apart (a queued job is there, a job
+        # Windmill does not know is 404): asked every CONFIRM_AFTER-th look while the job is not started, so
+        # one extra request per five looks, and none for a running job.
+        not_started = poll.status == 200 and poll.started is not True and (job.checks + 1) % CONFIRM_AFTER == 0
         if not_started and await self.client.job_exists(target, token, job.job_id) is False:
             return JobUpdate(
                 job.delivery_id,

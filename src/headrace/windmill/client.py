@@ -100,13 +100,14 @@ class WindmillClient:
             return None
 
     async def result_maybe(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> JobPoll:
-        """`jobs_u/completed/get_result_maybe/{id}`: is the job done, did it succeed, what did it return.
-        Windmill never answers 404 here (CONTRACT.md J2): a job it does not know is `started: null,
-        completed: false`, like one not started yet. A result over RESPONSE_LIMIT comes back cut, as
-        `result_excerpt`, with the outcome read from the fields before it."""
+        """`jobs_u/completed/get_result_maybe/{id}?get_started=true`: is the job done, did it succeed, what did
+        it return. Windmill never answers 404 here (CONTRACT.md J2): a job it does not know is `started: false,
+        completed: false`, like a queued one; without `get_started=true` a running job would say `started:
+        null` too. A result over RESPONSE_LIMIT comes back cut, as `result_excerpt`, with the outcome read from
+        the fields before it (J3)."""
         try:
             async with self._session.get(
-                target.result_url(job_id),
+                target.result_url(job_id) + "?get_started=true",
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
@@ -197,7 +198,7 @@ class JobPoll:
     success: bool | None = None
     result: Any = None
     error: str | None = None
-    started: bool | None = None  # null: not started, or unknown to Windmill in this workspace (J2)
+    started: bool | None = None  # false or null: queued, or unknown to Windmill in this workspace (J2)
     result_excerpt: str | None = None  # the start of a result too large to read whole (then `result` is None)
 
 

@@ -50,6 +50,8 @@ def middleware(state: EmulatorState) -> Middleware:
         scope = ROUTE_SCOPES.get(request.match_info.route.name or "")
         if scope is None:  # not a Windmill route (the emulator's own /_emulator/ controls)
             return await handler(request)
+        name = request.match_info.route.name or ""
+        state.calls[name] = state.calls.get(name, 0) + 1
         token = state.token(token_from(request))
         if token is None:
             return web.Response(status=401, text="Unauthorized: Could not authenticate with the given token")

@@ -40,6 +40,11 @@ def not_found(kind: Kind, path: str) -> web.Response:
     return web.Response(status=404, text=f"Not found: {kind} not found at name {path}")
 
 
+def quota_text(limit: int) -> str:
+    """R6: Windmill Cloud's answer to a run past the concurrency quota (a 400, like "job exists")."""
+    return f"Quota exceeded: {limit} jobs are already running in this workspace, the limit of its plan"
+
+
 def parse_args(raw: bytes) -> dict[str, Any] | web.Response:
     """R1: the body's top-level keys are the arguments; a body that is not an object is `{"body": ...}`."""
     if not raw.strip():
@@ -82,6 +87,8 @@ async def run(request: web.Request) -> web.StreamResponse:
         if job_id in state.jobs:  # every workspace, queued or completed (R2)
             state.duplicate_rejections += 1
             return web.Response(status=400, text=f"Bad request: Job with id {job_id} already exists")
+        if state.concurrent_limit is not None and state.busy(workspace) >= state.concurrent_limit:
+            return web.Response(status=400, text=quota_text(state.concurrent_limit))
         job = Job(job_id, workspace, kind, path, args, time.time(), completed=False, success=False)
         job.may_reference = b"$" in raw or b"\\u0024" in raw
         state.jobs[job_id] = job
@@ -239,10 +246,14 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 async def result_maybe(request: web.Request) -> web.Response:
-    """J2: never 404; an unknown or unfinished job is `completed: false`."""
+    """J2: never 404; an unknown or unfinished job is `completed: false`, and `started` is null unless the
+    caller asks `?get_started=true` (then true when running, false when queued or unknown). J3: the fields in
+    Windmill's order, the outcome before the result."""
     state: EmulatorState = request.app[STATE]
     job = state.job_in(request.match_info["workspace"], request.match_info["job_id"])
     if job is None or not job.completed:
-        started = None if job is None else (True if job.started_at is not None else None)
+        started = None
+        if request.query.get("get_started") == "true":
+            started = job is not None and job.started_at is not None
         return web.json_response({"started": started, "success": None, "completed": False, "result": None})
     return web.json_response({"started": True, "success": job.success, "completed": True, "result": job.result})

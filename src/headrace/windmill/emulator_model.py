@@ -31,6 +31,9 @@ TIMEOUT_WAIT_RESULT = 600.0  # seconds run_wait_result waits before answering 50
 FAKE_JOB_TOKEN = "wm-emulated-job-token"  # noqa: S105 - a job's own token: "$WM_TOKEN" (A4), WM_TOKEN in its env
 
 
+FREE_TIER_CONCURRENT_RUNS = 30  # Windmill Cloud's free tier refuses the 31st concurrent run (R6)
+
+
 @dataclass
 class Fault:
     kind: Literal["status", "hang", "drop"]
@@ -39,6 +42,18 @@ class Fault:
     retry_after: str | None = None
     seconds: float = 60.0
     body: str = "emulated failure"
+
+    @classmethod
+    def sql_error(cls, count: int = 1) -> Fault:
+        """R6: a database error is a 400 too (`Error::SqlErr` maps to BAD_REQUEST), e.g. a pool timeout."""
+        text = "SqlErr: error returned from database: pool timed out while waiting for an open connection"
+        return cls("status", count, 400, body=text)
+
+    @classmethod
+    def quota(cls, count: int = 1) -> Fault:
+        """R6: a Windmill Cloud quota (`Error::QuotaExceeded`, BAD_REQUEST)."""
+        text = "Quota exceeded: Workspace has reached its maximum of 1000 executions this month on the free tier"
+        return cls("status", count, 400, body=text)
 
 
 @dataclass
@@ -118,6 +133,8 @@ class EmulatorState:
     background: set[asyncio.Future[None]] = field(default_factory=set)
     running: dict[str, asyncio.Future[None]] = field(default_factory=dict)  # job id -> its execution
     wait_timeout: float = TIMEOUT_WAIT_RESULT
+    concurrent_limit: int | None = None  # R6: runs at once per workspace (FREE_TIER_CONCURRENT_RUNS); None: none
+    calls: dict[str, int] = field(default_factory=dict)  # Windmill route name -> requests answered
     requests: int = 0
     duplicate_rejections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -181,6 +198,10 @@ class EmulatorState:
             if fault.count <= 0:
                 self.faults.popleft()
             return fault
+
+    def busy(self, workspace: str) -> int:
+        """Jobs of `workspace` not completed yet (what the concurrency quota counts, R6)."""
+        return sum(1 for job in self.jobs.values() if job.workspace == workspace and not job.completed)
 
     def job_in(self, workspace: str, job_id: str) -> Job | None:
         """A job as `jobs_u/...` sees it: only in the workspace it was created in (J1)."""
