@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from headrace.windmill.emulator import EmulatorState, Fault
+from headrace.windmill.emulator_model import FREE_TIER_CONCURRENT_RUNS
 
 from .windmill_contract import Emulator, scenario
 
@@ -30,11 +31,11 @@ def test_contract_R6_a_database_error_or_a_quota_is_a_400_that_is_not_job_exists
 
 
 def test_contract_R6_the_free_tier_refuses_the_31st_concurrent_run() -> None:
-    state = EmulatorState(concurrent_limit=30)
+    state = EmulatorState(concurrent_limit=FREE_TIER_CONCURRENT_RUNS)
     state.add_target("script", "f/dodo/slow", delay=30.0)
 
     async def body(emu: Emulator) -> None:
-        for _ in range(30):
+        for _ in range(FREE_TIER_CONCURRENT_RUNS):
             assert (await emu.run("f/dodo/slow")).status == 201
         refused = await emu.run("f/dodo/slow")
         assert refused.status == 400 and refused.text.startswith("Quota exceeded: ")
