@@ -90,6 +90,12 @@ class Emulator:
         async with self.http.get(url) as response:
             return Answer(response.status, await response.text())
 
+    async def cancel(self, job_id: str, reason: str, by: str) -> None:
+        """Someone cancels the job in Windmill (J5), through the emulator's control endpoint."""
+        url = self.base.removesuffix("/api") + "/_emulator/cancel"
+        async with self.http.post(url, json={"job_id": job_id, "reason": reason, "by": by}) as response:
+            assert response.status == 200, await response.text()
+
     async def result_maybe(self, job_id: str, workspace: str = "acme", query: dict[str, str] | None = None) -> Answer:
         return await self.get(urls.RESULT_MAYBE, query=query, workspace=workspace, job_id=job_id)
 

@@ -71,7 +71,10 @@ class Job:
     duration_ms: float | None = None
     canceled: bool = False
     canceled_reason: str | None = None
+    canceled_by: str | None = None  # J5: who canceled it
+    is_skipped: bool = False  # J4: a flow that stopped early (status skipped: jobs_u/get success, not result_maybe)
     logs: str = ""
+    raw_code: str = ""  # J6: the code the job ran (a script's content), in jobs_u/get unless ?no_code=true
     email: str = "admin@windmill.dev"
     may_reference: bool = True  # False when the raw body holds no "$" at all: nothing for A4 to resolve
 
@@ -91,6 +94,9 @@ class Target:
     error: str | None = None  # fail every job with this message
     summary: str = ""
     content: str = ""  # M2: the script's source, as scripts/get shows it (kit scripts: the .py file)
+    preprocessor: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # R8: event -> main's arguments
+    steps: tuple[str, ...] = ()  # R9: a flow's `type: script` steps, by script path, run in order
+    skips: bool = False  # J4: a flow that stops early (skip_if_stopped): its jobs complete as skipped
     workspace: str | None = None  # None: deployed in every workspace
     lock_seconds: float = 0.0  # R3: the lock is still being built for this long after the deploy
     lock_requests: int = 0  # R3: ... or for this many run requests (each one answered 404)
@@ -144,6 +150,8 @@ class EmulatorState:
         target = Target(kind, path, runner, **options)
         if kind == "flow" and (target.lock_seconds or target.lock_requests or target.lock_error):
             raise ValueError("a flow runs by path without waiting for a lock: lock_* options are for scripts (R3)")
+        if kind == "script" and (target.steps or target.skips):
+            raise ValueError("steps and skips are for flows (R9, J4)")
         self.targets.setdefault((target.workspace, kind, path), []).append(target)
         return target
 
@@ -184,6 +192,12 @@ class EmulatorState:
                 if not version.deleted and version.lock_ready(now):
                     return version
         return None
+
+    def locked(self, workspace: str, path: str) -> bool:
+        """Whether a script has a version a flow step can run: not deleted, lock built (R9). Unlike `runnable`,
+        it does not count down `lock_requests`."""
+        now = time.time()
+        return any(not v.deleted and v.lock_ready(now) for v in self.versions(workspace, "script", path))
 
     def inject(self, fault: Fault) -> None:
         with self.lock:
