@@ -72,6 +72,9 @@ class FakeWindmill:
     async def job_info(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> dict[str, Any]:
         return {}
 
+    async def job_duration(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> float | None:
+        return None
+
     async def get_target(self, target: RunTarget, token: str, timeout: float = 10.0) -> TargetInfo:
         return TargetInfo(200, schema=self.schema)
 

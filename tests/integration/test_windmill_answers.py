@@ -25,8 +25,8 @@ def open_job(job_id: str, checks: int = 0) -> OpenJob:
     return OpenJob(1, 1, "payments", 0, job_id, checks, time.time() - 60, 0, "dodo", "msg_1")
 
 
-async def look(tmp_path: Path, emu: EmulatorThread, job: OpenJob, url: str | None = None) -> JobUpdate:
-    cfg = settings_for(config_text(tmp_path / "h.db", free_port(), url or emu.url()), tmp_path)
+async def look(tmp_path: Path, emu: EmulatorThread, job: OpenJob, url: str | None = None, extra: str = "") -> JobUpdate:
+    cfg = settings_for(config_text(tmp_path / "h.db", free_port(), url or emu.url(), extra_dest=extra), tmp_path)
     async with aiohttp.ClientSession() as http:
         tracker = JobTracker(None, cfg, WindmillClient(http))  # type: ignore[arg-type]
         return await tracker.look(job)
@@ -77,3 +77,63 @@ def test_J2_a_running_job_costs_no_existence_lookups_and_an_unknown_one_is_found
 
     with running_emulator(state) as emu:
         asyncio.run(scenario(emu))
+
+
+def test_J4_a_skipped_flow_is_recorded_as_a_success_and_not_rerun(tmp_path: Path) -> None:
+    state = EmulatorState()
+    state.add_target("flow", "f/dodo/on_payment", lambda args: {"stopped": "not a payment we handle"}, skips=True)
+
+    async def scenario(emu: EmulatorThread) -> None:
+        url = emu.url(kind="f")
+        job_id = await create(emu, url)
+        update = await wait_done(tmp_path, emu, job_id, url, "retry_on_job_failure = 2")
+        assert update.state == "success" and not update.rerun
+        assert update.excerpt.startswith("skipped: the flow stopped early") and "not a payment" in update.excerpt
+
+    with running_emulator(state) as emu:
+        asyncio.run(scenario(emu))
+
+
+def test_J5_a_canceled_job_is_not_rerun_and_says_who_canceled_it_and_why(tmp_path: Path) -> None:
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/on_payment", delay=30.0)
+
+    async def scenario(emu: EmulatorThread) -> None:
+        job_id = await create(emu, emu.url())
+        async with aiohttp.ClientSession() as http:
+            cancel = {"job_id": job_id, "reason": "refunded by hand", "by": "alice"}
+            async with http.post(f"http://127.0.0.1:{emu.port}/_emulator/cancel", json=cancel) as r:
+                assert r.status == 200
+        update = await wait_done(tmp_path, emu, job_id, emu.url(), "retry_on_job_failure = 2")
+        assert update.state == "failure" and not update.rerun
+        assert update.excerpt.startswith("canceled in Windmill by alice: refunded by hand. Not re-run")
+
+    with running_emulator(state) as emu:
+        asyncio.run(scenario(emu))
+
+
+def test_J6_the_duration_of_a_job_with_a_large_body_comes_from_get_timing(tmp_path: Path) -> None:
+    state = EmulatorState()
+    code = "# " + "c" * 200_000 + "\ndef main(): ...\n"
+    state.add_target("script", "f/dodo/on_payment", lambda args: {"ok": True}, content=code)
+
+    async def scenario(emu: EmulatorThread) -> None:
+        job_id = await create(emu, emu.url())
+        emu.state.jobs[job_id].logs = "log line\n" * 10_000
+        update = await wait_done(tmp_path, emu, job_id, emu.url())
+        job = emu.state.jobs[job_id]
+        assert update.state == "success" and update.duration_ms == int(job.duration_ms or 0)
+        assert emu.state.calls.get("timing") == 1
+
+    with running_emulator(state) as emu:
+        asyncio.run(scenario(emu))
+
+
+async def wait_done(tmp_path: Path, emu: EmulatorThread, job_id: str, url: str, extra: str = "") -> JobUpdate:
+    """Look at the job until the tracker records it as finished (the open job was created a minute ago)."""
+    for checks in range(200):
+        update = await look(tmp_path, emu, open_job(job_id, checks % CONFIRM_AFTER), url, extra)
+        if update.state != "open":
+            return update
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"job {job_id} still open")
