@@ -132,4 +132,3 @@ class Attempter:
         if at is None:
             return Failed(f"gave up after {attempts_made} attempts; last: {reason}")
         return Retry(at, reason)
-
