@@ -20,7 +20,7 @@ from headrace.deliver.schedule import next_attempt_at, parse_retry_after
 from headrace.metrics import Metrics
 from headrace.models import Attempt, Cancelled, Claimed, Delivered, Failed, Outcome, Retry
 from headrace.transform import Sandbox, Script
-from headrace.windmill.client import WindmillClient
+from headrace.windmill.api import WindmillApi
 
 log = logging.getLogger("headrace.deliver")
 
@@ -29,7 +29,7 @@ log = logging.getLogger("headrace.deliver")
 class Attempter:
     """What every attempt needs that does not change between deliveries."""
 
-    client: WindmillClient
+    client: WindmillApi
     schemas: SchemaCache
     metrics: Metrics
     clock: Callable[[], float] = time.time

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from headrace.windmill.client import RunResponse
+from headrace.windmill.api import RunResponse
 
 RunVerdict = Literal["delivered", "retry", "failed", "confirm"]
 

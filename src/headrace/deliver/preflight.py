@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from headrace.deliver.request import Request
-from headrace.windmill.client import TargetInfo, WindmillClient
+from headrace.windmill.api import TargetInfo, WindmillApi
 from headrace.windmill.schema import Problem, summary, validate
 from headrace.windmill.urls import RunTarget
 
@@ -95,7 +95,7 @@ def lookup_from(info: TargetInfo, target: RunTarget, now: float) -> SchemaLookup
 
 
 class SchemaCache:
-    def __init__(self, client: WindmillClient, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, client: WindmillApi, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self.clock = clock
         self._entries: dict[tuple[str, str, str, str], SchemaLookup] = {}
@@ -133,6 +133,10 @@ class SchemaCache:
             raise
         finally:
             del self._inflight[key]
+
+    def remember(self, target: RunTarget, info: TargetInfo) -> None:
+        """Keep a definition fetched elsewhere (`check` reads it for its own rows) as this target's entry."""
+        self._entries[_key(target)] = lookup_from(info, target, self.clock())
 
     def clear(self) -> None:
         self._entries.clear()

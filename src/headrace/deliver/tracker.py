@@ -26,7 +26,7 @@ from headrace.deliver.rounds import idle_timeout, run_rounds
 from headrace.metrics import Metrics
 from headrace.models import JobUpdate, OpenJob
 from headrace.store.base import Store
-from headrace.windmill.client import RESPONSE_LIMIT, JobPoll, WindmillClient
+from headrace.windmill.api import RESPONSE_LIMIT, JobPoll, WindmillApi
 
 log = logging.getLogger("headrace.track")
 
@@ -87,7 +87,7 @@ def _never() -> bool:
 class JobTracker:
     store: Store
     settings: Settings
-    client: WindmillClient
+    client: WindmillApi
     _: KW_ONLY
     metrics: Metrics | None = None
     clock: Callable[[], float] = time.time

@@ -8,7 +8,7 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,9 +16,11 @@ import aiohttp
 import yarl
 
 from headrace.windmill import urls
+from headrace.windmill.api import RESPONSE_LIMIT, JobPoll, RunResponse, TargetInfo
 from headrace.windmill.urls import RunTarget
 
-RESPONSE_LIMIT = 64 * 1024
+__all__ = ["RESPONSE_LIMIT", "JobPoll", "RunResponse", "TargetInfo", "WindmillClient", "leading_fields", "takes_kwargs"]
+
 # jobs_u/get without logs and code: Windmill shows a result or args of 90,000 bytes or more as "WINDMILL_TOO_BIG"
 # (J6), so the rest of the body stays well under this.
 JOB_INFO_LIMIT = 1024 * 1024
@@ -28,17 +30,6 @@ SMALL_JOB = "?no_logs=true&no_code=true"
 @functools.lru_cache(maxsize=64)
 def _timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=seconds)
-
-
-@dataclass(frozen=True)
-class RunResponse:
-    """What came back from one run request: an HTTP answer, or a transport error and no status."""
-
-    status: int | None
-    body: str = ""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    error: str | None = None  # "timeout after 30s", "connection refused", ...
-    duration_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -207,40 +198,6 @@ class WindmillClient:
             else value.get("preprocessor_module") is not None,
             steps=() if is_script else script_steps(value.get("modules")),
         )
-
-
-@dataclass(frozen=True)
-class JobPoll:
-    """One look at a job: `status` None means Windmill could not be asked (see `error`)."""
-
-    status: int | None
-    completed: bool = False
-    success: bool | None = None
-    result: Any = None
-    error: str | None = None
-    started: bool | None = None  # false or null: queued, or unknown to Windmill in this workspace (J2)
-    result_excerpt: str | None = None  # the start of a result too large to read whole (then `result` is None)
-
-
-@dataclass(frozen=True)
-class TargetInfo:
-    """What Windmill says about a script or flow; `status` 404 means it does not exist."""
-
-    status: int | None
-    schema: dict[str, Any] | None = None
-    archived: bool = False
-    draft_only: bool = False
-    summary: str = ""
-    error: str | None = None
-    keeps_undeclared: bool = False  # a flow (A5) or a Python main(**kwargs) (A3): undeclared keys arrive
-    lock_pending: bool = False  # the newest script version has no lock yet: it does not run yet (R3, M1)
-    lock_error: str = ""  # the newest version's lock failed: Windmill runs the previous version (R3)
-    preprocessor: bool = False  # R8: it receives {"event": ...}; its schema says nothing of what runs accept
-    steps: tuple[str, ...] = ()  # R9: a flow's `type: script` steps, by script path
-
-    @property
-    def found(self) -> bool:
-        return self.status == 200
 
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[str, bool]:
