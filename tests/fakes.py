@@ -14,7 +14,7 @@ from headrace.deliver.preflight import SchemaCache
 from headrace.metrics import Metrics
 from headrace.models import Claimed, job_id_for
 from headrace.transform import Script, WebhookObject
-from headrace.windmill.fake import FakeWindmill
+from headrace.windmill.fake import FakeWindmill, as_api
 from tests.helpers import config_text, dodo_body, settings_for
 
 URL = "http://127.0.0.1:9/api/w/acme/jobs/run/p/f/dodo/on_payment"
@@ -52,4 +52,5 @@ def claimed(webhook_id: str = "msg_1", attempts: int = 0, body: bytes | None = N
 
 
 def attempter(client: FakeWindmill, now: float = 1000.0) -> Attempter:
-    return Attempter(client, SchemaCache(client), Metrics(lambda: now), clock=lambda: now, rand=lambda: 0.5)
+    api = as_api(client)
+    return Attempter(api, SchemaCache(api), Metrics(lambda: now), clock=lambda: now, rand=lambda: 0.5)

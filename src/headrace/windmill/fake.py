@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from headrace.windmill.api import JobPoll, RunResponse, TargetInfo
+from headrace.windmill.api import JobPoll, RunResponse, TargetInfo, WindmillApi
 from headrace.windmill.urls import RunTarget
 
 
@@ -76,3 +76,8 @@ class FakeWindmill:
     async def get_target(self, target: RunTarget, token: str, timeout: float = 10.0) -> TargetInfo:
         self.definitions.append(target)
         return self.target_info if self.target_info is not None else TargetInfo(200, schema=self.schema)
+
+
+def as_api(fake: FakeWindmill) -> WindmillApi:
+    """The fake where a `WindmillApi` is expected: mypy holds FakeWindmill to the Protocol here."""
+    return fake
