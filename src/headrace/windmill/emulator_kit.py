@@ -190,6 +190,7 @@ def load_kit(state: EmulatorState, folder: Path) -> list[Target]:
         schema = data.get("schema") if isinstance(data.get("schema"), dict) else None
         summary = str(data.get("summary") or "")
         value = data.get("value")
-        steps = script_steps(value.get("modules") if isinstance(value, dict) else None)  # R9: a job fails at a step whose script has no lock
+        # R9: a flow job fails at a step whose script has no lock
+        steps = script_steps(value.get("modules") if isinstance(value, dict) else None)
         added.append(state.add_target("flow", path, flow_input, schema=schema, summary=summary, steps=steps))
     return added
