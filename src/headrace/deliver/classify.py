@@ -26,6 +26,7 @@ RETRIED_REFUSALS = {
 # CONTRACT.md R6: Windmill answers 400 for more than "job id exists". A database error (`SqlErr: ...`: a pool
 # timeout, a deadlock, the duplicate-id race on the primary key) and a Windmill Cloud quota (`Quota exceeded:
 # ...`: the free tier refuses the 31st concurrent run) pass; they are retried on the schedule, and logged loudly.
+# ("Sql error: " is how other releases of error.rs display the same variant.)
 TRANSIENT_400_PREFIXES = ("SqlErr", "Sql error", "Quota exceeded")
 
 
