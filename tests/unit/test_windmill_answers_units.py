@@ -120,3 +120,19 @@ def test_a_transient_400_is_retried_without_a_lookup(tmp_path: Path) -> None:
     fake = FakeWindmill(RunResponse(400, "Quota exceeded: 30 jobs are already running"))
     _, outcome = asyncio.run(attempter(fake).attempt(claimed(), destination(tmp_path), None, None))
     assert isinstance(outcome, Retry) and "Quota exceeded" in outcome.reason and fake.lookups == []
+
+
+def test_a_flows_script_steps_are_bounded_in_number_and_depth() -> None:
+    from headrace.windmill.client import MAX_STEP_DEPTH, MAX_STEPS
+
+    many = [{"value": {"type": "script", "path": f"f/a/s{n}"}} for n in range(MAX_STEPS + 1)]
+    assert len(script_steps(many)) == MAX_STEPS and len(script_steps(many[:MAX_STEPS])) == MAX_STEPS
+
+    def nested(depth: int) -> list[object]:
+        modules: list[object] = [{"value": {"type": "script", "path": "f/a/deep"}}]
+        for _ in range(depth):
+            modules = [{"value": {"type": "forloopflow", "modules": modules}}]
+        return modules
+
+    assert script_steps(nested(MAX_STEP_DEPTH)) == ("f/a/deep",)
+    assert script_steps(nested(MAX_STEP_DEPTH + 1)) == ()

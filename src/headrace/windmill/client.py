@@ -223,12 +223,13 @@ def _json(text: str) -> Any:
 
 
 MAX_STEPS = 200  # flow steps `check` looks at (each costs one scripts/get)
+MAX_STEP_DEPTH = 10  # loops and branches inside each other, deeper steps are not looked at
 
 
 def script_steps(modules: object, depth: int = 0) -> tuple[str, ...]:
     """The script paths of a flow's `type: script` steps, in order, branches and loops included (R9), each once."""
     found: list[str] = []
-    if not isinstance(modules, list) or depth > 10:
+    if not isinstance(modules, list) or depth > MAX_STEP_DEPTH:
         return ()
     for module in modules:
         value = module.get("value") if isinstance(module, dict) else None
