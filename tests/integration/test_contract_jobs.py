@@ -1,12 +1,14 @@
-"""CONTRACT J1-J2: looking a job up (docs/windmill-contract.md)."""
+"""CONTRACT J1-J6: looking a job up (docs/windmill-contract.md)."""
 
 from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from headrace.windmill import urls
 from headrace.windmill.emulator import EmulatorState
 from headrace.windmill.emulator_kit import load_kit
 
@@ -57,7 +59,22 @@ def test_contract_J2_get_result_maybe_never_answers_404() -> None:
             "result": "r",
         }
         running = (await emu.run("f/dodo/slow")).text
-        assert (await emu.result_maybe(running)).json() == {**UNKNOWN, "started": True}
+        # Without ?get_started=true, `started` is not computed: a running job looks like an unknown one.
+        assert (await emu.result_maybe(running)).json() == UNKNOWN
+
+    scenario(state, body)
+
+
+def test_contract_J2_started_is_computed_only_with_get_started() -> None:
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/slow", delay=5.0)
+
+    async def body(emu: Emulator) -> None:
+        running = (await emu.run("f/dodo/slow")).text
+        asked = {"get_started": "true"}
+        assert (await emu.result_maybe(running, query=asked)).json() == {**UNKNOWN, "started": True}
+        assert (await emu.result_maybe(str(uuid.uuid4()), query=asked)).json() == {**UNKNOWN, "started": False}
+        assert (await emu.result_maybe(running, workspace="other", query=asked)).json()["started"] is False
 
     scenario(state, body)
 
@@ -105,5 +122,64 @@ def test_contract_J3_get_result_maybe_writes_the_outcome_before_the_result() -> 
         # The keys in the order Windmill serializes them: a body cut short still carries the outcome.
         order = [text.index(f'"{key}"') for key in ("started", "success", "completed", "result")]
         assert order == sorted(order), text[:120]
+
+    scenario(state, body)
+
+
+def test_contract_J4_a_skipped_flow_is_success_in_jobs_u_get_but_not_in_get_result_maybe() -> None:
+    state = EmulatorState()
+    state.add_target("flow", "f/dodo/stops_early", lambda args: None, skips=True)
+
+    async def body(emu: Emulator) -> None:
+        job_id = str(uuid.uuid4())
+        assert (await emu.run("f/dodo/stops_early", kind="flow", job_id=job_id)).status == 201
+        assert (await emu.until_completed(job_id))["success"] is False  # status = 'success' only
+        job = (await emu.job(job_id)).json()
+        assert job["success"] is True and job["is_skipped"] is True and job["canceled"] is False
+
+    scenario(state, body)
+
+
+def test_contract_J5_a_canceled_job_says_who_and_why() -> None:
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/slow", delay=30.0)
+
+    async def body(emu: Emulator) -> None:
+        job_id = str(uuid.uuid4())
+        assert (await emu.run("f/dodo/slow", job_id=job_id)).status == 201
+        await emu.cancel(job_id, "duplicate charge", "alice")
+        done = await emu.until_completed(job_id)
+        assert done["success"] is False
+        error = done["result"]["error"]
+        assert error["name"] == "Canceled" and error["message"] == "Job canceled: duplicate charge by alice"
+        job = (await emu.job(job_id)).json()
+        assert job["canceled"] is True and job["success"] is False and job["canceled_by"] == "alice"
+
+    scenario(state, body)
+
+
+def test_contract_J6_job_bodies_are_large_unless_asked_small_and_get_timing_is_small() -> None:
+    state = EmulatorState()
+    code = "# " + "c" * 100_000 + "\ndef main(): ...\n"
+
+    def chatty(args: dict[str, Any]) -> Any:
+        return {"rows": "r" * 95_000}
+
+    target = state.add_target("script", "f/dodo/chatty", chatty, content=code)
+    assert target.content == code
+
+    async def body(emu: Emulator) -> None:
+        job_id = str(uuid.uuid4())
+        assert (await emu.run("f/dodo/chatty", {"note": "n" * 95_000}, job_id=job_id)).status == 201
+        emu.state.jobs[job_id].logs = "x" * 30_000 + "the end"
+        full = (await emu.job(job_id)).json()
+        assert full["raw_code"] == code and "raw_lock" in full
+        assert len(full["logs"]) == 20_000 and full["logs"].endswith("the end")
+        assert full["result"] == "WINDMILL_TOO_BIG" and full["args"] == "WINDMILL_TOO_BIG"
+        small = await emu.get(urls.JOB, query={"no_logs": "true", "no_code": "true"}, job_id=job_id)
+        assert "logs" not in small.json() and "raw_code" not in small.json() and len(small.text) < 2000
+        timing = (await emu.get(urls.TIMING, job_id=job_id)).json()
+        assert set(timing) == {"created_at", "started_at", "duration_ms"} and isinstance(timing["duration_ms"], int)
+        assert (await emu.result_maybe(job_id)).json()["result"] == {"rows": "r" * 95_000}  # J2: not capped
 
     scenario(state, body)

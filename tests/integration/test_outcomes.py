@@ -195,7 +195,7 @@ def test_unavailable_schema_does_not_block_delivery(tmp_path: Path) -> None:
             await send(base, "msg_noschema")
             data = await until(base, "msg_noschema", lambda d: d["status"] == "delivered")
         [attempt] = data["deliveries"][0]["attempt_log"]
-        note = "schema not checked: could not fetch it for script f/dodo/on_payment: HTTP 403"
+        note = "schema not checked: the token may run script f/dodo/on_payment but not read its definition (HTTP 403"
         assert attempt["notes"].startswith(note)
 
     run_with(state, scenario)

@@ -72,9 +72,16 @@ class Emulator:
         ) as response:
             return Answer(response.status, await response.text())
 
-    async def get(self, route: urls.Route, headers: dict[str, str] | None = None, **parts: str) -> Answer:
+    async def get(
+        self,
+        route: urls.Route,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+        **parts: str,
+    ) -> Answer:
         parts.setdefault("workspace", "acme")
-        async with self.http.get(route.build(self.base, **parts), headers=headers) as response:
+        url = route.build(self.base, **parts)
+        async with self.http.get(url, headers=headers, params=query or {}) as response:
             return Answer(response.status, await response.text())
 
     async def job(self, job_id: str, workspace: str = "acme", no_logs: bool = False) -> Answer:
@@ -83,8 +90,14 @@ class Emulator:
         async with self.http.get(url) as response:
             return Answer(response.status, await response.text())
 
-    async def result_maybe(self, job_id: str, workspace: str = "acme") -> Answer:
-        return await self.get(urls.RESULT_MAYBE, workspace=workspace, job_id=job_id)
+    async def cancel(self, job_id: str, reason: str, by: str) -> None:
+        """Someone cancels the job in Windmill (J5), through the emulator's control endpoint."""
+        url = self.base.removesuffix("/api") + "/_emulator/cancel"
+        async with self.http.post(url, json={"job_id": job_id, "reason": reason, "by": by}) as response:
+            assert response.status == 200, await response.text()
+
+    async def result_maybe(self, job_id: str, workspace: str = "acme", query: dict[str, str] | None = None) -> Answer:
+        return await self.get(urls.RESULT_MAYBE, query=query, workspace=workspace, job_id=job_id)
 
     async def until_completed(self, job_id: str, workspace: str = "acme", timeout: float = 10.0) -> dict[str, Any]:
         deadline = asyncio.get_running_loop().time() + timeout

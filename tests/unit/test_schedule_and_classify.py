@@ -54,3 +54,11 @@ def test_transport_errors_retry_and_hints_name_the_fix():
     assert classify(RunResponse(status=None, error="no answer within 30s"), JOB).verdict == "retry"
     assert "token" in classify(RunResponse(status=401, body="Unauthorized"), JOB).reason
     assert "deploy it" in classify(RunResponse(status=404, body="not found"), JOB).reason
+
+
+def test_only_job_exists_is_confirmed_a_database_error_or_quota_400_is_retried_loudly():
+    exists = classify(RunResponse(status=400, body=f"Bad request: Job with id {JOB} already exists"), JOB)
+    assert exists.verdict == "confirm" and not exists.loud
+    for body in ("SqlErr: error returned from database: deadlock detected", "Quota exceeded: 30 jobs running"):
+        verdict = classify(RunResponse(status=400, body=body), JOB)
+        assert verdict.verdict == "retry" and verdict.loud and body in verdict.reason

@@ -7,8 +7,10 @@ For each destination, in order (a failed step skips the steps that depend on it)
   tcp      the port accepts a connection                 (timed)
   tls      the TLS handshake and certificate are good    (timed; https only)
   token    Windmill accepts the token
-  target   the script or flow exists (archived or draft-only: a warning, Windmill still runs it)
-  schema   its input schema could be fetched
+  target   the script or flow exists (archived or draft-only: a warning, Windmill still runs it; a run-only
+           token that may not read it: a warning, not a failure)
+  steps    a flow's script steps each have a lock (a flow runs before its steps can, and fails there)
+  schema   its input schema could be fetched (a target with a preprocessor: does not apply)
   EVENT    for every event type the destination subscribes to: the bundled sample and each of its variants
            (zero-decimal currency, empty name, multi-subscription, ...) through the destination's
            transformation, validated against the schema; one row per type when all agree, else a row per
@@ -33,10 +35,12 @@ import aiohttp
 from headrace.check.events import _event_rows, expand_events
 from headrace.check.network import _ms, _network
 from headrace.check.report import Report, Row, Status, render_json, which_samples
-from headrace.check.target import _schema_row, _target_rows, _url_row
+from headrace.check.target import _schema_row, _step_rows, _target_rows, _url_row
 from headrace.config import DestinationSettings, Settings
+from headrace.deliver.preflight import SchemaCache
 from headrace.store.base import Store
 from headrace.transform import Sandbox
+from headrace.windmill.api import WindmillApi
 from headrace.windmill.client import WindmillClient
 
 __all__ = ["JOB_WINDOW", "Report", "Row", "Status", "check", "expand_events", "render_json", "which_samples"]
@@ -103,7 +107,7 @@ async def _check_destination(
     subject: str,
     name: str,
     dest: DestinationSettings,
-    client: WindmillClient,
+    client: WindmillApi,
     sandbox: Sandbox | None,
     settings: Settings,
     timeout: float,
@@ -117,11 +121,15 @@ async def _check_destination(
     if not reachable:
         return rows
     started = time.perf_counter()
-    info = await client.get_target(target, dest.bearer.reveal(), timeout=timeout)
+    token = dest.bearer.reveal()
+    info = await client.get_target(target, token, timeout=timeout)
     target_rows, deployed = _target_rows(subject, target, info, _ms(started))
     rows.extend(target_rows)
     if not deployed:
         return rows
+    rows.extend(await _step_rows(subject, client, target, token, info, timeout))
     rows.append(_schema_row(subject, dest, info))
-    rows.extend(await _event_rows(subject, name, dest, sandbox, info.schema, settings.base_dir, info.keeps_undeclared))
+    schemas = SchemaCache(client)
+    schemas.remember(target, info)  # the samples the transformation sends elsewhere fetch that target's own
+    rows.extend(await _event_rows(subject, name, dest, sandbox, schemas, settings.base_dir))
     return rows

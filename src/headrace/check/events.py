@@ -11,9 +11,9 @@ from typing import Any
 from headrace import samples
 from headrace.check.report import Row, Status
 from headrace.config import DestinationSettings
+from headrace.deliver.preflight import SchemaCache, judge
 from headrace.deliver.request import Refused, Skipped, build_request
 from headrace.transform import Sandbox
-from headrace.windmill.schema import validate
 
 
 def expand_events(dest: DestinationSettings) -> list[str]:
@@ -37,8 +37,7 @@ async def _one_sample(
     variant: str | None,
     script: Any,
     sandbox: Sandbox | None,
-    schema: dict[str, Any] | None,
-    keeps_undeclared: bool,
+    schemas: SchemaCache,
 ) -> _Outcome:
     body = json.dumps(samples.load(event_type, variant)).encode()
     built = await build_request(
@@ -54,17 +53,23 @@ async def _one_sample(
     payload = json.loads(built.body)
     if not isinstance(payload, dict):
         return _Outcome("fail", [("the payload is not a JSON object", "return an object")])
-    if schema is None:
-        return _Outcome("skip", [(f"transformed ({len(payload)} keys); no schema to check", "")])
-    problems = validate(payload, schema, keeps_undeclared=keeps_undeclared)
-    if not problems:
-        return _Outcome("ok", [(f"{len(payload)} argument(s) match the schema", "")])
+    # The verdict deliveries use (preflight.judge), against the target this request goes to: the one the
+    # transformation chose, if it chose one.
+    verdict = await judge(schemas, built, dest.bearer.reveal(), dest.schema_mode)
+    where = "" if built.target == dest.target else f" of {built.target.kind} {built.target.path}"
+    if not verdict.checked:
+        return _Outcome("skip", [(f"transformed ({len(payload)} keys); {verdict.note}", "")])
+    if not verdict.problems:
+        return _Outcome("ok", [(f"{len(payload)} argument(s) match the schema{where}", "")])
     fix = (
         "make the transformation send exactly the target's arguments with their types"
         + (f" ({dest.transform})" if dest.transform else "; set transform, the Dodo body is sent as is")
         + ", or change the script's signature"
     )
-    return _Outcome("fail" if dest.schema_mode != "off" else "warn", [(p.message, fix) for p in problems[:10]])
+    if not verdict.refused:
+        fix += f' (schema = "{dest.schema_mode}": deliveries are sent anyway and noted)'
+    status: Status = "fail" if verdict.refused else "warn"
+    return _Outcome(status, [(p.message + where, fix) for p in verdict.problems[:10]])
 
 
 def _type_rows(subject: str, event_type: str, outcomes: dict[str, _Outcome]) -> list[Row]:
@@ -94,9 +99,8 @@ async def _event_rows(
     name: str,
     dest: DestinationSettings,
     sandbox: Sandbox | None,
-    schema: dict[str, Any] | None,
+    schemas: SchemaCache,
     base_dir: Any,
-    keeps_undeclared: bool = False,
 ) -> list[Row]:
     """Every subscribed event type's plain sample and each of its variants (samples.variants) through the
     destination's transformation and against the target's schema; grouped by type, variants named."""
@@ -115,7 +119,7 @@ async def _event_rows(
     for event_type in event_types:
         names: list[str | None] = [None, *samples.variants(event_type)]
         results = await asyncio.gather(
-            *(_one_sample(name, dest, event_type, v, script, sandbox, schema, keeps_undeclared) for v in names)
+            *(_one_sample(name, dest, event_type, v, script, sandbox, schemas) for v in names)
         )
         outcomes = {v or "sample": result for v, result in zip(names, results, strict=True)}
         rows.extend(_type_rows(subject, event_type, outcomes))

@@ -6,7 +6,6 @@ client, a clock and a random source): no store, no scheduling, so a test drives 
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -15,13 +14,13 @@ from dataclasses import dataclass, field
 
 from headrace.config import DestinationSettings
 from headrace.deliver.classify import classify
-from headrace.deliver.preflight import SchemaCache
-from headrace.deliver.request import Refused, Request, Skipped, build_request
+from headrace.deliver.preflight import SchemaCache, judge
+from headrace.deliver.request import Refused, Skipped, build_request
 from headrace.deliver.schedule import next_attempt_at, parse_retry_after
 from headrace.metrics import Metrics
 from headrace.models import Attempt, Cancelled, Claimed, Delivered, Failed, Outcome, Retry
 from headrace.transform import Sandbox, Script
-from headrace.windmill.client import WindmillClient
+from headrace.windmill.api import WindmillApi
 
 log = logging.getLogger("headrace.deliver")
 
@@ -30,7 +29,7 @@ log = logging.getLogger("headrace.deliver")
 class Attempter:
     """What every attempt needs that does not change between deliveries."""
 
-    client: WindmillClient
+    client: WindmillApi
     schemas: SchemaCache
     metrics: Metrics
     clock: Callable[[], float] = time.time
@@ -80,14 +79,12 @@ class Attempter:
             if built.transient:
                 return record(payload=built.payload), self.retry(claimed, dest, built.reason)
             return record(payload=built.payload), Failed(built.reason)
-        notes = ""
-        if dest.schema_mode != "off":
-            try:
-                refused, notes = await self._preflight(claimed, dest, built)
-            except Exception as exc:  # a preflight bug must not hold a payment back
-                refused, notes = None, f"schema not checked: {type(exc).__name__}: {exc}"
-            if refused is not None:
-                return record(payload=built.transformed), Failed(refused)
+        verdict = await judge(self.schemas, built, dest.bearer.reveal(), dest.schema_mode)
+        if verdict.problems:
+            self.metrics.inc("headrace_schema_problems_total", claimed.destination, dest.schema_mode)
+        if verdict.refused:
+            return record(payload=built.transformed), Failed(verdict.refusal(built.target))
+        notes = verdict.attempt_note(built.target)
         target = built.target  # the destination's, or the one the transformation chose in the same workspace
         token = dest.bearer.reveal()
         response = await self.client.run(
@@ -99,48 +96,32 @@ class Attempter:
             timeout=dest.timeout_seconds,
         )
         self.metrics.observe_attempt(claimed.destination, response.duration_ms / 1000)
-        verdict = classify(response, claimed.job_id)
+        answer = classify(response, claimed.job_id)
         excerpt = response.body[:2000] if response.status else (response.error or "")
         attempt = record(response.status, excerpt, built.transformed, "\n".join(filter(None, (*built.notes, notes))))
         outcome: Outcome
-        if verdict.verdict == "delivered":
-            outcome = Delivered(verdict.job_id or claimed.job_id)
-        elif verdict.verdict == "confirm":
+        if answer.verdict == "delivered":
+            outcome = Delivered(answer.job_id or claimed.job_id)
+        elif answer.verdict == "confirm":
             exists = await self.client.job_exists(target, token, claimed.job_id)
             if exists:
                 outcome = Delivered(claimed.job_id)
             elif exists is None:
-                outcome = self.retry(claimed, dest, f"{verdict.reason} (could not confirm whether the job exists)")
+                outcome = self.retry(claimed, dest, f"{answer.reason} (could not confirm whether the job exists)")
             else:
-                outcome = Failed(f"{verdict.reason}. Fix the payload or the target, then replay.")
-        elif verdict.verdict == "retry":
+                outcome = Failed(f"{answer.reason}. Fix the payload or the target, then replay.")
+        elif answer.verdict == "retry":
+            if answer.loud:
+                log.warning(
+                    "Windmill refused a run for a passing reason; retrying on the schedule: %s",
+                    answer.reason,
+                    extra={"delivery_id": claimed.delivery_id, "destination": claimed.destination},
+                )
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
-            outcome = self.retry(claimed, dest, verdict.reason, retry_after)
+            outcome = self.retry(claimed, dest, answer.reason, retry_after)
         else:
-            outcome = Failed(verdict.reason + ". Fix the destination, then replay.")
+            outcome = Failed(answer.reason + ". Fix the destination, then replay.")
         return attempt, outcome
-
-    async def _preflight(self, claimed: Claimed, dest: DestinationSettings, built: Request) -> tuple[str | None, str]:
-        """Check the payload against the target's input schema: (reason to refuse or None, attempt notes)."""
-        target = built.target
-        payload = built.payload
-        if payload is None:
-            try:
-                payload = json.loads(built.body)
-            except ValueError:
-                return None, ""
-        findings = await self.schemas.check(target, dest.bearer.reveal(), payload)
-        if not findings.problems:
-            return None, findings.note
-        self.metrics.inc("headrace_schema_problems_total", claimed.destination, dest.schema_mode)
-        where = f"the input schema of {target.kind} {target.path}"
-        if dest.schema_mode == "enforce":
-            return (
-                f'payload does not match {where}: {findings.text}. Not sent (schema = "enforce"): fix the '
-                "transformation or the target, then replay.",
-                "",
-            )
-        return None, f'schema warning (sent anyway, schema = "warn"): payload does not match {where}: {findings.text}'
 
     def retry(
         self, claimed: Claimed, dest: DestinationSettings, reason: str, retry_after: float | None = None

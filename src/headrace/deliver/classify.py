@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from headrace.windmill.client import RunResponse
+from headrace.windmill.api import RunResponse
 
 RunVerdict = Literal["delivered", "retry", "failed", "confirm"]
 
@@ -23,11 +23,19 @@ RETRIED_REFUSALS = {
 }
 
 
+# CONTRACT.md R6: Windmill answers 400 for more than "job id exists". A database error (`SqlErr: ...`: a pool
+# timeout, a deadlock, the duplicate-id race on the primary key) and a Windmill Cloud quota (`Quota exceeded:
+# ...`: the free tier refuses the 31st concurrent run) pass; they are retried on the schedule, and logged loudly.
+# ("Sql error: " is how other releases of error.rs display the same variant.)
+TRANSIENT_400_PREFIXES = ("SqlErr", "Sql error", "Quota exceeded")
+
+
 @dataclass(frozen=True)
 class Classified:
     verdict: RunVerdict
     reason: str
     job_id: str | None = None
+    loud: bool = False  # a retry worth a warning in the log of its own (a transient 400: R6)
 
 
 def classify(response: RunResponse, job_id: str) -> Classified:
@@ -44,7 +52,12 @@ def classify(response: RunResponse, job_id: str) -> Classified:
             returned = job_id
         return Classified("delivered", f"HTTP {status}", job_id=returned)
     if status == 400:
-        # Windmill answers 400 when a job with this job_id already exists; confirm before counting it.
+        if excerpt.startswith(TRANSIENT_400_PREFIXES):
+            reason = f"HTTP 400: Windmill could not take the job just now (a database error or a quota): {excerpt}"
+            return Classified("retry", reason, loud=True)
+        # Only "Job with id X already exists" says the job exists (R6); a job id is global to the Windmill
+        # instance (R2), so it is confirmed in this workspace before it counts. Any other 400 is confirmed too:
+        # a job that is not there makes it a failure.
         return Classified("confirm", f"HTTP 400: {excerpt}")
     if status == 429 or status >= 500 or status == 408:
         return Classified("retry", f"HTTP {status}: {excerpt}" if excerpt else f"HTTP {status}")

@@ -21,7 +21,7 @@ from typing import Any
 
 from headrace import samples
 from headrace.config import DestinationSettings
-from headrace.deliver.preflight import SchemaCache
+from headrace.deliver.preflight import SchemaCache, judge
 from headrace.deliver.request import Built, Request, Skipped, build_request
 from headrace.transform import Sandbox, Script
 
@@ -198,29 +198,21 @@ def _answer(built: Built, dest: DestinationSettings) -> dict[str, Any]:
 
 
 async def _schema(built: Built, dest: DestinationSettings, schemas: SchemaCache) -> dict[str, Any]:
-    """The check against the target's input schema: problems, or why it could not be checked."""
+    """The check against the input schema of the target the request goes to: problems, or why it could not be
+    checked (the verdict deliveries use, preflight.judge)."""
     mode = dest.schema_mode
     if not isinstance(built, Request):
         reason = "nothing would be sent, so nothing was checked"
         return {"checked": False, "mode": mode, "reason": reason, "problems": []}
-    if mode == "off":
-        reason = 'schema = "off" for this destination: deliveries are not checked against the target'
-        return {"checked": False, "mode": mode, "reason": reason, "problems": []}
-    payload = built.payload if built.payload is not None else _json_or_none(built.body)
-    try:
-        findings = await schemas.check(built.target, dest.bearer.reveal(), payload)
-    except Exception as exc:  # the delivery sends anyway when preflight breaks (deliver/attempt.py): say so
-        reason = f"schema not checked: {type(exc).__name__}: {exc}"
-        return {"checked": False, "mode": mode, "reason": reason, "problems": []}
-    if findings.note:
-        return {"checked": False, "mode": mode, "reason": findings.note, "problems": []}
-    problems = [{"path": p.path, "kind": p.kind, "message": p.message} for p in findings.problems]
-    verdict = "fits" if not problems else ("not sent" if mode == "enforce" else "sent anyway")
+    verdict = await judge(schemas, built, dest.bearer.reveal(), mode)
+    if not verdict.checked:
+        return {"checked": False, "mode": mode, "reason": verdict.note, "problems": []}
+    problems = [{"path": p.path, "kind": p.kind, "message": p.message} for p in verdict.problems]
     return {
         "checked": True,
         "mode": mode,
         "target": f"{built.target.kind} {built.target.path}",
-        "verdict": verdict,
+        "verdict": verdict.outcome,
         "reason": "",
         "problems": problems,
     }

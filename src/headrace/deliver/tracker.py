@@ -15,17 +15,18 @@ import asyncio
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
-from headrace.config import Settings
+from headrace.config import DestinationSettings, Settings
 from headrace.deliver.rounds import idle_timeout, run_rounds
 from headrace.metrics import Metrics
 from headrace.models import JobUpdate, OpenJob
 from headrace.store.base import Store
-from headrace.windmill.client import RESPONSE_LIMIT, JobPoll, WindmillClient
+from headrace.windmill.api import RESPONSE_LIMIT, JobPoll, WindmillApi
 
 log = logging.getLogger("headrace.track")
 
@@ -58,6 +59,22 @@ def error_excerpt(result: Any) -> str:
     return json.dumps(result, default=str, ensure_ascii=False)
 
 
+_CANCELED = re.compile(r"^Job canceled: (?P<reason>.*) by (?P<by>[^ ]+)$", re.DOTALL)
+
+
+def canceled_by(result: Any) -> tuple[str, str] | None:
+    """(reason, who) when a job's result is Windmill's cancel error (J5): `{"error": {"name": "Canceled",
+    "message": "Job canceled: {reason} by {user}"}}`; None for any other result."""
+    error = result.get("error") if isinstance(result, dict) else None
+    if not isinstance(error, dict) or error.get("name") != "Canceled":
+        return None
+    message = str(error.get("message") or "")
+    match = _CANCELED.match(message)
+    if match is None:
+        return message.removeprefix("Job canceled:").strip(), "someone"
+    return match.group("reason").strip(), match.group("by")
+
+
 def _nothing() -> None:
     return None
 
@@ -70,7 +87,7 @@ def _never() -> bool:
 class JobTracker:
     store: Store
     settings: Settings
-    client: WindmillClient
+    client: WindmillApi
     _: KW_ONLY
     metrics: Metrics | None = None
     clock: Callable[[], float] = time.time
@@ -123,6 +140,48 @@ class JobTracker:
             )
             self.on_rerun()
 
+    async def _completed(self, job: OpenJob, dest: DestinationSettings, poll: JobPoll, now: float) -> JobUpdate:
+        """The update for a job Windmill says is completed. Its duration comes from `get_timing` (J6: a small
+        body; a job's own body may be megabytes). `get_result_maybe`'s success is `status = 'success'`: a
+        flow that stopped early (skipped, J4) says false there, so a job that did not succeed is read once
+        more with `jobs_u/get`, which counts it a success. A canceled job (J5) was canceled by someone on
+        purpose: recorded with who and why, and never re-run."""
+        target, token = dest.target, dest.bearer.reveal()
+        duration = await self.client.job_duration(target, token, job.job_id)
+        duration_ms = duration if duration is not None else (now - job.created_at) * 1000
+        success = poll.success is not False
+        canceled = None if success else canceled_by(poll.result)
+        skipped = False
+        if not success and canceled is None:
+            info = await self.client.job_info(target, token, job.job_id)
+            skipped = info.get("success") is True and info.get("is_skipped") is True
+            if info.get("canceled") is True:
+                canceled = (str(info.get("canceled_reason") or ""), str(info.get("canceled_by") or "someone"))
+        if poll.result_excerpt is not None:
+            text = f"(result larger than {RESPONSE_LIMIT // 1024} KiB; its start) {poll.result_excerpt[:EXCERPT]}"
+        elif success or skipped:
+            text = json.dumps(poll.result, default=str, ensure_ascii=False)
+        else:
+            text = error_excerpt(poll.result)
+        if skipped:
+            text = f"skipped: the flow stopped early (skip_if_stopped), which Windmill counts a success. {text}"
+        elif canceled is not None:
+            reason, by = canceled
+            text = (
+                f"canceled in Windmill by {by}" + (f": {reason}" if reason else "") + ". Not re-run: someone "
+                "canceled it on purpose; `headrace replay` runs the event again if that was a mistake."
+            )
+        ok = success or skipped
+        return JobUpdate(
+            job.delivery_id,
+            "success" if ok else "failure",
+            completed_at=now,
+            duration_ms=duration_ms,
+            excerpt=text,
+            rerun=not ok and canceled is None and job.reruns < dest.retry_on_job_failure,
+            target=dest.job_target,
+        )
+
     async def look(self, job: OpenJob) -> JobUpdate:
         """One look at one job, as the update to record."""
         dest = self.settings.destinations.get(job.destination)
@@ -136,35 +195,18 @@ class JobTracker:
         target, token = dest.target, dest.bearer.reveal()
         poll: JobPoll = await self.client.result_maybe(target, token, job.job_id)
         if poll.status == 200 and poll.completed:
-            info = await self.client.job_info(target, token, job.job_id)
-            duration = info.get("duration_ms")
-            duration_ms = float(duration) if isinstance(duration, int | float) else (now - job.created_at) * 1000
-            success = poll.success is not False
-            if poll.result_excerpt is not None:
-                text = f"(result larger than {RESPONSE_LIMIT // 1024} KiB; its start) {poll.result_excerpt[:EXCERPT]}"
-            elif success:
-                text = json.dumps(poll.result, default=str, ensure_ascii=False)
-            else:
-                text = error_excerpt(poll.result)
-            return JobUpdate(
-                job.delivery_id,
-                "success" if success else "failure",
-                completed_at=now,
-                duration_ms=duration_ms,
-                excerpt=text,
-                rerun=not success and job.reruns < dest.retry_on_job_failure,
-                target=dest.job_target,
-            )
+            return await self._completed(job, dest, poll, now)
         if now - job.created_at > GIVE_UP:
             return JobUpdate(
                 job.delivery_id,
                 "unknown",
                 excerpt=f"not completed {GIVE_UP / 3600:g} h after it was created; stopped tracking (see Windmill)",
             )
-        # get_result_maybe never answers 404 (J2): not started and unknown look the same. jobs_u/get tells
-        # them apart (a queued or running job is there, a job Windmill does not know is 404): asked every
-        # CONFIRM_AFTER-th look while the job shows as not started, so one extra request per five looks.
-        not_started = poll.status == 200 and poll.started is None and (job.checks + 1) % CONFIRM_AFTER == 0
+        # get_result_maybe never answers 404 (J2): queued and unknown look the same (`started: false`; null
+        # from a Windmill that ignores get_started). jobs_u/get tells them apart (a queued job is there, a job
+        # Windmill does not know is 404): asked every CONFIRM_AFTER-th look while the job is not started, so
+        # one extra request per five looks, and none for a running job.
+        not_started = poll.status == 200 and poll.started is not True and (job.checks + 1) % CONFIRM_AFTER == 0
         if not_started and await self.client.job_exists(target, token, job.job_id) is False:
             return JobUpdate(
                 job.delivery_id,

@@ -8,15 +8,23 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import yarl
 
+from headrace.windmill import urls
+from headrace.windmill.api import RESPONSE_LIMIT, JobPoll, RunResponse, TargetInfo
 from headrace.windmill.urls import RunTarget
 
-RESPONSE_LIMIT = 64 * 1024
+__all__ = ["RESPONSE_LIMIT", "JobPoll", "RunResponse", "TargetInfo", "WindmillClient", "leading_fields", "takes_kwargs"]
+
+# jobs_u/get without logs and code: Windmill shows a result or args of 90,000 bytes or more as "WINDMILL_TOO_BIG"
+# (J6), so the rest of the body stays well under this.
+JOB_INFO_LIMIT = 1024 * 1024
+SMALL_JOB = "?no_logs=true&no_code=true"
 
 
 @functools.lru_cache(maxsize=64)
@@ -25,19 +33,61 @@ def _timeout(seconds: float) -> aiohttp.ClientTimeout:
 
 
 @dataclass(frozen=True)
-class RunResponse:
-    """What came back from one run request: an HTTP answer, or a transport error and no status."""
+class _Answer:
+    """One HTTP exchange with Windmill: the status and body (cut at `cap` bytes: `cut`), or a transport error
+    a person can read and no status."""
 
     status: int | None
-    body: str = ""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    error: str | None = None  # "timeout after 30s", "connection refused", ...
+    text: str = ""
+    cut: bool = False
+    error: str | None = None
+    retry_after: str | None = None
     duration_ms: float = 0.0
 
 
 class WindmillClient:
+    """Windmill's job API as headrace uses it (`WindmillApi`, windmill/api.py). Every request goes through
+    `_request`: one place for the bearer token, the timeout, the read cap and what a transport error says."""
+
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
+
+    async def _request(
+        self,
+        url: str | yarl.URL,
+        token: str | None,
+        timeout: float,
+        *,
+        method: str = "GET",
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        cap: int = RESPONSE_LIMIT,
+    ) -> _Answer:
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        started = time.perf_counter()
+        try:
+            async with self._session.request(
+                method, url, data=body, headers=sent, timeout=_timeout(timeout), allow_redirects=False
+            ) as response:
+                text, cut = await _read_capped(response, cap)
+                return _Answer(
+                    response.status,
+                    text,
+                    cut,
+                    retry_after=response.headers.get("Retry-After"),
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                )
+        except TimeoutError:
+            error = f"no answer within {timeout:g}s"
+        except aiohttp.ClientConnectorError as exc:
+            error = f"cannot connect to {urlsplit(str(url)).netloc}: {exc.os_error.strerror or exc.os_error}"
+        except aiohttp.ServerDisconnectedError:
+            error = "Windmill closed the connection before answering"
+        except aiohttp.ClientError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        return _Answer(None, error=error, duration_ms=(time.perf_counter() - started) * 1000)
 
     async def run(
         self,
@@ -53,83 +103,43 @@ class WindmillClient:
         decides both)."""
         # The run URL is already encoded (parse_run_url) and a job id is a UUID: take it as encoded rather
         # than let yarl re-parse and re-encode the whole URL on every request.
-        full_url = yarl.URL(url, encoded=True)
-        started = time.perf_counter()
-        try:
-            async with self._session.request(
-                method,
-                full_url,
-                data=body,
-                headers=headers,
-                timeout=_timeout(timeout),
-                allow_redirects=False,
-            ) as response:
-                text = await _read_limited(response)
-                retry_after = response.headers.get("Retry-After")
-                return RunResponse(
-                    status=response.status,
-                    body=text,
-                    headers={"Retry-After": retry_after} if retry_after is not None else {},
-                    duration_ms=(time.perf_counter() - started) * 1000,
-                )
-        except TimeoutError:
-            error = f"no answer within {timeout:g}s"
-        except aiohttp.ClientConnectorError as exc:
-            error = f"cannot connect to {target.host}: {exc.os_error.strerror or exc.os_error}"
-        except aiohttp.ServerDisconnectedError:
-            error = "Windmill closed the connection before answering"
-        except aiohttp.ClientError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        return RunResponse(status=None, error=error, duration_ms=(time.perf_counter() - started) * 1000)
+        answer = await self._request(
+            yarl.URL(url, encoded=True), None, timeout, method=method, body=body, headers=headers
+        )
+        if answer.status is None:
+            return RunResponse(status=None, error=answer.error, duration_ms=answer.duration_ms)
+        return RunResponse(
+            status=answer.status,
+            body=answer.text,
+            headers={"Retry-After": answer.retry_after} if answer.retry_after is not None else {},
+            duration_ms=answer.duration_ms,
+        )
 
     async def job_exists(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> bool | None:
         """True if Windmill knows the job (queued, running or completed); None when it could not be asked."""
-        try:
-            async with self._session.get(
-                target.job_url(job_id),
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as response:
-                await response.read()
-                if response.status == 200:
-                    return True
-                if response.status == 404:
-                    return False
-                return None
-        except (TimeoutError, aiohttp.ClientError):
-            return None
+        answer = await self._request(target.job_url(job_id) + SMALL_JOB, token, timeout)
+        return {200: True, 404: False}.get(answer.status or 0)
 
     async def result_maybe(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> JobPoll:
-        """`jobs_u/completed/get_result_maybe/{id}`: is the job done, did it succeed, what did it return.
-        Windmill never answers 404 here (CONTRACT.md J2): a job it does not know is `started: null,
-        completed: false`, like one not started yet. A result over RESPONSE_LIMIT comes back cut, as
-        `result_excerpt`, with the outcome read from the fields before it."""
-        try:
-            async with self._session.get(
-                target.result_url(job_id),
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=False,
-            ) as response:
-                text, cut = await _read_capped(response)
-                status = response.status
-        except TimeoutError:
-            return JobPoll(status=None, error=f"no answer within {timeout:g}s")
-        except aiohttp.ClientError as exc:
-            return JobPoll(status=None, error=f"{type(exc).__name__}: {exc}")
+        """`jobs_u/completed/get_result_maybe/{id}?get_started=true`: is the job done, did it succeed, what did
+        it return. Windmill never answers 404 here (CONTRACT.md J2): a job it does not know is `started: false,
+        completed: false`, like a queued one; without `get_started=true` a running job would say `started:
+        null` too. `success` is false for a skipped flow (J4: see `job_info`). A result over RESPONSE_LIMIT
+        comes back cut, as `result_excerpt`, with the outcome read from the fields before it (J3)."""
+        answer = await self._request(target.result_url(job_id) + "?get_started=true", token, timeout)
+        if answer.status is None:
+            return JobPoll(status=None, error=answer.error)
+        status, text = answer.status, answer.text
         if status != 200:
             return JobPoll(status=status, error=f"HTTP {status}: {text[:200].strip()}")
-        if cut:
+        if answer.cut:
             fields, result_at = leading_fields(text)
             if result_at is None:
                 return JobPoll(status=status, error="HTTP 200 but the answer is cut and unreadable")
             data: Any = {**fields, "result": None}
             excerpt = text[result_at:]
         else:
-            try:
-                data = json.loads(text)
-            except ValueError:
-                data = None
+            data = _json(text)
             if not isinstance(data, dict):
                 return JobPoll(status=status, error="HTTP 200 but the body is not a JSON object")
             excerpt = None
@@ -143,100 +153,96 @@ class WindmillClient:
         )
 
     async def job_info(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> dict[str, Any]:
-        """`jobs_u/get/{id}` as a dict ({} when it cannot be read): `duration_ms`, `started_at`, ..."""
-        data, _, _ = await self._get_json(target.job_url(job_id), token, timeout)
+        """`jobs_u/get/{id}?no_logs=true&no_code=true` as a dict ({} when it cannot be read): `success` (true for
+        a skipped flow too), `is_skipped`, `canceled`, `canceled_by`, `canceled_reason`. Without the two flags
+        the body carries the code and 20,000 characters of logs (J6)."""
+        answer = await self._request(target.job_url(job_id) + SMALL_JOB, token, timeout, cap=JOB_INFO_LIMIT)
+        data = _json(answer.text) if answer.status == 200 and not answer.cut else None
         return data if isinstance(data, dict) else {}
+
+    async def job_duration(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> float | None:
+        """How long a completed job ran, in ms, from `jobs_u/completed/get_timing/{id}` (J6: a small body,
+        whatever the job's result, code and logs); None when it cannot be read."""
+        url = urls.TIMING.build(target.base_url, workspace=target.workspace, job_id=job_id)
+        answer = await self._request(url, token, timeout)
+        data = _json(answer.text) if answer.status == 200 else None
+        duration = data.get("duration_ms") if isinstance(data, dict) else None
+        return float(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) else None
 
     async def get_target(self, target: RunTarget, token: str, timeout: float = 10.0) -> TargetInfo:
         """`scripts/get/p/{path}` or `flows/get/{path}`: the target's input schema and deployment state."""
-        data, status, error = await self._get_json(target.definition_url, token, timeout)
+        answer = await self._request(target.definition_url, token, timeout)
+        if answer.status != 200:
+            error = answer.error or f"HTTP {answer.status}: {answer.text[:200].strip()}"
+            return TargetInfo(status=answer.status, error=error)
+        data = None if answer.cut else _json(answer.text)
         if not isinstance(data, dict):
-            return TargetInfo(status=status, error=error or f"HTTP {status}: not a JSON object")
+            why = f"larger than {RESPONSE_LIMIT // 1024} KiB" if answer.cut else "not a JSON object"
+            return TargetInfo(status=200, error=f"HTTP 200 but the body is {why}")
         schema = data.get("schema")
+        value = data.get("value")
+        value = value if isinstance(value, dict) else {}
+        is_script = target.kind == "script"
         return TargetInfo(
-            status=status,
+            status=200,
             schema=schema if isinstance(schema, dict) else None,
-            keeps_undeclared=target.kind == "flow" or takes_kwargs(data.get("language"), data.get("content")),
-            lock_pending=target.kind == "script" and "lock" in data and data["lock"] is None,
+            keeps_undeclared=not is_script or takes_kwargs(data.get("language"), data.get("content")),
+            # M1: while a script's lock builds, `lock` is absent (not null); a built lock is a string.
+            lock_pending=is_script and not isinstance(data.get("lock"), str),
             lock_error=str(data.get("lock_error_logs") or ""),
             archived=bool(data.get("archived")) or bool(data.get("deleted")),
             draft_only=bool(data.get("draft_only")),
             summary=str(data.get("summary") or ""),
+            preprocessor=bool(data.get("has_preprocessor"))
+            if is_script
+            else value.get("preprocessor_module") is not None,
+            steps=() if is_script else script_steps(value.get("modules")),
         )
 
-    async def _get_json(self, url: str, token: str, timeout: float) -> tuple[Any, int | None, str | None]:
-        """(decoded body or None, HTTP status or None, an error a person can read or None)."""
-        try:
-            async with self._session.get(
-                url,
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=False,
-            ) as response:
-                text = await _read_limited(response)
-                if response.status != 200:
-                    return None, response.status, f"HTTP {response.status}: {text[:200].strip()}"
-                try:
-                    return json.loads(text), 200, None
-                except ValueError:
-                    return None, 200, "HTTP 200 but the body is not JSON"
-        except TimeoutError:
-            return None, None, f"no answer within {timeout:g}s"
-        except aiohttp.ClientConnectorError as exc:
-            return None, None, f"cannot connect: {exc.os_error.strerror or exc.os_error}"
-        except aiohttp.ClientError as exc:
-            return None, None, f"{type(exc).__name__}: {exc}"
 
-
-@dataclass(frozen=True)
-class JobPoll:
-    """One look at a job: `status` None means Windmill could not be asked (see `error`)."""
-
-    status: int | None
-    completed: bool = False
-    success: bool | None = None
-    result: Any = None
-    error: str | None = None
-    started: bool | None = None  # null: not started, or unknown to Windmill in this workspace (J2)
-    result_excerpt: str | None = None  # the start of a result too large to read whole (then `result` is None)
-
-
-@dataclass(frozen=True)
-class TargetInfo:
-    """What Windmill says about a script or flow; `status` 404 means it does not exist."""
-
-    status: int | None
-    schema: dict[str, Any] | None = None
-    archived: bool = False
-    draft_only: bool = False
-    summary: str = ""
-    error: str | None = None
-    keeps_undeclared: bool = False  # a flow (A5) or a Python main(**kwargs) (A3): undeclared keys arrive
-    lock_pending: bool = False  # the newest script version has no lock yet: it does not run yet (R3)
-    lock_error: str = ""  # the newest version's lock failed: Windmill runs the previous version (R3)
-
-    @property
-    def found(self) -> bool:
-        return self.status == 200
-
-
-async def _read_limited(response: aiohttp.ClientResponse) -> str:
-    return (await _read_capped(response))[0]
-
-
-async def _read_capped(response: aiohttp.ClientResponse) -> tuple[str, bool]:
-    """The body, at most RESPONSE_LIMIT bytes of it, and whether it was longer (and cut)."""
-    if response.content_length is not None and response.content_length <= RESPONSE_LIMIT:
+async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[str, bool]:
+    """The body, at most `cap` bytes of it, and whether it was longer (and cut)."""
+    if response.content_length is not None and response.content_length <= cap:
         return (await response.read()).decode("utf-8", errors="replace"), False
     chunks = []
     size = 0
     async for chunk in response.content.iter_chunked(16384):
         chunks.append(chunk)
         size += len(chunk)
-        if size > RESPONSE_LIMIT:
+        if size > cap:
             break
     data = b"".join(chunks)
-    return data[:RESPONSE_LIMIT].decode("utf-8", errors="ignore"), len(data) > RESPONSE_LIMIT
+    return data[:cap].decode("utf-8", errors="ignore"), len(data) > cap
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+MAX_STEPS = 200  # flow steps `check` looks at (each costs one scripts/get)
+MAX_STEP_DEPTH = 10  # loops and branches inside each other, deeper steps are not looked at
+
+
+def script_steps(modules: object, depth: int = 0) -> tuple[str, ...]:
+    """The script paths of a flow's `type: script` steps, in order, branches and loops included (R9), each once."""
+    found: list[str] = []
+    if not isinstance(modules, list) or depth > MAX_STEP_DEPTH:
+        return ()
+    for module in modules:
+        value = module.get("value") if isinstance(module, dict) else None
+        if not isinstance(value, dict):
+            continue
+        if value.get("type") == "script" and isinstance(value.get("path"), str):
+            found.append(value["path"])
+        found.extend(script_steps(value.get("modules"), depth + 1))  # forloopflow, whileloopflow
+        for branch in (value.get("branches") or []) if isinstance(value.get("branches"), list) else []:
+            found.extend(script_steps(branch.get("modules") if isinstance(branch, dict) else None, depth + 1))
+        if isinstance(value.get("default"), list):  # branchone's default branch
+            found.extend(script_steps(value["default"], depth + 1))
+    return tuple(dict.fromkeys(found))[:MAX_STEPS]
 
 
 _PY_MAIN = re.compile(r"^(?:async[ \t]+)?def[ \t]+main[ \t]*\((?P<params>(?:[^()]|\([^()]*\))*)\)", re.MULTILINE)

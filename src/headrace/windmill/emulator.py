@@ -9,9 +9,13 @@ source it was read from, and the test that holds the emulator to it). The routes
   draft-only targets run (R4)
 - POST jobs/run_wait_result/p|f/{path}: 200 with the result, 422 with a failed job's result, 500 after
   `wait_timeout` (default 600 s); the job is cancelled when the wait ends without a result (W1-W3)
-- GET jobs_u/get/{id}: per workspace, 404 elsewhere (J1); jobs_u/completed/get_result_maybe/{id}: never
-  404 (J2)
-- GET scripts/get/p/{path}, flows/get/{path}: the newest version whatever its lock (M1)
+- GET jobs_u/get/{id}: per workspace, 404 elsewhere (J1), large (J6); jobs_u/completed/get_result_maybe/{id}:
+  never 404, `started` only with ?get_started=true (J2); jobs_u/completed/get_timing/{id} (J6); skipped
+  flows (J4) and canceled jobs (J5, POST /_emulator/cancel)
+- GET scripts/get/p/{path}, flows/get/{path}: the newest version whatever its lock, `lock` absent while it
+  builds (M1); preprocessors (R8); a flow's script steps (R9, a flow run fails at a step with no lock)
+- R6: `Fault.sql_error()`, `Fault.quota()`, `EmulatorState(concurrent_limit=30)` answer the other 400s
+- T1: scoped tokens (`Token(scopes=...)`, `jobs:run:scripts:{path}`) get 403 outside their scopes
 - GET resources/get_value_interpolated/{path}, variables/get_value/{path}: what `wmill` asks inside a job
 - auth (R5) is one middleware (emulator_auth); reference resolution (A4) is emulator_refs
 
@@ -41,7 +45,7 @@ from aiohttp import web
 
 from headrace.windmill import urls
 from headrace.windmill.emulator_auth import middleware, visible
-from headrace.windmill.emulator_jobs import STATE, get_job, not_found, result_maybe, run
+from headrace.windmill.emulator_jobs import STATE, cancel, get_job, get_timing, not_found, result_maybe, run
 from headrace.windmill.emulator_model import (
     BANNER,
     FAKE_JOB_TOKEN,
@@ -101,11 +105,16 @@ async def get_definition(request: web.Request) -> web.Response:
             kind="script",
             deleted=target.deleted,
             draft_only=target.draft_only,
-            lock="" if target.lock_ready(time.time()) else None,
             lock_error_logs=target.lock_error,
+            has_preprocessor=target.preprocessor is not None,  # R8
         )
+        if target.lock_ready(time.time()):
+            body["lock"] = ""  # M1: a built lock is a string; while it builds the key is absent, not null
     else:
-        body["value"] = {"modules": []}
+        modules = [{"id": f"step{n}", "value": {"type": "script", "path": step}} for n, step in enumerate(target.steps)]
+        body["value"] = {"modules": modules}  # R9: each step resolves its script's locked version at run time
+        if target.preprocessor is not None:  # R8
+            body["value"]["preprocessor_module"] = {"id": "preprocessor", "value": {"type": "rawscript"}}
         if target.draft_only:  # flows omit draft_only when it is null (M1)
             body["draft_only"] = True
     return web.json_response(body)
@@ -133,6 +142,7 @@ def build_app(state: EmulatorState) -> web.Application:
     handlers = {
         urls.JOB: get_job,
         urls.RESULT_MAYBE: result_maybe,
+        urls.TIMING: get_timing,
         urls.SCRIPT: get_definition,
         urls.FLOW: get_definition,
         urls.RESOURCE_VALUE: get_resource,
@@ -163,7 +173,17 @@ def build_app(state: EmulatorState) -> web.Application:
             state.requests = state.duplicate_rejections = 0
         return web.json_response({"reset": True})
 
+    async def control_cancel(request: web.Request) -> web.Response:
+        """Someone cancels a job in Windmill's UI (J5): {"job_id", "reason", "by"}."""
+        spec = await request.json()
+        job = state.jobs.get(spec["job_id"])
+        if job is None:
+            return web.json_response({"canceled": False}, status=404)
+        cancel(state, job, spec.get("reason") or "", spec.get("by"))
+        return web.json_response({"canceled": True})
+
     app.router.add_get("/_emulator/jobs", control_jobs)
+    app.router.add_post("/_emulator/cancel", control_cancel)
     app.router.add_post("/_emulator/faults", control_fault)
     app.router.add_post("/_emulator/reset", control_reset)
     return app

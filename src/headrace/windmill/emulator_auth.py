@@ -5,6 +5,11 @@
 the workspace -> 401. A scoped token calling a route outside its scopes -> 403. A token whose user
 cannot see the path -> also 401, "... (but it exists)" (`windmill-common/src/lib.rs`); that last check
 needs the target, so the lookup does it (`visible`), with the token this middleware attached.
+
+Scopes (`backend/windmill-api-auth/src/scopes.rs`) read `domain:action[:kind[:path]]`. A route needs a domain
+and an action (a run is `jobs:run` of kind `scripts` or `flows` on its path; a GET is `read`). `write` and
+`run` include `read`, so the token Windmill's Webhooks panel makes, `jobs:run:scripts:{path}` (T1), runs that
+path and follows its jobs by id, but `scripts/get` (domain `scripts`) answers 403.
 """
 
 from __future__ import annotations
@@ -19,16 +24,37 @@ from headrace.windmill.emulator_model import EmulatorState, Kind, Token
 
 TOKEN_KEY = web.RequestKey("token", Token)
 
-# The scope each route needs from a scoped token (the emulator's reading of Windmill's scope names).
+# The (domain, action) each route needs from a scoped token (scopes.rs: `extract_domain_from_route`,
+# `map_http_method_to_action`).
 ROUTE_SCOPES = {
-    urls.RUN.name: "jobs:run",
-    urls.JOB.name: "jobs:read",
-    urls.RESULT_MAYBE.name: "jobs:read",
-    urls.SCRIPT.name: "scripts:read",
-    urls.FLOW.name: "flows:read",
-    urls.RESOURCE_VALUE.name: "resources:read",
-    urls.VARIABLE_VALUE.name: "variables:read",
+    urls.RUN.name: ("jobs", "run"),
+    urls.JOB.name: ("jobs", "read"),
+    urls.RESULT_MAYBE.name: ("jobs", "read"),
+    urls.TIMING.name: ("jobs", "read"),
+    urls.SCRIPT.name: ("scripts", "read"),
+    urls.FLOW.name: ("flows", "read"),
+    urls.RESOURCE_VALUE.name: ("resources", "read"),
+    urls.VARIABLE_VALUE.name: ("variables", "read"),
 }
+_INCLUDES = {("write", "read"), ("run", "read")}  # ScopeAction::includes
+
+
+def grants(scope: str, domain: str, action: str, kind: str | None, path: str | None) -> bool:
+    """Whether one scope string lets a request through (scopes.rs `scope_grants_access`, as the emulator
+    reads it): same domain, an action that includes the needed one, and when the scope names a kind and a
+    path (`jobs:run:scripts:f/dodo/x`, a trailing `*` for a prefix) a run of that kind and path."""
+    parts = scope.split(":", 3)
+    if len(parts) < 2 or parts[0] != domain:
+        return False
+    if parts[1] != action and (parts[1], action) not in _INCLUDES:
+        return False
+    if len(parts) >= 3 and kind is not None and parts[2] != kind:
+        return False
+    if len(parts) == 4 and path is not None:
+        wanted = parts[3]
+        return path == wanted or (wanted.endswith("*") and path.startswith(wanted[:-1]))
+    return True
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -47,17 +73,26 @@ def token_from(request: web.Request) -> str | None:
 def middleware(state: EmulatorState) -> Middleware:
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        scope = ROUTE_SCOPES.get(request.match_info.route.name or "")
-        if scope is None:  # not a Windmill route (the emulator's own /_emulator/ controls)
+        name = request.match_info.route.name or ""
+        needed = ROUTE_SCOPES.get(name)
+        if needed is None:  # not a Windmill route (the emulator's own /_emulator/ controls)
             return await handler(request)
+        state.calls[name] = state.calls.get(name, 0) + 1
         token = state.token(token_from(request))
         if token is None:
             return web.Response(status=401, text="Unauthorized: Could not authenticate with the given token")
         workspace = request.match_info.get("workspace", "")
         if token.workspaces is not None and workspace not in token.workspaces:
             return web.Response(status=401, text=f"Unauthorized: the token's user is not in workspace {workspace}")
-        if token.scopes is not None and scope not in token.scopes:
-            return web.Response(status=403, text=f"Forbidden: the token lacks the scope {scope} for this route")
+        if token.scopes is not None:
+            domain, action = needed
+            kind = path = None
+            if name == urls.RUN.name:
+                kind = "scripts" if request.match_info["letter"] == "p" else "flows"
+                path = request.match_info["path"]
+            if not any(grants(scope, domain, action, kind, path) for scope in token.scopes):
+                required = ":".join(filter(None, (domain, action, kind)))
+                return web.Response(status=403, text=f"Permission denied: Access denied. Required scope: {required}")
         request[TOKEN_KEY] = token
         return await handler(request)
 

@@ -1,4 +1,5 @@
-"""The emulator's job endpoints: create (R1-R4), wait for the result (W1-W3), look up (J1, J2).
+"""The emulator's job endpoints: create (R1-R4, R6, R8), wait for the result (W1-W3), look up (J1-J6), and
+what a job does when it runs (R9 steps, J4 skipped, J5 canceled).
 
 Sources, in the windmill-labs/windmill repository at v1.721.0 (docs/windmill-contract.md):
 `backend/windmill-api/src/jobs.rs`, `backend/windmill-api/src/args.rs`, `backend/windmill-queue/src/jobs.rs`,
@@ -24,6 +25,8 @@ from headrace.windmill.emulator_refs import resolve_args
 STATE = web.AppKey("state", EmulatorState)
 HANG_UP_POLL = 0.05  # seconds between two looks at a waiting client's connection (W3)
 CANCELED_BY_HANG_UP = "http connection broke"  # execution.rs: the reason the guard cancels with
+LOGS_TAIL = 20_000  # J6: jobs_u/get shows the last 20,000 characters of a job's logs
+TOO_BIG = 90_000  # J6: a result or args stored this large (bytes) or larger are shown as "WINDMILL_TOO_BIG"
 
 
 def is_async(runner: Runner) -> bool:
@@ -38,6 +41,11 @@ def iso(ts: float | None) -> str | None:
 
 def not_found(kind: Kind, path: str) -> web.Response:
     return web.Response(status=404, text=f"Not found: {kind} not found at name {path}")
+
+
+def quota_text(limit: int) -> str:
+    """R6: Windmill Cloud's answer to a run past the concurrency quota (a 400, like "job exists")."""
+    return f"Quota exceeded: {limit} jobs are already running in this workspace, the limit of its plan"
 
 
 def parse_args(raw: bytes) -> dict[str, Any] | web.Response:
@@ -73,6 +81,8 @@ async def run(request: web.Request) -> web.StreamResponse:
     args = parse_args(raw)
     if isinstance(args, web.Response):
         return args
+    if target.preprocessor is not None:
+        args = preprocessor_input(request, raw, args)
     job_id = request.query.get("job_id") or str(uuid.uuid4())
     try:
         job_id = str(uuid.UUID(job_id))
@@ -82,7 +92,10 @@ async def run(request: web.Request) -> web.StreamResponse:
         if job_id in state.jobs:  # every workspace, queued or completed (R2)
             state.duplicate_rejections += 1
             return web.Response(status=400, text=f"Bad request: Job with id {job_id} already exists")
+        if state.concurrent_limit is not None and state.busy(workspace) >= state.concurrent_limit:
+            return web.Response(status=400, text=quota_text(state.concurrent_limit))
         job = Job(job_id, workspace, kind, path, args, time.time(), completed=False, success=False)
+        job.raw_code = target.content
         job.may_reference = b"$" in raw or b"\\u0024" in raw
         state.jobs[job_id] = job
     base_url = f"{request.scheme}://{request.host}"
@@ -100,6 +113,21 @@ async def run(request: web.Request) -> web.StreamResponse:
             request.transport.abort()
         raise asyncio.CancelledError
     return web.Response(status=201, text=job_id)
+
+
+def preprocessor_input(request: web.Request, raw: bytes, args: dict[str, Any]) -> dict[str, Any]:
+    """R8: what a target with a preprocessor receives instead of the body's keys: one argument, `event`.
+    (The emulator passes the request's headers but Authorization and Cookie: *unconfirmed* which Windmill keeps.)"""
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in ("authorization", "cookie")}
+    body = args["body"] if set(args) == {"body"} and not raw.lstrip().startswith(b"{") else args
+    event = {
+        "kind": "webhook",
+        "body": body,
+        "raw_string": raw.decode("utf-8", errors="replace"),
+        "headers": headers,
+        "query": dict(request.query),
+    }
+    return {"event": event}
 
 
 def start(state: EmulatorState, target: Target, job: Job, base_url: str) -> asyncio.Future[None]:
@@ -121,17 +149,22 @@ async def execute(state: EmulatorState, target: Target, job: Job, base_url: str)
     context: dict[str, Any] = {"base_url": base_url, "workspace": job.workspace, "job_id": job.id, "kind": job.kind}
     try:
         args = resolve_args(state, job, base_url)
+        if target.preprocessor is not None:
+            args = target.preprocessor(args["event"])  # R8: its return value is main's arguments
         if target.delay > 0:
             await asyncio.sleep(target.delay)
         if target.error is not None:
             raise RuntimeError(target.error)
+        for step in target.steps:  # R9: each step runs the newest locked version of its script, at run time
+            if not state.locked(job.workspace, step):
+                raise JobFailed({"name": "ExecutionErr", "message": f"Not found: script not found at name {step}"})
         if target.runner is None:
             result: Any = {"received": sorted(job.args)}
         elif is_async(target.runner):
             result = await cast(Callable[..., Awaitable[Any]], target.runner)(args, context)
         else:
             result = target.runner(args)
-        job.success, job.result = True, result
+        job.success, job.result, job.is_skipped = True, result, target.skips
     except asyncio.CancelledError:
         return  # `cancel` recorded the outcome
     except JobFailed as exc:
@@ -145,13 +178,16 @@ async def execute(state: EmulatorState, target: Target, job: Job, base_url: str)
     job.completed = True
 
 
-def cancel(state: EmulatorState, job: Job, reason: str) -> None:
-    """Windmill's cancel_job: the job completes as canceled, its execution is stopped."""
+def cancel(state: EmulatorState, job: Job, reason: str, by: str | None = None) -> None:
+    """Windmill's cancel_job: the job completes as canceled (J5: `Job canceled: {reason} by {user}`), its
+    execution is stopped."""
     if job.completed:
         return
-    job.canceled, job.canceled_reason = True, reason
+    by = by or job.email.partition("@")[0]
+    job.canceled, job.canceled_reason, job.canceled_by = True, reason, by
     job.success = False
-    job.result = {"error": {"name": "Canceled", "message": f"Job canceled: {reason}", "reason": reason}}
+    message = f"Job canceled: {reason} by {by}"
+    job.result = {"error": {"name": "Canceled", "message": message, "reason": reason, "canceler": by}}
     started = job.started_at or job.created_at
     job.duration_ms = (time.time() - started) * 1000
     job.completed = True
@@ -209,8 +245,15 @@ _COMPOSITE = (
 )
 
 
+def shown(value: Any) -> Any:
+    """J6: a stored value this large or larger is shown as the string WINDMILL_TOO_BIG."""
+    return "WINDMILL_TOO_BIG" if len(json.dumps(value, default=str).encode()) >= TOO_BIG else value
+
+
 async def get_job(request: web.Request) -> web.Response:
-    """J1: per workspace; tagged QueuedJob / CompletedJob; logs unless ?no_logs=true."""
+    """J1: per workspace; tagged QueuedJob / CompletedJob. J6: large by default: the code unless
+    ?no_code=true, the logs' last LOGS_TAIL characters unless ?no_logs=true; a big result or args shown as
+    WINDMILL_TOO_BIG. J4: a skipped flow is `success: true, is_skipped: true`."""
     state: EmulatorState = request.app[STATE]
     job = state.job_in(request.match_info["workspace"], request.match_info["job_id"])
     if job is None:
@@ -221,28 +264,55 @@ async def get_job(request: web.Request) -> web.Response:
         "workspace_id": job.workspace,
         "script_path": job.path,
         "job_kind": job.kind,
-        "args": job.args,
+        "args": shown(job.args),
         "created_at": iso(job.created_at),
         "started_at": iso(job.started_at),
         "created_by": job.email.partition("@")[0],
         "email": job.email,
         "canceled": job.canceled,
+        "canceled_by": job.canceled_by,
         "canceled_reason": job.canceled_reason,
     }
     if job.completed:
-        body.update(success=job.success, result=job.result, duration_ms=int(job.duration_ms or 0))
+        body.update(
+            success=job.success,
+            result=shown(job.result),
+            duration_ms=int(job.duration_ms or 0),
+            is_skipped=job.is_skipped,
+        )
     else:
         body.update(running=job.started_at is not None, scheduled_for=iso(job.created_at))
+    if request.query.get("no_code") != "true":
+        body.update(raw_code=job.raw_code, raw_lock="# lock\n" if job.kind == "script" else None)
     if request.query.get("no_logs") != "true":
-        body["logs"] = job.logs
+        body["logs"] = job.logs[-LOGS_TAIL:]
     return web.json_response(body)
 
 
-async def result_maybe(request: web.Request) -> web.Response:
-    """J2: never 404; an unknown or unfinished job is `completed: false`."""
+async def get_timing(request: web.Request) -> web.Response:
+    """J6: `jobs_u/completed/get_timing/{id}`, a small body: when the job was created and started, how long it took."""
     state: EmulatorState = request.app[STATE]
     job = state.job_in(request.match_info["workspace"], request.match_info["job_id"])
     if job is None or not job.completed:
-        started = None if job is None else (True if job.started_at is not None else None)
+        return web.Response(status=404, text=f"Not found: Completed job {request.match_info['job_id']} not found")
+    timing = {
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "duration_ms": int(job.duration_ms or 0),
+    }
+    return web.json_response(timing)
+
+
+async def result_maybe(request: web.Request) -> web.Response:
+    """J2: never 404; an unknown or unfinished job is `completed: false`, and `started` is null unless the
+    caller asks `?get_started=true` (then true when running, false when queued or unknown). J3: the fields in
+    Windmill's order, the outcome before the result."""
+    state: EmulatorState = request.app[STATE]
+    job = state.job_in(request.match_info["workspace"], request.match_info["job_id"])
+    if job is None or not job.completed:
+        started = None
+        if request.query.get("get_started") == "true":
+            started = job is not None and job.started_at is not None
         return web.json_response({"started": started, "success": None, "completed": False, "result": None})
-    return web.json_response({"started": True, "success": job.success, "completed": True, "result": job.result})
+    success = job.success and not job.is_skipped  # `status = 'success'` only: a skipped flow is false here (J4)
+    return web.json_response({"started": True, "success": success, "completed": True, "result": job.result})

@@ -1,7 +1,8 @@
 """Targets from a Windmill workspace folder, for the emulator: each `f/.../name.py` with its
 `name.script.yaml` becomes a script whose schema is the yaml's `schema` and whose jobs run the file's
 Python `main` in a subprocess; each `f/.../name__flow/flow.yaml` becomes a flow with its `schema` (a flow's
-steps are not run: its job completes with `{"flow_input": ...}`, every argument it received).
+steps are not run: its job completes with `{"flow_input": ...}`, every argument it received, or fails at the
+first `type: script` step whose script has no lock, R9).
 
 Arguments follow Windmill's rules for Python (`python_executor.rs`, CONTRACT A1-A3): each top-level key of
 the JSON body is one argument; keys `main` does not declare are dropped (A1) unless it takes `**kwargs`,
@@ -24,6 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from headrace.windmill.client import script_steps
 from headrace.windmill.emulator_model import FAKE_JOB_TOKEN, EmulatorState, JobFailed, Target
 
 JOB_TIMEOUT = 120.0
@@ -187,5 +189,8 @@ def load_kit(state: EmulatorState, folder: Path) -> list[Target]:
         path = meta.parent.relative_to(folder).as_posix().removesuffix("__flow")
         schema = data.get("schema") if isinstance(data.get("schema"), dict) else None
         summary = str(data.get("summary") or "")
-        added.append(state.add_target("flow", path, flow_input, schema=schema, summary=summary))
+        value = data.get("value")
+        # R9: a flow job fails at a step whose script has no lock
+        steps = script_steps(value.get("modules") if isinstance(value, dict) else None)
+        added.append(state.add_target("flow", path, flow_input, schema=schema, summary=summary, steps=steps))
     return added

@@ -31,6 +31,9 @@ TIMEOUT_WAIT_RESULT = 600.0  # seconds run_wait_result waits before answering 50
 FAKE_JOB_TOKEN = "wm-emulated-job-token"  # noqa: S105 - a job's own token: "$WM_TOKEN" (A4), WM_TOKEN in its env
 
 
+FREE_TIER_CONCURRENT_RUNS = 30  # Windmill Cloud's free tier refuses the 31st concurrent run (R6)
+
+
 @dataclass
 class Fault:
     kind: Literal["status", "hang", "drop"]
@@ -39,6 +42,18 @@ class Fault:
     retry_after: str | None = None
     seconds: float = 60.0
     body: str = "emulated failure"
+
+    @classmethod
+    def sql_error(cls, count: int = 1) -> Fault:
+        """R6: a database error is a 400 too (`Error::SqlErr` maps to BAD_REQUEST), e.g. a pool timeout."""
+        text = "SqlErr: error returned from database: pool timed out while waiting for an open connection"
+        return cls("status", count, 400, body=text)
+
+    @classmethod
+    def quota(cls, count: int = 1) -> Fault:
+        """R6: a Windmill Cloud quota (`Error::QuotaExceeded`, BAD_REQUEST)."""
+        text = "Quota exceeded: Workspace has reached its maximum of 1000 executions this month on the free tier"
+        return cls("status", count, 400, body=text)
 
 
 @dataclass
@@ -56,7 +71,10 @@ class Job:
     duration_ms: float | None = None
     canceled: bool = False
     canceled_reason: str | None = None
+    canceled_by: str | None = None  # J5: who canceled it
+    is_skipped: bool = False  # J4: a flow that stopped early (status skipped: jobs_u/get success, not result_maybe)
     logs: str = ""
+    raw_code: str = ""  # J6: the code the job ran (a script's content), in jobs_u/get unless ?no_code=true
     email: str = "admin@windmill.dev"
     may_reference: bool = True  # False when the raw body holds no "$" at all: nothing for A4 to resolve
 
@@ -76,6 +94,9 @@ class Target:
     error: str | None = None  # fail every job with this message
     summary: str = ""
     content: str = ""  # M2: the script's source, as scripts/get shows it (kit scripts: the .py file)
+    preprocessor: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # R8: event -> main's arguments
+    steps: tuple[str, ...] = ()  # R9: a flow's `type: script` steps, by script path, run in order
+    skips: bool = False  # J4: a flow that stops early (skip_if_stopped): its jobs complete as skipped
     workspace: str | None = None  # None: deployed in every workspace
     lock_seconds: float = 0.0  # R3: the lock is still being built for this long after the deploy
     lock_requests: int = 0  # R3: ... or for this many run requests (each one answered 404)
@@ -118,6 +139,8 @@ class EmulatorState:
     background: set[asyncio.Future[None]] = field(default_factory=set)
     running: dict[str, asyncio.Future[None]] = field(default_factory=dict)  # job id -> its execution
     wait_timeout: float = TIMEOUT_WAIT_RESULT
+    concurrent_limit: int | None = None  # R6: runs at once per workspace (FREE_TIER_CONCURRENT_RUNS); None: none
+    calls: dict[str, int] = field(default_factory=dict)  # Windmill route name -> requests answered
     requests: int = 0
     duplicate_rejections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -127,6 +150,8 @@ class EmulatorState:
         target = Target(kind, path, runner, **options)
         if kind == "flow" and (target.lock_seconds or target.lock_requests or target.lock_error):
             raise ValueError("a flow runs by path without waiting for a lock: lock_* options are for scripts (R3)")
+        if kind == "script" and (target.steps or target.skips):
+            raise ValueError("steps and skips are for flows (R9, J4)")
         self.targets.setdefault((target.workspace, kind, path), []).append(target)
         return target
 
@@ -168,6 +193,12 @@ class EmulatorState:
                     return version
         return None
 
+    def locked(self, workspace: str, path: str) -> bool:
+        """Whether a script has a version a flow step can run: not deleted, lock built (R9). Unlike `runnable`,
+        it does not count down `lock_requests`."""
+        now = time.time()
+        return any(not v.deleted and v.lock_ready(now) for v in self.versions(workspace, "script", path))
+
     def inject(self, fault: Fault) -> None:
         with self.lock:
             self.faults.append(fault)
@@ -181,6 +212,10 @@ class EmulatorState:
             if fault.count <= 0:
                 self.faults.popleft()
             return fault
+
+    def busy(self, workspace: str) -> int:
+        """Jobs of `workspace` not completed yet (what the concurrency quota counts, R6)."""
+        return sum(1 for job in self.jobs.values() if job.workspace == workspace and not job.completed)
 
     def job_in(self, workspace: str, job_id: str) -> Job | None:
         """A job as `jobs_u/...` sees it: only in the workspace it was created in (J1)."""

@@ -70,11 +70,12 @@ RUN = Route(
 )
 JOB = Route("job", "/w/{workspace}/jobs_u/get/{job_id}")
 RESULT_MAYBE = Route("result_maybe", "/w/{workspace}/jobs_u/completed/get_result_maybe/{job_id}")
+TIMING = Route("timing", "/w/{workspace}/jobs_u/completed/get_timing/{job_id}")  # J6
 SCRIPT = Route("script", "/w/{workspace}/scripts/get/p/{path}")
 FLOW = Route("flow", "/w/{workspace}/flows/get/{path}")
 RESOURCE_VALUE = Route("resource_value", "/w/{workspace}/resources/get_value_interpolated/{path}")
 VARIABLE_VALUE = Route("variable_value", "/w/{workspace}/variables/get_value/{path}")
-ROUTES = (RUN, JOB, RESULT_MAYBE, SCRIPT, FLOW, RESOURCE_VALUE, VARIABLE_VALUE)
+ROUTES = (RUN, JOB, RESULT_MAYBE, SCRIPT, FLOW, RESOURCE_VALUE, VARIABLE_VALUE, TIMING)
 
 ENDPOINTS = {"async": "run", "wait": "run_wait_result"}
 LETTERS = {"script": "p", "flow": "f"}
