@@ -9,6 +9,8 @@ _.row_factory
 # pytest reads module-level marks and finds fixtures by name
 pytestmark
 kit_tool
+# pytest calls hooks in conftest.py by name
+pytest_sessionstart
 # http.server and aiosmtpd call handler methods by name; the SMTP auth hook's signature is fixed
 _.do_POST
 _.log_message
