@@ -51,7 +51,6 @@ class ScriptVersion:
     description: str
     language: str
     kind: str
-    lock_sent: str | None
     job_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
@@ -191,7 +190,7 @@ def register(app: web.Application, state: EmulatorState) -> Deployment:
             "description": str(body.get("description", "")),
         }
         deployment.variables[(ws(request), path)] = variable
-        state.variables[path] = variable["value"]
+        state.variables[path] = str(variable["value"])
         return web.Response(status=201, text=path)
 
     async def variable_update(request: web.Request) -> web.Response:
@@ -302,7 +301,7 @@ def register(app: web.Application, state: EmulatorState) -> Deployment:
             lock_seconds=deployment.lock_seconds,
             lock_error=deployment.lock_errors.get(path),
         )
-        version = ScriptVersion(workspace, target, description, language, kind, lock)
+        version = ScriptVersion(workspace, target, description, language, kind)
         deployment.scripts[target.hash] = version
         return web.Response(status=201, text=target.hash)
 
