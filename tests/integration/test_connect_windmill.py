@@ -1,0 +1,194 @@
+"""`headrace connect windmill` against the emulator on loopback: deploys the kit once, changes nothing the second
+time, never deletes, leaves what it did not create alone, stops for operators and failed locks, and writes the
+config keeping its comments and holding no token value."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from headrace import starter
+from headrace.cli import main
+from headrace.config import load
+from headrace.windmill.emulator import EmulatorState, EmulatorThread, running_emulator
+from headrace.windmill.kit import DESTINATIONS, find_kit, read_kit
+
+TOKEN = "wm-test-token-value-1234"  # noqa: S105 - the emulator's token for these tests
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorThread]:
+    with running_emulator(EmulatorState(tokens={TOKEN})) as emu:
+        yield emu
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("WINDMILL_TOKEN", TOKEN)
+    path = tmp_path / "headrace.toml"
+    path.write_text(starter.render(), encoding="utf-8")
+    return path
+
+
+def control(emu: EmulatorThread, **spec: Any) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{emu.port}/_emulator/deployment",
+        data=json.dumps(spec).encode() if spec else None,
+        method="POST" if spec else "GET",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        result: dict[str, Any] = json.loads(response.read())
+        return result
+
+
+def connect(emu: EmulatorThread, config: Path, *extra: str) -> int:
+    return main(
+        [
+            "connect",
+            "windmill",
+            "--url",
+            f"http://127.0.0.1:{emu.port}",
+            "--workspace",
+            "acme",
+            "--token",
+            "env:WINDMILL_TOKEN",
+            "-c",
+            str(config),
+            *extra,
+        ]
+    )
+
+
+def test_first_run_deploys_everything_second_run_changes_nothing(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    control(emulator, lock_seconds=0.3)
+    kit = read_kit(find_kit())
+    assert connect(emulator, config) == 0
+    out = capsys.readouterr().out
+    assert "waiting for the lock of script" in out and f"all {len(kit.scripts)} script locks built" in out
+    state = control(emulator)
+    assert len(state["script_versions"]) == len(kit.scripts)
+    assert state["flows"] == sorted(flow.path for flow in kit.flows)
+    assert state["schedules"] == [path for path, _ in kit.schedules]
+    assert state["folders"] == ["dodo"]
+    assert {"postgresql", "mysql", "smtp", "twilio", "hubspot", "segment"} <= set(state["resource_types"])
+    requests_before = len(state["requests"])
+
+    assert connect(emulator, config) == 0
+    out = capsys.readouterr().out
+    assert "kit: up to date" in out and "config: " in out and "up to date" in out
+    again = control(emulator)
+    assert again["script_versions"] == state["script_versions"]  # no new version of anything
+    sent = again["requests"][requests_before:]
+    assert [r for r in sent if r[0] != "GET" and "/_emulator/" not in r[1]] == []
+    assert all(method != "DELETE" for method, _ in again["requests"])
+
+
+def test_the_config_keeps_its_comments_and_holds_no_token_value(emulator: EmulatorThread, config: Path) -> None:
+    assert connect(emulator, config) == 0
+    text = config.read_text(encoding="utf-8")
+    assert TOKEN not in text
+    assert "# The signing secret from Dodo's dashboard" in text
+    assert starter.EMULATOR_URL not in text
+    settings = load(config)
+    assert sorted(settings.destinations) == sorted(row.name for row in DESTINATIONS)
+    for row in DESTINATIONS:
+        dest = settings.destinations[row.name]
+        assert dest.target.path == f"f/dodo/{row.target}" and dest.target.kind == row.kind
+        assert dest.transform == f"builtin:{row.template}" and dest.schema_mode == "enforce"
+        assert dest.target.base_url == f"http://127.0.0.1:{emulator.port}/api"
+
+
+def test_dry_run_changes_nothing(emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = config.read_text(encoding="utf-8")
+    assert connect(emulator, config, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "create  script f/dodo/record_refund" in out and "dry run" in out
+    assert config.read_text(encoding="utf-8") == before
+    state = control(emulator)
+    assert state["script_versions"] == [] and state["folders"] == []
+    assert {method for method, path in state["requests"] if "/_emulator/" not in path} == {"GET"}
+
+
+def test_a_user_resource_at_the_kit_path_is_left_alone(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = {"path": "f/dodo/db", "value": {"host": "mine"}, "resource_type": "postgresql", "description": "ours"}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{emulator.port}/api/w/acme/resources/create",
+        data=json.dumps(mine).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback
+    url = "postgresql://kit:pw@127.0.0.1:5432/kitdb"
+    assert connect(emulator, config, "--database", url, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "left alone  resource f/dodo/db" in out
+    assert "create  variable f/dodo/db_password" in out
+    assert "pw" not in out.replace("db_password", "")  # the password is never printed
+    assert emulator.state.resources["f/dodo/db"] == {"host": "mine"}
+
+
+def test_an_operator_token_stops_with_a_clear_message(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    control(emulator, operators=[TOKEN])
+    before = config.read_text(encoding="utf-8")
+    assert connect(emulator, config) == 2
+    err = capsys.readouterr().err
+    assert "operator" in err and "developer or an admin" in err and TOKEN not in err
+    assert config.read_text(encoding="utf-8") == before
+    assert control(emulator)["script_versions"] == []
+
+
+def test_a_failed_lock_fails_loudly_and_writes_no_config(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    control(emulator, lock_errors={"f/dodo/record_refund": "ERROR: No matching distribution found for psycopg==99"})
+    before = config.read_text(encoding="utf-8")
+    assert connect(emulator, config) == 2
+    err = capsys.readouterr().err
+    assert "could not build the lock of script f/dodo/record_refund" in err and "psycopg==99" in err
+    assert config.read_text(encoding="utf-8") == before
+    assert control(emulator)["flows"] == []  # flows wait for the script locks
+
+
+def test_a_token_given_as_a_value_is_refused(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["connect", "windmill", "--url", "http://127.0.0.1:1", "--workspace", "acme", "--token", TOKEN]
+    assert main([*argv, "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "env:NAME or file:PATH" in err and TOKEN not in err
+
+
+def test_database_creates_the_tables_the_variable_and_the_resource(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as connection:
+            connection.execute("DROP DATABASE IF EXISTS headrace_connect_test")
+            connection.execute("CREATE DATABASE headrace_connect_test")
+    except psycopg.OperationalError:
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    url = "postgresql://postgres:secret-pw@127.0.0.1:5432/headrace_connect_test?sslmode=disable"
+    for _ in range(2):  # the second run finds everything in place
+        assert connect(emulator, config, "--database", url) == 0
+    out = capsys.readouterr().out
+    assert "secret-pw" not in out
+    assert emulator.state.variables["f/dodo/db_password"] == "secret-pw"
+    assert emulator.state.resources["f/dodo/db"]["password"] == "$var:f/dodo/db_password"
+    assert emulator.state.resources["f/dodo/db"]["dbname"] == "headrace_connect_test"
+    with psycopg.connect(url) as connection:
+        tables = {row[0] for row in connection.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'dodo_%'")}
+    assert {"dodo_customers", "dodo_ledger"} <= tables
+    assert sum(1 for r in control(emulator)["requests"] if r[1].endswith("/variables/create")) == 1
