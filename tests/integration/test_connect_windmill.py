@@ -18,7 +18,7 @@ from headrace.config import load
 from headrace.windmill.emulator import EmulatorState, EmulatorThread, running_emulator
 from headrace.windmill.kit import DESTINATIONS, find_kit, read_kit
 
-TOKEN = "wm-test-token-value-1234"  # noqa: S105 - the emulator's token for these tests
+TOKEN = "wm-test-token-value-1234"
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def control(emu: EmulatorThread, **spec: Any) -> dict[str, Any]:
         method="POST" if spec else "GET",
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=10) as response:
         result: dict[str, Any] = json.loads(response.read())
         return result
 
@@ -126,7 +126,7 @@ def test_a_user_resource_at_the_kit_path_is_left_alone(
         data=json.dumps(mine).encode(),
         headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
     )
-    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback
+    urllib.request.urlopen(request, timeout=10).close()
     url = "postgresql://kit:pw@127.0.0.1:5432/kitdb"
     assert connect(emulator, config, "--database", url, "--dry-run") == 0
     out = capsys.readouterr().out
