@@ -4,19 +4,22 @@ config keeping its comments and holding no token value."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
-from headrace import starter
+from headrace import samples, starter
 from headrace.cli import main
 from headrace.config import load
 from headrace.windmill.emulator import EmulatorState, EmulatorThread, running_emulator
 from headrace.windmill.kit import DESTINATIONS, find_kit, read_kit
+from tests.helpers import free_port, post, running_server, signed_headers, wait_for
 
 TOKEN = "wm-test-token-value-1234"
 
@@ -192,3 +195,37 @@ def test_database_creates_the_tables_the_variable_and_the_resource(
         tables = {row[0] for row in connection.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'dodo_%'")}
     assert {"dodo_customers", "dodo_ledger"} <= tables
     assert sum(1 for r in control(emulator)["requests"] if r[1].endswith("/variables/create")) == 1
+
+
+def test_init_connect_serve_then_a_signed_payment_becomes_a_job_of_the_kit_flow(
+    emulator: EmulatorThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quickstart's second half, from an empty directory: init, connect windmill, serve, one payment."""
+    monkeypatch.setenv("WINDMILL_TOKEN", TOKEN)
+    path = tmp_path / "headrace.toml"
+    assert main(["init", "-c", str(path)]) == 0
+    assert connect(emulator, path) == 0
+    path.write_text(path.read_text("utf-8").replace("127.0.0.1:8787", f"127.0.0.1:{free_port()}"), "utf-8")
+    settings = load(path)
+    secret = settings.sources["dodo"].secrets[0].reveal()
+    body = json.dumps(samples.load("payment.succeeded")).encode()
+
+    async def run() -> None:
+        async with running_server(settings) as base, aiohttp.ClientSession() as http:
+            status, answer = await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_qs_1", secret))
+            assert status == 202, answer
+
+            async def delivered() -> bool:
+                async with http.get(
+                    f"{base}/api/v1/events/msg_qs_1",
+                    headers={"Authorization": f"Bearer {settings.server.admin_token[0].reveal()}"},
+                ) as response:
+                    data = await response.json()
+                return any(d["status"] == "delivered" for d in data["deliveries"])
+
+            await wait_for(delivered, timeout=30, interval=0.05)
+
+    asyncio.run(run())
+    [job] = [job for job in emulator.state.jobs.values() if job.path == "f/dodo/on_payment"]
+    assert job.kind == "flow" and job.workspace == "acme"
+    assert job.args["webhook_id"] == "msg_qs_1" and job.args["event_type"] == "payment.succeeded"
