@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from headrace.cli_shared import UsageError, run
 from headrace.config import ConfigError, parse, resolve_reference
@@ -119,13 +120,38 @@ def _create_tables(url: str, sql: Path | None) -> None:
         raise UsageError(f"--database: creating the kit's tables failed: {exc.__class__.__name__}: {exc}") from None
 
 
+def _check_inputs(args: argparse.Namespace) -> None:
+    from headrace.windmill.deploy_routes import FOLDER_NAME, WORKSPACE_ID
+
+    url = urlsplit(args.url)
+    if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+        raise UsageError(f"--url {args.url!r}: give Windmill's address, e.g. https://app.windmill.dev")
+    if not WORKSPACE_ID.match(args.workspace):
+        raise UsageError(f"--workspace {args.workspace!r}: a workspace id is 1-64 letters, digits, '-' or '_'")
+    if not FOLDER_NAME.match(args.folder):
+        raise UsageError(f"--folder {args.folder!r}: a Windmill folder name is 1-64 letters, digits or '_'")
+
+
+def _config_reference(reference: str, config: Path) -> str:
+    """`reference` as the config must hold it: a relative `file:` path is read from the config's folder, so
+    one given relative to the current folder is written as an absolute path when the two differ."""
+    if not reference.startswith("file:"):
+        return reference
+    path = Path(reference.removeprefix("file:"))
+    if path.is_absolute() or config.resolve().parent == Path.cwd().resolve():
+        return reference
+    return f"file:{path.resolve()}"
+
+
 def cmd_connect_windmill(args: argparse.Namespace) -> int:
     import aiohttp
 
     from headrace.windmill import deploy
     from headrace.windmill.kit import KitError, find_kit, read_kit
 
+    _check_inputs(args)
     token = _reference("--token", args.token)
+    args.token = _config_reference(args.token, Path(args.config))
     database_url = None
     if args.database:
         database_url = (
@@ -136,11 +162,15 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
         kit = read_kit(find_kit(args.kit), args.folder)
     except (KitError, deploy.DeployError) as exc:
         raise UsageError(str(exc)) from None
-    if not args.folder.replace("_", "").isalnum() or len(args.folder) > 64:
-        raise UsageError(f"--folder {args.folder!r}: letters, digits and _ only (Windmill's folder names)")
     config = ConfigFile.load(args.config)
     if config.source(args.source) is None:
         raise UsageError(f"{args.config} has no [sources.{args.source}]; run `headrace init -c {args.config}` first")
+    if database_url is not None:
+        if args.dry_run:
+            _say("tables: would apply the kit's sql/postgresql.sql (idempotent)")
+        else:  # first, so a database that cannot be reached stops before anything changes in Windmill
+            _create_tables(database_url, kit.sql.get("postgresql"))
+            _say("tables: the kit's tables exist (sql/postgresql.sql applied; it is idempotent)")
 
     async def main() -> None:
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
@@ -167,12 +197,6 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
         run(main())
     except deploy.DeployError as exc:
         raise UsageError(str(exc)) from None
-    if database_url is not None:
-        if args.dry_run:
-            _say("tables: would apply the kit's sql/postgresql.sql (idempotent)")
-        else:
-            _create_tables(database_url, kit.sql.get("postgresql"))
-            _say("tables: the kit's tables exist (sql/postgresql.sql applied; it is idempotent)")
     lines = _destinations(args, config, deploy.api_base(args.url))
     for line in lines:
         _say(line)

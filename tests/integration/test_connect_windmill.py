@@ -17,6 +17,7 @@ import pytest
 from headrace import samples, starter
 from headrace.cli import main
 from headrace.config import load
+from headrace.windmill import deploy
 from headrace.windmill.emulator import EmulatorState, EmulatorThread, running_emulator
 from headrace.windmill.kit import DESTINATIONS, find_kit, read_kit
 from tests.helpers import free_port, post, running_server, signed_headers, wait_for
@@ -229,3 +230,112 @@ def test_init_connect_serve_then_a_signed_payment_becomes_a_job_of_the_kit_flow(
     [job] = [job for job in emulator.state.jobs.values() if job.path == "f/dodo/on_payment"]
     assert job.kind == "flow" and job.workspace == "acme"
     assert job.args["webhook_id"] == "msg_qs_1" and job.args["event_type"] == "payment.succeeded"
+
+
+def test_a_run_stopped_while_locks_build_is_finished_by_the_next_without_new_versions(
+    emulator: EmulatorThread,
+) -> None:
+    control(emulator, lock_seconds=1.0)
+    kit = read_kit(find_kit())
+    lines: list[str] = []
+
+    async def deploy_once(timeout: float) -> None:
+        async with aiohttp.ClientSession() as http:
+            api = deploy.Api(http, f"http://127.0.0.1:{emulator.port}", "acme", TOKEN)
+            steps = await deploy.plan(api, kit, None)
+            await deploy.apply(api, steps, lines.append, timeout=timeout, poll=0.05)
+
+    with pytest.raises(deploy.DeployError, match="was not built within"):
+        asyncio.run(deploy_once(0.0))
+    first = control(emulator)["script_versions"]
+    assert len(first) == len(kit.scripts) and control(emulator)["flows"] == []
+    asyncio.run(deploy_once(60.0))
+    after = control(emulator)
+    assert after["script_versions"] == first  # waited for the same versions, sent none again
+    assert after["flows"] == sorted(flow.path for flow in kit.flows)
+    assert any(line.startswith("waiting for the lock of script") for line in lines)
+
+
+def test_another_folder_moves_every_kit_path(emulator: EmulatorThread, config: Path) -> None:
+    assert connect(emulator, config, "--folder", "billing") == 0
+    state = control(emulator)
+    assert state["folders"] == ["billing"]
+    assert all(path.startswith("f/billing/") for _, path, _ in state["script_versions"])
+    flow = emulator.state.newest("acme", "flow", "f/billing/on_payment")
+    assert flow is not None
+    text = json.dumps(emulator.state.versions("acme", "script", "f/billing/record_refund")[-1].schema)
+    assert "$res:f/billing/db" in text and "f/dodo/" not in text
+    urls = {dest.target.path for dest in load(config).destinations.values()}
+    assert urls == {f"f/billing/{row.target}" for row in DESTINATIONS}
+
+
+def test_a_destination_the_user_made_is_left_alone(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = "https://windmill.example/api/w/acme/jobs/run/p/f/mine/payments"
+    config.write_text(config.read_text("utf-8").replace(starter.EMULATOR_URL, own), "utf-8")
+    assert connect(emulator, config) == 0
+    assert "left alone  [destinations.payments]" in capsys.readouterr().out
+    settings = load(config)
+    assert settings.destinations["payments"].url == own
+    assert settings.destinations["refunds"].target.path == "f/dodo/record_refund"
+
+
+def test_a_wrong_token_is_named_without_its_value(
+    emulator: EmulatorThread, config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WINDMILL_TOKEN", "not-the-token-xyz")
+    assert connect(emulator, config) == 2
+    err = capsys.readouterr().err
+    assert "401" in err and "Check the token" in err and "not-the-token-xyz" not in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--workspace", "acme/../x", "workspace id"),
+        ("--workspace", "a" * 65, "workspace id"),
+        ("--folder", "do-do", "folder name"),
+        ("--folder", "a" * 65, "folder name"),
+        ("--url", "ftp://windmill", "Windmill's address"),
+        ("--url", "https://windmill?token=x", "Windmill's address"),
+    ],
+)
+def test_inputs_are_checked_before_anything_is_sent(
+    config: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, message: str
+) -> None:
+    argv = {"--url": "http://127.0.0.1:1", "--workspace": "acme", "--folder": "dodo", option: value}
+    flat = [item for pair in argv.items() for item in pair]
+    assert main(["connect", "windmill", *flat, "--token", "env:WINDMILL_TOKEN", "-c", str(config)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_limits_at_the_edge_are_accepted(emulator: EmulatorThread, config: Path) -> None:
+    assert connect(emulator, config, "--folder", "a" * 64, "--dry-run") == 0
+
+
+def test_an_unreachable_windmill_is_named(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    argv = ["connect", "windmill", "--url", f"http://127.0.0.1:{port}", "--workspace", "acme"]
+    assert main([*argv, "--token", "env:WINDMILL_TOKEN", "-c", str(config)]) == 2
+    assert f"cannot reach Windmill at http://127.0.0.1:{port}/api" in capsys.readouterr().err
+
+
+def test_a_relative_file_token_is_written_so_the_config_folder_finds_it(
+    emulator: EmulatorThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    config = folder / "headrace.toml"
+    config.write_text(starter.render(), encoding="utf-8")
+    (tmp_path / "wm-token").write_text(TOKEN + "\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert connect_with_token(emulator, config, "file:wm-token") == 0
+    settings = load(config)
+    assert settings.destinations["payments"].bearer.reveal() == TOKEN
+    assert TOKEN not in config.read_text("utf-8")
+
+
+def connect_with_token(emu: EmulatorThread, config: Path, token: str) -> int:
+    argv = ["connect", "windmill", "--url", f"http://127.0.0.1:{emu.port}", "--workspace", "acme"]
+    return main([*argv, "--token", token, "-c", str(config)])

@@ -21,7 +21,6 @@ Every request that reaches the emulator is recorded (method, path), so a test ca
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 import uuid
@@ -39,7 +38,6 @@ from headrace.windmill.emulator_model import EmulatorState, Kind, Runner, Target
 
 SEEDED_RESOURCE_TYPES = ("postgres", "slack")  # C4: the only types a workspace has without the Hub sync
 BUILT_LOCK = "# dependencies locked by the headrace Windmill emulator\n"
-_FOLDER_NAME = re.compile(r"^[a-zA-Z_0-9]+$")
 
 
 @dataclass
@@ -155,7 +153,7 @@ def register(app: web.Application, state: EmulatorState) -> Deployment:
         if isinstance(body, web.Response):
             return body
         name = str(body.get("name", ""))
-        if not _FOLDER_NAME.match(name):
+        if not routes.FOLDER_NAME.match(name):
             return _bad(f"folder name {name!r} must match ^[a-zA-Z_0-9]+$")
         if (ws(request), name) in deployment.folders:
             return _bad(f"Folder {name} already exists")
