@@ -165,31 +165,22 @@ def register(app: web.Application, state: EmulatorState) -> Deployment:
         }
         return web.Response(text=f"Created folder {name}")
 
-    async def variable_exists(request: web.Request) -> web.Response:
-        return web.json_response((ws(request), request.match_info["path"]) in deployment.variables)
+    def readers(table: dict[tuple[str, str], dict[str, Any]], noun: str) -> tuple[Handler, Handler]:
+        """`exists/{path}` (a bool) and `get/{path}` (the item, or 404) over one table of path-keyed items."""
 
-    async def variable_get(request: web.Request) -> web.Response:
-        variable = deployment.variables.get((ws(request), request.match_info["path"]))
-        if variable is None:
-            return _not_found(f"variable {request.match_info['path']} not found")
-        return web.json_response(variable)
+        async def exists(request: web.Request) -> web.Response:
+            return web.json_response((ws(request), request.match_info["path"]) in table)
 
-    async def variable_create(request: web.Request) -> web.Response:
-        body = await _json_object(request)
-        if isinstance(body, web.Response):
-            return body
-        path = str(body.get("path", ""))
-        if (ws(request), path) in deployment.variables:
-            return _bad(f"A variable with path {path} already exists")
-        variable = {
-            "path": path,
-            "value": str(body.get("value", "")),
-            "is_secret": bool(body.get("is_secret", False)),
-            "description": str(body.get("description", "")),
-        }
-        deployment.variables[(ws(request), path)] = variable
-        state.variables[path] = str(variable["value"])
-        return web.Response(status=201, text=path)
+        async def get(request: web.Request) -> web.Response:
+            item = table.get((ws(request), request.match_info["path"]))
+            if item is None:
+                return _not_found(f"{noun} {request.match_info['path']} not found")
+            return web.json_response(item)
+
+        return exists, get
+
+    variable_exists, variable_get = readers(deployment.variables, "variable")
+    resource_exists, resource_get = readers(deployment.resources, "resource")
 
     async def variable_update(request: web.Request) -> web.Response:
         path = request.match_info["path"]
@@ -203,47 +194,63 @@ def register(app: web.Application, state: EmulatorState) -> Deployment:
         state.variables[path] = str(variable["value"])
         return web.Response(text=f"variable {path} updated")
 
-    async def resource_exists(request: web.Request) -> web.Response:
-        return web.json_response((ws(request), request.match_info["path"]) in deployment.resources)
+    def creator(
+        table: dict[tuple[str, str], dict[str, Any]],
+        noun: str,
+        key: str,
+        make: Callable[[dict[str, Any]], dict[str, Any]],
+        mirror: dict[str, Any] | None = None,
+        updatable: bool = False,
+    ) -> Handler:
+        """`create` for one table: 201 with the key, 400 when it exists (unless `?update_if_exists=true` where
+        Windmill takes it), the item also copied into the emulator's `$var:` / `$res:` table `mirror`."""
 
-    async def resource_get(request: web.Request) -> web.Response:
-        resource = deployment.resources.get((ws(request), request.match_info["path"]))
-        if resource is None:
-            return _not_found(f"resource {request.match_info['path']} not found")
-        return web.json_response(resource)
+        async def create(request: web.Request) -> web.Response:
+            deployment.seeded(ws(request))
+            body = await _json_object(request)
+            if isinstance(body, web.Response):
+                return body
+            name = str(body.get(key, ""))
+            update = updatable and request.query.get("update_if_exists") == "true"
+            if (ws(request), name) in table and not update:
+                return _bad(f"A {noun} with {key} {name} already exists")
+            item = table[(ws(request), name)] = make(body)
+            if mirror is not None:
+                mirror[name] = item["value"]
+            return web.Response(status=201, text=name)
 
-    async def resource_create(request: web.Request) -> web.Response:
-        body = await _json_object(request)
-        if isinstance(body, web.Response):
-            return body
-        path = str(body.get("path", ""))
-        update = request.query.get("update_if_exists") == "true"
-        if (ws(request), path) in deployment.resources and not update:
-            return _bad(f"A resource with path {path} already exists")
-        resource = {
-            "path": path,
+        return create
+
+    variable_create = creator(
+        deployment.variables,
+        "variable",
+        "path",
+        lambda body: {
+            "path": str(body.get("path", "")),
+            "value": str(body.get("value", "")),
+            "is_secret": bool(body.get("is_secret", False)),
+            "description": str(body.get("description", "")),
+        },
+        state.variables,
+    )
+    resource_create = creator(
+        deployment.resources,
+        "resource",
+        "path",
+        lambda body: {
+            "path": str(body.get("path", "")),
             "value": body.get("value"),
             "resource_type": str(body.get("resource_type", "")),  # C4: not validated
             "description": str(body.get("description", "")),
-        }
-        deployment.resources[(ws(request), path)] = resource
-        state.resources[path] = resource["value"]
-        return web.Response(status=201, text=path)
+        },
+        state.resources,
+        updatable=True,
+    )
+    resource_type_create = creator(deployment.resource_types, "resource type", "name", dict)
 
     async def resource_type_exists(request: web.Request) -> web.Response:
         deployment.seeded(ws(request))
         return web.json_response((ws(request), request.match_info["name"]) in deployment.resource_types)
-
-    async def resource_type_create(request: web.Request) -> web.Response:
-        deployment.seeded(ws(request))
-        body = await _json_object(request)
-        if isinstance(body, web.Response):
-            return body
-        name = str(body.get("name", ""))
-        if (ws(request), name) in deployment.resource_types:
-            return _bad(f"A resource type with name {name} already exists")
-        deployment.resource_types[(ws(request), name)] = body
-        return web.Response(status=201, text=name)
 
     def head(workspace: str, path: str) -> Target | None:
         live = [v for v in state.versions(workspace, "script", path) if not v.archived and not v.deleted]
