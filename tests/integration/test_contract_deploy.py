@@ -4,6 +4,8 @@ and `headrace connect windmill` call."""
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 from typing import Any
 
 from headrace.windmill import deploy_routes as routes
@@ -232,3 +234,17 @@ def test_every_request_is_recorded_delete_included() -> None:
 
     state = EmulatorState()
     scenario(state, body)
+
+
+def test_every_test_the_deployment_contract_names_exists() -> None:
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "windmill-contract.md").read_text("utf-8")
+    rows = [line for line in doc.splitlines() if re.match(r"^\| (D\d|C4′|S1) \|", line)]
+    assert len(rows) == 10
+    named = {name for row in rows for name in re.findall(r"`(test_\w+)`", row.rsplit("|", 2)[-2])}
+    defined = {
+        name
+        for path in root.joinpath("tests").rglob("test_*.py")
+        for name in re.findall(r"def (test_\w+)", path.read_text("utf-8"))
+    }
+    assert named and named <= defined, sorted(named - defined)
