@@ -123,7 +123,7 @@ class Api:
 
     async def call(
         self, method: Literal["GET", "POST"], route: Route, body: Any = None, query: str = "", **parts: str
-    ) -> tuple[int, Any]:
+    ) -> tuple[int, str]:
         url = route.build(self.base_url, workspace=self.workspace, **parts) + query
         try:
             async with self._http.request(method, url, json=body, headers=self._headers) as response:
@@ -141,35 +141,50 @@ class Api:
                 "and (for a scoped token) that it has the scopes for folders, resources, variables, scripts, "
                 "flows and schedules"
             )
-        try:
-            return status, json.loads(text) if text else None
-        except ValueError:
-            return status, text
+        return status, text
 
     async def get(self, route: Route, **parts: str) -> Any:
         """The JSON answer, or None for a 404."""
-        status, body = await self.call("GET", route, **parts)
+        status, text = await self.call("GET", route, **parts)
         if status == 404:
             return None
         if status != 200:
-            raise DeployError(f"GET {route.name} {parts}: Windmill answered {status}: {str(body)[:300]}")
-        return body
+            raise DeployError(f"GET {route.name} {parts}: Windmill answered {status}: {text[:300]}")
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise DeployError(f"GET {route.name} {parts}: the answer is not JSON; is this a Windmill URL?") from None
 
-    async def post(self, step: Step) -> Any:
+    async def post(self, step: Step) -> str:
+        """The answer's text (scripts/create: the new hash, which must not go through a JSON parser)."""
         assert step.route is not None
-        status, body = await self.call("POST", step.route, step.body, step.query, **step.parts)
+        status, text = await self.call("POST", step.route, step.body, step.query, **step.parts)
         if status not in (200, 201):
-            raise DeployError(f"{step.action} {step.kind} {step.path}: Windmill answered {status}: {str(body)[:500]}")
-        return body
+            raise DeployError(f"{step.action} {step.kind} {step.path}: Windmill answered {status}: {text[:500]}")
+        return text
+
+
+def covers(deployed: Any, wanted: Any) -> bool:
+    """Whether what is deployed holds everything headrace would send: objects may carry more keys (what Windmill
+    adds when it stores them), every other value must be equal."""
+    if isinstance(wanted, dict):
+        return isinstance(deployed, dict) and all(
+            key in deployed and covers(deployed[key], value) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(deployed, list)
+            and len(deployed) == len(wanted)
+            and all(covers(d, w) for d, w in zip(deployed, wanted, strict=True))
+        )
+    return bool(deployed == wanted)
 
 
 def _same_script(deployed: dict[str, Any], body: dict[str, Any]) -> bool:
-    keys = ("content", "summary", "schema", "language")
-    return all(deployed.get(key) == body.get(key) for key in keys) and not deployed.get("lock_error_logs")
-
-
-def _same_flow(deployed: dict[str, Any], body: dict[str, Any]) -> bool:
-    return all(deployed.get(key) == body.get(key) for key in ("summary", "description", "value", "schema"))
+    """Unchanged: the same code, summary, schema and language, and its lock did not fail (the description is
+    left out: a description-only change is not worth a new version and a new lock build)."""
+    wanted = {key: body.get(key) for key in ("content", "summary", "schema", "language")}
+    return covers(deployed, wanted) and not deployed.get("lock_error_logs")
 
 
 async def _owned(api: Api, kind: str, route: Route, path: str, wanted: dict[str, Any], create: Step) -> Step:
@@ -180,7 +195,7 @@ async def _owned(api: Api, kind: str, route: Route, path: str, wanted: dict[str,
         return create
     if MARK not in str(current.get("description") or ""):
         return Step(kind, path, "left alone", "exists and was not created by headrace; check it yourself")
-    if all(current.get(key) == value for key, value in wanted.items()):
+    if covers(current, wanted):
         return Step(kind, path, "unchanged")
     return Step(kind, path, "update", route=create.route, parts=create.parts, body=create.body, query=create.query)
 
@@ -255,7 +270,7 @@ async def plan(api: Api, kit: Kit, database: Database | None) -> list[Step]:
         body = {"path": flow.path, **flow.body}
         if deployed is None:
             steps.append(Step("flow", flow.path, "create", route=routes.FLOW_CREATE, body=body, waits=True))
-        elif _same_flow(deployed, flow.body):
+        elif covers(deployed, flow.body):
             building = deployed.get("lock_error_logs") == ""
             steps.append(
                 Step(
@@ -273,7 +288,7 @@ async def plan(api: Api, kit: Kit, database: Database | None) -> list[Step]:
             steps.append(
                 Step("schedule", path, "create", route=routes.SCHEDULE_CREATE, body={"path": path, **schedule})
             )
-        elif all(deployed.get(key) == value for key, value in schedule.items()):
+        elif covers(deployed, schedule):
             steps.append(Step("schedule", path, "unchanged"))
         else:
             parts = {"path": path}
@@ -345,6 +360,6 @@ async def apply(
             progress(f"[{sent}/{len(sending)}] {step.action} {step.kind} {step.path}")
             answer = await api.post(step)
             if kind == "script":
-                step.hash = str(answer).strip()
+                step.hash = answer.strip()
         if kind in ("script", "flow"):
             await _wait_for_locks(api, [s for s in steps if s.kind == kind], progress, timeout, poll)
