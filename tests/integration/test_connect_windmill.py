@@ -339,3 +339,38 @@ def test_a_relative_file_token_is_written_so_the_config_folder_finds_it(
 def connect_with_token(emu: EmulatorThread, config: Path, token: str) -> int:
     argv = ["connect", "windmill", "--url", f"http://127.0.0.1:{emu.port}", "--workspace", "acme"]
     return main([*argv, "--token", token, "-c", str(config)])
+
+
+def test_after_a_failed_lock_is_fixed_the_next_run_sends_a_new_version_and_finishes(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    control(emulator, lock_errors={"f/dodo/record_refund": "no matching distribution", "f/dodo/on_dispute": "bad"})
+    assert connect(emulator, config) == 2
+    control(emulator, lock_errors={"f/dodo/record_refund": None})
+    assert connect(emulator, config) == 2  # the scripts are fine now; the flow's lock fails
+    out = capsys.readouterr()
+    assert "update  script f/dodo/record_refund  (its last lock failed)" in out.out
+    assert "could not build the lock of flow f/dodo/on_dispute" in out.err
+    control(emulator, lock_errors={"f/dodo/on_dispute": None})
+    assert connect(emulator, config) == 0
+    out = capsys.readouterr().out
+    assert "update  flow f/dodo/on_dispute  (its last lock failed)" in out
+    assert "  script f/dodo/record_refund" not in out  # built now: nothing sent for it
+    assert emulator.state.runnable("acme", "script", "f/dodo/record_refund") is not None
+
+
+def test_a_user_variable_at_the_password_path_leaves_both_alone(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = {"path": "f/dodo/db_password", "value": "theirs", "is_secret": True, "description": "the team's"}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{emulator.port}/api/w/acme/variables/create",
+        data=json.dumps(mine).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    assert connect(emulator, config, "--database", "postgresql://kit:pw@127.0.0.1:1/kitdb", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "left alone  variable f/dodo/db_password" in out
+    assert "left alone  resource f/dodo/db  (its password would be the variable f/dodo/db_password" in out
+    assert emulator.state.variables["f/dodo/db_password"] == "theirs"

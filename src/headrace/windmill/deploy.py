@@ -249,6 +249,9 @@ async def plan(api: Api, kit: Kit, database: Database | None) -> list[Step]:
         step = await _owned(api, "resource", routes.RESOURCE_GET, resource_path, {"value": value}, create)
         if step.action == "update":
             step.query = "?update_if_exists=true"
+        if steps[-1].action == "left alone" and step.action in ("create", "update"):
+            note = f"its password would be the variable {variable_path}, which is not headrace's"
+            step = Step("resource", resource_path, "left alone", note)
         steps.append(step)
     for script in kit.scripts:
         deployed = await api.get(routes.SCRIPT_GET, path=script.path)
@@ -270,7 +273,7 @@ async def plan(api: Api, kit: Kit, database: Database | None) -> list[Step]:
         body = {"path": flow.path, **flow.body}
         if deployed is None:
             steps.append(Step("flow", flow.path, "create", route=routes.FLOW_CREATE, body=body, waits=True))
-        elif covers(deployed, flow.body):
+        elif covers(deployed, flow.body) and not deployed.get("lock_error_logs"):
             building = deployed.get("lock_error_logs") == ""
             steps.append(
                 Step(
@@ -279,9 +282,8 @@ async def plan(api: Api, kit: Kit, database: Database | None) -> list[Step]:
             )
         else:
             parts = {"path": flow.path}
-            steps.append(
-                Step("flow", flow.path, "update", "differs from the kit", routes.FLOW_UPDATE, parts, body, waits=True)
-            )
+            note = "its last lock failed" if deployed.get("lock_error_logs") else "differs from the kit"
+            steps.append(Step("flow", flow.path, "update", note, routes.FLOW_UPDATE, parts, body, waits=True))
     for path, schedule in kit.schedules:
         deployed = await api.get(routes.SCHEDULE_GET, path=path)
         if deployed is None:

@@ -410,7 +410,11 @@ def register(app: web.Application, state: EmulatorState) -> Deployment:
         if request.method == "POST":
             spec = await request.json()
             deployment.lock_seconds = float(spec.get("lock_seconds", deployment.lock_seconds))
-            deployment.lock_errors.update(spec.get("lock_errors", {}))
+            for path, error in spec.get("lock_errors", {}).items():  # null: that path's builds succeed again
+                if error is None:
+                    deployment.lock_errors.pop(path, None)
+                else:
+                    deployment.lock_errors[path] = str(error)
             deployment.operators.update(spec.get("operators", []))
         return web.json_response(
             {
