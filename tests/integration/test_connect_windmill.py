@@ -374,3 +374,69 @@ def test_a_user_variable_at_the_password_path_leaves_both_alone(
     assert "left alone  variable f/dodo/db_password" in out
     assert "left alone  resource f/dodo/db  (its password would be the variable f/dodo/db_password" in out
     assert emulator.state.variables["f/dodo/db_password"] == "theirs"
+
+
+def test_the_console_setup_page_shows_each_step_and_its_fix(
+    emulator: EmulatorThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WINDMILL_TOKEN", TOKEN)
+    path = tmp_path / "headrace.toml"
+    assert main(["init", "-c", str(path)]) == 0
+    path.write_text(path.read_text("utf-8").replace("127.0.0.1:8787", f"127.0.0.1:{free_port()}"), "utf-8")
+    before_connect = load(path)
+    assert connect(emulator, path) == 0
+    settings = load(path)
+    admin = {"Authorization": f"Bearer {settings.server.admin_token[0].reveal()}"}
+    body = json.dumps(samples.load("payment.succeeded")).encode()
+    secret = settings.sources["dodo"].secrets[0].reveal()
+
+    async def page(http: aiohttp.ClientSession, base: str) -> str:
+        async with http.get(f"{base}/console/setup", headers=admin) as response:
+            assert response.status == 200
+            return await response.text()
+
+    async def run() -> tuple[str, str, str]:
+        async with running_server(before_connect) as base, aiohttp.ClientSession() as http:
+            starter_page = await page(http, base)
+        async with running_server(settings) as base, aiohttp.ClientSession() as http:
+            fresh = await page(http, base)
+            await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_setup_1", secret))
+
+            async def delivered() -> bool:
+                return "#1 payment.succeeded" in (await page(http, base)).split("an event delivered")[1]
+
+            await wait_for(delivered, timeout=30, interval=0.1)
+            return starter_page, fresh, await page(http, base)
+
+    starter_page, fresh, after = asyncio.run(run())
+    assert "the starter&#39;s local emulator" in starter_page and "headrace connect windmill --url" in starter_page
+    assert f"http://127.0.0.1:{emulator.port}/api, workspace acme, as" in fresh
+    assert fresh.count(">done<") >= 1 + len(DESTINATIONS) + 1  # Windmill, every target, the destinations
+    assert 'an event received</b></td>\n    <td><span class="badge pending">todo' in fresh
+    assert "#1 payment.succeeded from dodo" in after
+    for text in (starter_page, fresh, after):
+        assert TOKEN not in text
+
+
+def test_the_setup_page_names_an_unreachable_windmill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from headrace.check.setup import setup_steps
+
+    monkeypatch.setenv("WINDMILL_TOKEN", TOKEN)
+    path = tmp_path / "headrace.toml"
+    path.write_text(starter.render(), encoding="utf-8")
+    port = free_port()
+    text = path.read_text("utf-8").replace(
+        starter.EMULATOR_URL, f"http://127.0.0.1:{port}/api/w/acme/jobs/run/f/f/dodo/on_payment"
+    )
+    path.write_text(text, "utf-8")
+
+    async def run() -> list[Any]:
+        async with aiohttp.ClientSession() as http:
+            return await setup_steps(load(path), http, 5.0)
+
+    steps = asyncio.run(run())
+    [windmill] = [s for s in steps if s.step.startswith("Windmill reachable")]
+    assert windmill.state == "broken" and f"cannot reach Windmill at http://127.0.0.1:{port}/api" in windmill.detail
+    assert "headrace connect windmill" in windmill.fix
+    [kit] = [s for s in steps if s.step == "a destination for every kit automation"]
+    assert kit.state == "todo" and "on_subscription" in kit.detail
