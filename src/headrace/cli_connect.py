@@ -40,8 +40,9 @@ def add_parsers(sub: Any, config_help: str) -> Any:
     p.add_argument("--folder", default="dodo", help="the Windmill folder for the kit (default dodo: f/dodo/...)")
     p.add_argument(
         "--database",
-        help="postgresql://USER:PASSWORD@HOST:5432/DB (or env:NAME / file:PATH holding it): create the kit's "
-        "tables there and the f/FOLDER/db resource (password in a secret variable)",
+        help="env:NAME or file:PATH holding postgresql://USER:PASSWORD@HOST:5432/DB (or the URL itself, which "
+        "then shows in the process list): create the kit's tables there and the f/FOLDER/db resource (its "
+        "password in a secret variable)",
     )
     p.add_argument("--source", default="dodo", help="the [sources.NAME] the destinations receive from (default dodo)")
     p.add_argument("--kit", help="the kit folder (default: the one shipped with headrace)")
@@ -106,7 +107,7 @@ def _destinations(args: argparse.Namespace, config: ConfigFile, run_base: str) -
     return lines
 
 
-def _create_tables(url: str, sql: Path | None) -> None:
+def _create_tables(url: str, password: str, sql: Path | None) -> None:
     if sql is None:
         raise UsageError("--database: the kit has no sql/postgresql.sql")
     try:
@@ -117,7 +118,8 @@ def _create_tables(url: str, sql: Path | None) -> None:
         with psycopg.connect(url, connect_timeout=15, autocommit=True) as connection:
             connection.execute(sql.read_text("utf-8").encode())
     except psycopg.Error as exc:
-        raise UsageError(f"--database: creating the kit's tables failed: {exc.__class__.__name__}: {exc}") from None
+        message = str(exc).replace(password, "***") if password else str(exc)
+        raise UsageError(f"--database: creating the kit's tables failed: {exc.__class__.__name__}: {message}") from None
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
@@ -169,7 +171,7 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
         if args.dry_run:
             _say("tables: would apply the kit's sql/postgresql.sql (idempotent)")
         else:  # first, so a database that cannot be reached stops before anything changes in Windmill
-            _create_tables(database_url, kit.sql.get("postgresql"))
+            _create_tables(database_url, database.password if database else "", kit.sql.get("postgresql"))
             _say("tables: the kit's tables exist (sql/postgresql.sql applied; it is idempotent)")
 
     async def main() -> None:

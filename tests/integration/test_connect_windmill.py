@@ -440,3 +440,14 @@ def test_the_setup_page_names_an_unreachable_windmill(tmp_path: Path, monkeypatc
     assert "headrace connect windmill" in windmill.fix
     [kit] = [s for s in steps if s.step == "a destination for every kit automation"]
     assert kit.state == "todo" and "on_subscription" in kit.detail
+
+
+def test_a_database_that_cannot_be_reached_stops_before_windmill_changes(
+    emulator: EmulatorThread, config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("psycopg")
+    monkeypatch.setenv("KIT_DATABASE", f"postgresql://kit:pw-sekrit-9@127.0.0.1:{free_port()}/kitdb")
+    assert connect(emulator, config, "--database", "env:KIT_DATABASE") == 2
+    err = capsys.readouterr().err
+    assert "creating the kit's tables failed" in err and "pw-sekrit-9" not in err
+    assert control(emulator)["folders"] == [] and control(emulator)["script_versions"] == []
