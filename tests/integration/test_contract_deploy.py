@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from headrace.windmill import deploy_routes as routes
+from headrace.windmill import urls
 from headrace.windmill.emulator import EmulatorState
 from headrace.windmill.emulator_deploy import BUILT_LOCK
 
@@ -118,6 +119,9 @@ def test_contract_D4_resources_create_once_unless_update_if_exists() -> None:
         assert (await emu.get(routes.RESOURCE_GET, path="f/dodo/db")).json()["value"] == changed["value"]
         assert (await emu.get(routes.RESOURCE_EXISTS, path="f/dodo/db")).json() is True
         assert (await emu.get(routes.RESOURCE_EXISTS, path="f/dodo/nope")).json() is False
+        await post(emu, routes.VARIABLE_CREATE, {"path": "f/dodo/other", "value": "pw", "is_secret": True})
+        read = await emu.get(urls.RESOURCE_VALUE, path="f/dodo/db")
+        assert read.json() == {"password": "pw"}  # "$var:" resolved when the resource is read
 
     scenario(EmulatorState(), body)
 

@@ -459,3 +459,15 @@ def overlay(app: web.Application, workspace: str, kind: Kind, target: Target, bo
     error = "" if flow.building(now) else flow.error
     if error is not None:
         body["lock_error_logs"] = error
+
+
+def interpolated(state: EmulatorState, value: Any) -> Any:
+    """A resource's value as `resources/get_value_interpolated` returns it: every string `$var:PATH` inside it
+    replaced by the variable's value (D4: a resource keeps its password in a secret variable)."""
+    if isinstance(value, str) and value.startswith("$var:") and value[5:] in state.variables:
+        return state.variables[value[5:]]
+    if isinstance(value, dict):
+        return {key: interpolated(state, item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolated(state, item) for item in value]
+    return value
