@@ -91,19 +91,19 @@ def _destinations(args: argparse.Namespace, config: ConfigFile, run_base: str) -
         }
         current = existing.get(row.name)
         if current is not None and current.get("url") not in (url, EMULATOR_URL):
+            shown = str(current.get("url")).partition("?")[0]  # a ?token= in a URL is a secret
             lines.append(
-                f"left alone  [destinations.{row.name}] (it points at {current.get('url')}; rename it to let "
+                f"left alone  [destinations.{row.name}] (it points at {shown}; rename it to let "
                 "connect windmill write its own)"
             )
             continue
-        if current is not None and all(current.get(key) == value for key, value in wanted.items()):
+        ours = current is not None and current.get("url") == url
+        if ours and all(current.get(key) == value for key, value in wanted.items()):
             lines.append(f" unchanged  [destinations.{row.name}]")
             continue
-        config.set_destination(row.name, wanted)
-        lines.append(
-            f"{'update' if current and current.get('url') == url else 'create':>10}  "
-            f"[destinations.{row.name}] -> {row.kind} {path}"
-        )
+        # One it wrote before keeps the keys a person added (retry_schedule, timeout, ...).
+        config.set_destination(row.name, {**current, **wanted} if ours and current is not None else wanted)
+        lines.append(f"{'update' if ours else 'create':>10}  [destinations.{row.name}] -> {row.kind} {path}")
     return lines
 
 

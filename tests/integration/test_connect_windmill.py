@@ -451,3 +451,35 @@ def test_a_database_that_cannot_be_reached_stops_before_windmill_changes(
     err = capsys.readouterr().err
     assert "creating the kit's tables failed" in err and "pw-sekrit-9" not in err
     assert control(emulator)["folders"] == [] and control(emulator)["script_versions"] == []
+
+
+def test_keys_a_person_added_to_a_kit_destination_survive_a_change(
+    emulator: EmulatorThread, config: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert connect(emulator, config) == 0
+    text = config.read_text("utf-8").replace(
+        "[destinations.refunds]\n", '[destinations.refunds]\n# kept: a person wrote this\ntimeout = "5s"\n'
+    )
+    own = "https://windmill.example/api/w/acme/jobs/run/p/f/mine/payments?token=url-token-secret"
+    text = text.replace(f"http://127.0.0.1:{emulator.port}/api/w/acme/jobs/run/f/f/dodo/on_payment", own)
+    config.write_text(text, "utf-8")
+    (tmp_path / "token").write_text(TOKEN, "utf-8")
+    monkeypatch.chdir(tmp_path)
+    argv = ["connect", "windmill", "--url", f"http://127.0.0.1:{emulator.port}", "--workspace", "acme"]
+    assert main([*argv, "--token", "file:token", "-c", str(config)]) == 0  # another token reference: an update
+    written = config.read_text("utf-8")
+    assert "# kept: a person wrote this" in written
+    settings = load(config)
+    assert settings.destinations["refunds"].timeout == "5s"
+    assert settings.destinations["refunds"].bearer.reveal() == TOKEN
+    assert settings.destinations["payments"].url == own  # left alone
+
+
+def test_a_token_in_a_left_alone_url_is_not_printed(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = "https://windmill.example/api/w/acme/jobs/run/p/f/mine/payments?token=url-token-secret"
+    config.write_text(config.read_text("utf-8").replace(starter.EMULATOR_URL, own), "utf-8")
+    assert connect(emulator, config, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "left alone  [destinations.payments]" in out and "url-token-secret" not in out
