@@ -98,7 +98,7 @@ def _destinations(args: argparse.Namespace, config: ConfigFile, run_base: str) -
             )
             continue
         ours = current is not None and current.get("url") == url
-        if ours and all(current.get(key) == value for key, value in wanted.items()):
+        if current is not None and ours and all(current.get(key) == value for key, value in wanted.items()):
             lines.append(f" unchanged  [destinations.{row.name}]")
             continue
         # One it wrote before keeps the keys a person added (retry_schedule, timeout, ...).
