@@ -22,6 +22,8 @@ REQUEST_TIMEOUT = 60.0  # seconds for one request to Windmill
 
 def add_parsers(sub: Any, config_help: str) -> Any:
     """The `connect` group with its `windmill` command; returns the group so others can add theirs."""
+    from headrace.windmill.deploy import LOCK_TIMEOUT
+
     connect = sub.add_parser("connect", help="wire headrace to Windmill or Dodo (idempotent)").add_subparsers(
         dest="connect_command", metavar="SYSTEM", required=True
     )
@@ -46,6 +48,15 @@ def add_parsers(sub: Any, config_help: str) -> Any:
     )
     p.add_argument("--source", default="dodo", help="the [sources.NAME] the destinations receive from (default dodo)")
     p.add_argument("--kit", help="the kit folder (default: the one shipped with headrace)")
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=LOCK_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long to wait for Windmill to build the scripts' and flows' locks (1 to 86400, default "
+        f"{LOCK_TIMEOUT:g}); "
+        "a run stopped here is finished by the next one, which sends nothing again",
+    )
     p.add_argument("--dry-run", action="store_true", help="print what would change, and change nothing")
     p.set_defaults(func=cmd_connect_windmill)
     return connect
@@ -152,6 +163,8 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
     from headrace.windmill.kit import KitError, find_kit, read_kit
 
     _check_inputs(args)
+    if not 1 <= args.lock_timeout <= 86400:
+        raise UsageError(f"--lock-timeout {args.lock_timeout:g}: give seconds between 1 and 86400")
     token = _reference("--token", args.token)
     args.token = _config_reference(args.token, Path(args.config))
     database_url = None
@@ -191,7 +204,7 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
             if args.dry_run:
                 _say(f"kit: would send {len(changes)} changes (dry run: nothing sent)")
                 return
-            await deploy.apply(api, steps, _say)
+            await deploy.apply(api, steps, _say, timeout=args.lock_timeout)
             if changes:
                 _say(f"kit: deployed {len(changes)} changes")
 

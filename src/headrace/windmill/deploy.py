@@ -28,7 +28,7 @@ from headrace.windmill.kit import Kit
 from headrace.windmill.urls import Route
 
 MARK = "Created by headrace connect windmill"  # in the description of every variable and resource it creates
-LOCK_TIMEOUT = 900.0  # seconds to wait for all locks: Windmill builds them one dependency job at a time
+LOCK_TIMEOUT = 900.0  # seconds to wait for all locks (--lock-timeout): Windmill builds each in a dependency job
 POLL = 1.0  # seconds between two looks at a lock
 RESPONSE_LIMIT = 4 * 1_048_576  # bytes of one answer read; a kit flow is far smaller
 LOG_EXCERPT = 2000  # characters of a lock error shown
