@@ -483,3 +483,34 @@ def test_a_token_in_a_left_alone_url_is_not_printed(
     assert connect(emulator, config, "--dry-run") == 0
     out = capsys.readouterr().out
     assert "left alone  [destinations.payments]" in out and "url-token-secret" not in out
+
+
+def test_an_answer_larger_than_the_limit_is_refused_and_one_at_the_limit_read() -> None:
+    from aiohttp import web
+
+    async def run() -> None:
+        sizes = {"at": deploy.RESPONSE_LIMIT, "past": deploy.RESPONSE_LIMIT + 1}
+
+        async def whoami(request: web.Request) -> web.Response:
+            size = sizes[request.match_info["workspace"]]
+            body = '{"email": "a@b", "pad": "' + "x" * (size - 27) + '"}'
+            assert len(body) == size
+            return web.Response(text=body, content_type="application/json")
+
+        app = web.Application()
+        app.router.add_get("/api/w/{workspace}/users/whoami", whoami)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            async with aiohttp.ClientSession() as http:
+                me = await deploy.whoami(deploy.Api(http, f"http://127.0.0.1:{port}", "at", TOKEN))
+                assert me["email"] == "a@b"
+                with pytest.raises(deploy.DeployError, match="larger than"):
+                    await deploy.whoami(deploy.Api(http, f"http://127.0.0.1:{port}", "past", TOKEN))
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(run())

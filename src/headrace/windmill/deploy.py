@@ -127,8 +127,12 @@ class Api:
         url = route.build(self.base_url, workspace=self.workspace, **parts) + query
         try:
             async with self._http.request(method, url, json=body, headers=self._headers) as response:
-                raw = await response.content.read(RESPONSE_LIMIT + 1)
-                status = response.status
+                status, raw = response.status, bytearray()
+                while len(raw) <= RESPONSE_LIMIT:  # read() answers what has arrived, up to n: loop to the end
+                    chunk = await response.content.read(RESPONSE_LIMIT + 1 - len(raw))
+                    if not chunk:
+                        break
+                    raw += chunk
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DeployError(f"cannot reach Windmill at {self.base_url}: {exc.__class__.__name__} {exc}") from None
         if len(raw) > RESPONSE_LIMIT:
