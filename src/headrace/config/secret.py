@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from headrace.files import TooLarge, read_at_most
+
 
 class Secret:
     """A resolved secret. Never shown by str(), repr() or logging."""
@@ -50,12 +52,11 @@ def _read_secret_file(path: Path, base_dir: Path) -> str:
     break. Read at start-up and at every reload: the way to rotate a secret the environment cannot change."""
     full = path if path.is_absolute() else base_dir / path
     try:
-        with full.open("rb") as handle:
-            data = handle.read(SECRET_FILE_LIMIT + 1)
+        data = read_at_most(full, SECRET_FILE_LIMIT)
+    except TooLarge:
+        raise ValueError(f"{full} (referenced as file:{path}) is larger than {SECRET_FILE_LIMIT} bytes") from None
     except OSError as exc:
         raise ValueError(f"cannot read {full} (referenced as file:{path}): {exc.strerror}") from None
-    if len(data) > SECRET_FILE_LIMIT:
-        raise ValueError(f"{full} (referenced as file:{path}) is larger than {SECRET_FILE_LIMIT} bytes")
     try:
         text = data.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError:

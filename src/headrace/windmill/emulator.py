@@ -43,7 +43,7 @@ from typing import Any
 
 from aiohttp import web
 
-from headrace.windmill import urls
+from headrace.windmill import emulator_deploy, urls
 from headrace.windmill.emulator_auth import middleware, visible
 from headrace.windmill.emulator_jobs import STATE, cancel, get_job, get_timing, not_found, result_maybe, run
 from headrace.windmill.emulator_model import (
@@ -117,6 +117,7 @@ async def get_definition(request: web.Request) -> web.Response:
             body["value"]["preprocessor_module"] = {"id": "preprocessor", "value": {"type": "rawscript"}}
         if target.draft_only:  # flows omit draft_only when it is null (M1)
             body["draft_only"] = True
+    emulator_deploy.overlay(request.app, workspace, kind, target, body)  # what was deployed through the API
     return web.json_response(body)
 
 
@@ -125,7 +126,7 @@ async def get_resource(request: web.Request) -> web.Response:
     path = request.match_info["path"]
     if path not in state.resources:
         return web.Response(status=404, text=f"Not found: resource {path} not found")
-    return web.json_response(state.resources[path])
+    return web.json_response(emulator_deploy.interpolated(state, state.resources[path]))  # D4
 
 
 async def get_variable(request: web.Request) -> web.Response:
@@ -173,6 +174,7 @@ def build_app(state: EmulatorState) -> web.Application:
             state.requests = state.duplicate_rejections = 0
         return web.json_response({"reset": True})
 
+<<<<<<< HEAD
     async def control_cancel(request: web.Request) -> web.Response:
         """Someone cancels a job in Windmill's UI (J5): {"job_id", "reason", "by"}."""
         spec = await request.json()
@@ -182,6 +184,9 @@ def build_app(state: EmulatorState) -> web.Application:
         cancel(state, job, spec.get("reason") or "", spec.get("by"))
         return web.json_response({"canceled": True})
 
+=======
+    emulator_deploy.register(app, state)  # D1-D8: the deployment API
+>>>>>>> connect-windmill
     app.router.add_get("/_emulator/jobs", control_jobs)
     app.router.add_post("/_emulator/cancel", control_cancel)
     app.router.add_post("/_emulator/faults", control_fault)
