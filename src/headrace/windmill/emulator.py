@@ -174,7 +174,8 @@ def build_app(state: EmulatorState) -> web.Application:
             state.requests = state.duplicate_rejections = 0
         return web.json_response({"reset": True})
 
-<<<<<<< HEAD
+    emulator_deploy.register(app, state)  # D1-D8: the deployment API
+
     async def control_cancel(request: web.Request) -> web.Response:
         """Someone cancels a job in Windmill's UI (J5): {"job_id", "reason", "by"}."""
         spec = await request.json()
@@ -184,9 +185,6 @@ def build_app(state: EmulatorState) -> web.Application:
         cancel(state, job, spec.get("reason") or "", spec.get("by"))
         return web.json_response({"canceled": True})
 
-=======
-    emulator_deploy.register(app, state)  # D1-D8: the deployment API
->>>>>>> connect-windmill
     app.router.add_get("/_emulator/jobs", control_jobs)
     app.router.add_post("/_emulator/cancel", control_cancel)
     app.router.add_post("/_emulator/faults", control_fault)
