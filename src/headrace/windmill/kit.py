@@ -150,4 +150,12 @@ DESTINATIONS = (
     KitDestination("subscriptions", ("subscription.*",), "flow", "on_subscription", "subscription"),
     KitDestination("disputes", ("dispute.*",), "flow", "on_dispute", "dispute"),
     KitDestination("refunds", ("refund.*",), "script", "record_refund", "refund"),
+    KitDestination("license_keys", ("license_key.*",), "script", "email_license_key", "license_key"),
+    KitDestination("payouts", ("payout.*",), "flow", "on_payout", "payout"),
+    KitDestination("credits", ("credit.*",), "flow", "on_credit", "credit"),
+    KitDestination(
+        "abandoned_checkouts", ("abandoned_checkout.*",), "script", "email_checkout_recovery", "abandoned_checkout"
+    ),
+    KitDestination("dunning", ("dunning.*",), "script", "email_dunning_notice", "dunning"),
+    KitDestination("entitlement_grants", ("entitlement_grant.*",), "flow", "on_entitlement_grant", "entitlement_grant"),
 )
