@@ -185,7 +185,12 @@ async def build_request(
             return Refused(checked, payload_json)
         chosen = created_async(checked)
     headers, notes = _handler_headers(result.headers, script.name)
-    return Request(chosen, result.method, headers, sent, payload_json, result.payload, notes)
+    if result.method != "POST":
+        notes += (
+            f"transformation {script.name} set method {result.method}: sent as POST, the only method Windmill's "
+            "run routes accept (anything else is 405, CONTRACT R7)",
+        )
+    return Request(chosen, "POST", headers, sent, payload_json, result.payload, notes)
 
 
 def _handler_headers(headers: Mapping[str, str], script: str) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -231,22 +236,38 @@ def _too_deep(script: Script) -> str:
 
 
 def _checked_target(url: str, target: RunTarget, script: str) -> RunTarget | str:
-    """A transformation may point a delivery at another Windmill run URL on the same host, nothing else.
-    Returns the new target, or why it is refused."""
+    """A transformation may point a delivery at another script or flow of the destination's Windmill and
+    workspace, nothing else: the URL is parsed (plain path segments only, no `..`, no percent-encoding) and
+    compared normalised; its query must be the destination's own (query parameters change how Windmill runs
+    the job, which is the destination's setting). Returns the new target, or why it is refused."""
     try:
-        chosen, _ = parse_run_url(url)
+        chosen, token = parse_run_url(url)
     except WindmillUrlError as exc:
         return f"transformation {script} set url to something that is not a Windmill run URL: {exc}"
-    if chosen.base_url != target.base_url:
+    if token is not None:
         return (
-            f"transformation {script} set url to host {chosen.host}; only {target.host} "
-            "(the destination's Windmill) is allowed"
+            f"transformation {script} set url with a ?token=; a transformation cannot choose the token (the "
+            "destination's is sent): remove it from the url"
         )
+    if chosen.base_url != target.base_url:
+        where = (
+            f"host {chosen.host}; only {target.host}"
+            if chosen.host != target.host
+            else f"{chosen.base_url}; only {target.base_url}"
+        )
+        return f"transformation {script} set url to {where} (the destination's Windmill) is allowed"
     if chosen.workspace != target.workspace:
         # Windmill looks jobs up per workspace (CONTRACT.md J1) and the job id is made unique to the
         # destination's workspace: a job created elsewhere could be neither confirmed nor tracked.
         return (
             f"transformation {script} set url to workspace {chosen.workspace}; only {target.workspace} (the "
             "destination's workspace) is allowed: add a destination for the other workspace instead"
+        )
+    if chosen.extra_query != target.extra_query:
+        changed = sorted(set(chosen.extra_query) ^ set(target.extra_query))
+        names = ", ".join(dict.fromkeys(key for key, _ in changed))
+        return (
+            f"transformation {script} changed the url's query ({names}); a transformation may choose only the "
+            "script or flow path: query parameters are the destination's, set them in its url"
         )
     return chosen

@@ -1,0 +1,157 @@
+"""What headrace sends to Windmill when a transformation chooses the URL or the method (issue 17 item 2, CONTRACT
+R1/R7): a `url` cannot leave the destination's workspace or run routes (no `..`, no percent-encoded segments,
+no query of its own), through the preview API (an admin's edited script) and through the worker; a `PUT` is sent
+as POST with a note. Every request that reaches the loopback Windmill stand-in is recorded, so "nothing was
+sent" is seen, not assumed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from tests.helpers import (
+    config_text,
+    dodo_body,
+    free_port,
+    post,
+    running_server,
+    settings_for,
+    signed_headers,
+    wait_for,
+)
+
+RUN = "/api/w/acme/jobs/run/p/f/dodo/on_payment"
+# Each is a url a transformation might set, and a word its refusal must contain. Behind `proxy_pass http://up/;`
+# the first reached POST /api/users/tokens/create with the destination's token (issue 17 item 2).
+ESCAPES = [
+    ("{base}/api/w/acme/jobs/run/p/f/dodo/../../../../../users/tokens/create", "'..'"),
+    ("{base}/api/w/acme/jobs/run/p/f/dodo/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/w/other/jobs/run/p/f/a/b", "%2e%2e"),
+    ("{base}/api/w/acme/jobs/run/p/f/dodo/x%2f..%2f..%2fy/z", "percent-encoding"),
+    ("{base}/api/w/acme/jobs/run/p/f/dodo/./on_payment", "'.'"),
+    ("{base}/api/w/acme/jobs/run/p/f/dodo//on_payment", "''"),
+    ("{base}/x/../api/w/acme/jobs/run/p/f/dodo/on_payment", "'..'"),
+    ("{base}/api/w/acme/jobs/run/p/f/dodo/on_payment?tag=gpu", "changed the url's query (tag)"),
+    ("{base}/api/w/acme/jobs/run/p/f/dodo/on_payment?scheduled_in_secs=9999", "scheduled_in_secs"),
+    ("{base}/api/w/acme/jobs/run/p/f/dodo/on_payment?invisible_to_owner=true", "invisible_to_owner"),
+    ("{base}/api/w/acme/jobs/run/p/f/dodo/on_payment?parent_job=0190a000-0000-7000-8000-000000000000", "parent_job"),
+    ("{base}/api/w/acme/jobs/run/p/f/dodo/on_payment?include_header=authorization", "bearer token"),
+    ("{base}/api/w/acme/jobs/run/p/f/dodo/on_payment?token=other", "cannot choose the token"),
+    ("{base}/api/w/other/jobs/run/p/f/dodo/on_payment", "only acme"),
+    ("{base}/api/w/acme/jobs/run_and_stream/p/f/dodo/on_payment", "only run and run_wait_result"),
+    ("{base}/api/w/acme/users/tokens/create", "not a Windmill run URL"),
+]
+
+
+def escaping(url: str) -> str:
+    return f"function handler(w) {{ w.url = {json.dumps(url)}; return w; }}"
+
+
+@contextlib.asynccontextmanager
+async def windmill() -> AsyncIterator[tuple[str, list[str]]]:
+    """A loopback server that records every request line whatever its path and answers a run like Windmill."""
+    seen: list[str] = []
+
+    async def any_request(request: web.Request) -> web.Response:
+        seen.append(f"{request.method} {request.raw_path}")
+        return web.Response(status=201, text=request.query.get("job_id", ""))
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", any_request)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def preview(http: aiohttp.ClientSession, base: str, script: str) -> dict[str, Any]:
+    spec = {"destination": "payments", "event_type": "payment.succeeded", "script": script}
+    async with http.post(f"{base}/api/v1/preview", json=spec) as response:
+        assert response.status == 200, await response.text()
+        answer: dict[str, Any] = await response.json()
+        return answer
+
+
+def test_preview_refuses_every_url_that_leaves_the_run_routes(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with windmill() as (wm, seen):
+            text = config_text(tmp_path / "h.db", free_port(), wm + RUN, extra_dest='schema = "off"')
+            async with running_server(settings_for(text, tmp_path)) as base, aiohttp.ClientSession() as http:
+                for url, word in ESCAPES:
+                    answer = await preview(http, base, escaping(url.format(base=wm)))
+                    assert answer["would_send"] is False, url
+                    assert word in answer["error"]["message"], (url, answer["error"])
+                    assert "test-token" not in json.dumps(answer)
+                fine = await preview(http, base, escaping(f"{wm}/api/w/acme/jobs/run/f/f/dodo/other_flow"))
+                assert fine["would_send"] is True and fine["url"] == f"{wm}/api/w/acme/jobs/run/f/f/dodo/other_flow"
+        assert seen == []  # a preview sends nothing
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("index", [0, 1, 6])
+def test_the_worker_sends_nothing_for_an_escaping_url(tmp_path: Path, index: int) -> None:
+    url, word = ESCAPES[index]
+
+    async def main() -> None:
+        async with windmill() as (wm, seen):
+            (tmp_path / "t.js").write_text(escaping(url.format(base=wm)))
+            text = config_text(
+                tmp_path / "h.db", free_port(), wm + RUN, extra_dest='transform = "t.js"\nschema = "off"'
+            )
+            async with running_server(settings_for(text, tmp_path)) as base, aiohttp.ClientSession() as http:
+                body = dodo_body("payment.succeeded")
+                status, _ = await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_escape"))
+                assert status == 202
+
+                async def failed() -> dict[str, Any] | None:
+                    async with http.get(f"{base}/api/v1/events/msg_escape") as response:
+                        data: dict[str, Any] = await response.json()
+                    return data if data["status"] == "failed" else None
+
+                data = await wait_for(failed, 10)
+        assert seen == []
+        [delivery] = data["deliveries"]
+        assert word in json.dumps(delivery), delivery
+
+    asyncio.run(main())
+
+
+def test_a_put_is_sent_as_post_with_a_note_in_the_preview_and_the_attempt(tmp_path: Path) -> None:
+    script = "function handler(w) { w.method = 'PUT'; return w; }"
+
+    async def main() -> None:
+        async with windmill() as (wm, seen):
+            (tmp_path / "t.js").write_text(script)
+            text = config_text(
+                tmp_path / "h.db", free_port(), wm + RUN, extra_dest='transform = "t.js"\nschema = "off"'
+            )
+            async with running_server(settings_for(text, tmp_path)) as base, aiohttp.ClientSession() as http:
+                answer = await preview(http, base, script)
+                assert answer["method"] == "POST" and answer["would_send"] is True
+                assert any("set method PUT: sent as POST" in note for note in answer["notes"]), answer["notes"]
+                body = dodo_body("payment.succeeded")
+                status, _ = await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_put"))
+                assert status == 202
+
+                async def delivered() -> dict[str, Any] | None:
+                    async with http.get(f"{base}/api/v1/events/msg_put") as response:
+                        data: dict[str, Any] = await response.json()
+                    return data if data["status"] == "delivered" else None
+
+                data = await wait_for(delivered, 10)
+        assert [line.split(" ")[0] for line in seen] == ["POST"]
+        assert "set method PUT: sent as POST" in json.dumps(data["deliveries"])
+
+    asyncio.run(main())
