@@ -127,6 +127,11 @@ async def get_variable(request: web.Request) -> web.Response:
     return web.json_response(state.variables[path])
 
 
+async def answer_head(request: web.Request) -> web.Response:
+    """R7: HEAD on a run route answers 200 with nothing, without authentication or a job (`jobs.rs:136-179`)."""
+    return web.Response()
+
+
 def build_app(state: EmulatorState) -> web.Application:
     app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=[middleware(state)])
     app[STATE] = state
@@ -139,6 +144,7 @@ def build_app(state: EmulatorState) -> web.Application:
         urls.VARIABLE_VALUE: get_variable,
     }
     app.router.add_post(urls.RUN.pattern, run, name=urls.RUN.name)
+    app.router.add_route("HEAD", urls.RUN.pattern, answer_head)  # R7: POST and HEAD only, anything else 405
     for route, handler in handlers.items():
         app.router.add_get(route.pattern, handler, name=route.name)
 
