@@ -155,3 +155,56 @@ def test_a_put_is_sent_as_post_with_a_note_in_the_preview_and_the_attempt(tmp_pa
         assert "set method PUT: sent as POST" in json.dumps(data["deliveries"])
 
     asyncio.run(main())
+
+
+def deep_script(depth: int) -> str:
+    return (
+        "function handler(w) { let v = 'x'; for (let i = 0; i < %d; i++) v = {n: v};"
+        " w.payload = {deep: v}; return w; }" % depth
+    )
+
+
+def test_arguments_windmill_would_walk_50_deep_are_refused_in_the_preview_and_never_sent(tmp_path: Path) -> None:
+    """CONTRACT A4: Windmill fails the job (test_contract_A4_a_walked_argument_reaching_depth_50_fails_the_job)."""
+
+    async def main() -> None:
+        async with windmill() as (wm, seen):
+            (tmp_path / "t.js").write_text(deep_script(50))
+            text = config_text(
+                tmp_path / "h.db", free_port(), wm + RUN, extra_dest='transform = "t.js"\nschema = "off"'
+            )
+            async with running_server(settings_for(text, tmp_path)) as base, aiohttp.ClientSession() as http:
+                fine = await preview(http, base, deep_script(49))
+                assert fine["would_send"] is True
+                answer = await preview(http, base, deep_script(50))
+                assert answer["would_send"] is False
+                assert "an argument 'deep' nested 50 or more levels deep" in answer["error"]["message"]
+                body = dodo_body("payment.succeeded")
+                status, _ = await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_deep"))
+                assert status == 202
+
+                async def failed() -> dict[str, Any] | None:
+                    async with http.get(f"{base}/api/v1/events/msg_deep") as response:
+                        data: dict[str, Any] = await response.json()
+                    return data if data["status"] == "failed" else None
+
+                data = await wait_for(failed, 10)
+        assert seen == []
+        assert "nested 50 or more levels deep" in json.dumps(data["deliveries"])
+
+    asyncio.run(main())
+
+
+def test_an_event_body_windmill_would_walk_50_deep_is_refused_without_a_transformation() -> None:
+    from headrace.deliver.request import Refused, Request, build_request
+    from headrace.windmill.urls import parse_run_url
+
+    target = parse_run_url("http://127.0.0.1:9" + RUN)[0]
+    deep: Any = "x"
+    for _ in range(49):
+        deep = {"n": deep}
+    ok = asyncio.run(build_request(target, "payment.succeeded", json.dumps({"data": deep}).encode(), "m", None, None))
+    assert isinstance(ok, Request)  # the leaf at depth 49
+    body = json.dumps({"data": {"n": deep}}).encode()
+    refused = asyncio.run(build_request(target, "payment.succeeded", body, "m", None, None))
+    assert isinstance(refused, Refused) and "argument 'data' nested 50 or more levels deep" in refused.reason

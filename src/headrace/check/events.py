@@ -54,6 +54,9 @@ async def _one_sample(
     payload = json.loads(built.body)
     if not isinstance(payload, dict):
         return _Outcome("fail", [("the payload is not a JSON object", "return an object")])
+    if built.guarded:  # the script wrote text Windmill would resolve without windmill.reference: sent guarded
+        fix = f'mark a reference you mean with windmill.reference("$res:...") in {dest.transform}'
+        return _Outcome("warn", [(built.guarded, fix)])
     if schema is None:
         return _Outcome("skip", [(f"transformed ({len(payload)} keys); no schema to check", "")])
     problems = validate(payload, schema, keeps_undeclared=keeps_undeclared)

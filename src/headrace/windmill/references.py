@@ -9,16 +9,37 @@ The rule, applied to every string value of the Dodo body before a transformation
 body is sent as is): a string that starts with `$` or with the guard mark gets one guard mark (U+2060 WORD
 JOINER, invisible when displayed) put in front. Nothing else changes: keys, numbers, and strings that start
 with any other character are untouched, so the guard is free for ordinary payloads. It is reversible: a
-receiving script gets the customer's exact text back with `unguard` (strip one leading mark). Strings the
-transformation writes itself (for example a `$res:` path it chooses on purpose) are not guarded.
+receiving script gets the customer's exact text back with `unguard` (strip one leading mark).
+
+A transformation makes new strings out of that text (`name.trim().split(" ")`, `tags.split(",")`), and a
+piece of `"Ann $var:f/dodo/secret"` starts with `$`. So the transformation's output is guarded again
+(`guard_output`): every string Windmill would resolve (`resolvable`: `$var:`, `$jsonvar:`, `$res:`,
+`$encrypted:`, a reserved `$WM_...` name) and every object whose only key is `$interpolate` get one mark
+in front, unless the script wrote the string as a `Reference` (`windmill.reference("$res:f/dodo/db")` in the
+sandbox): the one way a transformation sends a reference on purpose. The depth limit of Windmill's walk
+(50) is checked here too (`too_deep`).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 MARK = "\u2060"
 _GUARDED_STARTS = ("$", MARK)
+# What Windmill's worker replaces (common.rs transform_json_value): a prefix, or a whole reserved name.
+_RESOLVED = re.compile(r"\$(?:(?:var|jsonvar|res|encrypted):|WM_[A-Z0-9_]*\Z)")
+INTERPOLATE = "$interpolate"  # newer Windmill resolves an object whose only key is this (CONTRACT A4)
+MAX_INTERPOLATION_DEPTH = 50  # a walked value this deep fails the job (common.rs MAX_INTERPOLATION_DEPTH)
+_ARRAY_DEPTH, _ARRAY_ITEMS = 2, 1000  # the walk enters arrays at depth <= 2 with <= 1000 items
+
+
+class Reference(str):
+    """A string a transformation marked as an intended Windmill reference (`windmill.reference(...)`): sent
+    as written. Every other output string Windmill would resolve is guarded."""
+
+    __slots__ = ()
 
 
 def guard_text(text: str) -> str:
@@ -60,3 +81,60 @@ def unguard(value: Any) -> Any:
     if isinstance(value, list):
         return [unguard(item) for item in value]
     return value
+
+
+def resolvable(text: str) -> bool:
+    """True when Windmill's worker would replace `text` in a walked argument (CONTRACT A4)."""
+    return text.startswith("$") and _RESOLVED.match(text) is not None
+
+
+def guard_output(value: Any) -> tuple[Any, list[str]]:
+    """A transformation's payload with every string Windmill would resolve guarded (a `Reference` is left as
+    written), and where each guarded string was (`customer.first`, `tags[1]`). Returns `value` itself when
+    nothing needed a mark."""
+    where: list[str] = []
+    return _guard_output(value, "", where), where
+
+
+def _guard_output(value: Any, at: str, where: list[str]) -> Any:
+    if isinstance(value, str):
+        if type(value) is str and resolvable(value):
+            where.append(at or "(the payload)")
+            return MARK + value
+        return value
+    if isinstance(value, dict):
+        if len(value) == 1 and INTERPOLATE in value and type(next(iter(value))) is str:
+            where.append(f"{at}.{INTERPOLATE}" if at else INTERPOLATE)
+            return {MARK + INTERPOLATE: _guard_output(value[INTERPOLATE], at, where)}
+        changed = None
+        for key, item in value.items():
+            new = _guard_output(item, f"{at}.{key}" if at else str(key), where)
+            if new is not item:
+                if changed is None:
+                    changed = dict(value)
+                changed[key] = new
+        return value if changed is None else changed
+    if isinstance(value, list):
+        items = [_guard_output(item, f"{at}[{index}]", where) for index, item in enumerate(value)]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
+
+
+def too_deep(args: Mapping[str, Any]) -> str | None:
+    """The first argument Windmill's reference walk would take to depth MAX_INTERPOLATION_DEPTH (the argument is
+    depth 0, each object member or walked array item one more), or None. Windmill fails such a job whenever
+    the argument holds `$var:`/`$res:`... text anywhere, which customer text can always supply."""
+    for name, value in args.items():
+        if _reaches_limit(value, 0):
+            return name
+    return None
+
+
+def _reaches_limit(value: Any, depth: int) -> bool:
+    if depth >= MAX_INTERPOLATION_DEPTH:
+        return True
+    if isinstance(value, dict):
+        return any(_reaches_limit(item, depth + 1) for item in value.values())
+    if isinstance(value, list) and depth <= _ARRAY_DEPTH and len(value) <= _ARRAY_ITEMS:
+        return any(_reaches_limit(item, depth + 1) for item in value)
+    return False
