@@ -159,8 +159,8 @@ def test_a_put_is_sent_as_post_with_a_note_in_the_preview_and_the_attempt(tmp_pa
 
 def deep_script(depth: int) -> str:
     return (
-        "function handler(w) { let v = 'x'; for (let i = 0; i < %d; i++) v = {n: v};"
-        " w.payload = {deep: v}; return w; }" % depth
+        f"function handler(w) {{ let v = 'x'; for (let i = 0; i < {depth}; i++) v = {{n: v}};"
+        " w.payload = {deep: v}; return w; }"
     )
 
 
