@@ -202,8 +202,10 @@ def test_pieces_of_customer_text_are_guarded_after_the_script_and_the_marked_ref
     assert "(last_name, words[1], tags[1], tags[2], note)" in built.guarded
 
 
-def test_the_dashboard_handler_through_the_worker_hands_windmill_no_secret(tmp_path: Path) -> None:
-    (tmp_path / "dash.js").write_text(DASHBOARD)
+@pytest.mark.parametrize("helper", [True, False])
+def test_the_dashboard_handler_through_the_worker_hands_windmill_no_secret(tmp_path: Path, helper: bool) -> None:
+    source = DASHBOARD if helper else DASHBOARD.replace('db: windmill.reference("$res:u/me/db"),', "")
+    (tmp_path / "dash.js").write_text(source)
     state = echo_windmill()
     state.variables["u/admin/secret"] = "s3cret-value"
     state.variables["u/admin/config"] = '{"api_key": "k-123"}'
@@ -216,7 +218,8 @@ def test_the_dashboard_handler_through_the_worker_hands_windmill_no_secret(tmp_p
     seen = json.dumps(job.result)
     for leaked in ("s3cret-value", FAKE_JOB_TOKEN, "hunter2", "k-123"):
         assert leaked not in seen
-    assert job.result["db"] == {"host": "mine"}  # windmill.reference(...) still resolves
+    if helper:
+        assert job.result["db"] == {"host": "mine"}  # windmill.reference(...) still resolves
     assert unguard(job.result["last_name"]) == "$var:u/admin/secret"
 
 
