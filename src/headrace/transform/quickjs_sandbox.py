@@ -56,7 +56,7 @@ JSON.stringify"""
 # string Windmill would resolve is guarded after the run: windmill/references.py). Defined only for scripts
 # that mention `windmill`; the run's secret mark is put in front of the text and taken off after the run.
 _WINDMILL = """{ const mark = %s;
-  const shape = /^\\$(?:(?:var|jsonvar|res|encrypted):[^\\s]+|WM_[A-Z0-9_]+)$/;
+  const shape = /^\\$(?:(?:var|jsonvar|res|encrypted):[^\\s]+|[A-Za-z_][A-Za-z0-9_]*)$/;
   const reference = function windmill_reference(text) {
     if (typeof text !== "string" || !shape.test(text)) {
       throw new TypeError("windmill.reference: give a reference such as \\"$res:f/dodo/db\\", \\"$var:f/dodo/key\\" or "

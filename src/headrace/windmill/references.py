@@ -14,7 +14,7 @@ receiving script gets the customer's exact text back with `unguard` (strip one l
 A transformation makes new strings out of that text (`name.trim().split(" ")`, `tags.split(",")`), and a
 piece of `"Ann $var:f/dodo/secret"` starts with `$`. So the transformation's output is guarded again
 (`guard_output`): every string Windmill would resolve (`resolvable`: `$var:`, `$jsonvar:`, `$res:`,
-`$encrypted:`, a reserved `$WM_...` name) and every object whose only key is `$interpolate` get one mark
+`$encrypted:`, `$NAME` for a name that may be reserved: `$WM_TOKEN`, a custom environment variable) and every object whose only key is `$interpolate` get one mark
 in front, unless the script wrote the string as a `Reference` (`windmill.reference("$res:f/dodo/db")` in the
 sandbox): the one way a transformation sends a reference on purpose. The depth limit of Windmill's walk
 (50) is checked here too (`too_deep`).
@@ -28,8 +28,9 @@ from typing import Any
 
 MARK = "\u2060"
 _GUARDED_STARTS = ("$", MARK)
-# What Windmill's worker replaces (common.rs transform_json_value): a prefix, or a whole reserved name.
-_RESOLVED = re.compile(r"\$(?:(?:var|jsonvar|res|encrypted):|WM_[A-Z0-9_]*\Z)")
+# What Windmill's worker replaces (common.rs transform_json_value): a prefix, or a whole name that may be
+# reserved (`WM_TOKEN`..., and the workspace's custom environment variables, whose names headrace cannot know).
+_RESOLVED = re.compile(r"\$(?:(?:var|jsonvar|res|encrypted):|[A-Za-z_][A-Za-z0-9_]*\Z)")
 INTERPOLATE = "$interpolate"  # newer Windmill resolves an object whose only key is this (CONTRACT A4)
 MAX_INTERPOLATION_DEPTH = 50  # a walked value this deep fails the job (common.rs MAX_INTERPOLATION_DEPTH)
 _ARRAY_DEPTH, _ARRAY_ITEMS = 2, 1000  # the walk enters arrays at depth <= 2 with <= 1000 items
