@@ -14,10 +14,10 @@ receiving script gets the customer's exact text back with `unguard` (strip one l
 A transformation makes new strings out of that text (`name.trim().split(" ")`, `tags.split(",")`), and a
 piece of `"Ann $var:f/dodo/secret"` starts with `$`. So the transformation's output is guarded again
 (`guard_output`): every string Windmill would resolve (`resolvable`: `$var:`, `$jsonvar:`, `$res:`,
-`$encrypted:`, `$NAME` for a name that may be reserved: `$WM_TOKEN`, a custom environment variable) and every object whose only key is `$interpolate` get one mark
-in front, unless the script wrote the string as a `Reference` (`windmill.reference("$res:f/dodo/db")` in the
-sandbox): the one way a transformation sends a reference on purpose. The depth limit of Windmill's walk
-(50) is checked here too (`too_deep`).
+`$encrypted:`, or `$NAME` for a name that may be reserved: `$WM_TOKEN`, a custom environment variable) and
+every object whose only key is `$interpolate` get one mark in front, unless the script wrote the string as
+a `Reference` (`windmill.reference("$res:f/dodo/db")` in the sandbox): the one way a transformation sends a
+reference on purpose. The depth limit of Windmill's walk (50) is checked here too (`too_deep`).
 """
 
 from __future__ import annotations
