@@ -83,6 +83,21 @@ async def preview(http: aiohttp.ClientSession, base: str, script: str) -> dict[s
         return answer
 
 
+async def deliver(http: aiohttp.ClientSession, base: str, webhook_id: str, status: str) -> dict[str, Any]:
+    """Post one signed payment.succeeded and wait until its event has `status`; the event as the API shows it."""
+    body = dodo_body("payment.succeeded")
+    answer, _ = await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, webhook_id))
+    assert answer == 202
+
+    async def settled() -> dict[str, Any] | None:
+        async with http.get(f"{base}/api/v1/events/{webhook_id}") as response:
+            data: dict[str, Any] = await response.json()
+        return data if data["status"] == status else None
+
+    result: dict[str, Any] = await wait_for(settled, 10)
+    return result
+
+
 def test_preview_refuses_every_url_that_leaves_the_run_routes(tmp_path: Path) -> None:
     async def main() -> None:
         async with windmill() as (wm, seen):
@@ -111,16 +126,7 @@ def test_the_worker_sends_nothing_for_an_escaping_url(tmp_path: Path, index: int
                 tmp_path / "h.db", free_port(), wm + RUN, extra_dest='transform = "t.js"\nschema = "off"'
             )
             async with running_server(settings_for(text, tmp_path)) as base, aiohttp.ClientSession() as http:
-                body = dodo_body("payment.succeeded")
-                status, _ = await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_escape"))
-                assert status == 202
-
-                async def failed() -> dict[str, Any] | None:
-                    async with http.get(f"{base}/api/v1/events/msg_escape") as response:
-                        data: dict[str, Any] = await response.json()
-                    return data if data["status"] == "failed" else None
-
-                data = await wait_for(failed, 10)
+                data = await deliver(http, base, "msg_escape", "failed")
         assert seen == []
         [delivery] = data["deliveries"]
         assert word in json.dumps(delivery), delivery
@@ -141,16 +147,7 @@ def test_a_put_is_sent_as_post_with_a_note_in_the_preview_and_the_attempt(tmp_pa
                 answer = await preview(http, base, script)
                 assert answer["method"] == "POST" and answer["would_send"] is True
                 assert any("set method PUT: sent as POST" in note for note in answer["notes"]), answer["notes"]
-                body = dodo_body("payment.succeeded")
-                status, _ = await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_put"))
-                assert status == 202
-
-                async def delivered() -> dict[str, Any] | None:
-                    async with http.get(f"{base}/api/v1/events/msg_put") as response:
-                        data: dict[str, Any] = await response.json()
-                    return data if data["status"] == "delivered" else None
-
-                data = await wait_for(delivered, 10)
+                data = await deliver(http, base, "msg_put", "delivered")
         assert [line.split(" ")[0] for line in seen] == ["POST"]
         assert "set method PUT: sent as POST" in json.dumps(data["deliveries"])
 
@@ -179,16 +176,7 @@ def test_arguments_windmill_would_walk_50_deep_are_refused_in_the_preview_and_ne
                 answer = await preview(http, base, deep_script(50))
                 assert answer["would_send"] is False
                 assert "an argument 'deep' nested 50 or more levels deep" in answer["error"]["message"]
-                body = dodo_body("payment.succeeded")
-                status, _ = await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_deep"))
-                assert status == 202
-
-                async def failed() -> dict[str, Any] | None:
-                    async with http.get(f"{base}/api/v1/events/msg_deep") as response:
-                        data: dict[str, Any] = await response.json()
-                    return data if data["status"] == "failed" else None
-
-                data = await wait_for(failed, 10)
+                data = await deliver(http, base, "msg_deep", "failed")
         assert seen == []
         assert "nested 50 or more levels deep" in json.dumps(data["deliveries"])
 

@@ -23,7 +23,7 @@ reference on purpose. The depth limit of Windmill's walk (50) is checked here to
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 MARK = "\u2060"
@@ -56,21 +56,7 @@ def unguard_text(text: str) -> str:
 def guard(value: Any) -> Any:
     """`value` (parsed JSON) with every string value guarded, at any depth. Returns `value` itself when
     nothing needed a mark, so the common case allocates nothing."""
-    if isinstance(value, str):
-        return guard_text(value)
-    if isinstance(value, dict):
-        changed = None
-        for key, item in value.items():
-            new = guard(item)
-            if new is not item:
-                if changed is None:
-                    changed = dict(value)
-                changed[key] = new
-        return value if changed is None else changed
-    if isinstance(value, list):
-        items = [guard(item) for item in value]
-        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
-    return value
+    return _rebuild(value, guard_text, None, "")
 
 
 def unguard(value: Any) -> Any:
@@ -91,32 +77,42 @@ def resolvable(text: str) -> bool:
 
 def guard_output(value: Any) -> tuple[Any, list[str]]:
     """A transformation's payload with every string Windmill would resolve guarded (a `Reference` is left as
-    written), and where each guarded string was (`customer.first`, `tags[1]`). Returns `value` itself when
-    nothing needed a mark."""
+    written) and every object whose only key is `$interpolate` given a guarded key, and where each was
+    (`customer.first`, `tags[1]`). Returns `value` itself when nothing needed a mark."""
     where: list[str] = []
-    return _guard_output(value, "", where), where
+    return _rebuild(value, _guard_resolvable, where, ""), where
 
 
-def _guard_output(value: Any, at: str, where: list[str]) -> Any:
+def _guard_resolvable(text: str) -> str:
+    return MARK + text if type(text) is str and resolvable(text) else text
+
+
+def _rebuild(value: Any, change: Callable[[str], str], where: list[str] | None, at: str) -> Any:
+    """`value` with `change` applied to every string at any depth; `value` itself when nothing changed. With
+    `where` (the output guard), the paths of changed strings are added to it and `$interpolate` objects are
+    guarded too."""
     if isinstance(value, str):
-        if type(value) is str and resolvable(value):
+        new = change(value)
+        if new is not value and where is not None:
             where.append(at or "(the payload)")
-            return MARK + value
-        return value
+        return new
     if isinstance(value, dict):
-        if len(value) == 1 and INTERPOLATE in value and type(next(iter(value))) is str:
+        if where is not None and len(value) == 1 and INTERPOLATE in value:
             where.append(f"{at}.{INTERPOLATE}" if at else INTERPOLATE)
-            return {MARK + INTERPOLATE: _guard_output(value[INTERPOLATE], at, where)}
+            return {MARK + INTERPOLATE: _rebuild(value[INTERPOLATE], change, where, at)}
         changed = None
         for key, item in value.items():
-            new = _guard_output(item, f"{at}.{key}" if at else str(key), where)
+            new = _rebuild(item, change, where, (f"{at}.{key}" if at else str(key)) if where is not None else "")
             if new is not item:
                 if changed is None:
                     changed = dict(value)
                 changed[key] = new
         return value if changed is None else changed
     if isinstance(value, list):
-        items = [_guard_output(item, f"{at}[{index}]", where) for index, item in enumerate(value)]
+        items = [
+            _rebuild(item, change, where, f"{at}[{index}]" if where is not None else "")
+            for index, item in enumerate(value)
+        ]
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
 
