@@ -196,3 +196,22 @@ def test_an_event_body_windmill_would_walk_50_deep_is_refused_without_a_transfor
     body = json.dumps({"data": {"n": deep}}).encode()
     refused = asyncio.run(build_request(target, "payment.succeeded", body, "m", None, None))
     assert isinstance(refused, Refused) and "argument 'data' nested 50 or more levels deep" in refused.reason
+
+
+def test_the_preview_flags_a_reference_written_without_the_helper(tmp_path: Path) -> None:
+    """Issue 17 item 7: the guard after the script says where it marked something, in the preview's notes."""
+    plain = 'function handler(w) { w.payload = {db: "$res:f/dodo/db", who: w.payload.data.customer.name}; return w; }'
+    marked = plain.replace('"$res:f/dodo/db"', 'windmill.reference("$res:f/dodo/db")')
+
+    async def main() -> None:
+        async with windmill() as (wm, _):
+            text = config_text(tmp_path / "h.db", free_port(), wm + RUN, extra_dest='schema = "off"')
+            async with running_server(settings_for(text, tmp_path)) as base, aiohttp.ClientSession() as http:
+                flagged = await preview(http, base, plain)
+                assert flagged["payload"]["db"] == "\u2060$res:f/dodo/db" and flagged["would_send"] is True
+                assert any("would resolve as a reference (db)" in note for note in flagged["notes"]), flagged
+                clean = await preview(http, base, marked)
+                assert clean["payload"]["db"] == "$res:f/dodo/db"
+                assert not any("would resolve as a reference" in note for note in clean["notes"])
+
+    asyncio.run(main())
