@@ -215,3 +215,22 @@ def test_the_preview_flags_a_reference_written_without_the_helper(tmp_path: Path
                 assert not any("would resolve as a reference" in note for note in clean["notes"])
 
     asyncio.run(main())
+
+
+def test_urls_are_compared_normalised() -> None:
+    from headrace.app import make_sandbox
+    from headrace.deliver.request import Refused, Request, build_request
+    from headrace.transform import Script
+    from headrace.windmill.urls import parse_run_url
+
+    target = parse_run_url("https://wm.example.com/api/w/acme/jobs/run/p/f/dodo/on_payment")[0]
+    body = dodo_body("payment.succeeded")
+
+    def built(url: str) -> object:
+        script = Script("t.js", escaping(url))
+        return asyncio.run(build_request(target, "payment.succeeded", body, "m", script, make_sandbox()))
+
+    same = built("HTTPS://WM.Example.com:443/api/w/acme/jobs/run/f/f/dodo/flow")
+    assert isinstance(same, Request) and same.target.path == "f/dodo/flow"
+    other_port = built("https://wm.example.com:8443/api/w/acme/jobs/run/f/f/dodo/flow")
+    assert isinstance(other_port, Refused) and "only wm.example.com" in other_port.reason

@@ -84,8 +84,10 @@ def test_dot_empty_and_percent_encoded_segments_are_refused(path: str) -> None:
 
 def test_the_origin_is_normalised_and_credentials_are_refused() -> None:
     target, _ = parse_run_url("HTTPS://WM.Example.COM:443/api/w/a/jobs/run/p/f/a/b")
-    assert target.base_url == "https://wm.example.com/api"
-    assert parse_run_url("http://[::1]:8000/api/w/a/jobs/run/p/f/a/b")[0].base_url == "http://[::1]:8000/api"
+    assert target.normalised_base == "https://wm.example.com/api"
+    assert target.base_url == "https://WM.Example.COM:443/api"  # as before: job ids do not change
+    ipv6 = parse_run_url("http://[::1]:8000/api/w/a/jobs/run/p/f/a/b")[0]
+    assert ipv6.normalised_base == ipv6.base_url == "http://[::1]:8000/api"
     with pytest.raises(WindmillUrlError, match="remove the user name and password") as caught:
         parse_run_url("https://ann:hunter2@x/api/w/a/jobs/run/p/f/a/b")
     assert "hunter2" not in str(caught.value)

@@ -294,10 +294,10 @@ def _checked_target(url: str, target: RunTarget, script: str) -> RunTarget | str
             f"transformation {script} set url with a ?token=; a transformation cannot choose the token (the "
             "destination's is sent): remove it from the url"
         )
-    if chosen.base_url != target.base_url:
+    if chosen.normalised_base != target.normalised_base:
         where = (
             f"host {chosen.host}; only {target.host}"
-            if chosen.host != target.host
+            if chosen.host.lower() != target.host.lower()
             else f"{chosen.base_url}; only {target.base_url}"
         )
         return f"transformation {script} set url to {where} (the destination's Windmill) is allowed"

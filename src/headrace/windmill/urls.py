@@ -124,6 +124,18 @@ class RunTarget:
         return urlsplit(self.base_url).netloc
 
     @property
+    def normalised_base(self) -> str:
+        """`base_url` as compared: scheme and host in lower case, the scheme's default port left out (the job
+        ids keep `base_url` as configured, so they do not change)."""
+        parts = urlsplit(self.base_url)
+        scheme, host, port = parts.scheme.lower(), parts.hostname or "", parts.port
+        host = f"[{host}]" if ":" in host else host
+        origin = (
+            f"{scheme}://{host}" if port in (None, 443 if scheme == "https" else 80) else f"{scheme}://{host}:{port}"
+        )
+        return origin + parts.path
+
+    @property
     def run_url(self) -> str:
         url = RUN.build(
             self.base_url,
@@ -156,7 +168,7 @@ def parse_run_url(url: str) -> tuple[RunTarget, str | None]:
     """Split a copied Windmill webhook URL into a RunTarget and the `?token=` it carried, if any."""
     try:
         parts = urlsplit(url.strip())
-        port = parts.port
+        parts.port  # noqa: B018 - a port that is not a number raises here, not later
     except ValueError as exc:
         raise WindmillUrlError(f"not a URL ({exc}); expected {EXPECTED_SHAPE}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
@@ -199,7 +211,7 @@ def parse_run_url(url: str) -> tuple[RunTarget, str | None]:
             kept = ", ".join(sorted(QUERY_KEPT))
             raise WindmillUrlError(f"remove {key} from the URL: {why} (a run URL may carry token, {kept})")
     target = RunTarget(
-        base_url=_origin(parts.scheme, parts.hostname, port) + match.group("prefix") + "/api",
+        base_url=f"{parts.scheme}://{parts.netloc}{match.group('prefix')}/api",
         workspace=match.group("ws"),
         mode="async" if match.group("mode") == "run" else "wait",
         kind="script" if match.group("kind") == "p" else "flow",
@@ -207,11 +219,3 @@ def parse_run_url(url: str) -> tuple[RunTarget, str | None]:
         extra_query=tuple(extra),
     )
     return target, token
-
-
-def _origin(scheme: str, host: str, port: int | None) -> str:
-    """`scheme://host[:port]`, normalised: lower case, the scheme's default port left out, IPv6 in brackets."""
-    scheme = scheme.lower()
-    host = f"[{host}]" if ":" in host else host.lower()
-    default = 443 if scheme == "https" else 80
-    return f"{scheme}://{host}" if port is None or port == default else f"{scheme}://{host}:{port}"
