@@ -169,8 +169,12 @@ async def build_request(
     except RecursionError:
         return Refused(_too_deep(script))
     try:
-        payload, guarded = guard_output(result.payload)
+        payload, guarded = result.payload, []
         payload_json = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        if '"$' in payload_json:  # a string (or key) that starts with `$`: guard what Windmill would resolve
+            payload, guarded = guard_output(payload)
+            if guarded:
+                payload_json = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     except RecursionError:
         return Refused(_too_deep(script))
     sent = payload_json.encode()

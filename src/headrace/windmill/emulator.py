@@ -4,9 +4,10 @@ It is built on the model of Windmill in docs/windmill-contract.md (each behaviou
 source it was read from, and the test that holds the emulator to it). The routes come from
 `windmill/urls.py`, the same place the client builds its URLs from:
 
-- POST jobs/run/p|f/{path}: 201 with the job UUID (R1); `?job_id=` that exists in ANY workspace -> 400
-  (R2); an undeployed path, or a script whose lock is still being built -> 404 (R3); archived and
-  draft-only targets run (R4)
+- POST jobs/run/p|f/{path}: 201 with the job UUID (R1; the query parameters that change the arguments or
+  panic are emulator_args); `?job_id=` that exists in ANY workspace -> 400 (R2); an undeployed path, or a
+  script whose lock is still being built -> 404 (R3); archived and draft-only targets run (R4); HEAD -> 200,
+  any other method -> 405 (R7)
 - POST jobs/run_wait_result/p|f/{path}: 200 with the result, 422 with a failed job's result, 500 after
   `wait_timeout` (default 600 s); the job is cancelled when the wait ends without a result (W1-W3)
 - GET jobs_u/get/{id}: per workspace, 404 elsewhere (J1); jobs_u/completed/get_result_maybe/{id}: never
