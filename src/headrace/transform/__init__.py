@@ -12,7 +12,7 @@ The contract other stages rely on (the sandbox module is the only one that touch
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,7 +32,7 @@ class WebhookObject:
     # A fresh secret per run: `windmill.reference(text)` in the sandbox puts it in front of `text`, and only a
     # string that carries it comes back as an intended reference (references.Reference). Text from Dodo
     # cannot carry it: it was written before the secret existed.
-    reference_mark: str = field(default_factory=lambda: secrets.token_hex(16), compare=False, repr=False)
+    reference_mark: str = field(default_factory=lambda: os.urandom(16).hex(), compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
