@@ -54,9 +54,19 @@ async def _one_sample(
     payload = json.loads(built.body)
     if not isinstance(payload, dict):
         return _Outcome("fail", [("the payload is not a JSON object", "return an object")])
-    if built.guarded:  # the script wrote text Windmill would resolve without windmill.reference: sent guarded
-        fix = f'mark a reference you mean with windmill.reference("$res:...") in {dest.transform}'
-        return _Outcome("warn", [(built.guarded, fix)])
+    outcome = _schema_outcome(dest, payload, schema, keeps_undeclared)
+    if not built.guarded:
+        return outcome
+    # The script wrote text Windmill would resolve without windmill.reference(...): it is sent guarded.
+    flagged = (built.guarded, f'mark a reference you mean with windmill.reference("$res:...") in {dest.transform}')
+    if outcome.status in ("ok", "skip"):
+        return _Outcome("warn", [flagged])
+    return _Outcome(outcome.status, [*outcome.problems, flagged])
+
+
+def _schema_outcome(
+    dest: DestinationSettings, payload: dict[str, Any], schema: dict[str, Any] | None, keeps_undeclared: bool
+) -> _Outcome:
     if schema is None:
         return _Outcome("skip", [(f"transformed ({len(payload)} keys); no schema to check", "")])
     problems = validate(payload, schema, keeps_undeclared=keeps_undeclared)
