@@ -91,3 +91,10 @@ def test_the_origin_is_normalised_and_credentials_are_refused() -> None:
     with pytest.raises(WindmillUrlError, match="remove the user name and password") as caught:
         parse_run_url("https://ann:hunter2@x/api/w/a/jobs/run/p/f/a/b")
     assert "hunter2" not in str(caught.value)
+
+
+def test_a_refusal_echoes_at_most_40_characters_of_what_it_names() -> None:
+    for url in (f"https://x/api/w/a/jobs/run/p/f/a/{'%' * 5000}", f"https://x/api/w/a/jobs/run/p/f/a/b?{'k' * 5000}=1"):
+        with pytest.raises(WindmillUrlError) as caught:
+            parse_run_url(url)
+        assert len(str(caught.value)) < 600

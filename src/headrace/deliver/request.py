@@ -314,7 +314,7 @@ def _checked_target(url: str, target: RunTarget, script: str) -> RunTarget | str
         )
     if chosen.extra_query != target.extra_query:
         changed = sorted(set(chosen.extra_query) ^ set(target.extra_query))
-        names = ", ".join(dict.fromkeys(key for key, _ in changed))
+        names = ", ".join(dict.fromkeys(key[:40] for key, _ in changed[:5]))
         return (
             f"transformation {script} changed the url's query ({names}); a transformation may choose only the "
             "script or flow path: query parameters are the destination's, set them in its url"

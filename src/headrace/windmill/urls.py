@@ -182,7 +182,7 @@ def parse_run_url(url: str) -> tuple[RunTarget, str | None]:
     for segment in path.split("/")[1:]:
         if segment in ("", ".", "..") or not _SEGMENT.fullmatch(segment):
             raise WindmillUrlError(
-                f"the URL's path has the segment {segment!r}: a Windmill run URL has no empty, `.` or `..` "
+                f"the URL's path has the segment {segment[:40]!r}: a Windmill run URL has no empty, `.` or `..` "
                 "segments and no percent-encoding or other characters outside A-Z a-z 0-9 _ . ~ - (a proxy would "
                 f"read it as another path); expected {EXPECTED_SHAPE}"
             )
@@ -209,7 +209,7 @@ def parse_run_url(url: str) -> tuple[RunTarget, str | None]:
         else:
             why = QUERY_REFUSED.get(key, "Windmill's run URL does not need it")
             kept = ", ".join(sorted(QUERY_KEPT))
-            raise WindmillUrlError(f"remove {key} from the URL: {why} (a run URL may carry token, {kept})")
+            raise WindmillUrlError(f"remove {key[:40]} from the URL: {why} (a run URL may carry token, {kept})")
     target = RunTarget(
         base_url=f"{parts.scheme}://{parts.netloc}{match.group('prefix')}/api",
         workspace=match.group("ws"),
