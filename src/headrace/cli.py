@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from headrace import __version__, cli_db, logs
+from headrace import __version__, cli_db, cli_dodo, logs
 from headrace.cli_format import event_table, event_timeline, rejection_table, replay_summary
 from headrace.cli_shared import UsageError, print_json, run, since_option
 from headrace.cli_tools import (
@@ -307,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_dev_windmill_options(p)
     p.set_defaults(func=cmd_dev_windmill)
+    connect = sub.add_parser("connect", help="wire headrace to Dodo or Windmill (idempotent)").add_subparsers(
+        dest="connect", metavar="SYSTEM", required=True
+    )
+    cli_dodo.add_parsers(connect, dev, "config file (default: headrace.toml)")
     return parser
 
 
