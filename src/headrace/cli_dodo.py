@@ -199,15 +199,10 @@ async def _connect_dodo(
     mode: str,
     filter_types: list[str],
 ) -> int:
-    import aiohttp
-
-    from headrace.dodo.api import AiohttpTransport, DodoClient
+    from headrace.dodo.api import open_client
     from headrace.dodo.connect import ensure_endpoint
 
-    async with aiohttp.ClientSession() as session:
-        client = DodoClient(
-            base, key, AiohttpTransport(session), on_wait=lambda s: say(f"Dodo's rate limit: waiting {s:g}s")
-        )
+    async with open_client(base, key, on_wait=lambda s: say(f"Dodo's rate limit: waiting {s:g}s")) as client:
         _, endpoint = await ensure_endpoint(
             client,
             url=args.public_url,
