@@ -214,3 +214,11 @@ def test_url_normalisation() -> None:
     assert normalise_url("https://hooks.example.com/Webhooks/dodo") != PUBLIC_URL, "paths are case-sensitive"
     assert normalise_url("http://hooks.example.com/webhooks/dodo") != PUBLIC_URL
     assert normalise_url("https://hooks.example.com:8443/webhooks/dodo").endswith(":8443/webhooks/dodo")
+
+
+def test_public_url_length_at_and_past_the_limit(config: Path, standin: StandinThread) -> None:
+    base = "https://hooks.example.com/"
+    at_limit = base + "a" * (2048 - len(base) - len("/webhooks/dodo")) + "/webhooks/dodo"
+    assert len(at_limit) == 2048
+    assert connect(config, "--dry-run", url=at_limit) == 0
+    assert connect(config, "--dry-run", url=at_limit.replace("hooks.", "hooks.x")) == 2

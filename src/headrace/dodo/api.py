@@ -93,10 +93,13 @@ class AiohttpTransport:
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
             ) as response:
-                data = await response.content.read(RESPONSE_LIMIT + 1)
-                if len(data) > RESPONSE_LIMIT:
-                    raise DodoApiError(f"{method} {url}: the answer is larger than {RESPONSE_LIMIT} bytes")
-                return HttpResponse(response.status, data, {k: v for k, v in response.headers.items()})
+                chunks, total = [], 0
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    total += len(chunk)
+                    if total > RESPONSE_LIMIT:
+                        raise DodoApiError(f"{method} {url}: the answer is larger than {RESPONSE_LIMIT} bytes")
+                    chunks.append(chunk)
+                return HttpResponse(response.status, b"".join(chunks), {k: v for k, v in response.headers.items()})
         except TimeoutError:
             raise DodoApiError(f"{method} {url}: no answer within {timeout:g}s") from None
         except aiohttp.ClientConnectorError as exc:
