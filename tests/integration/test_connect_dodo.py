@@ -222,3 +222,12 @@ def test_public_url_length_at_and_past_the_limit(config: Path, standin: StandinT
     assert len(at_limit) == 2048
     assert connect(config, "--dry-run", url=at_limit) == 0
     assert connect(config, "--dry-run", url=at_limit.replace("hooks.", "hooks.x")) == 2
+
+
+def test_a_plain_http_url_off_this_machine_gets_a_note(
+    config: Path, standin: StandinThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert connect(config, "--dry-run", url="http://hooks.example.com/webhooks/dodo") == 0
+    assert "plain http://" in capsys.readouterr().out
+    assert connect(config, "--dry-run", url="http://127.0.0.1:8787/webhooks/dodo") == 0
+    assert "plain http://" not in capsys.readouterr().out
