@@ -281,6 +281,8 @@ def test_control_endpoints_seed_update_fault_rotate_and_emit(receiver: Receiver)
         assert status == 200 and changed["status"] == "failed"
         assert call(f"{base}/_standin/objects/refunds/nope", {}, "PATCH")[0] == 404
         assert call(f"{base}/_standin/objects/customers", {})[0] == 400
+        assert call(f"{base}/_standin/objects/refunds", ["not an object"])[0] == 400
+        assert call(f"{base}/_standin/faults", {"status": "x", "nonsense": 1})[0] == 400
         assert call(f"{base}/_standin/objects/refunds", {"created_at": "yesterday"})[0] == 400
         assert call(f"{base}/_standin/faults", {"status": 503, "method": "GET"})[0] == 200
         client = dodopayments.DodoPayments(bearer_token=DEFAULT_API_KEY, base_url=standin.url, max_retries=0)
