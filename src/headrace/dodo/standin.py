@@ -4,7 +4,8 @@ Answers like Dodo's API as the `dodopayments` SDK 1.123.0 models it (tests/integ
 runs the SDK against it for every route):
 
 - webhook endpoints: GET/POST /webhooks (cursor pages: `limit`, `iterator`; `data`, `iterator`, `done`;
-  `idempotency_key` honoured), GET/PATCH/DELETE /webhooks/{id}, GET /webhooks/{id}/secret (`whsec_...`)
+  `idempotency_key` honoured), GET/PATCH/DELETE /webhooks/{id}, GET /webhooks/{id}/secret (`whsec_...`),
+  GET/PATCH /webhooks/{id}/headers (sent with every webhook)
 - objects: GET /{kind} (`created_at_gte/lte`, `page_number` from 0, `page_size` <= 100, newest first; the
   reduced list models) and GET /{kind}/{id} (the full model) for payments, refunds, disputes,
   subscriptions, license_keys; payouts are listed only, as in Dodo's API
@@ -36,12 +37,14 @@ from headrace.dodo.standin_routes import (
     delete_webhook,
     endpoint_or_404,
     error_response,
+    get_headers,
     get_object,
     get_webhook,
     json_object,
     list_objects,
     list_webhooks,
     middleware,
+    patch_headers,
     patch_webhook,
     webhook_secret,
 )
@@ -185,6 +188,8 @@ def build_app(state: StandinState) -> web.Application:
     app.router.add_patch("/webhooks/{id}", patch_webhook)
     app.router.add_delete("/webhooks/{id}", delete_webhook)
     app.router.add_get("/webhooks/{id}/secret", webhook_secret)
+    app.router.add_get("/webhooks/{id}/headers", get_headers)
+    app.router.add_patch("/webhooks/{id}/headers", patch_headers)
     for kind in KINDS.values():
         app.router.add_get(f"/{kind.name}", list_objects(kind.name))
         if kind.retrievable:

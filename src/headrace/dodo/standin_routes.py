@@ -213,6 +213,25 @@ async def delete_webhook(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def get_headers(request: web.Request) -> web.Response:
+    """The custom headers sent with each webhook (HeaderRetrieveResponse); none is marked sensitive here."""
+    return web.json_response({"headers": dict(endpoint_or_404(request).headers), "sensitive": []})
+
+
+async def patch_headers(request: web.Request) -> web.Response:
+    """Add or change custom headers (the others stay), as Dodo's PATCH /webhooks/{id}/headers does."""
+    endpoint = endpoint_or_404(request)
+    headers = _string_map(await json_object(request), "headers")
+    if headers is None:
+        raise Invalid("headers is required")
+    state = request.app[STATE]
+    with state.lock:
+        if len({**endpoint.headers, **headers}) > 50:
+            raise Invalid("headers: at most 50 entries")
+        endpoint.headers.update(headers)
+    return web.Response(status=204)
+
+
 async def webhook_secret(request: web.Request) -> web.Response:
     return web.json_response({"secret": endpoint_or_404(request).secret})
 
