@@ -176,6 +176,7 @@ class App:
         await store.open(migrate=migrate)
         if migrate:
             await store.index_backlog()  # events stored before payload search: once, after migration 0006
+            await store.key_backlog()  # events stored before event keys: once, after migration 0010/0011
         return cls(settings, store)
 
     def _notify(self) -> None:

@@ -58,6 +58,7 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
         await store.open(migrate=False)
         try:
             await store.index_backlog()  # events stored before payload search (migration 0006)
+            await store.key_backlog()  # events stored before event keys (migration 0010 SQLite, 0011 PostgreSQL)
         finally:
             await store.close()
         return before, after
