@@ -39,7 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
-from headrace.windmill import urls
+from headrace.windmill import emulator_deploy, urls
 from headrace.windmill.emulator_auth import middleware, visible
 from headrace.windmill.emulator_jobs import STATE, get_job, not_found, result_maybe, run
 from headrace.windmill.emulator_model import (
@@ -108,6 +108,7 @@ async def get_definition(request: web.Request) -> web.Response:
         body["value"] = {"modules": []}
         if target.draft_only:  # flows omit draft_only when it is null (M1)
             body["draft_only"] = True
+    emulator_deploy.overlay(request.app, workspace, kind, target, body)  # what was deployed through the API
     return web.json_response(body)
 
 
@@ -163,6 +164,7 @@ def build_app(state: EmulatorState) -> web.Application:
             state.requests = state.duplicate_rejections = 0
         return web.json_response({"reset": True})
 
+    emulator_deploy.register(app, state)  # D1-D8: the deployment API
     app.router.add_get("/_emulator/jobs", control_jobs)
     app.router.add_post("/_emulator/faults", control_fault)
     app.router.add_post("/_emulator/reset", control_reset)

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from headrace.windmill import urls
+from headrace.windmill.deploy_routes import DEPLOY_SCOPES
 from headrace.windmill.emulator_model import EmulatorState, Kind, Token
 
 TOKEN_KEY = web.RequestKey("token", Token)
@@ -28,6 +29,7 @@ ROUTE_SCOPES = {
     urls.FLOW.name: "flows:read",
     urls.RESOURCE_VALUE.name: "resources:read",
     urls.VARIABLE_VALUE.name: "variables:read",
+    **DEPLOY_SCOPES,
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
