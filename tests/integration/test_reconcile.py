@@ -1,0 +1,211 @@
+"""`headrace reconcile` against the Dodo API stand-in over loopback HTTP, with a real store (SQLite and
+PostgreSQL) and, end to end, a running `serve` delivering to the Windmill emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from headrace.app import App
+from headrace.dodo import reconcile
+from headrace.dodo.api import DodoClient
+from headrace.dodo.whole_body import WholeBodyTransport
+from headrace.dodo.keys import body_key
+from headrace.dodo.standin import DEFAULT_API_KEY, StandinState, StandinThread, running_standin
+from headrace.dodo.standin_model import rfc3339
+from headrace.models import NewEvent, Route
+from headrace.outages import RETRY_WINDOW, find
+from headrace.store.base import Store
+from headrace.store.sqlite import SQLiteStore
+from headrace.windmill.emulator import EmulatorThread, running_emulator
+from tests.helpers import (
+    config_text,
+    deployed_windmill,
+    free_port,
+    post,
+    running_server,
+    settings_for,
+    signed_headers,
+    wait_for,
+)
+
+DAY = 86400.0
+ROUTES = [Route("payments", "http://127.0.0.1:1/api/w/acme")]
+
+
+@pytest.fixture
+def standin() -> Iterator[StandinThread]:
+    with running_standin(StandinState()) as running:
+        yield running
+
+
+def seed_outage(state: StandinState, now: float) -> dict[str, Any]:
+    """What Dodo holds after two days of headrace being down: objects in every state worth an event, some
+    not (a payment still processing), and 101 processing payments newer than the oldest succeeded one, so
+    that one is only on the second page."""
+    at = lambda days: rfc3339(now - days * DAY)  # noqa: E731
+    seeded = {
+        "stored": state.seed("payments", {"status": "succeeded", "subscription_id": None, "created_at": at(2.9)}),
+        "paid": state.seed("payments", {"status": "succeeded", "subscription_id": None, "created_at": at(2.8)}),
+        "failed": state.seed("payments", {"status": "failed", "subscription_id": None, "created_at": at(2.0)}),
+        "refund": state.seed("refunds", {"status": "succeeded", "created_at": at(1.5)}),
+        "pending_refund": state.seed("refunds", {"status": "pending", "created_at": at(1.5)}),
+        "dispute": state.seed("disputes", {"dispute_status": "dispute_opened", "created_at": at(1.4)}),
+        "license": state.seed("license_keys", {"created_at": at(1.3)}),
+        "payout": state.seed("payouts", {"status": "in_progress", "created_at": at(1.2)}),
+    }
+    sub = state.seed("subscriptions", {"status": "active", "created_at": at(2.7)})
+    seeded["subscription"] = sub
+    first = {"status": "succeeded", "subscription_id": sub["subscription_id"], "created_at": at(2.7)}
+    seeded["first_payment"] = state.seed("payments", first)
+    seeded["renewal"] = state.seed("payments", {**first, "created_at": at(0.5)})
+    for i in range(101):
+        state.seed("payments", {"status": "processing", "subscription_id": None, "created_at": at(1.0 - i / 1000)})
+    return seeded
+
+
+def expected_keys(seeded: dict[str, Any]) -> set[str]:
+    sub_id = seeded["subscription"]["subscription_id"]
+    return {
+        f"payment.succeeded:{seeded['paid']['payment_id']}",
+        f"payment.failed:{seeded['failed']['payment_id']}",
+        f"payment.succeeded:{seeded['first_payment']['payment_id']}",
+        f"payment.succeeded:{seeded['renewal']['payment_id']}",
+        f"refund.succeeded:{seeded['refund']['refund_id']}",
+        f"dispute.opened:{seeded['dispute']['dispute_id']}:{seeded['dispute']['dispute_stage']}",
+        f"license_key.created:{seeded['license']['id']}",
+        f"payout.in_progress:{seeded['payout']['payout_id']}",
+        f"subscription.active:{sub_id}",
+        f"subscription.renewed:{sub_id}:{seeded['renewal']['payment_id']}",
+    }
+
+
+async def plan_for(url: str, store: Store, since: float, until: float) -> reconcile.Plan:
+    async with aiohttp.ClientSession() as session:
+        client = DodoClient(url, DEFAULT_API_KEY, WholeBodyTransport(session))
+        return await reconcile.make_plan(client, lambda keys: store.stored_keys("dodo", keys), "dodo", since, until)
+
+
+def _postgres(request: pytest.FixtureRequest, tmp: Path) -> Store:
+    from headrace.store.postgres import PostgresStore
+
+    return PostgresStore(request.getfixturevalue("pg_dsn"))
+
+
+@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    return SQLiteStore(tmp_path / "r.db") if request.param == "sqlite" else _postgres(request, tmp_path)
+
+
+def test_the_dry_run_lists_exactly_the_missing_events_and_apply_stores_each_once(standin, store):
+    now = time.time()
+    seeded = seed_outage(standin.state, now)
+    stored_body = standin.state.event_body("payment.succeeded", object_id=seeded["stored"]["payment_id"])
+
+    async def main() -> None:
+        await store.open()
+        try:
+            raw = json.dumps(stored_body).encode()  # a real event headrace has, stored as Dodo sent it
+            await store.ingest(
+                NewEvent("dodo", "msg_stored", "payment.succeeded", int(now), now, raw, {}, body_key(raw)), ROUTES
+            )
+            plan = await plan_for(standin.url, store, now - 3 * DAY, now)
+            assert plan.objects["payments"] == 106  # 101 processing ones are newer: the oldest are on page 1
+            assert {m.derived.event_key for m in plan.missing} == expected_keys(seeded)
+            for m in plan.missing:  # exactly Dodo-shaped: the key read back from the body is the same
+                assert body_key(m.derived.body) == m.derived.event_key
+                assert m.derived.body["data"]["payload_type"]
+            stored, already = await reconcile.apply(store.ingest, lambda t: ROUTES, plan, time.time())
+            assert (stored, already) == (len(expected_keys(seeded)), 0)
+            again = await plan_for(standin.url, store, now - 3 * DAY, now)
+            assert again.missing == []  # a second run finds nothing
+            assert await reconcile.apply(store.ingest, lambda t: ROUTES, plan, time.time()) == (0, len(plan.missing))
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+
+
+def config(tmp_path: Path, emulator: EmulatorThread) -> Any:
+    text = config_text(tmp_path / "h.db", free_port(), emulator.url(), events='["*"]')
+    return settings_for(text, tmp_path)
+
+
+def test_apply_is_delivered_once_by_serve_and_a_late_real_webhook_makes_no_second_job(
+    tmp_path: Path, standin: StandinThread
+):
+    now = time.time()
+    seeded = seed_outage(standin.state, now)
+    with running_emulator(deployed_windmill("f/dodo/on_payment")) as emulator:
+        settings = config(tmp_path, emulator)
+
+        async def main() -> None:
+            async with running_server(settings) as base:
+                app = await App.open(settings, migrate=False)
+                try:
+                    plan = await plan_for(standin.url, app.store, now - 3 * DAY, now)
+                    assert len(plan.missing) == len(expected_keys(seeded)) + 1  # `stored` is missing here too
+
+                    def routes(event_type: str) -> list[Route]:
+                        return [settings.route(n) for n in settings.destinations_for("dodo", event_type)]
+
+                    stored, _ = await reconcile.apply(app.store.ingest, routes, plan, time.time())
+                    assert stored == len(plan.missing)
+
+                    async def all_jobs() -> bool:
+                        return len(emulator.state.jobs) == stored
+
+                    await wait_for(all_jobs, 20)
+                    # Dodo's late retry of a message headrace missed: the same event, a new webhook-id
+                    paid = standin.state.event_body("payment.succeeded", object_id=seeded["paid"]["payment_id"])
+                    paid["timestamp"] = rfc3339(now - 2.8 * DAY)
+                    raw = json.dumps(paid).encode()
+                    async with aiohttp.ClientSession() as http:
+                        status, answer = await post(http, f"{base}/webhooks/dodo", raw, signed_headers(raw, "msg_late"))
+                        assert status == 202 and answer["deliveries"] == 0 and "duplicate_of" in answer
+                        async with http.get(f"{base}/api/v1/events/msg_late") as response:
+                            shown = await response.json()
+                        async with http.get(f"{base}/api/v1/events/{answer['duplicate_of']}") as response:
+                            twin = await response.json()
+                        async with http.get(f"{base}/api/v1/events?origin=reconcile&limit=100") as response:
+                            listed = await response.json()
+                    assert shown["origin"] == "dodo" and shown["duplicate_of"] == answer["duplicate_of"]
+                    assert "late copy" in shown["note"] and shown["deliveries"] == []
+                    assert twin["origin"] == "reconcile" and twin["webhook_id"].startswith("hr_recon_")
+                    assert "data.updated_at of payment" in twin["note"]
+                    assert len(listed["events"]) == stored
+                    assert {e["origin"] for e in listed["events"]} == {"reconcile"}
+                    again = await plan_for(standin.url, app.store, now - 3 * DAY, now)
+                    assert again.missing == []
+                    assert len(emulator.state.jobs) == stored  # no second job, ever
+                finally:
+                    await app.close()
+
+        asyncio.run(main())
+
+
+def test_check_and_startup_report_a_gap_longer_than_dodos_retries(tmp_path: Path):
+    now = time.time()
+
+    async def main() -> list[Any]:
+        store = SQLiteStore(tmp_path / "g.db")
+        await store.open()
+        try:
+            span = await store.start_alive("old:1", now - 3 * DAY, now - 40 * DAY)
+            await store.beat_alive(span, now - 2.5 * DAY)
+            await store.start_alive("new:2", now, now - 40 * DAY)
+            return await find(store, now)
+        finally:
+            await store.close()
+
+    [outage] = asyncio.run(main())
+    assert (outage.kind, outage.start, outage.end) == ("down", now - 2.5 * DAY, now)
+    assert outage.missed_until == now - RETRY_WINDOW
+    assert "run `headrace reconcile --since" in outage.message()
