@@ -21,7 +21,7 @@ from headrace.cli_tools import (
     cmd_transform,
 )
 from headrace.config import ConfigError, Settings, load
-from headrace.models import EVENT_STATUSES
+from headrace.models import EVENT_STATUSES, ORIGINS
 from headrace.store.base import StoreError
 
 T = TypeVar("T")
@@ -101,6 +101,7 @@ def cmd_events(args: argparse.Namespace) -> int:
             "status": args.status,
             "type": args.type,
             "source": args.source,
+            "origin": args.origin,
             "since": args.since,
             "until": args.until,
             "limit": str(args.limit),
@@ -228,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", choices=EVENT_STATUSES, metavar="STATUS", help=f"one of {', '.join(EVENT_STATUSES)}")
     p.add_argument("--type", help='event type, exact or "prefix.*"')
     p.add_argument("--source", help="source name")
+    p.add_argument("--origin", choices=ORIGINS, help="dodo (webhooks received) or reconcile (synthesized)")
     p.add_argument("--since", help="2h (ago), RFC 3339 time (2026-11-26T10:00:00Z), date or unix seconds")
     p.add_argument("--until", help="2h (ago), RFC 3339 time (2026-11-26T10:00:00Z), date or unix seconds")
     p.add_argument(

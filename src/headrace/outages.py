@@ -143,3 +143,16 @@ async def stay_alive(
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), beat)
+
+
+def metric(found: Sequence[Outage]) -> str:
+    """The /metrics gauge: when the oldest unreconciled outage began (0: none), and how many there are."""
+    start = min((o.start for o in found), default=0.0)
+    return (
+        "# HELP headrace_unreconciled_outage_start_seconds Start (unix time) of the oldest stretch in which Dodo "
+        "gave up on events headrace never stored (0: none); `headrace check` says which command recovers them.\n"
+        "# TYPE headrace_unreconciled_outage_start_seconds gauge\n"
+        f"headrace_unreconciled_outage_start_seconds {start:.0f}\n"
+        "# HELP headrace_unreconciled_outages Such stretches not yet covered by `headrace reconcile --apply`.\n"
+        f"# TYPE headrace_unreconciled_outages gauge\nheadrace_unreconciled_outages {len(found)}\n"
+    )

@@ -16,10 +16,10 @@ import pytest
 from headrace.app import App
 from headrace.dodo import reconcile
 from headrace.dodo.api import DodoClient
-from headrace.dodo.whole_body import WholeBodyTransport
 from headrace.dodo.keys import body_key
 from headrace.dodo.standin import DEFAULT_API_KEY, StandinState, StandinThread, running_standin
 from headrace.dodo.standin_model import rfc3339
+from headrace.dodo.whole_body import WholeBodyTransport
 from headrace.models import NewEvent, Route
 from headrace.outages import RETRY_WINDOW, find
 from headrace.store.base import Store
@@ -191,21 +191,48 @@ def test_apply_is_delivered_once_by_serve_and_a_late_real_webhook_makes_no_secon
         asyncio.run(main())
 
 
-def test_check_and_startup_report_a_gap_longer_than_dodos_retries(tmp_path: Path):
-    now = time.time()
+def test_startup_check_metrics_and_console_report_a_gap_longer_than_dodos_retries(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    from headrace.check import check
 
-    async def main() -> list[Any]:
-        store = SQLiteStore(tmp_path / "g.db")
+    now = time.time()
+    settings = settings_for(config_text(tmp_path / "h.db", free_port()), tmp_path)
+
+    async def down_for_days() -> None:
+        store = SQLiteStore(tmp_path / "h.db")
         await store.open()
         try:
             span = await store.start_alive("old:1", now - 3 * DAY, now - 40 * DAY)
             await store.beat_alive(span, now - 2.5 * DAY)
-            await store.start_alive("new:2", now, now - 40 * DAY)
-            return await find(store, now)
         finally:
             await store.close()
 
-    [outage] = asyncio.run(main())
-    assert (outage.kind, outage.start, outage.end) == ("down", now - 2.5 * DAY, now)
-    assert outage.missed_until == now - RETRY_WINDOW
-    assert "run `headrace reconcile --since" in outage.message()
+    async def main() -> tuple[str, str, Any]:
+        await down_for_days()
+        async with running_server(settings) as base, aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/metrics") as response:
+                metrics = await response.text()
+            async with http.get(f"{base}/") as response:
+                page = await response.text()
+        store = SQLiteStore(tmp_path / "h.db")
+        await store.open(migrate=False)
+        try:
+            report = await check(settings, store=store)
+            reported = await find(store, time.time())
+        finally:
+            await store.close()
+        return metrics, page, (report, reported)
+
+    with caplog.at_level("WARNING", logger="headrace.outages"):
+        metrics, page, (report, reported) = asyncio.run(main())
+    [outage] = reported
+    assert (outage.kind, outage.start) == ("down", now - 2.5 * DAY)
+    assert outage.missed_until == pytest.approx(outage.end - RETRY_WINDOW)
+    since = outage.message().split("--since ")[1].rstrip("`")
+    assert any(f"headrace reconcile --since {since}" in r.getMessage() for r in caplog.records)  # at start-up
+    assert f"headrace_unreconciled_outage_start_seconds {now - 2.5 * DAY:.0f}" in metrics
+    assert "headrace_unreconciled_outages 1" in metrics
+    assert "were not retried by Dodo" in page and f"--since {since}" in page
+    [row] = [r for r in report.rows if r.check == "outages"]
+    assert row.status == "fail" and f"headrace reconcile --since {since}" in row.detail
