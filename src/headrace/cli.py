@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from headrace import __version__, cli_db, cli_reconcile, logs
+from headrace import __version__, cli_connect, cli_db, cli_dodo, cli_reconcile, logs
 from headrace.cli_format import event_table, event_timeline, rejection_table, replay_summary
 from headrace.cli_shared import UsageError, print_json, run, since_option
 from headrace.cli_tools import (
@@ -262,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rejections)
 
     cli_db.add_parsers(sub, "config file (default: headrace.toml)")
+    connect = cli_connect.add_parsers(sub, "config file (default: headrace.toml)")
     cli_reconcile.add_parser(sub, "config file (default: headrace.toml)")
 
     p = sub.add_parser("send", help="sign and POST a sample Dodo event (like `stripe trigger`)")
@@ -310,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_dev_windmill_options(p)
     p.set_defaults(func=cmd_dev_windmill)
+    cli_dodo.add_parsers(connect, dev, "config file (default: headrace.toml)")
     return parser
 
 

@@ -179,3 +179,122 @@ def test_page_numbers_start_at_zero_and_page_size_is_capped(sdk: Any) -> None:
         with pytest.raises(dodopayments.UnprocessableEntityError):
             client.refunds.list(page_size=101)
         client.close()
+
+
+class Receiver:
+    """A webhook receiver on loopback that records what it got and answers `status`."""
+
+    def __init__(self, status: int = 204) -> None:
+        import http.server
+        import threading
+
+        received: list[tuple[dict[str, str], bytes]] = []
+        self.received = received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/dodo"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    running = Receiver()
+    yield running
+    running.close()
+
+
+def test_emit_signs_with_each_endpoints_secret_and_honours_filters(receiver: Receiver) -> None:
+    """The SDK's own `unwrap` (Standard Webhooks) verifies what the stand-in sends, with the endpoint's secret."""
+    from standardwebhooks import WebhookVerificationError
+
+    state = StandinState()
+    with running_standin(state) as standin:
+        everything, _ = state.add_endpoint(receiver.url)  # no filter_types: every type
+        payments, _ = state.add_endpoint(receiver.url + "?p", filter_types=["payment.succeeded"])
+        state.add_endpoint(receiver.url + "?off", disabled=True)
+        state.add_endpoint(receiver.url + "?refunds", filter_types=["refund.succeeded"])
+        deliveries = standin.emit("payment.succeeded")
+        assert sorted(d.endpoint_id for d in deliveries) == sorted([everything.id, payments.id])
+        assert all(d.status == 204 for d in deliveries)
+        assert len({d.webhook_id for d in deliveries}) == 1, "one message, one webhook-id, as Svix sends"
+        sdk = dodopayments.DodoPayments(bearer_token="x", base_url=standin.url)
+        secrets = {everything.id: everything.secret, payments.id: payments.secret}
+        for (headers, body), delivery in zip(receiver.received, deliveries, strict=True):
+            event = sdk.webhooks.unwrap(body.decode(), headers=headers, key=secrets[delivery.endpoint_id])
+            assert event.type == "payment.succeeded"
+            with pytest.raises(WebhookVerificationError):
+                other = payments.secret if delivery.endpoint_id == everything.id else everything.secret
+                sdk.webhooks.unwrap(body.decode(), headers=headers, key=other)
+        payment_id = json.loads(receiver.received[0][1])["data"]["payment_id"]
+        assert state.get("payments", payment_id) is not None, "the emitted payment can be listed and retrieved"
+        sdk.close()
+
+
+def test_emit_about_a_stored_object_sends_its_current_state(receiver: Receiver) -> None:
+    state = StandinState()
+    with running_standin(state) as standin:
+        state.add_endpoint(receiver.url)
+        payment = state.seed("payments", {"status": "failed", "total_amount": 1234})
+        standin.emit("payment.failed", object_id=payment["payment_id"])
+        data = json.loads(receiver.received[0][1])["data"]
+        assert data["payload_type"] == "Payment" and data["total_amount"] == 1234 and data["status"] == "failed"
+        with pytest.raises(LookupError):
+            standin.emit("payment.failed", object_id="pay_missing")
+        with pytest.raises(ValueError, match="did you mean"):
+            standin.emit("payment.succeded")
+
+
+def test_control_endpoints_seed_update_fault_rotate_and_emit(receiver: Receiver) -> None:
+    import urllib.error
+    import urllib.request
+
+    def call(url: str, body: Any = None, method: str = "POST") -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    state = StandinState()
+    with running_standin(state) as standin:
+        base = standin.url
+        status, record = call(f"{base}/_standin/objects/refunds", {"amount": 500, "created_at": "2026-12-01T10:00:00Z"})
+        assert status == 200 and record["amount"] == 500 and record["refund_id"].startswith("ref_")
+        status, changed = call(f"{base}/_standin/objects/refunds/{record['refund_id']}", {"status": "failed"}, "PATCH")
+        assert status == 200 and changed["status"] == "failed"
+        assert call(f"{base}/_standin/objects/refunds/nope", {}, "PATCH")[0] == 404
+        assert call(f"{base}/_standin/objects/customers", {})[0] == 400
+        assert call(f"{base}/_standin/objects/refunds", {"created_at": "yesterday"})[0] == 400
+        assert call(f"{base}/_standin/faults", {"status": 503, "method": "GET"})[0] == 200
+        client = dodopayments.DodoPayments(bearer_token=DEFAULT_API_KEY, base_url=standin.url, max_retries=0)
+        with pytest.raises(dodopayments.InternalServerError):
+            client.refunds.list()
+        window = client.refunds.list(created_at_gte="2026-11-30T00:00:00Z", created_at_lte="2026-12-02T00:00:00Z")
+        assert [r.refund_id for r in window.items] == [record["refund_id"]]
+        endpoint = client.webhooks.create(url=receiver.url)
+        old = client.webhooks.retrieve_secret(endpoint.id).secret
+        assert call(f"{base}/_standin/webhooks/{endpoint.id}/rotate")[0] == 200
+        assert client.webhooks.retrieve_secret(endpoint.id).secret != old
+        status, answer = call(f"{base}/_standin/emit", {"type": "credit.added"})
+        assert status == 200 and [d["status"] for d in answer["deliveries"]] == [204]
+        assert call(f"{base}/_standin/emit", {"type": "nope.nope"})[0] == 400
+        status, seen = call(f"{base}/_standin/state", method="GET")
+        assert [e["id"] for e in seen["endpoints"]] == [endpoint.id] and seen["objects"]["refunds"] == 1
+        client.close()

@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any, TypeVar
 
-import aiohttp
 import pytest
 
 from headrace.dodo.api import (
@@ -23,6 +21,7 @@ from headrace.dodo.api import (
     DodoClient,
     HttpResponse,
     base_url,
+    open_client,
     retry_after,
 )
 from headrace.dodo.standin import DEFAULT_API_KEY, Fault, StandinState, StandinThread, running_standin
@@ -38,15 +37,9 @@ def standin() -> Iterator[StandinThread]:
         yield running
 
 
-@asynccontextmanager
-async def client_for(url: str, key: str = SECRET_KEY, **options: Any) -> AsyncIterator[DodoClient]:
-    async with aiohttp.ClientSession() as session:
-        yield DodoClient(url, key, AiohttpTransport(session), **options)
-
-
-def run(url: str, action: Callable[[DodoClient], Awaitable[T]], **options: Any) -> T:
+def run(url: str, action: Callable[[DodoClient], Awaitable[T]], key: str = SECRET_KEY, **options: Any) -> T:
     async def main() -> T:
-        async with client_for(url, **options) as client:
+        async with open_client(url, key, **options) as client:
             return await action(client)
 
     return asyncio.run(main())

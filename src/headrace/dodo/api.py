@@ -16,6 +16,7 @@ import email.utils
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -386,6 +387,13 @@ class DodoClient:
         if not isinstance(data, dict):
             raise DodoApiError(f"GET /{kind}/{{id}}: the answer is not an object")
         return data
+
+
+@asynccontextmanager
+async def open_client(base: str, api_key: str, **options: Any) -> AsyncIterator[DodoClient]:
+    """A DodoClient over its own aiohttp session, closed on leaving (`options` as DodoClient takes them)."""
+    async with aiohttp.ClientSession() as session:
+        yield DodoClient(base, api_key, AiohttpTransport(session), **options)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -88,15 +88,17 @@ async def _middleware(
     if not auth.startswith("Bearer ") or auth.removeprefix("Bearer ") not in state.api_keys:
         return _error(401, "UNAUTHORIZED", "Invalid API key")
     fault = state.take_fault(request.method, request.path)
-    if fault is not None:
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-        return web.Response(status=fault.status, text=fault.body, headers=headers, content_type="application/json")
-    with state.lock:
-        state.requests.append((request.method, request.path))
-    try:
-        return await handler(request)
-    except Invalid as exc:
-        return _error(422, "INVALID_REQUEST", str(exc))
+    if fault is None or fault.after:
+        with state.lock:
+            state.requests.append((request.method, request.path))
+        try:
+            response = await handler(request)
+        except Invalid as exc:
+            response = _error(422, "INVALID_REQUEST", str(exc))
+        if fault is None:
+            return response
+    headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+    return web.Response(status=fault.status, text=fault.body, headers=headers, content_type="application/json")
 
 
 # ---- input checks --------------------------------------------------------------------------------------

@@ -83,7 +83,8 @@ class Endpoint:
 
 @dataclass
 class Fault:
-    """Answer the next `count` API requests (matching `method`/`path_prefix` when given) with `status`."""
+    """Answer the next `count` API requests (matching `method`/`path_prefix` when given) with `status`;
+    with `after`, do the request first and then answer so (a lost answer: the endpoint was created)."""
 
     status: int
     count: int = 1
@@ -91,6 +92,7 @@ class Fault:
     method: str | None = None
     path_prefix: str = ""
     body: str = '{"code": "FAULT", "message": "injected by the stand-in"}'
+    after: bool = False
 
 
 @dataclass

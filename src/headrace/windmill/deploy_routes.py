@@ -9,7 +9,12 @@ All sit under `/api/w/{workspace}` and take `Authorization: Bearer`. Sources (wi
 
 from __future__ import annotations
 
+import re
+
 from headrace.windmill.urls import FLOW, SCRIPT, Route
+
+FOLDER_NAME = re.compile(r"^[a-zA-Z_0-9]{1,64}$")  # folders.rs: ^[a-zA-Z_0-9]+$ (the length is headrace's limit)
+WORKSPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 WHOAMI = Route("whoami", "/w/{workspace}/users/whoami")
 FOLDER_EXISTS = Route("folder_exists", "/w/{workspace}/folders/exists/{name}")

@@ -21,7 +21,6 @@ Every request that reaches the emulator is recorded (method, path), so a test ca
 
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 import uuid
@@ -39,7 +38,6 @@ from headrace.windmill.emulator_model import EmulatorState, Kind, Runner, Target
 
 SEEDED_RESOURCE_TYPES = ("postgres", "slack")  # C4: the only types a workspace has without the Hub sync
 BUILT_LOCK = "# dependencies locked by the headrace Windmill emulator\n"
-_FOLDER_NAME = re.compile(r"^[a-zA-Z_0-9]+$")
 
 
 @dataclass
@@ -51,7 +49,6 @@ class ScriptVersion:
     description: str
     language: str
     kind: str
-    lock_sent: str | None
     job_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
@@ -156,7 +153,7 @@ def register(app: web.Application, state: EmulatorState) -> Deployment:
         if isinstance(body, web.Response):
             return body
         name = str(body.get("name", ""))
-        if not _FOLDER_NAME.match(name):
+        if not routes.FOLDER_NAME.match(name):
             return _bad(f"folder name {name!r} must match ^[a-zA-Z_0-9]+$")
         if (ws(request), name) in deployment.folders:
             return _bad(f"Folder {name} already exists")
@@ -191,7 +188,7 @@ def register(app: web.Application, state: EmulatorState) -> Deployment:
             "description": str(body.get("description", "")),
         }
         deployment.variables[(ws(request), path)] = variable
-        state.variables[path] = variable["value"]
+        state.variables[path] = str(variable["value"])
         return web.Response(status=201, text=path)
 
     async def variable_update(request: web.Request) -> web.Response:
@@ -302,7 +299,7 @@ def register(app: web.Application, state: EmulatorState) -> Deployment:
             lock_seconds=deployment.lock_seconds,
             lock_error=deployment.lock_errors.get(path),
         )
-        version = ScriptVersion(workspace, target, description, language, kind, lock)
+        version = ScriptVersion(workspace, target, description, language, kind)
         deployment.scripts[target.hash] = version
         return web.Response(status=201, text=target.hash)
 
