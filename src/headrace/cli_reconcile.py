@@ -15,6 +15,7 @@ from typing import Any
 from headrace import logs
 from headrace.cli_shared import UsageError, print_json, run, since_option
 from headrace.config import Settings, load
+from headrace.config.sources import DodoAccess, dodo_access
 from headrace.models import Route
 
 MAX_WINDOW = 400 * 86400.0  # seconds: a longer window is a typo (a year back is already very far)
@@ -69,8 +70,6 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         raise UsageError(f"the window is longer than {MAX_WINDOW / 86400:.0f} days; reconcile a shorter one")
     until = min(until, now)
     source = _source(settings, args.source)
-    from headrace.config.sources import dodo_access
-
     reference = settings.sources[source].api_key
     if reference is None:
         raise UsageError(
@@ -90,7 +89,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _reconcile(settings: Settings, access: Any, source: str, since: float, until: float, *, apply: bool) -> Any:
+async def _reconcile(
+    settings: Settings, access: DodoAccess, source: str, since: float, until: float, *, apply: bool
+) -> Any:
     import aiohttp
 
     from headrace.app import App

@@ -35,7 +35,6 @@ from headrace.store.base import Store
 log = logging.getLogger("headrace.outages")
 
 RETRY_WINDOW = 27 * 3600 + 35 * 60  # seconds from an event to Dodo's last attempt (0, 5 s, 5 min, ... 10 h)
-REPLAY_HORIZON = 14 * 86400  # seconds back Dodo's dashboard can replay a message
 BEAT_EVERY = 60.0  # seconds between two alive beats of `serve`
 HISTORY = 30 * 86400  # seconds of alive spans and refusal times looked at (and alive spans kept)
 MAX_RETRY_GAP = 11 * 3600  # seconds: longer than Dodo's longest pause between two attempts (10 h)

@@ -236,3 +236,80 @@ def test_startup_check_metrics_and_console_report_a_gap_longer_than_dodos_retrie
     assert "were not retried by Dodo" in page and f"--since {since}" in page
     [row] = [r for r in report.rows if r.check == "outages"]
     assert row.status == "fail" and f"headrace reconcile --since {since}" in row.detail
+
+
+def cli_config(tmp_path: Path, *, api_key: bool = True) -> Path:
+    text = config_text(tmp_path / "c.db", free_port())
+    if api_key:
+        text = text.replace(
+            "[sources.dodo]\n", '[sources.dodo]\napi_key = "env:DODO_PAYMENTS_API_KEY"\nmode = "test"\n'
+        )
+    path = tmp_path / "headrace.toml"
+    path.write_text(text, encoding="utf-8")
+    asyncio.run(SQLiteStore(tmp_path / "c.db").migrate())
+    return path
+
+
+def test_the_command_dry_run_json_apply_and_a_second_apply(
+    tmp_path: Path, standin: StandinThread, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    from headrace.cli import main
+
+    monkeypatch.setenv("DODO_PAYMENTS_API_KEY", DEFAULT_API_KEY)
+    monkeypatch.setenv("DODO_PAYMENTS_BASE_URL", standin.url)
+    now = time.time()
+    paid = standin.state.seed(
+        "payments", {"status": "succeeded", "subscription_id": None, "created_at": rfc3339(now - DAY)}
+    )
+    refund = standin.state.seed("refunds", {"status": "succeeded", "created_at": rfc3339(now - DAY)})
+    config = str(cli_config(tmp_path))
+    expected = [
+        {
+            "type": "payment.succeeded",
+            "object_id": paid["payment_id"],
+            "event_key": f"payment.succeeded:{paid['payment_id']}",
+        },
+        {
+            "type": "refund.succeeded",
+            "object_id": refund["refund_id"],
+            "event_key": f"refund.succeeded:{refund['refund_id']}",
+        },
+    ]
+    assert main(["reconcile", "-c", config, "--since", "2d", "--json"]) == 0
+    out = capsys.readouterr()
+    assert sorted(json.loads(out.out), key=lambda m: m["type"]) == expected
+    assert "retrieving 2 objects" in out.err and "240/min" in out.err  # how long it takes, on stderr
+    assert main(["reconcile", "-c", config, "--since", "2d"]) == 0
+    text = capsys.readouterr().out
+    assert text.count("MISSING") == 2 and "dry run: nothing stored" in text
+    assert "not reconcilable" in text and "abandoned_checkout.*" in text and "dunning.*" in text
+    assert main(["reconcile", "-c", config, "--since", "2d", "--apply"]) == 0
+    assert "stored 2 event(s)" in capsys.readouterr().out
+    assert main(["reconcile", "-c", config, "--since", "2d", "--apply", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # a second run adds nothing
+    assert main(["events", "-c", config, "--origin", "reconcile"]) == 0
+    listed = capsys.readouterr().out
+    assert listed.count("[reconcile]") == 2 and "hr_recon_" in listed
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--since", "2d", "--until", "3d"], "--since (2d) must be before --until (3d)"),
+        (["--since", "500d"], "longer than 400 days"),
+        (["--since", "yesterday"], "--since: 'yesterday' is not a time"),
+        (["--since", "2d", "--source", "nope"], "no source named 'nope'"),
+    ],
+)
+def test_the_command_refuses_bad_windows_and_sources(tmp_path, capsys, argv, message):
+    from headrace.cli import main
+
+    assert main(["reconcile", "-c", str(cli_config(tmp_path)), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_command_says_how_to_give_it_an_api_key(tmp_path, capsys):
+    from headrace.cli import main
+
+    assert main(["reconcile", "-c", str(cli_config(tmp_path, api_key=False)), "--since", "2d"]) == 2
+    assert "has no api_key: run `headrace connect dodo" in capsys.readouterr().err
