@@ -96,8 +96,7 @@ async def _reconcile(
 
     from headrace.app import App
     from headrace.dodo import reconcile
-    from headrace.dodo.api import DodoApiError, DodoClient, base_url
-    from headrace.dodo.whole_body import WholeBodyTransport
+    from headrace.dodo.api import AiohttpTransport, DodoApiError, DodoClient, base_url
 
     app = await App.open(settings, migrate=False)
     try:
@@ -105,7 +104,7 @@ async def _reconcile(
             client = DodoClient(
                 base_url(access.mode, access.base_override),
                 access.api_key.reveal(),
-                WholeBodyTransport(session),
+                AiohttpTransport(session),
                 on_wait=lambda wait: _progress(f"  Dodo's rate limit (429): waiting {wait:.0f} s as it asks"),
             )
             _progress(f"reconciling source {source}: objects created {reconcile.iso(since)} .. {reconcile.iso(until)}")

@@ -15,11 +15,10 @@ import pytest
 
 from headrace.app import App
 from headrace.dodo import reconcile
-from headrace.dodo.api import DodoClient
+from headrace.dodo.api import AiohttpTransport, DodoClient
 from headrace.dodo.keys import body_key
 from headrace.dodo.standin import DEFAULT_API_KEY, StandinState, StandinThread, running_standin
 from headrace.dodo.standin_model import rfc3339
-from headrace.dodo.whole_body import WholeBodyTransport
 from headrace.models import NewEvent, Route
 from headrace.outages import RETRY_WINDOW, find
 from headrace.store.base import Store
@@ -89,7 +88,7 @@ def expected_keys(seeded: dict[str, Any]) -> set[str]:
 
 async def plan_for(url: str, store: Store, since: float, until: float) -> reconcile.Plan:
     async with aiohttp.ClientSession() as session:
-        client = DodoClient(url, DEFAULT_API_KEY, WholeBodyTransport(session))
+        client = DodoClient(url, DEFAULT_API_KEY, AiohttpTransport(session))
         return await reconcile.make_plan(client, lambda keys: store.stored_keys("dodo", keys), "dodo", since, until)
 
 

@@ -16,7 +16,9 @@ def export_rows(table: str, after_id: int, limit: int) -> Program[list[dict[str,
 
 
 # Columns a row may lack (added by a later migration than the code that wrote it): their defaults.
-_DEFAULTS: dict[str, dict[str, Any]] = {"events": {"event_key": None, "origin": "dodo", "duplicate_of": None, "note": ""}}
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "events": {"event_key": None, "origin": "dodo", "duplicate_of": None, "note": ""}
+}
 
 
 def import_rows(table: str, batch: list[dict[str, Any]]) -> Program[None]:
