@@ -289,6 +289,12 @@ def test_the_command_dry_run_json_apply_and_a_second_apply(
     assert main(["events", "-c", config, "--origin", "reconcile"]) == 0
     listed = capsys.readouterr().out
     assert listed.count("[reconcile]") == 2 and "hr_recon_" in listed
+    assert main(["events", "-c", config, "--origin", "dodo"]) == 0
+    assert "no events match" in capsys.readouterr().out
+    assert main(["event", "-c", config, reconcile.webhook_id("dodo", expected[0]["event_key"])]) == 0
+    timeline = capsys.readouterr().out
+    assert "[reconcile]" in timeline and "synthesized by `headrace reconcile`" in timeline
+    assert f"its timestamp is data.updated_at of payment {paid['payment_id']}" in timeline
 
 
 @pytest.mark.parametrize(
@@ -312,3 +318,18 @@ def test_the_command_says_how_to_give_it_an_api_key(tmp_path, capsys):
 
     assert main(["reconcile", "-c", str(cli_config(tmp_path, api_key=False)), "--since", "2d"]) == 2
     assert "has no api_key: run `headrace connect dodo" in capsys.readouterr().err
+
+
+def test_the_api_refuses_an_unknown_origin_and_names_the_known_ones(tmp_path: Path):
+    settings = settings_for(config_text(tmp_path / "o.db", free_port()), tmp_path)
+
+    async def main() -> tuple[int, dict[str, Any], int]:
+        async with running_server(settings) as base, aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/api/v1/events?origin=forged") as response:
+                refused = (response.status, await response.json())
+            async with http.get(f"{base}/api/v1/events?origin=") as response:  # empty: any
+                return refused[0], refused[1], response.status
+
+    status, answer, empty = asyncio.run(main())
+    assert (status, empty) == (400, 200)
+    assert "origin='forged': use one of dodo, reconcile" in json.dumps(answer)
