@@ -112,14 +112,16 @@ class NewEvent:
 
 def may_be_late_copy(event: NewEvent) -> bool:
     """Whether to look for a stored event that makes this one a duplicate (stored, never delivered): the
-    store's find_reconciled_twin query, with `event_time(event)`.
+    store's find_reconciled_twin query (store.programs.ingest gives it the time from which a twin counts).
 
-    Only a real event is ever a late copy, and only of a *synthesized* one (origin reconcile) stored at or
-    after the time the real one happened (its body's timestamp, else its webhook timestamp): Dodo's late retry
-    or dashboard replay of a message headrace missed, which reconcile already delivered. Two real messages
-    with one key are both delivered — Dodo's redelivery of one message reuses its webhook-id and is refused
-    by that; distinct messages with one key are distinct occurrences (a subscription paused twice). A
-    synthesized event is never stored for a key headrace already has (store.programs.ingest).
+    Only a real event is ever a late copy, and only of a *synthesized* one (origin reconcile) with its key:
+    Dodo's late retry or dashboard replay of a message headrace missed, which reconcile already delivered.
+    For a key that names an event happening once (headrace.dodo.keys.once_per_key: a payment's success, a
+    renewal) any such twin makes it a copy. For a state a subscription can enter again, only a twin stored at
+    or after the time the real one happened (its body's timestamp, else its webhook timestamp; `event_time`):
+    a subscription paused again later is a new event. Two real messages with one key are both delivered —
+    Dodo's redelivery of one message reuses its webhook-id and is refused by that; distinct messages with one
+    key are distinct occurrences. A synthesized event is never stored for a key headrace already has.
     """
     return event.origin == "dodo" and event.event_key is not None
 

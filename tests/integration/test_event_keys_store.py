@@ -97,6 +97,18 @@ def test_a_real_event_after_its_reconciled_twin_is_stored_but_not_delivered(make
     run(make_store, scenario)
 
 
+def test_an_event_that_happens_once_is_a_late_copy_whenever_dodo_made_its_body(make_store):
+    """Dodo may build a resent message's body at send time: for a payment's success (once per payment) the
+    body's time does not matter; for a subscription's state (which recurs) it does."""
+
+    async def scenario(store: Store) -> None:
+        recon = await store.ingest(event("hr_recon_1", PAID, 1000.0, origin="reconcile", occurred=500.0), ROUTES)
+        resent = await store.ingest(event("msg_resent", PAID, 5000.0, occurred=4000.0), ROUTES)
+        assert (resent.deliveries, resent.duplicate_of) == (0, recon.event_id)
+
+    run(make_store, scenario)
+
+
 def test_real_events_with_one_key_are_all_delivered_and_a_new_occurrence_too(make_store):
     async def scenario(store: Store) -> None:
         first = await store.ingest(event("msg_a", PAID, 1000.0), ROUTES)

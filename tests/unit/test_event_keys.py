@@ -7,7 +7,7 @@ import json
 import pytest
 
 from headrace import samples
-from headrace.dodo.keys import KEY_PART_LIMIT, body_key, body_time, event_key
+from headrace.dodo.keys import KEY_PART_LIMIT, body_key, body_time, event_key, once_per_key
 
 
 def sample(event_type: str) -> dict:
@@ -96,3 +96,11 @@ def test_body_time_reads_dodo_timestamps():
     assert body_time({"timestamp": "2025-10-01T14:32:43+00:00"}) == pytest.approx(1759329163.0)
     for bad in (None, 5, "yesterday", "x" * 100):
         assert body_time({"timestamp": bad}) is None
+
+
+def test_which_events_happen_once_per_key():
+    assert [t for t in samples.EVENT_TYPES if not once_per_key(t)] == [
+        t for t in samples.EVENT_TYPES if t.startswith("subscription.") and t != "subscription.renewed"
+    ]
+    assert once_per_key("payment.succeeded") and once_per_key("subscription.renewed")
+    assert not once_per_key("subscription.paused")

@@ -50,6 +50,13 @@ EXTRA_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+def once_per_key(event_type: str) -> bool:
+    """Whether an event of this type happens at most once per key: a payment succeeds once, a refund fails
+    once, a dispute is won once at a stage, a subscription renews once per payment. A subscription's other
+    events are states it can enter again (paused, resumed, paused again): their key repeats over time."""
+    return not event_type.startswith("subscription.") or event_type == "subscription.renewed"
+
+
 def _part(value: Any) -> str | None:
     if not isinstance(value, str) or not value or len(value) > KEY_PART_LIMIT:
         return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from headrace.dodo.keys import once_per_key
 from headrace.models import Claimed, IngestResult, NewEvent, Rejection, Route, event_time, may_be_late_copy
 from headrace.store import rows
 from headrace.store.base import Finished, StoreError, lease_prefix
@@ -28,7 +29,8 @@ def ingest(event: NewEvent, routes: Sequence[Route], deployment_id: str) -> Prog
         if twin is not None:
             return IngestResult(event_id=int(twin["id"]), duplicate=True, deliveries=0)
     if may_be_late_copy(event):
-        twin = yield one("find_reconciled_twin", {**key, "occurred_at": event_time(event)})
+        since = 0.0 if once_per_key(event.event_type) else event_time(event)
+        twin = yield one("find_reconciled_twin", {**key, "occurred_at": since})
         if twin is not None:
             routes = []
             params["duplicate_of"] = int(twin["id"])

@@ -612,8 +612,8 @@ UPDATE meta SET value = %(upto)s::text WHERE key = 'search_backlog';
 SELECT id FROM events WHERE source = %(source)s AND event_key = %(event_key)s ORDER BY id LIMIT 1;
 
 -- name: find_reconciled_twin
--- A synthesized event with this key stored at or after the time the real one happened: the real one is a
--- late copy of it (models.late_copy_of states the rule).
+-- A synthesized event with this key stored at or after :occurred_at: the real one is a late copy of it
+-- (models.may_be_late_copy states the rule).
 SELECT id FROM events
 WHERE source = %(source)s AND event_key = %(event_key)s AND origin = 'reconcile' AND received_at >= %(occurred_at)s
 ORDER BY id LIMIT 1;

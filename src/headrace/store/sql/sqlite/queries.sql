@@ -582,8 +582,8 @@ UPDATE meta SET value = CAST(:upto AS TEXT) WHERE key = 'search_backlog';
 SELECT id FROM events WHERE source = :source AND event_key = :event_key ORDER BY id LIMIT 1;
 
 -- name: find_reconciled_twin
--- A synthesized event with this key stored at or after the time the real one happened: the real one is a
--- late copy of it (models.late_copy_of states the rule).
+-- A synthesized event with this key stored at or after :occurred_at: the real one is a late copy of it
+-- (models.may_be_late_copy states the rule).
 SELECT id FROM events
 WHERE source = :source AND event_key = :event_key AND origin = 'reconcile' AND received_at >= :occurred_at
 ORDER BY id LIMIT 1;
