@@ -154,7 +154,7 @@ def cmd_connect_dodo(args: argparse.Namespace) -> int:
     from headrace.config import load
     from headrace.config.sources import check_api_key_reference, dodo_access
     from headrace.dodo.api import DodoApiError, base_url
-    from headrace.dodo.connect import check_public_url
+    from headrace.dodo.connect import check_public_url, plain_http_elsewhere
 
     config_path = Path(args.config)
     settings = load(config_path)
@@ -183,6 +183,8 @@ def cmd_connect_dodo(args: argparse.Namespace) -> int:
             f"note: headrace's ingest path for source {args.source!r} is /webhooks/{args.source}; "
             f"{args.public_url} ends otherwise (fine if a proxy rewrites it)"
         )
+    if plain_http_elsewhere(args.public_url):
+        say("note: Dodo sends webhooks over https; a plain http:// URL off this machine is readable on the way")
     say(f"Dodo {mode} mode, {base}; endpoint {args.public_url}; {len(filter_types)} event types")
     try:
         return run(_connect_dodo(args, settings, config_path, base, access.api_key.reveal(), mode, filter_types))

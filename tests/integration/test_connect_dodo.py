@@ -214,3 +214,20 @@ def test_url_normalisation() -> None:
     assert normalise_url("https://hooks.example.com/Webhooks/dodo") != PUBLIC_URL, "paths are case-sensitive"
     assert normalise_url("http://hooks.example.com/webhooks/dodo") != PUBLIC_URL
     assert normalise_url("https://hooks.example.com:8443/webhooks/dodo").endswith(":8443/webhooks/dodo")
+
+
+def test_public_url_length_at_and_past_the_limit(config: Path, standin: StandinThread) -> None:
+    base = "https://hooks.example.com/"
+    at_limit = base + "a" * (2048 - len(base) - len("/webhooks/dodo")) + "/webhooks/dodo"
+    assert len(at_limit) == 2048
+    assert connect(config, "--dry-run", url=at_limit) == 0
+    assert connect(config, "--dry-run", url=at_limit.replace("hooks.", "hooks.x")) == 2
+
+
+def test_a_plain_http_url_off_this_machine_gets_a_note(
+    config: Path, standin: StandinThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert connect(config, "--dry-run", url="http://hooks.example.com/webhooks/dodo") == 0
+    assert "plain http://" in capsys.readouterr().out
+    assert connect(config, "--dry-run", url="http://127.0.0.1:8787/webhooks/dodo") == 0
+    assert "plain http://" not in capsys.readouterr().out

@@ -298,3 +298,58 @@ def test_control_endpoints_seed_update_fault_rotate_and_emit(receiver: Receiver)
         status, seen = call(f"{base}/_standin/state", method="GET")
         assert [e["id"] for e in seen["endpoints"]] == [endpoint.id] and seen["objects"]["refunds"] == 1
         client.close()
+
+
+def _api(base: str, method: str, path: str, body: Any = None) -> int:
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Authorization": f"Bearer {DEFAULT_API_KEY}", "Content-Type": "application/json"}
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("POST", "/webhooks", {"url": "https://h.example/" + "a" * (2048 - 18)}, 200),
+        ("POST", "/webhooks", {"url": "https://h.example/" + "a" * (2049 - 18)}, 422),
+        ("POST", "/webhooks", {"url": "https://h.example/x", "description": "d" * 1024}, 200),
+        ("POST", "/webhooks", {"url": "https://h.example/x", "description": "d" * 1025}, 422),
+        ("POST", "/webhooks", {"url": "https://h.example/x", "metadata": {str(n): "v" for n in range(50)}}, 200),
+        ("POST", "/webhooks", {"url": "https://h.example/x", "metadata": {str(n): "v" for n in range(51)}}, 422),
+        ("POST", "/webhooks", {"url": "https://h.example/x", "metadata": {"n": 1}}, 422),
+        ("POST", "/webhooks", {"url": "https://h.example/x", "rate_limit": True}, 422),
+        ("POST", "/webhooks", {"url": "https://h.example/x", "disabled": "yes"}, 422),
+        ("POST", "/webhooks", ["not", "an", "object"], 422),
+        ("POST", "/webhooks", {}, 422),
+        ("GET", "/webhooks?limit=250", None, 200),
+        ("GET", "/webhooks?limit=251", None, 422),
+        ("GET", "/webhooks?limit=0", None, 422),
+        ("GET", "/webhooks?iterator=ep_unknown", None, 422),
+        ("GET", "/payments?page_size=100", None, 200),
+        ("GET", "/payments?page_number=-1", None, 422),
+        ("GET", "/payments?page_number=x", None, 422),
+        ("GET", "/payments?created_at_gte=yesterday", None, 422),
+        ("GET", "/payouts/pyt_1", None, 404),  # Dodo's API has no retrieve for payouts
+    ],
+)
+def test_limits_at_and_past_the_edge(standin: StandinThread, method: str, path: str, body: Any, status: int) -> None:
+    assert _api(standin.url, method, path, body) == status
+
+
+def test_a_body_past_the_size_limit_is_refused(standin: StandinThread) -> None:
+    body = {"url": "https://h.example/x", "description": "d" * (5 * 1024 * 1024)}
+    assert _api(standin.url, "POST", "/webhooks", body) == 413
+
+
+def test_the_payments_page_number_cap() -> None:
+    with running_standin(StandinState(page_number_cap=3)) as capped:
+        assert _api(capped.url, "GET", "/payments?page_number=3") == 200
+        assert _api(capped.url, "GET", "/payments?page_number=4") == 422
+        assert _api(capped.url, "GET", "/refunds?page_number=4") == 200, "only payments are capped"

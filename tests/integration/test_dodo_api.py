@@ -16,6 +16,7 @@ import pytest
 
 from headrace.dodo.api import (
     BASE_URLS,
+    RESPONSE_LIMIT,
     AiohttpTransport,
     DodoApiError,
     DodoClient,
@@ -186,3 +187,37 @@ def test_injected_transport_and_endless_iterators() -> None:
 
     with pytest.raises(DodoApiError, match="same iterator twice"):
         asyncio.run(main())
+
+
+@pytest.mark.parametrize(("size", "ok"), [(RESPONSE_LIMIT, True), (RESPONSE_LIMIT + 1, False)])
+def test_an_answer_past_the_size_limit_is_refused(size: int, ok: bool) -> None:
+    from aiohttp import web
+
+    from headrace.loopback import AppThread
+
+    async def huge(request: web.Request) -> web.Response:
+        padding = size - len(b'{"data": [], "done": true, "pad": ""}')
+        return web.Response(body=b'{"data": [], "done": true, "pad": "' + b"x" * padding + b'"}')
+
+    def build() -> web.Application:
+        app = web.Application()
+        app.router.add_get("/webhooks", huge)
+        return app
+
+    server = AppThread("huge-answers")
+    server.serve(build)
+    try:
+        if ok:
+            assert run(f"http://127.0.0.1:{server.port}", lambda c: c.webhooks()) == []
+        else:
+            with pytest.raises(DodoApiError, match="larger than"):
+                run(f"http://127.0.0.1:{server.port}", lambda c: c.webhooks())
+    finally:
+        server.stop()
+
+
+def test_page_size_bounds(standin: StandinThread) -> None:
+    assert run(standin.url, lambda c: c.list_page("payouts", 0, page_size=100)) == []
+    for size in (0, 101):
+        with pytest.raises(ValueError, match="between 1 and 100"):
+            run(standin.url, lambda c, size=size: c.list_page("payouts", 0, page_size=size))

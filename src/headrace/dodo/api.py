@@ -93,10 +93,13 @@ class AiohttpTransport:
                 timeout=aiohttp.ClientTimeout(total=timeout),
                 allow_redirects=False,
             ) as response:
-                data = await _read_whole(response.content, RESPONSE_LIMIT + 1)  # read(n) stops at what has arrived
-                if len(data) > RESPONSE_LIMIT:
-                    raise DodoApiError(f"{method} {url}: the answer is larger than {RESPONSE_LIMIT} bytes")
-                return HttpResponse(response.status, data, {k: v for k, v in response.headers.items()})
+                chunks, total = [], 0
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    total += len(chunk)
+                    if total > RESPONSE_LIMIT:
+                        raise DodoApiError(f"{method} {url}: the answer is larger than {RESPONSE_LIMIT} bytes")
+                    chunks.append(chunk)
+                return HttpResponse(response.status, b"".join(chunks), {k: v for k, v in response.headers.items()})
         except TimeoutError:
             raise DodoApiError(f"{method} {url}: no answer within {timeout:g}s") from None
         except aiohttp.ClientConnectorError as exc:
@@ -394,16 +397,6 @@ async def open_client(base: str, api_key: str, **options: Any) -> AsyncIterator[
     """A DodoClient over its own aiohttp session, closed on leaving (`options` as DodoClient takes them)."""
     async with aiohttp.ClientSession() as session:
         yield DodoClient(base, api_key, AiohttpTransport(session), **options)
-
-
-async def _read_whole(stream: aiohttp.StreamReader, limit: int) -> bytes:
-    """The body up to `limit` bytes (a page of 100 payments is ~140 KB: it arrives in several reads)."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit and (chunk := await stream.read(limit - size)):
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -54,6 +54,12 @@ def check_public_url(url: str) -> str | None:
     return None
 
 
+def plain_http_elsewhere(url: str) -> bool:
+    """True for an http:// URL whose host is not this machine (only the stand-in and tests use those)."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and (parts.hostname or "") not in ("127.0.0.1", "localhost", "::1")
+
+
 def idempotency_key(mode: str, url: str, source: str) -> str:
     """The same key for the same endpoint, so a POST Dodo did receive is not made twice."""
     digest = hashlib.sha256(f"headrace\n{mode}\n{normalise_url(url)}\n{source}".encode()).hexdigest()

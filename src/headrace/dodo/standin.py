@@ -18,14 +18,12 @@ Standard-Webhooks-signed webhook of any of the 48 types to every enabled endpoin
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -49,6 +47,7 @@ from headrace.dodo.standin_model import (
 )
 from headrace.dodo.standin_shapes import list_item, retrieved
 from headrace.ingest.signature import decode_secret, sign
+from headrace.loopback import AppThread
 
 __all__ = [
     "BANNER",
@@ -66,7 +65,6 @@ __all__ = [
 STATE = web.AppKey("state", StandinState)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 EMIT_TIMEOUT = 15.0  # seconds: Dodo (Svix) gives an endpoint 15 s to answer
-T = TypeVar("T")
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -427,17 +425,12 @@ def build_app(state: StandinState) -> web.Application:
     return app
 
 
-class StandinThread:
+class StandinThread(AppThread):
     """The stand-in on 127.0.0.1 in a background thread, for tests that are not async themselves."""
 
     def __init__(self, state: StandinState | None = None, port: int = 0) -> None:
+        super().__init__("dodo-standin", port)
         self.state = state or StandinState()
-        self._port = port
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="dodo-standin", daemon=True)
-        self._runner: web.AppRunner | None = None
-        self._app: web.Application | None = None
-        self.port = 0
 
     @property
     def url(self) -> str:
@@ -445,38 +438,14 @@ class StandinThread:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> StandinThread:
-        self._thread.start()
-        self._call(self._start())
+        self.serve(lambda: build_app(self.state))
         return self
-
-    def _call(self, coro: Awaitable[T]) -> T:
-        async def wrapped() -> T:
-            return await coro
-
-        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(60)
-
-    async def _start(self) -> None:
-        self._app = build_app(self.state)
-        self._runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
 
     def emit(
         self, event_type: str, *, object_id: str | None = None, data: dict[str, Any] | None = None
     ) -> list[Delivery]:
-        assert self._app is not None
-        return self._call(emit(self.state, self._app[SESSION], event_type, object_id=object_id, data=data))
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            self._call(self._runner.cleanup())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
+        assert self.app is not None
+        return self.call(emit(self.state, self.app[SESSION], event_type, object_id=object_id, data=data))
 
 
 @contextmanager
