@@ -242,3 +242,32 @@ def test_the_postgresql_migration_keys_old_rows(pg_dsn: str):
 
     shown = asyncio.run(scenario())
     assert (shown.event_key, shown.origin) == ("payment.succeeded:pay_1", "dodo")
+
+
+def test_concurrent_ingests_keep_origin_key_and_late_copies(make_store):
+    """On PostgreSQL concurrent ingests go out as one batch (group commit, bulk.sql's insert_event): every
+    column of the event must go with it."""
+
+    async def scenario(store: Store) -> None:
+        bodies = [body("payment.succeeded", payment_id=f"pay_{i}") for i in range(20)]
+        recon = await asyncio.gather(
+            *(
+                store.ingest(event(f"hr_recon_{i}", raw, 1000.0, origin="reconcile", occurred=500.0), ROUTES)
+                for i, raw in enumerate(bodies)
+            )
+        )
+        late = await asyncio.gather(
+            *(store.ingest(event(f"msg_{i}", raw, 2000.0, occurred=500.0), ROUTES) for i, raw in enumerate(bodies))
+        )
+        assert [r.deliveries for r in recon] == [1] * 20
+        assert [(r.deliveries, r.duplicate_of) for r in late] == [(0, r.event_id) for r in recon]
+        for i in (0, 19):
+            shown = await store.get_event(f"hr_recon_{i}")
+            assert shown is not None and (shown.origin, shown.event_key) == ("reconcile", f"payment.succeeded:pay_{i}")
+            assert shown.note == "synthesized"
+            copy = await store.get_event(f"msg_{i}")
+            assert copy is not None and copy.duplicate_of == recon[i].event_id and "late copy" in copy.note
+        listed = await store.list_events(EventFilter(origin="reconcile", limit=100))
+        assert len(listed) == 20
+
+    run(make_store, scenario)

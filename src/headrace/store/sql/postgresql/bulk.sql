@@ -11,11 +11,16 @@ WITH input AS (
     SELECT *
     FROM unnest(%(source)b::text[], %(webhook_id)b::text[], %(event_type)b::text[],
                 %(webhook_timestamp)b::bigint[], %(received_at)b::double precision[], %(body)b::bytea[],
-                %(headers)b::text[])
-        WITH ORDINALITY AS i (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, n)
+                %(headers)b::text[], %(event_key)b::text[], %(origin)b::text[], %(duplicate_of)b::bigint[],
+                %(note)b::text[])
+        WITH ORDINALITY AS i (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers,
+                              event_key, origin, duplicate_of, note, n)
 ), inserted AS (
-    INSERT INTO events (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers)
-    SELECT source, webhook_id, event_type, webhook_timestamp, received_at, body, headers FROM input ORDER BY n
+    INSERT INTO events (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, event_key,
+                        origin, duplicate_of, note)
+    SELECT source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, event_key, origin,
+           duplicate_of, note
+    FROM input ORDER BY n
     ON CONFLICT (source, webhook_id) DO NOTHING
     RETURNING id, source, webhook_id
 )
