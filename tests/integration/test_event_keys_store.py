@@ -256,11 +256,13 @@ def test_concurrent_ingests_keep_origin_key_and_late_copies(make_store):
                 for i, raw in enumerate(bodies)
             )
         )
+        fresh = [body("payment.succeeded", payment_id=f"pay_new_{i}") for i in range(5)]  # no twin: delivered
         late = await asyncio.gather(
-            *(store.ingest(event(f"msg_{i}", raw, 2000.0, occurred=500.0), ROUTES) for i, raw in enumerate(bodies))
+            *(store.ingest(event(f"msg_{i}", raw, 2000.0, occurred=500.0), ROUTES) for i, raw in enumerate(bodies)),
+            *(store.ingest(event(f"msg_new_{i}", raw, 2000.0, occurred=500.0), ROUTES) for i, raw in enumerate(fresh)),
         )
         assert [r.deliveries for r in recon] == [1] * 20
-        assert [(r.deliveries, r.duplicate_of) for r in late] == [(0, r.event_id) for r in recon]
+        assert [(r.deliveries, r.duplicate_of) for r in late] == [(0, r.event_id) for r in recon] + [(1, None)] * 5
         for i in (0, 19):
             shown = await store.get_event(f"hr_recon_{i}")
             assert shown is not None and (shown.origin, shown.event_key) == ("reconcile", f"payment.succeeded:pay_{i}")

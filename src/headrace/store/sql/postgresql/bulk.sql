@@ -36,3 +36,16 @@ FROM unnest(%(event_id)b::bigint[], %(destination)b::text[], %(generation)b::int
     WITH ORDINALITY AS i (event_id, destination, generation, job_id, now, n)
 ORDER BY n
 ON CONFLICT (event_id, destination, generation) DO NOTHING;
+
+-- name: find_reconciled_twin
+-- The late-copy lookup of a batch of ingests (queries.sql has the single form): a row, with `n`, only for the
+-- inputs that have a twin.
+SELECT i.n, t.id
+FROM unnest(%(source)b::text[], %(event_key)b::text[], %(occurred_at)b::double precision[])
+    WITH ORDINALITY AS i (source, event_key, occurred_at, n)
+CROSS JOIN LATERAL (
+    SELECT e.id FROM events e
+    WHERE e.source = i.source AND e.event_key = i.event_key AND e.origin = 'reconcile'
+      AND e.received_at >= i.occurred_at
+    ORDER BY e.id LIMIT 1
+) AS t;
