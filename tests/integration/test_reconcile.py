@@ -116,6 +116,8 @@ def test_the_dry_run_lists_exactly_the_missing_events_and_apply_stores_each_once
             )
             plan = await plan_for(standin.url, store, now - 3 * DAY, now)
             assert plan.objects["payments"] == 106  # 101 processing ones are newer: the oldest are on page 1
+            retrieved = [p for m, p in standin.state.requests if m == "GET" and p.startswith("/payments/")]
+            assert len(retrieved) == 5  # a processing payment implies no event: not retrieved
             assert {m.derived.event_key for m in plan.missing} == expected_keys(seeded)
             for m in plan.missing:  # exactly Dodo-shaped: the key read back from the body is the same
                 assert body_key(m.derived.body) == m.derived.event_key

@@ -127,6 +127,14 @@ def _event(
     return Derived(event_type, object_id, key, body, at, label)
 
 
+def implies_event(kind_name: str, item: dict[str, Any]) -> bool:
+    """Whether a listed object's state implies an event (so it is worth retrieving); list items carry it."""
+    if kind_name not in _STATUS_TYPES:
+        return True
+    status = item.get(_STATUS_FIELD.get(kind_name, "status"))
+    return isinstance(status, str) and status in _STATUS_TYPES[kind_name]
+
+
 def derive(kind_name: str, obj: dict[str, Any]) -> Derived | None:
     """The event the current state of `obj` (a retrieved object of `kind_name`) implies, if any."""
     kind = KINDS[kind_name]
