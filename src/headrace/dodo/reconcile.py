@@ -160,9 +160,9 @@ async def derive_window(
                     raise
                 progress(f"  payment {payment.get('payment_id')}: its subscription {sub_id} is not in Dodo's API")
                 continue
-        found = renewal(subscriptions[sub_id], payment)
-        if found is not None:
-            derived.append(found)
+        renewed = renewal(subscriptions[sub_id], payment)
+        if renewed is not None:
+            derived.append(renewed)
     return derived
 
 
