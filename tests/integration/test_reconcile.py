@@ -17,7 +17,7 @@ from headrace.app import App
 from headrace.dodo import reconcile
 from headrace.dodo.api import AiohttpTransport, DodoClient
 from headrace.dodo.keys import body_key
-from headrace.dodo.standin import DEFAULT_API_KEY, StandinState, StandinThread, running_standin
+from headrace.dodo.standin import DEFAULT_API_KEY, Fault, StandinState, StandinThread, running_standin
 from headrace.dodo.standin_model import rfc3339
 from headrace.models import NewEvent, Route
 from headrace.outages import RETRY_WINDOW, find
@@ -287,10 +287,13 @@ def test_the_command_dry_run_json_apply_and_a_second_apply(
             "event_key": f"refund.succeeded:{refund['refund_id']}",
         },
     ]
+    standin.state.faults.append(Fault(429, retry_after="0", path_prefix="/payments/"))  # Dodo's rate limit
     assert main(["reconcile", "-c", config, "--since", "2d", "--json"]) == 0
     out = capsys.readouterr()
     assert sorted(json.loads(out.out), key=lambda m: m["type"]) == expected
     assert "retrieving 2 objects" in out.err and "240/min" in out.err  # how long it takes, on stderr
+    assert "Dodo's rate limit (429): waiting 0 s as it asks" in out.err
+    assert DEFAULT_API_KEY not in out.err + out.out
     assert main(["reconcile", "-c", config, "--since", "2d"]) == 0
     text = capsys.readouterr().out
     assert text.count("MISSING") == 2 and "dry run: nothing stored" in text
