@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,38 +17,13 @@ from headrace.outages import RETRY_WINDOW, Outage, find
 from headrace.store.base import Store
 from headrace.store.queries import migrations
 from headrace.store.sqlite import SQLiteStore
+from tests.integration import test_store_contract as contract
+
+make_store = contract.make_store  # the contract suite's fixture: SQLite and PostgreSQL
+run = contract.run
 
 TARGET = "http://127.0.0.1:8000/api/w/acme"
 ROUTES = [Route("payments", TARGET)]
-
-
-def _postgres(request: pytest.FixtureRequest, tmp: Path) -> Store:
-    from headrace.store.postgres import PostgresStore
-
-    return PostgresStore(request.getfixturevalue("pg_dsn"))
-
-
-FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
-    "sqlite": lambda request, tmp: SQLiteStore(tmp / "keys.db"),
-    "postgres": _postgres,
-}
-
-
-@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
-    return lambda: FACTORIES[request.param](request, tmp_path)
-
-
-def run(make: Callable[[], Store], scenario: Callable[[Store], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        store = make()
-        await store.open()
-        try:
-            return await scenario(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
 
 
 def body(event_type: str, **data: Any) -> bytes:

@@ -33,6 +33,9 @@ from tests.helpers import (
     settings_for,
     wait_for,
 )
+from tests.integration import test_store_contract as contract
+
+make_store = contract.make_store  # the contract suite's fixture: SQLite and PostgreSQL
 
 DAY = 86400.0
 ROUTES = [Route("payments", "http://127.0.0.1:1/api/w/acme")]
@@ -91,23 +94,13 @@ async def plan_for(url: str, store: Store, since: float, until: float) -> reconc
         return await reconcile.make_plan(client, lambda keys: store.stored_keys("dodo", keys), "dodo", since, until)
 
 
-def _postgres(request: pytest.FixtureRequest, tmp: Path) -> Store:
-    from headrace.store.postgres import PostgresStore
-
-    return PostgresStore(request.getfixturevalue("pg_dsn"))
-
-
-@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    return SQLiteStore(tmp_path / "r.db") if request.param == "sqlite" else _postgres(request, tmp_path)
-
-
-def test_the_dry_run_lists_exactly_the_missing_events_and_apply_stores_each_once(standin, store):
+def test_the_dry_run_lists_exactly_the_missing_events_and_apply_stores_each_once(standin, make_store):
     now = time.time()
     seeded = seed_outage(standin.state, now)
     stored_body = standin.state.event_body("payment.succeeded", object_id=seeded["stored"]["payment_id"])
 
     async def main() -> None:
+        store = make_store()
         await store.open()
         try:
             raw = json.dumps(stored_body).encode()  # a real event headrace has, stored as Dodo sent it
