@@ -342,3 +342,33 @@ def test_the_api_refuses_an_unknown_origin_and_names_the_known_ones(tmp_path: Pa
     status, answer, empty = asyncio.run(main())
     assert (status, empty) == (400, 200)
     assert "origin='forged': use one of dodo, reconcile" in json.dumps(answer)
+
+
+def test_check_says_when_dodo_disabled_headraces_endpoint_and_how_to_enable_it(
+    tmp_path: Path, standin: StandinThread, monkeypatch: pytest.MonkeyPatch
+):
+    from headrace.check import check
+    from headrace.config import load
+
+    monkeypatch.setenv("DODO_PAYMENTS_API_KEY", DEFAULT_API_KEY)
+    monkeypatch.setenv("DODO_PAYMENTS_BASE_URL", standin.url)
+    settings = load(str(cli_config(tmp_path)))
+
+    def endpoint_rows() -> list[Any]:
+        return [r for r in asyncio.run(check(settings)).rows if r.check == "endpoint"]
+
+    [none] = endpoint_rows()
+    assert none.status == "warn" and "no webhook endpoint" in none.detail and "connect dodo" in none.fix
+    url = "https://hooks.example.com/webhooks/dodo"
+    mark = {"managed_by": "headrace", "headrace_source": "dodo"}
+    endpoint, _ = standin.state.add_endpoint(url, metadata=mark, disabled=True)  # Svix gave up on it
+    [disabled] = endpoint_rows()
+    assert disabled.status == "fail" and endpoint.id in disabled.detail and "DISABLED" in disabled.detail
+    assert f"headrace connect dodo --source dodo --public-url {url}" in disabled.fix
+    standin.state.endpoints[endpoint.id].disabled = False
+    [enabled] = endpoint_rows()
+    assert enabled.status == "ok"
+    monkeypatch.delenv("DODO_PAYMENTS_API_KEY")
+    [unknown] = endpoint_rows()
+    assert unknown.status == "warn" and "could not ask Dodo" in unknown.detail
+    assert DEFAULT_API_KEY not in unknown.detail
