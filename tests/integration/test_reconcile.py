@@ -372,3 +372,62 @@ def test_check_says_when_dodo_disabled_headraces_endpoint_and_how_to_enable_it(
     [unknown] = endpoint_rows()
     assert unknown.status == "warn" and "could not ask Dodo" in unknown.detail
     assert DEFAULT_API_KEY not in unknown.detail
+
+
+def test_reconcile_every_makes_serve_bring_back_what_dodo_did_not_deliver(
+    tmp_path: Path, standin: StandinThread, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("DODO_PAYMENTS_API_KEY", DEFAULT_API_KEY)
+    monkeypatch.setenv("DODO_PAYMENTS_BASE_URL", standin.url)
+    now = time.time()
+    paid = standin.state.seed(
+        "payments", {"status": "succeeded", "subscription_id": None, "created_at": rfc3339(now - 1800)}
+    )
+    just_now = standin.state.seed(
+        "payments", {"status": "succeeded", "subscription_id": None, "created_at": rfc3339(now - 60)}
+    )
+    with running_emulator(deployed_windmill("f/dodo/on_payment")) as emulator:
+        text = config_text(tmp_path / "e.db", free_port(), emulator.url(), events='["*"]').replace(
+            "[sources.dodo]\n",
+            '[sources.dodo]\napi_key = "env:DODO_PAYMENTS_API_KEY"\nmode = "test"\nreconcile_every = "1h"\n',
+        )
+        settings = settings_for(text, tmp_path)
+
+        async def main() -> dict[str, Any]:
+            async with running_server(settings) as base:
+
+                async def one_job() -> bool:
+                    return len(emulator.state.jobs) == 1
+
+                await wait_for(one_job, 20)  # the pass at start
+                async with (
+                    aiohttp.ClientSession() as http,
+                    http.get(f"{base}/api/v1/events?origin=reconcile") as response,
+                ):
+                    return await response.json()
+
+        listed = asyncio.run(main())
+    [event] = listed["events"]
+    assert event["webhook_id"] == reconcile.webhook_id("dodo", f"payment.succeeded:{paid['payment_id']}")
+    assert just_now["payment_id"] not in json.dumps(listed)  # newer than 15 minutes: left to Dodo for now
+
+
+@pytest.mark.parametrize(
+    ("setting", "error"),
+    [
+        ('reconcile_every = "59m"', "'59m' is out of range: write from 1h to 7d"),
+        ('reconcile_every = "8d"', "'8d' is out of range"),
+        ('reconcile_every = "1h"\napi_key = ""', "reference"),
+    ],
+)
+def test_reconcile_every_limits_and_its_api_key(tmp_path: Path, setting: str, error: str):
+    from headrace.config import ConfigError
+
+    base = config_text(tmp_path / "x.db", free_port())
+    for ok in ('reconcile_every = "1h"\napi_key = "env:K"', 'reconcile_every = "7d"\napi_key = "env:K"'):
+        assert settings_for(base.replace("[sources.dodo]\n", f"[sources.dodo]\n{ok}\n"), tmp_path)
+    with pytest.raises(ConfigError, match="reconcile_every needs api_key"):
+        settings_for(base.replace("[sources.dodo]\n", '[sources.dodo]\nreconcile_every = "1h"\n'), tmp_path)
+    with pytest.raises(ConfigError) as info:
+        settings_for(base.replace("[sources.dodo]\n", f"[sources.dodo]\n{setting}\n"), tmp_path)
+    assert error in str(info.value)
