@@ -54,7 +54,10 @@ def seed_outage(state: StandinState, now: float) -> dict[str, Any]:
     at = lambda days: rfc3339(now - days * DAY)  # noqa: E731
     seeded = {
         "stored": state.seed("payments", {"status": "succeeded", "subscription_id": None, "created_at": at(2.9)}),
-        "paid": state.seed("payments", {"status": "succeeded", "subscription_id": None, "created_at": at(2.8)}),
+        "paid": state.seed(
+            "payments",
+            {"status": "succeeded", "subscription_id": None, "created_at": at(2.8), "updated_at": at(2.79)},
+        ),
         "failed": state.seed("payments", {"status": "failed", "subscription_id": None, "created_at": at(2.0)}),
         "refund": state.seed("refunds", {"status": "succeeded", "created_at": at(1.5)}),
         "pending_refund": state.seed("refunds", {"status": "pending", "created_at": at(1.5)}),
@@ -264,7 +267,13 @@ def test_the_command_dry_run_json_apply_and_a_second_apply(
     monkeypatch.setenv("DODO_PAYMENTS_BASE_URL", standin.url)
     now = time.time()
     paid = standin.state.seed(
-        "payments", {"status": "succeeded", "subscription_id": None, "created_at": rfc3339(now - DAY)}
+        "payments",
+        {
+            "status": "succeeded",
+            "subscription_id": None,
+            "created_at": rfc3339(now - DAY),
+            "updated_at": rfc3339(now - DAY + 60),
+        },
     )
     refund = standin.state.seed("refunds", {"status": "succeeded", "created_at": rfc3339(now - DAY)})
     config = str(cli_config(tmp_path))

@@ -92,10 +92,12 @@ def webhook_data(event_type: str, payload_type: str, obj: dict[str, Any]) -> dic
 
 
 def _best_time(obj: dict[str, Any], fields: tuple[str, ...]) -> tuple[float, str] | None:
+    """The first of `fields` present, but never before the object's creation (then `created_at`)."""
+    created = parse_time(obj.get("created_at"))
     for name in fields:
         at = parse_time(obj.get(name))
         if at is not None:
-            return at, name
+            return (created, "created_at") if created is not None and created > at else (at, name)
     return None
 
 

@@ -100,8 +100,7 @@ async def list_window(
                 raise
             middle = (start + end) / 2  # the page-number cap: list the halves (what was found stays found)
             slices[:0] = [(start, middle), (middle, end)]
-            continue
-        progress(f"  {kind}: {len(found)} listed up to {iso(end)}")
+    progress(f"  {kind}: {len(found)} listed")
     return list(found.values())
 
 
@@ -147,7 +146,7 @@ async def derive_window(
     progress(f"retrieving {to_retrieve} objects: {estimate(to_retrieve)} at Dodo's lowest rate limit (240/min)")
     full = {kind: await _retrieve_all(client, kind, items, progress) for kind, items in listed.items()}
     derived = [d for kind, objects in full.items() for d in (derive(kind, obj) for obj in objects) if d is not None]
-    subscriptions = {str(s.get("subscription_id")): s for s in full["subscriptions"]}
+    subscriptions: dict[str, dict[str, Any] | None] = {str(s.get("subscription_id")): s for s in full["subscriptions"]}
     for payment in full["payments"]:
         sub_id = payment.get("subscription_id")
         if not isinstance(sub_id, str) or payment.get("status") != "succeeded":
@@ -158,9 +157,12 @@ async def derive_window(
             except DodoApiError as exc:
                 if exc.status != 404:
                     raise
-                progress(f"  payment {payment.get('payment_id')}: its subscription {sub_id} is not in Dodo's API")
-                continue
-        renewed = renewal(subscriptions[sub_id], payment)
+                subscriptions[sub_id] = None  # said once, not for each of its payments
+                progress(f"  subscription {sub_id} (of payment {payment.get('payment_id')}) is not in Dodo's API")
+        subscription = subscriptions[sub_id]
+        if subscription is None:
+            continue
+        renewed = renewal(subscription, payment)
         if renewed is not None:
             derived.append(renewed)
     return derived
