@@ -368,7 +368,9 @@ class App:
 
     async def metrics_text(self) -> str:
         """Prometheus exposition: this process's counters and the store's queue gauges (cached ~1 s)."""
-        return self.metrics.render(await self.metrics.queue(self.store.queue_stats))
+        return self.metrics.render(
+            await self.metrics.queue(self.store.queue_stats), await self.metrics.ready(self.ready)
+        )
 
     async def ready(self) -> tuple[bool, str]:
         """Ready when the store has this binary's schema, can read every column it uses, and can write; and,

@@ -304,7 +304,9 @@ def test_the_documented_caddy_site_answers_404_outside_the_prefix(tmp_path: Path
                     headers = signed_headers(body, "msg_outside")
                     async with http.post(f"{base}{path}", data=body, headers=headers, allow_redirects=False) as r:
                         assert r.status == 404, (path, r.status)
-                async with http.post(f"{base}/hr/webhooks/dodo", data=body, headers=signed_headers(body, "msg_in")) as r:
+                async with http.post(
+                    f"{base}/hr/webhooks/dodo", data=body, headers=signed_headers(body, "msg_in")
+                ) as r:
                     assert r.status == 202
 
     try:
@@ -331,7 +333,9 @@ def test_the_documented_nginx_block_answers_404_outside_the_prefix(tmp_path: Pat
                     async with http.post(f"{front}{path}", data=body, headers=headers, allow_redirects=False) as r:
                         # nginx sends the bare prefix to the location with its slash (301): not a 2xx either
                         assert r.status == 404 or (path == "/hr" and r.status == 301), (path, r.status)
-                async with http.post(f"{front}/hr/webhooks/dodo", data=body, headers=signed_headers(body, "msg_in")) as r:
+                async with http.post(
+                    f"{front}/hr/webhooks/dodo", data=body, headers=signed_headers(body, "msg_in")
+                ) as r:
                     assert r.status == 202
 
     asyncio.run(main())
