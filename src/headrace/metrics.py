@@ -162,8 +162,14 @@ class Metrics:
 
         return await self._ready.get(ask)
 
-    def render(self, queue: QueueStats | None, ready: bool | None = None) -> str:
+    def render(self, queue: QueueStats | None, ready: bool | None = None, wal_bytes: int | None = None) -> str:
         out: list[str] = []
+        if wal_bytes is not None:
+            out.append(
+                "# HELP headrace_store_wal_bytes Size of the SQLite write-ahead log file (grows past 16 MiB only while "
+                "another process holds a read open; new webhooks are refused past [server] wal_limit).\n"
+            )
+            out.append(f"# TYPE headrace_store_wal_bytes gauge\nheadrace_store_wal_bytes {wal_bytes}\n")
         if ready is not None:
             out.append(
                 "# HELP headrace_ready 1 when /readyz answers 200: the store has this schema and takes writes, the "

@@ -22,6 +22,7 @@ from headrace.config.limits import (
 )
 from headrace.config.secret import Secret
 from headrace.durations import parse_duration
+from headrace.store.sqlite_io import WAL_LIMIT
 
 MIN_ADMIN_TOKEN = 16
 MAX_ADMIN_TOKENS = 5
@@ -101,6 +102,14 @@ class ServerSettings(_Strict):
     )
     body_limit: int = Field(
         1_048_576, description="Largest accepted webhook body in bytes (1024 to 67108864); larger gets 413."
+    )
+    wal_limit: int = Field(
+        WAL_LIMIT,
+        ge=64 * 1024 * 1024,
+        le=1024**4,
+        description="SQLite only: largest write-ahead log (PATH-wal) in bytes before new webhooks are refused with "
+        "503 + Retry-After (nothing stored, Dodo retries). It only grows past 16 MiB while another process holds "
+        "a read open (sqlite3, .backup); 67108864 (64 MiB) or more. Read at start.",
     )
     log_format: Literal["text", "json"] = Field("text", description="Log line format: text or json.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe level logged.")
