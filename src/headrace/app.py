@@ -15,6 +15,7 @@ import aiohttp
 
 from headrace import bulk
 from headrace.config import ConfigError, Settings
+from headrace.config.database import SQLITE_PREFIX, sqlite_file
 from headrace.deliver import preview as trying
 from headrace.deliver import testsend
 from headrace.deliver.attempt import Attempter
@@ -45,9 +46,14 @@ def open_store(settings: Settings) -> Store:
 
 
 def store_at(url: str, sqlite_path: Path | None = None, *, wal_limit: int = WAL_LIMIT) -> Store:
-    """The store for a database URL (`sqlite:///PATH` or `postgresql://…`); `sqlite_path` as config resolved it."""
-    if url.startswith("sqlite:///"):
-        return SQLiteStore(sqlite_path or Path(url.removeprefix("sqlite:///")), wal_limit=wal_limit)
+    """The store for a database URL (`sqlite:///PATH` or `postgresql://…`); `sqlite_path` as config resolved it,
+    else a relative path is under the current folder (config.database)."""
+    if url.startswith(SQLITE_PREFIX):
+        try:
+            path = sqlite_path or sqlite_file(url, Path.cwd())
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return SQLiteStore(path, wal_limit=wal_limit)
     if not url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(f"{url!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
     try:

@@ -33,7 +33,10 @@ class ServerSettings(_Strict):
     listen: str = Field("127.0.0.1:8787", description="Address and port the HTTP server binds, HOST:PORT.")
     database: str = Field(
         "sqlite:///headrace.db",
-        description="Where events are stored: sqlite:///PATH (embedded, default) or postgresql://USER@HOST/DB.",
+        description="Where events are stored: SQLite (embedded, default) or postgresql://USER@HOST/DB. "
+        "sqlite:////var/lib/headrace/headrace.db (four slashes) is an absolute path; sqlite:///headrace.db or "
+        "sqlite:///./data/headrace.db (three) is relative to the config file's folder; sqlite:///data/h.db is "
+        "refused as ambiguous, naming both.",
     )
     admin_token: tuple[Secret, ...] = Field(
         (),
