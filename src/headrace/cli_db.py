@@ -34,7 +34,7 @@ def cmd_db_status(args: argparse.Namespace) -> int:
     """Exit 0 when the schema is this binary's, 1 when migrations are pending, 2 when it is newer."""
     from headrace.app import open_store
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     status = asyncio.run(open_store(settings).inspect())
     if args.json:
@@ -49,7 +49,7 @@ def cmd_db_status(args: argparse.Namespace) -> int:
 def cmd_db_migrate(args: argparse.Namespace) -> int:
     from headrace.app import open_store
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     store = open_store(settings)
 
@@ -76,7 +76,7 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
     from headrace.store.copy import copy_database
     from headrace.store.core import SQLStore
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     source, target = open_store(settings), store_at(args.to)
     if not (isinstance(source, SQLStore) and isinstance(target, SQLStore)):
@@ -109,7 +109,7 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
     from headrace.app import open_store
     from headrace.durations import parse_duration
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     server = settings.server
     keep = server.retention_seconds
@@ -206,7 +206,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
     from headrace.store.backup import backup_sqlite
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     if settings.sqlite_path is None:
         raise UsageError(
