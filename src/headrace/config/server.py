@@ -20,6 +20,7 @@ from headrace.config.limits import (
     _Strict,
     _within,
 )
+from headrace.config.placeholders import is_placeholder
 from headrace.config.secret import Secret
 from headrace.durations import parse_duration
 from headrace.store.sqlite_io import WAL_LIMIT
@@ -203,6 +204,11 @@ class ServerSettings(_Strict):
             )
         for index, secret in enumerate(value):
             token = secret.reveal()
+            if is_placeholder(token):
+                which = f"token #{index + 1} " if len(value) > 1 else ""
+                raise ValueError(
+                    f"{which}is an example's placeholder, known to anyone: generate one with: {KEYGEN_COMMAND}"
+                )
             if len(token) < MIN_ADMIN_TOKEN or len(set(token)) < 8 or not token.isprintable() or " " in token:
                 which = f"token #{index + 1} is " if len(value) > 1 else ""
                 raise ValueError(
