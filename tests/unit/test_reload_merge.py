@@ -58,5 +58,5 @@ def test_a_reload_that_changes_nothing_says_so_and_why_that_may_be():
     settings = parse(BASE, environ={})
     summary = summarize(settings, parse(BASE, environ={}))
     assert summary.startswith("no change") and "mount the config's folder" in summary
-    changed = parse(BASE + "tolerance = \"10m\"\n", environ={})
+    changed = parse(BASE + 'tolerance = "10m"\n', environ={})
     assert summarize(settings, changed).startswith("sources changed: dodo")

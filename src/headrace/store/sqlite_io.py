@@ -91,6 +91,37 @@ def checkpoint(conn: sqlite3.Connection) -> bool:
     return not busy
 
 
+def file_facts(path: Path) -> dict[str, int]:
+    """The database file's size, its pages and how many are free (left by deletes: reused by new rows, given
+    back to the disk only by `vacuum`), and the WAL's size; read-only, any time."""
+    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        page_size, pages, free = (int(conn.execute(f"PRAGMA {name}").fetchone()[0]) for name in PAGE_PRAGMAS)
+    finally:
+        conn.close()
+    return {
+        "file_bytes": os.stat(path).st_size,
+        "page_size": page_size,
+        "pages": pages,
+        "free_pages": free,
+        "wal_bytes": wal_bytes(path),
+    }
+
+
+PAGE_PRAGMAS = ("page_size", "page_count", "freelist_count")
+
+
+def vacuum(path: Path) -> None:
+    """Rewrite the database without its free pages (VACUUM), then truncate the WAL it went through. Writes of
+    other processes wait meanwhile; a reader that stays keeps the WAL at the database's size until it goes."""
+    conn = connect(path)
+    try:
+        conn.execute("VACUUM")
+        checkpoint(conn)
+    finally:
+        conn.close()
+
+
 class WalKeeper(threading.Thread):
     """Every WAL_CHECK_INTERVAL seconds, when the WAL file is over JOURNAL_SIZE_LIMIT (it only gets there while
     a reader held it), checkpoints it back to nothing on a connection of its own that never waits for a lock
