@@ -37,6 +37,8 @@ def backup_sqlite(source: Path, target: Path) -> BackupReport:
         raise StoreError(f"{target} already exists: choose a new file name (a backup never overwrites)")
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
+    # Created with the database's permissions (the umask may only narrow them): a backup holds the same events.
+    os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, source.stat().st_mode & 0o666))
     try:
         src = connect(source, readonly=True)
         try:
