@@ -285,7 +285,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
             '(docs/operations.md, "Backups and restores")'
         )
     report = backup_sqlite(settings.sqlite_path, Path(args.file))
-    counts = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in report.counts.items())
+    counts = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in report.counts.items()) or (
+        "rows not counted (an older schema: `headrace db migrate` brings it to this release's)"
+    )
     print(
         f"backed up {report.source} to {report.target} ({report.bytes} bytes, integrity ok): {counts}; "
         f"schema version {report.schema_version}, deployment {report.deployment_id or '-'}"
