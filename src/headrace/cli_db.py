@@ -12,6 +12,7 @@ from pathlib import Path
 from headrace import logs, retention
 from headrace.cli_shared import UsageError
 from headrace.config import RETENTION_LIMITS, load
+from headrace.store.base import Store
 from headrace.store.schema import SchemaStatus, guard
 
 
@@ -152,6 +153,7 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
     async def main() -> dict[str, int]:
         await source.open(migrate=False)  # as it is: a source at an older schema is migrated first, by its owner
         try:
+            await _refuse_a_live_source(source)
             await target.open(migrate=True)  # an empty target gets this headrace's schema
             try:
                 return await copy_database(source, target)
@@ -167,6 +169,19 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
         + f"; deployment {source.deployment_id}. Point [server] database at the copy, then start headrace."
     )
     return 0
+
+
+async def _refuse_a_live_source(source: Store) -> None:
+    """A copy reads table after table: rows written meanwhile would be missing, or break it (a delivery of an
+    event that was not copied). Refuse while a headrace worker is registered on the source."""
+    from headrace.deliver.heartbeat import DEAD_AFTER
+
+    live = await source.live_workers(time.time() - DEAD_AFTER)
+    if live:
+        raise UsageError(
+            f"headrace is running on {source.where} ({live} live delivery worker(s)): stop every serve and worker "
+            "first, then copy (nothing was written)"
+        )
 
 
 def cmd_db_prune(args: argparse.Namespace) -> int:
