@@ -16,17 +16,23 @@ DATA_SUFFIXES = {".sql", ".js", ".json", ".html"}
 pytestmark = pytest.mark.slow
 
 
-def test_the_wheel_ships_every_data_file(tmp_path: Path):
-    # Build from a clean copy: setuptools reuses an existing build/ folder, which would hide a missing pattern.
+def build_wheel(tmp_path: Path) -> Path:
+    """`pip wheel --no-deps` as docs/operations.md says, from a clean copy: setuptools reuses an existing build/
+    folder, which would hide a missing pattern."""
     source = tmp_path / "source"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", "node_modules", "build", ".git", "*.egg-info"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(source)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "dist"), str(source)],
         check=True,
         capture_output=True,
         timeout=300,
     )
-    [wheel] = tmp_path.glob("headrace-*.whl")
+    [wheel] = (tmp_path / "dist").glob("headrace-*-py3-none-any.whl")
+    return wheel
+
+
+def test_the_wheel_ships_every_data_file(tmp_path: Path):
+    wheel = build_wheel(tmp_path)
     shipped = set(zipfile.ZipFile(wheel).namelist())
     package = ROOT / "src"
     expected = {
@@ -55,16 +61,7 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 def test_the_documented_install_from_a_wheel_with_the_system_python(tmp_path: Path):
     """docs/operations.md "systemd": `pip wheel` in the checkout, a venv of /usr/bin/python3, the wheel with its
     postgres extra installed into it; the installed command runs from outside the checkout."""
-    source = tmp_path / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", "node_modules", "build", ".git", "*.egg-info"))
-    dist = tmp_path / "dist"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(dist), str(source)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    [wheel] = dist.glob("headrace-*-py3-none-any.whl")
+    wheel = build_wheel(tmp_path)
     venv = tmp_path / "opt-headrace"
     subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
     install = subprocess.run(
