@@ -194,9 +194,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _check_config(path: str) -> int:
     """`check --config-only`: the file loads and validates (transformations included); no network, no store,
     and the secrets only when they are there (CI, `ExecReload=` before the SIGHUP)."""
+    from headrace.app import load_scripts
     from headrace.config.loader import unresolved_references
 
     settings = load(path, need_secrets=False)
+    load_scripts(settings)  # every .js transformation: there, readable, and a module with a default export
     print(
         f"{path}: valid ({len(settings.sources)} source(s), {len(settings.destinations)} destination(s), "
         f"database {settings.server.database.partition('://')[0]})"
