@@ -228,10 +228,12 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
         f"deleted {done.events} events (of {done.scanned} old enough) with their deliveries and attempts, "
         f"and {done.rejections} rejection rows, in {done.batches} batches"
     )
-    if settings.sqlite_path is not None and (done.events or done.rejections):
+    facts = _file_facts(settings.sqlite_path) if done.events or done.rejections else {}
+    free = facts.get("free_pages", 0) * facts.get("page_size", 0)
+    if free >= VACUUM_HINT_BYTES:
         print(
-            "the file keeps its size: new events reuse the freed pages; `headrace db vacuum` gives them back "
-            "to the disk (`headrace db status` shows how much)"
+            f"the file keeps its size ({_size(facts['file_bytes'])}, {_size(free)} of it free): new events reuse "
+            "the freed pages; `headrace db vacuum` gives them back to the disk"
         )
     return 0
 
