@@ -8,14 +8,18 @@ the token is written as the `env:`/`file:` reference given, never its value.
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from headrace.cli_shared import UsageError, run
 from headrace.config import ConfigError, parse, resolve_reference
 from headrace.config.edit import ConfigFile
 from headrace.starter import EMULATOR_URL
+
+if TYPE_CHECKING:
+    from headrace.windmill.deploy import ResourceCheck
 
 REQUEST_TIMEOUT = 60.0  # seconds for one request to Windmill
 
@@ -156,6 +160,27 @@ def _config_reference(reference: str, config: Path) -> str:
     return f"file:{path.resolve()}"
 
 
+def _say_resources(args: argparse.Namespace, checks: list[ResourceCheck]) -> None:
+    """The resources the kit reads: which exist, which the user must still create (never headrace: their
+    values are the user's secrets), who reads each, and how to create it."""
+    from headrace.windmill.deploy import api_base
+
+    missing = [check for check in checks if check.state == "missing"]
+    token = args.token.partition(":")[2]
+    token_shell = f"${token}" if args.token.startswith("env:") else f"$(cat {shlex.quote(token)})"
+    if not missing:
+        _say(f"resources: all {len(checks)} the kit reads exist in workspace {args.workspace}")
+    else:
+        _say(
+            f"resources: {len(missing)} of the {len(checks)} the kit reads are missing in workspace {args.workspace}; "
+            "create them (headrace never creates or changes them: their values are your secrets), or the jobs "
+            "that read them fail"
+        )
+    for check in checks:
+        for line in check.lines(api_base(args.url), args.workspace, token_shell):
+            _say(line)
+
+
 def cmd_connect_windmill(args: argparse.Namespace) -> int:
     import aiohttp
 
@@ -201,6 +226,7 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
             left = [step for step in steps if step.action == "left alone"]
             if not changes and not any(step.waits for step in steps):
                 _say(f"kit: up to date ({len(steps)} items checked{f', {len(left)} left alone' if left else ''})")
+            resources.extend(await deploy.check_resources(api, kit, steps))
             if args.dry_run:
                 _say(f"kit: would send {len(changes)} changes (dry run: nothing sent)")
                 return
@@ -208,6 +234,7 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
             if changes:
                 _say(f"kit: deployed {len(changes)} changes")
 
+    resources: list[deploy.ResourceCheck] = []
     try:
         run(main())
     except deploy.DeployError as exc:
@@ -226,4 +253,5 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
         _say(f"config: wrote {args.config} (comments kept; the token is the reference {args.token})")
     else:
         _say(f"config: {args.config} up to date")
+    _say_resources(args, resources)
     return 0

@@ -19,7 +19,7 @@ from headrace.cli import main
 from headrace.config import load
 from headrace.windmill import deploy
 from headrace.windmill.emulator import EmulatorState, EmulatorThread, running_emulator
-from headrace.windmill.kit import DESTINATIONS, find_kit, read_kit
+from headrace.windmill.kit import DESTINATIONS, find_kit, kit_resources, read_kit
 from tests.helpers import free_port, post, running_server, signed_headers, wait_for
 
 TOKEN = "wm-test-token-value-1234"
@@ -514,3 +514,54 @@ def test_an_answer_larger_than_the_limit_is_refused_and_one_at_the_limit_read() 
             await runner.cleanup()
 
     asyncio.run(run())
+
+
+def test_connect_names_the_resources_the_kit_reads_and_never_creates_them(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    resources = kit_resources(read_kit(find_kit()))
+    assert {r.path for r in resources} >= {f"f/dodo/{name}" for name in ("db", "slack", "smtp", "mysql", "twilio")}
+    assert connect(emulator, config, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert f"resources: {len(resources)} of the {len(resources)} the kit reads are missing in workspace acme" in out
+    for r in resources:
+        line = next(line for line in out.splitlines() if f"resource {r.path} (type {r.resource_type})" in line)
+        assert line.split()[0] == "missing" and all(name in line for name in r.destinations)
+        assert f'"path": "{r.path}", "resource_type": "{r.resource_type}"' in out
+    assert "Authorization: Bearer $WINDMILL_TOKEN" in out and TOKEN not in out
+    assert "smtp), read by: license_keys, abandoned_checkouts, dunning" in out
+
+    mine = {"path": "f/dodo/slack", "value": {"token": "xoxb-users-own"}, "resource_type": "slack"}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{emulator.port}/api/w/acme/resources/create",
+        data=json.dumps(mine).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    assert connect(emulator, config) == 0
+    out = capsys.readouterr().out
+    assert f"{len(resources) - 1} of the {len(resources)} the kit reads are missing" in out
+    assert "exists  resource f/dodo/slack (type slack)" in out
+    assert "missing  resource f/dodo/smtp (type smtp)" in out
+    assert emulator.state.resources == {"f/dodo/slack": {"token": "xoxb-users-own"}}  # created none, changed none
+    creates = [r for r in control(emulator)["requests"] if r[1].endswith("/resources/create")]
+    assert len(creates) == 1  # the user's own
+    assert any(r[1].endswith("/resources/exists/f/dodo/smtp") for r in control(emulator)["requests"])
+
+
+def test_connect_with_database_counts_the_db_resource_as_its_own(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql://kit:pw@127.0.0.1:5432/kitdb"
+    assert connect(emulator, config, "--database", url, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "created by connect  resource f/dodo/db (type postgresql)" in out
+    assert "missing  resource f/dodo/db" not in out
+
+
+def test_the_resources_of_another_folder_are_named_in_it(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert connect(emulator, config, "--folder", "billing", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "missing  resource f/billing/slack (type slack)" in out and "resource f/dodo/" not in out
