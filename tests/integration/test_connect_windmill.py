@@ -51,6 +51,16 @@ def control(emu: EmulatorThread, **spec: Any) -> dict[str, Any]:
         return result
 
 
+def user_creates(emu: EmulatorThread, kind: str, body: dict[str, Any]) -> None:
+    """What a person does in Windmill by hand: create a resource or variable (`kind`) with their own token."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{emu.port}/api/w/acme/{kind}/create",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+
+
 def connect(emu: EmulatorThread, config: Path, *extra: str) -> int:
     return main(
         [
@@ -531,13 +541,9 @@ def test_connect_names_the_resources_the_kit_reads_and_never_creates_them(
     assert "Authorization: Bearer $WINDMILL_TOKEN" in out and TOKEN not in out
     assert "smtp), read by: license_keys, abandoned_checkouts, dunning" in out
 
-    mine = {"path": "f/dodo/slack", "value": {"token": "xoxb-users-own"}, "resource_type": "slack"}
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{emulator.port}/api/w/acme/resources/create",
-        data=json.dumps(mine).encode(),
-        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    user_creates(
+        emulator, "resources", {"path": "f/dodo/slack", "value": {"token": "xoxb-users-own"}, "resource_type": "slack"}
     )
-    urllib.request.urlopen(request, timeout=10).close()
     assert connect(emulator, config) == 0
     out = capsys.readouterr().out
     assert f"{len(resources) - 1} of the {len(resources)} the kit reads are missing" in out
@@ -565,3 +571,28 @@ def test_the_resources_of_another_folder_are_named_in_it(
     assert connect(emulator, config, "--folder", "billing", "--dry-run") == 0
     out = capsys.readouterr().out
     assert "missing  resource f/billing/slack (type slack)" in out and "resource f/dodo/" not in out
+
+
+def test_the_setup_page_names_each_missing_resource_until_the_user_creates_it(
+    emulator: EmulatorThread, config: Path
+) -> None:
+    from headrace.check.setup import setup_steps
+
+    assert connect(emulator, config) == 0
+
+    async def steps() -> list[Any]:
+        async with aiohttp.ClientSession() as http:
+            return await setup_steps(load(config), http, 5.0)
+
+    rows = {s.step: s for s in asyncio.run(steps()) if s.step.startswith("resource")}
+    wired = [r for r in kit_resources(read_kit(find_kit())) if r.destinations]
+    assert sorted(rows) == sorted(f"resource {r.path}" for r in wired)  # mysql: no destination reads it
+    smtp = rows["resource f/dodo/smtp"]
+    assert smtp.state == "todo" and "license_keys, abandoned_checkouts, dunning" in smtp.detail
+    assert "Resources -> Add resource -> smtp" in smtp.fix and '"resource_type": "smtp"' in smtp.fix
+    for r in wired:
+        user_creates(emulator, "resources", {"path": r.path, "value": {"x": 1}, "resource_type": r.resource_type})
+    rows = {s.step: s for s in asyncio.run(steps()) if s.step.startswith("resource")}
+    assert [(step, row.state) for step, row in rows.items()] == [
+        ("resources the kit reads exist in workspace acme", "done")
+    ]

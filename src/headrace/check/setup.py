@@ -16,8 +16,8 @@ import aiohttp
 from headrace.config import Settings
 from headrace.starter import EMULATOR_URL
 from headrace.windmill import deploy_routes as routes
-from headrace.windmill.deploy import Api, DeployError
-from headrace.windmill.kit import DESTINATIONS
+from headrace.windmill.deploy import Api, DeployError, check_resources, create_hint
+from headrace.windmill.kit import DESTINATIONS, KitError, find_kit, read_kit
 
 State = Literal["done", "todo", "broken", "unknown"]
 CONNECT = "headrace connect windmill --url WINDMILL_URL --workspace WORKSPACE --token env:WINDMILL_TOKEN"
@@ -64,7 +64,52 @@ async def _windmill(settings: Settings, session: aiohttp.ClientSession, timeout:
             detail = f"{target.base_url}, workspace {target.workspace}, as {who}{role}"
             steps.append(SetupStep("Windmill reachable, token accepted", "done", detail))
         steps.append(await _target(api, name, target.kind, target.path, timeout))
+    for (base_url, workspace), (api, wired) in _kit_folders(settings, session).items():
+        if (base_url, workspace) not in unreachable:
+            steps += await _resources(api, wired, timeout)
     return steps
+
+
+def _kit_folders(
+    settings: Settings, session: aiohttp.ClientSession
+) -> dict[tuple[str, str], tuple[Api, dict[str, set[str]]]]:
+    """Per Windmill workspace: an Api (with a destination's token) and, per kit folder, the kit automations
+    (DESTINATIONS names) a destination runs there."""
+    found: dict[tuple[str, str], tuple[Api, dict[str, set[str]]]] = {}
+    for dest in settings.destinations.values():
+        target = dest.target
+        folder, _, name = target.path.removeprefix("f/").rpartition("/")
+        row = next((row for row in DESTINATIONS if row.target == name and row.kind == target.kind), None)
+        if dest.url == EMULATOR_URL or row is None or not target.path.startswith("f/") or "/" in folder:
+            continue
+        where = (target.base_url, target.workspace)
+        if where not in found:
+            found[where] = (Api(session, target.base_url, target.workspace, dest.bearer.reveal()), {})
+        found[where][1].setdefault(folder, set()).add(row.name)
+    return found
+
+
+async def _resources(api: Api, wired: dict[str, set[str]], timeout: float) -> list[SetupStep]:
+    """The resources the kit reads in each folder: one row per missing one that a configured destination's
+    runs read (with who reads it and how to create it), or one row saying they all exist."""
+    step = f"resources the kit reads exist in workspace {api.workspace}"
+    rows: list[SetupStep] = []
+    try:
+        root = find_kit()
+        for folder, names in sorted(wired.items()):
+            checks = await asyncio.wait_for(check_resources(api, read_kit(root, folder)), timeout)
+            for check in checks:
+                readers = [name for name in check.resource.destinations if name in names]
+                if check.state == "missing" and readers:
+                    detail = (
+                        f"{check.resource.path} (type {check.resource.resource_type}) is missing: the jobs of "
+                        f"{', '.join(readers)} fail until it exists. headrace never creates it: it holds your secrets"
+                    )
+                    hint = create_hint(check.resource, api.base_url, api.workspace, "$WINDMILL_TOKEN")
+                    rows.append(SetupStep(f"resource {check.resource.path}", "todo", detail, " ".join(hint)))
+    except (DeployError, KitError, TimeoutError) as exc:
+        return [SetupStep(step, "unknown", str(exc)[:300] or "timed out", CONNECT)]
+    return rows or [SetupStep(step, "done", "every resource the configured kit automations read")]
 
 
 async def _target(api: Api, name: str, kind: str, path: str, timeout: float) -> SetupStep:

@@ -228,6 +228,4 @@ def kit_resources(kit: Kit) -> tuple[KitResource, ...]:
         for path, _ in read:
             users[path].add(row.name)
     order = [row.name for row in DESTINATIONS]
-    return tuple(
-        KitResource(path, types[path], tuple(sorted(users[path], key=order.index))) for path in sorted(types)
-    )
+    return tuple(KitResource(path, types[path], tuple(sorted(users[path], key=order.index))) for path in sorted(types))
