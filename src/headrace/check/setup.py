@@ -1,19 +1,24 @@
 """The setup steps from zero to the first job, each with its state as headrace sees it now and the command that
 fixes it (the console's Setup page): Windmill reachable and the token accepted, the kit deployed with its locks
-built, a destination for every kit automation, the Dodo endpoint, the last event received and delivered.
+built, the resources the kit reads, a destination for every kit automation, the Dodo endpoint (asked with the
+source's api_key), the last event received and delivered.
 
-Network questions go to Windmill with each destination's own token, with a timeout; tokens are never shown.
+Network questions go to Windmill with each destination's own token and to Dodo with the source's API key, each
+within a timeout; neither is ever shown. A Dodo or Windmill that does not answer makes its step `unknown`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shlex
 from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
 
 from headrace.config import Settings
+from headrace.dodo.endpoint_state import routed_types, source_endpoint_state
+from headrace.dodo.transport import DodoApiError
 from headrace.starter import EMULATOR_URL
 from headrace.windmill import deploy_routes as routes
 from headrace.windmill.deploy import Api, DeployError, check_resources, create_hint
@@ -21,7 +26,6 @@ from headrace.windmill.kit import DESTINATIONS, KitError, find_kit, read_kit
 
 State = Literal["done", "todo", "broken", "unknown"]
 CONNECT = "headrace connect windmill --url WINDMILL_URL --workspace WORKSPACE --token env:WINDMILL_TOKEN"
-CONNECT_DODO = "headrace connect dodo --public-url https://YOUR-HOST/webhooks/dodo --api-key env:DODO_PAYMENTS_API_KEY"
 
 
 @dataclass(frozen=True)
@@ -153,15 +157,38 @@ async def setup_steps(settings: Settings, session: aiohttp.ClientSession, timeou
     if not settings.destinations:
         steps.append(SetupStep("Windmill", "todo", "no destination configured", CONNECT))
     steps.append(_destinations(settings))
-    steps.append(
-        SetupStep(
-            "Dodo endpoint registered with the right event types",
-            "unknown",
-            "headrace does not ask Dodo from here; `connect dodo` registers it and prints what it found",
-            CONNECT_DODO,
-        )
-    )
+    for name in settings.sources:
+        steps.append(await _dodo(settings, name, session, timeout))
     return steps
+
+
+async def _dodo(settings: Settings, name: str, session: aiohttp.ClientSession, timeout: float) -> SetupStep:
+    """Source `name`'s endpoint in Dodo (dodo/endpoint_state.py), asked with the source's api_key within
+    `timeout`; without an api_key, or when Dodo does not answer: unknown."""
+    source = settings.sources[name]
+    step = f"Dodo endpoint for source {name}: registered, enabled, subscribed to the routed event types"
+    reference = source.api_key or "env:DODO_PAYMENTS_API_KEY"
+    fix = (
+        f"headrace connect dodo --source {name} --public-url https://YOUR-HOST/webhooks/{name} "
+        f"--api-key {reference} --mode {source.mode}"
+    )
+    if source.api_key is None:
+        detail = "the source has no api_key, so headrace cannot ask Dodo (`connect dodo` stores it)"
+        return SetupStep(step, "unknown", detail, fix)
+    wanted = routed_types(settings, name)
+    try:
+        state = await asyncio.wait_for(
+            source_endpoint_state(name, source, settings.base_dir, wanted, session, timeout), timeout
+        )
+    except (DodoApiError, ValueError, TimeoutError) as exc:
+        return SetupStep(step, "unknown", f"could not ask Dodo: {str(exc)[:300] or 'no answer in time'}", fix)
+    if state.endpoint is not None:
+        fix = fix.replace(f"https://YOUR-HOST/webhooks/{name}", shlex.quote(state.endpoint.url))
+    if state.condition == "ok":
+        return SetupStep(step, "done", state.describe())
+    if state.condition == "disabled":
+        return SetupStep(step, "broken", state.describe(), f"{fix} (enables it again; then headrace reconcile)")
+    return SetupStep(step, "todo", state.describe(), fix)
 
 
 def event_steps(last_received: str | None, last_delivered: str | None) -> list[SetupStep]:
