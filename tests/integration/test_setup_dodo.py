@@ -121,10 +121,13 @@ def test_the_console_page_shows_the_dodo_step_without_the_key(
     admin = {"Authorization": f"Bearer {settings.server.admin_token[0].reveal()}"}
 
     async def page() -> str:
-        async with running_server(settings) as base, aiohttp.ClientSession() as http:
-            async with http.get(f"{base}/console/setup", headers=admin) as response:
-                assert response.status == 200
-                return await response.text()
+        async with (
+            running_server(settings) as base,
+            aiohttp.ClientSession() as http,
+            http.get(f"{base}/console/setup", headers=admin) as response,
+        ):
+            assert response.status == 200
+            return await response.text()
 
     text = asyncio.run(page())
     assert STEP in text and "is enabled and subscribed to every event type" in text
