@@ -35,3 +35,14 @@ def test_a_new_resource_in_the_kit_files_is_found(tmp_path: Path) -> None:
     assert resources["f/shop/crm"].resource_type == "crm" and resources["f/shop/crm"].destinations == ("refunds",)
     assert resources["f/shop/pager"].resource_type == "twilio"  # typed by the called script's argument
     assert resources["f/shop/twilio"].destinations == ()  # only the twilio_sms script's own default now
+
+
+def test_the_kit_readme_table_lists_exactly_the_resources_the_files_read() -> None:
+    text = (find_kit() / "README.md").read_text("utf-8")
+    table = text.split("## Resources to create", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        (cells[1].strip(" `"), cells[2].strip(" `"))
+        for line in table.splitlines()
+        if line.startswith("| `f/") and len(cells := line.split("|")) > 3
+    }
+    assert rows == {(r.path, r.resource_type) for r in kit_resources(read_kit(find_kit()))}
