@@ -20,6 +20,7 @@ from headrace.starter import EMULATOR_URL
 
 if TYPE_CHECKING:
     from headrace.windmill.deploy import ResourceCheck
+    from headrace.windmill.kit import KitDestination
 
 REQUEST_TIMEOUT = 60.0  # seconds for one request to Windmill
 
@@ -89,15 +90,21 @@ def _destinations(args: argparse.Namespace, config: ConfigFile, run_base: str) -
     from headrace.windmill.kit import DESTINATIONS
     from headrace.windmill.urls import LETTERS, RUN
 
+    def run_url(row: KitDestination) -> str:
+        path = f"f/{args.folder}/{row.target}"
+        return RUN.build(run_base, workspace=args.workspace, endpoint="run", letter=LETTERS[row.kind], path=path)
+
     lines = []
     existing = config.destinations()
+    urls = {row.name: run_url(row) for row in DESTINATIONS}
     for name, table in existing.items():
-        if table.get("url") == EMULATOR_URL:
+        # The starter's demo destination goes, unless this run writes the same URL under its name (connecting
+        # `dev windmill` on its default address): then it is updated in place.
+        if table.get("url") == EMULATOR_URL and urls.get(name) != EMULATOR_URL:
             config.remove_destination(name)
             lines.append(f"    remove  [destinations.{name}] (the starter's demo emulator)")
     for row in DESTINATIONS:
-        path = f"f/{args.folder}/{row.target}"
-        url = RUN.build(run_base, workspace=args.workspace, endpoint="run", letter=LETTERS[row.kind], path=path)
+        path, url = f"f/{args.folder}/{row.target}", urls[row.name]
         wanted = {
             "source": args.source,
             "events": list(row.events),

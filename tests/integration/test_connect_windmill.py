@@ -596,3 +596,21 @@ def test_the_setup_page_names_each_missing_resource_until_the_user_creates_it(
     assert [(step, row.state) for step, row in rows.items()] == [
         ("resources the kit reads exist in workspace acme", "done")
     ]
+
+
+def test_connecting_dev_windmill_on_its_default_address_updates_the_starter_destination_in_place(
+    tmp_path: Path,
+) -> None:
+    import argparse
+
+    from headrace.cli_connect import _destinations
+    from headrace.config.edit import ConfigFile
+
+    path = tmp_path / "headrace.toml"
+    path.write_text(starter.render(), encoding="utf-8")
+    config = ConfigFile.load(path)
+    args = argparse.Namespace(folder="dodo", workspace="demo", source="dodo", token="env:WINDMILL_TOKEN")
+    lines = _destinations(args, config, "http://127.0.0.1:8000/api")
+    assert not any("remove" in line for line in lines)
+    assert "    update  [destinations.payments] -> flow f/dodo/on_payment" in lines
+    assert sum("create  [destinations." in line for line in lines) == len(DESTINATIONS) - 1
