@@ -8,14 +8,19 @@ the token is written as the `env:`/`file:` reference given, never its value.
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from headrace.cli_shared import UsageError, run
 from headrace.config import ConfigError, parse, resolve_reference
 from headrace.config.edit import ConfigFile
 from headrace.starter import EMULATOR_URL
+
+if TYPE_CHECKING:
+    from headrace.windmill.deploy import ResourceCheck
+    from headrace.windmill.kit import KitDestination
 
 REQUEST_TIMEOUT = 60.0  # seconds for one request to Windmill
 
@@ -33,7 +38,9 @@ def add_parsers(sub: Any, config_help: str) -> Any:
         description="Deploy the kit (f/dodo: scripts, flows, schedule) through Windmill's API, in the order "
         "`wmill sync push` uses, waiting for every lock; never deletes, never overwrites a variable or resource "
         "headrace did not create; a second run changes nothing. Then write one destination per kit automation "
-        "into the config, keeping its comments.",
+        "into the config, keeping its comments. Last, list the resources the kit reads (f/FOLDER/slack, smtp, ...) "
+        "that the workspace lacks, with the automations that read each and how to create it: headrace never "
+        "creates or changes them (their values are your secrets), except f/FOLDER/db with --database.",
     )
     p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
     p.add_argument("--url", required=True, help="Windmill's address, e.g. https://app.windmill.dev")
@@ -83,15 +90,21 @@ def _destinations(args: argparse.Namespace, config: ConfigFile, run_base: str) -
     from headrace.windmill.kit import DESTINATIONS
     from headrace.windmill.urls import LETTERS, RUN
 
+    def run_url(row: KitDestination) -> str:
+        path = f"f/{args.folder}/{row.target}"
+        return RUN.build(run_base, workspace=args.workspace, endpoint="run", letter=LETTERS[row.kind], path=path)
+
     lines = []
     existing = config.destinations()
+    urls = {row.name: run_url(row) for row in DESTINATIONS}
     for name, table in existing.items():
-        if table.get("url") == EMULATOR_URL:
+        # The starter's demo destination goes, unless this run writes the same URL under its name (connecting
+        # `dev windmill` on its default address): then it is updated in place.
+        if table.get("url") == EMULATOR_URL and urls.get(name) != EMULATOR_URL:
             config.remove_destination(name)
             lines.append(f"    remove  [destinations.{name}] (the starter's demo emulator)")
     for row in DESTINATIONS:
-        path = f"f/{args.folder}/{row.target}"
-        url = RUN.build(run_base, workspace=args.workspace, endpoint="run", letter=LETTERS[row.kind], path=path)
+        path, url = f"f/{args.folder}/{row.target}", urls[row.name]
         wanted = {
             "source": args.source,
             "events": list(row.events),
@@ -156,6 +169,27 @@ def _config_reference(reference: str, config: Path) -> str:
     return f"file:{path.resolve()}"
 
 
+def _say_resources(args: argparse.Namespace, checks: list[ResourceCheck]) -> None:
+    """The resources the kit reads: which exist, which the user must still create (never headrace: their
+    values are the user's secrets), who reads each, and how to create it."""
+    from headrace.windmill.deploy import api_base
+
+    missing = [check for check in checks if check.state == "missing"]
+    token = args.token.partition(":")[2]
+    token_shell = f"${token}" if args.token.startswith("env:") else f"$(cat {shlex.quote(token)})"
+    if not missing:
+        _say(f"resources: all {len(checks)} the kit reads exist in workspace {args.workspace}")
+    else:
+        _say(
+            f"resources: {len(missing)} of the {len(checks)} the kit reads are missing in workspace {args.workspace}; "
+            "create them (headrace never creates or changes them: their values are your secrets), or the jobs "
+            "that read them fail"
+        )
+    for check in checks:
+        for line in check.lines(api_base(args.url), args.workspace, token_shell):
+            _say(line)
+
+
 def cmd_connect_windmill(args: argparse.Namespace) -> int:
     import aiohttp
 
@@ -201,6 +235,7 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
             left = [step for step in steps if step.action == "left alone"]
             if not changes and not any(step.waits for step in steps):
                 _say(f"kit: up to date ({len(steps)} items checked{f', {len(left)} left alone' if left else ''})")
+            resources.extend(await deploy.check_resources(api, kit, steps))
             if args.dry_run:
                 _say(f"kit: would send {len(changes)} changes (dry run: nothing sent)")
                 return
@@ -208,6 +243,7 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
             if changes:
                 _say(f"kit: deployed {len(changes)} changes")
 
+    resources: list[deploy.ResourceCheck] = []
     try:
         run(main())
     except deploy.DeployError as exc:
@@ -226,4 +262,5 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
         _say(f"config: wrote {args.config} (comments kept; the token is the reference {args.token})")
     else:
         _say(f"config: {args.config} up to date")
+    _say_resources(args, resources)
     return 0

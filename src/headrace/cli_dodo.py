@@ -189,12 +189,12 @@ def say(line: str) -> None:
 
 
 def cmd_connect_dodo(args: argparse.Namespace) -> int:
-    from headrace import samples
     from headrace.cli_shared import run
     from headrace.config import load
     from headrace.config.sources import check_api_key_reference, dodo_access
     from headrace.dodo.api import DodoApiError, base_url
     from headrace.dodo.connect import check_public_url, plain_http_elsewhere
+    from headrace.dodo.endpoint_state import routed_types
 
     config_path = Path(args.config)
     settings = load(config_path)
@@ -207,7 +207,7 @@ def cmd_connect_dodo(args: argparse.Namespace) -> int:
         raise UsageError(f"--api-key: {exc}") from None
     source = settings.sources.get(args.source)
     mode = args.mode or (source.mode if source is not None else "live")
-    filter_types = [t for t in samples.EVENT_TYPES if settings.destinations_for(args.source, t)]
+    filter_types = routed_types(settings, args.source)
     if not filter_types:
         raise UsageError(
             f"no enabled destination takes events from source {args.source!r} in {config_path}: "

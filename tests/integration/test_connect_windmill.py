@@ -19,7 +19,7 @@ from headrace.cli import main
 from headrace.config import load
 from headrace.windmill import deploy
 from headrace.windmill.emulator import EmulatorState, EmulatorThread, running_emulator
-from headrace.windmill.kit import DESTINATIONS, find_kit, read_kit
+from headrace.windmill.kit import DESTINATIONS, find_kit, kit_resources, read_kit
 from tests.helpers import free_port, post, running_server, signed_headers, wait_for
 
 TOKEN = "wm-test-token-value-1234"
@@ -49,6 +49,16 @@ def control(emu: EmulatorThread, **spec: Any) -> dict[str, Any]:
     with urllib.request.urlopen(request, timeout=10) as response:
         result: dict[str, Any] = json.loads(response.read())
         return result
+
+
+def user_creates(emu: EmulatorThread, kind: str, body: dict[str, Any]) -> None:
+    """What a person does in Windmill by hand: create a resource or variable (`kind`) with their own token."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{emu.port}/api/w/acme/{kind}/create",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
 
 
 def connect(emu: EmulatorThread, config: Path, *extra: str) -> int:
@@ -514,3 +524,93 @@ def test_an_answer_larger_than_the_limit_is_refused_and_one_at_the_limit_read() 
             await runner.cleanup()
 
     asyncio.run(run())
+
+
+def test_connect_names_the_resources_the_kit_reads_and_never_creates_them(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    resources = kit_resources(read_kit(find_kit()))
+    assert {r.path for r in resources} >= {f"f/dodo/{name}" for name in ("db", "slack", "smtp", "mysql", "twilio")}
+    assert connect(emulator, config, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert f"resources: {len(resources)} of the {len(resources)} the kit reads are missing in workspace acme" in out
+    for r in resources:
+        line = next(line for line in out.splitlines() if f"resource {r.path} (type {r.resource_type})" in line)
+        assert line.split()[0] == "missing" and all(name in line for name in r.destinations)
+        assert f'"path": "{r.path}", "resource_type": "{r.resource_type}"' in out
+    assert "Authorization: Bearer $WINDMILL_TOKEN" in out and TOKEN not in out
+    assert "smtp), read by: license_keys, abandoned_checkouts, dunning" in out
+
+    user_creates(
+        emulator, "resources", {"path": "f/dodo/slack", "value": {"token": "xoxb-users-own"}, "resource_type": "slack"}
+    )
+    assert connect(emulator, config) == 0
+    out = capsys.readouterr().out
+    assert f"{len(resources) - 1} of the {len(resources)} the kit reads are missing" in out
+    assert "exists  resource f/dodo/slack (type slack)" in out
+    assert "missing  resource f/dodo/smtp (type smtp)" in out
+    assert emulator.state.resources == {"f/dodo/slack": {"token": "xoxb-users-own"}}  # created none, changed none
+    creates = [r for r in control(emulator)["requests"] if r[1].endswith("/resources/create")]
+    assert len(creates) == 1  # the user's own
+    assert any(r[1].endswith("/resources/exists/f/dodo/smtp") for r in control(emulator)["requests"])
+
+
+def test_connect_with_database_counts_the_db_resource_as_its_own(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql://kit:pw@127.0.0.1:5432/kitdb"
+    assert connect(emulator, config, "--database", url, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "created by connect  resource f/dodo/db (type postgresql)" in out
+    assert "missing  resource f/dodo/db" not in out
+
+
+def test_the_resources_of_another_folder_are_named_in_it(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert connect(emulator, config, "--folder", "billing", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "missing  resource f/billing/slack (type slack)" in out and "resource f/dodo/" not in out
+
+
+def test_the_setup_page_names_each_missing_resource_until_the_user_creates_it(
+    emulator: EmulatorThread, config: Path
+) -> None:
+    from headrace.check.setup import setup_steps
+
+    assert connect(emulator, config) == 0
+
+    async def steps() -> list[Any]:
+        async with aiohttp.ClientSession() as http:
+            return await setup_steps(load(config), http, 5.0)
+
+    rows = {s.step: s for s in asyncio.run(steps()) if s.step.startswith("resource")}
+    wired = [r for r in kit_resources(read_kit(find_kit())) if r.destinations]
+    assert sorted(rows) == sorted(f"resource {r.path}" for r in wired)  # mysql: no destination reads it
+    smtp = rows["resource f/dodo/smtp"]
+    assert smtp.state == "todo" and "license_keys, abandoned_checkouts, dunning" in smtp.detail
+    assert "Resources -> Add resource -> smtp" in smtp.fix and '"resource_type": "smtp"' in smtp.fix
+    for r in wired:
+        user_creates(emulator, "resources", {"path": r.path, "value": {"x": 1}, "resource_type": r.resource_type})
+    rows = {s.step: s for s in asyncio.run(steps()) if s.step.startswith("resource")}
+    assert [(step, row.state) for step, row in rows.items()] == [
+        ("resources the kit reads exist in workspace acme", "done")
+    ]
+
+
+def test_connecting_dev_windmill_on_its_default_address_updates_the_starter_destination_in_place(
+    tmp_path: Path,
+) -> None:
+    import argparse
+
+    from headrace.cli_connect import _destinations
+    from headrace.config.edit import ConfigFile
+
+    path = tmp_path / "headrace.toml"
+    path.write_text(starter.render(), encoding="utf-8")
+    config = ConfigFile.load(path)
+    args = argparse.Namespace(folder="dodo", workspace="demo", source="dodo", token="env:WINDMILL_TOKEN")
+    lines = _destinations(args, config, "http://127.0.0.1:8000/api")
+    assert not any("remove" in line for line in lines)
+    assert "    update  [destinations.payments] -> flow f/dodo/on_payment" in lines
+    assert sum("create  [destinations." in line for line in lines) == len(DESTINATIONS) - 1

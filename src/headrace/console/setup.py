@@ -12,13 +12,13 @@ from headrace.check.setup import event_steps, setup_steps
 from headrace.console.pages import render
 from headrace.models import EventRow
 
-WINDMILL_TIMEOUT = 5.0  # seconds per question to Windmill: the page answers within a few of them
+QUESTION_TIMEOUT = 5.0  # seconds per question to Windmill or Dodo: the page answers within a few of them
 
 
 async def setup_page(request: web.Request) -> web.Response:
     app = app_of(request)
     async with aiohttp.ClientSession(headers={"User-Agent": "headrace-console-setup"}) as session:
-        steps = await setup_steps(app.settings, session, WINDMILL_TIMEOUT)
+        steps = await setup_steps(app.settings, session, QUESTION_TIMEOUT)
     now = app.clock()
     newest = await app.list_events(views.event_filter({"limit": "1"}, now))
     delivered = await app.list_events(views.event_filter({"status": "delivered", "limit": "1"}, now))

@@ -159,3 +159,73 @@ DESTINATIONS = (
     KitDestination("dunning", ("dunning.*",), "script", "email_dunning_notice", "dunning"),
     KitDestination("entitlement_grants", ("entitlement_grant.*",), "flow", "on_entitlement_grant", "entitlement_grant"),
 )
+
+
+@dataclass(frozen=True)
+class KitResource:
+    """A resource the kit's code reads (a `$res:` default or flow input): its path, its resource type, and the
+    kit automations (DESTINATIONS names) whose runs read it."""
+
+    path: str
+    resource_type: str
+    destinations: tuple[str, ...]
+
+
+RES_PREFIX = "$res:"
+
+
+def _script_resources(script: KitScript) -> dict[str, tuple[str, str]]:
+    """argument name -> (resource path, resource type) for every argument whose default is `$res:PATH`."""
+    schema = script.body.get("schema") or {}
+    found = {}
+    for name, spec in (schema.get("properties") or {}).items():
+        default = spec.get("default") if isinstance(spec, dict) else None
+        if isinstance(default, str) and default.startswith(RES_PREFIX):
+            kind = str(spec.get("format") or "").removeprefix("resource-")
+            found[name] = (default.removeprefix(RES_PREFIX), kind)
+    return found
+
+
+def _flow_resources(value: Any, scripts: dict[str, dict[str, tuple[str, str]]]) -> set[tuple[str, str]]:
+    """(path, type) of every resource a flow's steps read: a static `$res:` input (typed by the called script's
+    argument), or a called kit script's `$res:` default the step does not set."""
+    found: set[tuple[str, str]] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= _flow_resources(item, scripts)
+    elif isinstance(value, dict):
+        if value.get("type") == "script" and isinstance(value.get("input_transforms"), dict):
+            own = scripts.get(str(value.get("path")), {})
+            inputs = value["input_transforms"]
+            for name, (path, kind) in own.items():
+                given = inputs.get(name)
+                if given is None:
+                    found.add((path, kind))
+            for name, given in inputs.items():
+                static = given.get("value") if isinstance(given, dict) else None
+                if isinstance(static, str) and static.startswith(RES_PREFIX):
+                    found.add((static.removeprefix(RES_PREFIX), own.get(name, ("", ""))[1]))
+        for item in value.values():
+            found |= _flow_resources(item, scripts)
+    return found
+
+
+def kit_resources(kit: Kit) -> tuple[KitResource, ...]:
+    """Every resource the kit reads, read from the kit's files (script schemas and flow steps), with the
+    automations that need it. The user creates these (their values are secrets); `f/FOLDER/db` is the one
+    `connect windmill --database` creates."""
+    scripts = {script.path: _script_resources(script) for script in kit.scripts}
+    flows = {flow.path: _flow_resources(flow.body.get("value"), scripts) for flow in kit.flows}
+    types: dict[str, str] = {}
+    users: dict[str, set[str]] = {}
+    for resources in [*flows.values(), *(set(args.values()) for args in scripts.values())]:
+        for path, kind in resources:
+            types[path] = types.get(path) or kind
+            users.setdefault(path, set())
+    for row in DESTINATIONS:
+        target = f"f/{kit.folder}/{row.target}"
+        read = flows.get(target, set()) if row.kind == "flow" else set(scripts.get(target, {}).values())
+        for path, _ in read:
+            users[path].add(row.name)
+    order = [row.name for row in DESTINATIONS]
+    return tuple(KitResource(path, types[path], tuple(sorted(users[path], key=order.index))) for path in sorted(types))
