@@ -23,7 +23,7 @@ def test_prune_then_vacuum_gives_the_space_back(tmp_path: Path, capsys: pytest.C
     db = tmp_path / "h.db"
     config = tmp_path / "headrace.toml"
     config.write_text(config_text(db, free_port()))
-    old = time.time() - 10 * 86400
+    old = time.time() - 20 * 86400
 
     async def fill() -> None:
         store = SQLiteStore(db)
@@ -35,7 +35,7 @@ def test_prune_then_vacuum_gives_the_space_back(tmp_path: Path, capsys: pytest.C
             await store.close()
 
     asyncio.run(fill())
-    assert main(["db", "prune", "-c", str(config), "--older-than", "3d"]) == 0
+    assert main(["db", "prune", "-c", str(config), "--older-than", "14d"]) == 0
     out = capsys.readouterr().out
     assert f"deleted {EVENTS} events" in out
     assert "of it free): new events reuse the freed pages; `headrace db vacuum`" in out
