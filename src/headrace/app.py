@@ -325,8 +325,11 @@ class App:
     async def bulk_replay(self, token: str) -> tuple[bulk.Plan, list[ReplayResult]]:
         """Replay what a plan's token counted. Counted again under the same filter and newest event id, and
         sent only if nothing changed: the same deliveries per destination, and no counted event replayed (or
-        re-run) since the count, so a token replays once (bulk.Changed, with the new plan, otherwise). A new
-        generation per delivery, like `replay`, written bulk.CHUNK events per transaction."""
+        re-run) since the count (bulk.Changed, with the new plan, otherwise). A token replays once, atomically:
+        its first chunk's transaction claims it and checks again under a lock that serialises bulk replays
+        (store.replay_counted), so concurrent confirmations of one count (or of two counts of the same events,
+        on any instance) write one replay. A new generation per delivery, like `replay`, written bulk.CHUNK
+        events per transaction."""
         counted = bulk.decode(token)
         plan, routed = await self._bulk_count(counted.flt)
         touched = set(await self.store.replayed_since(counted.mark, counted.max_event_id))
@@ -334,10 +337,17 @@ class App:
             raise bulk.Changed(plan)
         results: list[ReplayResult] = []
         todo = [(event_id, [self.settings.route(n) for n in names]) for event_id, names in routed if names]
-        for start in range(0, len(todo), bulk.CHUNK):
+        planned = [event_id for event_id, _ in todo]
+        counted_at = (counted.mark, counted.max_event_id)
+        for start in range(0, max(len(todo), 1), bulk.CHUNK):
             chunk = todo[start : start + bulk.CHUNK]
-            job_ids = await self.store.replay_many(chunk, self.clock())
-            results.extend(ReplayResult(event_id, ids) for (event_id, _), ids in zip(chunk, job_ids, strict=True))
+            claim = bulk.claim_key(token) if start == 0 else None
+            job_ids = await self.store.replay_counted(chunk, self.clock(), counted_at, claim, planned)
+            if job_ids is None:  # the token was used, or a racing replay wrote first: nothing was written
+                raise bulk.Changed((await self._bulk_count(counted.flt))[0])
+            results.extend(
+                ReplayResult(event_id, ids) for (event_id, _), ids in zip(chunk, job_ids, strict=True) if ids
+            )
             self._notify()
         return plan, results
 

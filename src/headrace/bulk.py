@@ -5,7 +5,9 @@ field it gains, such as a search text, applies here too), capped at BULK_REPLAY_
 carries the filter (with relative times already resolved), the newest event id counted, and the number of
 deliveries per destination. Executing a token counts again under exactly that filter and id bound: events
 that arrived after the count are never included, and if the count changed (statuses moved, the
-configuration changed, someone replayed meanwhile) nothing is sent and the caller sees the new plan.
+configuration changed, someone replayed meanwhile) nothing is sent and the caller sees the new plan. A
+token is used once: its first write transaction claims it (store.replay_counted), so two concurrent
+confirmations of one count write one replay.
 
 The token binds, it does not authorize: only an admin can count or execute, and a crafted token can ask
 for nothing an admin could not ask for with a filter.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -128,6 +131,11 @@ def encode(flt: EventFilter, max_id: int, mark: int, destinations: dict[str, int
     }
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def claim_key(token: str) -> str:
+    """The store key that marks `token` as executed (a digest: the token itself is never stored)."""
+    return "bulk_replay:" + hashlib.sha256(token.encode()).hexdigest()[:40]
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ async def destinations_page(request: web.Request) -> web.Response:
 
 
 # Every file under static/, and its type: nothing else is served.
-STATIC = {"console.css": "text/css", "try.js": "text/javascript"}
+STATIC = {"console.css": "text/css", "try.js": "text/javascript", "submit-once.js": "text/javascript"}
 
 
 @public
