@@ -149,7 +149,12 @@ async def serve(
         )
         await runner.setup()
         assert runner.server is not None
-        cap = listener.ConnectionCap(runner.server, server_settings.max_connections)
+        cap = listener.ConnectionCap(
+            runner.server,
+            server_settings.max_connections,
+            server_settings.max_connections_per_peer,
+            server_settings.proxy_networks,
+        )
         listening = await asyncio.get_running_loop().create_server(cap, sock=sock, backlog=1024)
         bound = sock.getsockname()[1]
         if run_worker:

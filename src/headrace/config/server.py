@@ -73,8 +73,17 @@ class ServerSettings(_Strict):
         1000,
         ge=16,
         le=1_000_000,
-        description="Most client connections held at once; one more closes the oldest. Keep it under the "
-        "open-files limit (headrace raises its soft limit to fit when it can).",
+        description="Most client connections held at once. One more closes a connection of the client address "
+        "holding the most: first one that has not finished sending a request's headers, then an idle one; "
+        "requests in progress keep a tenth in reserve. Keep it under the open-files limit (headrace raises "
+        "its soft limit to fit when it can).",
+    )
+    max_connections_per_peer: int = Field(
+        64,
+        ge=1,
+        le=1_000_000,
+        description="Most connections one client address (an IPv6 /64) holds at once; one more closes that "
+        "address's own oldest idle one. Trusted proxies (trusted_proxies) are not limited.",
     )
     header_timeout: Duration = Field(
         "15s",
