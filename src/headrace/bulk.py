@@ -20,12 +20,15 @@ import binascii
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, get_args
 
+from headrace import search
 from headrace.config import Settings
-from headrace.models import EventFilter, EventRow
+from headrace.models import EventFilter, EventRow, EventStatus
+from headrace.views import ID_MAX, TEXT_MAX_LENGTH
 
 BULK_REPLAY_LIMIT = 10_000  # events per bulk replay; above it the plan is refused (narrow the filter)
 CHUNK = 500  # events per write transaction while executing, so ingest is never held up for long
@@ -171,21 +174,29 @@ def decode(token: str, limit: int = BULK_REPLAY_LIMIT) -> Counted:
         or not all(_count(n) for n in destinations.values())
     ):
         raise BadToken("the token's contents are not a bulk replay count: count again")
+    if not all(isinstance(name, str) and len(name) <= TEXT_MAX_LENGTH for name in destinations):
+        raise BadToken("the token's destinations are not a bulk replay count: count again")
     try:
         flt = EventFilter(**fields, limit=limit + 1, before_id=max_id + 1)
-    except TypeError:
-        raise BadToken("the token's filter is not this headrace's: count again") from None
+        if flt.q is not None:
+            search.parse(flt.q)  # the same bound (search.MAX_QUERY_CHARS) and syntax as the event list's q
+    except (TypeError, ValueError):
+        raise BadToken("the token's filter is not one the event list accepts: count again") from None
     return Counted(flt, max_id, mark, destinations)
 
 
 def _count(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    """A count or an id either database can hold (an edited token's 10**30 is refused, not sent to SQL)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < ID_MAX
 
 
 def _plain_field(name: str, value: Any) -> bool:
-    """Times are numbers, every other filter field is text (or absent)."""
+    """Times are finite numbers, the status one of the event statuses, every other filter field short text
+    (or absent): what the event list's filter can hold."""
     if value is None:
         return True
     if name in ("since", "until"):
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, str)
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if name == "status":
+        return value in get_args(EventStatus)
+    return isinstance(value, str) and len(value) <= TEXT_MAX_LENGTH

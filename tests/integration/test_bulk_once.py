@@ -205,3 +205,47 @@ def test_concurrent_console_posts_of_one_form_replay_once(tmp_path: Path, reques
         assert _deliveries(database, tmp_path) == EVENTS
 
     asyncio.run(main())
+
+
+def _edited(token: str, **change: Any) -> str:
+    import base64
+    import json
+
+    body = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    for key, value in change.items():
+        if key in body:
+            body[key] = value
+        else:
+            body["filter"][key] = value
+    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
+
+
+def test_edited_tokens_are_refused_not_errors(tmp_path: Path):
+    """A token edited to hold what the event list would refuse (a 1,000-character q, ids past what a database
+    stores, an unknown status, an infinite time) answers 404 unknown_token (the API) or 422 (the console)."""
+    settings = settings_for(_config(tmp_path, None), tmp_path)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def main() -> None:
+        async with running_server(settings) as base, aiohttp.ClientSession(headers=auth) as http:
+            async with http.get(f"{base}/api/v1/replay/bulk") as response:
+                token = (await response.json())["token"]
+            for change in [
+                {"q": "x" * 1000},
+                {"q": "a" * 201},
+                {"max_event_id": 10**30},
+                {"mark": 10**30},
+                {"max_event_id": 2**63 - 1},
+                {"status": "nope"},
+                {"source": "s" * 201},
+                {"since": 1e308 * 10},
+                {"destinations": {"d" * 201: 1}},
+            ]:
+                edited = _edited(token, **change)
+                async with http.post(f"{base}/api/v1/replay/bulk", json={"token": edited}) as response:
+                    assert response.status == 404, (change, response.status, await response.text())
+                    assert (await response.json())["error"] == "unknown_token"
+            async with http.post(f"{base}/api/v1/replay/bulk", json={"token": _edited(token, q="pay_1")}) as response:
+                assert response.status == 200  # a q the list accepts is counted (nothing matches: nothing sent)
+
+    asyncio.run(main())
