@@ -168,7 +168,7 @@ def test_proxy_and_base_path_settings_are_checked():
         ('trusted_proxies = ["nginx"]', "not an IP address"),
         ('base_path = "hr"', "write a path"),
         ('base_path = "/h r"', "write a path"),
-        ('header_timeout = "0s"', "longer than 0"),
+        ('header_timeout = "0s"', "out of range: write from 1s to 5m"),
     ):
         with pytest.raises(ConfigError, match=expected):
             parse(DESIGN_EXAMPLE.replace("[server]\n", f"[server]\n{bad}\n"), environ=ENV)

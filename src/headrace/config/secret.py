@@ -4,6 +4,7 @@ variable, read at start-up) and `file:PATH` (a file of its own, read again at ev
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -50,10 +51,20 @@ def _read_secret_file(path: Path, base_dir: Path) -> str:
     break. Read at start-up and at every reload: the way to rotate a secret the environment cannot change."""
     full = path if path.is_absolute() else base_dir / path
     try:
-        with full.open("rb") as handle:
-            data = handle.read(SECRET_FILE_LIMIT + 1)
+        # O_NONBLOCK: opening a FIFO would wait for a writer; it opens at once and is refused below.
+        fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise ValueError(f"cannot read {full} (referenced as file:{path}): {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(
+                f"{full} (referenced as file:{path}) is not a regular file (a FIFO, a device or a directory): "
+                "write the secret into a plain file"
+            )
+        try:
+            data = handle.read(SECRET_FILE_LIMIT + 1)
+        except OSError as exc:
+            raise ValueError(f"cannot read {full} (referenced as file:{path}): {exc.strerror}") from None
     if len(data) > SECRET_FILE_LIMIT:
         raise ValueError(f"{full} (referenced as file:{path}) is larger than {SECRET_FILE_LIMIT} bytes")
     try:

@@ -11,9 +11,12 @@ from pydantic import Field, field_validator, model_validator
 
 from headrace.config.limits import (
     BODY_LIMITS,
+    BODY_TIMEOUT_LIMITS,
+    HEADER_TIMEOUT_LIMITS,
     REJECTION_RETENTION_LIMITS,
     RETENTION_LIMITS,
     RETENTION_OFF,
+    SESSION_LIFETIME_LIMITS,
     SHUTDOWN_GRACE_LIMITS,
     Duration,
     _count_within,
@@ -88,15 +91,17 @@ class ServerSettings(_Strict):
     header_timeout: Duration = Field(
         "15s",
         description="How long a connection may take to send a request's headers, counted from connecting or "
-        "from the previous response (so also how long an idle keep-alive connection stays open).",
+        "from the previous response (so also how long an idle keep-alive connection stays open). 1s to 5m.",
     )
     body_timeout: Duration = Field(
-        "30s", description="How long a client may take to send a request body; then 408 and the connection closes."
+        "30s",
+        description="How long a client may take to send a request body; then 408 and the connection closes. 1s to 10m.",
     )
     session_lifetime: Duration = Field(
         "12h",
         description="How long a console login lasts. Sessions also end at logout, when the admin token they "
-        "were opened with is removed from admin_token (a reload), and when headrace restarts (kept in memory).",
+        "were opened with is removed from admin_token (a reload), and when headrace restarts (kept in memory). "
+        "1s to 30d.",
     )
     retention: str = Field(
         "30d",
@@ -177,12 +182,20 @@ class ServerSettings(_Strict):
     def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(ipaddress.ip_network(item, strict=False) for item in self.trusted_proxies)
 
-    @field_validator("header_timeout", "body_timeout", "session_lifetime")
+    @field_validator("header_timeout")
     @classmethod
-    def _positive(cls, value: str) -> str:
-        if parse_duration(value) <= 0:
-            raise ValueError(f'{value!r}: must be longer than 0, e.g. "15s"')
-        return value
+    def _header_timeout(cls, value: str) -> str:
+        return _within(value, HEADER_TIMEOUT_LIMITS, "how long a client may take to send its headers; default 15s")
+
+    @field_validator("body_timeout")
+    @classmethod
+    def _body_timeout(cls, value: str) -> str:
+        return _within(value, BODY_TIMEOUT_LIMITS, "how long a client may take to send a body; default 30s")
+
+    @field_validator("session_lifetime")
+    @classmethod
+    def _session_lifetime(cls, value: str) -> str:
+        return _within(value, SESSION_LIFETIME_LIMITS, "how long a console login lasts; default 12h")
 
     @field_validator("admin_token", mode="before")
     @classmethod
