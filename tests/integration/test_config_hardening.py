@@ -10,13 +10,16 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from headrace.app import App
 from headrace.config import ConfigError
-from tests.helpers import config_text, free_port, settings_for
+from headrace.throttle import GLOBAL_FACTOR, FailureThrottle
+from tests.helpers import config_text, free_port, running_server, settings_for
 from tests.unit.test_config_limits import load, refused
 
 URL = "https://windmill.example/api/w/acme/jobs/run/p/f/dodo/other"
@@ -114,3 +117,56 @@ def test_a_reload_that_blocks_times_out_without_holding_the_loop(
             await app.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "token", ["password12345678", "Password1234567890", "abcdefgh12345678", "letmein-letmein-2024", "0123456789abcdef"]
+)
+def test_a_guessable_admin_token_is_refused_without_being_shown(token: str) -> None:
+    message = refused(server=f'admin_token = "{token}"')
+    assert "[server] admin_token: too easy to guess" in message and "secrets.token_urlsafe" in message
+    assert token not in message
+
+
+@pytest.mark.parametrize("token", ["k7Qx2mP9vR4tZ8wB", "07648c24ed6d12fb", "console-admin-token-1"])
+def test_random_looking_admin_tokens_at_the_minimum_length_pass(token: str) -> None:
+    assert load(server=f'admin_token = "{token}"').server.management == "token"
+
+
+def test_guesses_spread_over_many_addresses_share_one_budget() -> None:
+    now = [0.0]
+    throttle = FailureThrottle(10, clock=lambda: now[0])
+    compared = 0
+    for n in range(600):
+        address = f"10.1.{n // 250}.{n % 250}"
+        if throttle.retry_after(address) == 0:
+            compared += 1
+            throttle.failed(address)
+    assert compared == 10 * GLOBAL_FACTOR  # 100, not 600
+    assert throttle.retry_after("10.9.9.9") >= 1  # a new address waits too, while the budget is spent
+    now[0] += 60 / (10 * GLOBAL_FACTOR) * 1.01  # one refill later
+    assert throttle.retry_after("10.9.9.9") == 0
+
+
+def test_guesses_through_a_trusted_proxy_from_600_forwarded_addresses_are_bounded(tmp_path: Path) -> None:
+    token = "k7Qx2mP9vR4tZ8wB-proxy"
+    extra = 'trusted_proxies = ["127.0.0.1"]\nauth_failures_per_minute = 10'
+    settings = settings_for(
+        config_text(tmp_path / "h.db", free_port(), admin_token=token, extra_server=extra), tmp_path
+    )
+
+    async def main() -> list[int]:
+        statuses = []
+        async with running_server(settings) as base, aiohttp.ClientSession() as http:
+            for n in range(600):
+                headers = {"X-Forwarded-For": f"198.51.{n // 250}.{n % 250}", "Authorization": f"Bearer guess-{n}"}
+                async with http.get(f"{base}/api/v1/events", headers=headers) as response:
+                    statuses.append(response.status)
+        return statuses
+
+    started = time.monotonic()
+    statuses = asyncio.run(main())
+    elapsed = time.monotonic() - started
+    compared = statuses.count(401)
+    assert compared + statuses.count(429) == 600
+    assert compared <= 10 * GLOBAL_FACTOR + elapsed * 10 * GLOBAL_FACTOR / 60 + 1, (compared, elapsed)

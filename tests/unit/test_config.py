@@ -141,7 +141,7 @@ def test_empty_short_or_plain_admin_tokens_are_refused_with_how_to_generate_one(
 
 
 def test_an_admin_token_at_the_minimum_length_is_accepted():
-    text = DESIGN_EXAMPLE.replace('"env:HEADRACE_ADMIN_TOKEN"', '"abcdefgh12345678"')
+    text = DESIGN_EXAMPLE.replace('"env:HEADRACE_ADMIN_TOKEN"', '"k7Qx2mP9vR4tZ8wB"')
     assert parse(text, environ=ENV).server.management == "token"
 
 

@@ -23,10 +23,11 @@ from headrace.config.limits import (
     _Strict,
     _within,
 )
-from headrace.config.secret import Secret
+from headrace.config.secret import Secret, strength_bits
 from headrace.durations import parse_duration
 
 MIN_ADMIN_TOKEN = 16
+MIN_ADMIN_TOKEN_BITS = 64  # secret.strength_bits: 16 random hex characters score 82, password12345678 about 16
 MAX_ADMIN_TOKENS = 5
 KEYGEN_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
@@ -40,7 +41,8 @@ class ServerSettings(_Strict):
     admin_token: tuple[Secret, ...] = Field(
         (),
         description="Bearer token for /api/v1, /metrics and the console (env:NAME recommended), at least "
-        f"{MIN_ADMIN_TOKEN} characters; or a list of up to {MAX_ADMIN_TOKENS} while a rotation is under way (each "
+        f"{MIN_ADMIN_TOKEN} characters and hard to guess (no common words, repeats or runs such as 1234 making up "
+        f"most of it); or a list of up to {MAX_ADMIN_TOKENS} while a rotation is under way (each "
         "one is accepted). Without it (and without open_management) those answer 403.",
     )
     open_management: bool = Field(
@@ -213,11 +215,17 @@ class ServerSettings(_Strict):
             )
         for index, secret in enumerate(value):
             token = secret.reveal()
+            which = f"token #{index + 1} is " if len(value) > 1 else ""
             if len(token) < MIN_ADMIN_TOKEN or len(set(token)) < 8 or not token.isprintable() or " " in token:
-                which = f"token #{index + 1} is " if len(value) > 1 else ""
                 raise ValueError(
                     f"{which}too short or too plain ({len(token)} characters): use at least {MIN_ADMIN_TOKEN} "
                     f"printable characters, no spaces, at least 8 different ones; generate one with: {KEYGEN_COMMAND}"
+                )
+            bits = strength_bits(token)
+            if bits < MIN_ADMIN_TOKEN_BITS:
+                raise ValueError(
+                    f"{which}too easy to guess (common words, repeats or runs such as 1234 leave about "
+                    f"{bits:.0f} bits; at least {MIN_ADMIN_TOKEN_BITS}): generate one with: {KEYGEN_COMMAND}"
                 )
         return value
 
