@@ -188,7 +188,7 @@ def test_concurrent_console_posts_of_one_form_replay_once(tmp_path: Path, reques
                 token = re.search(r'name="token" value="([^"]+)"', page)
                 assert csrf and token
                 # The form submits once in a browser: its button is disabled by the page's script on submit.
-                assert "data-submit-once" in page and "/console/static/submit-once.js" in page
+                assert "data-submit-once" in page and "/console/static/once.js" in page
                 form = {"csrf": csrf.group(1), "token": token.group(1), "back": ""}
 
                 async def once() -> int:
@@ -200,7 +200,7 @@ def test_concurrent_console_posts_of_one_form_replay_once(tmp_path: Path, reques
 
                 statuses = await asyncio.gather(*(once() for _ in range(RACERS)))
                 assert sorted(statuses) == [303] + [409] * (RACERS - 1), statuses
-                async with http.get(f"{base}/console/static/submit-once.js") as response:
+                async with http.get(f"{base}/console/static/once.js") as response:
                     assert response.status == 200 and "disabled" in await response.text()
         assert _deliveries(database, tmp_path) == EVENTS
 
