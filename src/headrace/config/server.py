@@ -7,7 +7,7 @@ import re
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from headrace.config.limits import (
     BODY_LIMITS,
@@ -30,6 +30,14 @@ MIN_ADMIN_TOKEN = 16
 MIN_ADMIN_TOKEN_BITS = 64  # secret.strength_bits: 16 random hex characters score 82, password12345678 about 16
 MAX_ADMIN_TOKENS = 5
 KEYGEN_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+# Durations whose absurd values would misbehave quietly: their range, and what the key does (for the refusal).
+_BOUNDED_DURATIONS = {
+    "header_timeout": (HEADER_TIMEOUT_LIMITS, "how long a client may take to send its headers; default 15s"),
+    "body_timeout": (BODY_TIMEOUT_LIMITS, "how long a client may take to send a body; default 30s"),
+    "session_lifetime": (SESSION_LIFETIME_LIMITS, "how long a console login lasts; default 12h"),
+    "shutdown_grace": (SHUTDOWN_GRACE_LIMITS, "how long in-flight deliveries may finish on SIGTERM; default 10s"),
+}
 
 
 class ServerSettings(_Strict):
@@ -184,20 +192,11 @@ class ServerSettings(_Strict):
     def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(ipaddress.ip_network(item, strict=False) for item in self.trusted_proxies)
 
-    @field_validator("header_timeout")
+    @field_validator(*_BOUNDED_DURATIONS)
     @classmethod
-    def _header_timeout(cls, value: str) -> str:
-        return _within(value, HEADER_TIMEOUT_LIMITS, "how long a client may take to send its headers; default 15s")
-
-    @field_validator("body_timeout")
-    @classmethod
-    def _body_timeout(cls, value: str) -> str:
-        return _within(value, BODY_TIMEOUT_LIMITS, "how long a client may take to send a body; default 30s")
-
-    @field_validator("session_lifetime")
-    @classmethod
-    def _session_lifetime(cls, value: str) -> str:
-        return _within(value, SESSION_LIFETIME_LIMITS, "how long a console login lasts; default 12h")
+    def _bounded_duration(cls, value: str, info: ValidationInfo) -> str:
+        limits, meaning = _BOUNDED_DURATIONS[str(info.field_name)]
+        return _within(value, limits, meaning)
 
     @field_validator("admin_token", mode="before")
     @classmethod
@@ -274,11 +273,6 @@ class ServerSettings(_Strict):
     @property
     def rejection_retention_seconds(self) -> float | None:
         return None if self.rejection_retention == "off" else parse_duration(self.rejection_retention)
-
-    @field_validator("shutdown_grace")
-    @classmethod
-    def _grace(cls, value: str) -> str:
-        return _within(value, SHUTDOWN_GRACE_LIMITS, "how long in-flight deliveries may finish on SIGTERM; default 10s")
 
     @field_validator("body_limit")
     @classmethod
