@@ -4,6 +4,8 @@ admins, two instances on one PostgreSQL) write exactly one replay's deliveries, 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import re
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ import aiohttp
 import pytest
 
 from headrace.store.sqlite import SQLiteStore
+from tests import cdp
 from tests.helpers import config_text, free_port, running_server, settings_for
 
 TOKEN = "bulk-once-admin-token-123"
@@ -208,9 +211,6 @@ def test_concurrent_console_posts_of_one_form_replay_once(tmp_path: Path, reques
 
 
 def _edited(token: str, **change: Any) -> str:
-    import base64
-    import json
-
     body = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     for key, value in change.items():
         if key in body:
@@ -247,5 +247,32 @@ def test_edited_tokens_are_refused_not_errors(tmp_path: Path):
                     assert (await response.json())["error"] == "unknown_token"
             async with http.post(f"{base}/api/v1/replay/bulk", json={"token": _edited(token, q="pay_1")}) as response:
                 assert response.status == 200  # a q the list accepts is counted (nothing matches: nothing sent)
+
+    asyncio.run(main())
+
+
+@pytest.mark.skipif(cdp.CHROMIUM is None, reason="Chromium is installed by .ci/run (Debian package chromium)")
+def test_a_double_click_in_chromium_replays_once(tmp_path: Path):
+    settings = settings_for(_config(tmp_path, None), tmp_path)
+
+    async def main() -> None:
+        async with running_server(settings) as base:
+            await _import(None, tmp_path)
+            async with cdp.browser() as page:
+                await page.goto(f"{base}/console/login")
+                await page.evaluate(f"document.querySelector('input[name=token]').value = {json.dumps(TOKEN)}")
+                await page.click("form.filters button")
+                await page.loaded("/console/")
+                await page.goto(f"{base}/console/replay")
+                await page.wait("document.querySelector('form[data-submit-once] button') !== null")
+                # Two presses before the first answer: the second does nothing.
+                pressed = await page.evaluate(
+                    "(() => { const b = document.querySelector('form[data-submit-once] button');"
+                    " b.click(); const after = b.disabled; b.click(); return after; })()"
+                )
+                assert pressed is True
+                url = await page.loaded("/console/")
+                assert f"bulk_replayed={EVENTS}" in url
+        assert _deliveries(None, tmp_path) == EVENTS
 
     asyncio.run(main())
