@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from headrace.config import ConfigError, ServerSettings
+from headrace.throttle import client_key
 
 log = logging.getLogger("headrace.server")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -111,19 +112,10 @@ class _Peer:
 
 
 def peer_key(transport: Any) -> str:
-    """The client address a connection counts against: the IPv4 address, or the IPv6 /64 (one host's share)."""
+    """The client address a connection counts against: the one the login throttle counts by (an IPv4
+    address, or an IPv6 /64: one host's share)."""
     peer = transport.get_extra_info("peername") if transport is not None else None
-    if not peer:
-        return ""
-    try:
-        address = ipaddress.ip_address(peer[0])
-    except ValueError:
-        return str(peer[0])
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
+    return client_key(str(peer[0])) if peer else ""
 
 
 class ConnectionCap:
