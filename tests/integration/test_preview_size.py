@@ -39,3 +39,33 @@ def test_a_preview_past_payload_limit_leaves_the_payload_out(tmp_path: Path) -> 
                 assert "payload_limit" in answer["error"]["message"], answer["error"]
 
     asyncio.run(main())
+
+
+def test_a_large_answer_is_serialised_while_the_loop_keeps_running() -> None:
+    """The preview's answer (up to payload_limit, 64 MiB at most, twice: as JSON and as text) is written as
+    JSON off the event loop: other tasks run meanwhile."""
+    from headrace.access import json_answer
+
+    async def main() -> None:
+        ticks = 0
+        done = False
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        before = ticks
+        big = {"payload": ["x" * 64] * 200_000, "body": "y" * 8_000_000}
+        response = await json_answer(big)
+        during = ticks - before
+        done = True
+        await task
+        assert response.status == 200 and response.content_type == "application/json"
+        assert json.loads(response.text or "") == big
+        assert during > 1, "the event loop ran nothing while the answer was serialised"
+
+    asyncio.run(main())
