@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -70,6 +72,13 @@ async def read_body(request: web.Request) -> bytes:
         raise web.HTTPRequestTimeout(
             text=f"the body did not arrive within {settings.body_timeout} ([server] body_timeout)"
         ) from None
+
+
+async def json_answer(data: Any, status: int = 200) -> web.Response:
+    """`web.json_response`, with the JSON written in a thread: a large answer (a preview's payload, up to a
+    destination's payload_limit) never holds the event loop while it is serialised."""
+    text = await asyncio.to_thread(json.dumps, data)
+    return web.Response(text=text, status=status, content_type="application/json")
 
 
 def throttled(request: web.Request) -> web.Response | None:

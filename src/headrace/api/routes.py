@@ -10,7 +10,7 @@ from aiohttp import web
 
 from headrace import bulk
 from headrace import views as serialize
-from headrace.access import APP_KEY, bearer_middleware, read_body
+from headrace.access import APP_KEY, bearer_middleware, json_answer, read_body
 from headrace.access import app_of as _app
 from headrace.access import problem as _problem
 from headrace.api.openapi import document
@@ -179,7 +179,7 @@ async def preview(request: web.Request) -> web.Response:
         answer = await _app(request).previews().preview(spec)
     except LookupError as exc:
         return _problem(404, "not_found", str(exc))
-    return web.json_response(answer)
+    return await json_answer(answer)
 
 
 async def send_test(request: web.Request) -> web.Response:

@@ -26,7 +26,7 @@ from tomlkit.items import Table
 
 from headrace.config.loader import ConfigError
 from headrace.config.settings import _NAME
-from headrace.files import TooLarge, read_at_most
+from headrace.files import NotRegular, TooLarge, read_at_most
 
 TomlValue: TypeAlias = str | int | float | bool | Sequence[str | int | float | bool]
 
@@ -66,6 +66,8 @@ class ConfigFile:
             return cls(path, tomlkit.document(), None)
         except TooLarge:
             raise ConfigError(f"{path}: larger than {CONFIG_SIZE_LIMIT} bytes; is it the right file?") from None
+        except NotRegular:
+            raise ConfigError(f"{path}: not a regular file (a FIFO, a device or a directory)") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
         try:

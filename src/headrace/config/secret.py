@@ -3,11 +3,13 @@ variable, read at start-up) and `file:PATH` (a file of its own, read again at ev
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from headrace.files import TooLarge, read_at_most
+from headrace.files import NotRegular, TooLarge, read_at_most
 
 
 class Secret:
@@ -53,6 +55,11 @@ def _read_secret_file(path: Path, base_dir: Path) -> str:
     full = path if path.is_absolute() else base_dir / path
     try:
         data = read_at_most(full, SECRET_FILE_LIMIT)
+    except NotRegular:
+        raise ValueError(
+            f"{full} (referenced as file:{path}) is not a regular file (a FIFO, a device or a directory): "
+            "write the secret into a plain file"
+        ) from None
     except TooLarge:
         raise ValueError(f"{full} (referenced as file:{path}) is larger than {SECRET_FILE_LIMIT} bytes") from None
     except OSError as exc:
@@ -70,3 +77,32 @@ def resolve_reference(value: str, environ: Mapping[str, str] | None = None) -> s
     """`value` itself, the environment variable an `env:NAME` value names, or the content of the file a
     `file:PATH` value names (ValueError if it is unset or unreadable)."""
     return _resolve(value, os.environ if environ is None else environ)
+
+
+# Words and runs a guesser tries first: each counts as one character in `strength_bits`.
+COMMON_WORDS = ("password", "passw0rd", "qwerty", "azerty", "letmein", "welcome", "changeme", "iloveyou", "dragon")
+_SEQUENCE = "abcdefghijklmnopqrstuvwxyz0123456789"
+_CLASSES = ((r"[a-z]", 26), (r"[A-Z]", 26), (r"[0-9]", 10), (r"[^a-zA-Z0-9]", 33))
+
+
+def strength_bits(text: str) -> float:
+    """A rough lower bound on the bits a guesser needs: the characters left once common words, repeats and
+    runs (`aaaa`, `1234`, `dcba`) count as one each, times log2 of the size of the character classes used.
+    `password12345678` scores about 10 bits, a `secrets.token_urlsafe(32)` about 250."""
+    lowered = text.lower()
+    for word in COMMON_WORDS:
+        lowered = lowered.replace(word, "\0")
+    kept = 0
+    for i, ch in enumerate(lowered):
+        if i < 2 or not _run(lowered[i - 2], lowered[i - 1], ch):
+            kept += 1
+    alphabet = sum(size for pattern, size in _CLASSES if re.search(pattern, text))
+    return kept * math.log2(max(alphabet, 2))
+
+
+def _run(a: str, b: str, c: str) -> bool:
+    """Whether c continues a repeat or a run of a, b (ascending or descending, letters or digits)."""
+    if a == b == c:
+        return True
+    i, j, k = (_SEQUENCE.find(x) for x in (a, b, c))
+    return min(i, j, k) >= 0 and (j - i == k - j == 1 or j - i == k - j == -1)

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from headrace import samples, views
-from headrace.access import app_of, problem, read_body
+from headrace.access import app_of, json_answer, problem, read_body
 from headrace.config import DestinationSettings
 from headrace.console.pages import render
 from headrace.deliver.preview import MAX_REQUEST, MAX_SCRIPT, PreviewSpec, SpecError, parse_spec
@@ -107,9 +107,10 @@ async def preview_action(request: web.Request) -> web.Response:
     if isinstance(spec, web.Response):
         return spec
     try:
-        return web.json_response(await app_of(request).previews().preview(spec))
+        answer = await app_of(request).previews().preview(spec)
     except LookupError as exc:
         return problem(404, "not_found", str(exc))
+    return await json_answer(answer)
 
 
 async def send_action(request: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from headrace.files import TooLarge, read_at_most
+from headrace.files import NotRegular, TooLarge, read_at_most
 
 KIT_FOLDER = "dodo"
 KIT_FILE_LIMIT = 1_048_576  # bytes per kit file: the kit is small text, not data
@@ -63,7 +63,7 @@ def find_kit(given: str | Path | None = None) -> Path:
 def _read(path: Path) -> str:
     try:
         return read_at_most(path, KIT_FILE_LIMIT).decode("utf-8")
-    except TooLarge as exc:
+    except (TooLarge, NotRegular) as exc:
         raise KitError(str(exc)) from None
     except OSError as exc:
         raise KitError(f"{path}: {exc.strerror}") from None
