@@ -15,6 +15,7 @@ import aiohttp
 
 from headrace import bulk
 from headrace.config import ConfigError, Settings
+from headrace.config.database import SQLITE_PREFIX, sqlite_file
 from headrace.deliver import preview as trying
 from headrace.deliver import testsend
 from headrace.deliver.attempt import Attempter
@@ -28,6 +29,7 @@ from headrace.metrics import Metrics
 from headrace.models import Activity, DeliveryError, EventFilter, EventRow, Rejection, TestDelivery
 from headrace.store.base import Store, StoreStats
 from headrace.store.sqlite import SQLiteStore
+from headrace.store.sqlite_io import WAL_LIMIT
 from headrace.transform import Sandbox, Script
 from headrace.windmill.client import WindmillClient
 
@@ -40,13 +42,18 @@ CHART_CACHE = 15.0  # seconds a chart's numbers are reused (charts of 1- to 15-m
 
 
 def open_store(settings: Settings) -> Store:
-    return store_at(settings.server.database, settings.sqlite_path)
+    return store_at(settings.server.database, settings.sqlite_path, wal_limit=settings.server.wal_limit)
 
 
-def store_at(url: str, sqlite_path: Path | None = None) -> Store:
-    """The store for a database URL (`sqlite:///PATH` or `postgresql://…`); `sqlite_path` as config resolved it."""
-    if url.startswith("sqlite:///"):
-        return SQLiteStore(sqlite_path or Path(url.removeprefix("sqlite:///")))
+def store_at(url: str, sqlite_path: Path | None = None, *, wal_limit: int = WAL_LIMIT) -> Store:
+    """The store for a database URL (`sqlite:///PATH` or `postgresql://…`); `sqlite_path` as config resolved it,
+    else a relative path is under the current folder (config.database)."""
+    if url.startswith(SQLITE_PREFIX):
+        try:
+            path = sqlite_path or sqlite_file(url, Path.cwd())
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return SQLiteStore(path, wal_limit=wal_limit)
     if not url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(f"{url!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
     try:
@@ -368,7 +375,8 @@ class App:
 
     async def metrics_text(self) -> str:
         """Prometheus exposition: this process's counters and the store's queue gauges (cached ~1 s)."""
-        return self.metrics.render(await self.metrics.queue(self.store.queue_stats))
+        queue, ready = await self.metrics.queue(self.store.queue_stats), await self.metrics.ready(self.ready)
+        return self.metrics.render(queue, ready, self.store.describe().get("wal_bytes"))
 
     async def ready(self) -> tuple[bool, str]:
         """Ready when the store has this binary's schema, can read every column it uses, and can write; and,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import time
+from pathlib import Path
 
 from headrace import logs, retention
 from headrace.cli_shared import UsageError
@@ -30,17 +32,80 @@ def _status_lines(status: SchemaStatus) -> list[str]:
     ]
 
 
+def _file_facts(path: Path | None) -> dict[str, int]:
+    from headrace.store.sqlite_io import file_facts
+
+    if path is None or not path.exists():
+        return {}
+    try:
+        return file_facts(path)
+    except sqlite3.Error as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+
+
+def _facts_lines(facts: dict[str, int]) -> list[str]:
+    if not facts:
+        return []
+    free = facts["free_pages"] * facts["page_size"]
+    hint = f" (`headrace db vacuum` gives {_size(free)} back to the disk)" if free >= VACUUM_HINT_BYTES else ""
+    return [
+        f"file        {_size(facts['file_bytes'])}, {facts['pages']} pages of {facts['page_size']} bytes",
+        f"free pages  {facts['free_pages']} ({_size(free)}){hint}",
+        f"wal         {_size(facts['wal_bytes'])}",
+    ]
+
+
+# Free space worth a VACUUM (smaller amounts are reused by the next events anyway).
+VACUUM_HINT_BYTES = 64 * 1024 * 1024
+
+
+def _size(n: int) -> str:
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def cmd_db_vacuum(args: argparse.Namespace) -> int:
+    """SQLite: rewrite the file without its free pages, so the space pruning freed goes back to the disk."""
+    import shutil
+
+    from headrace.store.sqlite_io import vacuum
+
+    settings = load(args.config, need_secrets=False)
+    path = settings.sqlite_path
+    if path is None:
+        raise UsageError("`headrace db vacuum` is for SQLite; PostgreSQL's autovacuum reuses the space (VACUUM FULL)")
+    before = _file_facts(path)
+    if not before:
+        raise UsageError(f"no database at {path}")
+    need = before["file_bytes"] - before["free_pages"] * before["page_size"]
+    free = shutil.disk_usage(path.parent).free
+    if free < 2 * need:  # a copy of the live pages, and the WAL it goes through
+        raise UsageError(
+            f"VACUUM needs about {_size(2 * need)} free beside {path} (a new copy and its WAL); {_size(free)} is free"
+        )
+    try:
+        vacuum(path)
+    except sqlite3.Error as exc:
+        raise UsageError(f"VACUUM of {path} failed, the database is unchanged: {exc}") from None
+    after = _file_facts(path)
+    print(f"vacuumed {path}: {_size(before['file_bytes'])} -> {_size(after['file_bytes'])}")
+    return 0
+
+
 def cmd_db_status(args: argparse.Namespace) -> int:
     """Exit 0 when the schema is this binary's, 1 when migrations are pending, 2 when it is newer."""
     from headrace.app import open_store
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     status = asyncio.run(open_store(settings).inspect())
+    facts = _file_facts(settings.sqlite_path)
     if args.json:
-        print(json.dumps({**status.__dict__, "newer": status.newer}, indent=2))
+        print(json.dumps({**status.__dict__, "newer": status.newer, **facts}, indent=2))
     else:
-        print("\n".join(_status_lines(status)))
+        print("\n".join(_status_lines(status) + _facts_lines(facts)))
     if status.newer:
         guard(status.database, status.current, status.known, migrate=True)  # raises the one-line refusal
     return 1 if status.pending else 0
@@ -49,7 +114,7 @@ def cmd_db_status(args: argparse.Namespace) -> int:
 def cmd_db_migrate(args: argparse.Namespace) -> int:
     from headrace.app import open_store
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     store = open_store(settings)
 
@@ -76,7 +141,7 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
     from headrace.store.copy import copy_database
     from headrace.store.core import SQLStore
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     source, target = open_store(settings), store_at(args.to)
     if not (isinstance(source, SQLStore) and isinstance(target, SQLStore)):
@@ -109,7 +174,7 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
     from headrace.app import open_store
     from headrace.durations import parse_duration
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     server = settings.server
     keep = server.retention_seconds
@@ -148,6 +213,11 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
         f"deleted {done.events} events (of {done.scanned} old enough) with their deliveries and attempts, "
         f"and {done.rejections} rejection rows, in {done.batches} batches"
     )
+    if settings.sqlite_path is not None and (done.events or done.rejections):
+        print(
+            "the file keeps its size: new events reuse the freed pages; `headrace db vacuum` gives them back "
+            "to the disk (`headrace db status` shows how much)"
+        )
     return 0
 
 
@@ -199,14 +269,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], config
         help="events per transaction, 1 to 10000 (default 100): smaller holds the database for less time",
     )
     p.set_defaults(func=cmd_db_prune)
+    p = db.add_parser("vacuum", help="SQLite: give the space of deleted events back to the disk (VACUUM)")
+    p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
+    p.set_defaults(func=cmd_db_vacuum)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from headrace.store.backup import backup_sqlite
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     if settings.sqlite_path is None:
         raise UsageError(
