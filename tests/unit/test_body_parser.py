@@ -38,6 +38,8 @@ def test_an_accepted_body_is_not_parsed_by_the_standard_library(monkeypatch: pyt
         (b'{"amount": NaN}', "invalid_json", "NaN is not a JSON number"),
         (b'{"amount": -Infinity}', "invalid_json", "-Infinity is not a JSON number"),
         (b'{"amount": 1e999999}', "invalid_json", "1e999999 overflows a 64-bit float"),
+        (b'{"amount": 1E+400}', "invalid_json", "1E+400 overflows a 64-bit float"),
+        (b'{"amount": -2e0400}', "invalid_json", "-2e0400 overflows a 64-bit float"),
         (b'{"amount": 1' + b"0" * 250 + b"e99}", "invalid_json", "overflows a 64-bit float"),
         (b'{"amount": ' + b"9" * 400 + b".0}", "invalid_json", "overflows a 64-bit float"),
         (b'{"name": "\\ud800"}', "invalid_json", "lone UTF-16 surrogate"),

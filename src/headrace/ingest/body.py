@@ -25,8 +25,19 @@ from pydantic_core import from_json
 
 MAX_JSON_DEPTH = 64  # Dodo's events nest about 5 deep; deeper bodies are refused as not what Dodo sends
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-# Where a number may overflow a 64-bit float: an exponent (`1e400`), or a long run of digits (`9` * 400 + `.0`).
-_MAY_OVERFLOW = re.compile(rb"[0-9.][eE]|[0-9]{300}")
+# Where a number may overflow a 64-bit float: an exponent (`1e400`, `1E+400`), or a long run of digits (`9` * 400
+# + `.0`). Looked for in the body mapped to its digits (0), exponent letters (e) and signs (+), everything else a
+# space: a translate and three substring searches in C (~6 us for a Dodo body; a regular expression took ~95).
+_NUMBER_SHAPE = bytes(
+    ord("0") if chr(c).isdigit() and c < 128 else ord("e") if c in b"eE" else ord("+") if c in b"+-" else ord(" ")
+    for c in range(256)
+)
+_DIGIT_RUN = b"0" * 300
+
+
+def _may_overflow(body: bytes) -> bool:
+    shape = body.translate(_NUMBER_SHAPE)
+    return b"0e0" in shape or b"0e+0" in shape or _DIGIT_RUN in shape
 
 
 class BodyError(Exception):
@@ -55,7 +66,7 @@ def parse_object(body: bytes) -> dict[str, Any]:
         return _parse_strictly(body)  # says exactly what is wrong
     if not isinstance(parsed, dict):
         raise BodyError("not_an_object", "the body must be a JSON object")
-    floats = _MAY_OVERFLOW.search(body) is not None
+    floats = _may_overflow(body)
     if floats or body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH:  # else it cannot be too deep
         try:
             check_tree(parsed, surrogates=False, floats=floats)
