@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -193,9 +194,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _check_config(path: str) -> int:
     """`check --config-only`: the file loads and validates (transformations included); no network, no store,
     and the secrets only when they are there (CI, `ExecReload=` before the SIGHUP)."""
+    from headrace.app import load_scripts
     from headrace.config.loader import unresolved_references
 
     settings = load(path, need_secrets=False)
+    load_scripts(settings)  # every .js transformation: there, readable, and a module with a default export
     print(
         f"{path}: valid ({len(settings.sources)} source(s), {len(settings.destinations)} destination(s), "
         f"database {settings.server.database.partition('://')[0]})"
@@ -347,6 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `headrace events | head`: the reader has gone; stop quietly, as cat would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 141  # 128 + SIGPIPE, the shell's status for it
 
 
 if __name__ == "__main__":

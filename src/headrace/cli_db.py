@@ -12,6 +12,7 @@ from pathlib import Path
 from headrace import logs, retention
 from headrace.cli_shared import UsageError
 from headrace.config import RETENTION_LIMITS, load
+from headrace.store.base import Store
 from headrace.store.schema import SchemaStatus, guard
 
 
@@ -152,6 +153,7 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
     async def main() -> dict[str, int]:
         await source.open(migrate=False)  # as it is: a source at an older schema is migrated first, by its owner
         try:
+            await _refuse_a_live_source(source)
             await target.open(migrate=True)  # an empty target gets this headrace's schema
             try:
                 return await copy_database(source, target)
@@ -167,6 +169,19 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
         + f"; deployment {source.deployment_id}. Point [server] database at the copy, then start headrace."
     )
     return 0
+
+
+async def _refuse_a_live_source(source: Store) -> None:
+    """A copy reads table after table: rows written meanwhile would be missing, or break it (a delivery of an
+    event that was not copied). Refuse while a headrace worker is registered on the source."""
+    from headrace.deliver.heartbeat import DEAD_AFTER
+
+    live = await source.live_workers(time.time() - DEAD_AFTER)
+    if live:
+        raise UsageError(
+            f"headrace is running on {source.where} ({live} live delivery worker(s)): stop every serve and worker "
+            "first, then copy (nothing was written)"
+        )
 
 
 def cmd_db_prune(args: argparse.Namespace) -> int:
@@ -213,10 +228,12 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
         f"deleted {done.events} events (of {done.scanned} old enough) with their deliveries and attempts, "
         f"and {done.rejections} rejection rows, in {done.batches} batches"
     )
-    if settings.sqlite_path is not None and (done.events or done.rejections):
+    facts = _file_facts(settings.sqlite_path) if done.events or done.rejections else {}
+    free = facts.get("free_pages", 0) * facts.get("page_size", 0)
+    if free >= VACUUM_HINT_BYTES:
         print(
-            "the file keeps its size: new events reuse the freed pages; `headrace db vacuum` gives them back "
-            "to the disk (`headrace db status` shows how much)"
+            f"the file keeps its size ({_size(facts['file_bytes'])}, {_size(free)} of it free): new events reuse "
+            "the freed pages; `headrace db vacuum` gives them back to the disk"
         )
     return 0
 
@@ -285,7 +302,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
             '(docs/operations.md, "Backups and restores")'
         )
     report = backup_sqlite(settings.sqlite_path, Path(args.file))
-    counts = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in report.counts.items())
+    counts = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in report.counts.items()) or (
+        "rows not counted (an older schema: `headrace db migrate` brings it to this release's)"
+    )
     print(
         f"backed up {report.source} to {report.target} ({report.bytes} bytes, integrity ok): {counts}; "
         f"schema version {report.schema_version}, deployment {report.deployment_id or '-'}"

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Middleware
 
-from headrace import console, indexer, listener, pidfile, proxy, retention
+from headrace import access_log, console, indexer, listener, pidfile, proxy, retention
 from headrace.access import APP_KEY, THROTTLE_KEY, bearer, bearer_only, matching_token, record_failure, throttled
 from headrace.api import routes as api_routes
 from headrace.app import App
@@ -57,7 +58,10 @@ async def _nosniff(request: web.Request, response: web.StreamResponse) -> None:
 def build_web_app(app: App) -> web.Application:
     """Ingest and health on the root application, public; the API (/api/v1) and the console (/console) as
     sub-applications that each guard every route of theirs; /metrics guarded like the API."""
-    web_app = web.Application(client_max_size=app.settings.server.body_limit, middlewares=[proxy.forwarded])
+    middlewares: list[Middleware] = [proxy.forwarded]
+    if app.settings.server.access_log:
+        middlewares.append(access_log.middleware(f"{app.settings.server.base_path}/webhooks/"))
+    web_app = web.Application(client_max_size=app.settings.server.body_limit, middlewares=middlewares)
     web_app[APP_KEY] = app
     web_app.on_response_prepare.append(_nosniff)
     base = app.settings.server.base_path

@@ -63,6 +63,9 @@ def test_database_commands_run_without_the_secrets_and_serve_still_needs_them(tm
     broken.write_text(CONFIG.format(port=free_port()).replace('events = ["payment.*"]', "events = payment"))
     refused = headrace("check", "--config-only", "-c", str(broken), env=bare)
     assert refused.returncode == 2 and "not valid TOML" in refused.stderr and "Traceback" not in refused.stderr
+    broken.write_text(CONFIG.format(port=free_port()) + 'transform = "./missing.js"\n')
+    refused = headrace("check", "--config-only", "-c", str(broken), env=bare)
+    assert refused.returncode == 2 and "missing.js" in refused.stderr, refused.stderr
     events = headrace("events", "--json", "-c", c, env=bare)
     assert json.loads(events.stdout) == []
     for command in (["serve", "-c", c], ["check", "-c", c]):

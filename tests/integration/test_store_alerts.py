@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.helpers import config_text, free_port, running_server, settings_for, wait_for
 from tests.integration.test_store_lifetime import fill, send, small_filesystem
@@ -69,3 +70,27 @@ def test_a_full_disk_shows_in_metrics_as_not_ready_and_recovers(tmp_path: Path):
                 await wait_for(lambda: ready_is(1), timeout=30)
 
         asyncio.run(main())
+
+
+@pytest.mark.postgres
+def test_postgresql_tables_dropped_show_in_metrics_as_not_ready(tmp_path: Path, pg_dsn: str):
+    import psycopg
+
+    text = config_text(tmp_path / "x.db", free_port()).replace(f'"sqlite:///{tmp_path / "x.db"}"', f'"{pg_dsn}"')
+    settings = settings_for(text, tmp_path)
+
+    async def main() -> None:
+        async with running_server(settings) as base, aiohttp.ClientSession() as session:
+            text = await scrape(session, base)
+            assert value(text, "headrace_ready") == 1 and "headrace_store_wal_bytes" not in text  # SQLite only
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                conn.execute("DROP TABLE attempts, deliveries, events CASCADE")
+            assert (await send(session, base, "msg_after"))[0] == 503
+
+            async def not_ready() -> bool:
+                return value(await scrape(session, base), "headrace_ready") == 0
+
+            await wait_for(not_ready, timeout=15)
+            assert value(await scrape(session, base), REFUSED) == 1
+
+    asyncio.run(main())

@@ -60,3 +60,15 @@ def test_db_copy_refuses_the_ambiguous_target_and_creates_nothing(tmp_path: Path
     err = capsys.readouterr().err
     assert '"sqlite:////var/lib/headrace/copy.db"' in err and str(tmp_path / "var/lib/headrace/copy.db") in err
     assert not (tmp_path / "var").exists()
+
+
+def test_the_readme_production_snippet_puts_the_database_under_var_lib(tmp_path: Path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    snippet = readme.split("For production:")[1].split("```toml")[1].split("```")[0]
+    environ = {
+        "HEADRACE_ADMIN_TOKEN": "Q3v9s1nL2wKpX8e-Jd0Rm4TzYb7Uh6Ac",
+        "DODO_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "WINDMILL_TOKEN": "wm-token",
+    }
+    settings = parse(snippet, environ=environ, base_dir=tmp_path / "etc" / "headrace")
+    assert settings.sqlite_path == Path("/var/lib/headrace/headrace.db")

@@ -41,10 +41,35 @@ def test_a_generated_token_passes():
     assert parse(config("Q3v9s1nL2wKpX8e-Jd0Rm4TzYb7Uh6Ac")).server.admin_token
 
 
-def test_env_example_leaves_every_secret_empty_and_compose_requires_each():
+def test_env_example_leaves_every_value_empty_and_compose_requires_each():
     values = dict(
         line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines() if line and not line.startswith("#")
     )
-    for name in ("POSTGRES_PASSWORD", "HEADRACE_ADMIN_TOKEN", "DODO_WEBHOOK_SECRET", "WINDMILL_TOKEN"):
+    assert set(values) == {"POSTGRES_PASSWORD", "WINDMILL_URL"}
+    for name in values:
         assert values[name] == "", name
         assert f"${{{name}:?" in COMPOSE.read_text(), name  # :? stops compose on an empty value too
+
+
+def test_compose_takes_headrace_secrets_from_files_that_are_not_shipped():
+    import yaml
+
+    compose = yaml.safe_load(COMPOSE.read_text())
+    secrets = compose["secrets"]
+    assert (
+        set(compose["services"]["headrace"]["secrets"])
+        == set(secrets)
+        == {
+            "headrace_admin_token",
+            "dodo_webhook_secret",
+            "windmill_token",
+        }
+    )
+    config = (COMPOSE.parent / "config" / "headrace.toml").read_text()
+    for name, secret in secrets.items():
+        assert secret["file"] == "${HEADRACE_SECRETS:-./secrets}/" + name
+        assert not (COMPOSE.parent / "secrets" / name).exists()  # nothing to forget to replace
+        assert f'"file:/run/secrets/{name}"' in config
+    assert "environment" not in compose["services"]["headrace"] or not any(
+        "TOKEN" in key or "SECRET" in key for key in compose["services"]["headrace"]["environment"]
+    )

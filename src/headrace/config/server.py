@@ -115,6 +115,11 @@ class ServerSettings(_Strict):
         "503 + Retry-After (nothing stored, Dodo retries). It only grows past 16 MiB while another process holds "
         "a read open (sqlite3, .backup); 67108864 (64 MiB) or more. Read at start.",
     )
+    access_log: bool = Field(
+        False,
+        description="Log one line per request to the API, the console, /metrics and the health probes: method, "
+        "path, status, time, client. Never webhooks (logged as events) and never a query string or a header.",
+    )
     log_format: Literal["text", "json"] = Field("text", description="Log line format: text or json.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe level logged.")
     worker: bool = Field(
