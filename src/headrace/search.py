@@ -25,8 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic_core import from_json
-
 MAX_QUERY_CHARS = 200  # a longer `q` is refused (400), not cut
 MAX_TERM_CHARS = 128  # longer terms are cut to this, in the index and in queries alike
 MAX_VALUE_CHARS = 1000  # only the start of a long string is indexed
@@ -98,12 +96,9 @@ def document(webhook_id: str, body: bytes, parsed: Any = None) -> str:
     values = [webhook_id]
     if parsed is None:
         try:
-            parsed = from_json(body)  # the fast parser ingest uses (ingest/body.py)
-        except ValueError:
-            try:
-                parsed = json.loads(body)  # a body stored before ingest refused lone surrogates
-            except (ValueError, RecursionError):
-                parsed = None
+            parsed = json.loads(body)
+        except (ValueError, RecursionError):
+            parsed = None
     if isinstance(parsed, dict):
         size = 0
         for text in _strings([parsed.get("business_id"), parsed.get("data")]):

@@ -1,18 +1,14 @@
-"""Ingest parses a body with pydantic-core's strict parser and only falls back to the standard library's (with
-its strictness hooks) to name what is wrong: the same answers, at about half the cost (bench/ingest.py)."""
+"""What ingest's strict JSON parse refuses, and names, at and past each limit; and what it takes as the standard
+library reads it. (pydantic-core's parser was tried as a faster strict parser: on a 2.7 KB Dodo body it saved
+nothing once its missing overflow check was added, 17.7-18.6 us against 16.6-16.7 us, so it is not used.)"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from headrace import samples
-from headrace.ingest import body as body_module
 from headrace.ingest.body import MAX_JSON_DEPTH, BodyError, parse_object
-
-SAMPLES = sorted((Path(samples.__file__).parent / "data").glob("*.json"))
 
 
 def _answer(body: bytes) -> object:
@@ -20,16 +16,6 @@ def _answer(body: bytes) -> object:
         return parse_object(body)
     except BodyError as exc:
         return ("refused", exc.reason, exc.message)
-
-
-def test_an_accepted_body_is_not_parsed_by_the_standard_library(monkeypatch: pytest.MonkeyPatch):
-    def slow(*args: object, **kwargs: object) -> object:
-        raise AssertionError("json.loads was called for a body the fast parser accepts")
-
-    expected = {path: json.loads(path.read_text()) for path in SAMPLES}
-    monkeypatch.setattr(body_module.json, "loads", slow)
-    for path in SAMPLES:
-        assert parse_object(path.read_bytes()) == expected[path]
 
 
 @pytest.mark.parametrize(
