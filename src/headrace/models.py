@@ -284,7 +284,7 @@ class JobUpdate:
 
 # The queue of events waiting for the search index is counted up to this (twice the alert's 1,000). Counting reads
 # the queue's rows, scattered over the file among the events stored with them: 100,000 made a cold /metrics read
-# ~200 random pages (0.4-1.4 s at a million stored events); 2,000 is at most ~5 (bench/metrics.py --stored).
+# ~200 random pages (0.2-1.4 s on a cold cache here); 2,000 reads a few (bench/metrics.py --stored).
 SEARCH_PENDING_CAP = 2_000
 
 

@@ -4,7 +4,7 @@ Work is counted in SQLite virtual-machine steps (a progress handler), not in tim
 The gauges of `queue_stats` read the open deliveries and jobs through partial indexes and count the search
 queue up to a small cap, so neither finished history nor a large search backlog (a million events re-queued
 by an upgrade, or stored faster than indexed) makes a scrape read more. Counting the queue up to 100,000 read
-~200 scattered pages at a million stored events: 0.4-1.4 s on a cold page cache (bench/metrics.py --stored).
+~200 scattered pages at a million stored events: 0.2-1.4 s on a cold page cache (bench/metrics.py --stored).
 """
 
 from __future__ import annotations
