@@ -49,7 +49,8 @@ def bare_ingest(path: Path, n: int, batch: int) -> float:
     conn.execute("PRAGMA synchronous = FULL")
     conn.executescript(
         "CREATE TABLE events (id INTEGER PRIMARY KEY, source TEXT, webhook_id TEXT, event_type TEXT,"
-        " webhook_timestamp INTEGER, received_at REAL, body BLOB, headers TEXT, UNIQUE (source, webhook_id));"
+        " webhook_timestamp INTEGER, received_at REAL, body BLOB, headers TEXT, event_key TEXT, origin TEXT,"
+        " duplicate_of INTEGER, note TEXT, UNIQUE (source, webhook_id));"
         "CREATE TABLE deliveries (id INTEGER PRIMARY KEY, event_id INTEGER, destination TEXT, generation INTEGER,"
         " job_id TEXT, status TEXT, next_attempt_at REAL, created_at REAL, updated_at REAL,"
         " UNIQUE (event_id, destination, generation));"
@@ -67,6 +68,10 @@ def bare_ingest(path: Path, n: int, batch: int) -> float:
                 "received_at": e.received_at,
                 "body": e.body,
                 "headers": json.dumps(e.headers),
+                "event_key": None,
+                "origin": "dodo",
+                "duplicate_of": None,
+                "note": "",
             }
             event_id = conn.execute(q["insert_event"], params).fetchone()[0]
             conn.execute(

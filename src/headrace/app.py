@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from headrace import bulk
+from headrace import bulk, outages
 from headrace.config import ConfigError, Settings
 from headrace.deliver import preview as trying
 from headrace.deliver import testsend
@@ -37,6 +37,7 @@ log = logging.getLogger("headrace.app")
 CHART_WINDOWS: dict[str, tuple[float, int]] = {"1h": (60.0, 60), "6h": (300.0, 72), "24h": (900.0, 96)}
 ERRORS_WINDOW = 7 * 86400.0  # how far back a destination page looks for its last errors
 CHART_CACHE = 15.0  # seconds a chart's numbers are reused (charts of 1- to 15-minute buckets)
+OUTAGE_TTL = 60.0  # seconds an outage report is reused (/metrics scrapes, console pages)
 
 
 def open_store(settings: Settings) -> Store:
@@ -168,6 +169,7 @@ class App:
         self._previews: Previews | None = None
         self.ingestor = Ingestor(settings, store, self._notify, clock, self.metrics)
         self._charts: dict[tuple[str, str | None], tuple[float, Activity]] = {}
+        self._outages: tuple[float, list[outages.Outage]] | None = None
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate: bool = True) -> App:
@@ -176,6 +178,7 @@ class App:
         await store.open(migrate=migrate)
         if migrate:
             await store.index_backlog()  # events stored before payload search: once, after migration 0006
+            await store.key_backlog()  # events stored before event keys: once, after migration 0010/0011
         return cls(settings, store)
 
     def _notify(self) -> None:
@@ -368,7 +371,22 @@ class App:
 
     async def metrics_text(self) -> str:
         """Prometheus exposition: this process's counters and the store's queue gauges (cached ~1 s)."""
-        return self.metrics.render(await self.metrics.queue(self.store.queue_stats))
+        text = self.metrics.render(await self.metrics.queue(self.store.queue_stats))
+        return text + outages.metric(await self.outages())
+
+    async def outages(self) -> list[outages.Outage]:
+        """Stretches in which Dodo gave up on events headrace never stored (outages.py), looked up at most once
+        per OUTAGE_TTL; a store that cannot answer reports none (readiness says what is wrong with it)."""
+        cached = self._outages
+        if cached is not None and time.monotonic() - cached[0] < OUTAGE_TTL:
+            return cached[1]
+        try:
+            found = await outages.find(self.store, self.clock())
+        except Exception:
+            log.exception("could not look for outages longer than Dodo's retries")
+            found = []
+        self._outages = (time.monotonic(), found)
+        return found
 
     async def ready(self) -> tuple[bool, str]:
         """Ready when the store has this binary's schema, can read every column it uses, and can write; and,

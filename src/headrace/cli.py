@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from headrace import __version__, cli_db, logs
+from headrace import __version__, cli_connect, cli_db, cli_dodo, cli_reconcile, logs
 from headrace.cli_format import event_table, event_timeline, rejection_table, replay_summary
 from headrace.cli_shared import UsageError, print_json, run, since_option
 from headrace.cli_tools import (
@@ -21,7 +21,7 @@ from headrace.cli_tools import (
     cmd_transform,
 )
 from headrace.config import ConfigError, Settings, load
-from headrace.models import EVENT_STATUSES
+from headrace.models import EVENT_STATUSES, ORIGINS
 from headrace.store.base import StoreError
 
 T = TypeVar("T")
@@ -101,6 +101,7 @@ def cmd_events(args: argparse.Namespace) -> int:
             "status": args.status,
             "type": args.type,
             "source": args.source,
+            "origin": args.origin,
             "since": args.since,
             "until": args.until,
             "limit": str(args.limit),
@@ -228,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", choices=EVENT_STATUSES, metavar="STATUS", help=f"one of {', '.join(EVENT_STATUSES)}")
     p.add_argument("--type", help='event type, exact or "prefix.*"')
     p.add_argument("--source", help="source name")
+    p.add_argument("--origin", choices=ORIGINS, help="dodo (webhooks received) or reconcile (synthesized)")
     p.add_argument("--since", help="2h (ago), RFC 3339 time (2026-11-26T10:00:00Z), date or unix seconds")
     p.add_argument("--until", help="2h (ago), RFC 3339 time (2026-11-26T10:00:00Z), date or unix seconds")
     p.add_argument(
@@ -260,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rejections)
 
     cli_db.add_parsers(sub, "config file (default: headrace.toml)")
+    connect = cli_connect.add_parsers(sub, "config file (default: headrace.toml)")
+    cli_reconcile.add_parser(sub, "config file (default: headrace.toml)")
 
     p = sub.add_parser("send", help="sign and POST a sample Dodo event (like `stripe trigger`)")
     p.add_argument("event_type", metavar="EVENT_TYPE", help="e.g. payment.succeeded (see `headrace samples`)")
@@ -307,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_dev_windmill_options(p)
     p.set_defaults(func=cmd_dev_windmill)
+    cli_dodo.add_parsers(connect, dev, "config file (default: headrace.toml)")
     return parser
 
 

@@ -10,6 +10,7 @@ import time
 from headrace import logs, retention
 from headrace.cli_shared import UsageError
 from headrace.config import RETENTION_LIMITS, load
+from headrace.config.limits import RETENTION_REASON
 from headrace.store.schema import SchemaStatus, guard
 
 
@@ -58,6 +59,7 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
         await store.open(migrate=False)
         try:
             await store.index_backlog()  # events stored before payload search (migration 0006)
+            await store.key_backlog()  # events stored before event keys (migration 0010 SQLite, 0011 PostgreSQL)
         finally:
             await store.close()
         return before, after
@@ -120,8 +122,8 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
             raise UsageError(f"--older-than: {exc}") from None
         if keep < RETENTION_LIMITS[0]:
             raise UsageError(
-                f"--older-than {args.older_than}: at least 3d, so a late retry of a pruned event is still "
-                "recognised as a duplicate"
+                f"--older-than {args.older_than}: at least 14d, so a replay of a pruned event is still "
+                f"recognised as a duplicate ({RETENTION_REASON})"
             )
     if keep is None and server.rejection_retention_seconds is None:
         print("retention is off ([server] retention and rejection_retention): nothing to do; see --older-than")
@@ -185,7 +187,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], config
         "prune", help="delete finished events and rejection rows older than [server] retention (serve does it too)"
     )
     p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
-    p.add_argument("--older-than", metavar="DURATION", help="instead of [server] retention, e.g. 90d (3d or more)")
+    p.add_argument("--older-than", metavar="DURATION", help="instead of [server] retention, e.g. 90d (14d or more)")
     p.add_argument(
         "--include-failed",
         action="store_true",

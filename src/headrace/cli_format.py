@@ -20,8 +20,14 @@ def event_table(rows: list[dict[str, Any]]) -> list[str]:
     for r in rows:
         lines.append(
             f"{r['id']:>7}  {r['received_at']:24}  {r['status']:9}  {r['type'] or '(no type)':32}  {r['webhook_id']}"
+            + _origin_mark(r)
         )
     return lines
+
+
+def _origin_mark(row: dict[str, Any]) -> str:
+    """Beside an event synthesized by `headrace reconcile` (not sent by Dodo): a mark, like the console's badge."""
+    return "  [reconcile]" if row.get("origin") == "reconcile" else ""
 
 
 def rejection_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -36,9 +42,14 @@ def event_timeline(data: dict[str, Any]) -> list[str]:
     """One event's story: its deliveries, each with its job and its attempts."""
     lines = [
         f"event {data['id']}  {data['type'] or '(no type)'}  [{data['status']}]",
-        f"  source {data['source']}  webhook-id {data['webhook_id']}  received {data['received_at']}",
+        f"  source {data['source']}  webhook-id {data['webhook_id']}  received {data['received_at']}"
+        + _origin_mark(data),
     ]
-    if not data["deliveries"]:
+    if data.get("note"):
+        lines.append(f"  {data['note']}")
+    if data.get("duplicate_of") is not None:
+        lines.append(f"  duplicate of event {data['duplicate_of']}: stored, not delivered")
+    elif not data["deliveries"]:
         lines.append("  unrouted: no enabled destination subscribes to this event type")
     for d in data["deliveries"]:
         lines.extend(_delivery(d))

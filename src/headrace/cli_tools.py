@@ -85,6 +85,14 @@ def add_dev_windmill_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resource", action="append", default=[], help="PATH=FILE.json: a resource value (repeatable)")
     p.add_argument("--variable", action="append", default=[], help="PATH=VALUE: a variable for $var: (repeatable)")
     p.add_argument(
+        "--lock-seconds",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="how long the lock of a script or flow deployed through the API takes to build; runs of a script "
+        "answer 404 until then, as on Windmill (default 1)",
+    )
+    p.add_argument(
         "--wait-timeout",
         type=float,
         default=TIMEOUT_WAIT_RESULT,
@@ -99,6 +107,7 @@ def cmd_dev_windmill(args: argparse.Namespace) -> int:
 
     from headrace.starter import EMULATOR_URL
     from headrace.windmill.emulator import BANNER, EmulatorState, build_app
+    from headrace.windmill.emulator_deploy import DEPLOYMENT
     from headrace.windmill.urls import parse_run_url
 
     host, _, port = args.listen.rpartition(":")
@@ -134,9 +143,13 @@ def cmd_dev_windmill(args: argparse.Namespace) -> int:
         if not sep or not path:
             raise UsageError(f"--variable {spec.partition('=')[0]!r}: write PATH=VALUE, e.g. f/dodo/api_key=...")
         state.variables[path] = value
+    if not 0 <= args.lock_seconds <= 3600:
+        raise UsageError(f"--lock-seconds {args.lock_seconds:g}: give seconds between 0 and 3600")
+    app = build_app(state)
+    app[DEPLOYMENT].lock_seconds = args.lock_seconds
     print(BANNER, flush=True)
     print(f"listening on http://{host}:{port}/api  (tokens: {len(state.tokens)} configured)", flush=True)
-    web.run_app(build_app(state), host=host, port=int(port), print=None, access_log=None, loop=new_event_loop())
+    web.run_app(app, host=host, port=int(port), print=None, access_log=None, loop=new_event_loop())
     return 0
 
 

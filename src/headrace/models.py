@@ -88,9 +88,14 @@ class Route:
     target: str
 
 
+# Where a stored event came from: a webhook Dodo sent, or one `headrace reconcile` synthesized from Dodo's API.
+Origin = Literal["dodo", "reconcile"]
+ORIGINS: tuple[Origin, ...] = get_args(Origin)
+
+
 @dataclass(frozen=True)
 class NewEvent:
-    """A verified webhook, before it is stored."""
+    """A verified webhook (or a synthesized one), before it is stored."""
 
     source: str
     webhook_id: str
@@ -99,6 +104,31 @@ class NewEvent:
     received_at: float
     body: bytes
     headers: dict[str, str]
+    event_key: str | None = None  # headrace.dodo.keys: the business event the body reports
+    occurred_at: float | None = None  # the body's own `timestamp` (when Dodo says the event happened)
+    origin: Origin = "dodo"
+    note: str = ""  # for the timeline: how the event came to be
+
+
+def may_be_late_copy(event: NewEvent) -> bool:
+    """Whether to look for a stored event that makes this one a duplicate (stored, never delivered): the
+    store's find_reconciled_twin query (store.programs.ingest gives it the time from which a twin counts).
+
+    Only a real event is ever a late copy, and only of a *synthesized* one (origin reconcile) with its key:
+    Dodo's late retry or dashboard replay of a message headrace missed, which reconcile already delivered.
+    For a key that names an event happening once (headrace.dodo.keys.once_per_key: a payment's success, a
+    renewal) any such twin makes it a copy. For a state a subscription can enter again, only a twin stored at
+    or after the time the real one happened (its body's timestamp, else its webhook timestamp; `event_time`):
+    a subscription paused again later is a new event. Two real messages with one key are both delivered —
+    Dodo's redelivery of one message reuses its webhook-id and is refused by that; distinct messages with one
+    key are distinct occurrences. A synthesized event is never stored for a key headrace already has.
+    """
+    return event.origin == "dodo" and event.event_key is not None
+
+
+def event_time(event: NewEvent) -> float:
+    """When the event happened, as Dodo says: the body's timestamp, else the webhook-timestamp header."""
+    return event.occurred_at if event.occurred_at is not None else float(event.webhook_timestamp)
 
 
 @dataclass(frozen=True)
@@ -106,6 +136,7 @@ class IngestResult:
     event_id: int
     duplicate: bool
     deliveries: int
+    duplicate_of: int | None = None  # stored as a late copy of this (synthesized) event: no delivery
 
 
 @dataclass(frozen=True)
@@ -132,6 +163,7 @@ class Claimed:
     webhook_id: str
     event_type: str
     body: bytes
+    origin: Origin = "dodo"
 
 
 # ---- outcomes of one attempt: the worker records exactly one of these per attempt -------------------
@@ -223,6 +255,10 @@ class EventRow:
     body: bytes | None = None
     headers: dict[str, str] | None = None
     deliveries: list[DeliveryRow] = field(default_factory=list)
+    origin: Origin = "dodo"
+    event_key: str | None = None  # only read with the whole event (get_event)
+    duplicate_of: int | None = None  # the event this one repeats: stored, never delivered
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -235,6 +271,7 @@ class EventFilter:
     limit: int = 50
     before_id: int | None = None  # keyset pagination: events with id < before_id
     q: str | None = None  # payload search (headrace.search: ids, emails, words)
+    origin: Origin | None = None
 
 
 # ---- Windmill job outcomes: the tracker polls open jobs and records one JobUpdate per look ------------

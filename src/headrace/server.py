@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from headrace import console, indexer, listener, pidfile, proxy, retention
+from headrace import console, indexer, listener, outages, pidfile, proxy, retention
 from headrace.access import APP_KEY, THROTTLE_KEY, bearer_only
 from headrace.api import routes as api_routes
 from headrace.app import App
@@ -175,12 +175,14 @@ async def serve(
         flusher = asyncio.create_task(_flush_refusals(app, stop))
         pruner = asyncio.create_task(retention.run(app.store, app.settings, stop, app.clock))
         searcher = asyncio.create_task(indexer.run(app.store, stop, busy=app.ingestor.busy))
+        alive = asyncio.create_task(outages.stay_alive(app.store, stop, app.clock))
         await stop.wait()
         log.info("shutting down: no new webhooks; finishing in-flight deliveries")
         listening.close()  # stop accepting; requests already inside finish their commit
         await flusher
         await pruner
         await searcher  # ends after the round under way; what is still queued is indexed at the next start
+        await alive  # its last beat is written as it ends
         if worker_task is not None and app.worker is not None:
             await worker_task
             await app.worker.drain(parse_duration(app.settings.server.shutdown_grace))

@@ -14,7 +14,7 @@ from typing import Any, get_args
 from headrace import search
 from headrace.config import Settings
 from headrace.durations import parse_since
-from headrace.models import DeliveryRow, EventFilter, EventRow, EventStatus, Rejection, TestDelivery
+from headrace.models import ORIGINS, DeliveryRow, EventFilter, EventRow, EventStatus, Rejection, TestDelivery
 
 STATUSES: tuple[str, ...] = get_args(EventStatus)
 
@@ -42,6 +42,9 @@ def event_filter(query: Any, now: float) -> EventFilter:
     for name, value in texts.items():
         if value is not None and len(value) > TEXT_MAX_LENGTH:
             raise ValueError(f"{name}: at most {TEXT_MAX_LENGTH} characters")
+    origin = query.get("origin") or None
+    if origin is not None and origin not in ORIGINS:
+        raise ValueError(f"origin={origin[:40]!r}: use one of {', '.join(ORIGINS)}")
     q = query.get("q") or None
     if q is not None:
         search.parse(q)  # QueryError (a ValueError) says what to change: longer than search.MAX_QUERY_CHARS
@@ -54,6 +57,7 @@ def event_filter(query: Any, now: float) -> EventFilter:
         until=_point("until", query, now),
         limit=int(limit_text),
         before_id=int(before) if before is not None else None,
+        origin=origin,
     )
 
 
@@ -82,6 +86,7 @@ def event_summary(event: EventRow) -> dict[str, Any]:
         "status": event.status,
         "received_at": iso(event.received_at),
         "webhook_timestamp": event.webhook_timestamp,
+        "origin": event.origin,
     }
 
 
@@ -138,6 +143,9 @@ def job_outcome(row: DeliveryRow, ui_url: str | None = None) -> dict[str, Any] |
 
 def event_detail(event: EventRow, settings: Settings | None = None) -> dict[str, Any]:
     data = event_summary(event)
+    data["event_key"] = event.event_key
+    data["duplicate_of"] = event.duplicate_of  # a late copy of this (synthesized) event: stored, not delivered
+    data["note"] = event.note or None
     data["headers"] = event.headers
     data["body"] = _json_or_none(event.body.decode("utf-8", "replace")) if event.body is not None else None
     data["deliveries"] = [delivery(d, settings) for d in event.deliveries]

@@ -8,7 +8,7 @@ import uuid
 
 import aiohttp
 
-from headrace.windmill import urls
+from headrace.windmill import deploy_routes, urls
 from headrace.windmill.emulator import EmulatorState, Token, build_app
 
 from .windmill_contract import Emulator, scenario
@@ -254,7 +254,8 @@ def test_accept_any_path_deploys_a_path_for_runs_and_definitions_alike() -> None
 def test_the_emulator_answers_exactly_the_routes_the_client_builds() -> None:
     app = build_app(EmulatorState())
     served = {resource.canonical for resource in app.router.resources() if resource.canonical.startswith("/api/")}
-    assert served == {_canonical(route) for route in urls.ROUTES}
+    deployment = deploy_routes.GETS + deploy_routes.POSTS  # D1-D8: what `connect windmill` calls
+    assert served == {_canonical(route) for route in urls.ROUTES + deployment}
     target, _ = urls.parse_run_url("http://127.0.0.1:1/api/w/acme/jobs/run/p/f/dodo/x")
     for url in (target.run_url, target.job_url("1"), target.result_url("1"), target.definition_url):
         path = url.removeprefix("http://127.0.0.1:1")

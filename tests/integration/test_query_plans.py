@@ -27,6 +27,7 @@ PARAMS: dict[str, Any] = {
     "token": "t",
     "lease_until": 5100.0,
     "source": None,
+    "origin": None,
     "type_exact": None,
     "type_prefix": None,
     "since": None,

@@ -102,11 +102,13 @@ def test_tolerance_shutdown_grace_and_body_limit_at_and_past_their_limits() -> N
 def test_retention_and_rejection_retention_at_and_past_their_limits() -> None:
     assert load().server.retention_seconds == 30 * 86400.0  # the documented defaults
     assert load().server.rejection_retention_seconds == 7 * 86400.0
-    edge = load(server='retention = "3d"\nrejection_retention = "1h"').server
-    assert (edge.retention_seconds, edge.rejection_retention_seconds) == (3 * 86400.0, 3600.0)
+    edge = load(server='retention = "14d"\nrejection_retention = "1h"').server
+    assert (edge.retention_seconds, edge.rejection_retention_seconds) == (14 * 86400.0, 3600.0)
     off = load(server='retention = "off"\nrejection_retention = "0"').server
     assert (off.retention_seconds, off.rejection_retention_seconds) == (None, None)
-    assert "[server] retention: '2d' is out of range: write from 3d to 3650d" in refused(server='retention = "2d"')
+    short = refused(server='retention = "13d"')  # under Dodo's 14-day replay horizon, with the reason
+    assert "[server] retention: '13d' is out of range: write from 14d to 3650d" in short
+    assert "replay a message up to 14 days back" in short
     assert "[server] retention: '3651d' is out of range" in refused(server='retention = "3651d"')
     assert "[server] rejection_retention: '59m' is out of range: write from 1h" in refused(
         server='rejection_retention = "59m"'

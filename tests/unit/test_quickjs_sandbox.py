@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def test_handler_sees_the_svix_shape(sandbox: QuickJSSandbox) -> None:
            }""",
     )
     assert result.payload == {
-        "keys": ["eventType", "headers", "method", "payload", "url", "webhookId"],
+        "keys": ["eventType", "headers", "method", "origin", "payload", "url", "webhookId"],
         "eventType": "payment.succeeded",
         "url": URL,
         "method": "POST",
@@ -378,3 +379,19 @@ def test_missing_or_wrong_files_say_what_to_do(tmp_path: Path) -> None:
 def test_console_exists_and_does_nothing(sandbox: QuickJSSandbox) -> None:
     source = "function handler(w) { console.log('debug', w); console.error(1); w.payload = typeof console; return w }"
     assert run(sandbox, source).payload == "object"
+
+
+def test_handler_sees_the_origin_read_only(sandbox: QuickJSSandbox) -> None:
+    """`webhook.origin` says whether Dodo sent the event or `headrace reconcile` synthesized it; like
+    `eventType`, what the handler writes into it is ignored."""
+    source = """function handler(webhook) {
+                  webhook.payload = {origin: webhook.origin};
+                  webhook.origin = "forged";
+                  return webhook;
+                }"""
+    real = sandbox.run(Script("test.js", source), webhook("payment.succeeded"))
+    synthesized = sandbox.run(
+        Script("test.js", source), dataclasses.replace(webhook("payment.succeeded"), origin="reconcile")
+    )
+    assert (real.payload, real.origin) == ({"origin": "dodo"}, "dodo")
+    assert (synthesized.payload, synthesized.origin) == ({"origin": "reconcile"}, "reconcile")

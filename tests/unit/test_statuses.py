@@ -9,7 +9,7 @@ from typing import Any, get_args
 
 from headrace.api.openapi import document
 from headrace.cli import build_parser
-from headrace.models import ATTENTION_STATUSES, EVENT_STATUSES, DeliveryStatus, JobState, event_status
+from headrace.models import ATTENTION_STATUSES, EVENT_STATUSES, ORIGINS, DeliveryStatus, JobState, event_status
 from headrace.store.base import COUNTED_STATUSES
 
 SRC = Path(__file__).parents[2] / "src/headrace"
@@ -22,7 +22,7 @@ def _lists_in(template: str) -> list[tuple[str, ...]]:
 
 
 def test_the_console_lists_the_models_statuses():
-    assert _lists_in("events.html") == [COUNTED_STATUSES, EVENT_STATUSES]
+    assert _lists_in("events.html") == [COUNTED_STATUSES, EVENT_STATUSES, ORIGINS]
     assert set(COUNTED_STATUSES) <= set(get_args(DeliveryStatus))
 
 

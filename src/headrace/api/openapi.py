@@ -18,7 +18,7 @@ from headrace.api.openapi_schemas import (
     _schemas,
 )
 from headrace.durations import TIME_MAX_LENGTH, TIME_PATTERNS
-from headrace.models import EVENT_STATUSES
+from headrace.models import EVENT_STATUSES, ORIGINS
 from headrace.search import MAX_QUERY_CHARS
 from headrace.views import ID_MAX, KEY_MAX_LENGTH, LIMIT_MAX, TEXT_MAX_LENGTH
 
@@ -205,6 +205,12 @@ def document() -> dict[str, Any]:
                         ),
                         _q("type", 'Event type, exact or "prefix.*" (empty: any)', _TEXT),
                         _q("source", "Source name (empty: any)", _TEXT),
+                        _q(
+                            "origin",
+                            'Where the event came from: "dodo" (a webhook received) or "reconcile" (synthesized '
+                            "by `headrace reconcile` from Dodo's API); empty: any",
+                            {"type": "string", "enum": [*ORIGINS, ""]},
+                        ),
                         _q("since", f"Received at or after: {_POINT_HELP} (empty: no bound)", _POINT_OR_EMPTY),
                         _q("until", f"Received before: {_POINT_HELP} (empty: no bound)", _POINT_OR_EMPTY),
                         _q(

@@ -7,7 +7,7 @@ from typing import Any
 
 from headrace import samples
 from headrace.deliver.preview import MAX_KEY, MAX_REQUEST, MAX_SCRIPT
-from headrace.models import DELIVERY_STATUSES, EVENT_STATUSES, JOB_STATES
+from headrace.models import DELIVERY_STATUSES, EVENT_STATUSES, JOB_STATES, ORIGINS
 
 _JSON = "application/json"
 
@@ -87,10 +87,25 @@ def _schemas() -> dict[str, Any]:
         "status": {"type": "string", "enum": list(EVENT_STATUSES)},
         "received_at": _TIME,
         "webhook_timestamp": _INT,
+        "origin": {
+            "type": "string",
+            "enum": list(ORIGINS),
+            "description": '"dodo": a webhook Dodo sent; "reconcile": synthesized by `headrace reconcile`',
+        },
     }
     detail = _object(
         {
             **summary_props,
+            "event_key": {
+                "type": ["string", "null"],
+                "description": "The business event the body reports (type, object id, dispute stage or renewal "
+                "payment); null when it names no object",
+            },
+            "duplicate_of": {
+                "type": ["integer", "null"],
+                "description": "The synthesized event this real one is a late copy of: stored, never delivered",
+            },
+            "note": {"type": ["string", "null"], "description": "How the event came to be, for the timeline"},
             "headers": {"type": ["object", "null"], "additionalProperties": _STR},
             "body": {"description": "The webhook body: JSON, or its text when it is not strict JSON; null if pruned"},
             "deliveries": {"type": "array", "items": _ref("Delivery")},

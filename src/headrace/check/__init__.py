@@ -17,7 +17,8 @@ For each destination, in order (a failed step skips the steps that depend on it)
            problem naming the variant
   jobs     Windmill jobs of this destination that failed in the last day (from the store, if any)
 
-and for each source: at least one signing secret of the form whsec_<base64>.
+and for each source: at least one signing secret of the form whsec_<base64>; and, from the store, any stretch
+in which Dodo gave up on events headrace never stored (headrace/outages.py), with the reconcile to run.
 
 Each row is ok, warn or fail, with the fix for anything not ok. Secrets and tokens are never printed.
 
@@ -32,6 +33,7 @@ from collections.abc import Sequence
 
 import aiohttp
 
+from headrace import outages
 from headrace.check.events import _event_rows, expand_events
 from headrace.check.network import _ms, _network
 from headrace.check.report import Report, Row, Status, render_json, which_samples
@@ -72,6 +74,7 @@ async def check(
     if store is not None:
         since = (time.time() if now is None else now) - JOB_WINDOW
         failures = {f.destination: f for f in await store.job_failures(since)}
+        report.rows.extend(_outage_rows(await outages.find(store, time.time() if now is None else now)))
     try:
         client = WindmillClient(session)
         for name in names or list(settings.destinations):
@@ -95,6 +98,22 @@ async def check(
         if own_session:
             await session.close()
     return report
+
+
+def _outage_rows(found: Sequence[outages.Outage]) -> list[Row]:
+    if not found:
+        detail = "no stretch longer than Dodo's 27 h 35 min of retries without headrace (down, or answering 401)"
+        return [Row("headrace", "outages", "ok", detail)]
+    return [
+        Row(
+            "headrace" if o.source is None else f"source {o.source}",
+            "outages",
+            "fail",
+            o.message(),
+            'preview with the command above, then add --apply; docs/operations.md, "headrace was down for two days"',
+        )
+        for o in found
+    ]
 
 
 def _source_row(name: str, count: int) -> Row:

@@ -26,9 +26,15 @@ TIMEOUT_LIMITS = (1.0, 3600.0)
 RETRY_STEP_LIMITS = (0.01, 7 * 86400.0)
 TOLERANCE_LIMITS = (1.0, 3600.0)
 SHUTDOWN_GRACE_LIMITS = (0.0, 600.0)
-# Retention: at least 3 days for events (a pruned event's webhook-id is forgotten, and Dodo retries an event
-# for about a day), at least an hour for rejection rows; at most about ten years for either.
-RETENTION_LIMITS = (3 * 86400.0, 3650 * 86400.0)
+# Retention: at least 14 days for events — a pruned event's webhook-id and event key are forgotten, and Dodo's
+# dashboard can replay a message up to 14 days back (its retries end after 27 h 35 min): a replay of an event
+# pruned sooner would be taken for a new one and run its workflow again. At least an hour for rejection rows;
+# at most about ten years for either.
+RETENTION_LIMITS = (14 * 86400.0, 3650 * 86400.0)
+RETENTION_REASON = (
+    "Dodo's dashboard can replay a message up to 14 days back; an event pruned sooner would come back as new "
+    "and run its workflow again"
+)
 REJECTION_RETENTION_LIMITS = (3600.0, 3650 * 86400.0)
 RETENTION_OFF = ("off", "0")
 BODY_LIMITS = (1024, 64 * 1024 * 1024)

@@ -14,6 +14,7 @@ from headrace.config.limits import (
     REJECTION_RETENTION_LIMITS,
     RETENTION_LIMITS,
     RETENTION_OFF,
+    RETENTION_REASON,
     SHUTDOWN_GRACE_LIMITS,
     Duration,
     _count_within,
@@ -93,7 +94,8 @@ class ServerSettings(_Strict):
         "30d",
         description="Finished events (delivered, cancelled, unrouted; job outcome known) older than this are "
         "deleted with their deliveries and attempts, by `headrace serve` in small batches (or `headrace db "
-        'prune`). Pending, in-flight and failed ones are kept. 3d or more; "off" keeps everything.',
+        "prune`). Pending, in-flight and failed ones are kept. 14d or more (Dodo's dashboard replays up to 14 "
+        'days back: a replay of a pruned event would run its workflow again); "off" keeps everything.',
     )
     rejection_retention: str = Field(
         "7d",
@@ -227,7 +229,11 @@ class ServerSettings(_Strict):
     def _retention(cls, value: str) -> str:
         if value.strip() in RETENTION_OFF:
             return "off"
-        return _within(value, RETENTION_LIMITS, 'how long finished events are kept; default 30d, "off" keeps all')
+        return _within(
+            value,
+            RETENTION_LIMITS,
+            f'how long finished events are kept; default 30d, "off" keeps all. At least 14d: {RETENTION_REASON}',
+        )
 
     @field_validator("rejection_retention")
     @classmethod

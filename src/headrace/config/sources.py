@@ -1,11 +1,20 @@
-"""[sources.NAME]: a sender of webhooks, its signing secrets and how far its clock may be off."""
+"""[sources.NAME]: a sender of webhooks, its signing secrets and how far its clock may be off; for Dodo, the
+API key (as a reference) and mode that `connect dodo` and `reconcile` use to call Dodo's API."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from headrace.config.limits import TOLERANCE_LIMITS, Duration, _Strict, _within
-from headrace.config.secret import Secret
+from headrace.config.secret import Secret, _resolve
+
+DODO_BASE_URL_VARIABLE = "DODO_PAYMENTS_BASE_URL"  # as in Dodo's SDKs: points headrace at another API base
 
 
 class SourceSettings(_Strict):
@@ -13,11 +22,30 @@ class SourceSettings(_Strict):
         description="Standard Webhooks signing secrets (whsec_...), several while a rotation is under way."
     )
     tolerance: Duration = Field("5m", description="How far webhook-timestamp may be from now, either way (1s to 1h).")
+    api_key: str | None = Field(
+        None,
+        description='Dodo\'s API key, as a reference only: "env:DODO_PAYMENTS_API_KEY" or "file:PATH" (never the '
+        "key itself). Read when Dodo's API is called (`connect dodo`, `reconcile`), not at start-up. Written by "
+        "`connect dodo`.",
+    )
+    mode: Literal["live", "test"] = Field(
+        "live",
+        description="Dodo's mode the API key belongs to: `live` (https://live.dodopayments.com) or `test` "
+        "(https://test.dodopayments.com); the environment variable DODO_PAYMENTS_BASE_URL overrides the address. "
+        "Written by `connect dodo`.",
+    )
 
     @field_validator("tolerance")
     @classmethod
     def _tolerance(cls, value: str) -> str:
         return _within(value, TOLERANCE_LIMITS, "how far webhook-timestamp may be from now; default 5m")
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_api_key_reference(value)
+        return value
 
     @field_validator("secrets")
     @classmethod
@@ -32,3 +60,33 @@ class SourceSettings(_Strict):
             except ValueError as exc:
                 raise ValueError(f"secret #{index + 1}: {exc}") from None
         return value
+
+
+def check_api_key_reference(value: str) -> None:
+    """An API key is kept in the config only as `env:NAME` or `file:PATH`: a config file is shared, backed up
+    and pasted into issues; the key moves money."""
+    name = value.partition(":")[2]
+    if not value.startswith(("env:", "file:")) or not name or len(value) > 1024:
+        raise ValueError(
+            'write the API key as a reference, "env:DODO_PAYMENTS_API_KEY" or "file:PATH", never the key itself'
+        )
+
+
+@dataclass(frozen=True)
+class DodoAccess:
+    """What a call to Dodo's API needs: the mode, the base address override (or None) and the key."""
+
+    mode: str
+    base_override: str | None
+    api_key: Secret
+
+
+def dodo_access(reference: str, mode: str, base_dir: Path, environ: Mapping[str, str] | None = None) -> DodoAccess:
+    """Resolve the API key `reference` (env:/file:, relative to `base_dir`) and read DODO_PAYMENTS_BASE_URL.
+    ValueError names what is missing."""
+    check_api_key_reference(reference)
+    environ = os.environ if environ is None else environ
+    key = _resolve(reference, environ, base_dir).strip()
+    if not key:
+        raise ValueError(f"the API key {reference} is empty")
+    return DodoAccess(mode, environ.get(DODO_BASE_URL_VARIABLE) or None, Secret(key))

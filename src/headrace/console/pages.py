@@ -62,6 +62,7 @@ async def events_page(request: web.Request) -> web.Response:
         counts=counts,
         oldest_pending_s=oldest,
         next_before=events[-1]["id"] if len(events) == flt.limit else None,
+        outages=[o.message() for o in await app.outages()],
     )
 
 

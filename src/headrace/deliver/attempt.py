@@ -71,7 +71,14 @@ class Attempter:
         record: Callable[..., Attempt],
     ) -> tuple[Attempt, Outcome]:
         built = await build_request(
-            dest.target, claimed.event_type, claimed.body, claimed.webhook_id, script, sandbox, dest.payload_limit
+            dest.target,
+            claimed.event_type,
+            claimed.body,
+            claimed.webhook_id,
+            script,
+            sandbox,
+            dest.payload_limit,
+            origin=claimed.origin,
         )
         if isinstance(built, Skipped):
             return record(payload=built.payload), Cancelled()

@@ -124,6 +124,8 @@ async def build_request(
     script: Script | None,
     sandbox: Sandbox | None,
     payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
+    *,
+    origin: str = "dodo",
 ) -> Built:
     """The request for one delivery of one event to `target`: the Dodo body as is, or what `script` made of it."""
     sent_to = created_async(target)
@@ -146,7 +148,10 @@ async def build_request(
         return Refused(f"the event body cannot be read as JSON ({type(exc).__name__}); it cannot be transformed")
     try:
         result = await sandbox.transform(
-            script, WebhookObject(event_type=event_type, payload=parsed, url=target.run_url, webhook_id=webhook_id)
+            script,
+            WebhookObject(
+                event_type=event_type, payload=parsed, url=target.run_url, webhook_id=webhook_id, origin=origin
+            ),
         )
     except TransformError as exc:
         if exc.limit in TRANSIENT_LIMITS:

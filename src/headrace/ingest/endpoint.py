@@ -20,6 +20,7 @@ from aiohttp import web
 
 from headrace import logs
 from headrace.config import Settings
+from headrace.dodo.keys import body_key, body_time
 from headrace.durations import parse_duration
 from headrace.ingest.body import BodyError, parse_object
 from headrace.ingest.refusals import UNKNOWN, RefusalSampler
@@ -151,12 +152,14 @@ class Ingestor:
             received_at=now,
             body=body,
             headers={name: printable(headers[name], KEPT_HEADER_LIMIT) for name in KEPT_HEADERS if name in headers},
+            event_key=body_key(parsed),
+            occurred_at=body_time(parsed),
         )
         try:
             result = await self.store.ingest(event, destinations)
         except Exception as exc:  # nothing was stored: say so, so that Dodo sends the event again
             return self._unavailable(source, verified.webhook_id, exc)
-        outcome = "duplicate" if result.duplicate else "accepted"
+        outcome = "duplicate" if result.duplicate else "accepted" if result.duplicate_of is None else "late copy"
         logs.webhook_received(outcome, source, result.event_id, verified.webhook_id, event_type, result.deliveries)
         if result.duplicate:
             self.metrics.inc("headrace_events_received_total", source, "duplicate")
@@ -165,9 +168,10 @@ class Ingestor:
         self.last_stored = time.monotonic()
         if result.deliveries:
             self.on_commit()
-        return web.json_response(
-            {"status": "accepted", "event_id": result.event_id, "deliveries": result.deliveries}, status=202
-        )
+        answer = {"status": "accepted", "event_id": result.event_id, "deliveries": result.deliveries}
+        if result.duplicate_of is not None:
+            answer["duplicate_of"] = result.duplicate_of  # a late copy of a reconciled event: not delivered
+        return web.json_response(answer, status=202)
 
     def busy(self) -> bool:
         """An event was stored within the last `BUSY_WINDOW` seconds (background work then keeps to a share)."""

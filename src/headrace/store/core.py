@@ -232,6 +232,37 @@ class SQLStore(ABC):
     async def prune_rejections(self, cutoff: float, limit: int) -> int:
         return await self._recorded(programs.prune_rejections, cutoff, limit)
 
+    # event keys, the alive record and refusal times (headrace reconcile; store/programs/reconcile.py)
+    async def key_backlog(self, batch: int = 2000) -> None:
+        """Key the events stored before event keys existed (the migration queued them), in batches of
+        `batch`, one transaction each; returns when none is left. A no-op once done."""
+        while await self._recorded(programs.key_backlog, batch):
+            pass
+
+    async def stored_keys(self, source: str, keys: Sequence[str]) -> set[str]:
+        return await self._read(programs.stored_keys, source, keys)
+
+    async def start_alive(self, instance: str, now: float, forget_before: float) -> int:
+        return await self._recorded(programs.start_alive, instance, now, forget_before)
+
+    async def beat_alive(self, span_id: int, now: float) -> None:
+        await self._recorded(programs.beat_alive, span_id, now)
+
+    async def alive_spans(self, since: float) -> list[tuple[float, float]]:
+        return await self._read(programs.alive_spans, since)
+
+    async def refusal_hours(self, since: float) -> list[tuple[str, float, float]]:
+        return await self._read(programs.refusal_hours, since)
+
+    async def record_reconciled(self, source: str, since: float, until: float, at: float) -> None:
+        await self._recorded(programs.record_reconciled, source, since, until, at)
+
+    async def reconciled_windows(self, since: float) -> list[tuple[str, float, float]]:
+        return await self._read(programs.reconciled_windows, since)
+
+    async def accepted_between(self, source: str, after: float, before: float) -> bool:
+        return await self._read(programs.accepted_between, source, after, before)
+
     # copying a whole database (store.copy)
     async def export_rows(self, table: str, after_id: int, limit: int) -> list[dict[str, Any]]:
         return await self._read(programs.export_rows, table, after_id, limit)

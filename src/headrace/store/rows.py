@@ -47,7 +47,19 @@ def event_params(event: NewEvent) -> dict[str, Any]:
         "received_at": event.received_at,
         "body": event.body,
         "headers": json.dumps(event.headers),
+        "event_key": event.event_key,
+        "origin": event.origin,
+        "duplicate_of": None,
+        "note": event.note,
     }
+
+
+def duplicate_note(twin_id: int, event_key: str) -> str:
+    """The timeline's line for a real event stored as a late copy of a synthesized one."""
+    return (
+        f"not delivered: a late copy of event {twin_id} (event key {event_key}), which `headrace reconcile` "
+        "synthesized and delivered"
+    )
 
 
 def delivery_params(
@@ -86,6 +98,7 @@ def claimed(row: Row) -> Claimed:
         webhook_id=str(row["webhook_id"]),
         event_type=str(row["event_type"]),
         body=bytes(row["body"]),
+        origin=row["origin"],
     )
 
 
@@ -183,6 +196,7 @@ def event(row: Row) -> EventRow:
         webhook_timestamp=int(row["webhook_timestamp"]),
         received_at=float(row["received_at"]),
         status=row["status"],
+        origin=row["origin"],
     )
 
 
@@ -237,6 +251,10 @@ def event_detail(row: Row, deliveries: Sequence[Row], attempts: Sequence[Row]) -
         body=bytes(row["body"]),
         headers=json.loads(row["headers"]),
         deliveries=delivery_rows,
+        origin=row["origin"],
+        event_key=row["event_key"],
+        duplicate_of=None if row["duplicate_of"] is None else int(row["duplicate_of"]),
+        note=str(row["note"]),
     )
 
 

@@ -28,6 +28,9 @@ class WebhookObject:
     # The Dodo `webhook-id`; the handler sees it as the read-only `webhook.webhookId` (a headrace extra,
     # so templates can pass an idempotency key on). Not part of `to_json`, which is the Svix shape.
     webhook_id: str = ""
+    # Where the event came from: "dodo" (a webhook received) or "reconcile" (synthesized by `headrace
+    # reconcile` from Dodo's API); the handler sees it as the read-only `webhook.origin` (a headrace extra).
+    origin: str = "dodo"
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -232,13 +232,14 @@ def encode_input(name: str, webhook: WebhookObject) -> str:
 
 
 def handler_input(webhook: WebhookObject) -> dict[str, Any]:
-    """The object `handler` receives: Svix's shape plus headrace's read-only `webhookId`.
+    """The object `handler` receives: Svix's shape plus headrace's read-only `webhookId` and `origin`.
 
     `cancel` is not passed in; the handler sets it to drop the delivery.
     """
     return {
         "eventType": webhook.event_type,
         "webhookId": webhook.webhook_id,
+        "origin": webhook.origin,
         "payload": webhook.payload,
         "url": webhook.url,
         "method": webhook.method,
@@ -261,7 +262,7 @@ def _describe_non_object(value: object) -> str:
 def to_webhook(name: str, original: WebhookObject, text: str) -> WebhookObject:
     """Check the handler's JSON result against the Svix contract and build the outgoing webhook.
 
-    `eventType` (and `webhookId`) are read-only, as in Svix: whatever the handler leaves in them is ignored.
+    `eventType` (and `webhookId`, `origin`) are read-only, as in Svix: whatever the handler leaves in them is ignored.
     """
     try:
         result = json.loads(text)

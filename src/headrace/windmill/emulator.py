@@ -33,8 +33,6 @@ the job and then drop the connection without answering. Control endpoints live u
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,7 +41,8 @@ from typing import Any
 
 from aiohttp import web
 
-from headrace.windmill import urls
+from headrace.loopback import AppThread
+from headrace.windmill import emulator_deploy, urls
 from headrace.windmill.emulator_auth import middleware, visible
 from headrace.windmill.emulator_jobs import STATE, cancel, get_job, get_timing, not_found, result_maybe, run
 from headrace.windmill.emulator_model import (
@@ -117,6 +116,7 @@ async def get_definition(request: web.Request) -> web.Response:
             body["value"]["preprocessor_module"] = {"id": "preprocessor", "value": {"type": "rawscript"}}
         if target.draft_only:  # flows omit draft_only when it is null (M1)
             body["draft_only"] = True
+    emulator_deploy.overlay(request.app, workspace, kind, target, body)  # what was deployed through the API
     return web.json_response(body)
 
 
@@ -182,6 +182,7 @@ def build_app(state: EmulatorState) -> web.Application:
         cancel(state, job, spec.get("reason") or "", spec.get("by"))
         return web.json_response({"canceled": True})
 
+    emulator_deploy.register(app, state)  # D1-D8: the deployment API
     app.router.add_get("/_emulator/jobs", control_jobs)
     app.router.add_post("/_emulator/cancel", control_cancel)
     app.router.add_post("/_emulator/faults", control_fault)
@@ -189,51 +190,20 @@ def build_app(state: EmulatorState) -> web.Application:
     return app
 
 
-class EmulatorThread:
+class EmulatorThread(AppThread):
     """The emulator on 127.0.0.1 in a background thread, for tests that are not async themselves."""
 
     def __init__(self, state: EmulatorState | None = None, port: int = 0) -> None:
+        super().__init__("windmill-emulator", port)
         self.state = state or EmulatorState()
-        self._port = port
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="windmill-emulator", daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     def start(self) -> EmulatorThread:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        self.serve(lambda: build_app(self.state))
         return self
-
-    async def _start(self) -> None:
-        self._runner = web.AppRunner(build_app(self.state), access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        asyncio.run_coroutine_threadsafe(_cancel_others(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
 
     def url(self, path: str = "f/dodo/on_payment", kind: str = "p", workspace: str = "acme") -> str:
         base = f"http://127.0.0.1:{self.port}/api"
         return urls.RUN.build(base, workspace=workspace, endpoint="run", letter=kind, path=path)
-
-
-async def _cancel_others() -> None:
-    """Cancel handlers still sleeping in a "hang" fault, so the loop closes clean."""
-    current = asyncio.current_task()
-    others = [task for task in asyncio.all_tasks() if task is not current]
-    for task in others:
-        task.cancel()
-    await asyncio.gather(*others, return_exceptions=True)
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from headrace.windmill import urls
+from headrace.windmill.deploy_routes import DEPLOY_SCOPES
 from headrace.windmill.emulator_model import EmulatorState, Kind, Token
 
 TOKEN_KEY = web.RequestKey("token", Token)
@@ -35,6 +36,7 @@ ROUTE_SCOPES = {
     urls.FLOW.name: ("flows", "read"),
     urls.RESOURCE_VALUE.name: ("resources", "read"),
     urls.VARIABLE_VALUE.name: ("variables", "read"),
+    **{name: tuple(scope.split(":", 1)) for name, scope in DEPLOY_SCOPES.items()},  # (domain, action)
 }
 _INCLUDES = {("write", "read"), ("run", "read")}  # ScopeAction::includes
 

@@ -39,6 +39,17 @@ from headrace.store.programs.monitoring import (
     queue_stats,
     stats,
 )
+from headrace.store.programs.reconcile import (
+    accepted_between,
+    alive_spans,
+    beat_alive,
+    key_backlog,
+    reconciled_windows,
+    record_reconciled,
+    refusal_hours,
+    start_alive,
+    stored_keys,
+)
 from headrace.store.programs.retention import prune_events, prune_rejections
 from headrace.store.programs.search import count_pending_search, index_backlog, index_pending
 from headrace.store.programs.steps import Program, Step, StepKind, all_rows, drive, drive_async, many, one, run
@@ -49,8 +60,11 @@ __all__ = [
     "Program",
     "Step",
     "StepKind",
+    "accepted_between",
     "activity",
+    "alive_spans",
     "all_rows",
+    "beat_alive",
     "check_schema",
     "check_writable",
     "claim",
@@ -71,6 +85,7 @@ __all__ = [
     "index_pending",
     "ingest",
     "job_failures",
+    "key_backlog",
     "latest_generation",
     "lease_due_jobs",
     "list_events",
@@ -82,7 +97,10 @@ __all__ = [
     "prune_events",
     "prune_rejections",
     "queue_stats",
+    "reconciled_windows",
     "record_job",
+    "record_reconciled",
+    "refusal_hours",
     "register_worker",
     "reject",
     "release",
@@ -91,7 +109,9 @@ __all__ = [
     "replayed_since",
     "retire_worker",
     "run",
+    "start_alive",
     "stats",
+    "stored_keys",
     "table_counts",
     "type_filter",
 ]

@@ -15,9 +15,16 @@ def export_rows(table: str, after_id: int, limit: int) -> Program[list[dict[str,
     return [{key: _plain(value) for key, value in dict(row).items()} for row in found]
 
 
+# Columns a row may lack (added by a later migration than the code that wrote it): their defaults.
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "events": {"event_key": None, "origin": "dodo", "duplicate_of": None, "note": ""}
+}
+
+
 def import_rows(table: str, batch: list[dict[str, Any]]) -> Program[None]:
     if batch:
-        yield many(f"import_{table}", batch)
+        defaults = _DEFAULTS.get(table, {})
+        yield many(f"import_{table}", [{**defaults, **row} for row in batch])
 
 
 def finish_import(deployment_id: str) -> Program[dict[str, int]]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from headrace.models import Claimed, IngestResult, NewEvent, Rejection, Route
+from headrace.dodo.keys import once_per_key
+from headrace.models import Claimed, IngestResult, NewEvent, Rejection, Route, event_time, may_be_late_copy
 from headrace.store import rows
 from headrace.store.base import Finished, StoreError, lease_prefix
 from headrace.store.programs.steps import Program, all_rows, many, one, run
@@ -16,8 +17,24 @@ from headrace.store.programs.steps import Program, all_rows, many, one, run
 
 def ingest(event: NewEvent, routes: Sequence[Route], deployment_id: str) -> Program[IngestResult]:
     """The event and its deliveries. Its search terms are not computed here: a trigger queues the new event
-    for the search index in this transaction, and the indexer writes its row after the commit."""
+    for the search index in this transaction, and the indexer writes its row after the commit.
+
+    By event key (headrace.dodo.keys): a synthesized event (origin reconcile) for a key the source already has
+    is not stored (the answer names the stored one, as for a duplicate webhook-id); a real event that is a late
+    copy of a synthesized one (models.may_be_late_copy) is stored with `duplicate_of` and no delivery."""
     params = rows.event_params(event)
+    key = {"source": event.source, "event_key": event.event_key}
+    if event.origin == "reconcile" and event.event_key is not None:
+        twin = yield one("find_key_twin", key)
+        if twin is not None:
+            return IngestResult(event_id=int(twin["id"]), duplicate=True, deliveries=0)
+    if may_be_late_copy(event):
+        since = 0.0 if once_per_key(event.event_type) else event_time(event)
+        twin = yield one("find_reconciled_twin", {**key, "occurred_at": since})
+        if twin is not None:
+            routes = []
+            params["duplicate_of"] = int(twin["id"])
+            params["note"] = rows.duplicate_note(int(twin["id"]), str(event.event_key))
     row = yield one("insert_event", params)
     if row is None:  # a duplicate (PostgreSQL's ON CONFLICT waited for the first one's transaction to end)
         existing = yield one("find_event_id", params)
@@ -33,7 +50,7 @@ def ingest(event: NewEvent, routes: Sequence[Route], deployment_id: str) -> Prog
                 for r in routes
             ],
         )
-    return IngestResult(event_id=event_id, duplicate=False, deliveries=len(routes))
+    return IngestResult(event_id=event_id, duplicate=False, deliveries=len(routes), duplicate_of=params["duplicate_of"])
 
 
 def reject(rejection: Rejection) -> Program[None]:

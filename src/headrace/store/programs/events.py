@@ -30,6 +30,7 @@ def list_events(flt: EventFilter, dialect: str) -> Program[list[EventRow]]:
     """Newest first; with `flt.q`, only the events the search index finds (the query in `dialect`'s syntax)."""
     params = {
         "source": flt.source,
+        "origin": flt.origin,
         **type_filter(flt.event_type),
         "since": flt.since,
         "until": flt.until,

@@ -4,8 +4,10 @@
 -- PostgreSQL sorts NULL after every value (SQLite before): an ORDER BY over a nullable column says where.
 
 -- name: insert_event
-INSERT INTO events (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers)
-VALUES (%(source)s, %(webhook_id)s, %(event_type)s, %(webhook_timestamp)s, %(received_at)s, %(body)s, %(headers)s)
+INSERT INTO events (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers,
+                    event_key, origin, duplicate_of, note)
+VALUES (%(source)s, %(webhook_id)s, %(event_type)s, %(webhook_timestamp)s, %(received_at)s, %(body)s, %(headers)s,
+        %(event_key)s, %(origin)s, %(duplicate_of)s, %(note)s)
 ON CONFLICT (source, webhook_id) DO NOTHING
 RETURNING id;
 
@@ -43,7 +45,7 @@ WHERE d.id = due.id;
 
 -- name: claimed_by
 SELECT d.id, d.event_id, d.destination, d.generation, d.job_id, d.attempts,
-       e.source, e.webhook_id, e.event_type, e.body
+       e.source, e.webhook_id, e.event_type, e.body, e.origin
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.lease_owner = %(token)s AND d.status = 'in_flight'
 ORDER BY d.id;
@@ -129,7 +131,7 @@ SELECT source, reason, COUNT(*) AS n FROM rejections GROUP BY source, reason ORD
 -- The status CASE is models.event_status in SQL, the same text in every dialect (tests check both).
 -- The event-type filter is an exact name (type_exact) or a prefix (type_prefix): no wildcard characters.
 SELECT * FROM (
-    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
            (SELECT CASE
                 WHEN COUNT(*) = 0 THEN 'unrouted'
                 WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
@@ -143,6 +145,7 @@ SELECT * FROM (
                                   WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
     FROM events e
     WHERE (%(source)s::text IS NULL OR e.source = %(source)s)
+      AND (%(origin)s::text IS NULL OR e.origin = %(origin)s)
       AND (%(type_exact)s::text IS NULL OR e.event_type = %(type_exact)s)
       AND (%(type_prefix)s::text IS NULL OR starts_with(e.event_type, %(type_prefix)s))
       AND (%(since)s::double precision IS NULL OR e.received_at >= %(since)s)
@@ -159,7 +162,7 @@ LIMIT %(limit)s;
 -- CASE is list_events' own, word for word (a test checks); the candidates are narrowed to the deliveries
 -- the asked status needs (a failed one for failed, an open one for pending, a failed job for job_failed).
 SELECT * FROM (
-    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
            (SELECT CASE
                 WHEN COUNT(*) = 0 THEN 'unrouted'
                 WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
@@ -178,6 +181,7 @@ SELECT * FROM (
                                    WHEN 'failed' THEN status = 'failed'
                                    ELSE job_state = 'failure' END)
       AND (%(source)s::text IS NULL OR e.source = %(source)s)
+      AND (%(origin)s::text IS NULL OR e.origin = %(origin)s)
       AND (%(type_exact)s::text IS NULL OR e.event_type = %(type_exact)s)
       AND (%(type_prefix)s::text IS NULL OR starts_with(e.event_type, %(type_prefix)s))
       AND (%(since)s::double precision IS NULL OR e.received_at >= %(since)s)
@@ -189,7 +193,8 @@ WHERE (%(status)s::text IS NULL OR status = %(status)s)
 LIMIT %(limit)s;
 
 -- name: get_event
-SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers
+SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, event_key, origin,
+       duplicate_of, note
 FROM events WHERE id = %(event_id)s;
 
 -- name: get_event_by_webhook_id
@@ -365,7 +370,9 @@ SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations;
 -- Every column of every table this binary uses: a database whose tables differ (a renamed column, a
 -- table missing) fails readiness instead of failing each request. No row is read.
 SELECT
-       e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.body, e.headers, d.id,
+       e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.body, e.headers,
+       e.event_key, e.origin, e.duplicate_of, e.note, k.event_id, v.id, v.instance, v.started_at, v.last_at,
+       c.id, c.source, c.since, c.until, c.at, d.id,
        d.event_id, d.destination, d.generation, d.job_id, d.status, d.attempts, d.next_attempt_at,
        d.lease_owner, d.lease_until, d.last_error, d.windmill_job_id, d.payload, d.created_at, d.updated_at,
        d.job_state, d.job_created_at, d.job_next_check_at, d.job_checks, d.job_completed_at, d.job_duration_ms,
@@ -376,7 +383,7 @@ SELECT
        t.http_status, t.outcome, t.detail, t.job_state, t.job_checks, t.job_checked_at, t.job_completed_at,
        t.job_duration_ms, t.job_excerpt, t.created_at, s.event_id, s.terms, q.event_id
 FROM events e, deliveries d, attempts a, rejections r, meta m, workers w, test_deliveries t, event_search s,
-     search_pending q
+     search_pending q, event_keys_pending k, alive v, reconciled c
 WHERE 1 = 0;
 
 -- name: deployment_id
@@ -392,13 +399,15 @@ SELECT (SELECT COUNT(*) FROM events) AS events, (SELECT COUNT(*) FROM deliveries
 -- The queries of `headrace db copy`: every row of every table, ids kept, in id order.
 
 -- name: export_events
-SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers
+SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, event_key, origin,
+       duplicate_of, note
 FROM events WHERE id > %(after_id)s ORDER BY id LIMIT %(limit)s;
 
 -- name: import_events
-INSERT INTO events (id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers)
+INSERT INTO events (id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, event_key,
+                    origin, duplicate_of, note)
 VALUES (%(id)s, %(source)s, %(webhook_id)s, %(event_type)s, %(webhook_timestamp)s, %(received_at)s, %(body)s,
-        %(headers)s);
+        %(headers)s, %(event_key)s, %(origin)s, %(duplicate_of)s, %(note)s);
 
 -- name: export_deliveries
 SELECT id, event_id, destination, generation, job_id, status, attempts, next_attempt_at, lease_owner, lease_until,
@@ -531,7 +540,7 @@ DELETE FROM rejections WHERE id IN (
 -- list_events driven by the search index (headrace.search renders `match`), newest first; the
 -- status CASE is list_events's.
 SELECT * FROM (
-    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
            (SELECT CASE
                 WHEN COUNT(*) = 0 THEN 'unrouted'
                 WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
@@ -547,6 +556,7 @@ SELECT * FROM (
     WHERE s.terms @@ %(match)s::tsquery
       AND (%(before_id)s::bigint IS NULL OR s.event_id < %(before_id)s)
       AND (%(source)s::text IS NULL OR e.source = %(source)s)
+      AND (%(origin)s::text IS NULL OR e.origin = %(origin)s)
       AND (%(type_exact)s::text IS NULL OR e.event_type = %(type_exact)s)
       AND (%(type_prefix)s::text IS NULL OR starts_with(e.event_type, %(type_prefix)s))
       AND (%(since)s::double precision IS NULL OR e.received_at >= %(since)s)
@@ -594,3 +604,62 @@ SELECT id, webhook_id, body FROM events WHERE id <= %(upto)s ORDER BY id DESC LI
 
 -- name: set_search_backlog
 UPDATE meta SET value = %(upto)s::text WHERE key = 'search_backlog';
+
+-- Event keys, origins and the alive record (headrace reconcile; migration 0011).
+
+-- name: find_key_twin
+-- A stored event of any origin with this key (reconcile stores nothing for a key headrace has).
+SELECT id FROM events WHERE source = %(source)s AND event_key = %(event_key)s ORDER BY id LIMIT 1;
+
+-- name: find_reconciled_twin
+-- A synthesized event with this key stored at or after :occurred_at: the real one is a late copy of it
+-- (models.may_be_late_copy states the rule).
+SELECT id FROM events
+WHERE source = %(source)s AND event_key = %(event_key)s AND origin = 'reconcile' AND received_at >= %(occurred_at)s
+ORDER BY id LIMIT 1;
+
+-- name: stored_keys
+-- Which of these keys (a JSON array) a source has stored events for.
+SELECT DISTINCT event_key FROM events
+WHERE source = %(source)s AND event_key IN (SELECT jsonb_array_elements_text(%(keys)s::jsonb));
+
+-- name: keys_pending
+-- Events stored before event keys (migration), oldest first, with their bodies (NULL: pruned since).
+SELECT q.event_id, e.body FROM event_keys_pending q LEFT JOIN events e ON e.id = q.event_id
+ORDER BY q.event_id LIMIT %(limit)s;
+
+-- name: set_event_key
+UPDATE events SET event_key = %(event_key)s WHERE id = %(event_id)s AND event_key IS NULL;
+
+-- name: dequeue_event_keys
+DELETE FROM event_keys_pending WHERE event_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint);
+
+-- name: alive_forget
+DELETE FROM alive WHERE last_at < %(before)s;
+
+-- name: alive_start
+INSERT INTO alive (instance, started_at, last_at) VALUES (%(instance)s, %(now)s, %(now)s) RETURNING id;
+
+-- name: alive_beat
+UPDATE alive SET last_at = %(now)s WHERE id = %(span_id)s AND last_at < %(now)s;
+
+-- name: alive_spans
+SELECT started_at, last_at FROM alive WHERE last_at >= %(since)s ORDER BY started_at, id;
+
+-- name: refusal_hours
+-- 401 refusals (a wrong signing secret) per source and hour since a time: the first and last of each hour.
+SELECT source, MIN(at) AS first_at, MAX(at) AS last_at FROM rejections
+WHERE status = 401 AND at >= %(since)s
+GROUP BY source, floor(at / 3600)
+ORDER BY source, first_at;
+
+-- name: accepted_between
+SELECT id FROM events
+WHERE source = %(source)s AND origin = 'dodo' AND received_at > %(after)s AND received_at < %(before)s
+LIMIT 1;
+
+-- name: insert_reconciled
+INSERT INTO reconciled (source, since, until, at) VALUES (%(source)s, %(since)s, %(until)s, %(at)s);
+
+-- name: reconciled_windows
+SELECT source, since, until FROM reconciled WHERE until >= %(since)s ORDER BY since, id;

@@ -2,8 +2,10 @@
 -- The PostgreSQL dialect defines the same names (a test checks).
 
 -- name: insert_event
-INSERT INTO events (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers)
-VALUES (:source, :webhook_id, :event_type, :webhook_timestamp, :received_at, :body, :headers)
+INSERT INTO events (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers,
+                    event_key, origin, duplicate_of, note)
+VALUES (:source, :webhook_id, :event_type, :webhook_timestamp, :received_at, :body, :headers,
+        :event_key, :origin, :duplicate_of, :note)
 ON CONFLICT (source, webhook_id) DO NOTHING
 RETURNING id;
 
@@ -44,7 +46,7 @@ WHERE id IN (
 
 -- name: claimed_by
 SELECT d.id, d.event_id, d.destination, d.generation, d.job_id, d.attempts,
-       e.source, e.webhook_id, e.event_type, e.body
+       e.source, e.webhook_id, e.event_type, e.body, e.origin
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.lease_owner = :token AND d.status = 'in_flight'
 ORDER BY d.id;
@@ -120,7 +122,7 @@ SELECT source, reason, COUNT(*) AS n FROM rejections GROUP BY source, reason ORD
 -- name: list_events
 -- The status CASE is models.event_status in SQL, the same text in every dialect (tests check both).
 SELECT * FROM (
-    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
            (SELECT CASE
                 WHEN COUNT(*) = 0 THEN 'unrouted'
                 WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
@@ -134,6 +136,7 @@ SELECT * FROM (
                                   WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
     FROM events e
     WHERE (:source IS NULL OR e.source = :source)
+      AND (:origin IS NULL OR e.origin = :origin)
       AND (:type_exact IS NULL OR e.event_type = :type_exact)
       AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
       AND (:since IS NULL OR e.received_at >= :since)
@@ -150,7 +153,7 @@ LIMIT :limit;
 -- CASE is list_events' own, word for word (a test checks); the candidates are narrowed to the deliveries
 -- the asked status needs (a failed one for failed, an open one for pending, a failed job for job_failed).
 SELECT * FROM (
-    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
            (SELECT CASE
                 WHEN COUNT(*) = 0 THEN 'unrouted'
                 WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
@@ -169,6 +172,7 @@ SELECT * FROM (
                                    WHEN 'failed' THEN status = 'failed'
                                    ELSE job_state = 'failure' END)
       AND (:source IS NULL OR e.source = :source)
+      AND (:origin IS NULL OR e.origin = :origin)
       AND (:type_exact IS NULL OR e.event_type = :type_exact)
       AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
       AND (:since IS NULL OR e.received_at >= :since)
@@ -180,7 +184,8 @@ WHERE (:status IS NULL OR status = :status)
 LIMIT :limit;
 
 -- name: get_event
-SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers
+SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, event_key, origin,
+       duplicate_of, note
 FROM events WHERE id = :event_id;
 
 -- name: get_event_by_webhook_id
@@ -351,7 +356,9 @@ SELECT user_version AS version FROM pragma_user_version();
 -- Every column of every table this binary uses: a database whose tables differ (a renamed column, a
 -- table missing) fails readiness instead of failing each request. No row is read.
 SELECT
-       e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.body, e.headers, d.id,
+       e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.body, e.headers,
+       e.event_key, e.origin, e.duplicate_of, e.note, k.event_id, v.id, v.instance, v.started_at, v.last_at,
+       c.id, c.source, c.since, c.until, c.at, d.id,
        d.event_id, d.destination, d.generation, d.job_id, d.status, d.attempts, d.next_attempt_at,
        d.lease_owner, d.lease_until, d.last_error, d.windmill_job_id, d.payload, d.created_at, d.updated_at,
        d.job_state, d.job_created_at, d.job_next_check_at, d.job_checks, d.job_completed_at, d.job_duration_ms,
@@ -362,7 +369,7 @@ SELECT
        t.http_status, t.outcome, t.detail, t.job_state, t.job_checks, t.job_checked_at, t.job_completed_at,
        t.job_duration_ms, t.job_excerpt, t.created_at, s.terms, q.event_id
 FROM events e, deliveries d, attempts a, rejections r, meta m, workers w, test_deliveries t, event_search s,
-     search_pending q
+     search_pending q, event_keys_pending k, alive v, reconciled c
 WHERE 1 = 0;
 
 -- name: deployment_id
@@ -378,12 +385,14 @@ SELECT (SELECT COUNT(*) FROM events) AS events, (SELECT COUNT(*) FROM deliveries
 -- The queries of `headrace db copy`: every row of every table, ids kept, in id order.
 
 -- name: export_events
-SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers
+SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, event_key, origin,
+       duplicate_of, note
 FROM events WHERE id > :after_id ORDER BY id LIMIT :limit;
 
 -- name: import_events
-INSERT INTO events (id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers)
-VALUES (:id, :source, :webhook_id, :event_type, :webhook_timestamp, :received_at, :body, :headers);
+INSERT INTO events (id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, event_key,
+                    origin, duplicate_of, note)
+VALUES (:id, :source, :webhook_id, :event_type, :webhook_timestamp, :received_at, :body, :headers, :event_key, :origin, :duplicate_of, :note);
 
 -- name: export_deliveries
 SELECT id, event_id, destination, generation, job_id, status, attempts, next_attempt_at, lease_owner, lease_until,
@@ -506,7 +515,7 @@ DELETE FROM rejections WHERE id IN (
 -- list_events driven by the search index (headrace.search renders `match`), newest first; the
 -- status CASE is list_events's.
 SELECT * FROM (
-    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at,
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
            (SELECT CASE
                 WHEN COUNT(*) = 0 THEN 'unrouted'
                 WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
@@ -522,6 +531,7 @@ SELECT * FROM (
     WHERE s.terms MATCH :match
       AND s.rowid < COALESCE(:before_id, 9223372036854775807)
       AND (:source IS NULL OR e.source = :source)
+      AND (:origin IS NULL OR e.origin = :origin)
       AND (:type_exact IS NULL OR e.event_type = :type_exact)
       AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
       AND (:since IS NULL OR e.received_at >= :since)
@@ -564,3 +574,62 @@ SELECT id, webhook_id, body FROM events WHERE id <= :upto ORDER BY id DESC LIMIT
 
 -- name: set_search_backlog
 UPDATE meta SET value = CAST(:upto AS TEXT) WHERE key = 'search_backlog';
+
+-- Event keys, origins and the alive record (headrace reconcile; migration 0010).
+
+-- name: find_key_twin
+-- A stored event of any origin with this key (reconcile stores nothing for a key headrace has).
+SELECT id FROM events WHERE source = :source AND event_key = :event_key ORDER BY id LIMIT 1;
+
+-- name: find_reconciled_twin
+-- A synthesized event with this key stored at or after :occurred_at: the real one is a late copy of it
+-- (models.may_be_late_copy states the rule).
+SELECT id FROM events
+WHERE source = :source AND event_key = :event_key AND origin = 'reconcile' AND received_at >= :occurred_at
+ORDER BY id LIMIT 1;
+
+-- name: stored_keys
+-- Which of these keys (a JSON array) a source has stored events for.
+SELECT DISTINCT event_key FROM events
+WHERE source = :source AND event_key IN (SELECT value FROM json_each(:keys));
+
+-- name: keys_pending
+-- Events stored before event keys (migration), oldest first, with their bodies (NULL: pruned since).
+SELECT q.event_id, e.body FROM event_keys_pending q LEFT JOIN events e ON e.id = q.event_id
+ORDER BY q.event_id LIMIT :limit;
+
+-- name: set_event_key
+UPDATE events SET event_key = :event_key WHERE id = :event_id AND event_key IS NULL;
+
+-- name: dequeue_event_keys
+DELETE FROM event_keys_pending WHERE event_id IN (SELECT value FROM json_each(:ids));
+
+-- name: alive_forget
+DELETE FROM alive WHERE last_at < :before;
+
+-- name: alive_start
+INSERT INTO alive (instance, started_at, last_at) VALUES (:instance, :now, :now) RETURNING id;
+
+-- name: alive_beat
+UPDATE alive SET last_at = :now WHERE id = :span_id AND last_at < :now;
+
+-- name: alive_spans
+SELECT started_at, last_at FROM alive WHERE last_at >= :since ORDER BY started_at, id;
+
+-- name: refusal_hours
+-- 401 refusals (a wrong signing secret) per source and hour since a time: the first and last of each hour.
+SELECT source, MIN(at) AS first_at, MAX(at) AS last_at FROM rejections
+WHERE status = 401 AND at >= :since
+GROUP BY source, CAST(at / 3600 AS INTEGER)
+ORDER BY source, first_at;
+
+-- name: accepted_between
+SELECT id FROM events
+WHERE source = :source AND origin = 'dodo' AND received_at > :after AND received_at < :before
+LIMIT 1;
+
+-- name: insert_reconciled
+INSERT INTO reconciled (source, since, until, at) VALUES (:source, :since, :until, :at);
+
+-- name: reconciled_windows
+SELECT source, since, until FROM reconciled WHERE until >= :since ORDER BY since, id;

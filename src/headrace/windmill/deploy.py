@@ -1,0 +1,350 @@
+"""Deploying the kit into a Windmill workspace through its REST API, in the order `wmill sync push` uses
+(CONTRACT D1-D8): whoami -> folder -> missing resource types (C4) -> a secret variable for the database password
+-> the `postgresql` resource -> scripts -> wait for every script's lock (R3, R9) -> flows -> wait for their locks
+-> schedules.
+
+Two rules, both kept by construction: **no DELETE is ever sent** (the request helper has no such method), and
+**nothing headrace did not create is overwritten**: a variable or resource at a kit path whose description is not
+headrace's is left alone and reported. What is already deployed is compared first, as `wmill` does, and nothing is
+sent for what is unchanged: `skip_if_noop` alone is not enough, because it compares the lock too and `lock: ""`
+never equals a built lock (a second run would make a new version of every script and a new 404 window).
+
+plan() only reads; apply() sends what the plan says. Progress goes to a callback, one line per step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+
+from headrace.windmill import deploy_routes as routes
+from headrace.windmill.kit import Kit
+from headrace.windmill.urls import Route
+
+MARK = "Created by headrace connect windmill"  # in the description of every variable and resource it creates
+LOCK_TIMEOUT = 900.0  # seconds to wait for all locks: Windmill builds them one dependency job at a time
+POLL = 1.0  # seconds between two looks at a lock
+RESPONSE_LIMIT = 4 * 1_048_576  # bytes of one answer read; a kit flow is far smaller
+LOG_EXCERPT = 2000  # characters of a lock error shown
+
+# Resource types the kit's scripts take (kit/README.md "Resources to create"); created when missing (C4).
+RESOURCE_TYPES: dict[str, dict[str, Any]] = {
+    "postgresql": {
+        "host": "string",
+        "port": "integer",
+        "user": "string",
+        "dbname": "string",
+        "sslmode": "string",
+        "password": "string",
+    },
+    "mysql": {"host": "string", "port": "integer", "user": "string", "database": "string", "password": "string"},
+    "slack": {"token": "string"},
+    "smtp": {"host": "string", "port": "integer", "user": "string", "password": "string", "from_address": "string"},
+    "twilio": {"account_sid": "string", "auth_token": "string", "from_number": "string"},
+    "hubspot": {"token": "string"},
+    "segment": {"write_key": "string"},
+}
+
+Action = Literal["create", "update", "unchanged", "left alone"]
+Progress = Callable[[str], None]
+
+
+class DeployError(Exception):
+    """Deploying stopped: says what failed and what to do. Never holds the token."""
+
+
+@dataclass
+class Step:
+    kind: str  # folder, resource type, variable, resource, script, flow, schedule
+    path: str
+    action: Action
+    note: str = ""
+    route: Route | None = None  # what apply() sends (POST)
+    parts: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=dict)
+    query: str = ""
+    hash: str | None = None  # a script whose lock must be waited for (unchanged but still building)
+    waits: bool = False  # a script or flow whose lock apply() waits for
+
+    def line(self) -> str:
+        return f"{self.action:>10}  {self.kind} {self.path}" + (f"  ({self.note})" if self.note else "")
+
+
+@dataclass(frozen=True)
+class Database:
+    """The kit's PostgreSQL database, as the `postgresql` resource holds it (password apart)."""
+
+    host: str
+    port: int
+    user: str
+    dbname: str
+    sslmode: str
+    password: str
+
+    @classmethod
+    def from_url(cls, url: str) -> Database:
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+            raise DeployError("--database: write postgresql://USER:PASSWORD@HOST:5432/DBNAME")
+        query = dict(pair.split("=", 1) for pair in parts.query.split("&") if "=" in pair)
+        try:
+            port = parts.port or 5432
+        except ValueError:
+            raise DeployError("--database: the port is not a number") from None
+        return cls(
+            host=parts.hostname,
+            port=port,
+            user=unquote(parts.username or "postgres"),
+            dbname=unquote(parts.path.lstrip("/")) or "postgres",
+            sslmode=query.get("sslmode", "prefer"),
+            password=unquote(parts.password or ""),
+        )
+
+
+def api_base(url: str) -> str:
+    """Windmill's API root (`.../api`) from the address a person gives (with or without /api, a final /)."""
+    return url.strip().rstrip("/").removesuffix("/api") + "/api"
+
+
+class Api:
+    """The deployment routes of one workspace, over aiohttp. GET and POST only: there is no delete here."""
+
+    def __init__(self, http: aiohttp.ClientSession, base_url: str, workspace: str, token: str) -> None:
+        self._http = http
+        self.base_url = api_base(base_url)
+        self.workspace = workspace
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    async def call(
+        self, method: Literal["GET", "POST"], route: Route, body: Any = None, query: str = "", **parts: str
+    ) -> tuple[int, Any]:
+        url = route.build(self.base_url, workspace=self.workspace, **parts) + query
+        try:
+            async with self._http.request(method, url, json=body, headers=self._headers) as response:
+                raw = await response.content.read(RESPONSE_LIMIT + 1)
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DeployError(f"cannot reach Windmill at {self.base_url}: {exc.__class__.__name__} {exc}") from None
+        if len(raw) > RESPONSE_LIMIT:
+            raise DeployError(f"{method} {route.name}: the answer is larger than {RESPONSE_LIMIT} bytes")
+        text = raw.decode("utf-8", "replace")
+        if status in (401, 403):
+            raise DeployError(
+                f"Windmill refused {method} {route.template.format(workspace=self.workspace, **parts)} "
+                f"with {status}: {text[:300]}. Check the token, that it belongs to workspace {self.workspace}, "
+                "and (for a scoped token) that it has the scopes for folders, resources, variables, scripts, "
+                "flows and schedules"
+            )
+        try:
+            return status, json.loads(text) if text else None
+        except ValueError:
+            return status, text
+
+    async def get(self, route: Route, **parts: str) -> Any:
+        """The JSON answer, or None for a 404."""
+        status, body = await self.call("GET", route, **parts)
+        if status == 404:
+            return None
+        if status != 200:
+            raise DeployError(f"GET {route.name} {parts}: Windmill answered {status}: {str(body)[:300]}")
+        return body
+
+    async def post(self, step: Step) -> Any:
+        assert step.route is not None
+        status, body = await self.call("POST", step.route, step.body, step.query, **step.parts)
+        if status not in (200, 201):
+            raise DeployError(f"{step.action} {step.kind} {step.path}: Windmill answered {status}: {str(body)[:500]}")
+        return body
+
+
+def _same_script(deployed: dict[str, Any], body: dict[str, Any]) -> bool:
+    keys = ("content", "summary", "schema", "language")
+    return all(deployed.get(key) == body.get(key) for key in keys) and not deployed.get("lock_error_logs")
+
+
+def _same_flow(deployed: dict[str, Any], body: dict[str, Any]) -> bool:
+    return all(deployed.get(key) == body.get(key) for key in ("summary", "description", "value", "schema"))
+
+
+async def _owned(api: Api, kind: str, route: Route, path: str, wanted: dict[str, Any], create: Step) -> Step:
+    """A variable or resource: created when absent; updated only when headrace made it (its description carries
+    MARK) and it differs; otherwise left alone."""
+    current = await api.get(route, path=path)
+    if current is None:
+        return create
+    if MARK not in str(current.get("description") or ""):
+        return Step(kind, path, "left alone", "exists and was not created by headrace; check it yourself")
+    if all(current.get(key) == value for key, value in wanted.items()):
+        return Step(kind, path, "unchanged")
+    return Step(kind, path, "update", route=create.route, parts=create.parts, body=create.body, query=create.query)
+
+
+async def plan(api: Api, kit: Kit, database: Database | None) -> list[Step]:
+    """What apply() would do, read from the workspace without changing it."""
+    steps: list[Step] = []
+    folder = kit.folder
+    if await api.get(routes.FOLDER_EXISTS, name=folder):
+        steps.append(Step("folder", folder, "unchanged"))
+    else:
+        body = {"name": folder, "summary": kit.summary, "owners": [], "extra_perms": {}}
+        steps.append(Step("folder", folder, "create", route=routes.FOLDER_CREATE, body=body))
+    for name, fields in RESOURCE_TYPES.items():
+        if await api.get(routes.RESOURCE_TYPE_EXISTS, name=name):
+            steps.append(Step("resource type", name, "unchanged"))
+            continue
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": {key: {"type": kind, "description": ""} for key, kind in fields.items()},
+            "required": [],
+        }
+        body = {"name": name, "schema": schema, "description": f"{name} (added by headrace for the kit)"}
+        steps.append(Step("resource type", name, "create", route=routes.RESOURCE_TYPE_CREATE, body=body))
+    if database is not None:
+        variable_path, resource_path = f"f/{folder}/db_password", f"f/{folder}/db"
+        variable = {"value": database.password, "is_secret": True, "description": f"{MARK}: the kit database password"}
+        create = Step(
+            "variable", variable_path, "create", route=routes.VARIABLE_CREATE, body={"path": variable_path, **variable}
+        )
+        step = await _owned(api, "variable", routes.VARIABLE_GET, variable_path, {"value": database.password}, create)
+        if step.action == "update":
+            step.route, step.parts, step.body = routes.VARIABLE_UPDATE, {"path": variable_path}, variable
+        steps.append(step)
+        value = {
+            "host": database.host,
+            "port": database.port,
+            "user": database.user,
+            "dbname": database.dbname,
+            "sslmode": database.sslmode,
+            "password": f"$var:{variable_path}",
+        }
+        resource = {
+            "path": resource_path,
+            "value": value,
+            "resource_type": "postgresql",
+            "description": f"{MARK}: the kit database",
+        }
+        create = Step("resource", resource_path, "create", route=routes.RESOURCE_CREATE, body=resource)
+        step = await _owned(api, "resource", routes.RESOURCE_GET, resource_path, {"value": value}, create)
+        if step.action == "update":
+            step.query = "?update_if_exists=true"
+        steps.append(step)
+    for script in kit.scripts:
+        deployed = await api.get(routes.SCRIPT_GET, path=script.path)
+        body = {"path": script.path, **script.body, "lock": ""}
+        if deployed is None:
+            steps.append(Step("script", script.path, "create", route=routes.SCRIPT_CREATE, body=body, waits=True))
+        elif _same_script(deployed, script.body):
+            building = "lock" not in deployed or deployed.get("lock") is None
+            note = "its lock is still being built" if building else ""
+            hash_ = str(deployed.get("hash")) if building else None
+            steps.append(Step("script", script.path, "unchanged", note, hash=hash_, waits=building))
+        else:
+            note = "its last lock failed" if deployed.get("lock_error_logs") else "differs from the kit"
+            update = {**body, "auto_parent": True}
+            steps.append(Step("script", script.path, "update", note, routes.SCRIPT_CREATE, body=update, waits=True))
+        steps[-1].query = "?skip_if_noop=true" if steps[-1].route else ""
+    for flow in kit.flows:
+        deployed = await api.get(routes.FLOW_GET, path=flow.path)
+        body = {"path": flow.path, **flow.body}
+        if deployed is None:
+            steps.append(Step("flow", flow.path, "create", route=routes.FLOW_CREATE, body=body, waits=True))
+        elif _same_flow(deployed, flow.body):
+            building = deployed.get("lock_error_logs") == ""
+            steps.append(
+                Step(
+                    "flow", flow.path, "unchanged", "its lock is still being built" if building else "", waits=building
+                )
+            )
+        else:
+            parts = {"path": flow.path}
+            steps.append(
+                Step("flow", flow.path, "update", "differs from the kit", routes.FLOW_UPDATE, parts, body, waits=True)
+            )
+    for path, schedule in kit.schedules:
+        deployed = await api.get(routes.SCHEDULE_GET, path=path)
+        if deployed is None:
+            steps.append(
+                Step("schedule", path, "create", route=routes.SCHEDULE_CREATE, body={"path": path, **schedule})
+            )
+        elif all(deployed.get(key) == value for key, value in schedule.items()):
+            steps.append(Step("schedule", path, "unchanged"))
+        else:
+            parts = {"path": path}
+            steps.append(
+                Step("schedule", path, "update", "differs from the kit", routes.SCHEDULE_UPDATE, parts, schedule)
+            )
+    return steps
+
+
+async def whoami(api: Api) -> dict[str, Any]:
+    """D1; an operator cannot create scripts or flows, so deploying stops here."""
+    me = await api.get(routes.WHOAMI)
+    if not isinstance(me, dict):
+        raise DeployError(f"{api.base_url} does not answer users/whoami like Windmill; is it a Windmill URL?")
+    if me.get("operator"):
+        raise DeployError(
+            f"the token belongs to {me.get('email', 'a user')}, an operator in workspace {api.workspace}: Windmill "
+            "does not let operators create scripts or flows. Use the token of a developer or an admin"
+        )
+    return me
+
+
+async def _wait_for_locks(api: Api, steps: list[Step], progress: Progress, timeout: float, poll: float) -> None:
+    """Wait until every lock of `steps` is built (R3, R9); a failed one stops the deploy with its error."""
+    waiting = [step for step in steps if step.waits]
+    if not waiting:
+        return
+    kind = waiting[0].kind
+    deadline = asyncio.get_running_loop().time() + timeout
+    for done, step in enumerate(waiting):
+        said = False
+        while True:
+            if kind == "script":
+                status = await api.get(routes.SCRIPT_STATUS, hash=str(step.hash))
+                built, error = status and status.get("lock") is not None, status and status.get("lock_error_logs")
+            else:
+                status = await api.get(routes.FLOW_STATUS, path=step.path)
+                error = status and status.get("lock_error_logs")
+                built = status is not None and status.get("lock_error_logs") is None
+            if error:
+                raise DeployError(
+                    f"Windmill could not build the lock of {kind} {step.path}:\n{str(error)[-LOG_EXCERPT:]}\n"
+                    f"Fix the dependency (see the {kind}'s deployment in Windmill), then run connect windmill again"
+                )
+            if built:
+                break
+            if not said:
+                progress(f"waiting for the lock of {kind} {step.path} ({done} of {len(waiting)} built)")
+                said = True
+            if asyncio.get_running_loop().time() > deadline:
+                raise DeployError(
+                    f"the lock of {kind} {step.path} was not built within {timeout:g}s; Windmill's workers may be "
+                    "busy or stopped. Run connect windmill again later: it waits without sending anything new"
+                )
+            await asyncio.sleep(poll)
+    progress(f"all {len(waiting)} {kind} locks built")
+
+
+async def apply(
+    api: Api, steps: list[Step], progress: Progress, *, timeout: float = LOCK_TIMEOUT, poll: float = POLL
+) -> None:
+    """Send what `steps` say, in order, waiting for the script locks before the flows and for the flow locks
+    before the schedules."""
+    sending = [step for step in steps if step.route is not None]
+    sent = 0
+    for kind in ("folder", "resource type", "variable", "resource", "script", "flow", "schedule"):
+        for step in (s for s in steps if s.kind == kind and s.route is not None):
+            sent += 1
+            progress(f"[{sent}/{len(sending)}] {step.action} {step.kind} {step.path}")
+            answer = await api.post(step)
+            if kind == "script":
+                step.hash = str(answer).strip()
+        if kind in ("script", "flow"):
+            await _wait_for_locks(api, [s for s in steps if s.kind == kind], progress, timeout, poll)

@@ -1,0 +1,341 @@
+"""`headrace connect windmill` against the emulator on loopback: deploys the kit once, changes nothing the second
+time, never deletes, leaves what it did not create alone, stops for operators and failed locks, and writes the
+config keeping its comments and holding no token value."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from headrace import samples, starter
+from headrace.cli import main
+from headrace.config import load
+from headrace.windmill import deploy
+from headrace.windmill.emulator import EmulatorState, EmulatorThread, running_emulator
+from headrace.windmill.kit import DESTINATIONS, find_kit, read_kit
+from tests.helpers import free_port, post, running_server, signed_headers, wait_for
+
+TOKEN = "wm-test-token-value-1234"
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorThread]:
+    with running_emulator(EmulatorState(tokens={TOKEN})) as emu:
+        yield emu
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("WINDMILL_TOKEN", TOKEN)
+    path = tmp_path / "headrace.toml"
+    path.write_text(starter.render(), encoding="utf-8")
+    return path
+
+
+def control(emu: EmulatorThread, **spec: Any) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{emu.port}/_emulator/deployment",
+        data=json.dumps(spec).encode() if spec else None,
+        method="POST" if spec else "GET",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        result: dict[str, Any] = json.loads(response.read())
+        return result
+
+
+def connect(emu: EmulatorThread, config: Path, *extra: str) -> int:
+    return main(
+        [
+            "connect",
+            "windmill",
+            "--url",
+            f"http://127.0.0.1:{emu.port}",
+            "--workspace",
+            "acme",
+            "--token",
+            "env:WINDMILL_TOKEN",
+            "-c",
+            str(config),
+            *extra,
+        ]
+    )
+
+
+def test_first_run_deploys_everything_second_run_changes_nothing(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    control(emulator, lock_seconds=0.3)
+    kit = read_kit(find_kit())
+    assert connect(emulator, config) == 0
+    out = capsys.readouterr().out
+    assert "waiting for the lock of script" in out and f"all {len(kit.scripts)} script locks built" in out
+    state = control(emulator)
+    assert len(state["script_versions"]) == len(kit.scripts)
+    assert state["flows"] == sorted(flow.path for flow in kit.flows)
+    assert state["schedules"] == [path for path, _ in kit.schedules]
+    assert state["folders"] == ["dodo"]
+    assert {"postgresql", "mysql", "smtp", "twilio", "hubspot", "segment"} <= set(state["resource_types"])
+    requests_before = len(state["requests"])
+
+    assert connect(emulator, config) == 0
+    out = capsys.readouterr().out
+    assert "kit: up to date" in out and "config: " in out and "up to date" in out
+    again = control(emulator)
+    assert again["script_versions"] == state["script_versions"]  # no new version of anything
+    sent = again["requests"][requests_before:]
+    assert [r for r in sent if r[0] != "GET" and "/_emulator/" not in r[1]] == []
+    assert all(method != "DELETE" for method, _ in again["requests"])
+
+
+def test_the_config_keeps_its_comments_and_holds_no_token_value(emulator: EmulatorThread, config: Path) -> None:
+    assert connect(emulator, config) == 0
+    text = config.read_text(encoding="utf-8")
+    assert TOKEN not in text
+    assert "# The signing secret from Dodo's dashboard" in text
+    assert starter.EMULATOR_URL not in text
+    settings = load(config)
+    assert sorted(settings.destinations) == sorted(row.name for row in DESTINATIONS)
+    for row in DESTINATIONS:
+        dest = settings.destinations[row.name]
+        assert dest.target.path == f"f/dodo/{row.target}" and dest.target.kind == row.kind
+        assert dest.transform == f"builtin:{row.template}" and dest.schema_mode == "enforce"
+        assert dest.target.base_url == f"http://127.0.0.1:{emulator.port}/api"
+
+
+def test_dry_run_changes_nothing(emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = config.read_text(encoding="utf-8")
+    assert connect(emulator, config, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "create  script f/dodo/record_refund" in out and "dry run" in out
+    assert config.read_text(encoding="utf-8") == before
+    state = control(emulator)
+    assert state["script_versions"] == [] and state["folders"] == []
+    assert {method for method, path in state["requests"] if "/_emulator/" not in path} == {"GET"}
+
+
+def test_a_user_resource_at_the_kit_path_is_left_alone(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = {"path": "f/dodo/db", "value": {"host": "mine"}, "resource_type": "postgresql", "description": "ours"}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{emulator.port}/api/w/acme/resources/create",
+        data=json.dumps(mine).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    url = "postgresql://kit:pw@127.0.0.1:5432/kitdb"
+    assert connect(emulator, config, "--database", url, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "left alone  resource f/dodo/db" in out
+    assert "create  variable f/dodo/db_password" in out
+    assert "pw" not in out.replace("db_password", "")  # the password is never printed
+    assert emulator.state.resources["f/dodo/db"] == {"host": "mine"}
+
+
+def test_an_operator_token_stops_with_a_clear_message(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    control(emulator, operators=[TOKEN])
+    before = config.read_text(encoding="utf-8")
+    assert connect(emulator, config) == 2
+    err = capsys.readouterr().err
+    assert "operator" in err and "developer or an admin" in err and TOKEN not in err
+    assert config.read_text(encoding="utf-8") == before
+    assert control(emulator)["script_versions"] == []
+
+
+def test_a_failed_lock_fails_loudly_and_writes_no_config(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    control(emulator, lock_errors={"f/dodo/record_refund": "ERROR: No matching distribution found for psycopg==99"})
+    before = config.read_text(encoding="utf-8")
+    assert connect(emulator, config) == 2
+    err = capsys.readouterr().err
+    assert "could not build the lock of script f/dodo/record_refund" in err and "psycopg==99" in err
+    assert config.read_text(encoding="utf-8") == before
+    assert control(emulator)["flows"] == []  # flows wait for the script locks
+
+
+def test_a_token_given_as_a_value_is_refused(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["connect", "windmill", "--url", "http://127.0.0.1:1", "--workspace", "acme", "--token", TOKEN]
+    assert main([*argv, "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "env:NAME or file:PATH" in err and TOKEN not in err
+
+
+def test_database_creates_the_tables_the_variable_and_the_resource(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as connection:
+            connection.execute("DROP DATABASE IF EXISTS headrace_connect_test")
+            connection.execute("CREATE DATABASE headrace_connect_test")
+    except psycopg.OperationalError:
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    url = "postgresql://postgres:secret-pw@127.0.0.1:5432/headrace_connect_test?sslmode=disable"
+    for _ in range(2):  # the second run finds everything in place
+        assert connect(emulator, config, "--database", url) == 0
+    out = capsys.readouterr().out
+    assert "secret-pw" not in out
+    assert emulator.state.variables["f/dodo/db_password"] == "secret-pw"
+    assert emulator.state.resources["f/dodo/db"]["password"] == "$var:f/dodo/db_password"
+    assert emulator.state.resources["f/dodo/db"]["dbname"] == "headrace_connect_test"
+    with psycopg.connect(url) as connection:
+        tables = {row[0] for row in connection.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'dodo_%'")}
+    assert {"dodo_customers", "dodo_ledger"} <= tables
+    assert sum(1 for r in control(emulator)["requests"] if r[1].endswith("/variables/create")) == 1
+
+
+def test_init_connect_serve_then_a_signed_payment_becomes_a_job_of_the_kit_flow(
+    emulator: EmulatorThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quickstart's second half, from an empty directory: init, connect windmill, serve, one payment."""
+    monkeypatch.setenv("WINDMILL_TOKEN", TOKEN)
+    path = tmp_path / "headrace.toml"
+    assert main(["init", "-c", str(path)]) == 0
+    assert connect(emulator, path) == 0
+    path.write_text(path.read_text("utf-8").replace("127.0.0.1:8787", f"127.0.0.1:{free_port()}"), "utf-8")
+    settings = load(path)
+    secret = settings.sources["dodo"].secrets[0].reveal()
+    body = json.dumps(samples.load("payment.succeeded")).encode()
+
+    async def run() -> None:
+        async with running_server(settings) as base, aiohttp.ClientSession() as http:
+            status, answer = await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_qs_1", secret))
+            assert status == 202, answer
+
+            async def delivered() -> bool:
+                async with http.get(
+                    f"{base}/api/v1/events/msg_qs_1",
+                    headers={"Authorization": f"Bearer {settings.server.admin_token[0].reveal()}"},
+                ) as response:
+                    data = await response.json()
+                return any(d["status"] == "delivered" for d in data["deliveries"])
+
+            await wait_for(delivered, timeout=30, interval=0.05)
+
+    asyncio.run(run())
+    [job] = [job for job in emulator.state.jobs.values() if job.path == "f/dodo/on_payment"]
+    assert job.kind == "flow" and job.workspace == "acme"
+    assert job.args["webhook_id"] == "msg_qs_1" and job.args["event_type"] == "payment.succeeded"
+
+
+def test_a_run_stopped_while_locks_build_is_finished_by_the_next_without_new_versions(
+    emulator: EmulatorThread,
+) -> None:
+    control(emulator, lock_seconds=1.0)
+    kit = read_kit(find_kit())
+    lines: list[str] = []
+
+    async def deploy_once(timeout: float) -> None:
+        async with aiohttp.ClientSession() as http:
+            api = deploy.Api(http, f"http://127.0.0.1:{emulator.port}", "acme", TOKEN)
+            steps = await deploy.plan(api, kit, None)
+            await deploy.apply(api, steps, lines.append, timeout=timeout, poll=0.05)
+
+    with pytest.raises(deploy.DeployError, match="was not built within"):
+        asyncio.run(deploy_once(0.0))
+    first = control(emulator)["script_versions"]
+    assert len(first) == len(kit.scripts) and control(emulator)["flows"] == []
+    asyncio.run(deploy_once(60.0))
+    after = control(emulator)
+    assert after["script_versions"] == first  # waited for the same versions, sent none again
+    assert after["flows"] == sorted(flow.path for flow in kit.flows)
+    assert any(line.startswith("waiting for the lock of script") for line in lines)
+
+
+def test_another_folder_moves_every_kit_path(emulator: EmulatorThread, config: Path) -> None:
+    assert connect(emulator, config, "--folder", "billing") == 0
+    state = control(emulator)
+    assert state["folders"] == ["billing"]
+    assert all(path.startswith("f/billing/") for _, path, _ in state["script_versions"])
+    flow = emulator.state.newest("acme", "flow", "f/billing/on_payment")
+    assert flow is not None
+    text = json.dumps(emulator.state.versions("acme", "script", "f/billing/record_refund")[-1].schema)
+    assert "$res:f/billing/db" in text and "f/dodo/" not in text
+    urls = {dest.target.path for dest in load(config).destinations.values()}
+    assert urls == {f"f/billing/{row.target}" for row in DESTINATIONS}
+
+
+def test_a_destination_the_user_made_is_left_alone(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = "https://windmill.example/api/w/acme/jobs/run/p/f/mine/payments"
+    config.write_text(config.read_text("utf-8").replace(starter.EMULATOR_URL, own), "utf-8")
+    assert connect(emulator, config) == 0
+    assert "left alone  [destinations.payments]" in capsys.readouterr().out
+    settings = load(config)
+    assert settings.destinations["payments"].url == own
+    assert settings.destinations["refunds"].target.path == "f/dodo/record_refund"
+
+
+def test_a_wrong_token_is_named_without_its_value(
+    emulator: EmulatorThread, config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WINDMILL_TOKEN", "not-the-token-xyz")
+    assert connect(emulator, config) == 2
+    err = capsys.readouterr().err
+    assert "401" in err and "Check the token" in err and "not-the-token-xyz" not in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--workspace", "acme/../x", "workspace id"),
+        ("--workspace", "a" * 65, "workspace id"),
+        ("--folder", "do-do", "folder name"),
+        ("--folder", "a" * 65, "folder name"),
+        ("--url", "ftp://windmill", "Windmill's address"),
+        ("--url", "https://windmill?token=x", "Windmill's address"),
+    ],
+)
+def test_inputs_are_checked_before_anything_is_sent(
+    config: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, message: str
+) -> None:
+    argv = {"--url": "http://127.0.0.1:1", "--workspace": "acme", "--folder": "dodo", option: value}
+    flat = [item for pair in argv.items() for item in pair]
+    assert main(["connect", "windmill", *flat, "--token", "env:WINDMILL_TOKEN", "-c", str(config)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_limits_at_the_edge_are_accepted(emulator: EmulatorThread, config: Path) -> None:
+    assert connect(emulator, config, "--folder", "a" * 64, "--dry-run") == 0
+
+
+def test_an_unreachable_windmill_is_named(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    argv = ["connect", "windmill", "--url", f"http://127.0.0.1:{port}", "--workspace", "acme"]
+    assert main([*argv, "--token", "env:WINDMILL_TOKEN", "-c", str(config)]) == 2
+    assert f"cannot reach Windmill at http://127.0.0.1:{port}/api" in capsys.readouterr().err
+
+
+def test_a_relative_file_token_is_written_so_the_config_folder_finds_it(
+    emulator: EmulatorThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    config = folder / "headrace.toml"
+    config.write_text(starter.render(), encoding="utf-8")
+    (tmp_path / "wm-token").write_text(TOKEN + "\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert connect_with_token(emulator, config, "file:wm-token") == 0
+    settings = load(config)
+    assert settings.destinations["payments"].bearer.reveal() == TOKEN
+    assert TOKEN not in config.read_text("utf-8")
+
+
+def connect_with_token(emu: EmulatorThread, config: Path, token: str) -> int:
+    argv = ["connect", "windmill", "--url", f"http://127.0.0.1:{emu.port}", "--workspace", "acme"]
+    return main([*argv, "--token", token, "-c", str(config)])
