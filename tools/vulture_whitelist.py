@@ -22,3 +22,5 @@ _.exc_text
 _.stack_info
 # pytest runs autouse fixtures by themselves
 _restore_loggers
+# pytest calls its hooks by name
+pytest_sessionstart
