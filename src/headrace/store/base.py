@@ -143,8 +143,9 @@ class Store(Protocol):
 
     # worker processes (deliver/heartbeat.py)
     async def register_worker(self, worker: WorkerInfo, now: float) -> None: ...
-    async def heartbeat(self, worker_id: str, now: float, dead_before: float) -> Beat:
-        """Beat for `worker_id`, then reap every worker whose last beat is before `dead_before`."""
+    async def heartbeat(self, worker_id: str, now: float, dead_before: float, lease_until: float | None = None) -> Beat:
+        """Beat for `worker_id` (a live one's deliveries in flight stay leased until at least `lease_until`),
+        then reap every worker whose last beat is before `dead_before`."""
         ...
 
     async def retire_worker(self, worker_id: str, now: float) -> Reaped:

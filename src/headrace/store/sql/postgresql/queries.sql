@@ -101,6 +101,12 @@ UPDATE deliveries
 SET status = 'pending', lease_owner = NULL, lease_until = NULL, next_attempt_at = %(now)s, updated_at = %(now)s
 WHERE status = 'in_flight' AND left(lease_owner, length(%(prefix)s)) = %(prefix)s;
 
+-- name: renew_worker_leases
+-- A live worker's beat: its deliveries in flight stay leased while it beats, however long an attempt takes (a slow
+-- schema lookup, the sandbox's queue, the confirmation), so only a dead or silent worker's are claimed again.
+UPDATE deliveries SET lease_until = %(lease_until)s
+WHERE status = 'in_flight' AND lease_until < %(lease_until)s AND left(lease_owner, length(%(prefix)s)) = %(prefix)s;
+
 -- name: release_worker_jobs
 UPDATE deliveries
 SET job_next_check_at = %(now)s, job_lease_owner = NULL

@@ -93,6 +93,12 @@ UPDATE deliveries
 SET status = 'pending', lease_owner = NULL, lease_until = NULL, next_attempt_at = :now, updated_at = :now
 WHERE status = 'in_flight' AND substr(lease_owner, 1, length(:prefix)) = :prefix;
 
+-- name: renew_worker_leases
+-- A live worker's beat: its deliveries in flight stay leased while it beats, however long an attempt takes (a slow
+-- schema lookup, the sandbox's queue, the confirmation), so only a dead or silent worker's are claimed again.
+UPDATE deliveries SET lease_until = :lease_until
+WHERE status = 'in_flight' AND lease_until < :lease_until AND substr(lease_owner, 1, length(:prefix)) = :prefix;
+
 -- name: release_worker_jobs
 UPDATE deliveries
 SET job_next_check_at = :now, job_lease_owner = NULL
