@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 # The namespace of deterministic Windmill job ids. Changing it would re-run every replayed job: never do.
 JOB_ID_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c8b-9a57-2b7e4d1f0c33")
@@ -187,8 +187,6 @@ class Claimed:
 @dataclass(frozen=True)
 class Delivered:
     job_id: str
-    result: Any = None  # run_wait_result answers carry the job result
-    completed: bool = False  # True when the job's outcome is known already (run_wait_result answered)
 
 
 @dataclass(frozen=True)

@@ -261,18 +261,6 @@ def test_delivered_async_job_is_open_until_its_outcome_is_recorded(make_store):
     run(make_store, scenario)
 
 
-def test_run_wait_result_is_recorded_as_a_finished_job(make_store):
-    async def scenario(store: Store) -> None:
-        await delivered(store, "msg_w", result={"ok": True}, completed=True)
-        detail = await store.get_event("msg_w")
-        assert detail is not None
-        [d] = detail.deliveries
-        assert (d.job_state, d.job_excerpt, d.job_completed_at) == ("success", '{"ok": true}', 1000.0)
-        assert await store.next_job_check() is None
-
-    run(make_store, scenario)
-
-
 def test_failed_job_rerun_makes_one_new_generation(make_store):
     async def scenario(store: Store) -> None:
         c = await delivered(store, "msg_f")
@@ -406,12 +394,10 @@ async def put_in_state(store: Store, destination: str, state: str, now: float) -
         return ("pending", None)
     [c] = await store.claim(destination, 1, f"t-{destination}", now, now + 60)
     outcome = {"in_flight": None, "failed": Failed("no"), "cancelled": Cancelled()}.get(state, Delivered(c.job_id))
-    if state == "success":
-        outcome = Delivered(c.job_id, result=1, completed=True)
     if outcome is None:
         return ("in_flight", None)
     await store.finish(Finished(c, f"t-{destination}", attempt(), outcome), now)
-    if state in ("failure", "unknown"):
+    if state in ("success", "failure", "unknown"):
         await store.record_job(JobUpdate(c.delivery_id, state, completed_at=now), now)  # type: ignore[arg-type]
     return ("delivered", state) if isinstance(outcome, Delivered) else (state, None)
 

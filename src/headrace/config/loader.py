@@ -19,9 +19,6 @@ class ConfigError(Exception):
     """A config problem a person can fix: names the file, the key and what to do."""
 
 
-_SECRET_KEYS = {("server", "admin_token"), ("sources", "secrets"), ("destinations", "token")}
-
-
 def _resolve_secrets(raw: dict[str, Any], environ: Mapping[str, str], base_dir: Path) -> None:
     """Replace secret strings (env:/file: references or literals) by Secret objects, naming the key on error."""
 

@@ -44,13 +44,10 @@ class Finished:
     outcome: Outcome
 
 
-# The delivery statuses StoreStats counts: the open ones and the failed ones, each over a partial index.
-COUNTED_STATUSES = ("pending", "in_flight", "failed")
-
-
 @dataclass(frozen=True)
 class StoreStats:
-    deliveries: dict[tuple[str, str], int]  # (destination, pending|in_flight|failed) -> count
+    # (destination, pending|in_flight|failed) -> count: the open and the failed ones, each over a partial index
+    deliveries: dict[tuple[str, str], int]
     oldest_pending_at: float | None
     rejections: dict[tuple[str, str], int]  # (source, reason) -> count
 

@@ -116,20 +116,11 @@ def finish_params(finished: Finished, now: float) -> tuple[dict[str, Any], dict[
         "job_excerpt": None,
     }
     match outcome:
-        case Delivered(job_id=job_id, result=result, completed=completed):
+        case Delivered(job_id=job_id):
             status, kind, detail, windmill_job_id = "delivered", "delivered", "", job_id
-            if result is not None:
-                detail = excerpt(json.dumps(result, default=str))
-            job["job_created_at"] = finished.attempt.started_at
-            if completed:  # run_wait_result: Windmill answered with the result, the job succeeded
-                job.update(
-                    job_state="success",
-                    job_completed_at=now,
-                    job_duration_ms=finished.attempt.duration_ms,
-                    job_excerpt=excerpt(json.dumps(result, default=str), JOB_EXCERPT_LIMIT),
-                )
-            else:
-                job.update(job_state="open", job_next_check_at=now + FIRST_JOB_CHECK)
+            job.update(
+                job_state="open", job_created_at=finished.attempt.started_at, job_next_check_at=now + FIRST_JOB_CHECK
+            )
         case Retry(at=at, reason=reason):
             status, kind, detail, next_attempt_at = "pending", "retry", reason, at
         case Failed(reason=reason):
