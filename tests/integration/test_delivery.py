@@ -275,7 +275,11 @@ def test_graceful_shutdown_releases_unfinished_work(tmp_path: Path, emulator: Em
         cfg = settings(tmp_path, emulator.url())
         async with running_server(cfg) as base:
             await send(base, "msg_slow")
-            await asyncio.sleep(0.3)  # in flight when the stop comes; the 2 s grace lets it finish
+
+            async def in_flight() -> bool:  # the run has reached Windmill (the hang took it) when the stop comes
+                return not emulator.state.faults
+
+            await wait_for(in_flight, 10)  # the 2 s grace lets it finish
         app = await App.open(cfg)
         try:
             event = await app.get_event("msg_slow")

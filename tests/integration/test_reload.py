@@ -246,7 +246,13 @@ def test_a_removed_destination_gets_no_new_deliveries_and_its_queued_ones_wait(
             await until(lambda: len(emulator.state.jobs) == 1)  # payments delivered
             config.write_text(two_destinations(tmp_path, port, emulator, None))
             hup()
-            await asyncio.sleep(0.5)  # the reload, and an attempt that was already in flight
+
+            async def reloaded_and_settled() -> bool:  # the reload, and an attempt that was already in flight
+                async with http.get(f"{base}/api/v1/destinations") as response:
+                    names = [d["name"] for d in (await response.json())["destinations"]]
+                return "audit" not in names and (await audit(first["event_id"]))["status"] == "pending"
+
+            await wait_for(reloaded_and_settled)
             before = len((await audit(first["event_id"]))["attempt_log"])
             await asyncio.sleep(1.5)  # six retry steps of 250 ms
             waiting = await audit(first["event_id"])
