@@ -4,7 +4,6 @@ and the `serve` / `worker` process lifecycles (signals, graceful shutdown)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import signal
@@ -14,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from headrace import console, indexer, listener, outages, pidfile, proxy, retention
+from headrace import console, indexer, listener, outages, periodic, pidfile, proxy, retention
 from headrace.access import APP_KEY, THROTTLE_KEY, bearer_only
 from headrace.api import routes as api_routes
 from headrace.app import App
@@ -110,8 +109,7 @@ def _install_signals(stop: asyncio.Event, on_reload: Callable[[], object] | None
 async def _flush_refusals(app: App, stop: asyncio.Event) -> None:
     """Write each minute's summary of refusals that were counted but not recorded (refusals.py)."""
     while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 5)
+        await periodic.pause(stop, 5)
         await app.ingestor.flush_refusals(final=stop.is_set())
 
 
@@ -172,17 +170,16 @@ async def serve(
             pidfile.write(pid_file)
         if ready is not None:
             ready(bound)
-        flusher = asyncio.create_task(_flush_refusals(app, stop))
-        pruner = asyncio.create_task(retention.run(app.store, app.settings, stop, app.clock))
-        searcher = asyncio.create_task(indexer.run(app.store, stop, busy=app.ingestor.busy))
-        alive = asyncio.create_task(outages.stay_alive(app.store, stop, app.clock))
+        loops = periodic.Supervisor(stop)
+        loops.start("refusal flusher", lambda: _flush_refusals(app, stop))
+        loops.start("retention", lambda: retention.run(app.store, app.settings, stop, app.clock))
+        # the indexer ends after the round under way; what is still queued is indexed at the next start
+        loops.start("search indexer", lambda: indexer.run(app.store, stop, busy=app.ingestor.busy))
+        loops.start("alive record", lambda: outages.stay_alive(app.store, stop, app.clock))  # a last beat at stop
         await stop.wait()
         log.info("shutting down: no new webhooks; finishing in-flight deliveries")
         listening.close()  # stop accepting; requests already inside finish their commit
-        await flusher
-        await pruner
-        await searcher  # ends after the round under way; what is still queued is indexed at the next start
-        await alive  # its last beat is written as it ends
+        await loops.wait()
         if worker_task is not None and app.worker is not None:
             await worker_task
             await app.worker.drain(parse_duration(app.settings.server.shutdown_grace))
