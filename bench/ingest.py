@@ -46,6 +46,7 @@ from loadgen import LoadResult, build_request, run_load, run_load_spread
 
 from headrace import samples
 from headrace.ingest.signature import decode_secret, sign
+from headrace.store.sqlite_file import marker_path
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 PYTHON = sys.executable
@@ -125,9 +126,10 @@ concurrency = 32
 
 
 def fresh_db(folder: Path) -> None:
-    # ".created" too: headrace refuses to start on a missing database its marker says existed.
-    for suffix in ("", "-wal", "-shm", ".created"):
+    # The marker too: headrace refuses to start on a missing database its marker says existed.
+    for suffix in ("", "-wal", "-shm"):
         (folder / f"bench.db{suffix}").unlink(missing_ok=True)
+    marker_path(folder / "bench.db").unlink(missing_ok=True)
 
 
 def run_e2e(folder: Path, n: int, c: int, extra: str = "") -> tuple[LoadResult, int, float]:

@@ -43,6 +43,7 @@ from headrace import samples
 from headrace.models import EventFilter
 from headrace.store.queries import load
 from headrace.store.sqlite import SQLiteStore
+from headrace.store.sqlite_file import marker_path
 
 ROW_BYTES = 6500  # on disk per generated event (event, delivery with payload, attempt, indexes), measured
 CHUNK = 100_000
@@ -252,8 +253,9 @@ def database_for(folder: Path, size: int, made: list[Path], *, age: float = 0.0,
             asyncio.run(_create(db))  # opening migrates it, as `serve` would at start
             print(f"  migrated to schema v{schema_version()} in {time.perf_counter() - started:.1f}s")
         return db
-    for suffix in ("", "-wal", "-shm", ".created"):
+    for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
+    marker_path(db).unlink(missing_ok=True)
     free = shutil.disk_usage(folder).free
     need = size * ROW_BYTES * 1.3
     if need > free:
@@ -265,8 +267,9 @@ def database_for(folder: Path, size: int, made: list[Path], *, age: float = 0.0,
 
 
 def remove(db: Path) -> None:
-    for suffix in ("", "-wal", "-shm", ".created"):
+    for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
+    marker_path(db).unlink(missing_ok=True)
 
 
 def prune_run(folder: Path, size: int, events: int, concurrency: int, made: list[Path]) -> None:

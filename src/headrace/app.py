@@ -39,6 +39,7 @@ CHART_WINDOWS: dict[str, tuple[float, int]] = {"1h": (60.0, 60), "6h": (300.0, 7
 ERRORS_WINDOW = 7 * 86400.0  # how far back a destination page looks for its last errors
 CHART_CACHE = 15.0  # seconds a chart's numbers are reused (charts of 1- to 15-minute buckets)
 OUTAGE_TTL = 60.0  # seconds an outage report is reused (/metrics scrapes, console pages)
+RELOAD_TIMEOUT = 10.0  # seconds a SIGHUP reload may spend reading the config, its secrets and scripts
 
 
 def open_store(settings: Settings) -> Store:
@@ -169,6 +170,7 @@ class App:
         self._sandbox: Sandbox | None = None  # made for previews when the worker has none
         self._previews: Previews | None = None
         self.ingestor = Ingestor(settings, store, self._notify, clock, self.metrics)
+        self._reloading = False
         self._charts: dict[tuple[str, str | None], tuple[float, Activity]] = {}
         self._outages: tuple[float, list[outages.Outage]] | None = None
 
@@ -245,7 +247,34 @@ class App:
         """SIGHUP: read the config file again (`config_path`; None: the running settings, so only the
         transformations' files), validate it, load its transformations, and only then hand everything to
         ingest, the worker, the tracker, the guards and metrics in one step (no await in between, so no
-        request or attempt sees half of it). A file that does not load keeps the running config: False."""
+        request or attempt sees half of it). A file that does not load keeps the running config: False.
+        `serve` runs it through `reload_off_loop`: the reading then never holds the event loop."""
+        prepared = self._prepare_reload(config_path)
+        return prepared is not None and self._apply_reload(*prepared)
+
+    async def reload_off_loop(self, config_path: Path | None, timeout: float = RELOAD_TIMEOUT) -> bool:
+        """`reload`, with the reading and checking (files, `file:` secrets, scripts) in a thread and at most
+        `timeout` seconds of it (a secret on a hung mount), then applied on the loop; one at a time."""
+        if self._reloading:
+            log.warning("config reload already in progress: this SIGHUP is ignored")
+            return False
+        self._reloading = True
+        try:
+            reading = asyncio.get_running_loop().run_in_executor(None, self._prepare_reload, config_path)
+            try:
+                prepared = await asyncio.wait_for(asyncio.shield(reading), timeout)
+            except TimeoutError:
+                log.error(
+                    "config not reloaded, the running config is kept: reading it took longer than %gs "
+                    "(a file: secret on a hung mount?)",
+                    timeout,
+                )
+                return False
+            return prepared is not None and self._apply_reload(*prepared)
+        finally:
+            self._reloading = False
+
+    def _prepare_reload(self, config_path: Path | None) -> tuple[Any, Transformations | None] | None:
         from headrace.config import load
         from headrace.reload import merge
 
@@ -257,10 +286,13 @@ class App:
                 transformations = load_transformations(change.settings, self.worker.transformations.sandbox)
         except ConfigError as exc:
             log.error("config not reloaded, the running config is kept: %s", " ".join(str(exc).split()))
-            return False
+            return None
         except (OSError, UnicodeDecodeError) as exc:  # unreadable: a folder, no permission, not UTF-8
             log.error("config not reloaded, the running config is kept: cannot read %s: %s", config_path, exc)
-            return False
+            return None
+        return change, transformations
+
+    def _apply_reload(self, change: Any, transformations: Transformations | None) -> bool:
         if change.needs_restart:
             log.warning(
                 "config reload: [server] %s changed, which only a restart applies; the running value is kept",
@@ -329,8 +361,11 @@ class App:
     async def bulk_replay(self, token: str) -> tuple[bulk.Plan, list[ReplayResult]]:
         """Replay what a plan's token counted. Counted again under the same filter and newest event id, and
         sent only if nothing changed: the same deliveries per destination, and no counted event replayed (or
-        re-run) since the count, so a token replays once (bulk.Changed, with the new plan, otherwise). A new
-        generation per delivery, like `replay`, written bulk.CHUNK events per transaction."""
+        re-run) since the count (bulk.Changed, with the new plan, otherwise). A token replays once, atomically:
+        its first chunk's transaction claims it and checks again under a lock that serialises bulk replays
+        (store.replay_counted), so concurrent confirmations of one count (or of two counts of the same events,
+        on any instance) write one replay. A new generation per delivery, like `replay`, written bulk.CHUNK
+        events per transaction."""
         counted = bulk.decode(token)
         plan, routed = await self._bulk_count(counted.flt)
         touched = set(await self.store.replayed_since(counted.mark, counted.max_event_id))
@@ -338,10 +373,17 @@ class App:
             raise bulk.Changed(plan)
         results: list[ReplayResult] = []
         todo = [(event_id, [self.settings.route(n) for n in names]) for event_id, names in routed if names]
-        for start in range(0, len(todo), bulk.CHUNK):
+        planned = [event_id for event_id, _ in todo]
+        counted_at = (counted.mark, counted.max_event_id)
+        for start in range(0, max(len(todo), 1), bulk.CHUNK):
             chunk = todo[start : start + bulk.CHUNK]
-            job_ids = await self.store.replay_many(chunk, self.clock())
-            results.extend(ReplayResult(event_id, ids) for (event_id, _), ids in zip(chunk, job_ids, strict=True))
+            claim = bulk.claim_key(token) if start == 0 else None
+            job_ids = await self.store.replay_counted(chunk, self.clock(), counted_at, claim, planned)
+            if job_ids is None:  # the token was used, or a racing replay wrote first: nothing was written
+                raise bulk.Changed((await self._bulk_count(counted.flt))[0])
+            results.extend(
+                ReplayResult(event_id, ids) for (event_id, _), ids in zip(chunk, job_ids, strict=True) if ids
+            )
             self._notify()
         return plan, results
 

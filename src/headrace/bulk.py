@@ -5,7 +5,9 @@ field it gains, such as a search text, applies here too), capped at BULK_REPLAY_
 carries the filter (with relative times already resolved), the newest event id counted, and the number of
 deliveries per destination. Executing a token counts again under exactly that filter and id bound: events
 that arrived after the count are never included, and if the count changed (statuses moved, the
-configuration changed, someone replayed meanwhile) nothing is sent and the caller sees the new plan.
+configuration changed, someone replayed meanwhile) nothing is sent and the caller sees the new plan. A
+token is used once: its first write transaction claims it (store.replay_counted), so two concurrent
+confirmations of one count write one replay.
 
 The token binds, it does not authorize: only an admin can count or execute, and a crafted token can ask
 for nothing an admin could not ask for with a filter.
@@ -16,13 +18,17 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, get_args
 
+from headrace import search
 from headrace.config import Settings
-from headrace.models import EventFilter, EventRow
+from headrace.models import ID_MAX, EventFilter, EventRow, EventStatus
+from headrace.views import TEXT_MAX_LENGTH
 
 BULK_REPLAY_LIMIT = 10_000  # events per bulk replay; above it the plan is refused (narrow the filter)
 CHUNK = 500  # events per write transaction while executing, so ingest is never held up for long
@@ -130,6 +136,11 @@ def encode(flt: EventFilter, max_id: int, mark: int, destinations: dict[str, int
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
+def claim_key(token: str) -> str:
+    """The store key that marks `token` as executed (a digest: the token itself is never stored)."""
+    return "bulk_replay:" + hashlib.sha256(token.encode()).hexdigest()[:40]
+
+
 @dataclass(frozen=True)
 class Counted:
     """What a token says was counted."""
@@ -163,21 +174,29 @@ def decode(token: str, limit: int = BULK_REPLAY_LIMIT) -> Counted:
         or not all(_count(n) for n in destinations.values())
     ):
         raise BadToken("the token's contents are not a bulk replay count: count again")
+    if not all(isinstance(name, str) and len(name) <= TEXT_MAX_LENGTH for name in destinations):
+        raise BadToken("the token's destinations are not a bulk replay count: count again")
     try:
         flt = EventFilter(**fields, limit=limit + 1, before_id=max_id + 1)
-    except TypeError:
-        raise BadToken("the token's filter is not this headrace's: count again") from None
+        if flt.q is not None:
+            search.parse(flt.q)  # the same bound (search.MAX_QUERY_CHARS) and syntax as the event list's q
+    except (TypeError, ValueError):
+        raise BadToken("the token's filter is not one the event list accepts: count again") from None
     return Counted(flt, max_id, mark, destinations)
 
 
 def _count(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    """A count or an id either database can hold (an edited token's 10**30 is refused, not sent to SQL)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < ID_MAX
 
 
 def _plain_field(name: str, value: Any) -> bool:
-    """Times are numbers, every other filter field is text (or absent)."""
+    """Times are finite numbers, the status one of the event statuses, every other filter field short text
+    (or absent): what the event list's filter can hold."""
     if value is None:
         return True
     if name in ("since", "until"):
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, str)
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if name == "status":
+        return value in get_args(EventStatus)
+    return isinstance(value, str) and len(value) <= TEXT_MAX_LENGTH

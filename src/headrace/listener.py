@@ -2,18 +2,22 @@
 
 - `bind` opens the port before anything else starts (store, worker), so "address already in use" is one
   clear line at start-up, not a traceback after the worker began.
-- `ConnectionCap` keeps at most `[server] max_connections` open: a new connection over the cap closes the
-  oldest one, so thousands of slow or half-open clients cannot lock legitimate senders out (they are short-
-  lived; the hoarders are the oldest). Header and body timeouts (`header_timeout`, `body_timeout`) end the
-  slow ones anyway.
+- `ConnectionCap` keeps at most `[server] max_connections` open, and `max_connections_per_peer` per client
+  address: a new connection over a cap closes one of the address holding the most — first one that has not
+  finished its headers, then an idle one, never a request in progress while the reserve lasts — so thousands
+  of idle, slow or half-open connections from one client (reconnecting as fast as they are closed) cost that
+  client, not legitimate senders. Header and body timeouts (`header_timeout`, `body_timeout`) end the slow
+  ones anyway.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import resource
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +25,7 @@ from aiohttp import web
 from headrace.config import ConfigError, ServerSettings
 
 log = logging.getLogger("headrace.server")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 FD_HEADROOM = 256  # descriptors kept for the store, the worker's connections to Windmill, logs
 
 
@@ -69,26 +74,159 @@ def ensure_descriptors(wanted: int) -> None:
             )
 
 
-class ConnectionCap:
-    """A protocol factory for `loop.create_server` that keeps at most `limit` of the runner's connections."""
+class _Peer:
+    """One client address's connections, oldest first: `fresh` have not finished a request's headers yet,
+    `proven` have (they are idle between requests or have one in progress)."""
 
-    def __init__(self, server: web.Server, limit: int) -> None:
+    __slots__ = ("fresh", "limited", "proven")
+
+    def __init__(self, limited: bool) -> None:
+        self.fresh: dict[Any, None] = {}
+        self.proven: dict[Any, None] = {}
+        self.limited = limited
+
+    def __len__(self) -> int:
+        return len(self.fresh) + len(self.proven)
+
+    def victim(self, *, busy_too: bool, spare: Any = None) -> Any:
+        """The connection to close first: the oldest that has not finished its headers, else the oldest idle
+        one, else (only when `busy_too`) the oldest with a request in progress; never `spare` (the connection
+        just made); None when none may go."""
+        finished, found = [], None
+        for handler in self.fresh:
+            if getattr(handler, "_request_count", 0):
+                finished.append(handler)  # it sent a whole request since: it has proved itself
+            elif handler is not spare:
+                found = handler
+                break
+        for handler in finished:
+            del self.fresh[handler]
+            self.proven[handler] = None
+        if found is not None:
+            return found
+        for handler in self.proven:
+            if not getattr(handler, "_request_in_progress", False):
+                return handler
+        return next(iter(self.proven)) if busy_too and self.proven else None
+
+
+def peer_key(transport: Any) -> str:
+    """The client address a connection counts against: the IPv4 address, or the IPv6 /64 (one host's share)."""
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    if not peer:
+        return ""
+    try:
+        address = ipaddress.ip_address(peer[0])
+    except ValueError:
+        return str(peer[0])
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+class ConnectionCap:
+    """A protocol factory for `loop.create_server` that keeps at most `limit` of the runner's connections.
+
+    Connections are counted per client address as they are made and lost (never by listing them all). One
+    address holds at most `per_peer` (trusted proxies excepted); over that its own first victim closes. Over
+    `limit - reserve` in all, the address holding the most loses its first victim (see `_Peer.victim`): a
+    connection that has not finished its headers, else an idle one. Requests in progress are closed only when
+    even the reserve is used up, so a flood of idle or half-sent connections costs its owner, not the others.
+    """
+
+    def __init__(
+        self, server: web.Server, limit: int, per_peer: int | None = None, proxies: Sequence[Network] = ()
+    ) -> None:
         self.server = server
         self.limit = limit
+        self.per_peer = per_peer or limit
+        self.reserve = max(1, limit // 10)
+        self._proxies = tuple(proxies)
+        self._owner: dict[Any, str] = {}  # connection -> its peer key
+        self._peers: dict[str, _Peer] = {}
+        self._by_size: dict[int, dict[str, None]] = {}  # how many connections -> the peers holding that many
+        self._top = 0
         self.evicted = 0
+        self._made, self._lost = server.connection_made, server.connection_lost
+        server.connection_made = self._connection_made  # type: ignore[method-assign]
+        server.connection_lost = self._connection_lost  # type: ignore[method-assign,assignment]
 
     def __call__(self) -> Any:
-        live = [h for h in self.server.connections if h.transport is not None]  # oldest first
-        for handler in live[: max(0, len(live) + 1 - self.limit)]:
-            transport = handler.transport
-            handler.force_close()  # drops its transport reference; abort closes the socket now
-            if transport is not None:
-                transport.abort()
-            self.evicted += 1
-            if self.evicted in (1, 10, 100) or self.evicted % 1000 == 0:
-                log.warning(
-                    "connection cap reached ([server] max_connections = %d): closed the oldest connection (%d so far)",
-                    self.limit,
-                    self.evicted,
-                )
         return self.server()
+
+    def _connection_made(self, handler: Any, transport: Any) -> None:
+        self._made(handler, transport)
+        key = peer_key(transport)
+        peer = self._peers.get(key)
+        if peer is None:
+            peer = self._peers[key] = _Peer(limited=not self._is_proxy(transport))
+        self._resize(key, len(peer), len(peer) + 1)
+        peer.fresh[handler] = None
+        self._owner[handler] = key
+        if peer.limited and len(peer) > self.per_peer:
+            victim = peer.victim(busy_too=True, spare=handler)
+            if victim is not None:
+                self._evict(key, victim, f"max_connections_per_peer = {self.per_peer}")
+        while len(self._owner) > self.limit - self.reserve:
+            top = self._top_peer()
+            victim = self._peers[top].victim(busy_too=len(self._owner) > self.limit, spare=handler)
+            if victim is None:
+                return  # what remains over the reserve line are requests in progress: the reserve is for them
+            self._evict(top, victim, f"max_connections = {self.limit}")
+
+    def _connection_lost(self, handler: Any, exc: BaseException | None) -> None:
+        self._forget(handler)
+        self._lost(handler, exc)
+
+    def _is_proxy(self, transport: Any) -> bool:
+        peer = transport.get_extra_info("peername") if self._proxies and transport is not None else None
+        try:
+            address = ipaddress.ip_address(peer[0]) if peer else None
+        except ValueError:
+            return False
+        return address is not None and any(address in network for network in self._proxies)
+
+    def _resize(self, key: str, old: int, new: int) -> None:
+        if old:
+            holding = self._by_size[old]
+            del holding[key]
+            if not holding:
+                del self._by_size[old]
+        if new:
+            self._by_size.setdefault(new, {})[key] = None
+            self._top = max(self._top, new)
+
+    def _top_peer(self) -> str:
+        while self._top > 0 and self._top not in self._by_size:
+            self._top -= 1  # sizes change by one at a time: the next size down is held
+        return next(iter(self._by_size[self._top]))
+
+    def _forget(self, handler: Any) -> None:
+        key = self._owner.pop(handler, None)
+        if key is None:
+            return
+        peer = self._peers[key]
+        before = len(peer)
+        peer.fresh.pop(handler, None)
+        peer.proven.pop(handler, None)
+        self._resize(key, before, len(peer))
+        if not peer:
+            del self._peers[key]
+
+    def _evict(self, key: str, handler: Any, rule: str) -> None:
+        transport = handler.transport
+        self._forget(handler)
+        handler.force_close()  # drops its transport reference; abort closes the socket now
+        if transport is not None:
+            transport.abort()
+        self.evicted += 1
+        if self.evicted in (1, 10, 100) or self.evicted % 1000 == 0:
+            log.warning(
+                "connection cap reached ([server] %s): closed a connection of %s, the client holding the most "
+                "(%d closed so far)",
+                rule,
+                key or "a local socket",
+                self.evicted,
+            )

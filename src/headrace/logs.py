@@ -51,15 +51,41 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+# Control characters a terminal or a log reader would act on: C0 (line feed, carriage return, escape...), DEL, C1
+# and the Unicode line and paragraph separators. In the text format each is written as an escape, so a
+# message or a field (a source name from the URL, a signed event type) can never start a line of its own.
+_ESCAPES = {
+    **{c: repr(chr(c))[1:-1] for c in (*range(0x20), 0x7F)},
+    **{c: f"\\x{c:02x}" for c in range(0x80, 0xA0)},
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def escape(text: str) -> str:
+    """`text` on one line: control characters as escapes (\\n, \\r, \\x1b, \\u2028...)."""
+    return text.translate(_ESCAPES)
+
+
 class TextFormatter(logging.Formatter):
+    """`time LEVEL logger: message key=value ...` on one line, control characters escaped; a traceback follows
+    on lines of its own, each indented (and escaped), so none of them can pass for a record."""
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        line = f"{self.formatTime(record)} {record.levelname:<7} {record.name}: {escape(record.getMessage())}"
         extras = _extras(record)
         if extras:
-            line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
+            line += " " + " ".join(f"{escape(str(k))}={escape(str(v))}" for k, v in extras.items())
+        details = []
+        if record.exc_info:
+            details.append(self.formatException(record.exc_info))
+        if record.stack_info:
+            details.append(self.formatStack(record.stack_info))
+        for text in details:
+            line += "".join(f"\n    {escape(part)}" for part in text.split("\n"))
         return line
 
 

@@ -4,11 +4,11 @@ and the `serve` / `worker` process lifecycles (signals, graceful shutdown)."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -106,6 +106,16 @@ def _install_signals(stop: asyncio.Event, on_reload: Callable[[], object] | None
         loop.add_signal_handler(signal.SIGHUP, on_reload)
 
 
+_TASKS: set[asyncio.Task[Any]] = set()
+
+
+def _background(coro: Coroutine[Any, Any, Any]) -> None:
+    """Run `coro` as a task of its own (a signal handler cannot await), kept until it ends."""
+    task = asyncio.get_running_loop().create_task(coro)
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+
+
 async def _flush_refusals(app: App, stop: asyncio.Event) -> None:
     """Write each minute's summary of refusals that were counted but not recorded (refusals.py)."""
     while not stop.is_set():
@@ -147,13 +157,18 @@ async def serve(
         )
         await runner.setup()
         assert runner.server is not None
-        cap = listener.ConnectionCap(runner.server, server_settings.max_connections)
+        cap = listener.ConnectionCap(
+            runner.server,
+            server_settings.max_connections,
+            server_settings.max_connections_per_peer,
+            server_settings.proxy_networks,
+        )
         listening = await asyncio.get_running_loop().create_server(cap, sock=sock, backlog=1024)
         bound = sock.getsockname()[1]
         if run_worker:
             worker = await app.start_worker()
             worker_task = asyncio.create_task(worker.run(stop))
-        _install_signals(stop, functools.partial(app.reload, config_path))
+        _install_signals(stop, lambda: _background(app.reload_off_loop(config_path)))
         if server_settings.management == "closed":
             log.warning("the API, /metrics and the console are closed: set [server] admin_token to use them")
         elif server_settings.management == "open":
@@ -205,7 +220,7 @@ async def run_worker(
     app = await App.open(settings)
     try:
         worker = await app.start_worker()
-        _install_signals(stop, functools.partial(app.reload, config_path))
+        _install_signals(stop, lambda: _background(app.reload_off_loop(config_path)))
         if pid_file is not None:
             pidfile.write(pid_file)
         log.info("headrace worker started (store %s)", app.store.describe()["backend"])

@@ -29,6 +29,7 @@ from headrace.models import (
 )
 from headrace.store.base import Finished, Store
 from headrace.store.sqlite import SQLiteStore
+from headrace.store.sqlite_file import marker_path
 from tests.helpers import config_text, free_port
 
 pytestmark = pytest.mark.postgres
@@ -149,7 +150,7 @@ def test_copy_sqlite_to_postgresql_and_back(tmp_path: Path, pg_dsn: str):
     assert code == 0, err
     assert asyncio.run(opened(SQLiteStore(back_db), snapshot)) == before
     assert asyncio.run(opened(SQLiteStore(back_db), searched)) == ["msg_3"]
-    assert str(before[2][1]) in (back_db.with_name("back.db.created")).read_text()
+    assert str(before[2][1]) in marker_path(back_db).read_text()
 
     # Ingest works on both copies: no `Key (id)=(1) already exists`, ids continue after the copied ones.
     max_id = max(e.id for e in before[0] if e is not None)

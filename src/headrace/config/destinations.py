@@ -7,6 +7,7 @@ import fnmatch
 import re
 from functools import cached_property
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -83,6 +84,12 @@ class DestinationSettings(_Strict):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        if "@" in urlsplit(value.strip()).netloc:
+            # Shown in the API and the console and not a way to authenticate to Windmill: refused, never echoed.
+            raise ValueError(
+                "has a user name or password before the host (https://USER:PASSWORD@HOST/...): Windmill does not "
+                'use them and they would be shown wherever the URL is; remove them and set token = "env:…"'
+            )
         try:
             parse_run_url(value)
         except WindmillUrlError as exc:

@@ -26,6 +26,12 @@ TIMEOUT_LIMITS = (1.0, 3600.0)
 RETRY_STEP_LIMITS = (0.01, 7 * 86400.0)
 TOLERANCE_LIMITS = (1.0, 3600.0)
 SHUTDOWN_GRACE_LIMITS = (0.0, 600.0)
+# Slow-client protection: past these a client holding a connection open is no longer cut off in useful time;
+# under them a real sender (a body on a slow link) is cut off, and the timers fire faster than they are kept.
+HEADER_TIMEOUT_LIMITS = (1.0, 300.0)
+BODY_TIMEOUT_LIMITS = (1.0, 600.0)
+# A console login: at most 30 days (a longer one overflowed the cookie's expiry: login answered 500).
+SESSION_LIFETIME_LIMITS = (1.0, 30 * 86400.0)
 # Retention: at least 14 days for events — a pruned event's webhook-id and event key are forgotten, and Dodo's
 # dashboard can replay a message up to 14 days back (its retries end after 27 h 35 min): a replay of an event
 # pruned sooner would be taken for a new one and run its workflow again. At least an hour for rejection rows;

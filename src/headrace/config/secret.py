@@ -3,7 +3,10 @@ variable, read at start-up) and `file:PATH` (a file of its own, read again at ev
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -50,10 +53,20 @@ def _read_secret_file(path: Path, base_dir: Path) -> str:
     break. Read at start-up and at every reload: the way to rotate a secret the environment cannot change."""
     full = path if path.is_absolute() else base_dir / path
     try:
-        with full.open("rb") as handle:
-            data = handle.read(SECRET_FILE_LIMIT + 1)
+        # O_NONBLOCK: opening a FIFO would wait for a writer; it opens at once and is refused below.
+        fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise ValueError(f"cannot read {full} (referenced as file:{path}): {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(
+                f"{full} (referenced as file:{path}) is not a regular file (a FIFO, a device or a directory): "
+                "write the secret into a plain file"
+            )
+        try:
+            data = handle.read(SECRET_FILE_LIMIT + 1)
+        except OSError as exc:
+            raise ValueError(f"cannot read {full} (referenced as file:{path}): {exc.strerror}") from None
     if len(data) > SECRET_FILE_LIMIT:
         raise ValueError(f"{full} (referenced as file:{path}) is larger than {SECRET_FILE_LIMIT} bytes")
     try:
@@ -69,3 +82,32 @@ def resolve_reference(value: str, environ: Mapping[str, str] | None = None) -> s
     """`value` itself, the environment variable an `env:NAME` value names, or the content of the file a
     `file:PATH` value names (ValueError if it is unset or unreadable)."""
     return _resolve(value, os.environ if environ is None else environ)
+
+
+# Words and runs a guesser tries first: each counts as one character in `strength_bits`.
+COMMON_WORDS = ("password", "passw0rd", "qwerty", "azerty", "letmein", "welcome", "changeme", "iloveyou", "dragon")
+_SEQUENCE = "abcdefghijklmnopqrstuvwxyz0123456789"
+_CLASSES = ((r"[a-z]", 26), (r"[A-Z]", 26), (r"[0-9]", 10), (r"[^a-zA-Z0-9]", 33))
+
+
+def strength_bits(text: str) -> float:
+    """A rough lower bound on the bits a guesser needs: the characters left once common words, repeats and
+    runs (`aaaa`, `1234`, `dcba`) count as one each, times log2 of the size of the character classes used.
+    `password12345678` scores about 10 bits, a `secrets.token_urlsafe(32)` about 250."""
+    lowered = text.lower()
+    for word in COMMON_WORDS:
+        lowered = lowered.replace(word, "\0")
+    kept = 0
+    for i, ch in enumerate(lowered):
+        if i < 2 or not _run(lowered[i - 2], lowered[i - 1], ch):
+            kept += 1
+    alphabet = sum(size for pattern, size in _CLASSES if re.search(pattern, text))
+    return kept * math.log2(max(alphabet, 2))
+
+
+def _run(a: str, b: str, c: str) -> bool:
+    """Whether c continues a repeat or a run of a, b (ascending or descending, letters or digits)."""
+    if a == b == c:
+        return True
+    i, j, k = (_SEQUENCE.find(x) for x in (a, b, c))
+    return min(i, j, k) >= 0 and (j - i == k - j == 1 or j - i == k - j == -1)

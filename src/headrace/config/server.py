@@ -7,26 +7,38 @@ import re
 from functools import cached_property
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from headrace.config.limits import (
     BODY_LIMITS,
+    BODY_TIMEOUT_LIMITS,
+    HEADER_TIMEOUT_LIMITS,
     REJECTION_RETENTION_LIMITS,
     RETENTION_LIMITS,
     RETENTION_OFF,
     RETENTION_REASON,
+    SESSION_LIFETIME_LIMITS,
     SHUTDOWN_GRACE_LIMITS,
     Duration,
     _count_within,
     _Strict,
     _within,
 )
-from headrace.config.secret import Secret
+from headrace.config.secret import Secret, strength_bits
 from headrace.durations import parse_duration
 
 MIN_ADMIN_TOKEN = 16
+MIN_ADMIN_TOKEN_BITS = 64  # secret.strength_bits: 16 random hex characters score 82, password12345678 about 16
 MAX_ADMIN_TOKENS = 5
 KEYGEN_COMMAND = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+# Durations whose absurd values would misbehave quietly: their range, and what the key does (for the refusal).
+_BOUNDED_DURATIONS = {
+    "header_timeout": (HEADER_TIMEOUT_LIMITS, "how long a client may take to send its headers; default 15s"),
+    "body_timeout": (BODY_TIMEOUT_LIMITS, "how long a client may take to send a body; default 30s"),
+    "session_lifetime": (SESSION_LIFETIME_LIMITS, "how long a console login lasts; default 12h"),
+    "shutdown_grace": (SHUTDOWN_GRACE_LIMITS, "how long in-flight deliveries may finish on SIGTERM; default 10s"),
+}
 
 
 class ServerSettings(_Strict):
@@ -38,7 +50,8 @@ class ServerSettings(_Strict):
     admin_token: tuple[Secret, ...] = Field(
         (),
         description="Bearer token for /api/v1, /metrics and the console (env:NAME recommended), at least "
-        f"{MIN_ADMIN_TOKEN} characters; or a list of up to {MAX_ADMIN_TOKENS} while a rotation is under way (each "
+        f"{MIN_ADMIN_TOKEN} characters and hard to guess (no common words, repeats or runs such as 1234 making up "
+        f"most of it); or a list of up to {MAX_ADMIN_TOKENS} while a rotation is under way (each "
         "one is accepted). Without it (and without open_management) those answer 403.",
     )
     open_management: bool = Field(
@@ -74,21 +87,32 @@ class ServerSettings(_Strict):
         1000,
         ge=16,
         le=1_000_000,
-        description="Most client connections held at once; one more closes the oldest. Keep it under the "
-        "open-files limit (headrace raises its soft limit to fit when it can).",
+        description="Most client connections held at once. One more closes a connection of the client address "
+        "holding the most: first one that has not finished sending a request's headers, then an idle one; "
+        "requests in progress keep a tenth in reserve. Keep it under the open-files limit (headrace raises "
+        "its soft limit to fit when it can).",
+    )
+    max_connections_per_peer: int = Field(
+        64,
+        ge=1,
+        le=1_000_000,
+        description="Most connections one client address (an IPv6 /64) holds at once; one more closes that "
+        "address's own oldest idle one. Trusted proxies (trusted_proxies) are not limited.",
     )
     header_timeout: Duration = Field(
         "15s",
         description="How long a connection may take to send a request's headers, counted from connecting or "
-        "from the previous response (so also how long an idle keep-alive connection stays open).",
+        "from the previous response (so also how long an idle keep-alive connection stays open). 1s to 5m.",
     )
     body_timeout: Duration = Field(
-        "30s", description="How long a client may take to send a request body; then 408 and the connection closes."
+        "30s",
+        description="How long a client may take to send a request body; then 408 and the connection closes. 1s to 10m.",
     )
     session_lifetime: Duration = Field(
         "12h",
         description="How long a console login lasts. Sessions also end at logout, when the admin token they "
-        "were opened with is removed from admin_token (a reload), and when headrace restarts (kept in memory).",
+        "were opened with is removed from admin_token (a reload), and when headrace restarts (kept in memory). "
+        "1s to 30d.",
     )
     retention: str = Field(
         "30d",
@@ -170,12 +194,11 @@ class ServerSettings(_Strict):
     def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(ipaddress.ip_network(item, strict=False) for item in self.trusted_proxies)
 
-    @field_validator("header_timeout", "body_timeout", "session_lifetime")
+    @field_validator(*_BOUNDED_DURATIONS)
     @classmethod
-    def _positive(cls, value: str) -> str:
-        if parse_duration(value) <= 0:
-            raise ValueError(f'{value!r}: must be longer than 0, e.g. "15s"')
-        return value
+    def _bounded_duration(cls, value: str, info: ValidationInfo) -> str:
+        limits, meaning = _BOUNDED_DURATIONS[str(info.field_name)]
+        return _within(value, limits, meaning)
 
     @field_validator("admin_token", mode="before")
     @classmethod
@@ -193,11 +216,17 @@ class ServerSettings(_Strict):
             )
         for index, secret in enumerate(value):
             token = secret.reveal()
+            which = f"token #{index + 1} is " if len(value) > 1 else ""
             if len(token) < MIN_ADMIN_TOKEN or len(set(token)) < 8 or not token.isprintable() or " " in token:
-                which = f"token #{index + 1} is " if len(value) > 1 else ""
                 raise ValueError(
                     f"{which}too short or too plain ({len(token)} characters): use at least {MIN_ADMIN_TOKEN} "
                     f"printable characters, no spaces, at least 8 different ones; generate one with: {KEYGEN_COMMAND}"
+                )
+            bits = strength_bits(token)
+            if bits < MIN_ADMIN_TOKEN_BITS:
+                raise ValueError(
+                    f"{which}too easy to guess (common words, repeats or runs such as 1234 leave about "
+                    f"{bits:.0f} bits; at least {MIN_ADMIN_TOKEN_BITS}): generate one with: {KEYGEN_COMMAND}"
                 )
         return value
 
@@ -250,11 +279,6 @@ class ServerSettings(_Strict):
     @property
     def rejection_retention_seconds(self) -> float | None:
         return None if self.rejection_retention == "off" else parse_duration(self.rejection_retention)
-
-    @field_validator("shutdown_grace")
-    @classmethod
-    def _grace(cls, value: str) -> str:
-        return _within(value, SHUTDOWN_GRACE_LIMITS, "how long in-flight deliveries may finish on SIGTERM; default 10s")
 
     @field_validator("body_limit")
     @classmethod

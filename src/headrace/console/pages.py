@@ -21,7 +21,49 @@ _env = jinja2.Environment(
     autoescape=True,
     undefined=jinja2.StrictUndefined,
 )
-_env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
+INDENT_DEPTH = 24  # levels of JSON shown indented; deeper ones on one line (indenting is quadratic in depth)
+
+
+def pretty(value: Any, depth: int = 0) -> str:
+    """JSON indented by two spaces for INDENT_DEPTH levels, the rest compact: a 960-level payload (a script's
+    output may be that deep) is a page of its own size, not megabytes of indentation."""
+    if depth >= INDENT_DEPTH or not isinstance(value, dict | list) or not value:
+        return _compact(value)
+    inner, outer = "  " * (depth + 1), "  " * depth
+    if isinstance(value, dict):
+        parts = [f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {pretty(v, depth + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(parts) + f"\n{outer}}}"
+    return "[\n" + ",\n".join(f"{inner}{pretty(v, depth + 1)}" for v in value) + f"\n{outer}]"
+
+
+class _Text(str):
+    """Punctuation already written as JSON, told apart from the string values `_compact` encodes."""
+
+
+def _compact(value: Any) -> str:
+    """`value` as one line of JSON, with an explicit stack: no recursion limit for however deep it is."""
+    out: list[str] = []
+    todo: list[Any] = [value]
+    while todo:
+        item = todo.pop()
+        if type(item) is _Text:
+            out.append(item)
+        elif isinstance(item, dict) and item:
+            todo.append(_Text("}"))
+            for i, (key, inner) in reversed(list(enumerate(item.items()))):
+                todo += [inner, _Text(("" if i == 0 else ", ") + json.dumps(str(key), ensure_ascii=False) + ": ")]
+            todo.append(_Text("{"))
+        elif isinstance(item, list) and item:
+            todo.append(_Text("]"))
+            for i, inner in reversed(list(enumerate(item))):
+                todo += [inner, _Text(", ")] if i else [inner]
+            todo.append(_Text("["))
+        else:
+            out.append(json.dumps(item, ensure_ascii=False, allow_nan=False))
+    return "".join(out)
+
+
+_env.filters["pretty"] = pretty
 
 
 def render(request: web.Request, name: str, **context: Any) -> web.Response:
@@ -111,7 +153,7 @@ async def destinations_page(request: web.Request) -> web.Response:
 
 
 # Every file under static/, and its type: nothing else is served.
-STATIC = {"console.css": "text/css", "try.js": "text/javascript"}
+STATIC = {"console.css": "text/css", "try.js": "text/javascript", "once.js": "text/javascript"}
 
 
 @public

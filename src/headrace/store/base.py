@@ -165,6 +165,18 @@ class Store(Protocol):
     async def get_event(self, key: str) -> EventRow | None: ...
     async def replay(self, event_id: int, routes: Sequence[Route], now: float) -> list[str]: ...
     async def replay_many(self, items: Sequence[tuple[int, Sequence[Route]]], now: float) -> list[list[str]]: ...
+    async def replay_counted(
+        self,
+        items: Sequence[tuple[int, Sequence[Route]]],
+        now: float,
+        counted: tuple[int, int],
+        claim: str | None,
+        planned: Sequence[int],
+    ) -> list[list[str]] | None:
+        """A chunk of a bulk replay (programs.replay_counted): the first (with `claim`) writes nothing and
+        answers None when the token was used or a counted event was replayed since (mark, max_event_id)."""
+        ...
+
     async def delivery_mark(self) -> int:
         """The newest delivery id (0 when none): bulk replay's watermark."""
         ...

@@ -174,6 +174,16 @@ class SQLStore(ABC):
     async def replay_many(self, items: Sequence[tuple[int, Sequence[Route]]], now: float) -> list[list[str]]:
         return await self._recorded(programs.replay_many, items, now, self._deployment())
 
+    async def replay_counted(
+        self,
+        items: Sequence[tuple[int, Sequence[Route]]],
+        now: float,
+        counted: tuple[int, int],
+        claim: str | None,
+        planned: Sequence[int],
+    ) -> list[list[str]] | None:
+        return await self._recorded(programs.replay_counted, items, now, self._deployment(), counted, claim, planned)
+
     async def delivery_mark(self) -> int:
         return await self._read(programs.delivery_mark)
 

@@ -15,15 +15,18 @@ cannot hold the loop for more than a few milliseconds (the engine's JSON parse a
 not interruptible, but linear: ~2.5 ms at 64 KiB). A larger input, or a run that overspends that budget,
 goes to the pool with the full limits.
 
-Fairness: one script (in practice one destination's) may occupy all processes but one, so a script that
-always runs into its limit delays other destinations' runs by nothing more than their own turn. A process
+Fairness (`fair.Shares`): a run first gets a process from the pool's shares: one script (in practice one
+destination's) at most all processes but one; scripts that recently ran into a limit, together, and previews
+of edited scripts, together, a quarter each (at least one), with at most four previews running or waiting;
+a freed process goes to the waiting script holding the fewest. So a destination whose script always overruns,
+or a burst of previews of one, leaves the other destinations' scripts processes to run on at once. A process
 killed on overrun is replaced in the background, so the next run finds a warm one.
 
 Threads: each run in the pool is one blocking call (write the request, poll for the answer until the deadline)
 on the pool's own executor, one thread per worker process, so a hung script never takes a thread that the
 event loop's default executor (DNS look-ups) needs, and the pool works under any event loop (asyncio.run in
-the CLI, uvloop in the server). Runs past the pool size wait in the executor's queue; that wait is not
-charged to their deadline.
+the CLI, uvloop in the server). Runs wait for their share on the loop; that wait is not charged to their
+deadline.
 """
 
 from __future__ import annotations
@@ -40,10 +43,11 @@ import sys
 import threading
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
 from headrace.transform import Script, TransformError, WebhookObject
+from headrace.transform.fair import Shares
 from headrace.transform.quickjs_sandbox import QuickJSSandbox, encode_input, to_webhook
 from headrace.transform.worker_process import HEADER, MAX_FRAME, decode_text, encode_frame, encode_text, raw_frame
 
@@ -56,6 +60,13 @@ FAST_PATH_CPU_S = 0.010
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+OVERRUN_LIMITS = ("cpu", "memory", "wall", "process")  # a run that hit one of these marks its script overrunning
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, call: Any, *args: Any) -> None:
+    """`call(*args)` on `loop` from a pool thread; nothing when the loop has closed meanwhile."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(call, *args)
 
 
 class _Died(Exception):
@@ -216,7 +227,7 @@ class ProcessPoolSandbox:
         self._live: set[_Worker] = set()
         self._lock = threading.Lock()
         self._closed = False
-        self._shares: dict[str, asyncio.Semaphore] = {}
+        self.shares = Shares(workers)
         # If the owner never calls close(), the processes are still killed and reaped (at the latest at exit).
         self._finalizer = weakref.finalize(self, _kill_all, self._live, self._lock)
 
@@ -240,16 +251,21 @@ class ProcessPoolSandbox:
                         raise
                     # Over the fast path's small budget: repeat with the full limits, off the event loop.
         loop = asyncio.get_running_loop()
-        async with self._share(script.name):
-            return await loop.run_in_executor(self._executor, self._run, script, webhook, given)
+        name = script.name
+        await self.shares.acquire(name)  # who gets a process: fair.Shares
+        try:
+            done = self._executor.submit(self._run, script, webhook, given)
+        except BaseException:
+            self.shares.release(name)
+            raise
+        # The process is given back when the run ends in its thread, even if this await is cancelled first.
+        done.add_done_callback(lambda finished: _on_loop(loop, self._release, name, finished))
+        return await asyncio.wrap_future(done)
 
-    def _share(self, name: str) -> asyncio.Semaphore:
-        """One script (one destination's, usually) gets at most all processes but one, so a script that always
-        runs into its limit cannot make every other destination's runs queue behind it."""
-        share = self._shares.get(name)
-        if share is None:
-            share = self._shares[name] = asyncio.Semaphore(max(1, self.workers - 1))
-        return share
+    def _release(self, name: str, finished: Future[WebhookObject]) -> None:
+        error = None if finished.cancelled() else finished.exception()
+        overran = isinstance(error, TransformError) and error.limit in OVERRUN_LIMITS
+        self.shares.release(name, overran=overran)
 
     def _run(self, script: Script, webhook: WebhookObject, given: str | None) -> WebhookObject:
         """In a pool thread: encode, run in a worker process, decode and check (JSON work stays off the loop)."""

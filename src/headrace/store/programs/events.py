@@ -90,6 +90,33 @@ def replay_many(
     return found
 
 
+def replay_counted(
+    items: Sequence[tuple[int, Sequence[Route]]],
+    now: float,
+    deployment_id: str,
+    counted: tuple[int, int],
+    claim: str | None,
+    planned: Sequence[int],
+) -> Program[list[list[str]] | None]:
+    """One chunk of a bulk replay, serialised with every other bulk replay chunk (on PostgreSQL across
+    instances too). `counted` is the token's (mark, max_event_id). The first chunk gives the token's `claim`
+    key: it is written once (None, nothing written, if the token was used), and if any `planned` event got a
+    delivery after the mark (another replay won the race) nothing is written either (None). A later chunk
+    skips an event replayed since the mark by someone else (an empty list for it): no event is replayed twice."""
+    yield run("bulk_serialise", {"at": str(now)})
+    if claim is not None and not (yield run("bulk_claim", {"key": claim, "at": str(now)})):
+        return None
+    mark, max_event_id = counted
+    found = yield all_rows("replayed_since", {"mark": mark, "max_event_id": max_event_id})
+    touched = {int(r["event_id"]) for r in found}
+    if claim is not None and not touched.isdisjoint(planned):
+        return None
+    written: list[list[str]] = []
+    for event_id, routes in items:
+        written.append([] if event_id in touched else (yield from replay(event_id, routes, now, deployment_id)))
+    return written
+
+
 def delivery_mark() -> Program[int]:
     row = yield one("delivery_mark")
     return 0 if row is None or row["id"] is None else int(row["id"])

@@ -220,6 +220,16 @@ SELECT MAX(id) AS id FROM deliveries;
 -- Events counted by a bulk replay (ids up to :max_event_id) that got a new delivery after the watermark.
 SELECT DISTINCT event_id FROM deliveries WHERE id > :mark AND event_id <= :max_event_id;
 
+-- name: bulk_serialise
+-- Bulk replay's lock: every chunk of every bulk replay rewrites this one row first, so on PostgreSQL two
+-- chunks (of two instances too) run one after the other and the second sees what the first wrote.
+INSERT INTO meta (key, value) VALUES ('bulk_replay_lock', :at)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: bulk_claim
+-- A bulk replay confirmation is used once: the first replay of a token inserts its key, any other gets 0 rows.
+INSERT INTO meta (key, value) VALUES (:key, :at) ON CONFLICT (key) DO NOTHING;
+
 -- name: failed_since
 SELECT d.event_id, d.destination
 FROM deliveries d
