@@ -20,9 +20,9 @@ last answer the index had caught up with the run's events (the servers still run
 Targets (issue 2): ingest >= 4,000 events/s, >= 0.6 of bare, p99 < 30 ms; e2e >= 1,500 events/s.
 Target (issue 11): PostgreSQL ingest >= 0.8x SQLite ingest in the same run.
 
-`cpu` is the server side's CPU time per accepted event: the `serve` processes, and for PostgreSQL also the
-server's backends serving them (not its WAL writer). On a machine shared with other work it moves less
-than the rates do.
+`cpu` is the server side's CPU time per accepted event (for bare: per answered request): the `serve`
+processes, and for PostgreSQL also the server's backends serving them (not its WAL writer). On a machine
+shared with other work it moves less than the rates do.
 """
 
 from __future__ import annotations
@@ -288,7 +288,10 @@ def main() -> None:
         bare = start([PYTHON, "-c", BARE_APP, str(port)], port)
         try:
             run_load("127.0.0.1", port, signed_requests(port, 2000, "warm"), c)
-            base = run_load("127.0.0.1", port, signed_requests(port, n, "bare"), c)
+            requests = signed_requests(port, n, "bare")
+            before = cpu_seconds(bare.pid)
+            base = run_load("127.0.0.1", port, requests, c)
+            base.cpu_us = (cpu_seconds(bare.pid) - before) / max(base.ok, 1) * 1e6
         finally:
             stop(bare)
         report("bare", base)

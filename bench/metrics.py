@@ -1,6 +1,7 @@
 """What /metrics costs: one scrape in microseconds, and the ingest rate with and without a scraper.
 
     .venv/bin/python bench/metrics.py [--events 10000] [--queue 20000] [--history 100000]
+    .venv/bin/python bench/metrics.py --stored 1000000 [--dir /var/tmp/scale --keep]   # 3. only (~4 min to make)
 
 1. scrape:   `App.metrics_text()` in process against a SQLite store holding `--history` finished
              deliveries and `--queue` open ones, with a realistic set of counter series. "cached" is a
@@ -8,6 +9,12 @@
 2. ingest:   `headrace serve` (worker off) at full speed, as bench/ingest.py measures it, without a
              scraper, then with one scraping /metrics every second, then every 100 ms. Printed as ratios
              against the run without a scraper, measured in the same run.
+3. stored:   with `--stored N`: a cold scrape (gauge cache expired, so the store's gauge and readiness queries
+             run) of `headrace serve`'s App against an empty store and against one of N stored events made
+             by bench/scale.py's generator (every one still queued for the search index, as after an
+             upgrade that re-indexes), as a ratio against the empty store in the same run: the median of
+             scrapes with the database's pages in the OS cache, and the first scrape after they were
+             dropped from it (posix_fadvise DONTNEED on the database file: a store larger than memory).
 """
 
 from __future__ import annotations
@@ -146,13 +153,91 @@ def ingest_with_scraper(folder: Path, n: int, c: int, interval: float | None) ->
     return result, scraper.count if scraper else 0
 
 
+def _evict(db: Path) -> None:
+    """Drop the database file's pages from the OS page cache (this file only; dirty pages are kept)."""
+    for suffix in ("", "-wal"):
+        path = Path(f"{db}{suffix}")
+        if path.exists():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def stored_scrape(db: Path, rounds: int = 20, evicted_rounds: int = 5) -> tuple[float, float]:
+    """(median ms of cold scrapes, median ms of scrapes each right after the file left the page cache)."""
+    settings = parse(
+        f'[server]\ndatabase = "sqlite:///{db}"\nworker = false\n[sources.dodo]\nsecrets = ["{SECRET}"]\n',
+        environ={},
+        base_dir=db.parent,
+    )
+
+    async def scrape(app: App) -> float:
+        app.metrics._gauges._at = app.metrics._ready._at = -1e9  # expired: the store's queries run
+        started = time.perf_counter()
+        await app.metrics_text()
+        return (time.perf_counter() - started) * 1000
+
+    async def main() -> tuple[float, float]:
+        app = await App.open(settings)
+        try:
+            await scrape(app)
+            warm = sorted([await scrape(app) for _ in range(rounds)])[rounds // 2]
+            evicted = []
+            for _ in range(evicted_rounds):
+                _evict(db)
+                evicted.append(await scrape(app))
+            return warm, sorted(evicted)[evicted_rounds // 2]
+        finally:
+            await app.close()
+
+    return asyncio.run(main())
+
+
+def stored_run(size: int, folder: Path, keep: bool) -> None:
+    from scale import database_for, remove
+
+    made: list[Path] = []
+    try:
+        empty = database_for(folder, 0, made)
+        stored = database_for(folder, size, made)
+        (base_warm, base_cold), (warm, cold) = stored_scrape(empty), stored_scrape(stored)
+    finally:
+        if not keep:
+            for db in made:
+                remove(db)
+    print(f"\ncold /metrics (gauges and readiness asked), {size:,} stored events vs an empty store, same run:")
+    print(f"  pages cached  {warm:8.2f} ms  {warm / base_warm:6.1f}x empty ({base_warm:.2f} ms)")
+    print(f"  pages evicted {cold:8.2f} ms  {cold / base_cold:6.1f}x empty ({base_cold:.2f} ms)")
+    print(
+        json.dumps(
+            {
+                "stored": size,
+                "cached_ms": round(warm, 2),
+                "evicted_ms": round(cold, 2),
+                "empty_cached_ms": round(base_warm, 2),
+                "empty_evicted_ms": round(base_cold, 2),
+            }
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=10000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--queue", type=int, default=20000, help="open deliveries in the scrape benchmark's store")
     parser.add_argument("--history", type=int, default=100000, help="finished deliveries in that store")
+    parser.add_argument("--stored", type=int, default=0, help="only the cold scrape at this many stored events")
+    parser.add_argument("--dir", default=None, help="with --stored: where the generated databases go")
+    parser.add_argument("--keep", action="store_true", help="with --stored: keep them for the next run")
     args = parser.parse_args()
+    if args.stored:
+        folder = Path(args.dir or tempfile.mkdtemp(prefix="headrace-metrics-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        stored_run(args.stored, folder, args.keep)
+        return
     print(f"machine: {os.cpu_count()} cores; gauge TTL {metrics_module.GAUGE_TTL:g} s\n")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -24,3 +24,5 @@ _.stack_info
 _restore_loggers
 # pytest calls its hooks by name
 pytest_sessionstart
+# the WAL file's name, spelled out in wal_bytes (perf)
+wal_path

@@ -15,6 +15,7 @@ import aiohttp
 
 from headrace import bulk, outages
 from headrace.config import ConfigError, Settings
+from headrace.config.database import SQLITE_PREFIX, sqlite_file
 from headrace.deliver import preview as trying
 from headrace.deliver import testsend
 from headrace.deliver.attempt import Attempter
@@ -29,6 +30,7 @@ from headrace.models import Activity, DeliveryError, EventFilter, EventRow, Reje
 from headrace.previews import PreviewSpec
 from headrace.store.base import Store, StoreStats
 from headrace.store.sqlite import SQLiteStore
+from headrace.store.sqlite_io import WAL_LIMIT
 from headrace.transform import Sandbox, Script
 from headrace.windmill.client import WindmillClient
 
@@ -43,13 +45,18 @@ RELOAD_TIMEOUT = 10.0  # seconds a SIGHUP reload may spend reading the config, i
 
 
 def open_store(settings: Settings) -> Store:
-    return store_at(settings.server.database, settings.sqlite_path)
+    return store_at(settings.server.database, settings.sqlite_path, wal_limit=settings.server.wal_limit)
 
 
-def store_at(url: str, sqlite_path: Path | None = None) -> Store:
-    """The store for a database URL (`sqlite:///PATH` or `postgresql://…`); `sqlite_path` as config resolved it."""
-    if url.startswith("sqlite:///"):
-        return SQLiteStore(sqlite_path or Path(url.removeprefix("sqlite:///")))
+def store_at(url: str, sqlite_path: Path | None = None, *, wal_limit: int = WAL_LIMIT) -> Store:
+    """The store for a database URL (`sqlite:///PATH` or `postgresql://…`); `sqlite_path` as config resolved it,
+    else a relative path is under the current folder (config.database)."""
+    if url.startswith(SQLITE_PREFIX):
+        try:
+            path = sqlite_path or sqlite_file(url, Path.cwd())
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return SQLiteStore(path, wal_limit=wal_limit)
     if not url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(f"{url!r}: use sqlite:///PATH or postgresql://USER@HOST/DB")
     try:
@@ -414,7 +421,8 @@ class App:
 
     async def metrics_text(self) -> str:
         """Prometheus exposition: this process's counters and the store's queue gauges (cached ~1 s)."""
-        text = self.metrics.render(await self.metrics.queue(self.store.queue_stats))
+        queue, ready = await self.metrics.queue(self.store.queue_stats), await self.metrics.ready(self.ready)
+        text = self.metrics.render(queue, ready, self.store.describe().get("wal_bytes"))
         return text + outages.metric(await self.outages())
 
     async def outages(self) -> list[outages.Outage]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -78,7 +79,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def _with_app(args: argparse.Namespace, action: Callable[[Any], Awaitable[T]]) -> T:
     from headrace.app import App
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)  # the database is all these commands need
     logs.setup("text", "warning")
 
     async def main() -> T:
@@ -163,6 +164,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from headrace.app import make_sandbox, open_store
     from headrace.check import check, render_json
 
+    if args.config_only:
+        return _check_config(args.config)
     settings = load(args.config)
     logs.setup("text", "warning")
 
@@ -187,6 +190,24 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print(render_json(report) if args.json else report.table())
     return 0 if report.ok else 1
+
+
+def _check_config(path: str) -> int:
+    """`check --config-only`: the file loads and validates (transformations included); no network, no store,
+    and the secrets only when they are there (CI, `ExecReload=` before the SIGHUP)."""
+    from headrace.app import load_scripts
+    from headrace.config.loader import unresolved_references
+
+    settings = load(path, need_secrets=False)
+    load_scripts(settings)  # every .js transformation: there, readable, and a module with a default export
+    print(
+        f"{path}: valid ({len(settings.sources)} source(s), {len(settings.destinations)} destination(s), "
+        f"database {settings.server.database.partition('://')[0]})"
+    )
+    missing = unresolved_references(settings)
+    if missing:
+        print("not checked, not set here: " + ", ".join(missing))
+    return 0
 
 
 # ---- parser ------------------------------------------------------------------------------------------
@@ -221,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config(sub.add_parser("check", help="diagnose destinations: reachable, token, deployed, schema fits"))
     p.add_argument("destinations", nargs="*", metavar="DESTINATION", help="destinations to check (default: all)")
+    p.add_argument(
+        "--config-only",
+        action="store_true",
+        help="only load and validate the config: no network, no database, secrets checked only where set "
+        "(for CI and ExecReload)",
+    )
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per network step (default 10)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_check)
@@ -328,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `headrace events | head`: the reader has gone; stop quietly, as cat would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 141  # 128 + SIGPIPE, the shell's status for it
 
 
 if __name__ == "__main__":

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import time
+from pathlib import Path
 
 from headrace import logs, retention
 from headrace.cli_shared import UsageError
 from headrace.config import RETENTION_LIMITS, load
 from headrace.config.limits import RETENTION_REASON
+from headrace.store.base import Store
 from headrace.store.schema import SchemaStatus, guard
 
 
@@ -31,17 +34,80 @@ def _status_lines(status: SchemaStatus) -> list[str]:
     ]
 
 
+def _file_facts(path: Path | None) -> dict[str, int]:
+    from headrace.store.sqlite_io import file_facts
+
+    if path is None or not path.exists():
+        return {}
+    try:
+        return file_facts(path)
+    except sqlite3.Error as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+
+
+def _facts_lines(facts: dict[str, int]) -> list[str]:
+    if not facts:
+        return []
+    free = facts["free_pages"] * facts["page_size"]
+    hint = f" (`headrace db vacuum` gives {_size(free)} back to the disk)" if free >= VACUUM_HINT_BYTES else ""
+    return [
+        f"file        {_size(facts['file_bytes'])}, {facts['pages']} pages of {facts['page_size']} bytes",
+        f"free pages  {facts['free_pages']} ({_size(free)}){hint}",
+        f"wal         {_size(facts['wal_bytes'])}",
+    ]
+
+
+# Free space worth a VACUUM (smaller amounts are reused by the next events anyway).
+VACUUM_HINT_BYTES = 64 * 1024 * 1024
+
+
+def _size(n: int) -> str:
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def cmd_db_vacuum(args: argparse.Namespace) -> int:
+    """SQLite: rewrite the file without its free pages, so the space pruning freed goes back to the disk."""
+    import shutil
+
+    from headrace.store.sqlite_io import vacuum
+
+    settings = load(args.config, need_secrets=False)
+    path = settings.sqlite_path
+    if path is None:
+        raise UsageError("`headrace db vacuum` is for SQLite; PostgreSQL's autovacuum reuses the space (VACUUM FULL)")
+    before = _file_facts(path)
+    if not before:
+        raise UsageError(f"no database at {path}")
+    need = before["file_bytes"] - before["free_pages"] * before["page_size"]
+    free = shutil.disk_usage(path.parent).free
+    if free < 2 * need:  # a copy of the live pages, and the WAL it goes through
+        raise UsageError(
+            f"VACUUM needs about {_size(2 * need)} free beside {path} (a new copy and its WAL); {_size(free)} is free"
+        )
+    try:
+        vacuum(path)
+    except sqlite3.Error as exc:
+        raise UsageError(f"VACUUM of {path} failed, the database is unchanged: {exc}") from None
+    after = _file_facts(path)
+    print(f"vacuumed {path}: {_size(before['file_bytes'])} -> {_size(after['file_bytes'])}")
+    return 0
+
+
 def cmd_db_status(args: argparse.Namespace) -> int:
     """Exit 0 when the schema is this binary's, 1 when migrations are pending, 2 when it is newer."""
     from headrace.app import open_store
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     status = asyncio.run(open_store(settings).inspect())
+    facts = _file_facts(settings.sqlite_path)
     if args.json:
-        print(json.dumps({**status.__dict__, "newer": status.newer}, indent=2))
+        print(json.dumps({**status.__dict__, "newer": status.newer, **facts}, indent=2))
     else:
-        print("\n".join(_status_lines(status)))
+        print("\n".join(_status_lines(status) + _facts_lines(facts)))
     if status.newer:
         guard(status.database, status.current, status.known, migrate=True)  # raises the one-line refusal
     return 1 if status.pending else 0
@@ -50,7 +116,7 @@ def cmd_db_status(args: argparse.Namespace) -> int:
 def cmd_db_migrate(args: argparse.Namespace) -> int:
     from headrace.app import open_store
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     store = open_store(settings)
 
@@ -78,7 +144,7 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
     from headrace.store.copy import copy_database
     from headrace.store.core import SQLStore
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     source, target = open_store(settings), store_at(args.to)
     if not (isinstance(source, SQLStore) and isinstance(target, SQLStore)):
@@ -89,6 +155,7 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
     async def main() -> dict[str, int]:
         await source.open(migrate=False)  # as it is: a source at an older schema is migrated first, by its owner
         try:
+            await _refuse_a_live_source(source)
             await target.open(migrate=True)  # an empty target gets this headrace's schema
             try:
                 return await copy_database(source, target)
@@ -106,12 +173,25 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _refuse_a_live_source(source: Store) -> None:
+    """A copy reads table after table: rows written meanwhile would be missing, or break it (a delivery of an
+    event that was not copied). Refuse while a headrace worker is registered on the source."""
+    from headrace.deliver.heartbeat import DEAD_AFTER
+
+    live = await source.live_workers(time.time() - DEAD_AFTER)
+    if live:
+        raise UsageError(
+            f"headrace is running on {source.where} ({live} live delivery worker(s)): stop every serve and worker "
+            "first, then copy (nothing was written)"
+        )
+
+
 def cmd_db_prune(args: argparse.Namespace) -> int:
 
     from headrace.app import open_store
     from headrace.durations import parse_duration
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     server = settings.server
     keep = server.retention_seconds
@@ -150,6 +230,13 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
         f"deleted {done.events} events (of {done.scanned} old enough) with their deliveries and attempts, "
         f"and {done.rejections} rejection rows, in {done.batches} batches"
     )
+    facts = _file_facts(settings.sqlite_path) if done.events or done.rejections else {}
+    free = facts.get("free_pages", 0) * facts.get("page_size", 0)
+    if free >= VACUUM_HINT_BYTES:
+        print(
+            f"the file keeps its size ({_size(facts['file_bytes'])}, {_size(free)} of it free): new events reuse "
+            "the freed pages; `headrace db vacuum` gives them back to the disk"
+        )
     return 0
 
 
@@ -201,14 +288,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], config
         help="events per transaction, 1 to 10000 (default 100): smaller holds the database for less time",
     )
     p.set_defaults(func=cmd_db_prune)
+    p = db.add_parser("vacuum", help="SQLite: give the space of deleted events back to the disk (VACUUM)")
+    p.add_argument("-c", "--config", default="headrace.toml", help=config_help)
+    p.set_defaults(func=cmd_db_vacuum)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from headrace.store.backup import backup_sqlite
 
-    settings = load(args.config)
+    settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     if settings.sqlite_path is None:
         raise UsageError(
@@ -216,7 +304,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
             '(docs/operations.md, "Backups and restores")'
         )
     report = backup_sqlite(settings.sqlite_path, Path(args.file))
-    counts = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in report.counts.items())
+    counts = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in report.counts.items()) or (
+        "rows not counted (an older schema: `headrace db migrate` brings it to this release's)"
+    )
     print(
         f"backed up {report.source} to {report.target} ({report.bytes} bytes, integrity ok): {counts}; "
         f"schema version {report.schema_version}, deployment {report.deployment_id or '-'}"

@@ -19,7 +19,7 @@ import bisect
 import platform
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from headrace import __version__, procstats
 from headrace.models import SEARCH_PENDING_CAP, QueueStats
@@ -28,10 +28,15 @@ if TYPE_CHECKING:
     from headrace.config import Settings
 
 GAUGE_TTL = 1.0
+# Readiness (`App.ready`: schema, a real write, the worker) is asked at most this often, and a check that takes
+# longer than READY_TIMEOUT counts as not ready, so a hung store cannot hold a scrape past Prometheus's timeout.
+READY_TTL = 5.0
+READY_TIMEOUT = 3.0
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 Labels = tuple[str, ...]
+V = TypeVar("V")
 
 _HELP: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # name: (type, help, label names)
@@ -75,7 +80,7 @@ _HELP: dict[str, tuple[str, str, tuple[str, ...]]] = {
 
 # The label values a configured source or destination starts with at 0 (the outcomes code can record).
 RECEIVED_OUTCOMES = ("accepted", "duplicate")
-REJECTION_REASONS = ("bad_signature", "timestamp_out_of_tolerance")
+REJECTION_REASONS = ("bad_signature", "timestamp_out_of_tolerance", "store_unavailable")
 DELIVERY_OUTCOMES = ("delivered", "failed", "cancelled")
 JOB_OUTCOMES = ("success", "failure", "unknown")
 # The retry reasons a destination starts at 0 with (others appear at their first retry): no answer, and the
@@ -91,9 +96,8 @@ class Metrics:
         # destination -> [bucket counts..., +Inf count], sum
         self._latency: dict[str, list[int]] = {}
         self._latency_sum: dict[str, float] = {}
-        self._gauges: QueueStats | None = None
-        self._gauges_at = -1e9
-        self._gauge_lock = asyncio.Lock()
+        self._gauges: Cached[QueueStats | None] = Cached(GAUGE_TTL)
+        self._ready: Cached[bool] = Cached(READY_TTL)
         self._destinations: tuple[str, ...] = ()
         if settings is not None:
             self.declare(settings)
@@ -134,21 +138,44 @@ class Metrics:
         self._latency_sum[destination] += seconds
 
     async def queue(self, fetch: Callable[[], Awaitable[QueueStats]]) -> QueueStats | None:
-        """The store gauges, fetched at most once per GAUGE_TTL however often /metrics is scraped."""
-        now = time.monotonic()
-        if now - self._gauges_at < GAUGE_TTL:
-            return self._gauges
-        async with self._gauge_lock:
-            if time.monotonic() - self._gauges_at >= GAUGE_TTL:
-                try:
-                    self._gauges = await fetch()
-                except Exception:
-                    self._gauges = None  # rendered as absent; the scrape itself still succeeds
-                self._gauges_at = time.monotonic()
-        return self._gauges
+        """The store gauges, fetched at most once per GAUGE_TTL however often /metrics is scraped; None (the
+        gauges are left out, the scrape still succeeds) when the store cannot answer."""
 
-    def render(self, queue: QueueStats | None) -> str:
+        async def stats() -> QueueStats | None:
+            try:
+                return await fetch()
+            except Exception:
+                return None
+
+        return await self._gauges.get(stats)
+
+    async def ready(self, check: Callable[[], Awaitable[tuple[bool, str]]]) -> bool:
+        """`headrace_ready`: what /readyz says, asked at most once per READY_TTL; a check that fails or takes
+        over READY_TIMEOUT is not ready."""
+
+        async def ask() -> bool:
+            try:
+                ok, _ = await asyncio.wait_for(check(), READY_TIMEOUT)
+            except Exception:
+                return False
+            return ok
+
+        return await self._ready.get(ask)
+
+    def render(self, queue: QueueStats | None, ready: bool | None = None, wal_bytes: int | None = None) -> str:
         out: list[str] = []
+        if wal_bytes is not None:
+            out.append(
+                "# HELP headrace_store_wal_bytes Size of the SQLite write-ahead log file (grows past 16 MiB only while "
+                "another process holds a read open; new webhooks are refused past [server] wal_limit).\n"
+            )
+            out.append(f"# TYPE headrace_store_wal_bytes gauge\nheadrace_store_wal_bytes {wal_bytes}\n")
+        if ready is not None:
+            out.append(
+                "# HELP headrace_ready 1 when /readyz answers 200: the store has this schema and takes writes, the "
+                "worker runs (0: a full disk, a deleted database, a stalled worker; /readyz from the host says why).\n"
+            )
+            out.append(f"# TYPE headrace_ready gauge\nheadrace_ready {int(ready)}\n")
         for name, (kind, text, label_names) in _HELP.items():
             out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")
             for labels, value in sorted(self.counters[name].items()):
@@ -186,6 +213,24 @@ class Metrics:
         out.append(f'headrace_build_info{{version="{_escape(__version__)}",python="{platform.python_version()}"}} 1\n')
         out.append(procstats.render())
         return "".join(out)
+
+
+class Cached(Generic[V]):
+    """One value computed at most once per `ttl` seconds; concurrent callers share one computation."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._value: V | None = None
+        self._at = -1e9
+        self._lock = asyncio.Lock()
+
+    async def get(self, compute: Callable[[], Awaitable[V]]) -> V:
+        if time.monotonic() - self._at >= self.ttl:
+            async with self._lock:
+                if time.monotonic() - self._at >= self.ttl:
+                    self._value = await compute()
+                    self._at = time.monotonic()
+        return cast(V, self._value)
 
 
 def _escape(value: str) -> str:

@@ -19,7 +19,7 @@ from headrace.access import APP_KEY, Handler
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def address_of(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     text = text.strip()
     if text.startswith("[") and "]" in text:  # [v6]:port
         text = text[1 : text.index("]")]
@@ -38,23 +38,23 @@ def _trusted(address: Any, networks: tuple[Network, ...]) -> bool:
 def client_address(peer: str, forwarded_for: str, networks: tuple[Network, ...]) -> str:
     """The client's address: the peer itself unless it is a trusted proxy, else the X-Forwarded-For entry
     just before the trusted hops."""
-    if not _trusted(_address(peer), networks):
+    if not _trusted(address_of(peer), networks):
         return peer
     hops = [hop for hop in forwarded_for.split(",") if hop.strip()][-32:]
     for hop in reversed(hops):
-        address = _address(hop)
+        address = address_of(hop)
         if address is None:
             return peer  # garbage in the chain: do not guess
         if not _trusted(address, networks):
             return str(address)
-    return str(_address(hops[0])) if hops else peer
+    return str(address_of(hops[0])) if hops else peer
 
 
 @web.middleware
 async def forwarded(request: web.Request, handler: Handler) -> web.StreamResponse:
     networks = request.app[APP_KEY].settings.server.proxy_networks
     peer = request.remote or ""
-    if not networks or not _trusted(_address(peer), networks):
+    if not networks or not _trusted(address_of(peer), networks):
         return await handler(request)
     changes: dict[str, Any] = {"remote": client_address(peer, request.headers.get("X-Forwarded-For", ""), networks)}
     proto = request.headers.get("X-Forwarded-Proto", "").rpartition(",")[2].strip().lower()

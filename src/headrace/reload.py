@@ -65,5 +65,15 @@ def summarize(old: Settings, new: Settings) -> str:
     server = sorted(name for name in RELOADABLE if getattr(old.server, name) != getattr(new.server, name))
     if server:
         parts.append(f"[server] changed: {', '.join(server)}")
+    if not parts:
+        parts.append(NO_CHANGE)
     parts.append(f"admin tokens: {len(new.server.admin_token)}")
     return "; ".join(parts)
+
+
+# After an edit, "no change" usually means the process reads another file than the one edited: a container with
+# the config bind-mounted as a single file keeps the old inode when an editor replaces the file.
+NO_CHANGE = (
+    "no change (if you edited the file, this process reads another one: a container must mount the config's "
+    "folder, not the file)"
+)

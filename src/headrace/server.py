@@ -12,9 +12,10 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Middleware
 
-from headrace import console, indexer, listener, outages, periodic, pidfile, proxy, retention
-from headrace.access import APP_KEY, THROTTLE_KEY, bearer_only
+from headrace import access_log, console, indexer, listener, outages, periodic, pidfile, proxy, retention
+from headrace.access import APP_KEY, THROTTLE_KEY, bearer, bearer_only, matching_token, record_failure, throttled
 from headrace.api import routes as api_routes
 from headrace.app import App
 from headrace.config import Settings
@@ -56,7 +57,10 @@ async def _nosniff(request: web.Request, response: web.StreamResponse) -> None:
 def build_web_app(app: App) -> web.Application:
     """Ingest and health on the root application, public; the API (/api/v1) and the console (/console) as
     sub-applications that each guard every route of theirs; /metrics guarded like the API."""
-    web_app = web.Application(client_max_size=app.settings.server.body_limit, middlewares=[proxy.forwarded])
+    middlewares: list[Middleware] = [proxy.forwarded]
+    if app.settings.server.access_log:
+        middlewares.append(access_log.middleware(f"{app.settings.server.base_path}/webhooks/"))
+    web_app = web.Application(client_max_size=app.settings.server.body_limit, middlewares=middlewares)
     web_app[APP_KEY] = app
     web_app.on_response_prepare.append(_nosniff)
     base = app.settings.server.base_path
@@ -66,7 +70,10 @@ def build_web_app(app: App) -> web.Application:
 
     async def readyz(request: web.Request) -> web.Response:
         ok, detail = await app.ready()
-        return web.json_response({"status": "ok" if ok else "unavailable", "detail": detail}, status=200 if ok else 503)
+        answer = {"status": "ok" if ok else "unavailable"}
+        if _may_see_readiness_detail(request):
+            answer["detail"] = detail
+        return web.json_response(answer, status=200 if ok else 503)
 
     async def metrics(request: web.Request) -> web.Response:
         response = web.Response(text=await app.metrics_text())
@@ -96,6 +103,23 @@ def build_web_app(app: App) -> web.Application:
         sub[THROTTLE_KEY] = throttle
         web_app.add_subapp(f"{base}{prefix}", sub)
     return web_app
+
+
+def _may_see_readiness_detail(request: web.Request) -> bool:
+    """Why /readyz fails names the database path and the recovery commands: for the host's own probes (a
+    loopback client that no proxy forwarded for) and holders of the admin token; anyone else gets the status.
+    A token tried here counts against the same throttle as the API's."""
+    client = proxy.address_of(request.remote or "")
+    forwarded = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+    if client is not None and client.is_loopback and not forwarded:
+        return True
+    given = bearer(request)
+    if given is None or throttled(request) is not None:
+        return False
+    if matching_token(given, request.app[APP_KEY].settings.server.admin_token) is not None:
+        return True
+    record_failure(request, "readyz")
+    return False
 
 
 def _install_signals(stop: asyncio.Event, on_reload: Callable[[], object] | None) -> None:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -23,6 +24,16 @@ pytestmark = pytest.mark.slow
 
 COMPOSE = ROOT / "deploy" / "compose"
 WINDMILL_TOKEN = "compose-test-windmill-token"
+ADMIN_TOKEN = "compose-test-admin-token-0123456789abcdef"
+
+
+def metrics_status(port: int, token: str) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def podman_compose() -> str:
@@ -79,16 +90,24 @@ def test_compose_runs_headrace_on_postgresql_with_health_checks(tmp_path: Path) 
             }
         )
     )
+    # The secret files as env.example says to make them: a 0700 folder, files readable by the container's user.
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    for name, value in (
+        ("headrace_admin_token", ADMIN_TOKEN),
+        ("dodo_webhook_secret", SECRET),
+        ("windmill_token", WINDMILL_TOKEN),
+    ):
+        (secrets / name).write_text(value + "\n")
+        (secrets / name).chmod(0o644)
     env = {
         **os.environ,
         "HEADRACE_IMAGE": headrace_image,
         "HEADRACE_POSTGRES_IMAGE": postgres_image,
         "HEADRACE_PORT": str(port),
+        "HEADRACE_SECRETS": str(secrets),
         "POSTGRES_PASSWORD": "compose-test-pg-password",
-        "HEADRACE_ADMIN_TOKEN": "compose-test-admin-token-0123456789abcdef",
-        "DODO_WEBHOOK_SECRET": SECRET,
         "WINDMILL_URL": "http://windmill:8000/api/w/acme/jobs/run/p/f/dodo/on_payment",
-        "WINDMILL_TOKEN": WINDMILL_TOKEN,
     }
     files = ["-p", project, "-f", str(COMPOSE / "compose.yaml"), "-f", str(override)]
 
@@ -97,7 +116,9 @@ def test_compose_runs_headrace_on_postgresql_with_health_checks(tmp_path: Path) 
             [compose, *files, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
 
+    volumes_before = set(podman("volume", "ls", "--quiet").stdout.split())
     up = run_compose("up", "-d", "--no-build")
+    down_done = False
     try:
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         names = podman("ps", "-a", "--filter", f"label=io.podman.compose.project={project}", "--format", "{{.Names}}")
@@ -131,10 +152,27 @@ def test_compose_runs_headrace_on_postgresql_with_health_checks(tmp_path: Path) 
             "SELECT webhook_id FROM events",
         )  # fmt: skip
         assert rows.stdout.split() == ["msg_compose"]
+
+        # Rotate the admin token as documented: rewrite the secret file in place, then SIGHUP.
+        new_token = "compose-rotated-admin-token-9876543210fedcba"
+        assert metrics_status(port, ADMIN_TOKEN) == 200
+        with (secrets / "headrace_admin_token").open("w") as handle:  # truncate and write: the same file
+            handle.write(new_token + "\n")
+        podman("kill", "--signal", "HUP", containers["headrace"])
+        deadline = time.monotonic() + 30
+        while metrics_status(port, new_token) != 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert metrics_status(port, new_token) == 200 and metrics_status(port, ADMIN_TOKEN) == 401
+
+        down = run_compose("down", timeout=180)  # as documented: keeps the named database volume only
+        down_done = down.returncode == 0
+        assert down_done, down.stderr[-2000:]
+        left = set(podman("volume", "ls", "--quiet").stdout.split()) - volumes_before
+        assert left == {f"{project}_postgres-data"}, left  # no anonymous volume
     finally:
-        # The containers with their anonymous volumes (the images declare VOLUMEs), then the rest.
         listed = podman("ps", "-aq", "--filter", f"label=io.podman.compose.project={project}", check=False)
         if listed.stdout.split():
-            podman("rm", "-f", "-v", *listed.stdout.split(), check=False)
-        down = run_compose("down", "-v", timeout=180)
-        assert down.returncode == 0, down.stderr[-2000:]
+            podman("rm", "-f", *listed.stdout.split(), check=False)
+        if not down_done:
+            run_compose("down", timeout=180)
+        podman("volume", "rm", "-f", f"{project}_postgres-data", check=False)

@@ -34,7 +34,7 @@ def dashboard_expressions() -> list[str]:
 def exported_names() -> set[str]:
     """Every sample name a headrace process exports, from a real render with a configured destination."""
     metrics = Metrics(clock=lambda: 0.0, settings=parse(CONFIG, environ={}))
-    text = metrics.render(QueueStats({("payments", "pending"): 1}, oldest_open_at=0.0, open_jobs=0))
+    text = metrics.render(QueueStats({("payments", "pending"): 1}, oldest_open_at=0.0, open_jobs=0), True, 0)
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
 
 
@@ -60,6 +60,33 @@ def test_every_expression_names_only_exported_metrics() -> None:
         "headrace_jobs_open",
     }
     assert any('outcome="failure"' in e and "headrace_jobs_total" in e for e in expressions)
+    # The store: search backlog, refusals because the store could not write, readiness, the SQLite WAL.
+    assert used >= {"headrace_search_pending", "headrace_ready", "headrace_store_wal_bytes"}
+    assert any("store_unavailable" in e and "headrace_events_rejected_total" in e for e in expressions)
+
+
+# Gauges read from the shared store: every instance reports the same number, so a sum over instances counts it
+# once per instance (10 pending shown as 20 with two). They are combined with max (readiness with min).
+STORE_GAUGES = (
+    "headrace_queue_depth",
+    "headrace_queue_oldest_age_seconds",
+    "headrace_jobs_open",
+    "headrace_search_pending",
+)
+
+
+def test_store_gauges_are_never_summed_over_instances() -> None:
+    for expr in dashboard_expressions():
+        for gauge in STORE_GAUGES:
+            if gauge in expr:
+                assert re.match(rf"^max( by \([a-z, ]+\) )?\({gauge}\{{", expr), expr
+
+
+def test_the_dashboard_declares_no_unused_inputs() -> None:
+    dashboard: dict[str, Any] = json.loads(DASHBOARD.read_text("utf-8"))
+    text = DASHBOARD.read_text("utf-8")
+    for declared in dashboard.get("__inputs", []):
+        assert "${" + declared["name"] + "}" in text, f"__inputs declares {declared['name']}, which nothing uses"
 
 
 def test_the_dashboard_is_importable_and_laid_out_without_overlaps() -> None:

@@ -26,6 +26,22 @@ def analyze() -> str:
     return path
 
 
+def test_reload_checks_the_config_before_it_signals(tmp_path: Path) -> None:
+    """The unit's first ExecReload, run as written (with this checkout's headrace and a config of its own, without
+    the secrets of the EnvironmentFile): 0 for a file that loads, non-zero (so no SIGHUP) for one that does not."""
+    check = service()["ExecReload"][0].split()
+    config = tmp_path / "headrace.toml"
+    command = [str(Path(sys.executable).with_name("headrace")), *check[1:-1], str(config)]
+    config.write_text(
+        '[server]\nlisten = "0.0.0.0:8787"\nadmin_token = "env:HEADRACE_ADMIN_TOKEN_UNSET_HERE"\n'
+        '[sources.dodo]\nsecrets = ["env:DODO_SECRET_UNSET_HERE"]\n'
+    )
+    assert subprocess.run(command, capture_output=True, timeout=60, check=False).returncode == 0
+    config.write_text(config.read_text() + "[sources.dodo]\n")  # a table twice: not valid TOML
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode != 0 and "not valid TOML" in refused.stderr
+
+
 def unit_here(tmp_path: Path) -> Path:
     """The unit with ExecStart pointing at this checkout's headrace (verify checks the binary exists)."""
     text = UNIT.read_text("utf-8")
@@ -83,7 +99,10 @@ def test_the_unit_is_hardened(tmp_path: Path) -> None:
 
 def test_reload_signals_the_main_process_and_stop_outlasts_shutdown_grace() -> None:
     values = service()
-    assert values["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert values["ExecReload"] == [
+        f"{INSTALLED} check --config-only -c /etc/headrace/headrace.toml",
+        "/bin/kill -HUP $MAINPID",
+    ]
     assert values["KillSignal"] == ["SIGTERM"]
     stop = parse_duration(values["TimeoutStopSec"][0])
     default_grace = parse_duration(ServerSettings().shutdown_grace)

@@ -179,3 +179,18 @@ def test_the_documented_pg_dump_and_pg_restore_keep_ids_and_the_deployment(pg_ds
     finally:
         with psycopg.connect(f"{admin} dbname=postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{restored}" WITH (FORCE)')
+
+
+def test_a_backup_is_no_more_readable_than_the_database(tmp_path: Path):
+    import os
+    import stat
+
+    db = tmp_path / "h.db"
+    asyncio.run(SQLiteStore(db).migrate())
+    db.chmod(0o600)  # as under the systemd unit's UMask=0077
+    old = os.umask(0o022)  # an operator's shell: new files 0644
+    try:
+        backup_sqlite(db, tmp_path / "copy.db")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "copy.db").stat().st_mode) == 0o600

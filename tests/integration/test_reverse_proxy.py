@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from headrace.config import Settings
 from headrace.proxy import client_address
 from tests.helpers import OTHER_SECRET, config_text, dodo_body, free_port, running_server, settings_for, signed_headers
 
@@ -103,13 +104,23 @@ def nginx(tmp_path: Path):
             process.kill()
 
 
+def self_signed_ok() -> ssl.SSLContext:
+    """The client side of the test's https: the proxy's certificate is self-signed."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def prefixed_settings(tmp_path: Path, upstream: int) -> Settings:
+    extra = 'base_path = "/hr"\ntrusted_proxies = ["127.0.0.1"]'
+    return settings_for(config_text(tmp_path / "h.db", upstream, admin_token=TOKEN, extra_server=extra), tmp_path)
+
+
 def test_console_api_and_ingest_through_nginx_under_a_prefix_over_https(tmp_path: Path, nginx):
     upstream = free_port()
-    extra = 'base_path = "/hr"\ntrusted_proxies = ["127.0.0.1"]'
-    settings = settings_for(config_text(tmp_path / "h.db", upstream, admin_token=TOKEN, extra_server=extra), tmp_path)
-    insecure = ssl.create_default_context()
-    insecure.check_hostname = False
-    insecure.verify_mode = ssl.CERT_NONE
+    settings = prefixed_settings(tmp_path, upstream)
+    insecure = self_signed_ok()
 
     async def main() -> None:
         async with running_server(settings):
@@ -201,8 +212,7 @@ def documented_caddy_site(front: int, upstream: int) -> str:
 @pytest.mark.skipif(CADDY is None, reason="needs caddy: apt-get install caddy (Debian)")
 def test_the_documented_caddy_site_keeps_the_prefix_and_the_client_address(tmp_path: Path):
     upstream, front = free_port(), free_port()
-    extra = 'base_path = "/hr"\ntrusted_proxies = ["127.0.0.1"]'
-    settings = settings_for(config_text(tmp_path / "h.db", upstream, admin_token=TOKEN, extra_server=extra), tmp_path)
+    settings = prefixed_settings(tmp_path, upstream)
     caddyfile = tmp_path / "Caddyfile"
     caddyfile.write_text("{\n    admin off\n}\n" + documented_caddy_site(front, upstream))
     env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
@@ -216,18 +226,9 @@ def test_the_documented_caddy_site_keeps_the_prefix_and_the_client_address(tmp_p
     async def main() -> None:
         async with running_server(settings):
             base = f"http://127.0.0.1:{front}"
-            deadline = time.time() + 15
             connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
             async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-                while True:
-                    try:
-                        async with http.get(f"{base}/hr/healthz") as response:
-                            if response.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    assert time.time() < deadline and caddy.poll() is None, "caddy did not start"
-                    await asyncio.sleep(0.1)
+                await caddy_answers(http, base, caddy)
                 async with http.get(f"{base}/hr/console/", allow_redirects=False) as response:
                     assert response.status == 303 and response.headers["Location"] == "/hr/console/login"
                 async with http.post(
@@ -251,3 +252,92 @@ def test_the_documented_caddy_site_keeps_the_prefix_and_the_client_address(tmp_p
             caddy.wait(10)
         except subprocess.TimeoutExpired:
             caddy.kill()
+
+
+async def caddy_answers(http: aiohttp.ClientSession, base: str, caddy: subprocess.Popen[bytes]) -> None:
+    """Wait until Caddy forwards to headrace (it takes a moment to start)."""
+    deadline = time.time() + 15
+    while True:
+        try:
+            async with http.get(f"{base}/hr/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        assert time.time() < deadline and caddy.poll() is None, "caddy did not start"
+        await asyncio.sleep(0.1)
+
+
+def _start_caddy(tmp_path: Path, site: str) -> subprocess.Popen[bytes]:
+    caddyfile = tmp_path / "Caddyfile"
+    caddyfile.write_text("{\n    admin off\n}\n" + site)
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    return subprocess.Popen(
+        [CADDY or "caddy", "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )  # stopped by the caller, by its pid
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+# A webhook URL pasted without the prefix (or any other path) must not be answered 2xx: Dodo counts any 2xx as
+# delivered, and the event would be lost without a trace.
+OUTSIDE_PATHS = ("/webhooks/dodo", "/", "/hr", "/other/webhooks/dodo", "/hrx/webhooks/dodo")
+
+
+@pytest.mark.skipif(CADDY is None, reason="needs caddy: apt-get install caddy (Debian)")
+def test_the_documented_caddy_site_answers_404_outside_the_prefix(tmp_path: Path):
+    upstream, front = free_port(), free_port()
+    settings = prefixed_settings(tmp_path, upstream)
+    caddy = _start_caddy(tmp_path, documented_caddy_site(front, upstream))
+
+    async def main() -> None:
+        async with running_server(settings):
+            base = f"http://127.0.0.1:{front}"
+            async with aiohttp.ClientSession() as http:
+                await caddy_answers(http, base, caddy)
+                body = dodo_body()
+                for path in OUTSIDE_PATHS:
+                    headers = signed_headers(body, "msg_outside")
+                    async with http.post(f"{base}{path}", data=body, headers=headers, allow_redirects=False) as r:
+                        assert r.status == 404, (path, r.status)
+                async with http.post(
+                    f"{base}/hr/webhooks/dodo", data=body, headers=signed_headers(body, "msg_in")
+                ) as r:
+                    assert r.status == 202
+
+    try:
+        asyncio.run(main())
+    finally:
+        _stop(caddy)
+
+
+def test_the_documented_nginx_block_answers_404_outside_the_prefix(tmp_path: Path, nginx):
+    upstream = free_port()
+    settings = prefixed_settings(tmp_path, upstream)
+    insecure = self_signed_ok()
+
+    async def main() -> None:
+        async with running_server(settings):
+            front = f"https://127.0.0.1:{nginx(upstream)}"
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=insecure)) as http:
+                body = dodo_body()
+                for path in OUTSIDE_PATHS:
+                    headers = signed_headers(body, "msg_outside")
+                    async with http.post(f"{front}{path}", data=body, headers=headers, allow_redirects=False) as r:
+                        # nginx sends the bare prefix to the location with its slash (301): not a 2xx either
+                        assert r.status == 404 or (path == "/hr" and r.status == 301), (path, r.status)
+                async with http.post(
+                    f"{front}/hr/webhooks/dodo", data=body, headers=signed_headers(body, "msg_in")
+                ) as r:
+                    assert r.status == 202
+
+    asyncio.run(main())

@@ -50,3 +50,13 @@ def test_the_operations_guide_names_every_restart_only_key():
     restart, _, reloadable = paragraph.partition("The other `[server]` keys")
     assert set(re.findall(r"`([a-z_]+)`", restart)) == set(RESTART_ONLY)
     assert set(re.findall(r"`([a-z_]+)`", reloadable)) == set(RELOADABLE)
+
+
+def test_a_reload_that_changes_nothing_says_so_and_why_that_may_be():
+    from headrace.reload import summarize
+
+    settings = parse(BASE, environ={})
+    summary = summarize(settings, parse(BASE, environ={}))
+    assert summary.startswith("no change") and "mount the config's folder" in summary
+    changed = parse(BASE + 'tolerance = "10m"\n', environ={})
+    assert summarize(settings, changed).startswith("sources changed: dodo")

@@ -1,9 +1,17 @@
 """Reading headrace.toml: TOML, then secret references, then validation; every problem becomes one
-ConfigError that names the file, the table and the key."""
+ConfigError that names the file, the table and the key.
+
+`need_secrets=False` is for the commands that only need the database (db status/migrate/prune/copy, backup, events,
+replay, `check --config-only`): on a systemd install the secrets live in the unit's EnvironmentFile, not in an
+operator's shell. A secret reference that cannot be resolved then becomes an `Unresolved` secret: a random value
+of the right form (so the rest of the file is validated as usual) that matches nothing — a process that used it
+would refuse every webhook and every token, never accept one. A secret that is set is checked as always."""
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,15 +27,29 @@ class ConfigError(Exception):
     """A config problem a person can fix: names the file, the key and what to do."""
 
 
-def _resolve_secrets(raw: dict[str, Any], environ: Mapping[str, str], base_dir: Path) -> None:
-    """Replace secret strings (env:/file: references or literals) by Secret objects, naming the key on error."""
+class Unresolved(Secret):
+    """A secret reference this command did not need and could not resolve (see the module docstring)."""
 
-    def convert(value: Any, where: str) -> Secret:
+    __slots__ = ("reference",)
+
+    def __init__(self, reference: str, signing: bool) -> None:
+        random = "whsec_" + base64.b64encode(os.urandom(32)).decode() if signing else secrets.token_urlsafe(32)
+        super().__init__(random)
+        self.reference = reference
+
+
+def _resolve_secrets(raw: dict[str, Any], environ: Mapping[str, str], base_dir: Path, *, needed: bool) -> None:
+    """Replace secret strings (env:/file: references or literals) by Secret objects, naming the key on error;
+    unless `needed`, a reference that cannot be resolved becomes `Unresolved`."""
+
+    def convert(value: Any, where: str, signing: bool = False) -> Secret:
         if not isinstance(value, str):
             raise ConfigError(f'{where}: expected a string such as "env:NAME"')
         try:
             return Secret(_resolve(value, environ, base_dir))
         except ValueError as exc:
+            if not needed and value.startswith(("env:", "file:")):
+                return Unresolved(value, signing)
             raise ConfigError(f"{where}: {exc}") from None
 
     server = raw.get("server")
@@ -47,7 +69,8 @@ def _resolve_secrets(raw: dict[str, Any], environ: Mapping[str, str], base_dir: 
     for name, source in (raw.get("sources") or {}).items():
         if isinstance(source, dict) and isinstance(source.get("secrets"), list):
             source["secrets"] = [
-                convert(item, f"[sources.{name}] secrets[{index}]") for index, item in enumerate(source["secrets"])
+                convert(item, f"[sources.{name}] secrets[{index}]", signing=True)
+                for index, item in enumerate(source["secrets"])
             ]
     for name, dest in (raw.get("destinations") or {}).items():
         if not isinstance(dest, dict):
@@ -79,13 +102,15 @@ def parse(
     origin: str = "headrace.toml",
     environ: Mapping[str, str] | None = None,
     base_dir: Path | None = None,
+    need_secrets: bool = True,
 ) -> Settings:
+    """The settings `text` holds; `need_secrets=False`: see the module docstring."""
     environ = os.environ if environ is None else environ
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin}: not valid TOML: {exc}") from None
-    _resolve_secrets(raw, environ, base_dir or Path("."))
+    _resolve_secrets(raw, environ, base_dir or Path("."), needed=need_secrets)
     raw["base_dir"] = base_dir or Path(".")
     try:
         return Settings.model_validate(raw)
@@ -101,10 +126,19 @@ def parse(
         raise ConfigError(f"{origin} has {len(lines)} problem(s):\n" + "\n".join(lines)) from None
 
 
-def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+def load(path: str | Path, environ: Mapping[str, str] | None = None, *, need_secrets: bool = True) -> Settings:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file; create one with `headrace init -c {path}`") from None
-    return parse(text, origin=str(path), environ=environ, base_dir=path.resolve().parent)
+    return parse(text, origin=str(path), environ=environ, base_dir=path.resolve().parent, need_secrets=need_secrets)
+
+
+def unresolved_references(settings: Settings) -> list[str]:
+    """Where the file names a secret this process could not resolve (only with need_secrets=False): the key and
+    the reference (`env:NAME`, `file:PATH`), never a value."""
+    found = [("[server] admin_token", t) for t in settings.server.admin_token]
+    found += [(f"[sources.{name}] secrets", t) for name, source in settings.sources.items() for t in source.secrets]
+    found += [(f"[destinations.{name}] token", d.token) for name, d in settings.destinations.items() if d.token]
+    return [f"{key} ({secret.reference})" for key, secret in found if isinstance(secret, Unresolved)]

@@ -24,8 +24,10 @@ from headrace.config.limits import (
     _Strict,
     _within,
 )
+from headrace.config.placeholders import is_placeholder
 from headrace.config.secret import Secret, strength_bits
 from headrace.durations import parse_duration
+from headrace.store.sqlite_io import WAL_LIMIT
 
 MIN_ADMIN_TOKEN = 16
 MIN_ADMIN_TOKEN_BITS = 64  # secret.strength_bits: 16 random hex characters score 82, password12345678 about 16
@@ -45,7 +47,10 @@ class ServerSettings(_Strict):
     listen: str = Field("127.0.0.1:8787", description="Address and port the HTTP server binds, HOST:PORT.")
     database: str = Field(
         "sqlite:///headrace.db",
-        description="Where events are stored: sqlite:///PATH (embedded, default) or postgresql://USER@HOST/DB.",
+        description="Where events are stored: SQLite (embedded, default) or postgresql://USER@HOST/DB. "
+        "sqlite:////var/lib/headrace/headrace.db (four slashes) is an absolute path; sqlite:///headrace.db or "
+        "sqlite:///./data/headrace.db (three) is relative to the config file's folder; sqlite:///data/h.db is "
+        "refused as ambiguous, naming both.",
     )
     admin_token: tuple[Secret, ...] = Field(
         (),
@@ -127,6 +132,19 @@ class ServerSettings(_Strict):
     )
     body_limit: int = Field(
         1_048_576, description="Largest accepted webhook body in bytes (1024 to 67108864); larger gets 413."
+    )
+    wal_limit: int = Field(
+        WAL_LIMIT,
+        ge=64 * 1024 * 1024,
+        le=1024**4,
+        description="SQLite only: largest write-ahead log (PATH-wal) in bytes before new webhooks are refused with "
+        "503 + Retry-After (nothing stored, Dodo retries). It only grows past 16 MiB while another process holds "
+        "a read open (sqlite3, .backup); 67108864 (64 MiB) or more. Read at start.",
+    )
+    access_log: bool = Field(
+        False,
+        description="Log one line per request to the API, the console, /metrics and the health probes: method, "
+        "path, status, time, client. Never webhooks (logged as events) and never a query string or a header.",
     )
     log_format: Literal["text", "json"] = Field("text", description="Log line format: text or json.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe level logged.")
@@ -217,6 +235,10 @@ class ServerSettings(_Strict):
         for index, secret in enumerate(value):
             token = secret.reveal()
             which = f"token #{index + 1} is " if len(value) > 1 else ""
+            if is_placeholder(token):
+                raise ValueError(
+                    f"{which or 'is '}an example's placeholder, known to anyone: generate one with: {KEYGEN_COMMAND}"
+                )
             if len(token) < MIN_ADMIN_TOKEN or len(set(token)) < 8 or not token.isprintable() or " " in token:
                 raise ValueError(
                     f"{which}too short or too plain ({len(token)} characters): use at least {MIN_ADMIN_TOKEN} "

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from headrace.config.database import SQLITE_PREFIX, sqlite_file
 from headrace.config.destinations import DestinationSettings
 from headrace.config.limits import _Strict
 from headrace.config.server import KEYGEN_COMMAND, ServerSettings
@@ -33,6 +34,11 @@ class Settings(_Strict):
             if dest.source not in self.sources:
                 known = ", ".join(sorted(self.sources)) or "none defined"
                 raise ValueError(f"[destinations.{name}] source = {dest.source!r} is not a [sources.NAME] ({known})")
+        if self.server.database.startswith(SQLITE_PREFIX):
+            try:
+                sqlite_file(self.server.database, self.base_dir)
+            except ValueError as exc:
+                raise ValueError(f"[server] database = {exc}") from None
         if not self.server.admin_token and not self.server.is_loopback():
             raise ValueError(
                 f"[server] listen = {self.server.listen!r} is not loopback: "
@@ -60,7 +66,6 @@ class Settings(_Strict):
 
     @property
     def sqlite_path(self) -> Path | None:
-        if not self.server.database.startswith("sqlite:///"):
+        if not self.server.database.startswith(SQLITE_PREFIX):
             return None
-        path = Path(self.server.database.removeprefix("sqlite:///"))
-        return path if path.is_absolute() else self.base_dir / path
+        return sqlite_file(self.server.database, self.base_dir)

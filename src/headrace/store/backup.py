@@ -17,6 +17,7 @@ from pathlib import Path
 
 from headrace.store.base import StoreError
 from headrace.store.queries import load
+from headrace.store.schema import known_version
 from headrace.store.sqlite_io import connect, schema_version
 
 
@@ -37,6 +38,8 @@ def backup_sqlite(source: Path, target: Path) -> BackupReport:
         raise StoreError(f"{target} already exists: choose a new file name (a backup never overwrites)")
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
+    # Created with the database's permissions (the umask may only narrow them): a backup holds the same events.
+    os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, source.stat().st_mode & 0o666))
     try:
         src = connect(source, readonly=True)
         try:
@@ -70,7 +73,8 @@ def _check(conn: sqlite3.Connection, source: Path, target: Path) -> BackupReport
     q = load("sqlite")
     version = schema_version(conn)
     deployment = conn.execute(q["deployment_id"]).fetchone() if version >= 3 else None
-    counts = dict(conn.execute(q["table_counts"]).fetchone())
+    # An older schema (a backup before an upgrade) lacks tables this release counts: its rows are not counted.
+    counts = dict(conn.execute(q["table_counts"]).fetchone()) if version >= known_version("sqlite") else {}
     return BackupReport(source, target, version, None if deployment is None else str(deployment[0]), counts, 0)
 
 

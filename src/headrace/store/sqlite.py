@@ -1,7 +1,8 @@
 """The embedded store: one SQLite file in WAL mode with synchronous=FULL and group commit.
 
-The connection machinery (group-commit writer, reader thread, migrations) is in `sqlite_io`; the
-operations are `core.SQLStore`'s. This module only runs their steps on a sqlite3 connection.
+The connection machinery (group-commit writer, reader thread, WAL keeper, migrations) is in `sqlite_io`; the
+operations are `core.SQLStore`'s. This module only runs their steps on a sqlite3 connection, and refuses the
+writes that outside traffic or housekeeping bring while the WAL is over `wal_limit` (see `GROWING`).
 """
 
 from __future__ import annotations
@@ -12,28 +13,38 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from headrace.store.base import StoreError
+from headrace.store import programs
+from headrace.store.base import StoreError, StoreUnavailable
 from headrace.store.core import MakeProgram, SQLStore
 from headrace.store.programs import Step, drive
 from headrace.store.queries import load
 from headrace.store.schema import SchemaStatus, known_version, pending
 from headrace.store.sqlite_file import FileIdentity, check_missing, marker_path, write_marker
-from headrace.store.sqlite_io import LoopWriter, Reader, connect, schema_version
+from headrace.store.sqlite_io import WAL_LIMIT, LoopWriter, Reader, WalKeeper, connect, schema_version, wal_bytes
 from headrace.store.sqlite_io import migrate as migrate_schema
 
 T = TypeVar("T")
+
+# Writes whose amount has no bound of its own: new webhooks, and housekeeping that can rewrite much of the
+# file (retention, search indexing). While a reader pins the WAL past `wal_limit` these are refused with
+# StoreUnavailable (ingest answers 503 + Retry-After, nothing of the event stored; retention and the indexer
+# try again later), so the WAL cannot fill the disk. The worker's and the tracker's writes go on: they are
+# bounded by the events already accepted, and an accepted event must reach its destination.
+GROWING = frozenset({programs.ingest, programs.prune_events, programs.prune_rejections, programs.index_pending})
 
 
 class SQLiteStore(SQLStore):
     dialect = "sqlite"
 
-    def __init__(self, path: Path, *, replace_missing: bool = False) -> None:
+    def __init__(self, path: Path, *, replace_missing: bool = False, wal_limit: int = WAL_LIMIT) -> None:
         self.path = path
+        self.wal_limit = wal_limit
         self.replace_missing = replace_missing  # see sqlite_file.check_missing
         self.deployment_id: str | None = None
         self._q = load("sqlite")
         self._writer: LoopWriter | None = None
         self._reader: Reader | None = None
+        self._keeper: WalKeeper | None = None
 
     @property
     def where(self) -> str:
@@ -49,6 +60,11 @@ class SQLiteStore(SQLStore):
         self._writer = LoopWriter(self.path, FileIdentity(self.path).check)
         self._reader = Reader(self.path)
         self._reader.start_and_wait()
+        try:
+            self._keeper = WalKeeper(self.path)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        self._keeper.start()
 
     def _migrate(self, *, allow: bool) -> None:
         if allow:
@@ -100,7 +116,10 @@ class SQLiteStore(SQLStore):
         if self._reader is not None:
             self._reader.stop()
             await asyncio.to_thread(self._reader.join, 10)
-        self._writer = self._reader = None
+        if self._keeper is not None:
+            self._keeper.stop()
+            await asyncio.to_thread(self._keeper.join, 10)
+        self._writer = self._reader = self._keeper = None
 
     def describe(self) -> dict[str, Any]:
         writer = self._writer
@@ -109,6 +128,7 @@ class SQLiteStore(SQLStore):
             "path": str(self.path),
             "commits": writer.batches if writer else 0,
             "writes": writer.ops if writer else 0,
+            "wal_bytes": wal_bytes(self.path),
         }
 
     def _op(self, make: MakeProgram[T], args: tuple[Any, ...]) -> Any:
@@ -135,6 +155,13 @@ class SQLiteStore(SQLStore):
     async def _write(self, make: MakeProgram[T], *args: Any) -> T:
         if self._writer is None:
             raise StoreError("the store is not open")
+        if make in GROWING and (size := wal_bytes(self.path)) > self.wal_limit:
+            raise StoreUnavailable(
+                f"the write-ahead log {self.path}-wal is {size / 1048576:.0f} MiB, over [server] wal_limit "
+                f"({self.wal_limit / 1048576:.0f} MiB): a long read transaction of another process (sqlite3, "
+                "a .backup, a slow query) keeps it from being checkpointed; new webhooks (503), retention and "
+                "search indexing wait until it ends"
+            )
         result: T = await self._writer.submit(self._op(make, args))
         return result
 

@@ -7,11 +7,22 @@ the disk, runs on a helper thread. Writes that arrive while a COMMIT is under wa
 form the next batch: one fsync for a whole batch of concurrent ingests, and no thread hop per
 statement. A caller's future resolves only after the COMMIT that made its write durable.
 Reads use a second connection on their own thread (WAL lets them run beside the writer).
+
+The write-ahead log: SQLite appends every committed page to `PATH-wal` and copies them back into the database
+(a checkpoint) after each commit that leaves it over 1,000 pages; it starts the WAL over once every frame is
+copied and no reader still needs one. A read transaction that stays open (an interactive `sqlite3`, `.backup`,
+a slow query of another process) pins the frames written after it began: nothing can start the WAL over, so it
+grows with every write for as long as that reader stays, and SQLite never shrinks the file by itself. Hence
+JOURNAL_SIZE_LIMIT on every connection (the file is cut back to it whenever the WAL starts over) and
+`WalKeeper`, which cuts it to nothing once the reader has gone, traffic or not. The store refuses new traffic
+past `[server] wal_limit` (sqlite.SQLiteStore) so the file cannot fill the disk meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import queue
 import sqlite3
 import threading
@@ -33,6 +44,12 @@ _STOP = object()
 # query once its indexes outgrow 2 MiB.
 CACHE_KIB = 32 * 1024
 MMAP_BYTES = 256 * 1024 * 1024
+# The WAL file is cut back to this size whenever the WAL starts over (SQLite leaves it at its largest otherwise).
+JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
+# The default of [server] wal_limit: past it the store refuses new traffic (sqlite.GROWING).
+WAL_LIMIT = 1024 * 1024 * 1024
+# WalKeeper looks at the WAL this often (seconds).
+WAL_CHECK_INTERVAL = 1.0
 
 
 def connect(path: Path, *, readonly: bool = False, busy_timeout_ms: int = 30000) -> sqlite3.Connection:
@@ -45,7 +62,91 @@ def connect(path: Path, *, readonly: bool = False, busy_timeout_ms: int = 30000)
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+    conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
     return conn
+
+
+def wal_path(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
+
+
+def wal_bytes(path: Path) -> int:
+    """The size of the database's WAL file now (0 when there is none). Asked before every ingest write: the name
+    is `wal_path`'s spelled as a string (Path.with_name cost more than the stat itself)."""
+    try:
+        return os.stat(f"{path}-wal").st_size
+    except FileNotFoundError:
+        return 0
+
+
+def checkpoint(conn: sqlite3.Connection) -> bool:
+    """Copy what the WAL holds into the database and, unless a reader still needs part of it or a write is under
+    way, truncate the WAL file to nothing; True when it was truncated. Never waits for a lock: first a passive
+    checkpoint (no lock held: the long copy does not hold up writers), then TRUNCATE, which finds little left
+    to copy and, with the connection's busy timeout at 0, gives up at once when it would have to wait."""
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    try:
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    except sqlite3.OperationalError:  # locked or busy: try again later
+        return False
+    return not busy
+
+
+def file_facts(path: Path) -> dict[str, int]:
+    """The database file's size, its pages and how many are free (left by deletes: reused by new rows, given
+    back to the disk only by `vacuum`), and the WAL's size; read-only, any time."""
+    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        page_size, pages, free = (int(conn.execute(f"PRAGMA {name}").fetchone()[0]) for name in PAGE_PRAGMAS)
+    finally:
+        conn.close()
+    return {
+        "file_bytes": os.stat(path).st_size,
+        "page_size": page_size,
+        "pages": pages,
+        "free_pages": free,
+        "wal_bytes": wal_bytes(path),
+    }
+
+
+PAGE_PRAGMAS = ("page_size", "page_count", "freelist_count")
+
+
+def vacuum(path: Path) -> None:
+    """Rewrite the database without its free pages (VACUUM), then truncate the WAL it went through. Writes of
+    other processes wait meanwhile; a reader that stays keeps the WAL at the database's size until it goes."""
+    conn = connect(path)
+    try:
+        conn.execute("VACUUM")
+        checkpoint(conn)
+    finally:
+        conn.close()
+
+
+class WalKeeper(threading.Thread):
+    """Every WAL_CHECK_INTERVAL seconds, when the WAL file is over JOURNAL_SIZE_LIMIT (it only gets there while
+    a reader held it), checkpoints it back to nothing on a connection of its own that never waits for a lock
+    (`checkpoint`). So the file shrinks as soon as the reader goes, even when no write comes to start it over."""
+
+    def __init__(self, path: Path, interval: float = WAL_CHECK_INTERVAL) -> None:
+        super().__init__(name="headrace-sqlite-wal", daemon=True)
+        self._path = path
+        self._interval = interval
+        self._halt = threading.Event()
+        # Opened now, with the store: never later, when it could create an empty database in a deleted one's place.
+        self._conn = connect(path, readonly=True, busy_timeout_ms=0)
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def run(self) -> None:
+        try:
+            while not self._halt.wait(self._interval):
+                if wal_bytes(self._path) > JOURNAL_SIZE_LIMIT:
+                    with contextlib.suppress(sqlite3.Error):  # a full disk, a deleted file: ingest and readiness say so
+                        checkpoint(self._conn)
+        finally:
+            self._conn.close()
 
 
 class LoopWriter:
