@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from headrace.cli_shared import UsageError, new_event_loop
 
@@ -46,6 +47,14 @@ def add_dev_dodo_options(p: argparse.ArgumentParser) -> None:
     emit.add_argument("--url", default=DEV_DODO_URL, help="the stand-in's base URL (default %(default)s)")
     emit.add_argument("--object-id", help="about this stored object (default: a new one from the sample)")
     emit.set_defaults(func=cmd_dev_dodo_emit)
+    seed = actions.add_parser("seed", help="store objects in a running stand-in, with no webhook (for reconcile)")
+    seed.add_argument("kind", metavar="KIND", help="payments, refunds, disputes, subscriptions, license_keys, payouts")
+    seed.add_argument("--count", type=int, default=1, help=f"how many (1 to {SEED_MAX}, default 1)")
+    seed.add_argument("--created-at", metavar="TIME", help="RFC 3339 creation time (default now)")
+    seed.add_argument("--event-type", help="start from this type's sample, e.g. payment.failed (default the kind's)")
+    seed.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="a field's value (repeatable)")
+    seed.add_argument("--url", default=DEV_DODO_URL, help="the stand-in's base URL (default %(default)s)")
+    seed.set_defaults(func=cmd_dev_dodo_seed)
 
 
 def cmd_dev_dodo(args: argparse.Namespace) -> int:
@@ -69,6 +78,26 @@ def cmd_dev_dodo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _control(url: str, path: str, body: dict[str, Any]) -> Any:
+    """POST `body` to the running stand-in's control endpoint `path`; its JSON answer, or a UsageError."""
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--url {url!r}: the stand-in's base URL, e.g. {DEV_DODO_URL}")
+    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
+        url.rstrip("/") + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")[:500]
+        raise UsageError(f"the stand-in at {url} refused: HTTP {exc.code} {detail}") from None
+    except urllib.error.URLError as exc:
+        raise UsageError(f"cannot reach the stand-in at {url} ({exc.reason}); start it: headrace dev dodo") from None
+
+
 def cmd_dev_dodo_emit(args: argparse.Namespace) -> int:
     from headrace import samples
 
@@ -77,25 +106,7 @@ def cmd_dev_dodo_emit(args: argparse.Namespace) -> int:
             samples.path(args.event_type)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    if not args.url.startswith(("http://", "https://")):
-        raise UsageError(f"--url {args.url!r}: the stand-in's base URL, e.g. {DEV_DODO_URL}")
-    body = {"type": args.event_type, "object_id": args.object_id}
-    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
-        args.url.rstrip("/") + "/_standin/emit",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            answer = json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", "replace")[:500]
-        raise UsageError(f"the stand-in at {args.url} refused: HTTP {exc.code} {detail}") from None
-    except urllib.error.URLError as exc:
-        raise UsageError(
-            f"cannot reach the stand-in at {args.url} ({exc.reason}); start it: headrace dev dodo"
-        ) from None
+    answer = _control(args.url, "/_standin/emit", {"type": args.event_type, "object_id": args.object_id})
     deliveries = answer.get("deliveries", [])
     if not deliveries:
         print(f"{args.event_type}: no enabled endpoint is subscribed to it (register one: headrace connect dodo)")
@@ -106,6 +117,35 @@ def cmd_dev_dodo_emit(args: argparse.Namespace) -> int:
         print(f"{d['event_type']} webhook-id {d['webhook_id']} -> {d['url']}: {outcome}")
         ok = ok and d["status"] is not None and 200 <= d["status"] < 300
     return 0 if ok else 1
+
+
+SEED_MAX = 1000  # objects one `seed` makes
+
+
+def cmd_dev_dodo_seed(args: argparse.Namespace) -> int:
+    """Store objects in a running stand-in without sending a webhook: what Dodo holds while headrace was down."""
+    from headrace.dodo.kinds import KINDS
+
+    if args.kind not in KINDS:
+        raise UsageError(f"{args.kind!r}: one of {', '.join(KINDS)}")
+    if not 1 <= args.count <= SEED_MAX:
+        raise UsageError(f"--count {args.count}: between 1 and {SEED_MAX}")
+    fields: dict[str, Any] = {}
+    for spec in args.set:
+        key, sep, value = spec.partition("=")
+        if not sep or not key:
+            raise UsageError(f'--set {spec!r}: write KEY=JSON, e.g. status="failed" or total_amount=1500')
+        try:
+            fields[key] = json.loads(value)
+        except ValueError:
+            fields[key] = value  # a bare word is a string: status=failed
+    if args.created_at:
+        fields["created_at"] = args.created_at
+    path = f"/_standin/objects/{args.kind}" + (f"?event_type={quote(args.event_type)}" if args.event_type else "")
+    for _ in range(args.count):
+        record = _control(args.url, path, fields)
+        print(f"{args.kind} {record[KINDS[args.kind].id_field]} created_at {record['created_at']}")
+    return 0
 
 
 # ---- connect dodo --------------------------------------------------------------------------------------

@@ -38,13 +38,17 @@ class Supervisor:
         self.longest = longest
         self.restarts: dict[str, int] = {}  # loop name -> times it raised and was started again
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancelled: set[str] = set()  # loops cancelled at the stop instead of awaited
 
-    def start(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
-        """Run `loop()` (a coroutine that returns once `stop` is set) under watch, as `name` in the logs."""
+    def start(self, name: str, loop: Callable[[], Awaitable[None]], *, cancel_at_stop: bool = False) -> None:
+        """Run `loop()` (a coroutine that returns once `stop` is set) under watch, as `name` in the logs; with
+        `cancel_at_stop`, a round under way is cancelled at the stop instead of awaited."""
         if name in self._tasks:
             raise ValueError(f"a background loop named {name!r} runs already")
         self.restarts[name] = 0
         self._tasks[name] = asyncio.create_task(self._watch(name, loop), name=f"headrace {name}")
+        if cancel_at_stop:
+            self._cancelled.add(name)
 
     async def _watch(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         delay = self.first
@@ -64,6 +68,10 @@ class Supervisor:
             delay = min(delay * 2, self.longest)
 
     async def wait(self) -> None:
-        """After `stop` is set: each loop's last round, in the order they were started."""
-        for task in self._tasks.values():
-            await task
+        """After `stop` is set: each loop's last round, in the order they were started (those started with
+        `cancel_at_stop` are cancelled)."""
+        for name, task in self._tasks.items():
+            if name in self._cancelled:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

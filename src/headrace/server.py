@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
-from headrace import access_log, console, indexer, listener, outages, periodic, pidfile, proxy, retention
+from headrace import access_log, console, indexer, listener, outages, periodic, pidfile, proxy, reconciling, retention
 from headrace.access import APP_KEY, THROTTLE_KEY, bearer, bearer_only, matching_token, record_failure, throttled
 from headrace.api import routes as api_routes
 from headrace.app import App
@@ -215,6 +215,12 @@ async def serve(
         # the indexer ends after the round under way; what is still queued is indexed at the next start
         loops.start("search indexer", lambda: indexer.run(app.store, stop, busy=app.ingestor.busy))
         loops.start("alive record", lambda: outages.stay_alive(app.store, stop, app.clock))  # a last beat at stop
+        # a reconcile pass under way is cancelled at the stop, between two stores; the next start does it again
+        loops.start(
+            "scheduled reconcile",
+            lambda: reconciling.run(app.store, lambda: app.settings, stop, app.clock),
+            cancel_at_stop=True,
+        )
         await stop.wait()
         log.info("shutting down: no new webhooks; finishing in-flight deliveries")
         listening.close()  # stop accepting; requests already inside finish their commit

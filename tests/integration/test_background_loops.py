@@ -94,3 +94,25 @@ def test_serve_shuts_down_whole_when_a_loop_raises_on_its_last_round(
         asyncio.run(main())
     messages = [r.getMessage() for r in caplog.records]
     assert "background loop refusal flusher failed while stopping" in messages
+
+
+def test_a_loop_started_with_cancel_at_stop_is_cancelled_not_awaited() -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        cancelled = asyncio.Event()
+
+        async def long_pass() -> None:  # a scheduled reconcile in the middle of a pass: it does not look at stop
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+
+        loops = periodic.Supervisor(stop)
+        loops.start("reconcile", long_pass, cancel_at_stop=True)
+        await asyncio.sleep(0)  # let it start
+        stop.set()
+        await asyncio.wait_for(loops.wait(), 5)
+        assert cancelled.is_set() and loops.restarts == {"reconcile": 0}
+
+    asyncio.run(main())

@@ -26,6 +26,7 @@ from dodopayments.types.payment_list_response import PaymentListResponse  # noqa
 from dodopayments.types.payout_list_response import PayoutListResponse  # noqa: E402
 from dodopayments.types.refund_list_item import RefundListItem  # noqa: E402
 from dodopayments.types.subscription_list_response import SubscriptionListResponse  # noqa: E402
+from dodopayments.types.webhooks.header_retrieve_response import HeaderRetrieveResponse  # noqa: E402
 
 from headrace import samples  # noqa: E402
 from headrace.dodo.kinds import KINDS  # noqa: E402
@@ -97,6 +98,16 @@ def test_webhook_endpoints_create_list_retrieve_update_secret(sdk: Any, standin:
     updated = sdk.webhooks.update(created.id, disabled=True, description="changed")
     assert updated.disabled is True and updated.description == "changed"
     assert updated.filter_types == ["payment.succeeded", "refund.succeeded"], "PATCH leaves what it is not given"
+
+    sdk.webhooks.headers.update(created.id, headers={"X-Team": "billing"})
+    sdk.webhooks.headers.update(created.id, headers={"X-Env": "test"})
+    raw_headers = sdk.webhooks.headers.with_raw_response.retrieve(created.id).json()
+    exactly(HeaderRetrieveResponse, raw_headers)
+    assert raw_headers["headers"] == {"X-Team": "billing", "X-Env": "test"}, "PATCH adds, keeps the others"
+    sdk.webhooks.delete(created.id)
+    with pytest.raises(dodopayments.NotFoundError):
+        sdk.webhooks.retrieve(created.id)
+    created = sdk.webhooks.create(url="https://hooks.example.com/webhooks/dodo", headers={"X-Team": "billing"})
 
     secret = sdk.webhooks.retrieve_secret(created.id)
     assert secret.secret.startswith("whsec_")
@@ -224,12 +235,14 @@ def test_emit_signs_with_each_endpoints_secret_and_honours_filters(receiver: Rec
 
     state = StandinState()
     with running_standin(state) as standin:
-        everything, _ = state.add_endpoint(receiver.url)  # no filter_types: every type
+        everything, _ = state.add_endpoint(receiver.url, headers={"X-Team": "billing"})  # no filter_types: all
         payments, _ = state.add_endpoint(receiver.url + "?p", filter_types=["payment.succeeded"])
         state.add_endpoint(receiver.url + "?off", disabled=True)
         state.add_endpoint(receiver.url + "?refunds", filter_types=["refund.succeeded"])
         deliveries = standin.emit("payment.succeeded")
         assert sorted(d.endpoint_id for d in deliveries) == sorted([everything.id, payments.id])
+        sent_headers = {d.endpoint_id: h for (h, _), d in zip(receiver.received, deliveries, strict=True)}
+        assert sent_headers[everything.id]["x-team"] == "billing" and "x-team" not in sent_headers[payments.id]
         assert all(d.status == 204 for d in deliveries)
         assert len({d.webhook_id for d in deliveries}) == 1, "one message, one webhook-id, as Svix sends"
         sdk = dodopayments.DodoPayments(bearer_token="x", base_url=standin.url)
@@ -281,6 +294,8 @@ def test_control_endpoints_seed_update_fault_rotate_and_emit(receiver: Receiver)
         assert status == 200 and changed["status"] == "failed"
         assert call(f"{base}/_standin/objects/refunds/nope", {}, "PATCH")[0] == 404
         assert call(f"{base}/_standin/objects/customers", {})[0] == 400
+        assert call(f"{base}/_standin/objects/refunds", ["not an object"])[0] == 400
+        assert call(f"{base}/_standin/faults", {"status": "x", "nonsense": 1})[0] == 400
         assert call(f"{base}/_standin/objects/refunds", {"created_at": "yesterday"})[0] == 400
         assert call(f"{base}/_standin/faults", {"status": 503, "method": "GET"})[0] == 200
         client = dodopayments.DodoPayments(bearer_token=DEFAULT_API_KEY, base_url=standin.url, max_retries=0)

@@ -97,3 +97,31 @@ def test_emit_about_a_missing_object_is_refused() -> None:
 def test_dev_dodo_refuses_a_bad_listen(listen: str) -> None:
     done = headrace("dev", "dodo", "--listen", listen)
     assert done.returncode == 2 and "--listen" in done.stderr
+
+
+def test_seed_stores_objects_without_a_webhook() -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with process("dev", "dodo", "--listen", f"127.0.0.1:{port}", port=port):
+        done = headrace("dev", "dodo", "seed", "payments", "--count", "3", "--created-at", "2026-12-01T10:00:00Z",
+                        "--event-type", "payment.failed", "--set", "total_amount=1500", "--url", url)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        ids = [line.split()[1] for line in done.stdout.splitlines()]
+        assert len(ids) == 3 and all(i.startswith("pay_") for i in ids)
+        request = urllib.request.Request(
+            f"{url}/payments?page_size=100", headers={"Authorization": f"Bearer {DEFAULT_API_KEY}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            items = json.loads(response.read())["items"]
+        assert sorted(i["payment_id"] for i in items) == sorted(ids)
+        assert {(i["status"], i["total_amount"], i["created_at"]) for i in items} == {
+            ("failed", 1500, "2026-12-01T10:00:00Z")
+        }
+        wrong = headrace("dev", "dodo", "seed", "payments", "--event-type", "refund.succeeded", "--url", url)
+        assert wrong.returncode == 2 and "not an event about payments" in wrong.stderr
+        for bad, words in ((["--count", "0"], "between 1 and 1000"), (["--count", "1001"], "between 1 and 1000"),
+                           (["--set", "=1"], "KEY=JSON"), (["--created-at", "soon"], "RFC 3339")):  # fmt: skip
+            done = headrace("dev", "dodo", "seed", "refunds", *bad, "--url", url)
+            assert done.returncode == 2 and words in done.stderr, done.stderr
+        unknown = headrace("dev", "dodo", "seed", "customers", "--url", url)
+        assert unknown.returncode == 2 and "one of payments" in unknown.stderr

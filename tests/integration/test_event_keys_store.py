@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,38 +17,13 @@ from headrace.outages import RETRY_WINDOW, Outage, find
 from headrace.store.base import Store
 from headrace.store.queries import migrations
 from headrace.store.sqlite import SQLiteStore
+from tests.integration import test_store_contract as contract
+
+make_store = contract.make_store  # the contract suite's fixture: SQLite and PostgreSQL
+run = contract.run
 
 TARGET = "http://127.0.0.1:8000/api/w/acme"
 ROUTES = [Route("payments", TARGET)]
-
-
-def _postgres(request: pytest.FixtureRequest, tmp: Path) -> Store:
-    from headrace.store.postgres import PostgresStore
-
-    return PostgresStore(request.getfixturevalue("pg_dsn"))
-
-
-FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], Store]] = {
-    "sqlite": lambda request, tmp: SQLiteStore(tmp / "keys.db"),
-    "postgres": _postgres,
-}
-
-
-@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
-    return lambda: FACTORIES[request.param](request, tmp_path)
-
-
-def run(make: Callable[[], Store], scenario: Callable[[Store], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        store = make()
-        await store.open()
-        try:
-            return await scenario(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
 
 
 def body(event_type: str, **data: Any) -> bytes:
@@ -242,3 +216,34 @@ def test_the_postgresql_migration_keys_old_rows(pg_dsn: str):
 
     shown = asyncio.run(scenario())
     assert (shown.event_key, shown.origin) == ("payment.succeeded:pay_1", "dodo")
+
+
+def test_concurrent_ingests_keep_origin_key_and_late_copies(make_store):
+    """On PostgreSQL concurrent ingests go out as one batch (group commit, bulk.sql's insert_event): every
+    column of the event must go with it."""
+
+    async def scenario(store: Store) -> None:
+        bodies = [body("payment.succeeded", payment_id=f"pay_{i}") for i in range(20)]
+        recon = await asyncio.gather(
+            *(
+                store.ingest(event(f"hr_recon_{i}", raw, 1000.0, origin="reconcile", occurred=500.0), ROUTES)
+                for i, raw in enumerate(bodies)
+            )
+        )
+        fresh = [body("payment.succeeded", payment_id=f"pay_new_{i}") for i in range(5)]  # no twin: delivered
+        late = await asyncio.gather(
+            *(store.ingest(event(f"msg_{i}", raw, 2000.0, occurred=500.0), ROUTES) for i, raw in enumerate(bodies)),
+            *(store.ingest(event(f"msg_new_{i}", raw, 2000.0, occurred=500.0), ROUTES) for i, raw in enumerate(fresh)),
+        )
+        assert [r.deliveries for r in recon] == [1] * 20
+        assert [(r.deliveries, r.duplicate_of) for r in late] == [(0, r.event_id) for r in recon] + [(1, None)] * 5
+        for i in (0, 19):
+            shown = await store.get_event(f"hr_recon_{i}")
+            assert shown is not None and (shown.origin, shown.event_key) == ("reconcile", f"payment.succeeded:pay_{i}")
+            assert shown.note == "synthesized"
+            copy = await store.get_event(f"msg_{i}")
+            assert copy is not None and copy.duplicate_of == recon[i].event_id and "late copy" in copy.note
+        listed = await store.list_events(EventFilter(origin="reconcile", limit=100))
+        assert len(listed) == 20
+
+    run(make_store, scenario)

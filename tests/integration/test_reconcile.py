@@ -17,7 +17,7 @@ from headrace.app import App
 from headrace.dodo import reconcile
 from headrace.dodo.api import AiohttpTransport, DodoClient
 from headrace.dodo.keys import body_key
-from headrace.dodo.standin import DEFAULT_API_KEY, StandinState, StandinThread, running_standin
+from headrace.dodo.standin import DEFAULT_API_KEY, Fault, StandinState, StandinThread, running_standin
 from headrace.dodo.standin_model import rfc3339
 from headrace.models import NewEvent, Route
 from headrace.outages import RETRY_WINDOW, find
@@ -33,6 +33,9 @@ from tests.helpers import (
     settings_for,
     wait_for,
 )
+from tests.integration import test_store_contract as contract
+
+make_store = contract.make_store  # the contract suite's fixture: SQLite and PostgreSQL
 
 DAY = 86400.0
 ROUTES = [Route("payments", "http://127.0.0.1:1/api/w/acme")]
@@ -51,7 +54,10 @@ def seed_outage(state: StandinState, now: float) -> dict[str, Any]:
     at = lambda days: rfc3339(now - days * DAY)  # noqa: E731
     seeded = {
         "stored": state.seed("payments", {"status": "succeeded", "subscription_id": None, "created_at": at(2.9)}),
-        "paid": state.seed("payments", {"status": "succeeded", "subscription_id": None, "created_at": at(2.8)}),
+        "paid": state.seed(
+            "payments",
+            {"status": "succeeded", "subscription_id": None, "created_at": at(2.8), "updated_at": at(2.79)},
+        ),
         "failed": state.seed("payments", {"status": "failed", "subscription_id": None, "created_at": at(2.0)}),
         "refund": state.seed("refunds", {"status": "succeeded", "created_at": at(1.5)}),
         "pending_refund": state.seed("refunds", {"status": "pending", "created_at": at(1.5)}),
@@ -91,23 +97,13 @@ async def plan_for(url: str, store: Store, since: float, until: float) -> reconc
         return await reconcile.make_plan(client, lambda keys: store.stored_keys("dodo", keys), "dodo", since, until)
 
 
-def _postgres(request: pytest.FixtureRequest, tmp: Path) -> Store:
-    from headrace.store.postgres import PostgresStore
-
-    return PostgresStore(request.getfixturevalue("pg_dsn"))
-
-
-@pytest.fixture(params=[pytest.param("sqlite"), pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    return SQLiteStore(tmp_path / "r.db") if request.param == "sqlite" else _postgres(request, tmp_path)
-
-
-def test_the_dry_run_lists_exactly_the_missing_events_and_apply_stores_each_once(standin, store):
+def test_the_dry_run_lists_exactly_the_missing_events_and_apply_stores_each_once(standin, make_store):
     now = time.time()
     seeded = seed_outage(standin.state, now)
     stored_body = standin.state.event_body("payment.succeeded", object_id=seeded["stored"]["payment_id"])
 
     async def main() -> None:
+        store = make_store()
         await store.open()
         try:
             raw = json.dumps(stored_body).encode()  # a real event headrace has, stored as Dodo sent it
@@ -116,6 +112,8 @@ def test_the_dry_run_lists_exactly_the_missing_events_and_apply_stores_each_once
             )
             plan = await plan_for(standin.url, store, now - 3 * DAY, now)
             assert plan.objects["payments"] == 106  # 101 processing ones are newer: the oldest are on page 1
+            retrieved = [p for m, p in standin.state.requests if m == "GET" and p.startswith("/payments/")]
+            assert len(retrieved) == 5  # a processing payment implies no event: not retrieved
             assert {m.derived.event_key for m in plan.missing} == expected_keys(seeded)
             for m in plan.missing:  # exactly Dodo-shaped: the key read back from the body is the same
                 assert body_key(m.derived.body) == m.derived.event_key
@@ -269,7 +267,13 @@ def test_the_command_dry_run_json_apply_and_a_second_apply(
     monkeypatch.setenv("DODO_PAYMENTS_BASE_URL", standin.url)
     now = time.time()
     paid = standin.state.seed(
-        "payments", {"status": "succeeded", "subscription_id": None, "created_at": rfc3339(now - DAY)}
+        "payments",
+        {
+            "status": "succeeded",
+            "subscription_id": None,
+            "created_at": rfc3339(now - DAY),
+            "updated_at": rfc3339(now - DAY + 60),
+        },
     )
     refund = standin.state.seed("refunds", {"status": "succeeded", "created_at": rfc3339(now - DAY)})
     config = str(cli_config(tmp_path))
@@ -285,10 +289,13 @@ def test_the_command_dry_run_json_apply_and_a_second_apply(
             "event_key": f"refund.succeeded:{refund['refund_id']}",
         },
     ]
+    standin.state.faults.append(Fault(429, retry_after="0", path_prefix="/payments/"))  # Dodo's rate limit
     assert main(["reconcile", "-c", config, "--since", "2d", "--json"]) == 0
     out = capsys.readouterr()
     assert sorted(json.loads(out.out), key=lambda m: m["type"]) == expected
     assert "retrieving 2 objects" in out.err and "240/min" in out.err  # how long it takes, on stderr
+    assert "Dodo's rate limit (429): waiting 0 s as it asks" in out.err
+    assert DEFAULT_API_KEY not in out.err + out.out
     assert main(["reconcile", "-c", config, "--since", "2d"]) == 0
     text = capsys.readouterr().out
     assert text.count("MISSING") == 2 and "dry run: nothing stored" in text
@@ -344,3 +351,92 @@ def test_the_api_refuses_an_unknown_origin_and_names_the_known_ones(tmp_path: Pa
     status, answer, empty = asyncio.run(main())
     assert (status, empty) == (400, 200)
     assert "origin='forged': use one of dodo, reconcile" in json.dumps(answer)
+
+
+def test_check_says_when_dodo_disabled_headraces_endpoint_and_how_to_enable_it(
+    tmp_path: Path, standin: StandinThread, monkeypatch: pytest.MonkeyPatch
+):
+    from headrace.check import check
+    from headrace.config import load
+
+    monkeypatch.setenv("DODO_PAYMENTS_API_KEY", DEFAULT_API_KEY)
+    monkeypatch.setenv("DODO_PAYMENTS_BASE_URL", standin.url)
+    settings = load(str(cli_config(tmp_path)))
+
+    def endpoint_rows() -> list[Any]:
+        return [r for r in asyncio.run(check(settings)).rows if r.check == "endpoint"]
+
+    [none] = endpoint_rows()
+    assert none.status == "warn" and "no webhook endpoint" in none.detail and "connect dodo" in none.fix
+    url = "https://hooks.example.com/webhooks/dodo"
+    mark = {"managed_by": "headrace", "headrace_source": "dodo"}
+    endpoint, _ = standin.state.add_endpoint(url, metadata=mark, disabled=True)  # Svix gave up on it
+    [disabled] = endpoint_rows()
+    assert disabled.status == "fail" and endpoint.id in disabled.detail and "DISABLED" in disabled.detail
+    assert f"headrace connect dodo --source dodo --public-url {url}" in disabled.fix
+    standin.state.endpoints[endpoint.id].disabled = False
+    [enabled] = endpoint_rows()
+    assert enabled.status == "ok"
+    monkeypatch.delenv("DODO_PAYMENTS_API_KEY")
+    [unknown] = endpoint_rows()
+    assert unknown.status == "warn" and "could not ask Dodo" in unknown.detail
+    assert DEFAULT_API_KEY not in unknown.detail
+
+
+def test_reconcile_every_makes_serve_bring_back_what_dodo_did_not_deliver(
+    tmp_path: Path, standin: StandinThread, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("DODO_PAYMENTS_API_KEY", DEFAULT_API_KEY)
+    monkeypatch.setenv("DODO_PAYMENTS_BASE_URL", standin.url)
+    now = time.time()
+    paid = standin.state.seed(
+        "payments", {"status": "succeeded", "subscription_id": None, "created_at": rfc3339(now - 1800)}
+    )
+    just_now = standin.state.seed(
+        "payments", {"status": "succeeded", "subscription_id": None, "created_at": rfc3339(now - 60)}
+    )
+    with running_emulator(deployed_windmill("f/dodo/on_payment")) as emulator:
+        text = config_text(tmp_path / "e.db", free_port(), emulator.url(), events='["*"]').replace(
+            "[sources.dodo]\n",
+            '[sources.dodo]\napi_key = "env:DODO_PAYMENTS_API_KEY"\nmode = "test"\nreconcile_every = "1h"\n',
+        )
+        settings = settings_for(text, tmp_path)
+
+        async def main() -> dict[str, Any]:
+            async with running_server(settings) as base:
+
+                async def one_job() -> bool:
+                    return len(emulator.state.jobs) == 1
+
+                await wait_for(one_job, 20)  # the pass at start
+                async with (
+                    aiohttp.ClientSession() as http,
+                    http.get(f"{base}/api/v1/events?origin=reconcile") as response,
+                ):
+                    return await response.json()
+
+        listed = asyncio.run(main())
+    [event] = listed["events"]
+    assert event["webhook_id"] == reconcile.webhook_id("dodo", f"payment.succeeded:{paid['payment_id']}")
+    assert just_now["payment_id"] not in json.dumps(listed)  # newer than 15 minutes: left to Dodo for now
+
+
+@pytest.mark.parametrize(
+    ("setting", "error"),
+    [
+        ('reconcile_every = "59m"', "'59m' is out of range: write from 1h to 7d"),
+        ('reconcile_every = "8d"', "'8d' is out of range"),
+        ('reconcile_every = "1h"\napi_key = ""', "reference"),
+    ],
+)
+def test_reconcile_every_limits_and_its_api_key(tmp_path: Path, setting: str, error: str):
+    from headrace.config import ConfigError
+
+    base = config_text(tmp_path / "x.db", free_port())
+    for ok in ('reconcile_every = "1h"\napi_key = "env:K"', 'reconcile_every = "7d"\napi_key = "env:K"'):
+        assert settings_for(base.replace("[sources.dodo]\n", f"[sources.dodo]\n{ok}\n"), tmp_path)
+    with pytest.raises(ConfigError, match="reconcile_every needs api_key"):
+        settings_for(base.replace("[sources.dodo]\n", '[sources.dodo]\nreconcile_every = "1h"\n'), tmp_path)
+    with pytest.raises(ConfigError) as info:
+        settings_for(base.replace("[sources.dodo]\n", f"[sources.dodo]\n{setting}\n"), tmp_path)
+    assert error in str(info.value)

@@ -104,3 +104,19 @@ def test_which_events_happen_once_per_key():
     ]
     assert once_per_key("payment.succeeded") and once_per_key("subscription.renewed")
     assert not once_per_key("subscription.paused")
+
+
+def test_a_derived_event_is_timed_by_its_best_field_never_before_the_object_was_created():
+    from headrace.dodo.derive import derive
+
+    payment = sample("payment.succeeded")["data"]
+    payment.update(created_at="2026-12-01T10:00:00Z", updated_at="2026-12-01T10:05:00Z")
+    found = derive("payments", payment)
+    assert found is not None and found.body["timestamp"] == "2026-12-01T10:05:00.000Z"
+    assert found.time_field.startswith("data.updated_at of payment")
+    payment["updated_at"] = "2026-11-30T00:00:00Z"  # inconsistent: not before its creation
+    found = derive("payments", payment)
+    assert found is not None and found.body["timestamp"] == "2026-12-01T10:00:00.000Z"
+    assert found.time_field.startswith("data.created_at of payment")
+    payment["status"] = "processing"
+    assert derive("payments", payment) is None

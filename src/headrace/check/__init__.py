@@ -17,7 +17,8 @@ For each destination, in order (a failed step skips the steps that depend on it)
            problem naming the variant
   jobs     Windmill jobs of this destination that failed in the last day (from the store, if any)
 
-and for each source: at least one signing secret of the form whsec_<base64>; and, from the store, any stretch
+and for each source: at least one signing secret of the form whsec_<base64>; with an API key, that headrace's
+webhook endpoint in Dodo is still enabled (check/dodo_endpoint.py); and, from the store, any stretch
 in which Dodo gave up on events headrace never stored (headrace/outages.py), with the reconcile to run.
 
 Each row is ok, warn or fail, with the fix for anything not ok. Secrets and tokens are never printed.
@@ -34,6 +35,7 @@ from collections.abc import Sequence
 import aiohttp
 
 from headrace import outages
+from headrace.check.dodo_endpoint import endpoint_rows
 from headrace.check.events import _event_rows, expand_events
 from headrace.check.network import _ms, _network
 from headrace.check.report import Report, Row, Status, render_json, which_samples
@@ -68,6 +70,7 @@ async def check(
     report = Report()
     for source_name, source in settings.sources.items():
         report.rows.append(_source_row(source_name, len(source.secrets)))
+        report.rows.extend(await endpoint_rows(source_name, source, settings.base_dir, timeout))
     own_session = session is None
     session = session or aiohttp.ClientSession(headers={"User-Agent": "headrace-check"})
     failures = {}

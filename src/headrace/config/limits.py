@@ -43,6 +43,7 @@ RETENTION_REASON = (
 )
 REJECTION_RETENTION_LIMITS = (3600.0, 3650 * 86400.0)
 RETENTION_OFF = ("off", "0")
+RECONCILE_EVERY_LIMITS = (3600.0, 7 * 86400.0)  # [sources.NAME] reconcile_every: Dodo's rate limit is shared
 BODY_LIMITS = (1024, 64 * 1024 * 1024)
 CONCURRENCY_LIMITS = (1, 256)
 

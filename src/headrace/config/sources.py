@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from headrace.config.limits import TOLERANCE_LIMITS, Duration, _Strict, _within
+from headrace.config.limits import RECONCILE_EVERY_LIMITS, TOLERANCE_LIMITS, Duration, _Strict, _within
 from headrace.config.secret import Secret, _resolve
 
 DODO_BASE_URL_VARIABLE = "DODO_PAYMENTS_BASE_URL"  # as in Dodo's SDKs: points headrace at another API base
@@ -34,6 +34,26 @@ class SourceSettings(_Strict):
         "(https://test.dodopayments.com); the environment variable DODO_PAYMENTS_BASE_URL overrides the address. "
         "Written by `connect dodo`.",
     )
+    reconcile_every: Duration | None = Field(
+        None,
+        description="Off by default. How often `serve` runs `headrace reconcile --apply` for this source by "
+        "itself (1h to 7d), over the objects Dodo created from two periods ago until 15 minutes ago: belt and "
+        "braces for events Dodo never managed to deliver. Needs api_key. An event it stores that Dodo then "
+        'delivers after all is stored without a second delivery (docs/operations.md, "After an outage").',
+    )
+
+    @field_validator("reconcile_every")
+    @classmethod
+    def _reconcile_every(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _within(value, RECONCILE_EVERY_LIMITS, "how often serve reconciles with Dodo's API; off by default")
+
+    @model_validator(mode="after")
+    def _reconcile_needs_a_key(self) -> SourceSettings:
+        if self.reconcile_every is not None and self.api_key is None:
+            raise ValueError('reconcile_every needs api_key = "env:DODO_PAYMENTS_API_KEY" (`connect dodo` writes it)')
+        return self
 
     @field_validator("tolerance")
     @classmethod

@@ -12,26 +12,51 @@ error, a log line or a repr. 429 is waited out (`Retry-After`, bounded); 401/403
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
 from headrace.dodo.kinds import kind_of
+from headrace.dodo.transport import (
+    RESPONSE_LIMIT,
+    AiohttpTransport,
+    DodoApiError,
+    HttpResponse,
+    Transport,
+    header,
+    retry_after,
+)
+
+__all__ = [
+    "BASE_URLS",
+    "MODES",
+    "PAGE_SIZE",
+    "RESPONSE_LIMIT",
+    "AiohttpTransport",
+    "DodoApiError",
+    "DodoClient",
+    "HttpResponse",
+    "Transport",
+    "WebhookEndpoint",
+    "WebhookPage",
+    "base_url",
+    "iso",
+    "open_client",
+    "retry_after",
+]
 
 MODES = ("live", "test")
 BASE_URLS = {"live": "https://live.dodopayments.com", "test": "https://test.dodopayments.com"}
 PAGE_SIZE = 100  # Dodo's largest page for the object lists
 WEBHOOK_PAGE = 100  # `limit` for GET /webhooks
 MAX_PAGES = 10_000  # a server that never says `done` cannot keep a command walking forever
-RESPONSE_LIMIT = 8 * 1024 * 1024
 RATE_LIMIT_RETRIES = 5  # 429s waited out in a row before giving up
 RATE_LIMIT_WAIT = 60.0  # seconds: the longest Retry-After honoured; a longer one is an error
 
@@ -45,76 +70,6 @@ def base_url(mode: str, override: str | None = None) -> str:
     if mode not in BASE_URLS:
         raise ValueError(f"mode {mode!r}: one of {', '.join(MODES)}")
     return BASE_URLS[mode]
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    status: int
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-class Transport(Protocol):
-    async def __call__(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        params: Mapping[str, str],
-        body: bytes | None,
-        timeout: float,
-    ) -> HttpResponse: ...
-
-
-class AiohttpTransport:
-    """Requests over an aiohttp session; a transport failure becomes DodoApiError (status None)."""
-
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self._session = session
-
-    async def __call__(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        params: Mapping[str, str],
-        body: bytes | None,
-        timeout: float,
-    ) -> HttpResponse:
-        try:
-            async with self._session.request(
-                method,
-                url,
-                headers=headers,
-                params=params,
-                data=body,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-                allow_redirects=False,
-            ) as response:
-                chunks, total = [], 0
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    total += len(chunk)
-                    if total > RESPONSE_LIMIT:
-                        raise DodoApiError(f"{method} {url}: the answer is larger than {RESPONSE_LIMIT} bytes")
-                    chunks.append(chunk)
-                return HttpResponse(response.status, b"".join(chunks), {k: v for k, v in response.headers.items()})
-        except TimeoutError:
-            raise DodoApiError(f"{method} {url}: no answer within {timeout:g}s") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise DodoApiError(f"{method} {url}: cannot connect ({exc.os_error.strerror or exc.os_error})") from None
-        except aiohttp.ClientError as exc:
-            raise DodoApiError(f"{method} {url}: {type(exc).__name__}") from None
-
-
-class DodoApiError(Exception):
-    """A request Dodo refused or that did not get an answer (`status` None). The message says what to do
-    and never holds the API key."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -164,22 +119,6 @@ def iso(moment: datetime | str) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delay seconds or an HTTP date); None if absent or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
 class DodoClient:
     """Dodo's webhook-endpoint and object-listing API for one API key."""
 
@@ -225,7 +164,7 @@ class DodoClient:
             )
             if response.status != 429:
                 break
-            wait = retry_after(_header(response.headers, "Retry-After"), time.time())
+            wait = retry_after(header(response.headers, "Retry-After"), time.time())
             wait = 1.0 * 2**attempt if wait is None else wait
             if attempt == RATE_LIMIT_RETRIES or wait > self._max_wait:
                 raise DodoApiError(
@@ -397,10 +336,3 @@ async def open_client(base: str, api_key: str, **options: Any) -> AsyncIterator[
     """A DodoClient over its own aiohttp session, closed on leaving (`options` as DodoClient takes them)."""
     async with aiohttp.ClientSession() as session:
         yield DodoClient(base, api_key, AiohttpTransport(session), **options)
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    for key, value in headers.items():
-        if key.lower() == name.lower():
-            return value
-    return None

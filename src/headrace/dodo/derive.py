@@ -92,10 +92,12 @@ def webhook_data(event_type: str, payload_type: str, obj: dict[str, Any]) -> dic
 
 
 def _best_time(obj: dict[str, Any], fields: tuple[str, ...]) -> tuple[float, str] | None:
+    """The first of `fields` present, but never before the object's creation (then `created_at`)."""
+    created = parse_time(obj.get("created_at"))
     for name in fields:
         at = parse_time(obj.get(name))
         if at is not None:
-            return at, name
+            return (created, "created_at") if created is not None and created > at else (at, name)
     return None
 
 
@@ -125,6 +127,14 @@ def _event(
     if when is None:
         label = f"data.{label} of {kind.name.rstrip('s')} {object_id}"
     return Derived(event_type, object_id, key, body, at, label)
+
+
+def implies_event(kind_name: str, item: dict[str, Any]) -> bool:
+    """Whether a listed object's state implies an event (so it is worth retrieving); list items carry it."""
+    if kind_name not in _STATUS_TYPES:
+        return True
+    status = item.get(_STATUS_FIELD.get(kind_name, "status"))
+    return isinstance(status, str) and status in _STATUS_TYPES[kind_name]
 
 
 def derive(kind_name: str, obj: dict[str, Any]) -> Derived | None:

@@ -3,8 +3,9 @@
 1. List payments, refunds, disputes, subscriptions, license keys and payouts created in the window: page by
    page from page 0 (`page_size` 100), the window cut into `SLICE`s (Dodo caps the payments page number; a
    slice that reaches the cap is halved), each object once however the pages shift meanwhile.
-2. Retrieve each payment, refund, dispute and subscription for the full model (license keys and payouts are
-   whole in the list), a few at a time; Dodo's 429 and Retry-After are honoured by the client.
+2. Retrieve each payment, refund, dispute and subscription whose listed state implies an event, for the full
+   model (license keys and payouts are whole in the list), a few at a time; Dodo's 429 and Retry-After are
+   honoured by the client.
 3. Derive the events their current state implies (derive.py) and compare their event keys (keys.py) with
    the events the source has stored: what is not there is missing.
 4. `--apply` stores each missing event as one Dodo would have sent (origin reconcile, webhook-id
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from headrace.dodo.api import DodoApiError, DodoClient
-from headrace.dodo.derive import NOT_RECONCILABLE, Derived, derive, dodo_time, renewal
+from headrace.dodo.derive import NOT_RECONCILABLE, Derived, derive, dodo_time, implies_event, renewal
 from headrace.dodo.kinds import KINDS
 from headrace.models import NewEvent, Route
 
@@ -99,8 +100,7 @@ async def list_window(
                 raise
             middle = (start + end) / 2  # the page-number cap: list the halves (what was found stays found)
             slices[:0] = [(start, middle), (middle, end)]
-            continue
-        progress(f"  {kind}: {len(found)} listed up to {iso(end)}")
+    progress(f"  {kind}: {len(found)} listed")
     return list(found.values())
 
 
@@ -139,13 +139,14 @@ async def derive_window(
     """The events the objects created in the window imply, from their current state."""
     listed = {}
     for kind in KINDS:
-        listed[kind] = await list_window(client, kind, since, until, progress)
-        plan.objects[kind] = len(listed[kind])
+        found = await list_window(client, kind, since, until, progress)
+        plan.objects[kind] = len(found)
+        listed[kind] = [item for item in found if implies_event(kind, item)]  # a processing payment: none
     to_retrieve = sum(len(listed[k]) for k in RETRIEVED_KINDS)
     progress(f"retrieving {to_retrieve} objects: {estimate(to_retrieve)} at Dodo's lowest rate limit (240/min)")
     full = {kind: await _retrieve_all(client, kind, items, progress) for kind, items in listed.items()}
     derived = [d for kind, objects in full.items() for d in (derive(kind, obj) for obj in objects) if d is not None]
-    subscriptions = {str(s.get("subscription_id")): s for s in full["subscriptions"]}
+    subscriptions: dict[str, dict[str, Any] | None] = {str(s.get("subscription_id")): s for s in full["subscriptions"]}
     for payment in full["payments"]:
         sub_id = payment.get("subscription_id")
         if not isinstance(sub_id, str) or payment.get("status") != "succeeded":
@@ -156,11 +157,14 @@ async def derive_window(
             except DodoApiError as exc:
                 if exc.status != 404:
                     raise
-                progress(f"  payment {payment.get('payment_id')}: its subscription {sub_id} is not in Dodo's API")
-                continue
-        found = renewal(subscriptions[sub_id], payment)
-        if found is not None:
-            derived.append(found)
+                subscriptions[sub_id] = None  # said once, not for each of its payments
+                progress(f"  subscription {sub_id} (of payment {payment.get('payment_id')}) is not in Dodo's API")
+        subscription = subscriptions[sub_id]
+        if subscription is None:
+            continue
+        renewed = renewal(subscription, payment)
+        if renewed is not None:
+            derived.append(renewed)
     return derived
 
 

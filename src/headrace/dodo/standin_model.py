@@ -188,6 +188,8 @@ class StandinState:
         """Store an object of `kind`: the sample of `event_type` (default: the kind's) with `fields` over it,
         a fresh id and `created_at` now unless `fields` gives them. Returns the stored record (a copy)."""
         spec = kind_of(kind)
+        if event_type is not None and kind_for_event(event_type) is not spec:
+            raise ValueError(f"{event_type!r} is not an event about {kind} (those start with {spec.event_prefix})")
         record = default_record(kind, event_type)
         prefix = str(record[spec.id_field]).split("_", 1)[0] + "_"
         record[spec.id_field] = new_id(prefix)

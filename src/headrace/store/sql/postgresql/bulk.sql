@@ -11,11 +11,16 @@ WITH input AS (
     SELECT *
     FROM unnest(%(source)b::text[], %(webhook_id)b::text[], %(event_type)b::text[],
                 %(webhook_timestamp)b::bigint[], %(received_at)b::double precision[], %(body)b::bytea[],
-                %(headers)b::text[])
-        WITH ORDINALITY AS i (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, n)
+                %(headers)b::text[], %(event_key)b::text[], %(origin)b::text[], %(duplicate_of)b::bigint[],
+                %(note)b::text[])
+        WITH ORDINALITY AS i (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers,
+                              event_key, origin, duplicate_of, note, n)
 ), inserted AS (
-    INSERT INTO events (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers)
-    SELECT source, webhook_id, event_type, webhook_timestamp, received_at, body, headers FROM input ORDER BY n
+    INSERT INTO events (source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, event_key,
+                        origin, duplicate_of, note)
+    SELECT source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, event_key, origin,
+           duplicate_of, note
+    FROM input ORDER BY n
     ON CONFLICT (source, webhook_id) DO NOTHING
     RETURNING id, source, webhook_id
 )
@@ -31,3 +36,16 @@ FROM unnest(%(event_id)b::bigint[], %(destination)b::text[], %(generation)b::int
     WITH ORDINALITY AS i (event_id, destination, generation, job_id, now, n)
 ORDER BY n
 ON CONFLICT (event_id, destination, generation) DO NOTHING;
+
+-- name: find_reconciled_twin
+-- The late-copy lookup of a batch of ingests (queries.sql has the single form): a row, with `n`, only for the
+-- inputs that have a twin.
+SELECT i.n, t.id
+FROM unnest(%(source)b::text[], %(event_key)b::text[], %(occurred_at)b::double precision[])
+    WITH ORDINALITY AS i (source, event_key, occurred_at, n)
+CROSS JOIN LATERAL (
+    SELECT e.id FROM events e
+    WHERE e.source = i.source AND e.event_key = i.event_key AND e.origin = 'reconcile'
+      AND e.received_at >= i.occurred_at
+    ORDER BY e.id LIMIT 1
+) AS t;
