@@ -1,5 +1,6 @@
 """Text from Dodo never reaches Windmill in a form it resolves (CONTRACT A4), with no transformation, with a
-built-in template and with a user script; strings a transformation writes on purpose are sent as written."""
+built-in template and with a user script, also after the script has cut customer text into pieces; a reference
+a transformation means is written with `windmill.reference(...)` and sent as written."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ USER_SCRIPT = """
 function handler(w) {
   const d = w.payload.data;
   w.payload = {customer: {name: d.customer.name, email: d.customer.email}, note: d.metadata.note,
-               db: "$res:u/me/db", literal: "$WM_WORKSPACE"};
+               db: windmill.reference("$res:u/me/db"), literal: "$WM_WORKSPACE"};
   return w;
 }
 """
@@ -97,14 +98,16 @@ def test_builtin_payment_sends_the_guarded_customer_name() -> None:
     assert built.payload["metadata"] == {"note": MARK + "$res:u/admin/db"}
 
 
-def test_user_script_gets_guarded_text_and_its_own_strings_are_sent_as_written() -> None:
+def test_user_script_gets_guarded_text_and_only_its_marked_references_are_sent_as_written() -> None:
     built = build(Script("t.js", USER_SCRIPT))
     assert built.payload == {
         "customer": {"name": MARK + "$WM_TOKEN", "email": "eve@example.com"},
         "note": MARK + "$res:u/admin/db",
         "db": "$res:u/me/db",
-        "literal": "$WM_WORKSPACE",
+        "literal": MARK + "$WM_WORKSPACE",  # written as a plain string: guarded, and the note says where
     }
+    assert "1 string(s) Windmill would resolve as a reference (literal)" in built.guarded
+    assert built.guarded in built.notes and "windmill.reference" in built.guarded
 
 
 def echo_windmill() -> EmulatorState:
@@ -135,7 +138,7 @@ def test_windmill_resolves_the_raw_event_but_not_what_headrace_delivers(tmp_path
     assert "$WM_TOKEN" in seen and "$res:u/admin/db" in seen  # delivered, guarded, readable
     if transform == "t.js":
         assert job.result["db"] == {"host": "mine"}  # the script's own reference still works
-        assert job.result["literal"] == "$WM_WORKSPACE"  # an argument with no $res:/$var: is not walked (A4)
+        assert job.result["literal"] == MARK + "$WM_WORKSPACE"  # not marked as a reference: guarded
 
 
 async def _run_directly(url: str, body: bytes) -> Any:
@@ -159,3 +162,94 @@ async def _deliver(settings: Any, body: bytes) -> None:
                 return (await response.json())["status"] in ("delivered", "job_failed", "failed")
 
         await wait_for(delivered, 10)
+
+
+# A typical dashboard handler (issue 17 item 7): before the guard ran after the script, 3 of 11 such jobs received
+# a secret, the job's token or a resource, because a piece of customer text starts with `$` once cut out.
+DASHBOARD = """
+function handler(w) {
+  const d = w.payload.data;
+  const [first, ...rest] = d.customer.name.trim().split(" ");
+  w.payload = {
+    first_name: first,
+    last_name: rest.join(" "),
+    words: d.customer.name.trim().split(" "),
+    tags: d.metadata.tags.split(",").map((t) => t.trim()),
+    note: d.metadata.note.trim(),
+    db: windmill.reference("$res:u/me/db"),
+  };
+  return w;
+}
+"""
+
+
+def dashboard_event() -> dict[str, Any]:
+    event = dodo_event()
+    event["data"]["customer"]["name"] = "  Ann $var:u/admin/secret"
+    event["data"]["metadata"] = {"tags": "vip, $WM_TOKEN,$res:u/admin/db", "note": "  $jsonvar:u/admin/config"}
+    return event
+
+
+def test_pieces_of_customer_text_are_guarded_after_the_script_and_the_marked_reference_is_not() -> None:
+    built = build(Script("dash.js", DASHBOARD), json.dumps(dashboard_event()).encode())
+    payload = built.payload
+    assert payload["last_name"] == MARK + "$var:u/admin/secret"
+    assert payload["words"] == ["Ann", MARK + "$var:u/admin/secret"]
+    assert payload["tags"] == ["vip", MARK + "$WM_TOKEN", MARK + "$res:u/admin/db"]
+    assert payload["note"] == MARK + "$jsonvar:u/admin/config"
+    assert payload["db"] == "$res:u/me/db"
+    assert unguard(payload["tags"]) == ["vip", "$WM_TOKEN", "$res:u/admin/db"]  # the customer's exact text
+    assert "(last_name, words[1], tags[1], tags[2], note)" in built.guarded
+
+
+@pytest.mark.parametrize("helper", [True, False])
+def test_the_dashboard_handler_through_the_worker_hands_windmill_no_secret(tmp_path: Path, helper: bool) -> None:
+    source = DASHBOARD if helper else DASHBOARD.replace('db: windmill.reference("$res:u/me/db"),', "")
+    (tmp_path / "dash.js").write_text(source)
+    state = echo_windmill()
+    state.variables["u/admin/secret"] = "s3cret-value"
+    state.variables["u/admin/config"] = '{"api_key": "k-123"}'
+    body = json.dumps(dashboard_event()).encode()
+    with running_emulator(state) as emulator:
+        extra = 'schema = "off"\ntransform = "dash.js"'
+        text = config_text(tmp_path / "h.db", free_port(), emulator.url("f/dodo/echo"), extra_dest=extra)
+        asyncio.run(_deliver(settings_for(text, tmp_path), body))
+        [job] = state.jobs.values()
+    seen = json.dumps(job.result)
+    for leaked in ("s3cret-value", FAKE_JOB_TOKEN, "hunter2", "k-123"):
+        assert leaked not in seen
+    if helper:
+        assert job.result["db"] == {"host": "mine"}  # windmill.reference(...) still resolves
+    assert unguard(job.result["last_name"]) == "$var:u/admin/secret"
+
+
+def test_windmill_reference_refuses_what_is_not_a_reference_and_cannot_be_forged_by_text() -> None:
+    script = Script("r.js", 'function handler(w) { w.payload = {x: windmill.reference("Ann")}; return w; }')
+    body = json.dumps(dodo_event()).encode()
+    built = asyncio.run(build_request(TARGET, "payment.succeeded", body, "m", script, make_sandbox()))
+    assert not isinstance(built, Request) and "windmill.reference: give a reference" in built.reason
+    # Concatenated into other text a reference is just text; the secret mark never reaches Windmill.
+    joined = Script(
+        "j.js", 'function handler(w) { w.payload = {x: "a" + windmill.reference("$var:u/a/b")}; return w; }'
+    )
+    built = asyncio.run(build_request(TARGET, "payment.succeeded", body, "m", joined, make_sandbox()))
+    assert isinstance(built, Request) and built.payload == {"x": "a$var:u/a/b"} and built.guarded == ""
+
+
+def test_check_flags_a_transformation_that_writes_a_reference_without_the_helper(tmp_path: Path) -> None:
+    from headrace.check import check
+
+    (tmp_path / "plain.js").write_text('function handler(w) { w.payload = {db: "$res:u/me/db"}; return w; }')
+    with running_emulator(echo_windmill()) as emulator:
+        extra = 'schema = "off"\ntransform = "plain.js"'
+        text = config_text(tmp_path / "h.db", free_port(), emulator.url("f/dodo/echo"), extra_dest=extra)
+        report = asyncio.run(check(settings_for(text, tmp_path), sandbox=make_sandbox(), timeout=3))
+    rows = [r for r in report.rows if r.check.startswith("payment.")]
+    assert rows and all(r.status == "warn" and "would resolve as a reference (db)" in r.detail for r in rows)
+    assert all("windmill.reference" in r.fix for r in rows)
+
+
+def test_an_object_whose_only_key_is_interpolate_is_guarded() -> None:
+    script = Script("i.js", 'function handler(w) { w.payload = {x: {"$interpolate": "${a}"}}; return w; }')
+    built = build(script)
+    assert built.payload == {"x": {MARK + "$interpolate": "${a}"}}

@@ -272,3 +272,17 @@ def test_a_secret_file_at_the_size_limit_is_read(tmp_path: Path):
     secret.write_text(token)
     text = DESIGN_EXAMPLE.replace('"env:HEADRACE_ADMIN_TOKEN"', f'"file:{secret}"')
     assert parse(text, environ=ENV).server.admin_token[0].reveal() == token
+
+
+@pytest.mark.parametrize(
+    "query", ["raw=1", "wrap_body=true", "include_header=authorization", "include_query=a", "queue_limit=3"]
+)
+def test_a_pasted_url_parameter_windmill_misreads_is_refused_at_load_in_one_line(query: str) -> None:
+    """CONTRACT R1: never sent; the refusal names the key and the parameter."""
+    text = DESIGN_EXAMPLE.replace("on_payment", f"on_payment?{query}")
+    with pytest.raises(ConfigError) as err:
+        parse(text, environ=ENV)
+    message = str(err.value)
+    key = query.partition("=")[0]
+    assert "destinations.payments" in message and f"remove {key} from the URL" in message, message
+    assert len([line for line in message.splitlines() if key in line]) == 1

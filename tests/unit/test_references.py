@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from headrace.windmill.references import MARK, guard, guard_text, unguard, unguard_text
+from headrace.windmill.references import (
+    MARK,
+    MAX_INTERPOLATION_DEPTH,
+    Reference,
+    guard,
+    guard_output,
+    guard_text,
+    resolvable,
+    too_deep,
+    unguard,
+    unguard_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -35,3 +46,49 @@ def test_nested_values_are_guarded_keys_are_not() -> None:
 def test_nothing_to_guard_returns_the_same_object() -> None:
     body = {"data": {"customer": {"name": "Ada"}, "items": [1, "a"]}}
     assert guard(body) is body
+
+
+@pytest.mark.parametrize(
+    ("text", "resolved"),
+    [
+        ("$var:f/x", True), ("$jsonvar:f/x", True), ("$res:f/x", True), ("$encrypted:abc", True), ("$var:", True),
+        ("$WM_TOKEN", True), ("$DATABASE_URL", True), ("$usd", True),
+        ("$5.00", False), ("$WM_TOKEN ", False), ("$ x", False), ("$", False), (MARK + "$WM_TOKEN", False),
+        ("x$var:f/x", False), ("", False),
+    ],
+)  # fmt: skip
+def test_resolvable_is_what_windmills_worker_replaces(text: str, resolved: bool) -> None:
+    assert resolvable(text) is resolved
+
+
+def test_guard_output_marks_what_windmill_resolves_except_references_and_says_where() -> None:
+    payload = {
+        "a": ["$var:x", "x", MARK + "$var:y"],
+        "b": {"$interpolate": "${secret}"},
+        "two": {"$interpolate": "x", "other": 1},
+        "ref": Reference("$res:f/a/b"),
+        "price": "$5.00",
+    }
+    guarded, where = guard_output(payload)
+    assert guarded["a"] == [MARK + "$var:x", "x", MARK + "$var:y"]
+    assert guarded["b"] == {MARK + "$interpolate": "${secret}"}
+    assert guarded["two"] == {"$interpolate": "x", "other": 1}  # not the only key: Windmill leaves it
+    assert guarded["ref"] == "$res:f/a/b" and guarded["price"] == "$5.00"
+    assert where == ["a[0]", "b.$interpolate"]
+    assert unguard(guarded["a"]) == ["$var:x", "x", "$var:y"]
+    untouched = {"a": ["x"], "ref": Reference("$res:f/a/b")}
+    assert guard_output(untouched) == (untouched, []) and guard_output(untouched)[0] is untouched
+
+
+def nested(depth: int, leaf: object = "x") -> object:
+    for _ in range(depth):
+        leaf = {"n": leaf}
+    return leaf
+
+
+def test_too_deep_follows_windmills_walk_at_and_past_the_limit() -> None:
+    assert too_deep({"a": nested(MAX_INTERPOLATION_DEPTH - 1)}) is None
+    assert too_deep({"ok": 1, "a": nested(MAX_INTERPOLATION_DEPTH)}) == "a"
+    assert too_deep({"a": [nested(MAX_INTERPOLATION_DEPTH - 1)]}) == "a"  # an array at depth 0 is walked
+    assert too_deep({"a": {"b": {"c": {"d": [nested(60)]}}}}) is None  # an array at depth 3 is not walked
+    assert too_deep({"a": [*range(1000), nested(60)]}) is None  # 1001 items: not walked

@@ -12,7 +12,7 @@ from headrace import samples
 from headrace.check.report import Row, Status
 from headrace.config import DestinationSettings
 from headrace.deliver.preflight import SchemaCache, judge
-from headrace.deliver.request import Refused, Skipped, build_request
+from headrace.deliver.request import Refused, Request, Skipped, build_request
 from headrace.transform import Sandbox
 
 
@@ -53,6 +53,19 @@ async def _one_sample(
     payload = json.loads(built.body)
     if not isinstance(payload, dict):
         return _Outcome("fail", [("the payload is not a JSON object", "return an object")])
+    outcome = await _schema_outcome(dest, built, payload, schemas)
+    if not built.guarded:
+        return outcome
+    # The script wrote text Windmill would resolve without windmill.reference(...): it is sent guarded.
+    flagged = (built.guarded, f'mark a reference you mean with windmill.reference("$res:...") in {dest.transform}')
+    if outcome.status in ("ok", "skip"):
+        return _Outcome("warn", [flagged])
+    return _Outcome(outcome.status, [*outcome.problems, flagged])
+
+
+async def _schema_outcome(
+    dest: DestinationSettings, built: Request, payload: dict[str, Any], schemas: SchemaCache
+) -> _Outcome:
     # The verdict deliveries use (preflight.judge), against the target this request goes to: the one the
     # transformation chose, if it chose one.
     verdict = await judge(schemas, built, dest.bearer.reveal(), dest.schema_mode)

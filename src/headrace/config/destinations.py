@@ -35,7 +35,10 @@ class DestinationSettings(_Strict):
     events: tuple[str, ...] = Field(
         description='Event types to deliver: exact names ("payment.succeeded"), "prefix.*", or "*".'
     )
-    url: str = Field(description="The Windmill webhook URL as copied from Windmill (a ?token= in it is used).")
+    url: str = Field(
+        description="The Windmill webhook URL as copied from Windmill (a ?token= in it is used; of the other query "
+        "parameters only tag, timeout and cache_ttl are allowed)."
+    )
     token: Secret | None = Field(None, description="Windmill token (env:NAME), unless the URL carries ?token=.")
     transform: str | None = Field(
         None,

@@ -9,7 +9,10 @@ the job is created with `jobs/run`, never by waiting on `run_wait_result`; the h
 Text from Dodo never reaches Windmill in a form it would resolve (CONTRACT.md A4): every string value of the
 Dodo body that starts with `$` gets the guard mark (windmill/references.py) before the transformation sees it,
 and before the body is sent as is (re-serialized only when a string changed; otherwise the bytes Dodo sent).
-Strings the transformation writes itself are sent as written.
+After the transformation every output string Windmill would resolve is guarded again (a piece of customer
+text split out by the script starts with `$` too), except what the script wrote with
+`windmill.reference(...)`; the attempt, the preview and `check` say where. Arguments Windmill's reference
+walk would take 50 levels deep are refused (the job would fail). The method is always POST (CONTRACT R7).
 
 Headers (docs/transformations.md): a handler's own headers are sent as it set them, except headrace's own
 (HEADRACE_HEADERS: Content-Type, since the body is always JSON, and the framing and hop-by-hop headers), which
@@ -28,7 +31,7 @@ from typing import Any
 
 from headrace.config import DEFAULT_PAYLOAD_LIMIT
 from headrace.transform import Sandbox, Script, TransformError, WebhookObject
-from headrace.windmill.references import MARK, guard
+from headrace.windmill.references import MARK, MAX_INTERPOLATION_DEPTH, guard, guard_output, too_deep
 from headrace.windmill.urls import RunTarget, WindmillUrlError, parse_run_url
 
 _MARK_BYTES = MARK.encode()
@@ -65,6 +68,9 @@ class Request:
     transformed: str | None  # the transformed payload JSON, kept for the timeline (None: the Dodo body as is)
     payload: Any = None  # the transformed payload (None: the Dodo body is sent as is)
     notes: tuple[str, ...] = ()  # what the timeline should show beside the attempt
+    # The note saying where the transformation wrote strings Windmill would resolve, sent guarded ("" when it
+    # wrote none); it is among `notes` too, and `check` flags it.
+    guarded: str = ""
 
     @property
     def url(self) -> str:
@@ -130,12 +136,15 @@ async def build_request(
     """The request for one delivery of one event to `target`: the Dodo body as is, or what `script` made of it."""
     sent_to = created_async(target)
     if script is None or sandbox is None:
-        if not _may_need_guard(body):
+        if not _may_need_guard(body) and not _may_be_deep(body):
             return Request(sent_to, "POST", {}, body, None)
         try:
             parsed = json.loads(body)
         except (ValueError, RecursionError) as exc:
             return Refused(f"the event body cannot be read as JSON ({type(exc).__name__}); it cannot be sent")
+        deep = _nested_argument(parsed, body) if isinstance(parsed, dict) else None
+        if deep is not None:
+            return Refused(f"the event body has {deep}")
         guarded = guard(parsed)
         if guarded is parsed:
             return Request(sent_to, "POST", {}, body, None)  # nothing to guard: the bytes Dodo sent
@@ -165,7 +174,12 @@ async def build_request(
     except RecursionError:
         return Refused(_too_deep(script))
     try:
-        payload_json = json.dumps(result.payload, separators=(",", ":"), ensure_ascii=False)
+        payload, guarded = result.payload, []
+        payload_json = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        if '"$' in payload_json:  # a string (or key) that starts with `$`: guard what Windmill would resolve
+            payload, guarded = guard_output(payload)
+            if guarded:
+                payload_json = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     except RecursionError:
         return Refused(_too_deep(script))
     sent = payload_json.encode()
@@ -177,12 +191,15 @@ async def build_request(
         )
     if result.cancel:
         return Skipped(payload_json, result)
-    if not isinstance(result.payload, dict):
+    if not isinstance(payload, dict):
         return Refused(
-            f"transformation {script.name} returned a payload of type {type(result.payload).__name__}; "
+            f"transformation {script.name} returned a payload of type {type(payload).__name__}; "
             "Windmill needs a JSON object (each key becomes one argument of main)",
             payload_json,
         )
+    deep = _nested_argument(payload, payload_json)
+    if deep is not None:
+        return Refused(f"transformation {script.name} returned {deep}", payload_json)
     chosen = sent_to
     if result.url != target.run_url:
         checked = _checked_target(result.url, target, script.name)
@@ -190,7 +207,15 @@ async def build_request(
             return Refused(checked, payload_json)
         chosen = created_async(checked)
     headers, notes = _handler_headers(result.headers, script.name)
-    return Request(chosen, result.method, headers, sent, payload_json, result.payload, notes)
+    guard_note = _guarded_note(script.name, guarded) if guarded else ""
+    if guard_note:
+        notes += (guard_note,)
+    if result.method != "POST":
+        notes += (
+            f"transformation {script.name} set method {result.method}: sent as POST, the only method Windmill's "
+            "run routes accept (anything else is 405, CONTRACT R7)",
+        )
+    return Request(chosen, "POST", headers, sent, payload_json, payload, notes, guard_note)
 
 
 def _handler_headers(headers: Mapping[str, str], script: str) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -228,6 +253,35 @@ def _may_need_guard(body: bytes) -> bool:
     return b'"$' in body or b'"\\' in body or _MARK_BYTES in body
 
 
+def _may_be_deep(body: bytes | str) -> bool:
+    """False when the JSON cannot nest MAX_INTERPOLATION_DEPTH levels: fewer opening brackets than that."""
+    if isinstance(body, str):
+        return body.count("{") + body.count("[") >= MAX_INTERPOLATION_DEPTH
+    return body.count(b"{") + body.count(b"[") >= MAX_INTERPOLATION_DEPTH
+
+
+def _nested_argument(args: dict[str, Any], text: bytes | str) -> str | None:
+    """Why the arguments cannot be sent because Windmill's reference walk would fail the job (CONTRACT A4), or
+    None. Refused whether or not the argument holds reference text now: customer text can put it there."""
+    name = too_deep(args) if _may_be_deep(text) else None
+    if name is None:
+        return None
+    return (
+        f"an argument {name!r} nested {MAX_INTERPOLATION_DEPTH} or more levels deep: Windmill fails such a job "
+        "as soon as any text in it holds $var:, $res:, $jsonvar: or $encrypted: (customer text can), so it is "
+        "not sent. Flatten it, then replay."
+    )
+
+
+def _guarded_note(script: str, where: list[str]) -> str:
+    shown = ", ".join(where[:5]) + (f" and {len(where) - 5} more" if len(where) > 5 else "")
+    return (
+        f"transformation {script} wrote {len(where)} string(s) Windmill would resolve as a reference ({shown}): "
+        "sent guarded (U+2060 in front, so Windmill passes them as text; unguard them in the script). "
+        'For a reference you mean, write windmill.reference("$res:f/dodo/db") in the transformation.'
+    )
+
+
 def _too_deep(script: Script) -> str:
     return (
         f"transformation {script.name} returned a payload nested too deeply to send (hundreds of levels); "
@@ -236,22 +290,38 @@ def _too_deep(script: Script) -> str:
 
 
 def _checked_target(url: str, target: RunTarget, script: str) -> RunTarget | str:
-    """A transformation may point a delivery at another Windmill run URL on the same host, nothing else.
-    Returns the new target, or why it is refused."""
+    """A transformation may point a delivery at another script or flow of the destination's Windmill and
+    workspace, nothing else: the URL is parsed (plain path segments only, no `..`, no percent-encoding) and
+    compared normalised; its query must be the destination's own (query parameters change how Windmill runs
+    the job, which is the destination's setting). Returns the new target, or why it is refused."""
     try:
-        chosen, _ = parse_run_url(url)
+        chosen, token = parse_run_url(url)
     except WindmillUrlError as exc:
         return f"transformation {script} set url to something that is not a Windmill run URL: {exc}"
-    if chosen.base_url != target.base_url:
+    if token is not None:
         return (
-            f"transformation {script} set url to host {chosen.host}; only {target.host} "
-            "(the destination's Windmill) is allowed"
+            f"transformation {script} set url with a ?token=; a transformation cannot choose the token (the "
+            "destination's is sent): remove it from the url"
         )
+    if chosen.normalised_base != target.normalised_base:
+        where = (
+            f"host {chosen.host}; only {target.host}"
+            if chosen.host.lower() != target.host.lower()
+            else f"{chosen.base_url}; only {target.base_url}"
+        )
+        return f"transformation {script} set url to {where} (the destination's Windmill) is allowed"
     if chosen.workspace != target.workspace:
         # Windmill looks jobs up per workspace (CONTRACT.md J1) and the job id is made unique to the
         # destination's workspace: a job created elsewhere could be neither confirmed nor tracked.
         return (
             f"transformation {script} set url to workspace {chosen.workspace}; only {target.workspace} (the "
             "destination's workspace) is allowed: add a destination for the other workspace instead"
+        )
+    if chosen.extra_query != target.extra_query:
+        changed = sorted(set(chosen.extra_query) ^ set(target.extra_query))
+        names = ", ".join(dict.fromkeys(key[:40] for key, _ in changed[:5]))
+        return (
+            f"transformation {script} changed the url's query ({names}); a transformation may choose only the "
+            "script or flow path: query parameters are the destination's, set them in its url"
         )
     return chosen

@@ -12,6 +12,7 @@ The contract other stages rely on (the sandbox module is the only one that touch
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,6 +32,10 @@ class WebhookObject:
     # Where the event came from: "dodo" (a webhook received) or "reconcile" (synthesized by `headrace
     # reconcile` from Dodo's API); the handler sees it as the read-only `webhook.origin` (a headrace extra).
     origin: str = "dodo"
+    # A fresh secret per run: `windmill.reference(text)` in the sandbox puts it in front of `text`, and only a
+    # string that carries it comes back as an intended reference (references.Reference). Text from Dodo
+    # cannot carry it: it was written before the secret existed.
+    reference_mark: str = field(default_factory=lambda: os.urandom(16).hex(), compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {

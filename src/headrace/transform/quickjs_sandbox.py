@@ -38,6 +38,7 @@ import quickjs
 
 from headrace.transform import Script, TransformError, WebhookObject
 from headrace.transform.intl import INTL_SHIM, NEEDS_SHIM
+from headrace.windmill.references import Reference
 
 METHODS = ("POST", "PUT")
 
@@ -51,9 +52,29 @@ _PRELUDE_WITH_CONSOLE = """{ const ignore = function () {};
 JSON.stringify"""
 
 
-def _prelude(source: str) -> str:
-    """What runs before a user script: the locale shim and `console` only for scripts that mention them."""
+# `windmill.reference(text)`: the one way a script sends a Windmill reference on purpose (every other output
+# string Windmill would resolve is guarded after the run: windmill/references.py). Defined only for scripts
+# that mention `windmill`; the run's secret mark is put in front of the text and taken off after the run.
+_WINDMILL = """{ const mark = %s;
+  const shape = /^\\$(?:(?:var|jsonvar|res|encrypted):[^\\s]+|[A-Za-z_][A-Za-z0-9_]*)$/;
+  const reference = function windmill_reference(text) {
+    if (typeof text !== "string" || !shape.test(text)) {
+      throw new TypeError("windmill.reference: give a reference such as \\"$res:f/dodo/db\\", \\"$var:f/dodo/key\\" or "
+        + "\\"$WM_WORKSPACE\\", got " + (typeof text === "string" ? JSON.stringify(text.slice(0, 60)) : typeof text));
+    }
+    return mark + text;
+  };
+  globalThis.windmill = Object.freeze({ reference });
+}
+"""
+
+
+def _prelude(source: str, mark: str) -> str:
+    """What runs before a user script: the locale shim, `console` and `windmill` only for scripts that mention
+    them."""
     prelude = _PRELUDE_WITH_CONSOLE if "console" in source else _PRELUDE
+    if "windmill" in source:
+        prelude = _WINDMILL % json.dumps(mark) + prelude
     return INTL_SHIM + "\n" + prelude if NEEDS_SHIM.search(source) else prelude
 
 
@@ -122,6 +143,7 @@ class QuickJSSandbox:
     def evaluate_given(self, script: Script, given: str) -> str:
         """`evaluate` for an input already encoded by `encode_input` (what a sandbox worker process receives)."""
         name = script.name
+        mark, _, given = given.partition("\n")  # encode_input: the run's reference mark, then the argument
         if name.startswith("builtin:"):
             return self._run_builtin(script, given)
         context = quickjs.Context()
@@ -131,7 +153,7 @@ class QuickJSSandbox:
             # Taken before user code runs, so a script that replaces JSON.stringify cannot change the output.
             # Calling it (rather than the binding's Object.json()) keeps `toJSON` and getters under the
             # time limit: Object.json() runs outside it, and `toJSON() { for (;;) {} }` would never return.
-            stringify = context.eval(_prelude(script.source))
+            stringify = context.eval(_prelude(script.source, mark))
             self._limit_time(context, deadline)
             # One eval: the user's script, then (on a line of its own, so line numbers are untouched)
             # an expression whose value is the handler function, or what `handler` is instead.
@@ -195,7 +217,8 @@ class QuickJSSandbox:
     def _error(self, name: str, raw: str, during: str = "") -> TransformError:
         lines = raw.strip().splitlines() or ["exception"]
         message = lines[0]
-        match = _LOCATION.search(raw)
+        # A throw inside the prelude's helper points at the prelude: the line that matters is its caller's.
+        match = _LOCATION.search("\n".join(line for line in lines if "at windmill_reference " not in line))
         line = int(match.group(1)) if match else None
         if message == "InternalError: interrupted":
             ms = round(self.time_limit_s * 1000)
@@ -217,7 +240,8 @@ class QuickJSSandbox:
 
 
 def encode_input(name: str, webhook: WebhookObject) -> str:
-    """The handler's argument as JSON text, or TransformError when the webhook cannot be JSON."""
+    """What `evaluate_given` takes: the run's reference mark, a newline, then the handler's argument as JSON
+    text (which has no raw newline); or TransformError when the webhook cannot be JSON."""
     try:
         text = _ENCODE(handler_input(webhook))
     except (TypeError, ValueError) as exc:
@@ -227,8 +251,8 @@ def encode_input(name: str, webhook: WebhookObject) -> str:
     try:
         text.encode()
     except UnicodeEncodeError:
-        return str(_ENCODE_ASCII(handler_input(webhook)))
-    return str(text)
+        text = _ENCODE_ASCII(handler_input(webhook))
+    return f"{webhook.reference_mark}\n{text}"
 
 
 def handler_input(webhook: WebhookObject) -> dict[str, Any]:
@@ -298,14 +322,31 @@ def to_webhook(name: str, original: WebhookObject, text: str) -> WebhookObject:
     cancel = result.get("cancel", False)
     if not isinstance(cancel, bool):
         raise TransformError(f"{name}: webhook.cancel must be true or false, got {cancel!r}")
+    payload = result["payload"]
+    if original.reference_mark and original.reference_mark in text:
+        payload = _references(payload, original.reference_mark)
     return dataclasses.replace(
         original,
-        payload=result["payload"],
+        payload=payload,
         url=url,
         method=method,
         headers=headers,
         cancel=cancel,
     )
+
+
+def _references(value: Any, mark: str) -> Any:
+    """The payload with each string `windmill.reference` made (it starts with the run's mark) as a Reference,
+    and the mark taken out of every other string and key (a reference concatenated into text is just text)."""
+    if isinstance(value, str):
+        if value.startswith(mark):
+            return Reference(value[len(mark) :].replace(mark, ""))
+        return value.replace(mark, "")
+    if isinstance(value, dict):
+        return {key.replace(mark, ""): _references(item, mark) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_references(item, mark) for item in value]
+    return value
 
 
 def _is_http_url(value: object) -> bool:

@@ -4,9 +4,10 @@ It is built on the model of Windmill in docs/windmill-contract.md (each behaviou
 source it was read from, and the test that holds the emulator to it). The routes come from
 `windmill/urls.py`, the same place the client builds its URLs from:
 
-- POST jobs/run/p|f/{path}: 201 with the job UUID (R1); `?job_id=` that exists in ANY workspace -> 400
-  (R2); an undeployed path, or a script whose lock is still being built -> 404 (R3); archived and
-  draft-only targets run (R4)
+- POST jobs/run/p|f/{path}: 201 with the job UUID (R1; the query parameters that change the arguments or
+  panic are emulator_args); `?job_id=` that exists in ANY workspace -> 400 (R2); an undeployed path, or a
+  script whose lock is still being built -> 404 (R3); archived and draft-only targets run (R4); HEAD -> 200,
+  any other method -> 405 (R7)
 - POST jobs/run_wait_result/p|f/{path}: 200 with the result, 422 with a failed job's result, 500 after
   `wait_timeout` (default 600 s); the job is cancelled when the wait ends without a result (W1-W3)
 - GET jobs_u/get/{id}: per workspace, 404 elsewhere (J1), large (J6); jobs_u/completed/get_result_maybe/{id}:
@@ -136,6 +137,11 @@ async def get_variable(request: web.Request) -> web.Response:
     return web.json_response(state.variables[path])
 
 
+async def answer_head(request: web.Request) -> web.Response:
+    """R7: HEAD on a run route answers 200 with nothing, without authentication or a job (`jobs.rs:136-179`)."""
+    return web.Response()
+
+
 def build_app(state: EmulatorState) -> web.Application:
     app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=[middleware(state)])
     app[STATE] = state
@@ -149,6 +155,7 @@ def build_app(state: EmulatorState) -> web.Application:
         urls.VARIABLE_VALUE: get_variable,
     }
     app.router.add_post(urls.RUN.pattern, run, name=urls.RUN.name)
+    app.router.add_route("HEAD", urls.RUN.pattern, answer_head)  # R7: POST and HEAD only, anything else 405
     for route, handler in handlers.items():
         app.router.add_get(route.pattern, handler, name=route.name)
 

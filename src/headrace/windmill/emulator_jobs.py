@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from headrace.windmill.emulator_args import with_query
 from headrace.windmill.emulator_auth import visible
 from headrace.windmill.emulator_model import EmulatorState, Job, JobFailed, Kind, Runner, Target
 from headrace.windmill.emulator_refs import resolve_args
@@ -78,7 +79,7 @@ async def run(request: web.Request) -> web.StreamResponse:
         return web.Response(status=fault.status, text=fault.body, headers=headers)
     if fault is not None and fault.kind == "hang":
         await asyncio.sleep(fault.seconds)
-    args = parse_args(raw)
+    args = with_query(request, raw, parse_args(raw))  # R1: raw, wrap_body, include_header, include_query
     if isinstance(args, web.Response):
         return args
     if target.preprocessor is not None:

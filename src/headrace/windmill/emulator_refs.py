@@ -8,7 +8,10 @@
   JSON, `$res:PATH` the resource's value (a path needs at least two segments), `$encrypted:...` the
   decrypted value (the emulator holds no key: the job fails), and `$NAME` the reserved variable NAME
   (`WM_TOKEN`, `WM_WORKSPACE`, ...) when there is one, else the string is left as it is;
-- a missing variable or resource fails the job before it starts. There is no escape syntax.
+- a missing variable or resource fails the job before it starts. There is no escape syntax;
+- any value the walk reaches at depth 50 or more (the argument itself is depth 0, each object member or
+  walked array item one more) fails the job: "Maximum resource/variable interpolation depth (50) exceeded"
+  (`MAX_INTERPOLATION_DEPTH`, `:265, 277-281`).
 
 A string in a walked argument is therefore resolved whoever wrote it: a customer named `$WM_TOKEN`
 in an argument that also holds a `$res:` path receives the job's token.
@@ -25,6 +28,7 @@ from headrace.windmill.emulator_model import FAKE_JOB_TOKEN, EmulatorState, Job,
 TRIGGER = re.compile(r"\$(?:var|jsonvar|res|encrypted):")
 MAX_ARRAY_DEPTH = 2
 MAX_ARRAY_ITEMS = 1000
+MAX_INTERPOLATION_DEPTH = 50
 
 
 def reserved_variables(job: Job, base_url: str) -> dict[str, str]:
@@ -66,6 +70,12 @@ def resolve_args(state: EmulatorState, job: Job, base_url: str) -> dict[str, Any
 
 
 def _walk(state: EmulatorState, name: str, value: Any, reserved: dict[str, str], depth: int) -> Any:
+    if depth >= MAX_INTERPOLATION_DEPTH:
+        message = (
+            f"Maximum resource/variable interpolation depth ({MAX_INTERPOLATION_DEPTH}) exceeded for `{name}`; "
+            "this usually indicates a circular `$res:` or `$var:` reference"
+        )
+        raise JobFailed({"name": "InternalErr", "message": message, "stack": ""})
     if isinstance(value, str):
         return _string(state, name, value, reserved)
     if isinstance(value, dict):

@@ -9,6 +9,11 @@ Accepted shapes (the path prefix before `/api` may be empty or a sub-path for re
 
 with an optional `?token=...`, which is taken out of the URL and used as the bearer token.
 
+Every path segment must be plain (`[A-Za-z0-9_.~-]`, not `.` or `..`, not empty): no percent-encoding, no
+dot segments, so the URL headrace sends is the URL it checked, whatever a proxy in front of Windmill
+normalises. The query may carry only the parameters in QUERY_KEPT (CONTRACT R1: others change the job's
+arguments, break every run, or do nothing); `job_id` is headrace's own (one per delivery).
+
 The API routes themselves (`Route`: a template with named parts) are defined once here: the client
 builds its URLs from them and the emulator registers its handlers on them, so the two cannot drift.
 """
@@ -30,6 +35,29 @@ _PATH = re.compile(
     r"^(?P<prefix>.*?)/api/w/(?P<ws>[A-Za-z0-9_-]+)/jobs/(?P<mode>run|run_wait_result)/(?P<kind>[pf])/(?P<path>.+)$"
 )
 _RUNNABLE_PATH = re.compile(r"^(u|f|g)/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$")
+_SEGMENT = re.compile(r"[A-Za-z0-9_.~-]+")
+
+# Query parameters a destination URL may carry, sent with every run: Windmill run options that neither
+# change the job's arguments nor link it to other jobs (`backend/windmill-api-jobs/src/types.rs` RunJobQuery).
+QUERY_KEPT = frozenset({"tag", "timeout", "cache_ttl"})
+# Why the others are refused: the ones a pasted URL is known to carry, each with its reason (CONTRACT R1).
+QUERY_REFUSED = {
+    "job_id": "headrace sets a deterministic job_id per delivery",
+    "raw": "Windmill answers 500 to every run with it (raw=1 is not a boolean: its handler panics), and "
+    "raw=true adds the body text as an argument",
+    "wrap_body": "it wraps the whole body into one argument `body`, so main(...) gets none of its arguments",
+    "include_header": "it copies request headers into the job's arguments (include_header=authorization puts "
+    "the bearer token there)",
+    "include_query": "it copies query parameters into the job's arguments",
+    "queue_limit": "it does nothing on jobs/run (only run_wait_result reads it) and headrace never waits",
+    "payload": "it replaces the job's arguments with its own",
+    "skip_preprocessor": "it changes which function receives the arguments",
+    "parent_job": "it links the job to another job",
+    "root_job": "it links the job to another job",
+    "invisible_to_owner": "it hides the job from its owner",
+    "scheduled_for": "headrace delivers now and follows the job; a scheduled job looks stuck",
+    "scheduled_in_secs": "headrace delivers now and follows the job; a scheduled job looks stuck",
+}
 
 
 class WindmillUrlError(ValueError):
@@ -97,6 +125,18 @@ class RunTarget:
         return urlsplit(self.base_url).netloc
 
     @property
+    def normalised_base(self) -> str:
+        """`base_url` as compared: scheme and host in lower case, the scheme's default port left out (the job
+        ids keep `base_url` as configured, so they do not change)."""
+        parts = urlsplit(self.base_url)
+        scheme, host, port = parts.scheme.lower(), parts.hostname or "", parts.port
+        host = f"[{host}]" if ":" in host else host
+        origin = (
+            f"{scheme}://{host}" if port in (None, 443 if scheme == "https" else 80) else f"{scheme}://{host}:{port}"
+        )
+        return origin + parts.path
+
+    @property
     def run_url(self) -> str:
         url = RUN.build(
             self.base_url,
@@ -127,10 +167,27 @@ class RunTarget:
 
 def parse_run_url(url: str) -> tuple[RunTarget, str | None]:
     """Split a copied Windmill webhook URL into a RunTarget and the `?token=` it carried, if any."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - a port that is not a number raises here, not later
+    except ValueError as exc:
+        raise WindmillUrlError(f"not a URL ({exc}); expected {EXPECTED_SHAPE}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise WindmillUrlError(f"a Windmill URL must start with https:// and name a host; expected {EXPECTED_SHAPE}")
-    match = _PATH.match(parts.path.rstrip("/"))
+    if parts.username is not None or parts.password is not None:
+        raise WindmillUrlError(
+            "remove the user name and password (user:password@) from the URL: Windmill takes a token, given as "
+            'token = "env:WINDMILL_TOKEN" or ?token='
+        )
+    path = parts.path.rstrip("/")
+    for segment in path.split("/")[1:]:
+        if segment in ("", ".", "..") or not _SEGMENT.fullmatch(segment):
+            raise WindmillUrlError(
+                f"the URL's path has the segment {segment[:40]!r}: a Windmill run URL has no empty, `.` or `..` "
+                "segments and no percent-encoding or other characters outside A-Z a-z 0-9 _ . ~ - (a proxy would "
+                f"read it as another path); expected {EXPECTED_SHAPE}"
+            )
+    match = _PATH.match(path)
     if not match:
         hint = ""
         if "/jobs/run/h/" in parts.path or "/jobs/run_wait_result/h/" in parts.path:
@@ -148,10 +205,12 @@ def parse_run_url(url: str) -> tuple[RunTarget, str | None]:
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "token":
             token = value
-        elif key == "job_id":
-            raise WindmillUrlError("remove job_id from the URL: headrace sets a deterministic job_id per delivery")
-        else:
+        elif key in QUERY_KEPT:
             extra.append((key, value))
+        else:
+            why = QUERY_REFUSED.get(key, "Windmill's run URL does not need it")
+            kept = ", ".join(sorted(QUERY_KEPT))
+            raise WindmillUrlError(f"remove {key[:40]} from the URL: {why} (a run URL may carry token, {kept})")
     target = RunTarget(
         base_url=f"{parts.scheme}://{parts.netloc}{match.group('prefix')}/api",
         workspace=match.group("ws"),
