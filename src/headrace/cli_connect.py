@@ -22,6 +22,8 @@ REQUEST_TIMEOUT = 60.0  # seconds for one request to Windmill
 
 def add_parsers(sub: Any, config_help: str) -> Any:
     """The `connect` group with its `windmill` command; returns the group so others can add theirs."""
+    from headrace.windmill.deploy import LOCK_TIMEOUT
+
     connect = sub.add_parser("connect", help="wire headrace to Windmill or Dodo (idempotent)").add_subparsers(
         dest="connect_command", metavar="SYSTEM", required=True
     )
@@ -40,11 +42,21 @@ def add_parsers(sub: Any, config_help: str) -> Any:
     p.add_argument("--folder", default="dodo", help="the Windmill folder for the kit (default dodo: f/dodo/...)")
     p.add_argument(
         "--database",
-        help="postgresql://USER:PASSWORD@HOST:5432/DB (or env:NAME / file:PATH holding it): create the kit's "
-        "tables there and the f/FOLDER/db resource (password in a secret variable)",
+        help="env:NAME or file:PATH holding postgresql://USER:PASSWORD@HOST:5432/DB (or the URL itself, which "
+        "then shows in the process list): create the kit's tables there and the f/FOLDER/db resource (its "
+        "password in a secret variable)",
     )
     p.add_argument("--source", default="dodo", help="the [sources.NAME] the destinations receive from (default dodo)")
     p.add_argument("--kit", help="the kit folder (default: the one shipped with headrace)")
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=LOCK_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long to wait for Windmill to build the scripts' and flows' locks (1 to 86400, default "
+        f"{LOCK_TIMEOUT:g}); "
+        "a run stopped here is finished by the next one, which sends nothing again",
+    )
     p.add_argument("--dry-run", action="store_true", help="print what would change, and change nothing")
     p.set_defaults(func=cmd_connect_windmill)
     return connect
@@ -90,23 +102,23 @@ def _destinations(args: argparse.Namespace, config: ConfigFile, run_base: str) -
         }
         current = existing.get(row.name)
         if current is not None and current.get("url") not in (url, EMULATOR_URL):
+            shown = str(current.get("url")).partition("?")[0]  # a ?token= in a URL is a secret
             lines.append(
-                f"left alone  [destinations.{row.name}] (it points at {current.get('url')}; rename it to let "
+                f"left alone  [destinations.{row.name}] (it points at {shown}; rename it to let "
                 "connect windmill write its own)"
             )
             continue
-        if current is not None and all(current.get(key) == value for key, value in wanted.items()):
+        ours = current is not None and current.get("url") == url
+        if current is not None and ours and all(current.get(key) == value for key, value in wanted.items()):
             lines.append(f" unchanged  [destinations.{row.name}]")
             continue
-        config.set_destination(row.name, wanted)
-        lines.append(
-            f"{'update' if current and current.get('url') == url else 'create':>10}  "
-            f"[destinations.{row.name}] -> {row.kind} {path}"
-        )
+        # One it wrote before keeps the keys a person added (retry_schedule, timeout, ...).
+        config.set_destination(row.name, {**current, **wanted} if ours and current is not None else wanted)
+        lines.append(f"{'update' if ours else 'create':>10}  [destinations.{row.name}] -> {row.kind} {path}")
     return lines
 
 
-def _create_tables(url: str, sql: Path | None) -> None:
+def _create_tables(url: str, password: str, sql: Path | None) -> None:
     if sql is None:
         raise UsageError("--database: the kit has no sql/postgresql.sql")
     try:
@@ -117,7 +129,8 @@ def _create_tables(url: str, sql: Path | None) -> None:
         with psycopg.connect(url, connect_timeout=15, autocommit=True) as connection:
             connection.execute(sql.read_text("utf-8").encode())
     except psycopg.Error as exc:
-        raise UsageError(f"--database: creating the kit's tables failed: {exc.__class__.__name__}: {exc}") from None
+        message = str(exc).replace(password, "***") if password else str(exc)
+        raise UsageError(f"--database: creating the kit's tables failed: {exc.__class__.__name__}: {message}") from None
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
@@ -150,6 +163,8 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
     from headrace.windmill.kit import KitError, find_kit, read_kit
 
     _check_inputs(args)
+    if not 1 <= args.lock_timeout <= 86400:
+        raise UsageError(f"--lock-timeout {args.lock_timeout:g}: give seconds between 1 and 86400")
     token = _reference("--token", args.token)
     args.token = _config_reference(args.token, Path(args.config))
     database_url = None
@@ -169,7 +184,7 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
         if args.dry_run:
             _say("tables: would apply the kit's sql/postgresql.sql (idempotent)")
         else:  # first, so a database that cannot be reached stops before anything changes in Windmill
-            _create_tables(database_url, kit.sql.get("postgresql"))
+            _create_tables(database_url, database.password if database else "", kit.sql.get("postgresql"))
             _say("tables: the kit's tables exist (sql/postgresql.sql applied; it is idempotent)")
 
     async def main() -> None:
@@ -189,7 +204,7 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
             if args.dry_run:
                 _say(f"kit: would send {len(changes)} changes (dry run: nothing sent)")
                 return
-            await deploy.apply(api, steps, _say)
+            await deploy.apply(api, steps, _say, timeout=args.lock_timeout)
             if changes:
                 _say(f"kit: deployed {len(changes)} changes")
 

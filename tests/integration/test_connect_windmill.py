@@ -339,3 +339,178 @@ def test_a_relative_file_token_is_written_so_the_config_folder_finds_it(
 def connect_with_token(emu: EmulatorThread, config: Path, token: str) -> int:
     argv = ["connect", "windmill", "--url", f"http://127.0.0.1:{emu.port}", "--workspace", "acme"]
     return main([*argv, "--token", token, "-c", str(config)])
+
+
+def test_after_a_failed_lock_is_fixed_the_next_run_sends_a_new_version_and_finishes(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    control(emulator, lock_errors={"f/dodo/record_refund": "no matching distribution", "f/dodo/on_dispute": "bad"})
+    assert connect(emulator, config) == 2
+    control(emulator, lock_errors={"f/dodo/record_refund": None})
+    assert connect(emulator, config) == 2  # the scripts are fine now; the flow's lock fails
+    out = capsys.readouterr()
+    assert "update  script f/dodo/record_refund  (its last lock failed)" in out.out
+    assert "could not build the lock of flow f/dodo/on_dispute" in out.err
+    control(emulator, lock_errors={"f/dodo/on_dispute": None})
+    assert connect(emulator, config) == 0
+    out = capsys.readouterr().out
+    assert "update  flow f/dodo/on_dispute  (its last lock failed)" in out
+    assert "  script f/dodo/record_refund" not in out  # built now: nothing sent for it
+    assert emulator.state.runnable("acme", "script", "f/dodo/record_refund") is not None
+
+
+def test_a_user_variable_at_the_password_path_leaves_both_alone(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = {"path": "f/dodo/db_password", "value": "theirs", "is_secret": True, "description": "the team's"}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{emulator.port}/api/w/acme/variables/create",
+        data=json.dumps(mine).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    assert connect(emulator, config, "--database", "postgresql://kit:pw@127.0.0.1:1/kitdb", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "left alone  variable f/dodo/db_password" in out
+    assert "left alone  resource f/dodo/db  (its password would be the variable f/dodo/db_password" in out
+    assert emulator.state.variables["f/dodo/db_password"] == "theirs"
+
+
+def test_the_console_setup_page_shows_each_step_and_its_fix(
+    emulator: EmulatorThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WINDMILL_TOKEN", TOKEN)
+    path = tmp_path / "headrace.toml"
+    assert main(["init", "-c", str(path)]) == 0
+    path.write_text(path.read_text("utf-8").replace("127.0.0.1:8787", f"127.0.0.1:{free_port()}"), "utf-8")
+    before_connect = load(path)
+    assert connect(emulator, path) == 0
+    settings = load(path)
+    admin = {"Authorization": f"Bearer {settings.server.admin_token[0].reveal()}"}
+    body = json.dumps(samples.load("payment.succeeded")).encode()
+    secret = settings.sources["dodo"].secrets[0].reveal()
+
+    async def page(http: aiohttp.ClientSession, base: str) -> str:
+        async with http.get(f"{base}/console/setup", headers=admin) as response:
+            assert response.status == 200
+            return await response.text()
+
+    async def run() -> tuple[str, str, str]:
+        async with running_server(before_connect) as base, aiohttp.ClientSession() as http:
+            starter_page = await page(http, base)
+        async with running_server(settings) as base, aiohttp.ClientSession() as http:
+            fresh = await page(http, base)
+            await post(http, f"{base}/webhooks/dodo", body, signed_headers(body, "msg_setup_1", secret))
+
+            async def delivered() -> bool:
+                return "#1 payment.succeeded" in (await page(http, base)).split("an event delivered")[1]
+
+            await wait_for(delivered, timeout=30, interval=0.1)
+            return starter_page, fresh, await page(http, base)
+
+    starter_page, fresh, after = asyncio.run(run())
+    assert "the starter&#39;s local emulator" in starter_page and "headrace connect windmill --url" in starter_page
+    assert f"http://127.0.0.1:{emulator.port}/api, workspace acme, as" in fresh
+    assert fresh.count(">done<") >= 1 + len(DESTINATIONS) + 1  # Windmill, every target, the destinations
+    assert 'an event received</b></td>\n    <td><span class="badge pending">todo' in fresh
+    assert "#1 payment.succeeded from dodo" in after
+    for text in (starter_page, fresh, after):
+        assert TOKEN not in text
+
+
+def test_the_setup_page_names_an_unreachable_windmill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from headrace.check.setup import setup_steps
+
+    monkeypatch.setenv("WINDMILL_TOKEN", TOKEN)
+    path = tmp_path / "headrace.toml"
+    path.write_text(starter.render(), encoding="utf-8")
+    port = free_port()
+    text = path.read_text("utf-8").replace(
+        starter.EMULATOR_URL, f"http://127.0.0.1:{port}/api/w/acme/jobs/run/f/f/dodo/on_payment"
+    )
+    path.write_text(text, "utf-8")
+
+    async def run() -> list[Any]:
+        async with aiohttp.ClientSession() as http:
+            return await setup_steps(load(path), http, 5.0)
+
+    steps = asyncio.run(run())
+    [windmill] = [s for s in steps if s.step.startswith("Windmill reachable")]
+    assert windmill.state == "broken" and f"cannot reach Windmill at http://127.0.0.1:{port}/api" in windmill.detail
+    assert "headrace connect windmill" in windmill.fix
+    [kit] = [s for s in steps if s.step == "a destination for every kit automation"]
+    assert kit.state == "todo" and "on_subscription" in kit.detail
+
+
+def test_a_database_that_cannot_be_reached_stops_before_windmill_changes(
+    emulator: EmulatorThread, config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("psycopg")
+    monkeypatch.setenv("KIT_DATABASE", f"postgresql://kit:pw-sekrit-9@127.0.0.1:{free_port()}/kitdb")
+    assert connect(emulator, config, "--database", "env:KIT_DATABASE") == 2
+    err = capsys.readouterr().err
+    assert "creating the kit's tables failed" in err and "pw-sekrit-9" not in err
+    assert control(emulator)["folders"] == [] and control(emulator)["script_versions"] == []
+
+
+def test_keys_a_person_added_to_a_kit_destination_survive_a_change(
+    emulator: EmulatorThread, config: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert connect(emulator, config) == 0
+    text = config.read_text("utf-8").replace(
+        "[destinations.refunds]\n", '[destinations.refunds]\n# kept: a person wrote this\ntimeout = "5s"\n'
+    )
+    own = "https://windmill.example/api/w/acme/jobs/run/p/f/mine/payments?token=url-token-secret"
+    text = text.replace(f"http://127.0.0.1:{emulator.port}/api/w/acme/jobs/run/f/f/dodo/on_payment", own)
+    config.write_text(text, "utf-8")
+    (tmp_path / "token").write_text(TOKEN, "utf-8")
+    monkeypatch.chdir(tmp_path)
+    argv = ["connect", "windmill", "--url", f"http://127.0.0.1:{emulator.port}", "--workspace", "acme"]
+    assert main([*argv, "--token", "file:token", "-c", str(config)]) == 0  # another token reference: an update
+    written = config.read_text("utf-8")
+    assert "# kept: a person wrote this" in written
+    settings = load(config)
+    assert settings.destinations["refunds"].timeout == "5s"
+    assert settings.destinations["refunds"].bearer.reveal() == TOKEN
+    assert settings.destinations["payments"].url == own  # left alone
+
+
+def test_a_token_in_a_left_alone_url_is_not_printed(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = "https://windmill.example/api/w/acme/jobs/run/p/f/mine/payments?token=url-token-secret"
+    config.write_text(config.read_text("utf-8").replace(starter.EMULATOR_URL, own), "utf-8")
+    assert connect(emulator, config, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "left alone  [destinations.payments]" in out and "url-token-secret" not in out
+
+
+def test_an_answer_larger_than_the_limit_is_refused_and_one_at_the_limit_read() -> None:
+    from aiohttp import web
+
+    async def run() -> None:
+        sizes = {"at": deploy.RESPONSE_LIMIT, "past": deploy.RESPONSE_LIMIT + 1}
+
+        async def whoami(request: web.Request) -> web.Response:
+            size = sizes[request.match_info["workspace"]]
+            body = '{"email": "a@b", "pad": "' + "x" * (size - 27) + '"}'
+            assert len(body) == size
+            return web.Response(text=body, content_type="application/json")
+
+        app = web.Application()
+        app.router.add_get("/api/w/{workspace}/users/whoami", whoami)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        try:
+            async with aiohttp.ClientSession() as http:
+                me = await deploy.whoami(deploy.Api(http, f"http://127.0.0.1:{port}", "at", TOKEN))
+                assert me["email"] == "a@b"
+                with pytest.raises(deploy.DeployError, match="larger than"):
+                    await deploy.whoami(deploy.Api(http, f"http://127.0.0.1:{port}", "past", TOKEN))
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(run())

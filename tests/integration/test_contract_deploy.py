@@ -4,9 +4,12 @@ and `headrace connect windmill` call."""
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 from typing import Any
 
 from headrace.windmill import deploy_routes as routes
+from headrace.windmill import urls
 from headrace.windmill.emulator import EmulatorState
 from headrace.windmill.emulator_deploy import BUILT_LOCK
 
@@ -116,6 +119,9 @@ def test_contract_D4_resources_create_once_unless_update_if_exists() -> None:
         assert (await emu.get(routes.RESOURCE_GET, path="f/dodo/db")).json()["value"] == changed["value"]
         assert (await emu.get(routes.RESOURCE_EXISTS, path="f/dodo/db")).json() is True
         assert (await emu.get(routes.RESOURCE_EXISTS, path="f/dodo/nope")).json() is False
+        await post(emu, routes.VARIABLE_CREATE, {"path": "f/dodo/other", "value": "pw", "is_secret": True})
+        read = await emu.get(urls.RESOURCE_VALUE, path="f/dodo/db")
+        assert read.json() == {"password": "pw"}  # "$var:" resolved when the resource is read
 
     scenario(EmulatorState(), body)
 
@@ -232,3 +238,17 @@ def test_every_request_is_recorded_delete_included() -> None:
 
     state = EmulatorState()
     scenario(state, body)
+
+
+def test_every_test_the_deployment_contract_names_exists() -> None:
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "windmill-contract.md").read_text("utf-8")
+    rows = [line for line in doc.splitlines() if re.match(r"^\| (D\d|S1) \|", line)]
+    assert len(rows) == 10
+    named = {name for row in rows for name in re.findall(r"`(test_\w+)`", row.rsplit("|", 2)[-2])}
+    defined = {
+        name
+        for path in root.joinpath("tests").rglob("test_*.py")
+        for name in re.findall(r"def (test_\w+)", path.read_text("utf-8"))
+    }
+    assert named and named <= defined, sorted(named - defined)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -118,3 +119,31 @@ def test_starter_config_delivers_to_dev_windmill_out_of_the_box(tmp_path: Path) 
                 jobs = json.loads(response.read())["jobs"]
             time.sleep(0.1)
         assert [(job["workspace"], job["kind"], job["path"]) for job in jobs] == [("demo", "flow", "f/dodo/on_payment")]
+
+
+def test_dev_windmill_takes_a_deploy_and_builds_locks_for_lock_seconds(tmp_path: Path) -> None:
+    """The whole CLI: `dev windmill --lock-seconds`, then `connect windmill` in its own process."""
+    port = free_port()
+    config = tmp_path / "headrace.toml"
+    subprocess.run([*CLI, "init", "-c", str(config)], check=True, capture_output=True, timeout=60)
+    with process("dev", "windmill", "--listen", f"127.0.0.1:{port}", "--lock-seconds", "0.5", port=port):
+        argv = ["connect", "windmill", "--url", f"http://127.0.0.1:{port}", "--workspace", "demo"]
+        done = subprocess.run(
+            [*CLI, *argv, "--token", "env:WINDMILL_TOKEN", "-c", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "WINDMILL_TOKEN": "dev-token"},
+        )
+        assert done.returncode == 0, done.stderr
+        assert "waiting for the lock of script f/dodo/" in done.stdout and "all 3 flow locks built" in done.stdout
+        status, _ = call(f"http://127.0.0.1:{port}/api/w/demo/jobs/run/p/f/dodo/record_refund")
+        assert status == 201  # built: the deployed script runs
+    for bad in ("-1", "3601"):
+        failed = subprocess.run(
+            [*CLI, "dev", "windmill", "--listen", "127.0.0.1:1", "--lock-seconds", bad],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert failed.returncode == 2 and "--lock-seconds" in failed.stderr

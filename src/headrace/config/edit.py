@@ -26,6 +26,7 @@ from tomlkit.items import Table
 
 from headrace.config.loader import ConfigError
 from headrace.config.settings import _NAME
+from headrace.files import TooLarge, read_at_most
 
 TomlValue: TypeAlias = str | int | float | bool | Sequence[str | int | float | bool]
 
@@ -59,15 +60,14 @@ class ConfigFile:
         """The file at `path`; a missing file is an empty document, created by save()."""
         path = Path(path)
         try:
-            with path.open("rb") as handle:
-                data = handle.read(CONFIG_SIZE_LIMIT + 1)
-                mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+            data = read_at_most(path, CONFIG_SIZE_LIMIT)
+            mode = stat.S_IMODE(path.stat().st_mode)
         except FileNotFoundError:
             return cls(path, tomlkit.document(), None)
+        except TooLarge:
+            raise ConfigError(f"{path}: larger than {CONFIG_SIZE_LIMIT} bytes; is it the right file?") from None
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
-        if len(data) > CONFIG_SIZE_LIMIT:
-            raise ConfigError(f"{path}: larger than {CONFIG_SIZE_LIMIT} bytes; is it the right file?")
         try:
             document = tomlkit.parse(data.decode("utf-8"))
         except UnicodeDecodeError:

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from headrace.access import APP_KEY, Handler
 from headrace.app import App
-from headrace.console import activity, auth, bulk, pages, trying
+from headrace.console import activity, auth, bulk, pages, setup, trying
 from headrace.console.sessions import Sessions
 from headrace.durations import parse_duration
 
@@ -45,6 +45,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/replay", bulk.replay_action),
     ("GET", "/rejections", pages.rejections_page),
     ("GET", "/destinations", pages.destinations_page),
+    ("GET", "/setup", setup.setup_page),
     ("GET", "/try", trying.try_page),
     ("POST", "/try/preview", trying.preview_action),
     ("POST", "/try/send", trying.send_action),

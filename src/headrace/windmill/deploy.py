@@ -28,7 +28,7 @@ from headrace.windmill.kit import Kit
 from headrace.windmill.urls import Route
 
 MARK = "Created by headrace connect windmill"  # in the description of every variable and resource it creates
-LOCK_TIMEOUT = 900.0  # seconds to wait for all locks: Windmill builds them one dependency job at a time
+LOCK_TIMEOUT = 900.0  # seconds to wait for all locks (--lock-timeout): Windmill builds each in a dependency job
 POLL = 1.0  # seconds between two looks at a lock
 RESPONSE_LIMIT = 4 * 1_048_576  # bytes of one answer read; a kit flow is far smaller
 LOG_EXCERPT = 2000  # characters of a lock error shown
@@ -123,12 +123,16 @@ class Api:
 
     async def call(
         self, method: Literal["GET", "POST"], route: Route, body: Any = None, query: str = "", **parts: str
-    ) -> tuple[int, Any]:
+    ) -> tuple[int, str]:
         url = route.build(self.base_url, workspace=self.workspace, **parts) + query
         try:
             async with self._http.request(method, url, json=body, headers=self._headers) as response:
-                raw = await response.content.read(RESPONSE_LIMIT + 1)
-                status = response.status
+                status, raw = response.status, bytearray()
+                while len(raw) <= RESPONSE_LIMIT:  # read() answers what has arrived, up to n: loop to the end
+                    chunk = await response.content.read(RESPONSE_LIMIT + 1 - len(raw))
+                    if not chunk:
+                        break
+                    raw += chunk
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DeployError(f"cannot reach Windmill at {self.base_url}: {exc.__class__.__name__} {exc}") from None
         if len(raw) > RESPONSE_LIMIT:
@@ -141,35 +145,50 @@ class Api:
                 "and (for a scoped token) that it has the scopes for folders, resources, variables, scripts, "
                 "flows and schedules"
             )
-        try:
-            return status, json.loads(text) if text else None
-        except ValueError:
-            return status, text
+        return status, text
 
     async def get(self, route: Route, **parts: str) -> Any:
         """The JSON answer, or None for a 404."""
-        status, body = await self.call("GET", route, **parts)
+        status, text = await self.call("GET", route, **parts)
         if status == 404:
             return None
         if status != 200:
-            raise DeployError(f"GET {route.name} {parts}: Windmill answered {status}: {str(body)[:300]}")
-        return body
+            raise DeployError(f"GET {route.name} {parts}: Windmill answered {status}: {text[:300]}")
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise DeployError(f"GET {route.name} {parts}: the answer is not JSON; is this a Windmill URL?") from None
 
-    async def post(self, step: Step) -> Any:
+    async def post(self, step: Step) -> str:
+        """The answer's text (scripts/create: the new hash, which must not go through a JSON parser)."""
         assert step.route is not None
-        status, body = await self.call("POST", step.route, step.body, step.query, **step.parts)
+        status, text = await self.call("POST", step.route, step.body, step.query, **step.parts)
         if status not in (200, 201):
-            raise DeployError(f"{step.action} {step.kind} {step.path}: Windmill answered {status}: {str(body)[:500]}")
-        return body
+            raise DeployError(f"{step.action} {step.kind} {step.path}: Windmill answered {status}: {text[:500]}")
+        return text
+
+
+def covers(deployed: Any, wanted: Any) -> bool:
+    """Whether what is deployed holds everything headrace would send: objects may carry more keys (what Windmill
+    adds when it stores them), every other value must be equal."""
+    if isinstance(wanted, dict):
+        return isinstance(deployed, dict) and all(
+            key in deployed and covers(deployed[key], value) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(deployed, list)
+            and len(deployed) == len(wanted)
+            and all(covers(d, w) for d, w in zip(deployed, wanted, strict=True))
+        )
+    return bool(deployed == wanted)
 
 
 def _same_script(deployed: dict[str, Any], body: dict[str, Any]) -> bool:
-    keys = ("content", "summary", "schema", "language")
-    return all(deployed.get(key) == body.get(key) for key in keys) and not deployed.get("lock_error_logs")
-
-
-def _same_flow(deployed: dict[str, Any], body: dict[str, Any]) -> bool:
-    return all(deployed.get(key) == body.get(key) for key in ("summary", "description", "value", "schema"))
+    """Unchanged: the same code, summary, schema and language, and its lock did not fail (the description is
+    left out: a description-only change is not worth a new version and a new lock build)."""
+    wanted = {key: body.get(key) for key in ("content", "summary", "schema", "language")}
+    return covers(deployed, wanted) and not deployed.get("lock_error_logs")
 
 
 async def _owned(api: Api, kind: str, route: Route, path: str, wanted: dict[str, Any], create: Step) -> Step:
@@ -180,7 +199,7 @@ async def _owned(api: Api, kind: str, route: Route, path: str, wanted: dict[str,
         return create
     if MARK not in str(current.get("description") or ""):
         return Step(kind, path, "left alone", "exists and was not created by headrace; check it yourself")
-    if all(current.get(key) == value for key, value in wanted.items()):
+    if covers(current, wanted):
         return Step(kind, path, "unchanged")
     return Step(kind, path, "update", route=create.route, parts=create.parts, body=create.body, query=create.query)
 
@@ -234,6 +253,9 @@ async def plan(api: Api, kit: Kit, database: Database | None) -> list[Step]:
         step = await _owned(api, "resource", routes.RESOURCE_GET, resource_path, {"value": value}, create)
         if step.action == "update":
             step.query = "?update_if_exists=true"
+        if steps[-1].action == "left alone" and step.action in ("create", "update"):
+            note = f"its password would be the variable {variable_path}, which is not headrace's"
+            step = Step("resource", resource_path, "left alone", note)
         steps.append(step)
     for script in kit.scripts:
         deployed = await api.get(routes.SCRIPT_GET, path=script.path)
@@ -255,7 +277,7 @@ async def plan(api: Api, kit: Kit, database: Database | None) -> list[Step]:
         body = {"path": flow.path, **flow.body}
         if deployed is None:
             steps.append(Step("flow", flow.path, "create", route=routes.FLOW_CREATE, body=body, waits=True))
-        elif _same_flow(deployed, flow.body):
+        elif covers(deployed, flow.body) and not deployed.get("lock_error_logs"):
             building = deployed.get("lock_error_logs") == ""
             steps.append(
                 Step(
@@ -264,16 +286,15 @@ async def plan(api: Api, kit: Kit, database: Database | None) -> list[Step]:
             )
         else:
             parts = {"path": flow.path}
-            steps.append(
-                Step("flow", flow.path, "update", "differs from the kit", routes.FLOW_UPDATE, parts, body, waits=True)
-            )
+            note = "its last lock failed" if deployed.get("lock_error_logs") else "differs from the kit"
+            steps.append(Step("flow", flow.path, "update", note, routes.FLOW_UPDATE, parts, body, waits=True))
     for path, schedule in kit.schedules:
         deployed = await api.get(routes.SCHEDULE_GET, path=path)
         if deployed is None:
             steps.append(
                 Step("schedule", path, "create", route=routes.SCHEDULE_CREATE, body={"path": path, **schedule})
             )
-        elif all(deployed.get(key) == value for key, value in schedule.items()):
+        elif covers(deployed, schedule):
             steps.append(Step("schedule", path, "unchanged"))
         else:
             parts = {"path": path}
@@ -345,6 +366,6 @@ async def apply(
             progress(f"[{sent}/{len(sending)}] {step.action} {step.kind} {step.path}")
             answer = await api.post(step)
             if kind == "script":
-                step.hash = str(answer).strip()
+                step.hash = answer.strip()
         if kind in ("script", "flow"):
             await _wait_for_locks(api, [s for s in steps if s.kind == kind], progress, timeout, poll)

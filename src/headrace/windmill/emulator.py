@@ -126,7 +126,7 @@ async def get_resource(request: web.Request) -> web.Response:
     path = request.match_info["path"]
     if path not in state.resources:
         return web.Response(status=404, text=f"Not found: resource {path} not found")
-    return web.json_response(state.resources[path])
+    return web.json_response(emulator_deploy.interpolated(state, state.resources[path]))  # D4
 
 
 async def get_variable(request: web.Request) -> web.Response:

@@ -25,7 +25,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,70 +32,11 @@ from aiohttp import web
 
 from headrace.windmill import deploy_routes as routes
 from headrace.windmill.emulator_auth import TOKEN_KEY
+from headrace.windmill.emulator_deployment import BUILT_LOCK, Deployment, FlowVersion, ScriptVersion, interpolated
 from headrace.windmill.emulator_kit import _WMILL_SHIM, PythonScript, flow_input
 from headrace.windmill.emulator_model import EmulatorState, Kind, Runner, Target
 
-SEEDED_RESOURCE_TYPES = ("postgres", "slack")  # C4: the only types a workspace has without the Hub sync
-BUILT_LOCK = "# dependencies locked by the headrace Windmill emulator\n"
-
-
-@dataclass
-class ScriptVersion:
-    """What Windmill stores for a script version beyond what the emulator's Target holds."""
-
-    workspace: str
-    target: Target
-    description: str
-    language: str
-    kind: str
-    job_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-
-@dataclass
-class FlowVersion:
-    summary: str
-    description: str
-    value: Any
-    schema: Any
-    deployed_at: float
-    lock_seconds: float
-    error: str | None
-    job_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    def building(self, now: float) -> bool:
-        return now < self.deployed_at + self.lock_seconds
-
-
-@dataclass
-class Deployment:
-    lock_seconds: float = 0.0  # how long each lock build (dependency job) takes
-    lock_errors: dict[str, str] = field(default_factory=dict)  # path -> the error its lock builds end with
-    operators: set[str] = field(default_factory=set)  # tokens whose user is an operator
-    folders: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    resource_types: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    variables: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    resources: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    scripts: dict[str, ScriptVersion] = field(default_factory=dict)  # hash -> version
-    flows: dict[tuple[str, str], FlowVersion] = field(default_factory=dict)
-    schedules: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path) of every request
-    shim_dir: Path | None = None
-
-    def script_building(self, version: ScriptVersion, now: float) -> bool:
-        target = version.target
-        return now < target.deployed_at + target.lock_seconds
-
-    def script_status(self, version: ScriptVersion, now: float) -> dict[str, Any]:
-        """D6: `lock` once built, `lock_error_logs` once failed, neither while building."""
-        if self.script_building(version, now):
-            return {"lock": None, "lock_error_logs": None, "job_id": version.job_id}
-        error = version.target.lock_error
-        return {"lock": None if error else BUILT_LOCK, "lock_error_logs": error, "job_id": version.job_id}
-
-    def seeded(self, workspace: str) -> None:
-        for name in SEEDED_RESOURCE_TYPES:
-            self.resource_types.setdefault((workspace, name), {"name": name, "schema": {}, "description": ""})
-
+__all__ = ["BUILT_LOCK", "DEPLOYMENT", "Deployment", "interpolated", "overlay", "register"]
 
 DEPLOYMENT = web.AppKey("deployment", Deployment)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -165,31 +105,22 @@ def register(app: web.Application, state: EmulatorState) -> Deployment:
         }
         return web.Response(text=f"Created folder {name}")
 
-    async def variable_exists(request: web.Request) -> web.Response:
-        return web.json_response((ws(request), request.match_info["path"]) in deployment.variables)
+    def readers(table: dict[tuple[str, str], dict[str, Any]], noun: str) -> tuple[Handler, Handler]:
+        """`exists/{path}` (a bool) and `get/{path}` (the item, or 404) over one table of path-keyed items."""
 
-    async def variable_get(request: web.Request) -> web.Response:
-        variable = deployment.variables.get((ws(request), request.match_info["path"]))
-        if variable is None:
-            return _not_found(f"variable {request.match_info['path']} not found")
-        return web.json_response(variable)
+        async def exists(request: web.Request) -> web.Response:
+            return web.json_response((ws(request), request.match_info["path"]) in table)
 
-    async def variable_create(request: web.Request) -> web.Response:
-        body = await _json_object(request)
-        if isinstance(body, web.Response):
-            return body
-        path = str(body.get("path", ""))
-        if (ws(request), path) in deployment.variables:
-            return _bad(f"A variable with path {path} already exists")
-        variable = {
-            "path": path,
-            "value": str(body.get("value", "")),
-            "is_secret": bool(body.get("is_secret", False)),
-            "description": str(body.get("description", "")),
-        }
-        deployment.variables[(ws(request), path)] = variable
-        state.variables[path] = str(variable["value"])
-        return web.Response(status=201, text=path)
+        async def get(request: web.Request) -> web.Response:
+            item = table.get((ws(request), request.match_info["path"]))
+            if item is None:
+                return _not_found(f"{noun} {request.match_info['path']} not found")
+            return web.json_response(item)
+
+        return exists, get
+
+    variable_exists, variable_get = readers(deployment.variables, "variable")
+    resource_exists, resource_get = readers(deployment.resources, "resource")
 
     async def variable_update(request: web.Request) -> web.Response:
         path = request.match_info["path"]
@@ -203,47 +134,63 @@ def register(app: web.Application, state: EmulatorState) -> Deployment:
         state.variables[path] = str(variable["value"])
         return web.Response(text=f"variable {path} updated")
 
-    async def resource_exists(request: web.Request) -> web.Response:
-        return web.json_response((ws(request), request.match_info["path"]) in deployment.resources)
+    def creator(
+        table: dict[tuple[str, str], dict[str, Any]],
+        noun: str,
+        key: str,
+        make: Callable[[dict[str, Any]], dict[str, Any]],
+        mirror: dict[str, Any] | None = None,
+        updatable: bool = False,
+    ) -> Handler:
+        """`create` for one table: 201 with the key, 400 when it exists (unless `?update_if_exists=true` where
+        Windmill takes it), the item also copied into the emulator's `$var:` / `$res:` table `mirror`."""
 
-    async def resource_get(request: web.Request) -> web.Response:
-        resource = deployment.resources.get((ws(request), request.match_info["path"]))
-        if resource is None:
-            return _not_found(f"resource {request.match_info['path']} not found")
-        return web.json_response(resource)
+        async def create(request: web.Request) -> web.Response:
+            deployment.seeded(ws(request))
+            body = await _json_object(request)
+            if isinstance(body, web.Response):
+                return body
+            name = str(body.get(key, ""))
+            update = updatable and request.query.get("update_if_exists") == "true"
+            if (ws(request), name) in table and not update:
+                return _bad(f"A {noun} with {key} {name} already exists")
+            item = table[(ws(request), name)] = make(body)
+            if mirror is not None:
+                mirror[name] = item["value"]
+            return web.Response(status=201, text=name)
 
-    async def resource_create(request: web.Request) -> web.Response:
-        body = await _json_object(request)
-        if isinstance(body, web.Response):
-            return body
-        path = str(body.get("path", ""))
-        update = request.query.get("update_if_exists") == "true"
-        if (ws(request), path) in deployment.resources and not update:
-            return _bad(f"A resource with path {path} already exists")
-        resource = {
-            "path": path,
+        return create
+
+    variable_create = creator(
+        deployment.variables,
+        "variable",
+        "path",
+        lambda body: {
+            "path": str(body.get("path", "")),
+            "value": str(body.get("value", "")),
+            "is_secret": bool(body.get("is_secret", False)),
+            "description": str(body.get("description", "")),
+        },
+        state.variables,
+    )
+    resource_create = creator(
+        deployment.resources,
+        "resource",
+        "path",
+        lambda body: {
+            "path": str(body.get("path", "")),
             "value": body.get("value"),
             "resource_type": str(body.get("resource_type", "")),  # C4: not validated
             "description": str(body.get("description", "")),
-        }
-        deployment.resources[(ws(request), path)] = resource
-        state.resources[path] = resource["value"]
-        return web.Response(status=201, text=path)
+        },
+        state.resources,
+        updatable=True,
+    )
+    resource_type_create = creator(deployment.resource_types, "resource type", "name", dict)
 
     async def resource_type_exists(request: web.Request) -> web.Response:
         deployment.seeded(ws(request))
         return web.json_response((ws(request), request.match_info["name"]) in deployment.resource_types)
-
-    async def resource_type_create(request: web.Request) -> web.Response:
-        deployment.seeded(ws(request))
-        body = await _json_object(request)
-        if isinstance(body, web.Response):
-            return body
-        name = str(body.get("name", ""))
-        if (ws(request), name) in deployment.resource_types:
-            return _bad(f"A resource type with name {name} already exists")
-        deployment.resource_types[(ws(request), name)] = body
-        return web.Response(status=201, text=name)
 
     def head(workspace: str, path: str) -> Target | None:
         live = [v for v in state.versions(workspace, "script", path) if not v.archived and not v.deleted]
@@ -403,7 +350,11 @@ def register(app: web.Application, state: EmulatorState) -> Deployment:
         if request.method == "POST":
             spec = await request.json()
             deployment.lock_seconds = float(spec.get("lock_seconds", deployment.lock_seconds))
-            deployment.lock_errors.update(spec.get("lock_errors", {}))
+            for path, error in spec.get("lock_errors", {}).items():  # null: that path's builds succeed again
+                if error is None:
+                    deployment.lock_errors.pop(path, None)
+                else:
+                    deployment.lock_errors[path] = str(error)
             deployment.operators.update(spec.get("operators", []))
         return web.json_response(
             {
@@ -423,28 +374,7 @@ def register(app: web.Application, state: EmulatorState) -> Deployment:
 
 
 def overlay(app: web.Application, workspace: str, kind: Kind, target: Target, body: dict[str, Any]) -> None:
-    """scripts/get and flows/get of a version deployed through the API show what was deployed (M1): a script's
-    description and language, its `lock` absent while building; a flow's value and `lock_error_logs`."""
+    """What scripts/get and flows/get add for a version deployed through the API (Deployment.show)."""
     deployment = app.get(DEPLOYMENT)
-    if deployment is None:
-        return
-    now = time.time()
-    if kind == "script":
-        version = deployment.scripts.get(target.hash)
-        if version is None:
-            return
-        body.update(description=version.description, language=version.language, kind=version.kind)
-        status = deployment.script_status(version, now)
-        body.pop("lock", None)
-        if status["lock"] is not None:
-            body["lock"] = status["lock"]
-        body["lock_error_logs"] = status["lock_error_logs"]
-        return
-    flow = deployment.flows.get((workspace, target.path))
-    if flow is None:
-        return
-    body.update(summary=flow.summary, description=flow.description, value=flow.value, schema=flow.schema)
-    body.pop("lock_error_logs", None)
-    error = "" if flow.building(now) else flow.error
-    if error is not None:
-        body["lock_error_logs"] = error
+    if deployment is not None:
+        deployment.show(workspace, kind, target, body)

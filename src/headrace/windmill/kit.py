@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from headrace.files import TooLarge, read_at_most
+
 KIT_FOLDER = "dodo"
 KIT_FILE_LIMIT = 1_048_576  # bytes per kit file: the kit is small text, not data
 
@@ -60,13 +62,13 @@ def find_kit(given: str | Path | None = None) -> Path:
 
 def _read(path: Path) -> str:
     try:
-        with path.open("rb") as handle:
-            data = handle.read(KIT_FILE_LIMIT + 1)
+        return read_at_most(path, KIT_FILE_LIMIT).decode("utf-8")
+    except TooLarge as exc:
+        raise KitError(str(exc)) from None
     except OSError as exc:
         raise KitError(f"{path}: {exc.strerror}") from None
-    if len(data) > KIT_FILE_LIMIT:
-        raise KitError(f"{path}: larger than {KIT_FILE_LIMIT} bytes")
-    return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KitError(f"{path}: not UTF-8 text") from None
 
 
 def _yaml(path: Path) -> dict[str, Any]:
