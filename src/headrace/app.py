@@ -19,7 +19,6 @@ from headrace.config.database import SQLITE_PREFIX, sqlite_file
 from headrace.deliver import preview as trying
 from headrace.deliver import testsend
 from headrace.deliver.attempt import Attempter
-from headrace.deliver.heartbeat import DEAD_AFTER
 from headrace.deliver.preflight import SchemaCache
 from headrace.deliver.recorder import OutcomeRecorder
 from headrace.deliver.tracker import JobTracker
@@ -27,6 +26,7 @@ from headrace.deliver.worker import Transformations, Worker
 from headrace.ingest.endpoint import Ingestor
 from headrace.metrics import Metrics
 from headrace.models import Activity, DeliveryError, EventFilter, EventRow, Rejection, TestDelivery, no_event
+from headrace.policy import DEAD_AFTER
 from headrace.previews import PreviewSpec
 from headrace.store.base import Store, StoreStats
 from headrace.store.sqlite import SQLiteStore

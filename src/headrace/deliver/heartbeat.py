@@ -26,12 +26,12 @@ import logging
 import time
 from collections.abc import Callable
 
+from headrace.policy import DEAD_AFTER, HEARTBEAT_INTERVAL
 from headrace.store.base import Beat, Reaped, Store, WorkerInfo
 
 log = logging.getLogger("headrace.deliver")
 
-INTERVAL = 1.0  # seconds between heartbeats
-DEAD_AFTER = 5.0  # a worker whose last heartbeat is this old is dead and its work is taken over
+INTERVAL = HEARTBEAT_INTERVAL  # seconds between heartbeats
 
 
 def _nothing() -> None:

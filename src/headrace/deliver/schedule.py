@@ -6,7 +6,8 @@ import random
 from collections.abc import Callable, Sequence
 from email.utils import parsedate_to_datetime
 
-JITTER = 0.1  # each delay is stretched or shrunk by up to 10 %
+from headrace.policy import JITTER
+
 MAX_RETRY_AFTER = 24 * 3600.0  # no Retry-After parks a delivery longer, whatever the schedule
 
 

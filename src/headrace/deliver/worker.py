@@ -29,13 +29,13 @@ from headrace.deliver.recorder import OutcomeRecorder
 from headrace.deliver.rounds import idle_timeout, run_rounds
 from headrace.deliver.tracker import JobTracker
 from headrace.models import Claimed
+from headrace.policy import LEASE_MARGIN
 from headrace.store.base import Finished, Store, WorkerInfo, lease_prefix
 from headrace.transform import Sandbox, Script
 from headrace.windmill.api import LOOKUP_TIMEOUT
 
 log = logging.getLogger("headrace.deliver")
 
-LEASE_MARGIN = 5.0
 STALLED_AFTER = 30.0  # readiness fails when the claim loop has not completed a round for this long
 
 

@@ -25,11 +25,12 @@ from headrace.models import (
     Route,
     job_id_for,
 )
+from headrace.policy import ERROR_EXCERPT, JOB_EXCERPT, RESPONSE_EXCERPT
 from headrace.store.base import Finished
 
 Row = Mapping[str, Any]
-EXCERPT_LIMIT = 2000
-JOB_EXCERPT_LIMIT = 1000  # the stored excerpt of a job's result or error
+EXCERPT_LIMIT = RESPONSE_EXCERPT
+JOB_EXCERPT_LIMIT = JOB_EXCERPT  # the stored excerpt of a job's result or error
 FIRST_JOB_CHECK = 1.0  # seconds after the job was created, the tracker's first look
 
 
@@ -133,7 +134,7 @@ def finish_params(finished: Finished, now: float) -> tuple[dict[str, Any], dict[
         "token": finished.token,
         "status": status,
         "next_attempt_at": next_attempt_at,
-        "last_error": "" if kind == "delivered" else excerpt(detail, 500),
+        "last_error": "" if kind == "delivered" else excerpt(detail, ERROR_EXCERPT),
         "windmill_job_id": windmill_job_id,
         "payload": attempt.request_payload,
         "now": now,

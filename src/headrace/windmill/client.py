@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import yarl
 
+from headrace.policy import LINE_EXCERPT
 from headrace.windmill import urls
 from headrace.windmill.api import LOOKUP_TIMEOUT, RESPONSE_LIMIT, JobPoll, RunResponse, TargetInfo
 from headrace.windmill.urls import RunTarget
@@ -135,7 +136,7 @@ class WindmillClient:
             return JobPoll(status=None, error=answer.error)
         status, text = answer.status, answer.text
         if status != 200:
-            return JobPoll(status=status, error=f"HTTP {status}: {text[:200].strip()}")
+            return JobPoll(status=status, error=f"HTTP {status}: {text[:LINE_EXCERPT].strip()}")
         if answer.cut:
             fields, result_at = leading_fields(text)
             if result_at is None:
@@ -181,7 +182,7 @@ class WindmillClient:
         """`scripts/get/p/{path}` or `flows/get/{path}`: the target's input schema and deployment state."""
         answer = await self._request(target.definition_url, token, timeout)
         if answer.status != 200:
-            error = answer.error or f"HTTP {answer.status}: {answer.text[:200].strip()}"
+            error = answer.error or f"HTTP {answer.status}: {answer.text[:LINE_EXCERPT].strip()}"
             return TargetInfo(status=answer.status, error=error)
         data = None if answer.cut else _json(answer.text)
         if not isinstance(data, dict):
