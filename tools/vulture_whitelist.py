@@ -24,3 +24,7 @@ _.exc_text
 _.stack_info
 # pytest runs autouse fixtures by themselves
 _restore_loggers
+# pytest calls its hooks by name
+pytest_sessionstart
+# the WAL file's name, spelled out in wal_bytes (perf)
+wal_path

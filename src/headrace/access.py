@@ -22,6 +22,7 @@ from aiohttp import web
 from headrace.app import App
 from headrace.config import KEYGEN_COMMAND, Secret
 from headrace.durations import parse_duration
+from headrace.previews import RefusalKind, Refused
 from headrace.throttle import FailureThrottle
 
 log = logging.getLogger("headrace.access")
@@ -42,6 +43,14 @@ def app_of(request: web.Request) -> App:
 
 def problem(status: int, error: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"error": error, "message": message}, status=status, headers=headers)
+
+
+# The HTTP status of each kind of refusal a service gives (previews.Refused): decided here, the front door.
+STATUS_OF: dict[RefusalKind, int] = {"bad_body": 400, "not_found": 404, "too_large": 413}
+
+
+def refused(exc: Refused) -> web.Response:
+    return problem(STATUS_OF[exc.kind], exc.kind, str(exc))
 
 
 def same_secret(given: str, token: Secret) -> bool:

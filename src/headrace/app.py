@@ -19,14 +19,15 @@ from headrace.config.database import SQLITE_PREFIX, sqlite_file
 from headrace.deliver import preview as trying
 from headrace.deliver import testsend
 from headrace.deliver.attempt import Attempter
-from headrace.deliver.heartbeat import DEAD_AFTER
 from headrace.deliver.preflight import SchemaCache
 from headrace.deliver.recorder import OutcomeRecorder
 from headrace.deliver.tracker import JobTracker
 from headrace.deliver.worker import Transformations, Worker
 from headrace.ingest.endpoint import Ingestor
 from headrace.metrics import Metrics
-from headrace.models import Activity, DeliveryError, EventFilter, EventRow, Rejection, TestDelivery
+from headrace.models import Activity, DeliveryError, EventFilter, EventRow, Rejection, TestDelivery, no_event
+from headrace.policy import DEAD_AFTER
+from headrace.previews import PreviewSpec
 from headrace.store.base import Store, StoreStats
 from headrace.store.sqlite import SQLiteStore
 from headrace.store.sqlite_io import WAL_LIMIT
@@ -111,31 +112,31 @@ class Previews:
         self.attempter = Attempter(client, self.schemas, Metrics(app.clock, app.settings), clock=app.clock)
         self.client = client
 
-    async def _input(self, spec: trying.PreviewSpec) -> trying.Input:
+    async def _input(self, spec: PreviewSpec) -> trying.Input:
         if spec.event_type is not None:
             return trying.sample_input(spec.event_type, spec.variant)
         assert spec.event_id is not None
         event = await self.app.store.get_event(spec.event_id)
         if event is None or event.body is None:
-            raise LookupError(f"no event {spec.event_id!r} (give the event id or the webhook-id)")
+            raise LookupError(no_event(spec.event_id))
         label = f"event {event.id} ({event.webhook_id})"
         return trying.Input(event.event_type, event.body, event.webhook_id, event.id, event.source, label)
 
     def _needs_sandbox(self, script: Script | None) -> Sandbox | None:
         return None if script is None else self.app.sandbox()
 
-    async def preview(self, spec: trying.PreviewSpec) -> dict[str, Any]:
+    async def preview(self, spec: PreviewSpec) -> dict[str, Any]:
         """What a delivery would send (LookupError for an unknown event)."""
         dest = self.app.settings.destinations[spec.destination]
-        script = trying.script_for(spec, self.app.script_of(spec.destination))
+        script = trying.script_for(spec.script, self.app.script_of(spec.destination))
         given = await self._input(spec)
         return await trying.preview(dest, script, given, self._needs_sandbox(script), self.schemas)
 
-    async def send_test(self, spec: trying.PreviewSpec) -> TestDelivery:
+    async def send_test(self, spec: PreviewSpec) -> TestDelivery:
         """Send it once as a test delivery (deliver/testsend.py)."""
         settings = self.app.settings
         dest = settings.destinations[spec.destination]
-        script = trying.script_for(spec, self.app.script_of(spec.destination))
+        script = trying.script_for(spec.script, self.app.script_of(spec.destination))
         given = await self._input(spec)
         sandbox = self._needs_sandbox(script)
         test = await testsend.send_test(
@@ -336,7 +337,7 @@ class App:
         for key in keys:
             event = await self.store.get_event(key)
             if event is None:
-                raise LookupError(f"no event {key!r} (give the event id or the webhook-id)")
+                raise LookupError(no_event(key))
             names = self.settings.destinations_for(event.source, event.event_type)
             job_ids = await self.store.replay(event.id, [self.settings.route(n) for n in names], self.clock())
             results.append(ReplayResult(event.id, job_ids))

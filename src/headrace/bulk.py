@@ -27,8 +27,8 @@ from typing import Any, TypeGuard, get_args
 
 from headrace import search
 from headrace.config import Settings
-from headrace.models import EventFilter, EventRow, EventStatus
-from headrace.views import ID_MAX, TEXT_MAX_LENGTH
+from headrace.models import ID_MAX, EventFilter, EventRow, EventStatus
+from headrace.views import TEXT_MAX_LENGTH
 
 BULK_REPLAY_LIMIT = 10_000  # events per bulk replay; above it the plan is refused (narrow the filter)
 CHUNK = 500  # events per write transaction while executing, so ingest is never held up for long

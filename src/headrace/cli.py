@@ -22,7 +22,7 @@ from headrace.cli_tools import (
     cmd_transform,
 )
 from headrace.config import ConfigError, Settings, load
-from headrace.models import EVENT_STATUSES, ORIGINS
+from headrace.models import EVENT_STATUSES, ORIGINS, no_event
 from headrace.store.base import StoreError
 
 T = TypeVar("T")
@@ -132,7 +132,7 @@ def cmd_event(args: argparse.Namespace) -> int:
 
     data = _with_app(args, detail)
     if data is None:
-        raise UsageError(f"no event {args.id!r} (give the event id or the webhook-id)")
+        raise UsageError(no_event(args.id))
     return _show(args, data, event_timeline)
 
 

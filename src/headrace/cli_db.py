@@ -176,7 +176,7 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
 async def _refuse_a_live_source(source: Store) -> None:
     """A copy reads table after table: rows written meanwhile would be missing, or break it (a delivery of an
     event that was not copied). Refuse while a headrace worker is registered on the source."""
-    from headrace.deliver.heartbeat import DEAD_AFTER
+    from headrace.policy import DEAD_AFTER
 
     live = await source.live_workers(time.time() - DEAD_AFTER)
     if live:

@@ -19,11 +19,11 @@ without meeting: each round takes ids the others have not locked (`FOR UPDATE SK
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
+from headrace.periodic import pause
 from headrace.store.base import Store
 
 log = logging.getLogger("headrace.indexer")
@@ -55,7 +55,6 @@ async def run(store: Store, stop: asyncio.Event, busy: Callable[[], bool] = lamb
             else:
                 wait = 0.0
         if wait:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), wait)
+            await pause(stop, wait)
         else:
             await asyncio.sleep(0)  # the next round at once, after the loop's other work

@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 # The namespace of deterministic Windmill job ids. Changing it would re-run every replayed job: never do.
 JOB_ID_NAMESPACE = uuid.UUID("6f1c9a52-3d0e-4c8b-9a57-2b7e4d1f0c33")
@@ -20,6 +20,21 @@ JOB_STATES: tuple[JobState, ...] = get_args(JobState)
 # here (or a test pins them to it). The rule that picks one is `event_status` below.
 EventStatus = Literal["unrouted", "pending", "delivered", "failed", "job_failed", "cancelled"]
 EVENT_STATUSES: tuple[EventStatus, ...] = get_args(EventStatus)
+ID_MAX = 2**63 - 1  # the largest id either database stores
+
+
+def parse_id(text: str) -> int | None:
+    """A stored row id written as text (ASCII digits, 0 to ID_MAX), else None. The length is checked before
+    any int is built, so a long string of digits costs nothing."""
+    if text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= ID_MAX:
+        return int(text)
+    return None
+
+
+def no_event(key: str) -> str:
+    """The one "no such event" message, for an event id or webhook-id nothing is stored under."""
+    shown = repr(key) if len(key) <= 80 else f"{key[:40]!r}... ({len(key)} characters)"
+    return f"no event {shown} (give the event id or the webhook-id)"
 
 
 def event_status(latest: Iterable[tuple[DeliveryStatus, JobState | None]]) -> EventStatus:
@@ -184,8 +199,6 @@ class Claimed:
 @dataclass(frozen=True)
 class Delivered:
     job_id: str
-    result: Any = None  # run_wait_result answers carry the job result
-    completed: bool = False  # True when the job's outcome is known already (run_wait_result answered)
 
 
 @dataclass(frozen=True)

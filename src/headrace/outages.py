@@ -21,7 +21,6 @@ a retention under the window hides refused stretches (docs/operations.md).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from headrace.periodic import pause
 from headrace.store.base import Store
 
 log = logging.getLogger("headrace.outages")
@@ -140,8 +140,7 @@ async def stay_alive(
             log.warning("could not record that headrace is alive: %s", exc)
         if stop.is_set():
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), beat)
+        await pause(stop, beat)
 
 
 def metric(found: Sequence[Outage]) -> str:

@@ -12,7 +12,6 @@ writes) is logged and tried again at the next one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from headrace.dodo import reconcile
 from headrace.dodo.api import base_url, open_client
 from headrace.durations import parse_duration
 from headrace.models import Route
+from headrace.periodic import pause
 from headrace.store.base import Store
 
 log = logging.getLogger("headrace.reconciling")
@@ -75,5 +75,4 @@ async def run(
             except Exception as exc:  # Dodo or the store failed this pass: the next one tries again
                 log.warning("scheduled reconcile of source %s failed: %s", name, exc)
         wait = min(due.values(), default=clock() + IDLE) - clock()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), max(1.0, min(wait, IDLE)))
+        await pause(stop, max(1.0, min(wait, IDLE)))

@@ -13,13 +13,13 @@ rejection_retention. `headrace db prune` runs one pass for cron users.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from headrace.config import Settings
+from headrace.periodic import pause
 from headrace.store.base import Store
 
 log = logging.getLogger("headrace.retention")
@@ -119,5 +119,4 @@ async def _pause(seconds: float, stop: asyncio.Event | None) -> None:
     if stop is None:
         await asyncio.sleep(seconds)
         return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+    await pause(stop, seconds)

@@ -4,7 +4,6 @@ and the `serve` / `worker` process lifecycles (signals, graceful shutdown)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -15,7 +14,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
-from headrace import access_log, console, indexer, listener, outages, pidfile, proxy, reconciling, retention
+from headrace import access_log, console, indexer, listener, outages, periodic, pidfile, proxy, reconciling, retention
 from headrace.access import APP_KEY, THROTTLE_KEY, bearer, bearer_only, matching_token, record_failure, throttled
 from headrace.api import routes as api_routes
 from headrace.app import App
@@ -144,8 +143,7 @@ def _background(coro: Coroutine[Any, Any, Any]) -> None:
 async def _flush_refusals(app: App, stop: asyncio.Event) -> None:
     """Write each minute's summary of refusals that were counted but not recorded (refusals.py)."""
     while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 5)
+        await periodic.pause(stop, 5)
         await app.ingestor.flush_refusals(final=stop.is_set())
 
 
@@ -211,21 +209,22 @@ async def serve(
             pidfile.write(pid_file)
         if ready is not None:
             ready(bound)
-        flusher = asyncio.create_task(_flush_refusals(app, stop))
-        pruner = asyncio.create_task(retention.run(app.store, app.settings, stop, app.clock))
-        searcher = asyncio.create_task(indexer.run(app.store, stop, busy=app.ingestor.busy))
-        alive = asyncio.create_task(outages.stay_alive(app.store, stop, app.clock))
-        reconciler = asyncio.create_task(reconciling.run(app.store, lambda: app.settings, stop, app.clock))
+        loops = periodic.Supervisor(stop)
+        loops.start("refusal flusher", lambda: _flush_refusals(app, stop))
+        loops.start("retention", lambda: retention.run(app.store, app.settings, stop, app.clock))
+        # the indexer ends after the round under way; what is still queued is indexed at the next start
+        loops.start("search indexer", lambda: indexer.run(app.store, stop, busy=app.ingestor.busy))
+        loops.start("alive record", lambda: outages.stay_alive(app.store, stop, app.clock))  # a last beat at stop
+        # a reconcile pass under way is cancelled at the stop, between two stores; the next start does it again
+        loops.start(
+            "scheduled reconcile",
+            lambda: reconciling.run(app.store, lambda: app.settings, stop, app.clock),
+            cancel_at_stop=True,
+        )
         await stop.wait()
         log.info("shutting down: no new webhooks; finishing in-flight deliveries")
         listening.close()  # stop accepting; requests already inside finish their commit
-        await flusher
-        await pruner
-        await searcher  # ends after the round under way; what is still queued is indexed at the next start
-        await alive  # its last beat is written as it ends
-        reconciler.cancel()  # a pass under way stops between two stores; the next start does it again
-        with contextlib.suppress(asyncio.CancelledError):
-            await reconciler
+        await loops.wait()
         if worker_task is not None and app.worker is not None:
             await worker_task
             await app.worker.drain(parse_duration(app.settings.server.shutdown_grace))

@@ -14,14 +14,23 @@ from typing import Any, get_args
 from headrace import search
 from headrace.config import Settings
 from headrace.durations import parse_since
-from headrace.models import ORIGINS, DeliveryRow, EventFilter, EventRow, EventStatus, Rejection, TestDelivery
+from headrace.models import (
+    ID_MAX,
+    ORIGINS,
+    DeliveryRow,
+    EventFilter,
+    EventRow,
+    EventStatus,
+    Rejection,
+    TestDelivery,
+    parse_id,
+)
 
 STATUSES: tuple[str, ...] = get_args(EventStatus)
 
 
 # The bounds of the query parameters, published by the OpenAPI document (api/openapi.py).
 LIMIT_MAX = 1000
-ID_MAX = 2**63 - 1  # the largest id either database stores
 TEXT_MAX_LENGTH = 200  # type and source names
 KEY_MAX_LENGTH = 400  # an event id or webhook-id in a path
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
@@ -36,7 +45,7 @@ def event_filter(query: Any, now: float) -> EventFilter:
     if not _DIGITS.match(limit_text) or not 1 <= int(limit_text) <= LIMIT_MAX:
         raise ValueError(f"limit: a number from 1 to {LIMIT_MAX}")
     before = query.get("before")
-    if before is not None and (not _DIGITS.match(before) or int(before) > ID_MAX):
+    if before is not None and parse_id(before) is None:
         raise ValueError(f"before: an event id (0 to {ID_MAX})")
     texts = {name: query.get(name) or None for name in ("type", "source")}
     for name, value in texts.items():

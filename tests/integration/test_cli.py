@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from headrace import samples
 from headrace.config import load
 from headrace.windmill.emulator import EmulatorThread, running_emulator
 from tests.helpers import SECRET, config_text, deployed_windmill, free_port
@@ -131,7 +132,7 @@ def test_send_events_event_replay_and_rejections(server):
 
 def test_transform_and_samples_commands(tmp_path: Path):
     listed = headrace("samples")
-    assert listed.returncode == 0 and len(listed.stdout.split()) == 48
+    assert listed.returncode == 0 and listed.stdout.split() == list(samples.EVENT_TYPES)
     shown = json.loads(headrace("samples", "show", "refund.succeeded").stdout)
     assert shown["type"] == "refund.succeeded"
     unknown = headrace("samples", "show", "payment.succeded")
@@ -168,10 +169,12 @@ def test_sighup_reloads_a_transformation_without_losing_work(tmp_path: Path, emu
     port = free_port()
     config = tmp_path / "h.toml"
     config.write_text(config_text(tmp_path / "h.db", port, emulator.url(), extra_dest='transform = "t.js"'))
+    log_path = tmp_path / "stderr.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "headrace.cli", "serve", "-c", str(config)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
     )
     try:
         wait_port(port)
@@ -180,12 +183,16 @@ def test_sighup_reloads_a_transformation_without_losing_work(tmp_path: Path, emu
         wait_jobs(emulator, 1)
         script.write_text("function handler(w) { w.payload = {version: 2}; return w; }")
         os.kill(process.pid, signal.SIGHUP)
-        time.sleep(0.5)
+        deadline = time.monotonic() + 20
+        while "config reloaded" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling for the reload's log line
+        assert "config reloaded" in log_path.read_text()
         assert headrace("send", "payment.succeeded", "--to", url, "--secret", SECRET).returncode == 0
         wait_jobs(emulator, 2)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(20)
+        log.close()
     versions = sorted(job.args["version"] for job in emulator.state.jobs.values())
     assert versions == [1, 2]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 
@@ -10,6 +9,7 @@ import aiohttp
 
 from headrace.windmill import deploy_routes, urls
 from headrace.windmill.emulator import EmulatorState, Token, build_app
+from tests.helpers import wait_for
 
 from .windmill_contract import Emulator, scenario
 
@@ -110,7 +110,11 @@ def test_contract_R3_new_script_answers_404_until_its_lock_is_built() -> None:
             assert answer.status == 404 and "script not found at name f/dodo/by_requests" in answer.text
         assert (await emu.run("f/dodo/by_requests")).status == 201
         assert (await emu.run("f/dodo/by_time")).status == 404
-        await asyncio.sleep(0.45)
+
+        async def locked() -> bool:  # the lock builds in its own time: wait for it, however loaded the machine
+            return "lock" in (await emu.get(urls.SCRIPT, path="f/dodo/by_time")).json()
+
+        await wait_for(locked, 10)
         assert (await emu.run("f/dodo/by_time")).status == 201
         assert (await emu.get(urls.SCRIPT, path="f/dodo/by_time")).json()["lock"] is not None
 

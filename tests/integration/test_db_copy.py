@@ -66,7 +66,7 @@ async def fill(store: Store) -> None:
     claimed = await store.claim("a", 6, "t", 1020.0, 1080.0)
     outcomes = [
         Delivered(claimed[0].job_id),
-        Delivered(claimed[1].job_id, result={"ok": True}, completed=True),
+        Delivered(claimed[1].job_id),
         Retry(at=1100.0, reason="HTTP 503"),
         Failed("HTTP 404"),
         Cancelled(),
@@ -75,6 +75,7 @@ async def fill(store: Store) -> None:
     for c, outcome in zip(claimed, outcomes, strict=True):
         await store.finish(Finished(c, "t", ok, outcome), 1021.0)
     await store.record_job(JobUpdate(claimed[0].delivery_id, "success", completed_at=1030.0, excerpt="7"), 1030.0)
+    await store.record_job(JobUpdate(claimed[1].delivery_id, "success", completed_at=1021.0, excerpt="ok"), 1021.0)
     failure = JobUpdate(claimed[5].delivery_id, "failure", completed_at=1031.0, excerpt="E", rerun=True, target=TARGET)
     await store.record_job(failure, 1031.0)
     await store.replay(claimed[3].event_id, [Route("a", TARGET)], 1040.0)

@@ -108,17 +108,20 @@ def test_hang_times_out_and_retries(tmp_path: Path, emulator: EmulatorThread):
     asyncio.run(main())
 
 
-def test_retry_after_is_honoured(tmp_path: Path, emulator: EmulatorThread):
+def test_retry_after_is_honoured_up_to_the_schedules_longest_step(tmp_path: Path, emulator: EmulatorThread):
     emulator.state.inject(Fault("status", status=429, retry_after="1"))
+    emulator.state.inject(Fault("status", status=429, retry_after="3600"))
+    schedule = '["10ms", "10ms", "1s"]'
 
     async def main() -> None:
-        async with running_server(settings(tmp_path, emulator.url())) as base:
+        async with running_server(settings(tmp_path, emulator.url(), schedule=schedule)) as base:
             await send(base, "msg_429")
             data = await settled(base, "msg_429")
-        first, second = data["deliveries"][0]["attempt_log"]
-        assert first["http_status"] == 429 and second["http_status"] == 201
-        gap = _ts(second["started_at"]) - _ts(first["started_at"])
-        assert gap >= 0.95  # the schedule says 10 ms; Retry-After says 1 s
+        first, second, third = data["deliveries"][0]["attempt_log"]
+        assert (first["http_status"], second["http_status"], third["http_status"]) == (429, 429, 201)
+        assert _ts(second["started_at"]) - _ts(first["started_at"]) >= 0.95  # the step says 10 ms; Retry-After 1 s
+        # Retry-After says an hour: clamped to the schedule's longest step (1 s), so the delivery settled here
+        assert _ts(third["started_at"]) - _ts(second["started_at"]) >= 0.95
 
     asyncio.run(main())
 
@@ -275,7 +278,11 @@ def test_graceful_shutdown_releases_unfinished_work(tmp_path: Path, emulator: Em
         cfg = settings(tmp_path, emulator.url())
         async with running_server(cfg) as base:
             await send(base, "msg_slow")
-            await asyncio.sleep(0.3)  # in flight when the stop comes; the 2 s grace lets it finish
+
+            async def in_flight() -> bool:  # the run has reached Windmill (the hang took it) when the stop comes
+                return not emulator.state.faults
+
+            await wait_for(in_flight, 10)  # the 2 s grace lets it finish
         app = await App.open(cfg)
         try:
             event = await app.get_event("msg_slow")

@@ -127,3 +127,26 @@ def test_a_claim_token_must_carry_its_workers_id(make_store: Callable[[], Store]
             await store.claim("payments", 1, "other#1", 1000.0, 1065.0, worker=A.id)
 
     run(make_store, scenario)
+
+
+def test_a_beat_renews_only_its_own_workers_leases_and_never_shortens_one(make_store: Callable[[], Store]) -> None:
+    async def scenario(store: Store) -> None:
+        await _events(store, 3)
+        for worker in (A, B):
+            await store.register_worker(worker, 1000.0)
+        held_a = await store.claim("payments", 2, f"{A.id}#1", 1000.0, 1060.0, worker=A.id)
+        held_b = await store.claim("payments", 1, f"{B.id}#1", 1000.0, 1060.0, worker=B.id)
+        assert len(held_a) == 2 and len(held_b) == 1
+        beat = await store.heartbeat(A.id, 1050.0, 900.0, lease_until=1200.0)
+        assert beat.alive and beat.reaped == []
+        # past the claims' leases: A's deliveries are still held (renewed), B's (not renewed) can be taken
+        taken = await store.claim("payments", 3, "thief#1", 1100.0, 5000.0)
+        assert [c.delivery_id for c in taken] == [c.delivery_id for c in held_b]
+        # a beat asking for less than the lease held does not shorten it
+        await store.heartbeat(A.id, 1101.0, 900.0, lease_until=1150.0)
+        assert await store.claim("payments", 3, "thief#2", 1170.0, 1230.0) == []
+        # without lease_until a beat renews nothing
+        await store.heartbeat(A.id, 1102.0, 900.0)
+        assert len(await store.claim("payments", 3, "thief#3", 1201.0, 1260.0)) == 2
+
+    run(make_store, scenario)

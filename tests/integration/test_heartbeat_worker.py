@@ -55,10 +55,10 @@ class Switchable:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def heartbeat(self, worker_id: str, now: float, dead_before: float) -> Beat:
+    async def heartbeat(self, worker_id: str, now: float, dead_before: float, lease_until: float | None = None) -> Beat:
         if self.broken:
             raise OSError("disk I/O error")
-        return await self._store.heartbeat(worker_id, now, dead_before)
+        return await self._store.heartbeat(worker_id, now, dead_before, lease_until)
 
     async def claim(self, *args: Any, **kwargs: Any) -> Any:
         if self.hang.is_set():
@@ -121,6 +121,57 @@ def test_a_worker_presumed_dead_drops_its_work_and_registers_again(tmp_path: Pat
             await wait_for(lambda: _true(worker.in_flight == 1), 5)
             assert next(iter(worker._running["payments"].values()))[0].webhook_id == "msg_1"
             assert await _status(store, "msg_0") == ("in_flight", 0)
+        finally:
+            stop.set()
+            await running
+            await worker.drain(0.1)
+            await store.close()
+
+    asyncio.run(main())
+
+
+class SlowLookup(FakeWindmill):
+    """A Windmill whose schema lookup (the preflight) answers only when the test lets it; the run then succeeds."""
+
+    def __init__(self) -> None:
+        super().__init__(RunResponse(201, ""))
+        self.looking = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def get_target(self, *args: Any, **kwargs: Any) -> Any:
+        self.looking.set()
+        await self.answer.wait()
+        return await super().get_target(*args, **kwargs)
+
+
+def test_a_live_workers_slow_attempt_outlasts_its_lease_and_is_not_claimed_twice(tmp_path: Path) -> None:
+    """The claim's lease covers a bounded attempt; the worker's beats renew it while the attempt runs longer
+    (here its schema lookup hangs past the lease), so no other worker claims the delivery meanwhile."""
+
+    async def main() -> None:
+        store = await _store_with_events(tmp_path, 1)
+        client = SlowLookup()
+        skew = [0.0]
+        worker = _worker(tmp_path, store, client, clock=lambda: time.time() + skew[0])
+        stop = asyncio.Event()
+        running = asyncio.create_task(worker.run(stop))
+        try:
+            await asyncio.wait_for(client.looking.wait(), 5)  # msg_0's attempt waits for its schema lookup
+            lease = worker._lease
+            skew[0] = lease + 60  # the lookup outlasts the claim's lease by a minute
+            later = time.time() + skew[0]
+            await wait_for(lambda: _true((worker.heartbeat.last_ok or 0) >= later), 5)  # a beat since then
+            other = WorkerInfo("other:1:0001", "other", 1)
+            now = time.time() + skew[0]
+            await store.register_worker(other, now)
+            assert await store.claim("payments", 1, f"{other.id}#1", now, now + 60, worker=other.id) == []
+            client.answer.set()
+
+            async def delivered() -> bool:
+                return (await _status(store, "msg_0"))[0] == "delivered"
+
+            await wait_for(delivered, 5)
+            assert len(client.runs) == 1
         finally:
             stop.set()
             await running

@@ -234,10 +234,12 @@ def test_metrics_after_a_known_sequence(tmp_path: Path) -> None:
                 key = 'headrace_jobs_total{destination="payments",outcome="success"}'
                 return values if values.get(key) == 3 else None
 
-            await wait_for(jobs_done, 15)
-            await asyncio.sleep(1.1)  # the store gauges are cached for a second
-            values = await jobs_done()
-            assert values is not None
+            async def gauges_settled() -> dict[str, float] | None:  # the store gauges are cached for a second
+                values = await jobs_done()
+                settled = values is not None and values["headrace_jobs_open"] == 0
+                return values if settled and values["headrace_queue_oldest_age_seconds"] == 0 else None
+
+            values = await wait_for(gauges_settled, 15)
             async with aiohttp.ClientSession() as http, http.get(f"{base}/metrics") as r:
                 assert r.status == 401  # behind the admin token, like the API
         assert values['headrace_events_received_total{source="dodo",outcome="accepted"}'] == 3

@@ -23,6 +23,7 @@ from tests.helpers import (
     running_server,
     settings_for,
     signed_headers,
+    wait_for,
 )
 
 psycopg = pytest.importorskip("psycopg")
@@ -204,7 +205,12 @@ def test_an_operation_cancelled_mid_query_leaves_the_store_usable(pg_dsn: str):
             async with await psycopg.AsyncConnection.connect(pg_dsn) as other, other.transaction():
                 await other.execute("SELECT id FROM deliveries FOR UPDATE")  # the finish below waits on this
                 finish = asyncio.create_task(store.finish(Finished(claimed, "t", attempt, Delivered("j")), 1001.0))
-                await asyncio.sleep(0.3)
+
+                async def finish_waits_on_the_lock() -> bool:
+                    found = await (await other.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")).fetchone()
+                    return found is not None and found[0] > 0
+
+                await wait_for(finish_waits_on_the_lock, 10)
                 finish.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await finish

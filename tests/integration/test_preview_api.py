@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from headrace import samples
-from headrace.deliver.preview import MAX_REQUEST, MAX_SCRIPT
+from headrace.previews import MAX_REQUEST, MAX_SCRIPT
 from headrace.windmill.emulator import EmulatorThread, running_emulator
 from tests.helpers import (
     config_text,
@@ -174,6 +174,9 @@ def test_preview_of_a_stored_event_a_variant_and_the_destination_script(tmp_path
             assert answer["input"]["label"] == "event 1 (msg_stored)"
             status, by_id = await ask(http, f"{base}/api/v1/preview", {"destination": "payments", "event_id": "1"})
             assert status == 200 and by_id["body"] == answer["body"]
+            # The id as ingest answered it (a JSON number) is the same event.
+            status, by_number = await ask(http, f"{base}/api/v1/preview", {"destination": "payments", "event_id": 1})
+            assert status == 200 and by_number["body"] == answer["body"], by_number
             spec = {"destination": "payments", "event_type": "payment.succeeded", "variant": variant}
             status, answer = await ask(http, f"{base}/api/v1/preview", spec)
             assert status == 200 and answer["input"]["label"] == f"sample payment.succeeded, variant {variant}"
@@ -200,6 +203,11 @@ def test_preview_refusals_and_limits_at_and_past(tmp_path: Path, emulator: Emula
         ({"destination": "payments", "event_id": "1", "variant": "x"}, 400, "variant: goes with event_type"),
         ({"destination": "payments", "event_id": "msg_none"}, 404, "no event 'msg_none'"),
         ({"destination": "payments", "event_id": "x" * 201}, 400, "at most 200"),
+        ({"destination": "payments", "event_id": 2**63}, 400, "an event id is from 0 to 9223372036854775807"),
+        ({"destination": "payments", "event_id": -1}, 400, "an event id is from 0 to"),
+        ({"destination": "payments", "event_id": True}, 400, "event_id: a string, got bool"),
+        ({"destination": "payments", "event_id": 1.5}, 400, "event_id: a string, got float"),
+        ({"destination": "payments", "event_id": 9}, 404, "no event '9' (give the event id or the webhook-id)"),
         ({**base_spec, "script": 5}, 400, "script: a string"),
         ({**base_spec, "script": "  "}, 400, "script: empty"),
         ({**base_spec, "colour": "red"}, 400, "unknown field(s) colour"),

@@ -246,7 +246,13 @@ def test_a_removed_destination_gets_no_new_deliveries_and_its_queued_ones_wait(
             await until(lambda: len(emulator.state.jobs) == 1)  # payments delivered
             config.write_text(two_destinations(tmp_path, port, emulator, None))
             hup()
-            await asyncio.sleep(0.5)  # the reload, and an attempt that was already in flight
+
+            async def reloaded_and_settled() -> bool:  # the reload, and an attempt that was already in flight
+                async with http.get(f"{base}/api/v1/destinations") as response:
+                    names = [d["name"] for d in (await response.json())["destinations"]]
+                return "audit" not in names and (await audit(first["event_id"]))["status"] == "pending"
+
+            await wait_for(reloaded_and_settled)
             before = len((await audit(first["event_id"]))["attempt_log"])
             await asyncio.sleep(1.5)  # six retry steps of 250 ms
             waiting = await audit(first["event_id"])
@@ -328,11 +334,17 @@ def test_admin_token_overlap_across_reloads_ends_only_the_removed_tokens_session
     text = config_text(tmp_path / "h.db", port, admin_token=TOKEN_A)
     config.write_text(text)
 
-    async def reload_to(value: str, http: aiohttp.ClientSession, base: str, works: str) -> None:
+    async def reload_to(
+        value: str, http: aiohttp.ClientSession, base: str, works: str, ends: str | None = None
+    ) -> None:
+        """Reload to `value` and wait until it is applied: `works` is accepted (and `ends`, if given, refused).
+        The reload reads the file off the event loop, so an old token that still works says nothing."""
         config.write_text(text.replace(f'admin_token = "{TOKEN_A}"', f"admin_token = {value}"))
         hup()
         deadline = time.monotonic() + 10
-        while await api_status(http, base, works) != 200:
+        while await api_status(http, base, works) != 200 or (
+            ends is not None and await api_status(http, base, ends) != 401
+        ):
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
 
@@ -347,7 +359,7 @@ def test_admin_token_overlap_across_reloads_ends_only_the_removed_tokens_session
             assert await console_status(base, session_a) == 200  # the overlap keeps A's session
             session_b = await console_login(http, base, TOKEN_B)
 
-            await reload_to(f'"{TOKEN_B}"', http, base, works=TOKEN_B)
+            await reload_to(f'"{TOKEN_B}"', http, base, works=TOKEN_B, ends=TOKEN_A)
             assert await api_status(http, base, TOKEN_A) == 401
             assert await api_status(http, base, TOKEN_A, "/metrics") == 401
             assert await console_status(base, session_a) == 303  # A removed: its session ended

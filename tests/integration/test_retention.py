@@ -30,7 +30,7 @@ async def settle(store: Store, webhook_id: str, state: str, *, at: float = OLD, 
     if state == "in_flight":
         return result.event_id
     outcome = {
-        "delivered": Delivered(c.job_id, result=1, completed=True),
+        "delivered": Delivered(c.job_id),
         "job_open": Delivered(c.job_id),
         "job_failed": Delivered(c.job_id),
         "job_unknown": Delivered(c.job_id),
@@ -38,8 +38,8 @@ async def settle(store: Store, webhook_id: str, state: str, *, at: float = OLD, 
         "cancelled": Cancelled(),
     }[state]
     await store.finish(Finished(c, f"t-{dest}", attempt(), outcome), at)
-    if state in ("job_failed", "job_unknown"):
-        job = "failure" if state == "job_failed" else "unknown"
+    if state in ("delivered", "job_failed", "job_unknown"):
+        job = {"delivered": "success", "job_failed": "failure", "job_unknown": "unknown"}[state]
         await store.record_job(JobUpdate(c.delivery_id, job, completed_at=at), at)  # type: ignore[arg-type]
     return result.event_id
 
@@ -84,7 +84,8 @@ def test_a_replayed_failure_goes_once_its_replay_is_delivered_and_old(make_store
         await retention.prune(store, NOW, retention=KEEP, rejection_retention=None)
         assert await remaining(store) == {"r"}  # the replay is pending
         [c] = await store.claim("r", 1, "t", OLD + DAY, OLD + DAY + 60)
-        await store.finish(Finished(c, "t", attempt(), Delivered(c.job_id, result=1, completed=True)), NOW - DAY)
+        await store.finish(Finished(c, "t", attempt(), Delivered(c.job_id)), NOW - DAY)
+        await store.record_job(JobUpdate(c.delivery_id, "success", completed_at=NOW - DAY), NOW - DAY)
         await retention.prune(store, NOW, retention=KEEP, rejection_retention=None)
         assert await remaining(store) == {"r"}  # delivered, but yesterday: kept until that is old too
         await retention.prune(store, NOW + KEEP, retention=KEEP, rejection_retention=None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -260,18 +261,6 @@ def test_delivered_async_job_is_open_until_its_outcome_is_recorded(make_store):
     run(make_store, scenario)
 
 
-def test_run_wait_result_is_recorded_as_a_finished_job(make_store):
-    async def scenario(store: Store) -> None:
-        await delivered(store, "msg_w", result={"ok": True}, completed=True)
-        detail = await store.get_event("msg_w")
-        assert detail is not None
-        [d] = detail.deliveries
-        assert (d.job_state, d.job_excerpt, d.job_completed_at) == ("success", '{"ok": true}', 1000.0)
-        assert await store.next_job_check() is None
-
-    run(make_store, scenario)
-
-
 def test_failed_job_rerun_makes_one_new_generation(make_store):
     async def scenario(store: Store) -> None:
         c = await delivered(store, "msg_f")
@@ -405,43 +394,72 @@ async def put_in_state(store: Store, destination: str, state: str, now: float) -
         return ("pending", None)
     [c] = await store.claim(destination, 1, f"t-{destination}", now, now + 60)
     outcome = {"in_flight": None, "failed": Failed("no"), "cancelled": Cancelled()}.get(state, Delivered(c.job_id))
-    if state == "success":
-        outcome = Delivered(c.job_id, result=1, completed=True)
     if outcome is None:
         return ("in_flight", None)
     await store.finish(Finished(c, f"t-{destination}", attempt(), outcome), now)
-    if state in ("failure", "unknown"):
+    if state in ("success", "failure", "unknown"):
         await store.record_job(JobUpdate(c.delivery_id, state, completed_at=now), now)  # type: ignore[arg-type]
     return ("delivered", state) if isinstance(outcome, Delivered) else (state, None)
 
 
-def test_event_status_is_the_models_rule_in_sql_and_in_python_for_every_combination(make_store):
-    """list_events computes the status in SQL, get_event in Python: both equal models.event_status."""
+FINISHED_STATES = ["failed", "cancelled", "open", "success", "failure", "unknown"]  # a replay's older generation
+
+
+def searchable(webhook_id: str) -> NewEvent:
+    """An event the search index finds by `biz_status` (its business_id)."""
+    return NewEvent("dodo", webhook_id, "payment.succeeded", 1000, 1000.0, b'{"business_id": "biz_status"}', {})
+
+
+def test_every_query_reporting_a_status_is_the_models_rule_for_every_combination(make_store):
+    """Every query that reports an event status equals models.event_status over every (status, job state) of
+    one and two destinations and of an older generation under each newest one: list_events (and its attention
+    variant), search_events, chart_outcomes (all destinations, and each one alone), failed_since, get_event."""
     combos: list[tuple[str, ...]] = [(), *((s,) for s in DESTINATION_STATES)]
     combos += [(s, t) for s in DESTINATION_STATES for t in DESTINATION_STATES]
+    generations = [(old, new) for old in FINISHED_STATES for new in DESTINATION_STATES]
 
     async def scenario(store: Store) -> None:
         expected: dict[str, str] = {}
+        alone: dict[str, str] = {}  # destination -> the status of its newest delivery on its own
+        failed: set[tuple[str, str]] = set()  # (webhook id, destination) whose newest delivery failed
         for n, combo in enumerate(combos):
             names = [f"d{n}_{k}" for k in range(len(combo))]
-            await store.ingest(event(f"c{n}"), routes(*names))
+            await store.ingest(searchable(f"c{n}"), routes(*names))
             pairs = zip(names, combo, strict=True)
             latest = [await put_in_state(store, name, state, 1000.0 + n) for name, state in pairs]
             expected[f"c{n}"] = event_status(latest)  # type: ignore[arg-type]
-        # An older generation does not count: failed, then replayed and pending again.
-        await store.ingest(event("replayed"), routes("r"))
-        [c] = await store.claim("r", 1, "t-r", 2000.0, 2060.0)
-        await store.finish(Finished(c, "t-r", attempt(), Failed("no")), 2000.0)
-        await store.replay(c.event_id, routes("r"), 2001.0)
-        expected["replayed"] = "pending"
+            alone.update({name: event_status([pair]) for name, pair in zip(names, latest, strict=True)})  # type: ignore[list-item]
+            failed |= {(f"c{n}", name) for name, (status, _) in zip(names, latest, strict=True) if status == "failed"}
+        # An older generation does not count, whatever it was: each finished state, replayed, then each state.
+        for n, (old, new) in enumerate(generations):
+            name = f"g{n}"
+            ingested = await store.ingest(searchable(name), routes(name))
+            await put_in_state(store, name, old, 1000.0 + n)
+            await store.replay(ingested.event_id, routes(name), 2000.0)
+            pair = await put_in_state(store, name, new, 3000.0 + n)
+            expected[name] = alone[name] = event_status([pair])  # type: ignore[list-item]
+            failed |= {(name, name)} if pair[0] == "failed" else set()
+        while await store.index_pending(1000):
+            pass
         listed = {e.webhook_id: e.status for e in await store.list_events(EventFilter(limit=1000))}
+        searched = {e.webhook_id: e.status for e in await store.list_events(EventFilter(q="biz_status", limit=1000))}
         detailed = {key: (await store.get_event(key)).status for key in expected}  # type: ignore[union-attr]
         assert listed == expected
+        assert searched == expected
         assert detailed == expected
         assert set(expected.values()) == set(EVENT_STATUSES)  # every status is reached
         for status in EVENT_STATUSES:  # the attention statuses through list_events_attention, the rest not
-            found = {e.webhook_id for e in await store.list_events(EventFilter(status=status, limit=1000))}  # type: ignore[arg-type]
-            assert found == {key for key, value in expected.items() if value == status}, status
+            want = {key for key, value in expected.items() if value == status}
+            for q in (None, "biz_status"):
+                found = {e.webhook_id for e in await store.list_events(EventFilter(status=status, q=q, limit=1000))}  # type: ignore[arg-type]
+                assert found == want, (status, q)
+        chart = await store.activity(999.0, 10_000.0, 1, [])
+        assert chart.outcomes == {0: dict(Counter(expected.values()))}
+        for destination, status in alone.items():
+            chart = await store.activity(999.0, 10_000.0, 1, [], destination)
+            assert chart.outcomes == {0: {status: 1}}, destination
+        ids = {e.id: e.webhook_id for e in await store.list_events(EventFilter(limit=1000))}
+        assert {(ids[event_id], name) for event_id, name in await store.failed_since(0.0)} == failed
 
     run(make_store, scenario)
 
@@ -460,6 +478,31 @@ def test_list_events_attention_is_list_events_over_the_attention_index_only():
     for dialect in PARAMETER:
         queries = load(dialect)
         assert candidates.sub("", queries["list_events_attention"], count=1) == queries["list_events"], dialect
+
+
+def test_the_status_rule_and_the_newest_generation_are_written_once_per_dialect():
+    """models.event_status in SQL and "the newest generation" are one fragment each per dialect, which every
+    query reporting a status pastes (the contract test above checks them all against the Python rule)."""
+    for dialect in PARAMETER:
+        text = (SQL / dialect / "queries.sql").read_text("utf-8")
+        assert text.count("THEN 'job_failed'") == 1, dialect
+        assert text.count("MAX(d2.generation)") == 1, dialect
+        queries = load(dialect)
+        using = {name for name, sql in queries.items() if "THEN 'job_failed'" in sql}
+        assert using == {"list_events", "list_events_attention", "search_events", "chart_outcomes"}, dialect
+
+
+def test_fragments_are_pasted_and_refused_when_unknown_or_circular():
+    from headrace.store.queries import parse_queries
+
+    text = "-- fragment: one\n1\n\n-- name: q\nSELECT {{one}} + {{two}}\n\n-- fragment: two\n{{one}} + 1;\n"
+    assert parse_queries(text) == {"q": "SELECT 1 + 1 + 1"}
+    with pytest.raises(ValueError, match="names no fragment"):
+        parse_queries("-- name: q\nSELECT {{nope}}")
+    with pytest.raises(ValueError, match="uses itself"):
+        parse_queries("-- fragment: a\n{{b}}\n-- fragment: b\n{{a}}\n-- name: q\nSELECT {{a}}")
+    with pytest.raises(ValueError, match="defined twice"):
+        parse_queries("-- fragment: a\n1\n-- name: a\nSELECT 1")
 
 
 def test_every_dialect_defines_the_same_queries_with_the_same_parameters():

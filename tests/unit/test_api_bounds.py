@@ -9,8 +9,9 @@ import pytest
 
 from headrace.api.openapi import document
 from headrace.durations import TIME_MAX_LENGTH, TIME_PATTERNS, parse_since
+from headrace.models import ID_MAX
 from headrace.store import programs
-from headrace.views import ID_MAX, LIMIT_MAX, TEXT_MAX_LENGTH, event_filter
+from headrace.views import LIMIT_MAX, TEXT_MAX_LENGTH, event_filter
 
 NOW = 1_800_000_000.0
 

@@ -1,7 +1,7 @@
 import pytest
 
 from headrace.deliver.classify import classify
-from headrace.deliver.schedule import next_attempt_at, parse_retry_after
+from headrace.deliver.schedule import MAX_RETRY_AFTER, clamp_retry_after, next_attempt_at, parse_retry_after
 from headrace.windmill.client import RunResponse
 
 SCHEDULE = (5.0, 300.0, 1800.0)
@@ -16,10 +16,24 @@ def test_schedule_steps_with_jitter_bounds():
     assert next_attempt_at(0, SCHEDULE, 1000.0) is None
 
 
-def test_retry_after_is_a_floor_and_capped():
-    assert next_attempt_at(1, SCHEDULE, 0.0, retry_after=60, rand=lambda: 0.5) == 60
-    assert next_attempt_at(1, SCHEDULE, 0.0, retry_after=1, rand=lambda: 0.5) == 5
-    assert next_attempt_at(1, SCHEDULE, 0.0, retry_after=10**9, rand=lambda: 0.5) == 86400
+def test_retry_after_is_a_floor_then_jittered_upward_only():
+    # the floor first, then the jitter: told the same Retry-After, deliveries spread out (never before it)
+    told = {next_attempt_at(1, SCHEDULE, 0.0, retry_after=60, rand=lambda r=r: r) for r in (0.0, 0.5, 1.0)}
+    assert sorted(told) == pytest.approx([60.0, 63.0, 66.0])
+    assert next_attempt_at(1, SCHEDULE, 0.0, retry_after=1, rand=lambda: 0.0) == 5  # below the step: the step
+    assert next_attempt_at(1, SCHEDULE, 0.0, retry_after=1, rand=lambda: 1.0) == pytest.approx(5.5)
+    assert next_attempt_at(1, SCHEDULE, 0.0, retry_after=0, rand=lambda: 0.0) == 5
+
+
+def test_retry_after_is_clamped_to_the_schedule():
+    # at the schedule's longest delay, and past it
+    assert next_attempt_at(1, SCHEDULE, 0.0, retry_after=1800, rand=lambda: 0.0) == 1800
+    assert next_attempt_at(1, SCHEDULE, 0.0, retry_after=1801, rand=lambda: 0.0) == 1800
+    assert next_attempt_at(1, SCHEDULE, 0.0, retry_after=10**9, rand=lambda: 1.0) == pytest.approx(1980)
+    assert clamp_retry_after(-5, SCHEDULE) == 0
+    assert clamp_retry_after(30, SCHEDULE) == 30
+    assert clamp_retry_after(10**9, (5.0, 10**7)) == MAX_RETRY_AFTER  # a long schedule still stops at a day
+    assert clamp_retry_after(10**9, ()) == MAX_RETRY_AFTER
 
 
 def test_parse_retry_after():

@@ -18,9 +18,9 @@ from headrace.api.openapi_schemas import (
     _schemas,
 )
 from headrace.durations import TIME_MAX_LENGTH, TIME_PATTERNS
-from headrace.models import EVENT_STATUSES, ORIGINS
+from headrace.models import EVENT_STATUSES, ID_MAX, ORIGINS
 from headrace.search import MAX_QUERY_CHARS
-from headrace.views import ID_MAX, KEY_MAX_LENGTH, LIMIT_MAX, TEXT_MAX_LENGTH
+from headrace.views import KEY_MAX_LENGTH, LIMIT_MAX, TEXT_MAX_LENGTH
 
 
 def _error(description: str) -> dict[str, Any]:

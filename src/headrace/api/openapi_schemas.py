@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from headrace import samples
-from headrace.deliver.preview import MAX_KEY, MAX_REQUEST, MAX_SCRIPT
-from headrace.models import DELIVERY_STATUSES, EVENT_STATUSES, JOB_STATES, ORIGINS
+from headrace.models import DELIVERY_STATUSES, EVENT_STATUSES, ID_MAX, JOB_STATES, ORIGINS
+from headrace.previews import MAX_KEY, MAX_REQUEST, MAX_SCRIPT
 
 _JSON = "application/json"
 
@@ -185,10 +185,11 @@ PREVIEW_REQUEST: dict[str, Any] = {
             "bytes of UTF-8 (413 past it); leave it out to use the destination's own",
         },
         "event_id": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": MAX_KEY,
-            "description": "A stored event: its id or webhook-id",
+            "oneOf": [
+                {"type": "string", "minLength": 1, "maxLength": MAX_KEY},
+                {"type": "integer", "minimum": 0, "maximum": ID_MAX},
+            ],
+            "description": "A stored event: its id (a number, or as text) or its webhook-id",
         },
         "event_type": {
             "type": "string",

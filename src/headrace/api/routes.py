@@ -8,16 +8,16 @@ from typing import Any
 
 from aiohttp import web
 
-from headrace import bulk
+from headrace import bulk, previews
 from headrace import views as serialize
-from headrace.access import APP_KEY, bearer_middleware, json_answer, read_body
+from headrace.access import APP_KEY, bearer_middleware, json_answer, read_body, refused
 from headrace.access import app_of as _app
 from headrace.access import problem as _problem
 from headrace.api.openapi import document
 from headrace.app import App
-from headrace.deliver.preview import MAX_REQUEST, PreviewSpec, SpecError, parse_spec
 from headrace.durations import parse_since
-from headrace.views import ID_MAX, KEY_MAX_LENGTH, event_filter
+from headrace.models import ID_MAX, no_event, parse_id
+from headrace.views import KEY_MAX_LENGTH, event_filter
 
 PREFIX = "/api/v1"
 
@@ -42,9 +42,7 @@ def _key(request: web.Request) -> str | None:
 
 
 def _no_event(request: web.Request) -> web.Response:
-    key = request.match_info["key"]
-    shown = repr(key) if len(key) <= 80 else f"{key[:40]!r}... ({len(key)} characters)"
-    return _problem(404, "not_found", f"no event {shown} (use an event id or webhook-id)")
+    return _problem(404, "not_found", no_event(request.match_info["key"]))
 
 
 async def get_event(request: web.Request) -> web.Response:
@@ -153,57 +151,39 @@ async def list_destinations(request: web.Request) -> web.Response:
     )
 
 
-async def _spec(request: web.Request) -> PreviewSpec | web.Response:
-    """The preview request of a JSON body, or the refusal to answer with."""
-    app = _app(request)
+async def _try_request(request: web.Request) -> Any:
+    """The JSON body of a preview or test-delivery request (previews.Refused when too big or not JSON)."""
     body = await read_body(request)
-    if len(body) > MAX_REQUEST:
-        return _problem(413, "too_large", f"the request body is {len(body):,} bytes; the limit is {MAX_REQUEST:,}")
+    previews.check_size(len(body), "the request body")
     try:
-        data = json.loads(body)
+        return json.loads(body)
     except (ValueError, RecursionError):
-        example = '{"destination": "payments", "event_type": "payment.succeeded"}'
-        return _problem(400, "bad_body", f"the body is not JSON; send an object like {example}")
-    try:
-        return parse_spec(data, app.settings.destinations)
-    except SpecError as exc:
-        return _problem(exc.status, exc.error, str(exc))
+        raise previews.Refused("bad_body", f"the body is not JSON; send an object like {previews.EXAMPLE}") from None
 
 
 async def preview(request: web.Request) -> web.Response:
     """What a delivery would send: built by the worker's own function, nothing sent."""
-    spec = await _spec(request)
-    if isinstance(spec, web.Response):
-        return spec
     try:
-        answer = await _app(request).previews().preview(spec)
-    except LookupError as exc:
-        return _problem(404, "not_found", str(exc))
+        answer = await previews.preview(_app(request), await _try_request(request))
+    except previews.Refused as exc:
+        return refused(exc)
     return await json_answer(answer)
 
 
 async def send_test(request: web.Request) -> web.Response:
     """Send the previewed request once, as a test delivery (its own job id, never an event's delivery)."""
     app = _app(request)
-    spec = await _spec(request)
-    if isinstance(spec, web.Response):
-        return spec
     try:
-        test = await app.previews().send_test(spec)
-    except LookupError as exc:
-        return _problem(404, "not_found", str(exc))
+        test = await previews.send_test(app, await _try_request(request))
+    except previews.Refused as exc:
+        return refused(exc)
     return web.json_response(serialize.test_delivery(test, app.settings), status=201)
-
-
-def _an_id(text: str) -> bool:
-    """A stored row id as text: ASCII digits, at most ID_MAX (checked by length first, so no huge int is built)."""
-    return text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= ID_MAX
 
 
 async def list_tests(request: web.Request) -> web.Response:
     app = _app(request)
     event_id = request.query.get("event_id")
-    if event_id is not None and not _an_id(event_id):
+    if event_id is not None and parse_id(event_id) is None:
         return _problem(400, "bad_query", f"event_id: an event id (0 to {ID_MAX})")
     limit = request.query.get("limit", "20")
     if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 100:
@@ -215,7 +195,8 @@ async def list_tests(request: web.Request) -> web.Response:
 async def get_test(request: web.Request) -> web.Response:
     app = _app(request)
     key = request.match_info["id"]
-    test = await app.previews().test(int(key)) if _an_id(key) else None
+    test_id = parse_id(key)
+    test = None if test_id is None else await app.previews().test(test_id)
     if test is None:
         return _problem(404, "not_found", f"no test delivery {key!r}")
     return web.json_response(serialize.test_delivery(test, app.settings))

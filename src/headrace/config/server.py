@@ -234,12 +234,11 @@ class ServerSettings(_Strict):
             )
         for index, secret in enumerate(value):
             token = secret.reveal()
-            if is_placeholder(token):
-                which = f"token #{index + 1} " if len(value) > 1 else ""
-                raise ValueError(
-                    f"{which}is an example's placeholder, known to anyone: generate one with: {KEYGEN_COMMAND}"
-                )
             which = f"token #{index + 1} is " if len(value) > 1 else ""
+            if is_placeholder(token):
+                raise ValueError(
+                    f"{which or 'is '}an example's placeholder, known to anyone: generate one with: {KEYGEN_COMMAND}"
+                )
             if len(token) < MIN_ADMIN_TOKEN or len(set(token)) < 8 or not token.isprintable() or " " in token:
                 raise ValueError(
                     f"{which}too short or too plain ({len(token)} characters): use at least {MIN_ADMIN_TOKEN} "

@@ -127,8 +127,8 @@ async def replay_action(request: web.Request) -> web.Response:
     app = app_of(request)
     try:
         results = await app.replay([request.match_info["key"]])
-    except LookupError:
-        raise web.HTTPNotFound(text="no such event") from None
+    except LookupError as exc:
+        raise web.HTTPNotFound(text=str(exc)) from None
     count = sum(len(r.job_ids) for r in results)
     raise web.HTTPSeeOther(f"{root_of(request)}/events/{results[0].event_id}?replayed={count}")
 

@@ -2,8 +2,8 @@
 stored event), edit the script, see what a delivery would send, send a test, and see how to save the script.
 
 The page is server-rendered; `static/try.js` sends the form to the JSON actions here (`preview`, `send`,
-`test`), which answer what `POST /api/v1/preview` and `/api/v1/test-deliveries` answer: both call the App's
-`previews()`, which builds the request with the worker's own `build_request`. The actions are console POSTs,
+`test`), which answer what `POST /api/v1/preview` and `/api/v1/test-deliveries` answer: both call the service
+in headrace/previews.py, which builds the request with the worker's own `build_request`. The actions are console POSTs,
 so the console's guard applies: a session, the console's Origin and the session's CSRF token in the form.
 
 Saving is shown, not done (docs/transformations.md, "Saving a script"): the page says which file to write,
@@ -18,14 +18,14 @@ from typing import Any
 
 from aiohttp import web
 
-from headrace import samples, views
-from headrace.access import app_of, json_answer, problem, read_body
+from headrace import previews, samples, views
+from headrace.access import app_of, json_answer, problem, read_body, refused
 from headrace.config import DestinationSettings
 from headrace.console.pages import render
-from headrace.deliver.preview import MAX_REQUEST, MAX_SCRIPT, PreviewSpec, SpecError, parse_spec
+from headrace.models import parse_id
+from headrace.previews import FIELDS, MAX_SCRIPT
 from headrace.transform.scripts import BUILTIN_PREFIX
 
-FIELDS = ("destination", "script", "event_id", "event_type", "variant")
 STARTER = (
     "function handler(webhook) {\n"
     "  // webhook.payload is the Dodo event; set it to what the Windmill script should get\n"
@@ -86,49 +86,35 @@ async def try_page(request: web.Request) -> web.Response:
     )
 
 
-async def _spec(request: web.Request) -> PreviewSpec | web.Response:
-    body = await read_body(request)
-    if len(body) > MAX_REQUEST:
-        return problem(413, "too_large", f"the form is {len(body):,} bytes; the limit is {MAX_REQUEST:,}")
+async def _form(request: web.Request) -> dict[str, Any]:
+    """The Try form's fields as a request for previews (previews.Refused when too big); empty fields left out."""
+    previews.check_size(len(await read_body(request)), "the form")
     form = await request.post()
-    data: dict[str, Any] = {}
-    for name in FIELDS:
-        value = form.get(name)
-        if isinstance(value, str) and value != "":
-            data[name] = value
-    try:
-        return parse_spec(data, app_of(request).settings.destinations)
-    except SpecError as exc:
-        return problem(exc.status, exc.error, str(exc))
+    return {name: value for name in FIELDS if isinstance(value := form.get(name), str) and value != ""}
 
 
 async def preview_action(request: web.Request) -> web.Response:
-    spec = await _spec(request)
-    if isinstance(spec, web.Response):
-        return spec
     try:
-        answer = await app_of(request).previews().preview(spec)
-    except LookupError as exc:
-        return problem(404, "not_found", str(exc))
+        answer = await previews.preview(app_of(request), await _form(request))
+    except previews.Refused as exc:
+        return refused(exc)
     return await json_answer(answer)
 
 
 async def send_action(request: web.Request) -> web.Response:
     app = app_of(request)
-    spec = await _spec(request)
-    if isinstance(spec, web.Response):
-        return spec
     try:
-        test = await app.previews().send_test(spec)
-    except LookupError as exc:
-        return problem(404, "not_found", str(exc))
+        test = await previews.send_test(app, await _form(request))
+    except previews.Refused as exc:
+        return refused(exc)
     return web.json_response(views.test_delivery(test, app.settings), status=201)
 
 
 async def test_status(request: web.Request) -> web.Response:
     app = app_of(request)
     key = request.match_info["key"]
-    test = await app.previews().test(int(key)) if key.isdigit() and len(key) < 19 else None
+    test_id = parse_id(key)
+    test = None if test_id is None else await app.previews().test(test_id)
     if test is None:
         return problem(404, "not_found", f"no test delivery {key!r}")
     return web.json_response(views.test_delivery(test, app.settings))
@@ -136,9 +122,10 @@ async def test_status(request: web.Request) -> web.Response:
 
 async def download_action(request: web.Request) -> web.Response:
     """The script in the form, as a .js file to save where the page says (nothing is written on the server)."""
-    body = await read_body(request)
-    if len(body) > MAX_REQUEST:
-        return problem(413, "too_large", f"the form is {len(body):,} bytes; the limit is {MAX_REQUEST:,}")
+    try:
+        previews.check_size(len(await read_body(request)), "the form")
+    except previews.Refused as exc:
+        return refused(exc)
     form = await request.post()
     name, script = form.get("destination"), form.get("script")
     settings = app_of(request).settings

@@ -19,6 +19,7 @@ from headrace.deliver.request import Refused, Skipped, build_request
 from headrace.deliver.schedule import next_attempt_at, parse_retry_after
 from headrace.metrics import Metrics
 from headrace.models import Attempt, Cancelled, Claimed, Delivered, Failed, Outcome, Retry
+from headrace.policy import ERROR_EXCERPT, RESPONSE_EXCERPT
 from headrace.transform import Sandbox, Script
 from headrace.windmill.api import WindmillApi
 
@@ -55,7 +56,7 @@ class Attempter:
                 "unexpected error in a delivery attempt",
                 extra={"delivery_id": claimed.delivery_id, "destination": claimed.destination},
             )
-            detail = f"{type(exc).__name__}: {exc}"[:500]
+            detail = f"{type(exc).__name__}: {exc}"[:ERROR_EXCERPT]
             reason = (
                 f"headrace could not complete the attempt: unexpected {detail}. This is a bug in headrace or its "
                 "environment: see the log, then replay."
@@ -104,7 +105,7 @@ class Attempter:
         )
         self.metrics.observe_attempt(claimed.destination, response.duration_ms / 1000)
         answer = classify(response, claimed.job_id)
-        excerpt = response.body[:2000] if response.status else (response.error or "")
+        excerpt = response.body[:RESPONSE_EXCERPT] if response.status else (response.error or "")
         attempt = record(response.status, excerpt, built.transformed, "\n".join(filter(None, (*built.notes, notes))))
         outcome: Outcome
         if answer.verdict == "delivered":

@@ -14,7 +14,9 @@ Never two live workers on one delivery:
 - the outcome of an attempt made under a lease that was released is refused by the store (`finish`), and a
   repeat send carries the same Windmill job id, which Windmill refuses to create twice.
 The beat runs on the worker's event loop: a loop stuck for `DEAD_AFTER` stops beating and is treated as dead.
-Leases stay as the backstop (a worker from before heartbeats, or rows whose worker row is gone otherwise).
+Each beat also renews the leases of this worker's deliveries in flight, so a slow attempt (a schema lookup, the
+sandbox's queue, the confirmation) is never claimed twice while its worker lives. Leases stay as the backstop (a
+worker from before heartbeats, or rows whose worker row is gone otherwise).
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ import logging
 import time
 from collections.abc import Callable
 
+from headrace.policy import DEAD_AFTER, HEARTBEAT_INTERVAL
 from headrace.store.base import Beat, Reaped, Store, WorkerInfo
 
 log = logging.getLogger("headrace.deliver")
 
-INTERVAL = 1.0  # seconds between heartbeats
-DEAD_AFTER = 5.0  # a worker whose last heartbeat is this old is dead and its work is taken over
+INTERVAL = HEARTBEAT_INTERVAL  # seconds between heartbeats
 
 
 def _nothing() -> None:
@@ -45,6 +47,7 @@ class Heartbeat:
         clock: Callable[[], float] = time.time,
         interval: float = INTERVAL,
         dead_after: float = DEAD_AFTER,
+        lease: Callable[[], float] | None = None,
         on_lost: Callable[[], WorkerInfo] | None = None,
         on_reaped: Callable[[], None] = _nothing,
         on_beat: Callable[[], None] = _nothing,
@@ -56,6 +59,7 @@ class Heartbeat:
         self.clock = clock
         self.interval = interval
         self.dead_after = dead_after
+        self.lease = lease  # seconds a beat keeps this worker's deliveries in flight leased (None: not renewed)
         self.on_lost = on_lost  # our row was gone: drop the work, return the identity to register again under
         self.on_reaped = on_reaped  # we released a dead worker's work: claim it
         self.on_beat = on_beat  # a beat succeeded: work held back by the fence may start
@@ -123,7 +127,8 @@ class Heartbeat:
                 log.info("worker registered", extra={"worker_id": self.info.id})
                 beat = Beat(True, [])
             else:
-                beat = await self.store.heartbeat(self.info.id, now, now - self.dead_after)
+                lease_until = None if self.lease is None else now + self.lease()
+                beat = await self.store.heartbeat(self.info.id, now, now - self.dead_after, lease_until)
         except Exception as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("worker heartbeat failed (%s); retrying in %gs", self.last_error, self.interval)

@@ -151,12 +151,9 @@ class SchemaCache:
         problems = validate(payload, found.schema, keeps_undeclared=found.keeps_undeclared)
         if problems and self.clock() - found.fetched_at > REFRESH_ON_MISMATCH:
             found = await self.get(target, token, max_age=REFRESH_ON_MISMATCH)
-            if found.schema is not None:
-                problems = validate(payload, found.schema, keeps_undeclared=found.keeps_undeclared)
-            else:
-                problems = []
             if found.schema is None:
                 return SchemaFindings([], found.note)
+            problems = validate(payload, found.schema, keeps_undeclared=found.keeps_undeclared)
         return SchemaFindings(problems)
 
 

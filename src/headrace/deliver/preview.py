@@ -1,15 +1,13 @@
 """Try a transformation: what a delivery of one event to one destination would send, without sending it.
 
-The console's "Try a transformation" page and `POST /api/v1/preview` ask for it with a JSON object:
-`destination` (a configured name), optionally `script` (JavaScript that replaces the destination's own), and
-one input: `event_id` (a stored event id or webhook-id) or `event_type` (a bundled sample) with an optional
-`variant`. The request is built by `build_request` (deliver/request.py), the function the worker uses, so the
-preview *is* the delivery; the answer adds what a person needs beside it: the schema check against the
-Windmill target's input schema, the JavaScript error with its line, and a key-level diff against the input.
+The service that reads a request, refuses it and looks events up is headrace/previews.py (the console's
+"Try a transformation" page and `POST /api/v1/preview` both call it). The request is built here by
+`build_request` (deliver/request.py), the function the worker uses, so the preview *is* the delivery; the answer
+adds what a person needs beside it: the schema check against the Windmill target's input schema, the JavaScript
+error with its line, and a key-level diff against the input.
 
-Limits: a script of at most MAX_SCRIPT bytes (UTF-8), a request body of at most MAX_REQUEST bytes; an edited
-script runs in the app's sandbox (worker processes, CPU/memory/wall-clock limits) under a name of its own
-(EDITED), never as a trusted built-in.
+An edited script runs in the app's sandbox (worker processes, CPU/memory/wall-clock limits) under a name of its
+own (EDITED), never as a trusted built-in.
 """
 
 from __future__ import annotations
@@ -25,33 +23,12 @@ from headrace.deliver.preflight import SchemaCache, judge
 from headrace.deliver.request import Built, Request, Skipped, build_request
 from headrace.transform import Sandbox, Script
 
-MAX_SCRIPT = 64 * 1024  # bytes of JavaScript (UTF-8)
-MAX_REQUEST = 512 * 1024  # bytes of the preview request body (a 64 KiB script escaped in JSON fits)
-MAX_KEY = 200  # characters of an event id or webhook-id
 EDITED = "edited script"  # the name an edited script runs under: never "builtin:…", so never trusted
 SAMPLE_WEBHOOK_ID = "msg_headrace_sample"  # the webhook-id a bundled sample is tried with
 DIFF_LIMIT = 200  # rows of the key-level diff
 REDACTED = "***"
 # Header names whose values are credentials: shown as ***. Authorization keeps its scheme ("Bearer ***").
 _SECRET_WORDS = ("auth", "token", "secret", "key", "cookie", "password", "signature", "session")
-
-
-class SpecError(ValueError):
-    """A preview request that cannot be answered: `status` 400 (malformed), 404 (unknown name), 413 (too big)."""
-
-    def __init__(self, status: int, error: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error = error
-
-
-@dataclass(frozen=True)
-class PreviewSpec:
-    destination: str
-    script: str | None = None  # None: the destination's own transformation
-    event_id: str | None = None
-    event_type: str | None = None
-    variant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,61 +43,15 @@ class Input:
     label: str  # "event 12 (msg_…)" / "sample payment.succeeded, variant jpy"
 
 
-def parse_spec(data: Any, destinations: Mapping[str, DestinationSettings]) -> PreviewSpec:
-    """Check a preview request (a decoded JSON object, or the console's form); SpecError says what is wrong."""
-    example = '{"destination": "payments", "event_type": "payment.succeeded"}'
-    if not isinstance(data, Mapping):
-        raise SpecError(400, "bad_body", f"send a JSON object, e.g. {example}")
-    known = {"destination", "script", "event_id", "event_type", "variant"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        fields = ", ".join(sorted(known))
-        raise SpecError(400, "bad_body", f"unknown field(s) {', '.join(unknown)}; the fields are {fields}")
-    for name in known:
-        value = data.get(name)
-        if value is not None and not isinstance(value, str):
-            raise SpecError(400, "bad_body", f"{name}: a string, got {type(value).__name__}")
-    destination = data.get("destination")
-    if not destination:
-        raise SpecError(400, "bad_body", f"destination: required, one of {', '.join(destinations) or '(none)'}")
-    if destination not in destinations:
-        raise SpecError(
-            404, "not_found", f"no destination {destination!r}; configured: {', '.join(destinations) or '(none)'}"
-        )
-    script = data.get("script")
-    if script is not None:
-        size = len(script.encode("utf-8", "surrogatepass"))
-        if size > MAX_SCRIPT:
-            raise SpecError(
-                413, "too_large", f"script: {size:,} bytes; the limit is {MAX_SCRIPT:,}. A transformation reshapes "
-                "one event: keep it short, or move the logic into the Windmill script.",
-            )  # fmt: skip
-        if not script.strip():
-            raise SpecError(400, "bad_body", "script: empty; leave it out to use the destination's transformation")
-    event_id, event_type, variant = data.get("event_id") or None, data.get("event_type") or None, data.get("variant")
-    if (event_id is None) == (event_type is None):
-        raise SpecError(400, "bad_body", "give one of event_id (a stored event id or webhook-id) or event_type")
-    if variant and event_type is None:
-        raise SpecError(400, "bad_body", "variant: goes with event_type (variants belong to the bundled samples)")
-    if event_id is not None and len(event_id) > MAX_KEY:
-        raise SpecError(400, "bad_body", f"event_id: at most {MAX_KEY} characters")
-    if event_type is not None:
-        try:
-            samples.load(event_type, variant or None)
-        except ValueError as exc:
-            raise SpecError(404, "not_found", f"{'variant' if variant else 'event_type'}: {exc}") from None
-    return PreviewSpec(destination, script, event_id, event_type, variant or None)
-
-
 def sample_input(event_type: str, variant: str | None) -> Input:
     body = json.dumps(samples.load(event_type, variant), ensure_ascii=False).encode()
     label = f"sample {event_type}" + (f", variant {variant}" if variant else "")
     return Input(event_type, body, SAMPLE_WEBHOOK_ID, None, None, label)
 
 
-def script_for(spec: PreviewSpec, own: Script | None) -> Script | None:
+def script_for(edited: str | None, own: Script | None) -> Script | None:
     """An edited script runs as EDITED (untrusted, in the pool); otherwise the destination's own, if any."""
-    return Script(EDITED, spec.script) if spec.script is not None else own
+    return Script(EDITED, edited) if edited is not None else own
 
 
 async def preview(

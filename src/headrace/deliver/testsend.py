@@ -35,6 +35,7 @@ from headrace.models import (
     TestDelivery,
     TestOutcome,
 )
+from headrace.policy import ERROR_EXCERPT
 from headrace.store.base import Store
 from headrace.transform import Sandbox, Script
 
@@ -90,7 +91,7 @@ async def send_test(
     if attempt.notes:
         detail = "\n".join(filter(None, (detail, attempt.notes)))
     if attempt.http_status is not None and stored != "delivered":
-        detail = f"{detail}\nWindmill answered HTTP {attempt.http_status}: {attempt.response_excerpt[:500]}"
+        detail = f"{detail}\nWindmill answered HTTP {attempt.http_status}: {attempt.response_excerpt[:ERROR_EXCERPT]}"
     test = NewTestDelivery(
         destination=name,
         event_id=given.event_id,

@@ -25,6 +25,7 @@ from headrace.config import DestinationSettings, Settings
 from headrace.deliver.rounds import idle_timeout, run_rounds
 from headrace.metrics import Metrics
 from headrace.models import JobUpdate, OpenJob
+from headrace.policy import JOB_EXCERPT
 from headrace.store.base import Store
 from headrace.windmill.api import RESPONSE_LIMIT, JobPoll, WindmillApi
 
@@ -40,7 +41,7 @@ MAX_DELAY = 60.0
 GIVE_UP = 24 * 3600.0
 NOT_FOUND_LIMIT = 5  # looks answered 404 before the job is recorded as unknown
 CONFIRM_AFTER = 5  # every 5th look at a job not started (the first after ~30 s) asks jobs_u/get whether it exists
-EXCERPT = 1000
+EXCERPT = JOB_EXCERPT
 
 
 def next_delay(checks: int, rand: Callable[[], float] = random.random) -> float:

@@ -29,12 +29,13 @@ from headrace.deliver.recorder import OutcomeRecorder
 from headrace.deliver.rounds import idle_timeout, run_rounds
 from headrace.deliver.tracker import JobTracker
 from headrace.models import Claimed
+from headrace.policy import LEASE_MARGIN
 from headrace.store.base import Finished, Store, WorkerInfo, lease_prefix
 from headrace.transform import Sandbox, Script
+from headrace.windmill.api import LOOKUP_TIMEOUT
 
 log = logging.getLogger("headrace.deliver")
 
-LEASE_MARGIN = 5.0
 STALLED_AFTER = 30.0  # readiness fails when the claim loop has not completed a round for this long
 
 
@@ -51,9 +52,11 @@ class Transformations:
 
 
 def lease_for(settings: Settings) -> float:
-    """A claimed delivery may wait for one attempt's worth of time in the queue, then run its own."""
+    """A claimed delivery may wait for one attempt's worth of time in the queue, then run its own. An attempt is
+    the schema lookup (preflight), the run and the confirmation that the job exists, each bounded by its timeout;
+    a live worker's heartbeat renews the lease besides (heartbeat.py), for what has no bound (the sandbox's queue)."""
     timeout = max((d.timeout_seconds for d in settings.destinations.values()), default=30.0)
-    return 2 * timeout + LEASE_MARGIN
+    return 2 * (LOOKUP_TIMEOUT + timeout + LOOKUP_TIMEOUT) + LEASE_MARGIN
 
 
 class Worker:
@@ -80,10 +83,12 @@ class Worker:
         self.clock = clock
         self.worker_id = worker_id or new_worker_id()
         self.tracker.owner = self.worker_id
+        self._lease = lease_for(settings)
         self.heartbeat = heartbeat(
             store,
             self._identity(),
             clock=clock,
+            lease=lambda: self._lease,
             on_lost=self._lost,
             on_reaped=self.notify,
             on_beat=self._dispatch,
@@ -97,7 +102,6 @@ class Worker:
         self._queued: dict[str, collections.deque[tuple[Claimed, str]]] = {}
         self._running: dict[str, dict[asyncio.Task[None], tuple[Claimed, str]]] = {}
         self._recording: set[asyncio.Task[bool]] = set()
-        self._lease = lease_for(settings)
         self._releasing: set[asyncio.Task[None]] = set()
 
     def _identity(self) -> WorkerInfo:

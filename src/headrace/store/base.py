@@ -44,13 +44,10 @@ class Finished:
     outcome: Outcome
 
 
-# The delivery statuses StoreStats counts: the open ones and the failed ones, each over a partial index.
-COUNTED_STATUSES = ("pending", "in_flight", "failed")
-
-
 @dataclass(frozen=True)
 class StoreStats:
-    deliveries: dict[tuple[str, str], int]  # (destination, pending|in_flight|failed) -> count
+    # (destination, pending|in_flight|failed) -> count: the open and the failed ones, each over a partial index
+    deliveries: dict[tuple[str, str], int]
     oldest_pending_at: float | None
     rejections: dict[tuple[str, str], int]  # (source, reason) -> count
 
@@ -143,8 +140,9 @@ class Store(Protocol):
 
     # worker processes (deliver/heartbeat.py)
     async def register_worker(self, worker: WorkerInfo, now: float) -> None: ...
-    async def heartbeat(self, worker_id: str, now: float, dead_before: float) -> Beat:
-        """Beat for `worker_id`, then reap every worker whose last beat is before `dead_before`."""
+    async def heartbeat(self, worker_id: str, now: float, dead_before: float, lease_until: float | None = None) -> Beat:
+        """Beat for `worker_id` (a live one's deliveries in flight stay leased until at least `lease_until`),
+        then reap every worker whose last beat is before `dead_before`."""
         ...
 
     async def retire_worker(self, worker_id: str, now: float) -> Reaped:

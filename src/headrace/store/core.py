@@ -141,8 +141,8 @@ class SQLStore(ABC):
     async def register_worker(self, worker: WorkerInfo, now: float) -> None:
         await self._recorded(programs.register_worker, worker, now)
 
-    async def heartbeat(self, worker_id: str, now: float, dead_before: float) -> Beat:
-        return await self._recorded(programs.heartbeat, worker_id, now, dead_before)
+    async def heartbeat(self, worker_id: str, now: float, dead_before: float, lease_until: float | None = None) -> Beat:
+        return await self._recorded(programs.heartbeat, worker_id, now, dead_before, lease_until)
 
     async def retire_worker(self, worker_id: str, now: float) -> Reaped:
         return await self._recorded(programs.retire_worker, worker_id, now)

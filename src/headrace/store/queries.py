@@ -1,4 +1,8 @@
-"""Named SQL queries loaded from `sql/<dialect>/queries.sql` (one `-- name: NAME` block each)."""
+"""Named SQL queries loaded from `sql/<dialect>/queries.sql` (one `-- name: NAME` block each).
+
+A `-- fragment: NAME` block is a piece of SQL written once and pasted where a query says `{{NAME}}` (a rule
+several queries share, such as the event status): queries hold the expanded text, fragments are not queries.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,38 @@ import re
 from functools import cache
 from importlib import resources
 
-_HEADER = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+_HEADER = re.compile(r"^--\s*(name|fragment):\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+_USE = re.compile(r"\{\{([a-z_][a-z0-9_]*)\}\}")
 
 
 def parse_queries(text: str) -> dict[str, str]:
     names = list(_HEADER.finditer(text))
-    queries: dict[str, str] = {}
+    blocks: dict[str, dict[str, str]] = {"name": {}, "fragment": {}}
     for index, match in enumerate(names):
         end = names[index + 1].start() if index + 1 < len(names) else len(text)
         body = "\n".join(
             line for line in text[match.end() : end].splitlines() if not line.lstrip().startswith("--")
         ).strip()
-        if match.group(1) in queries:
-            raise ValueError(f"query {match.group(1)!r} is defined twice")
-        queries[match.group(1)] = body.rstrip(";")
-    return queries
+        kind, name = match.group(1), match.group(2)
+        if name in blocks["name"] or name in blocks["fragment"]:
+            raise ValueError(f"query {name!r} is defined twice")
+        blocks[kind][name] = body.rstrip(";")
+    fragments = blocks["fragment"]
+    return {name: _expand(body, fragments, ()) for name, body in blocks["name"].items()}
+
+
+def _expand(body: str, fragments: dict[str, str], using: tuple[str, ...]) -> str:
+    """`body` with each `{{NAME}}` replaced by its fragment (expanded too), refusing unknown and circular uses."""
+
+    def paste(use: re.Match[str]) -> str:
+        name = use.group(1)
+        if name not in fragments:
+            raise ValueError(f"{{{{{name}}}}} names no fragment")
+        if name in using:
+            raise ValueError(f"fragment {name!r} uses itself")
+        return _expand(fragments[name], fragments, (*using, name))
+
+    return _USE.sub(paste, body)
 
 
 @cache

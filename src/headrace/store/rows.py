@@ -25,11 +25,12 @@ from headrace.models import (
     Route,
     job_id_for,
 )
+from headrace.policy import ERROR_EXCERPT, JOB_EXCERPT, RESPONSE_EXCERPT
 from headrace.store.base import Finished
 
 Row = Mapping[str, Any]
-EXCERPT_LIMIT = 2000
-JOB_EXCERPT_LIMIT = 1000  # the stored excerpt of a job's result or error
+EXCERPT_LIMIT = RESPONSE_EXCERPT
+JOB_EXCERPT_LIMIT = JOB_EXCERPT  # the stored excerpt of a job's result or error
 FIRST_JOB_CHECK = 1.0  # seconds after the job was created, the tracker's first look
 
 
@@ -116,20 +117,11 @@ def finish_params(finished: Finished, now: float) -> tuple[dict[str, Any], dict[
         "job_excerpt": None,
     }
     match outcome:
-        case Delivered(job_id=job_id, result=result, completed=completed):
+        case Delivered(job_id=job_id):
             status, kind, detail, windmill_job_id = "delivered", "delivered", "", job_id
-            if result is not None:
-                detail = excerpt(json.dumps(result, default=str))
-            job["job_created_at"] = finished.attempt.started_at
-            if completed:  # run_wait_result: Windmill answered with the result, the job succeeded
-                job.update(
-                    job_state="success",
-                    job_completed_at=now,
-                    job_duration_ms=finished.attempt.duration_ms,
-                    job_excerpt=excerpt(json.dumps(result, default=str), JOB_EXCERPT_LIMIT),
-                )
-            else:
-                job.update(job_state="open", job_next_check_at=now + FIRST_JOB_CHECK)
+            job.update(
+                job_state="open", job_created_at=finished.attempt.started_at, job_next_check_at=now + FIRST_JOB_CHECK
+            )
         case Retry(at=at, reason=reason):
             status, kind, detail, next_attempt_at = "pending", "retry", reason, at
         case Failed(reason=reason):
@@ -142,7 +134,7 @@ def finish_params(finished: Finished, now: float) -> tuple[dict[str, Any], dict[
         "token": finished.token,
         "status": status,
         "next_attempt_at": next_attempt_at,
-        "last_error": "" if kind == "delivered" else excerpt(detail, 500),
+        "last_error": "" if kind == "delivered" else excerpt(detail, ERROR_EXCERPT),
         "windmill_job_id": windmill_job_id,
         "payload": attempt.request_payload,
         "now": now,

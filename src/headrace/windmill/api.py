@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from headrace.windmill.urls import RunTarget
 
+LOOKUP_TIMEOUT = 10.0  # seconds for one lookup (a definition, a job): the preflight and the confirmation each make one
 RESPONSE_LIMIT = 64 * 1024  # bytes of an answer read; a longer result is kept as its start (JobPoll.result_excerpt)
 
 
@@ -78,22 +79,30 @@ class WindmillApi(Protocol):
         """Send one run request as given (the URL carries the job id, the headers the token)."""
         ...
 
-    async def job_exists(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> bool | None:
+    async def job_exists(
+        self, target: RunTarget, token: str, job_id: str, timeout: float = LOOKUP_TIMEOUT
+    ) -> bool | None:
         """Whether Windmill knows the job in the target's workspace; None when it could not be asked."""
         ...
 
-    async def result_maybe(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> JobPoll:
+    async def result_maybe(
+        self, target: RunTarget, token: str, job_id: str, timeout: float = LOOKUP_TIMEOUT
+    ) -> JobPoll:
         """Is the job done, did it succeed (J2, J4), what did it return."""
         ...
 
-    async def job_info(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def job_info(
+        self, target: RunTarget, token: str, job_id: str, timeout: float = LOOKUP_TIMEOUT
+    ) -> dict[str, Any]:
         """The job without logs and code (J6): success, is_skipped, canceled, ...; {} when it cannot be read."""
         ...
 
-    async def job_duration(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> float | None:
+    async def job_duration(
+        self, target: RunTarget, token: str, job_id: str, timeout: float = LOOKUP_TIMEOUT
+    ) -> float | None:
         """How long a completed job ran, in ms (J6: get_timing); None when it cannot be read."""
         ...
 
-    async def get_target(self, target: RunTarget, token: str, timeout: float = 10.0) -> TargetInfo:
+    async def get_target(self, target: RunTarget, token: str, timeout: float = LOOKUP_TIMEOUT) -> TargetInfo:
         """The script's or flow's definition: schema, lock state, preprocessor, steps (M1, R8, R9)."""
         ...

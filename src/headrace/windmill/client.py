@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 import aiohttp
 import yarl
 
+from headrace.policy import LINE_EXCERPT
 from headrace.windmill import urls
-from headrace.windmill.api import RESPONSE_LIMIT, JobPoll, RunResponse, TargetInfo
+from headrace.windmill.api import LOOKUP_TIMEOUT, RESPONSE_LIMIT, JobPoll, RunResponse, TargetInfo
 from headrace.windmill.urls import RunTarget
 
 __all__ = ["RESPONSE_LIMIT", "JobPoll", "RunResponse", "TargetInfo", "WindmillClient", "leading_fields", "takes_kwargs"]
@@ -115,12 +116,16 @@ class WindmillClient:
             duration_ms=answer.duration_ms,
         )
 
-    async def job_exists(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> bool | None:
+    async def job_exists(
+        self, target: RunTarget, token: str, job_id: str, timeout: float = LOOKUP_TIMEOUT
+    ) -> bool | None:
         """True if Windmill knows the job (queued, running or completed); None when it could not be asked."""
         answer = await self._request(target.job_url(job_id) + SMALL_JOB, token, timeout)
         return {200: True, 404: False}.get(answer.status or 0)
 
-    async def result_maybe(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> JobPoll:
+    async def result_maybe(
+        self, target: RunTarget, token: str, job_id: str, timeout: float = LOOKUP_TIMEOUT
+    ) -> JobPoll:
         """`jobs_u/completed/get_result_maybe/{id}?get_started=true`: is the job done, did it succeed, what did
         it return. Windmill never answers 404 here (CONTRACT.md J2): a job it does not know is `started: false,
         completed: false`, like a queued one; without `get_started=true` a running job would say `started:
@@ -131,7 +136,7 @@ class WindmillClient:
             return JobPoll(status=None, error=answer.error)
         status, text = answer.status, answer.text
         if status != 200:
-            return JobPoll(status=status, error=f"HTTP {status}: {text[:200].strip()}")
+            return JobPoll(status=status, error=f"HTTP {status}: {text[:LINE_EXCERPT].strip()}")
         if answer.cut:
             fields, result_at = leading_fields(text)
             if result_at is None:
@@ -152,7 +157,9 @@ class WindmillClient:
             result_excerpt=excerpt,
         )
 
-    async def job_info(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def job_info(
+        self, target: RunTarget, token: str, job_id: str, timeout: float = LOOKUP_TIMEOUT
+    ) -> dict[str, Any]:
         """`jobs_u/get/{id}?no_logs=true&no_code=true` as a dict ({} when it cannot be read): `success` (true for
         a skipped flow too), `is_skipped`, `canceled`, `canceled_by`, `canceled_reason`. Without the two flags
         the body carries the code and 20,000 characters of logs (J6)."""
@@ -160,7 +167,9 @@ class WindmillClient:
         data = _json(answer.text) if answer.status == 200 and not answer.cut else None
         return data if isinstance(data, dict) else {}
 
-    async def job_duration(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> float | None:
+    async def job_duration(
+        self, target: RunTarget, token: str, job_id: str, timeout: float = LOOKUP_TIMEOUT
+    ) -> float | None:
         """How long a completed job ran, in ms, from `jobs_u/completed/get_timing/{id}` (J6: a small body,
         whatever the job's result, code and logs); None when it cannot be read."""
         url = urls.TIMING.build(target.base_url, workspace=target.workspace, job_id=job_id)
@@ -169,11 +178,11 @@ class WindmillClient:
         duration = data.get("duration_ms") if isinstance(data, dict) else None
         return float(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) else None
 
-    async def get_target(self, target: RunTarget, token: str, timeout: float = 10.0) -> TargetInfo:
+    async def get_target(self, target: RunTarget, token: str, timeout: float = LOOKUP_TIMEOUT) -> TargetInfo:
         """`scripts/get/p/{path}` or `flows/get/{path}`: the target's input schema and deployment state."""
         answer = await self._request(target.definition_url, token, timeout)
         if answer.status != 200:
-            error = answer.error or f"HTTP {answer.status}: {answer.text[:200].strip()}"
+            error = answer.error or f"HTTP {answer.status}: {answer.text[:LINE_EXCERPT].strip()}"
             return TargetInfo(status=answer.status, error=error)
         data = None if answer.cut else _json(answer.text)
         if not isinstance(data, dict):

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from headrace.windmill.api import JobPoll, RunResponse, TargetInfo, WindmillApi
+from headrace.windmill.api import LOOKUP_TIMEOUT, JobPoll, RunResponse, TargetInfo, WindmillApi
 from headrace.windmill.urls import RunTarget
 
 
@@ -59,21 +59,29 @@ class FakeWindmill:
             return dataclasses.replace(answer, body=job_id)
         return answer
 
-    async def job_exists(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> bool | None:
+    async def job_exists(
+        self, target: RunTarget, token: str, job_id: str, timeout: float = LOOKUP_TIMEOUT
+    ) -> bool | None:
         self.lookups.append((target.job_url(job_id), job_id))
         return self.exists
 
-    async def result_maybe(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> JobPoll:
+    async def result_maybe(
+        self, target: RunTarget, token: str, job_id: str, timeout: float = LOOKUP_TIMEOUT
+    ) -> JobPoll:
         self.lookups.append((target.result_url(job_id), job_id))
         return self.poll
 
-    async def job_info(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> dict[str, Any]:
+    async def job_info(
+        self, target: RunTarget, token: str, job_id: str, timeout: float = LOOKUP_TIMEOUT
+    ) -> dict[str, Any]:
         return self.info
 
-    async def job_duration(self, target: RunTarget, token: str, job_id: str, timeout: float = 10.0) -> float | None:
+    async def job_duration(
+        self, target: RunTarget, token: str, job_id: str, timeout: float = LOOKUP_TIMEOUT
+    ) -> float | None:
         return self.duration
 
-    async def get_target(self, target: RunTarget, token: str, timeout: float = 10.0) -> TargetInfo:
+    async def get_target(self, target: RunTarget, token: str, timeout: float = LOOKUP_TIMEOUT) -> TargetInfo:
         self.definitions.append(target)
         return self.target_info if self.target_info is not None else TargetInfo(200, schema=self.schema)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from headrace import search
-from headrace.models import ATTENTION_STATUSES, EventFilter, EventRow, Rejection, Route
+from headrace.models import ATTENTION_STATUSES, EventFilter, EventRow, Rejection, Route, parse_id
 from headrace.store import rows
 from headrace.store.base import StoreError
 from headrace.store.programs.jobs import latest_generation
@@ -51,8 +51,7 @@ def list_events(flt: EventFilter, dialect: str) -> Program[list[EventRow]]:
 
 def get_event(key: str) -> Program[EventRow | None]:
     # A number an id column can hold is an event id; anything else ("²", 20 digits) can only be a webhook-id.
-    is_id = key.isascii() and key.isdigit() and int(key) < 2**63
-    event_id: int | None = int(key) if is_id else None
+    event_id = parse_id(key)
     if event_id is None:
         found = yield one("get_event_by_webhook_id", {"webhook_id": key})
         if found is None:

@@ -11,9 +11,12 @@ def register_worker(worker: WorkerInfo, now: float) -> Program[None]:
     yield run("register_worker", {"worker_id": worker.id, "host": worker.host, "pid": worker.pid, "now": now})
 
 
-def heartbeat(worker_id: str, now: float, dead_before: float) -> Program[Beat]:
-    """Beat, then reap: release the leases of every worker whose last beat is before `dead_before`."""
+def heartbeat(worker_id: str, now: float, dead_before: float, lease_until: float | None = None) -> Program[Beat]:
+    """Beat (renewing a live worker's delivery leases to `lease_until`: an attempt may outlast its claim's lease),
+    then reap: release the leases of every worker whose last beat is before `dead_before`."""
     alive = (yield run("beat_worker", {"worker_id": worker_id, "now": now})) > 0
+    if alive and lease_until is not None:
+        yield run("renew_worker_leases", {"prefix": lease_prefix(worker_id), "lease_until": lease_until})
     reaped = []
     for row in (yield all_rows("dead_workers", {"dead_before": dead_before, "worker_id": worker_id})):
         reaped.append((yield from retire_worker(str(row["id"]), now, float(row["heartbeat_at"]))))

@@ -93,6 +93,12 @@ UPDATE deliveries
 SET status = 'pending', lease_owner = NULL, lease_until = NULL, next_attempt_at = :now, updated_at = :now
 WHERE status = 'in_flight' AND substr(lease_owner, 1, length(:prefix)) = :prefix;
 
+-- name: renew_worker_leases
+-- A live worker's beat: its deliveries in flight stay leased while it beats, however long an attempt takes (a slow
+-- schema lookup, the sandbox's queue, the confirmation), so only a dead or silent worker's are claimed again.
+UPDATE deliveries SET lease_until = :lease_until
+WHERE status = 'in_flight' AND lease_until < :lease_until AND substr(lease_owner, 1, length(:prefix)) = :prefix;
+
 -- name: release_worker_jobs
 UPDATE deliveries
 SET job_next_check_at = :now, job_lease_owner = NULL
@@ -119,21 +125,28 @@ ORDER BY id DESC LIMIT :limit;
 -- name: count_rejections
 SELECT source, reason, COUNT(*) AS n FROM rejections GROUP BY source, reason ORDER BY source, reason;
 
+-- fragment: event_status
+-- models.event_status in SQL, the one copy of the rule in this dialect: an aggregate over the deliveries `d` of
+-- one event a query selects (each destination's newest generation, {{newest_generation}}): unrouted (none),
+-- pending (any open), failed (any failed), job_failed (a Windmill job failed), delivered, else cancelled.
+-- A contract test checks every query that reports a status against models.event_status.
+CASE
+    WHEN COUNT(*) = 0 THEN 'unrouted'
+    WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
+    WHEN COUNT(CASE WHEN d.status = 'failed' THEN 1 END) > 0 THEN 'failed'
+    WHEN COUNT(CASE WHEN d.job_state = 'failure' THEN 1 END) > 0 THEN 'job_failed'
+    WHEN COUNT(CASE WHEN d.status = 'delivered' THEN 1 END) > 0 THEN 'delivered'
+    ELSE 'cancelled' END
+
+-- fragment: newest_generation
+-- Delivery `d` is the newest generation of its event and destination (a replay adds one; only the newest counts).
+d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
+                WHERE d2.event_id = d.event_id AND d2.destination = d.destination)
+
 -- name: list_events
--- The status CASE is models.event_status in SQL, the same text in every dialect (tests check both).
 SELECT * FROM (
     SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
-           (SELECT CASE
-                WHEN COUNT(*) = 0 THEN 'unrouted'
-                WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
-                WHEN COUNT(CASE WHEN d.status = 'failed' THEN 1 END) > 0 THEN 'failed'
-                WHEN COUNT(CASE WHEN d.job_state = 'failure' THEN 1 END) > 0 THEN 'job_failed'
-                WHEN COUNT(CASE WHEN d.status = 'delivered' THEN 1 END) > 0 THEN 'delivered'
-                ELSE 'cancelled' END
-            FROM deliveries d
-            WHERE d.event_id = e.id
-              AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
-                                  WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
+           (SELECT {{event_status}} FROM deliveries d WHERE d.event_id = e.id AND {{newest_generation}}) AS status
     FROM events e
     WHERE (:source IS NULL OR e.source = :source)
       AND (:origin IS NULL OR e.origin = :origin)
@@ -149,22 +162,12 @@ LIMIT :limit;
 
 -- name: list_events_attention
 -- list_events for a status in models.ATTENTION_STATUSES: only events with an open or failed delivery or a
--- failed job can have one, and deliveries_attention lists exactly those, so history is not read. The status
--- CASE is list_events' own, word for word (a test checks); the candidates are narrowed to the deliveries
+-- failed job can have one, and deliveries_attention lists exactly those, so history is not read. The query
+-- is list_events' own, word for word (a test checks); the candidates are narrowed to the deliveries
 -- the asked status needs (a failed one for failed, an open one for pending, a failed job for job_failed).
 SELECT * FROM (
     SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
-           (SELECT CASE
-                WHEN COUNT(*) = 0 THEN 'unrouted'
-                WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
-                WHEN COUNT(CASE WHEN d.status = 'failed' THEN 1 END) > 0 THEN 'failed'
-                WHEN COUNT(CASE WHEN d.job_state = 'failure' THEN 1 END) > 0 THEN 'job_failed'
-                WHEN COUNT(CASE WHEN d.status = 'delivered' THEN 1 END) > 0 THEN 'delivered'
-                ELSE 'cancelled' END
-            FROM deliveries d
-            WHERE d.event_id = e.id
-              AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
-                                  WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
+           (SELECT {{event_status}} FROM deliveries d WHERE d.event_id = e.id AND {{newest_generation}}) AS status
     FROM events e
     WHERE e.id IN (SELECT event_id FROM deliveries
                    WHERE (status IN ('pending', 'in_flight', 'failed') OR job_state = 'failure')
@@ -231,8 +234,7 @@ INSERT INTO meta (key, value) VALUES (:key, :at) ON CONFLICT (key) DO NOTHING;
 SELECT d.event_id, d.destination
 FROM deliveries d
 WHERE d.status = 'failed' AND d.updated_at >= :since
-  AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
-                      WHERE d2.event_id = d.event_id AND d2.destination = d.destination)
+  AND {{newest_generation}}
 ORDER BY d.event_id;
 
 -- name: failed_delivery_counts
@@ -304,18 +306,9 @@ WHERE d.id = :delivery_id;
 -- MATERIALIZED: each event's status is computed once, not once per use of the column.
 WITH bucketed AS MATERIALIZED (
     SELECT CAST((e.received_at - :since) / :step AS INTEGER) AS bucket,
-           (SELECT CASE
-                WHEN COUNT(*) = 0 THEN 'unrouted'
-                WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
-                WHEN COUNT(CASE WHEN d.status = 'failed' THEN 1 END) > 0 THEN 'failed'
-                WHEN COUNT(CASE WHEN d.job_state = 'failure' THEN 1 END) > 0 THEN 'job_failed'
-                WHEN COUNT(CASE WHEN d.status = 'delivered' THEN 1 END) > 0 THEN 'delivered'
-                ELSE 'cancelled' END
-            FROM deliveries d
-            WHERE d.event_id = e.id
-              AND (:destination IS NULL OR d.destination = :destination)
-              AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
-                                  WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
+           (SELECT {{event_status}} FROM deliveries d
+            WHERE d.event_id = e.id AND (:destination IS NULL OR d.destination = :destination)
+              AND {{newest_generation}}) AS status
     FROM events e
     WHERE e.received_at >= :since AND e.received_at < :until
 )
@@ -522,21 +515,11 @@ DELETE FROM rejections WHERE id IN (
 -- Payload search (headrace.search, migration 0006).
 
 -- name: search_events
--- list_events driven by the search index (headrace.search renders `match`), newest first; the
--- status CASE is list_events's.
+-- list_events driven by the search index (headrace.search renders `match`), newest first, with
+-- list_events' status.
 SELECT * FROM (
     SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
-           (SELECT CASE
-                WHEN COUNT(*) = 0 THEN 'unrouted'
-                WHEN COUNT(CASE WHEN d.status IN ('pending', 'in_flight') THEN 1 END) > 0 THEN 'pending'
-                WHEN COUNT(CASE WHEN d.status = 'failed' THEN 1 END) > 0 THEN 'failed'
-                WHEN COUNT(CASE WHEN d.job_state = 'failure' THEN 1 END) > 0 THEN 'job_failed'
-                WHEN COUNT(CASE WHEN d.status = 'delivered' THEN 1 END) > 0 THEN 'delivered'
-                ELSE 'cancelled' END
-            FROM deliveries d
-            WHERE d.event_id = e.id
-              AND d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
-                                  WHERE d2.event_id = e.id AND d2.destination = d.destination)) AS status
+           (SELECT {{event_status}} FROM deliveries d WHERE d.event_id = e.id AND {{newest_generation}}) AS status
     FROM event_search s JOIN events e ON e.id = s.rowid
     WHERE s.terms MATCH :match
       AND s.rowid < COALESCE(:before_id, 9223372036854775807)
