@@ -186,7 +186,7 @@ class JobTracker:
     async def _look(self, job: OpenJob, listed: Listed) -> None:
         async with self._limit:
             try:
-                update = await self._answer(job, listed)
+                update = await self.answer(job, listed)
             except Exception as exc:  # never lose the job: look again later
                 log.warning("job %s: looking failed: %s", job.job_id, exc)
                 update = JobUpdate(job.delivery_id, "open", next_check_at=self.clock() + next_delay(job.checks))
@@ -202,7 +202,7 @@ class JobTracker:
             )
             self.on_rerun()
 
-    async def _answer(self, job: OpenJob, listed: Listed) -> JobUpdate:
+    async def answer(self, job: OpenJob, listed: Listed) -> JobUpdate:
         """The update for a leased job: from the round's list when it showed or covered the job, else one look."""
         item = listed.completed.get(job.job_id)
         dest = self.settings.destinations.get(job.destination)
