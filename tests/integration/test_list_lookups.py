@@ -44,9 +44,10 @@ def test_J7_outcomes_come_from_one_list_per_round_with_no_per_job_timing_read(tm
     run_with(state, scenario)
 
 
-def make(tmp_path: Path, fake: FakeWindmill, read_results: bool = True) -> JobTracker:
-    text = config_text(tmp_path / "h.db", 1, URL, extra_dest="retry_on_job_failure = 3")
-    return JobTracker(None, settings_for(text, tmp_path), as_api(fake), read_results=read_results)  # type: ignore[arg-type]
+def make(tmp_path: Path, fake: FakeWindmill, job_results: bool = True) -> JobTracker:
+    extra = "retry_on_job_failure = 3" + ("" if job_results else "\njob_results = false")
+    text = config_text(tmp_path / "h.db", 1, URL, extra_dest=extra)
+    return JobTracker(None, settings_for(text, tmp_path), as_api(fake))  # type: ignore[arg-type]
 
 
 def open_job(job_id: str = JOB_ID, checks: int = 1, age: float = 5.0) -> OpenJob:
@@ -71,7 +72,7 @@ def test_a_listed_job_takes_its_outcome_and_duration_from_the_list(tmp_path: Pat
     assert update.state == "success" and update.duration_ms == 3100.0 and update.excerpt == '{"ok": 1}'
     assert [job_id for _, job_id in fake.lookups] == [JOB_ID]  # the result, read once
     fake.lookups.clear()
-    _, quiet = answer(make(tmp_path, fake, read_results=False), open_job())
+    _, quiet = answer(make(tmp_path, fake, job_results=False), open_job())
     assert quiet.state == "success" and quiet.duration_ms == 3100.0 and fake.lookups == []
 
 
@@ -106,11 +107,11 @@ def test_a_listed_canceled_or_skipped_job_needs_no_second_read(tmp_path: Path) -
     assert canceled.state == "failure" and not canceled.rerun and "by alice: by hand" in canceled.excerpt
     assert fake.lookups == []
     fake.completed = [ListedJob(JOB_ID, True, 10.0, is_skipped=True)]
-    _, skipped = answer(make(tmp_path, fake, read_results=False), open_job())
+    _, skipped = answer(make(tmp_path, fake, job_results=False), open_job())
     assert skipped.state == "success" and skipped.excerpt.startswith("skipped") and not skipped.rerun
     fake.completed = [ListedJob(JOB_ID, False, 10.0)]
     fake.poll = JobPoll(200, completed=True, success=False, result={"error": {"name": "ValueError", "message": "no"}})
-    _, failed = answer(make(tmp_path, fake, read_results=False), open_job())  # a failure's error is always read
+    _, failed = answer(make(tmp_path, fake, job_results=False), open_job())  # a failure's error is always read
     assert failed.state == "failure" and failed.rerun and failed.excerpt == "ValueError: no"
 
 

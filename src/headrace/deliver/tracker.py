@@ -13,8 +13,8 @@ since its oldest leased job was created (at most LIST_PAGES pages of LIST_PAGE),
 outcome and duration from it; a job the list covers and does not show is still running, and costs nothing
 more. A job older than LIST_WINDOW, every CONFIRM_AFTER-th look at a job, and any job a list did not cover
 (it failed, or its pages ran out) are looked at one by one as before, so no outcome is lost. The list has
-no results: a completed job's result (or error) is read with one `get_result_maybe`, unless
-`read_results` is off, when a successful job is recorded without it.
+no results: a completed job's result (or error) is read with one `get_result_maybe`, unless the
+destination's `job_results` is off, when a successful job is recorded without it.
 """
 
 from __future__ import annotations
@@ -118,7 +118,6 @@ class JobTracker:
     on_rerun: Callable[[], None] = _nothing  # a failed job was queued to run again
     busy: Callable[[], bool] = _never  # deliveries are in flight: look at jobs at a slower pace
     owner: str | None = None  # the worker whose leases these are (released at once if it dies)
-    read_results: bool = True  # read a successful job's result for its excerpt (one request per job)
 
     def __post_init__(self) -> None:
         self._wake = asyncio.Event()
@@ -216,10 +215,10 @@ class JobTracker:
     async def _from_list(self, job: OpenJob, dest: DestinationSettings, item: ListedJob, now: float) -> JobUpdate:
         """The update for a job the list shows completed (J7): outcome and duration from the item. The result
         (or a failure's error) is read with one `get_result_maybe`; a canceled job's is not needed, and a
-        successful one's only when `read_results`."""
+        successful one's only when the destination's `job_results` is on."""
         canceled = (item.canceled_reason, item.canceled_by or "someone") if item.canceled else None
         poll: JobPoll | None = None
-        if canceled is None and (self.read_results or not item.success):
+        if canceled is None and (dest.job_results or not item.success):
             poll = await self.client.result_maybe(dest.target, dest.bearer.reveal(), job.job_id)
             if poll.status != 200 or not poll.completed:
                 poll = None
