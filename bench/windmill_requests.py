@@ -27,13 +27,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.helpers import config_text, dodo_body, free_port, running_server, settings_for, signed_headers
 
 from headrace.deliver import tracker
 from headrace.windmill.emulator import EmulatorState, running_emulator
-from tests.helpers import config_text, dodo_body, free_port, running_server, settings_for, signed_headers
-
-import aiohttp  # noqa: E402  (after the sys.path line, with the project's imports)
 
 
 def target_state(queue: float, run: float) -> EmulatorState:

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from headrace.windmill.client import rfc3339
 from headrace.windmill.emulator_args import with_query
 from headrace.windmill.emulator_auth import visible
 from headrace.windmill.emulator_model import EmulatorState, Job, JobFailed, Kind, Runner, Target
@@ -36,9 +37,7 @@ def is_async(runner: Runner) -> bool:
 
 
 def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+    return None if ts is None else rfc3339(ts)
 
 
 def not_found(kind: Kind, path: str) -> web.Response:
