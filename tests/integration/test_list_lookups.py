@@ -9,12 +9,18 @@ import json
 import time
 from pathlib import Path
 
+import aiohttp
+from aiohttp import web
+
 from headrace.deliver import tracker as tracker_module
 from headrace.deliver.tracker import CONFIRM_AFTER, LIST_PAGE, LIST_PAGES, LIST_WINDOW, JobTracker, Listed
+from headrace.loopback import AppThread
 from headrace.models import JobUpdate, OpenJob
 from headrace.windmill.api import JobPoll, ListedJob
+from headrace.windmill.client import LIST_LIMIT, WindmillClient
 from headrace.windmill.emulator import EmulatorState, EmulatorThread
 from headrace.windmill.fake import FakeWindmill, as_api
+from headrace.windmill.urls import parse_run_url
 from tests.fakes import URL
 from tests.helpers import config_text, running_server, settings_for
 from tests.integration.test_outcomes import job_states, run_with, send, settings, until
@@ -135,3 +141,44 @@ def test_the_per_job_path_alone_when_list_lookups_are_off(tmp_path: Path, monkey
     tracker.store = Store()  # type: ignore[assignment]
     assert asyncio.run(tracker.round()) == 1
     assert fake.lists == [] and fake.lookups
+
+
+def test_the_client_reads_a_list_page_up_to_its_cap_and_no_further() -> None:
+    item = {"id": JOB_ID, "success": True, "duration_ms": 12, "is_skipped": False, "canceled": False}
+    pad = {"id": "pad", "success": True, "duration_ms": 1, "note": "x" * 1000}
+    bodies: list[bytes] = []
+    queries: list[dict[str, str]] = []
+
+    async def listing(request: web.Request) -> web.Response:
+        queries.append(dict(request.query))
+        return web.Response(body=bodies.pop(0), content_type="application/json")
+
+    def build() -> web.Application:
+        app = web.Application()
+        app.router.add_get("/api/w/acme/jobs/completed/list", listing)
+        return app
+
+    server = AppThread("list-cap")
+    server.serve(build)
+    try:
+        target = parse_run_url(f"http://127.0.0.1:{server.port}/api/w/acme/jobs/run/p/f/dodo/on_payment")[0]
+        fits = [item, "not a job", *[pad] * ((LIST_LIMIT - 2000) // 1100)]
+        over = [item, *[pad] * (LIST_LIMIT // 1000)]
+        bodies.extend([json.dumps(fits).encode(), json.dumps(over).encode(), b"{}"])
+
+        async def pages() -> list[object]:
+            async with aiohttp.ClientSession() as http:
+                client = WindmillClient(http)
+                return [await client.completed_jobs(target, "t", 0.0, 2, 500) for _ in range(3)]
+
+        read, cut, not_a_list = asyncio.run(pages())
+    finally:
+        server.stop()
+    assert isinstance(read, list) and read[0] == ListedJob(JOB_ID, True, 12.0) and len(read) == len(fits) - 1
+    assert cut is None and not_a_list is None  # over the cap, or not a list: the jobs are looked at one by one
+    assert queries[0] == {
+        "script_path_exact": "f/dodo/on_payment",
+        "created_or_started_after": "1970-01-01T00:00:00.000Z",
+        "per_page": "500",
+        "page": "2",
+    }
