@@ -13,15 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from headrace.deliver import tracker as tracker_module
-from headrace.deliver.tracker import (
-    CONFIRM_AFTER,
-    LIST_EVERY,
-    LIST_PAGE,
-    LIST_PAGES,
-    LIST_WINDOW,
-    JobTracker,
-    Listed,
-)
+from headrace.deliver.tracker import CONFIRM_AFTER, LIST_PAGE, LIST_PAGES, LIST_WINDOW, JobTracker, Listed
 from headrace.loopback import AppThread
 from headrace.models import JobUpdate, OpenJob
 from headrace.windmill.api import JobPoll, ListedJob
@@ -190,22 +182,3 @@ def test_the_client_reads_a_list_page_up_to_its_cap_and_no_further() -> None:
         "per_page": "500",
         "page": "2",
     }
-
-
-def test_a_target_is_listed_at_most_once_a_second_from_as_early_a_time(tmp_path: Path) -> None:
-    fake = FakeWindmill()
-    fake.completed = [ListedJob(JOB_ID, True, 5.0)]
-    tracker = make(tmp_path, fake)
-    now = time.time()
-    young, other = open_job(age=2.0), open_job("1b8c9a55-3f8e-5a2c-9e3f-6c3a1d2e4f51", age=3.0)
-
-    def listed(job: OpenJob, at: float) -> Listed:
-        return asyncio.run(tracker.listed([job], at))
-
-    assert JOB_ID in listed(young, now).completed and len(fake.lists) == 1
-    reused = listed(young, now + LIST_EVERY / 2)  # the same window, half a second later: no new request
-    assert JOB_ID in reused.completed and len(fake.lists) == 1
-    older = listed(other, now + LIST_EVERY / 2)  # created before the last read's window: read again
-    assert other.job_id in older.covered and len(fake.lists) == 2
-    listed(young, now + LIST_EVERY * 2)  # a second later: read again
-    assert len(fake.lists) == 3

@@ -55,7 +55,6 @@ LIST_WINDOW = 300.0  # seconds: jobs created this recently are looked up in the 
 LIST_SKEW = 30.0  # the list's window opens this much before the oldest job: Windmill's clock may be behind
 LIST_PAGE = 500  # jobs per list page (Windmill: 1000 by default, at most 10,000)
 LIST_PAGES = 4  # pages per target per round; jobs the pages did not reach are looked at one by one
-LIST_EVERY = 1.0  # seconds: a target's list is read at most this often; rounds in between reuse the last read
 
 
 @dataclass(frozen=True)
@@ -65,17 +64,6 @@ class Listed:
 
     completed: dict[str, ListedJob]
     covered: frozenset[str]
-
-
-@dataclass(frozen=True)
-class ListRead:
-    """One read of a target's list: when, from what creation time, the completed jobs it showed, and whether
-    it was read to its end (else only the jobs it showed are known)."""
-
-    at: float
-    since: float
-    jobs: dict[str, ListedJob]
-    whole: bool
 
 
 def next_delay(checks: int, rand: Callable[[], float] = random.random) -> float:
@@ -134,7 +122,6 @@ class JobTracker:
     def __post_init__(self) -> None:
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(CONCURRENCY)
-        self._reads: dict[tuple[RunTarget, str], ListRead] = {}  # the last list read of each target
 
     def notify(self) -> None:
         self._wake.set()
@@ -160,32 +147,28 @@ class JobTracker:
 
     async def listed(self, jobs: list[OpenJob], now: float) -> Listed:
         """One `jobs/completed/list` per destination target for the jobs a list may answer: created within
-        LIST_WINDOW, and not at a look that confirms the job exists (every CONFIRM_AFTER-th). A target listed
-        less than LIST_EVERY ago from as early a time is answered from that read: a job it did not show
-        completed is looked at again at its next look, as if it had completed just after this one."""
+        LIST_WINDOW, and not at a look that confirms the job exists (every CONFIRM_AFTER-th)."""
         groups: dict[tuple[RunTarget, str], list[OpenJob]] = {}
         for job in jobs:
             dest = self.settings.destinations.get(job.destination)
             if dest is None or now - job.created_at > LIST_WINDOW or (job.checks + 1) % CONFIRM_AFTER == 0:
                 continue
-            groups.setdefault((dest.target, dest.bearer.reveal()), []).append(job)
-        self._reads = {key: read for key, read in self._reads.items() if now - read.at < LIST_EVERY}
+            target = dest.target
+            groups.setdefault((target, dest.bearer.reveal()), []).append(job)
         completed: dict[str, ListedJob] = {}
         covered: set[str] = set()
-        for key, group in groups.items():
-            since = min(job.created_at for job in group) - LIST_SKEW
-            read = self._reads.get(key)
-            if read is None or read.since > since:
-                async with self._limit:
-                    read = await self._list(*key, since, now)
-                self._reads[key] = read
-            completed.update((job.job_id, read.jobs[job.job_id]) for job in group if job.job_id in read.jobs)
-            covered.update(job.job_id for job in group if read.whole or job.job_id in read.jobs)
+        for (target, token), group in groups.items():
+            async with self._limit:
+                found, whole = await self._list(target, token, group)
+            completed.update(found)
+            covered.update(job.job_id for job in group if whole or job.job_id in found)
         return Listed(completed, frozenset(covered))
 
-    async def _list(self, target: RunTarget, token: str, since: float, now: float) -> ListRead:
-        """The target's jobs completed since `since`, up to LIST_PAGES pages, and whether that was all of them."""
-        seen: dict[str, ListedJob] = {}
+    async def _list(self, target: RunTarget, token: str, jobs: list[OpenJob]) -> tuple[dict[str, ListedJob], bool]:
+        """The jobs of `jobs` the target's list shows completed, and whether the list was read to its end."""
+        wanted = {job.job_id for job in jobs}
+        since = min(job.created_at for job in jobs) - LIST_SKEW
+        found: dict[str, ListedJob] = {}
         for page in range(1, LIST_PAGES + 1):
             try:
                 items = await self.client.completed_jobs(target, token, since, page, LIST_PAGE)
@@ -193,11 +176,11 @@ class JobTracker:
                 log.warning("listing completed jobs in %s failed: %s", target.workspace, exc)
                 items = None
             if items is None:
-                return ListRead(now, since, seen, whole=False)
-            seen.update((item.id, item) for item in items)
-            if len(items) < LIST_PAGE:
-                return ListRead(now, since, seen, whole=True)
-        return ListRead(now, since, seen, whole=False)
+                return found, False
+            found.update((item.id, item) for item in items if item.id in wanted)
+            if len(items) < LIST_PAGE or len(found) == len(wanted):
+                return found, True
+        return found, False
 
     async def _look(self, job: OpenJob, listed: Listed) -> None:
         async with self._limit:
