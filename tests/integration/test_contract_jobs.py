@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from headrace.windmill import urls
+from headrace.windmill.client import rfc3339
 from headrace.windmill.emulator import EmulatorState
 from headrace.windmill.emulator_kit import load_kit
 
@@ -181,5 +183,44 @@ def test_contract_J6_job_bodies_are_large_unless_asked_small_and_get_timing_is_s
         timing = (await emu.get(urls.TIMING, job_id=job_id)).json()
         assert set(timing) == {"created_at", "started_at", "duration_ms"} and isinstance(timing["duration_ms"], int)
         assert (await emu.result_maybe(job_id)).json()["result"] == {"rows": "r" * 95_000}  # J2: not capped
+
+    scenario(state, body)
+
+
+def test_contract_J7_the_completed_list_shows_outcomes_and_durations_by_path_and_time_without_results() -> None:
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/x", lambda args: {"big": "r" * 1000})
+    state.add_target("script", "f/dodo/other", lambda args: 1)
+    state.add_target("script", "f/dodo/slow", delay=5.0)
+    state.add_target("flow", "f/dodo/skips", skips=True)
+
+    async def body(emu: Emulator) -> None:
+        before = time.time() - 1
+        done = [(await emu.run("f/dodo/x")).text for _ in range(5)]
+        other = (await emu.run("f/dodo/other")).text
+        running = (await emu.run("f/dodo/slow")).text
+        skipped = (await emu.run("f/dodo/skips", kind="flow")).text
+        every = (await emu.get(urls.COMPLETED_LIST)).json()
+        assert {item["id"] for item in every} == {*done, other, skipped}  # completed only: not the running job
+        assert running not in {item["id"] for item in every}
+        query = {"script_path_exact": "f/dodo/x", "created_or_started_after": rfc3339(before)}
+        listed = (await emu.get(urls.COMPLETED_LIST, query=query)).json()
+        assert [item["id"] for item in listed] == done[::-1]  # newest created first
+        item = listed[0]
+        assert item["type"] == "CompletedJob" and item["success"] is True and item["canceled"] is False
+        assert isinstance(item["duration_ms"], int) and item["is_skipped"] is False
+        assert "result" not in item and "args" not in item and "logs" not in item  # no result: J2 reads it
+        later = {**query, "created_or_started_after": rfc3339(time.time() + 60)}
+        assert (await emu.get(urls.COMPLETED_LIST, query=later)).json() == []
+        pages = [
+            [i["id"] for i in (await emu.get(urls.COMPLETED_LIST, query={**query, "per_page": "2", "page": p})).json()]
+            for p in ("1", "2", "3")
+        ]
+        assert pages == [done[:2:-1], done[2:0:-1], done[:1]]
+        flow = (await emu.get(urls.COMPLETED_LIST, query={"script_path_exact": "f/dodo/skips"})).json()[0]
+        assert flow["success"] is True and flow["is_skipped"] is True  # J4: success OR skipped
+        assert (await emu.get(urls.COMPLETED_LIST, workspace="other")).json() == []  # per workspace (J1)
+        bad = await emu.get(urls.COMPLETED_LIST, query={"created_or_started_after": "yesterday"})
+        assert bad.status == 400
 
     scenario(state, body)

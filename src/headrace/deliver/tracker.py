@@ -7,6 +7,14 @@ most `CONCURRENCY` requests at once, and records each answer. Looks back off per
 `MAX_DELAY`; so thousands of open jobs cost at most BATCH / ROUND_PAUSE requests a second, and a slow
 job a few requests an hour. A job not started after `CONFIRM_AFTER` looks is confirmed with `jobs_u/get`
 (a job Windmill does not know is `unknown` within a minute); one still open after `GIVE_UP` is `unknown`.
+
+Batches (J7): a round first asks `jobs/completed/list` once per destination target for the jobs completed
+since its oldest leased job was created (at most LIST_PAGES pages of LIST_PAGE), and takes each leased job's
+outcome and duration from it; a job the list covers and does not show is still running, and costs nothing
+more. A job older than LIST_WINDOW, every CONFIRM_AFTER-th look at a job, and any job a list did not cover
+(it failed, or its pages ran out) are looked at one by one as before, so no outcome is lost. The list has
+no results: a completed job's result (or error) is read with one `get_result_maybe`, unless the
+destination's `job_results` is off, when a successful job is recorded without it.
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ from headrace.metrics import Metrics
 from headrace.models import JobUpdate, OpenJob
 from headrace.policy import JOB_EXCERPT
 from headrace.store.base import Store
-from headrace.windmill.api import RESPONSE_LIMIT, JobPoll, WindmillApi
+from headrace.windmill.api import RESPONSE_LIMIT, JobPoll, ListedJob, WindmillApi
+from headrace.windmill.urls import RunTarget
 
 log = logging.getLogger("headrace.track")
 
@@ -42,6 +51,20 @@ GIVE_UP = 24 * 3600.0
 NOT_FOUND_LIMIT = 5  # looks answered 404 before the job is recorded as unknown
 CONFIRM_AFTER = 5  # every 5th look at a job not started (the first after ~30 s) asks jobs_u/get whether it exists
 EXCERPT = JOB_EXCERPT
+LIST_LOOKUPS = True  # look outcomes up in jobs/completed/list (J7); False: one by one (the bench's baseline)
+LIST_WINDOW = 300.0  # seconds: jobs created this recently are looked up in the list, older ones one by one
+LIST_SKEW = 30.0  # the list's window opens this much before the oldest job: Windmill's clock may be behind
+LIST_PAGE = 500  # jobs per list page (Windmill: 1000 by default, at most 10,000)
+LIST_PAGES = 4  # pages per target per round; jobs the pages did not reach are looked at one by one
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What one round's lists said: the jobs they showed completed, and the ids they covered (a covered job
+    they did not show is not completed yet)."""
+
+    completed: dict[str, ListedJob]
+    covered: frozenset[str]
 
 
 def next_delay(checks: int, rand: Callable[[], float] = random.random) -> float:
@@ -119,13 +142,51 @@ class JobTracker:
         if due is None or due > now:
             return 0
         jobs = await self.store.lease_due_jobs(BATCH, now, now + LEASE, self.owner)
-        await asyncio.gather(*(self._look(job) for job in jobs))
+        listed = await self.listed(jobs, now) if LIST_LOOKUPS else Listed({}, frozenset())
+        await asyncio.gather(*(self._look(job, listed) for job in jobs))
         return len(jobs)
 
-    async def _look(self, job: OpenJob) -> None:
+    async def listed(self, jobs: list[OpenJob], now: float) -> Listed:
+        """One `jobs/completed/list` per destination target for the jobs a list may answer: created within
+        LIST_WINDOW, and not at a look that confirms the job exists (every CONFIRM_AFTER-th)."""
+        groups: dict[tuple[RunTarget, str], list[OpenJob]] = {}
+        for job in jobs:
+            dest = self.settings.destinations.get(job.destination)
+            if dest is None or now - job.created_at > LIST_WINDOW or (job.checks + 1) % CONFIRM_AFTER == 0:
+                continue
+            target = dest.target
+            groups.setdefault((target, dest.bearer.reveal()), []).append(job)
+        completed: dict[str, ListedJob] = {}
+        covered: set[str] = set()
+        for (target, token), group in groups.items():
+            async with self._limit:
+                found, whole = await self._list(target, token, group)
+            completed.update(found)
+            covered.update(job.job_id for job in group if whole or job.job_id in found)
+        return Listed(completed, frozenset(covered))
+
+    async def _list(self, target: RunTarget, token: str, jobs: list[OpenJob]) -> tuple[dict[str, ListedJob], bool]:
+        """The jobs of `jobs` the target's list shows completed, and whether the list was read to its end."""
+        wanted = {job.job_id for job in jobs}
+        since = min(job.created_at for job in jobs) - LIST_SKEW
+        found: dict[str, ListedJob] = {}
+        for page in range(1, LIST_PAGES + 1):
+            try:
+                items = await self.client.completed_jobs(target, token, since, page, LIST_PAGE)
+            except Exception as exc:  # the jobs are looked at one by one instead
+                log.warning("listing completed jobs in %s failed: %s", target.workspace, exc)
+                items = None
+            if items is None:
+                return found, False
+            found.update((item.id, item) for item in items if item.id in wanted)
+            if len(items) < LIST_PAGE or len(found) == len(wanted):
+                return found, True
+        return found, False
+
+    async def _look(self, job: OpenJob, listed: Listed) -> None:
         async with self._limit:
             try:
-                update = await self.look(job)
+                update = await self.answer(job, listed)
             except Exception as exc:  # never lose the job: look again later
                 log.warning("job %s: looking failed: %s", job.job_id, exc)
                 update = JobUpdate(job.delivery_id, "open", next_check_at=self.clock() + next_delay(job.checks))
@@ -141,12 +202,35 @@ class JobTracker:
             )
             self.on_rerun()
 
+    async def answer(self, job: OpenJob, listed: Listed) -> JobUpdate:
+        """The update for a leased job: from the round's list when it showed or covered the job, else one look."""
+        item = listed.completed.get(job.job_id)
+        dest = self.settings.destinations.get(job.destination)
+        if item is not None and dest is not None:
+            return await self._from_list(job, dest, item, self.clock())
+        if job.job_id in listed.covered:  # the list would show it if it had completed: still queued or running
+            now = self.clock()
+            return JobUpdate(job.delivery_id, "open", next_check_at=now + next_delay(job.checks, self.rand))
+        return await self.look(job)
+
+    async def _from_list(self, job: OpenJob, dest: DestinationSettings, item: ListedJob, now: float) -> JobUpdate:
+        """The update for a job the list shows completed (J7): outcome and duration from the item. The result
+        (or a failure's error) is read with one `get_result_maybe`; a canceled job's is not needed, and a
+        successful one's only when the destination's `job_results` is on."""
+        canceled = (item.canceled_reason, item.canceled_by or "someone") if item.canceled else None
+        poll: JobPoll | None = None
+        if canceled is None and (dest.job_results or not item.success):
+            poll = await self.client.result_maybe(dest.target, dest.bearer.reveal(), job.job_id)
+            if poll.status != 200 or not poll.completed:
+                poll = None
+        skipped = item.success and item.is_skipped
+        return self._finished(job, dest, now, item.duration_ms, item.success and not skipped, skipped, canceled, poll)
+
     async def _completed(self, job: OpenJob, dest: DestinationSettings, poll: JobPoll, now: float) -> JobUpdate:
         """The update for a job Windmill says is completed. Its duration comes from `get_timing` (J6: a small
         body; a job's own body may be megabytes). `get_result_maybe`'s success is `status = 'success'`: a
         flow that stopped early (skipped, J4) says false there, so a job that did not succeed is read once
-        more with `jobs_u/get`, which counts it a success. A canceled job (J5) was canceled by someone on
-        purpose: recorded with who and why, and never re-run."""
+        more with `jobs_u/get`, which counts it a success."""
         target, token = dest.target, dest.bearer.reveal()
         duration = await self.client.job_duration(target, token, job.job_id)
         duration_ms = duration if duration is not None else (now - job.created_at) * 1000
@@ -158,7 +242,24 @@ class JobTracker:
             skipped = info.get("success") is True and info.get("is_skipped") is True
             if info.get("canceled") is True:
                 canceled = (str(info.get("canceled_reason") or ""), str(info.get("canceled_by") or "someone"))
-        if poll.result_excerpt is not None:
+        return self._finished(job, dest, now, duration_ms, success, skipped, canceled, poll)
+
+    def _finished(
+        self,
+        job: OpenJob,
+        dest: DestinationSettings,
+        now: float,
+        duration_ms: float,
+        success: bool,
+        skipped: bool,
+        canceled: tuple[str, str] | None,
+        poll: JobPoll | None,
+    ) -> JobUpdate:
+        """The update for a completed job. A canceled job (J5) was canceled by someone on purpose: recorded
+        with who and why, and never re-run. `poll` None: the result was not read."""
+        if poll is None:
+            text = "" if success or skipped else "the job failed; its error could not be read (see Windmill)"
+        elif poll.result_excerpt is not None:
             text = f"(result larger than {RESPONSE_LIMIT // 1024} KiB; its start) {poll.result_excerpt[:EXCERPT]}"
         elif success or skipped:
             text = json.dumps(poll.result, default=str, ensure_ascii=False)

@@ -43,6 +43,19 @@ class JobPoll:
 
 
 @dataclass(frozen=True)
+class ListedJob:
+    """One completed job as `jobs/completed/list` shows it (J7): the outcome and duration, never the result."""
+
+    id: str
+    success: bool  # `status = 'success' OR 'skipped'`: true for a skipped flow (J4)
+    duration_ms: float
+    is_skipped: bool = False
+    canceled: bool = False
+    canceled_by: str = ""
+    canceled_reason: str = ""
+
+
+@dataclass(frozen=True)
 class TargetInfo:
     """What Windmill says about a script or flow; `status` 404 means it does not exist."""
 
@@ -101,6 +114,13 @@ class WindmillApi(Protocol):
         self, target: RunTarget, token: str, job_id: str, timeout: float = LOOKUP_TIMEOUT
     ) -> float | None:
         """How long a completed job ran, in ms (J6: get_timing); None when it cannot be read."""
+        ...
+
+    async def completed_jobs(
+        self, target: RunTarget, token: str, since: float, page: int, per_page: int, timeout: float = LOOKUP_TIMEOUT
+    ) -> list[ListedJob] | None:
+        """One page (1-based, newest created first) of the target path's jobs completed and created or started
+        at `since` or later (J7: jobs/completed/list); None when the page could not be read."""
         ...
 
     async def get_target(self, target: RunTarget, token: str, timeout: float = LOOKUP_TIMEOUT) -> TargetInfo:

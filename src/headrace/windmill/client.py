@@ -17,15 +17,26 @@ import yarl
 
 from headrace.policy import LINE_EXCERPT
 from headrace.windmill import urls
-from headrace.windmill.api import LOOKUP_TIMEOUT, RESPONSE_LIMIT, JobPoll, RunResponse, TargetInfo
+from headrace.windmill.api import LOOKUP_TIMEOUT, RESPONSE_LIMIT, JobPoll, ListedJob, RunResponse, TargetInfo
 from headrace.windmill.urls import RunTarget
 
-__all__ = ["RESPONSE_LIMIT", "JobPoll", "RunResponse", "TargetInfo", "WindmillClient", "leading_fields", "takes_kwargs"]
+__all__ = [
+    "RESPONSE_LIMIT",
+    "JobPoll",
+    "ListedJob",
+    "RunResponse",
+    "TargetInfo",
+    "WindmillClient",
+    "leading_fields",
+    "takes_kwargs",
+]
 
 # jobs_u/get without logs and code: Windmill shows a result or args of 90,000 bytes or more as "WINDMILL_TOO_BIG"
 # (J6), so the rest of the body stays well under this.
 JOB_INFO_LIMIT = 1024 * 1024
 SMALL_JOB = "?no_logs=true&no_code=true"
+# jobs/completed/list: an item is under 1 KiB (no result, no args, no code), so a page of LIST_PAGE fits well.
+LIST_LIMIT = 4 * 1024 * 1024
 
 
 @functools.lru_cache(maxsize=64)
@@ -178,6 +189,24 @@ class WindmillClient:
         duration = data.get("duration_ms") if isinstance(data, dict) else None
         return float(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) else None
 
+    async def completed_jobs(
+        self, target: RunTarget, token: str, since: float, page: int, per_page: int, timeout: float = LOOKUP_TIMEOUT
+    ) -> list[ListedJob] | None:
+        """`jobs/completed/list?script_path_exact=PATH&created_or_started_after=T&per_page=N&page=P` (J7): each
+        item has the job's id, `success` (true for a skipped flow), `is_skipped`, `canceled`, `canceled_by`,
+        `canceled_reason` and `duration_ms`, never its result. None when the page could not be read whole."""
+        url = yarl.URL(urls.COMPLETED_LIST.build(target.base_url, workspace=target.workspace)).with_query(
+            script_path_exact=target.path,
+            created_or_started_after=rfc3339(since),
+            per_page=str(per_page),
+            page=str(page),
+        )
+        answer = await self._request(url, token, timeout, cap=LIST_LIMIT)
+        data = _json(answer.text) if answer.status == 200 and not answer.cut else None
+        if not isinstance(data, list):
+            return None
+        return [job for job in map(_listed_job, data) if job is not None]
+
     async def get_target(self, target: RunTarget, token: str, timeout: float = LOOKUP_TIMEOUT) -> TargetInfo:
         """`scripts/get/p/{path}` or `flows/get/{path}`: the target's input schema and deployment state."""
         answer = await self._request(target.definition_url, token, timeout)
@@ -207,6 +236,27 @@ class WindmillClient:
             else value.get("preprocessor_module") is not None,
             steps=() if is_script else script_steps(value.get("modules")),
         )
+
+
+def rfc3339(ts: float) -> str:
+    """A timestamp as Windmill's query parameters take it (chrono `DateTime<Utc>`), to the millisecond."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+def _listed_job(item: Any) -> ListedJob | None:
+    """One `jobs/completed/list` item (ListableCompletedJob), or None for one that is not a job object."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        return None
+    duration = item.get("duration_ms")
+    return ListedJob(
+        id=item["id"],
+        success=item.get("success") is True,
+        duration_ms=float(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) else 0.0,
+        is_skipped=item.get("is_skipped") is True,
+        canceled=item.get("canceled") is True,
+        canceled_by=str(item.get("canceled_by") or ""),
+        canceled_reason=str(item.get("canceled_reason") or ""),
+    )
 
 
 async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[str, bool]:

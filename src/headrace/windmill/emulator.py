@@ -12,7 +12,7 @@ source it was read from, and the test that holds the emulator to it). The routes
   `wait_timeout` (default 600 s); the job is cancelled when the wait ends without a result (W1-W3)
 - GET jobs_u/get/{id}: per workspace, 404 elsewhere (J1), large (J6); jobs_u/completed/get_result_maybe/{id}:
   never 404, `started` only with ?get_started=true (J2); jobs_u/completed/get_timing/{id} (J6); skipped
-  flows (J4) and canceled jobs (J5, POST /_emulator/cancel)
+  flows (J4) and canceled jobs (J5, POST /_emulator/cancel); jobs/completed/list, paged and filtered (J7)
 - GET scripts/get/p/{path}, flows/get/{path}: the newest version whatever its lock, `lock` absent while it
   builds (M1); preprocessors (R8); a flow's script steps (R9, a flow run fails at a step with no lock)
 - R6: `Fault.sql_error()`, `Fault.quota()`, `EmulatorState(concurrent_limit=30)` answer the other 400s
@@ -45,7 +45,16 @@ from aiohttp import web
 from headrace.loopback import AppThread
 from headrace.windmill import emulator_deploy, urls
 from headrace.windmill.emulator_auth import middleware, visible
-from headrace.windmill.emulator_jobs import STATE, cancel, get_job, get_timing, not_found, result_maybe, run
+from headrace.windmill.emulator_jobs import (
+    STATE,
+    cancel,
+    completed_list,
+    get_job,
+    get_timing,
+    not_found,
+    result_maybe,
+    run,
+)
 from headrace.windmill.emulator_model import (
     BANNER,
     FAKE_JOB_TOKEN,
@@ -149,6 +158,7 @@ def build_app(state: EmulatorState) -> web.Application:
         urls.JOB: get_job,
         urls.RESULT_MAYBE: result_maybe,
         urls.TIMING: get_timing,
+        urls.COMPLETED_LIST: completed_list,
         urls.SCRIPT: get_definition,
         urls.FLOW: get_definition,
         urls.RESOURCE_VALUE: get_resource,

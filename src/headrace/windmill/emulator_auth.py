@@ -32,6 +32,7 @@ ROUTE_SCOPES = {
     urls.JOB.name: ("jobs", "read"),
     urls.RESULT_MAYBE.name: ("jobs", "read"),
     urls.TIMING.name: ("jobs", "read"),
+    urls.COMPLETED_LIST.name: ("jobs", "read"),
     urls.SCRIPT.name: ("scripts", "read"),
     urls.FLOW.name: ("flows", "read"),
     urls.RESOURCE_VALUE.name: ("resources", "read"),

@@ -1,4 +1,4 @@
-"""The emulator's job endpoints: create (R1-R4, R6, R8), wait for the result (W1-W3), look up (J1-J6), and
+"""The emulator's job endpoints: create (R1-R4, R6, R8), wait for the result (W1-W3), look up (J1-J7), and
 what a job does when it runs (R9 steps, J4 skipped, J5 canceled).
 
 Sources, in the windmill-labs/windmill repository at v1.721.0 (docs/windmill-contract.md):
@@ -14,10 +14,12 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, cast
 
 from aiohttp import web
 
+from headrace.windmill.client import rfc3339
 from headrace.windmill.emulator_args import with_query
 from headrace.windmill.emulator_auth import visible
 from headrace.windmill.emulator_model import EmulatorState, Job, JobFailed, Kind, Runner, Target
@@ -35,9 +37,7 @@ def is_async(runner: Runner) -> bool:
 
 
 def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+    return None if ts is None else rfc3339(ts)
 
 
 def not_found(kind: Kind, path: str) -> web.Response:
@@ -317,3 +317,74 @@ async def result_maybe(request: web.Request) -> web.Response:
         return web.json_response({"started": started, "success": None, "completed": False, "result": None})
     success = job.success and not job.is_skipped  # `status = 'success'` only: a skipped flow is false here (J4)
     return web.json_response({"started": True, "success": success, "completed": True, "result": job.result})
+
+
+DEFAULT_PER_PAGE, MAX_PER_PAGE = 1000, 10_000  # J7: windmill-common utils.rs `paginate`
+
+
+def _query_time(request: web.Request, name: str) -> float | None:
+    """An RFC 3339 query parameter as a timestamp; ValueError names it when it is not one."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ValueError(f"Failed to deserialize query string: {name}: invalid datetime {raw!r}") from None
+
+
+def _listed(job: Job) -> dict[str, Any]:
+    """J7: one item of `jobs/completed/list` (ListableCompletedJob): the outcome and duration, no result."""
+    return {
+        "type": "CompletedJob",
+        "workspace_id": job.workspace,
+        "id": job.id,
+        "created_by": job.email.partition("@")[0],
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "duration_ms": int(job.duration_ms or 0),
+        "success": job.success,  # `status = 'success' OR 'skipped'` (J4)
+        "script_path": job.path,
+        "deleted": False,
+        "canceled": job.canceled,
+        "canceled_by": job.canceled_by,
+        "canceled_reason": job.canceled_reason,
+        "job_kind": job.kind,
+        "permissioned_as": f"u/{job.email.partition('@')[0]}",
+        "is_flow_step": False,
+        "language": "python3" if job.kind == "script" else None,
+        "is_skipped": job.is_skipped,
+        "email": job.email,
+        "visible_to_owner": True,
+        "tag": "flow" if job.kind == "flow" else "python3",
+    }
+
+
+async def completed_list(request: web.Request) -> web.Response:
+    """J7: `GET jobs/completed/list`: the workspace's completed jobs, newest created first, `per_page` (default
+    1000, at most 10,000) from `page` (1-based). Filters headrace uses: `script_path_exact` (comma-separated),
+    `created_or_started_after` (`created_at >= t OR started_at >= t`), `job_kinds`."""
+    state: EmulatorState = request.app[STATE]
+    query = request.query
+    try:
+        after = _query_time(request, "created_or_started_after")
+        per_page = min(MAX_PER_PAGE, max(1, int(query.get("per_page", DEFAULT_PER_PAGE))))
+        page = max(1, int(query.get("page", 1)))
+    except ValueError as exc:
+        return web.Response(status=400, text=str(exc))
+    paths = set(query["script_path_exact"].split(",")) if "script_path_exact" in query else None
+    kinds = set(query["job_kinds"].split(",")) if "job_kinds" in query else None
+    workspace = request.match_info["workspace"]
+    with state.lock:
+        jobs = [
+            job
+            for job in state.jobs.values()
+            if job.workspace == workspace
+            and job.completed
+            and (paths is None or job.path in paths)
+            and (kinds is None or job.kind in kinds)
+            and (after is None or job.created_at >= after or (job.started_at or 0) >= after)
+        ]
+    jobs.sort(key=lambda job: job.created_at, reverse=query.get("order_desc", "true") != "false")
+    start = (page - 1) * per_page
+    return web.json_response([_listed(job) for job in jobs[start : start + per_page]])

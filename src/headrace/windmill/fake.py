@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from headrace.windmill.api import LOOKUP_TIMEOUT, JobPoll, RunResponse, TargetInfo, WindmillApi
+from headrace.windmill.api import LOOKUP_TIMEOUT, JobPoll, ListedJob, RunResponse, TargetInfo, WindmillApi
 from headrace.windmill.urls import RunTarget
 
 
@@ -26,7 +26,8 @@ class RunCall:
 
 class FakeWindmill:
     """Answers `run` from `answers` (a RunResponse, or an exception to raise), in order; the last one repeats.
-    Lookups answer `exists`, `poll`, `info`, `duration` and `target_info` (default: a target with `schema`)."""
+    Lookups answer `exists`, `poll`, `info`, `duration`, `completed` and `target_info` (default: a target with
+    `schema`)."""
 
     def __init__(self, *answers: RunResponse | BaseException, schema: dict[str, Any] | None = None) -> None:
         self.answers = list(answers) or [RunResponse(201, "")]
@@ -37,6 +38,8 @@ class FakeWindmill:
         self.info: dict[str, Any] = {}
         self.duration: float | None = None
         self.target_info: TargetInfo | None = None
+        self.completed: list[ListedJob] | None = []  # what jobs/completed/list shows (None: it cannot be read)
+        self.lists: list[tuple[RunTarget, float, int]] = []  # (target, since, page) of each list asked for
         self.lookups: list[tuple[str, str]] = []  # (url, job id) of job_exists / result_maybe
         self.definitions: list[RunTarget] = []  # targets whose definition was asked for
 
@@ -80,6 +83,14 @@ class FakeWindmill:
         self, target: RunTarget, token: str, job_id: str, timeout: float = LOOKUP_TIMEOUT
     ) -> float | None:
         return self.duration
+
+    async def completed_jobs(
+        self, target: RunTarget, token: str, since: float, page: int, per_page: int, timeout: float = LOOKUP_TIMEOUT
+    ) -> list[ListedJob] | None:
+        self.lists.append((target, since, page))
+        if self.completed is None:
+            return None
+        return self.completed[(page - 1) * per_page : page * per_page]
 
     async def get_target(self, target: RunTarget, token: str, timeout: float = LOOKUP_TIMEOUT) -> TargetInfo:
         self.definitions.append(target)

@@ -99,11 +99,12 @@ RUN = Route(
 JOB = Route("job", "/w/{workspace}/jobs_u/get/{job_id}")
 RESULT_MAYBE = Route("result_maybe", "/w/{workspace}/jobs_u/completed/get_result_maybe/{job_id}")
 TIMING = Route("timing", "/w/{workspace}/jobs_u/completed/get_timing/{job_id}")  # J6
+COMPLETED_LIST = Route("completed_list", "/w/{workspace}/jobs/completed/list")  # J7
 SCRIPT = Route("script", "/w/{workspace}/scripts/get/p/{path}")
 FLOW = Route("flow", "/w/{workspace}/flows/get/{path}")
 RESOURCE_VALUE = Route("resource_value", "/w/{workspace}/resources/get_value_interpolated/{path}")
 VARIABLE_VALUE = Route("variable_value", "/w/{workspace}/variables/get_value/{path}")
-ROUTES = (RUN, JOB, RESULT_MAYBE, SCRIPT, FLOW, RESOURCE_VALUE, VARIABLE_VALUE, TIMING)
+ROUTES = (RUN, JOB, RESULT_MAYBE, SCRIPT, FLOW, RESOURCE_VALUE, VARIABLE_VALUE, TIMING, COMPLETED_LIST)
 
 ENDPOINTS = {"async": "run", "wait": "run_wait_result"}
 LETTERS = {"script": "p", "flow": "f"}

@@ -1,0 +1,184 @@
+"""Outcomes looked up in batches (CONTRACT J7): one `jobs/completed/list` per destination target per round,
+per-job looks only where the list cannot answer. End to end against the emulator, and the tracker's choices
+with the typed fake."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from headrace.deliver import tracker as tracker_module
+from headrace.deliver.tracker import CONFIRM_AFTER, LIST_PAGE, LIST_PAGES, LIST_WINDOW, JobTracker, Listed
+from headrace.loopback import AppThread
+from headrace.models import JobUpdate, OpenJob
+from headrace.windmill.api import JobPoll, ListedJob
+from headrace.windmill.client import LIST_LIMIT, WindmillClient
+from headrace.windmill.emulator import EmulatorState, EmulatorThread
+from headrace.windmill.fake import FakeWindmill, as_api
+from headrace.windmill.urls import parse_run_url
+from tests.fakes import URL
+from tests.helpers import config_text, running_server, settings_for
+from tests.integration.test_outcomes import job_states, run_with, send, settings, until
+
+JOB_ID = "0b8c9a55-3f8e-5a2c-9e3f-6c3a1d2e4f50"
+
+
+def test_J7_outcomes_come_from_one_list_per_round_with_no_per_job_timing_read(tmp_path: Path) -> None:
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/on_payment", lambda args: {"booked": args["data"]["payment_id"]}, delay=1.5)
+    keys = [f"msg_list_{n}" for n in range(6)]
+
+    async def scenario(emu: EmulatorThread) -> None:
+        async with running_server(settings(tmp_path, emu.url())) as base:
+            for key in keys:
+                assert await send(base, key) in (200, 202)
+            done = [await until(base, key, lambda d: job_states(d) == ["success"]) for key in keys]
+        for data in done:
+            job = data["deliveries"][0]["job"]
+            assert job["duration_ms"] >= 1400  # Windmill's duration, from the list
+            assert json.loads(job["excerpt"]) == {"booked": "pay_1"}  # the result, read once
+        calls = emu.state.calls
+        assert calls.get("timing", 0) == 0 and calls.get("job", 0) == 0  # no second per-job read
+        assert calls["completed_list"] >= 1
+        assert calls["result_maybe"] == len(keys)  # one result read per completed job, no polls while it ran
+
+    run_with(state, scenario)
+
+
+def make(tmp_path: Path, fake: FakeWindmill, job_results: bool = True) -> JobTracker:
+    extra = "retry_on_job_failure = 3" + ("" if job_results else "\njob_results = false")
+    text = config_text(tmp_path / "h.db", 1, URL, extra_dest=extra)
+    return JobTracker(None, settings_for(text, tmp_path), as_api(fake))  # type: ignore[arg-type]
+
+
+def open_job(job_id: str = JOB_ID, checks: int = 1, age: float = 5.0) -> OpenJob:
+    return OpenJob(1, 1, "payments", 0, job_id, checks, time.time() - age, 0, "dodo", "m")
+
+
+def answer(tracker: JobTracker, job: OpenJob) -> tuple[Listed, JobUpdate]:
+    async def both() -> tuple[Listed, JobUpdate]:
+        listed = await tracker.listed([job], time.time())
+        return listed, await tracker.answer(job, listed)
+
+    return asyncio.run(both())
+
+
+def test_a_listed_job_takes_its_outcome_and_duration_from_the_list(tmp_path: Path) -> None:
+    fake = FakeWindmill()
+    fake.completed = [ListedJob("other", True, 1.0), ListedJob(JOB_ID, True, 3100.0)]
+    fake.poll = JobPoll(200, completed=True, success=True, result={"ok": 1})
+    fake.duration = 9.0  # get_timing would say this: it is not asked
+    listed, update = answer(make(tmp_path, fake), open_job())
+    assert JOB_ID in listed.completed and len(fake.lists) == 1
+    assert update.state == "success" and update.duration_ms == 3100.0 and update.excerpt == '{"ok": 1}'
+    assert [job_id for _, job_id in fake.lookups] == [JOB_ID]  # the result, read once
+    fake.lookups.clear()
+    _, quiet = answer(make(tmp_path, fake, job_results=False), open_job())
+    assert quiet.state == "success" and quiet.duration_ms == 3100.0 and fake.lookups == []
+
+
+def test_a_covered_job_the_list_does_not_show_stays_open_without_a_lookup(tmp_path: Path) -> None:
+    fake = FakeWindmill()
+    fake.completed = [ListedJob("other", True, 1.0)]
+    listed, update = answer(make(tmp_path, fake), open_job())
+    assert JOB_ID in listed.covered and update.state == "open" and fake.lookups == []
+
+
+def test_jobs_the_list_cannot_answer_are_looked_at_one_by_one(tmp_path: Path) -> None:
+    fake = FakeWindmill()
+    fake.completed = None  # the list fails
+    fake.poll = JobPoll(200, completed=True, success=True, result=1)
+    fake.duration = 77.0
+    _, update = answer(make(tmp_path, fake), open_job())
+    assert update.state == "success" and update.duration_ms == 77.0 and fake.lookups
+    for job in (open_job(age=LIST_WINDOW + 1), open_job(checks=CONFIRM_AFTER - 1)):  # too old; a confirming look
+        fake.completed, fake.lookups, fake.lists = [ListedJob(JOB_ID, True, 5.0)], [], []
+        _, update = answer(make(tmp_path, fake), job)
+        assert fake.lists == [] and fake.lookups and update.duration_ms == 77.0
+    fake.completed = [ListedJob(f"other-{n}", True, 1.0) for n in range(LIST_PAGE * LIST_PAGES + 1)]
+    fake.lookups, fake.lists = [], []
+    listed, update = answer(make(tmp_path, fake), open_job())  # the pages ran out before the job's
+    assert len(fake.lists) == LIST_PAGES and JOB_ID not in listed.covered and fake.lookups
+
+
+def test_a_listed_canceled_or_skipped_job_needs_no_second_read(tmp_path: Path) -> None:
+    fake = FakeWindmill()
+    fake.completed = [ListedJob(JOB_ID, False, 10.0, canceled=True, canceled_by="alice", canceled_reason="by hand")]
+    _, canceled = answer(make(tmp_path, fake), open_job())
+    assert canceled.state == "failure" and not canceled.rerun and "by alice: by hand" in canceled.excerpt
+    assert fake.lookups == []
+    fake.completed = [ListedJob(JOB_ID, True, 10.0, is_skipped=True)]
+    _, skipped = answer(make(tmp_path, fake, job_results=False), open_job())
+    assert skipped.state == "success" and skipped.excerpt.startswith("skipped") and not skipped.rerun
+    fake.completed = [ListedJob(JOB_ID, False, 10.0)]
+    fake.poll = JobPoll(200, completed=True, success=False, result={"error": {"name": "ValueError", "message": "no"}})
+    _, failed = answer(make(tmp_path, fake, job_results=False), open_job())  # a failure's error is always read
+    assert failed.state == "failure" and failed.rerun and failed.excerpt == "ValueError: no"
+
+
+def test_the_per_job_path_alone_when_list_lookups_are_off(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(tracker_module, "LIST_LOOKUPS", False)
+    fake = FakeWindmill()
+    fake.completed = [ListedJob(JOB_ID, True, 5.0)]
+    fake.poll = JobPoll(200, completed=False, started=True)
+
+    class Store:
+        async def next_job_check(self) -> float:
+            return 0.0
+
+        async def lease_due_jobs(self, *args: object) -> list[OpenJob]:
+            return [open_job()]
+
+        async def record_job(self, update: JobUpdate, now: float) -> None:
+            return None
+
+    tracker = make(tmp_path, fake)
+    tracker.store = Store()  # type: ignore[assignment]
+    assert asyncio.run(tracker.round()) == 1
+    assert fake.lists == [] and fake.lookups
+
+
+def test_the_client_reads_a_list_page_up_to_its_cap_and_no_further() -> None:
+    item = {"id": JOB_ID, "success": True, "duration_ms": 12, "is_skipped": False, "canceled": False}
+    pad = {"id": "pad", "success": True, "duration_ms": 1, "note": "x" * 1000}
+    bodies: list[bytes] = []
+    queries: list[dict[str, str]] = []
+
+    async def listing(request: web.Request) -> web.Response:
+        queries.append(dict(request.query))
+        return web.Response(body=bodies.pop(0), content_type="application/json")
+
+    def build() -> web.Application:
+        app = web.Application()
+        app.router.add_get("/api/w/acme/jobs/completed/list", listing)
+        return app
+
+    server = AppThread("list-cap")
+    server.serve(build)
+    try:
+        target = parse_run_url(f"http://127.0.0.1:{server.port}/api/w/acme/jobs/run/p/f/dodo/on_payment")[0]
+        fits = [item, "not a job", *[pad] * ((LIST_LIMIT - 2000) // 1100)]
+        over = [item, *[pad] * (LIST_LIMIT // 1000)]
+        bodies.extend([json.dumps(fits).encode(), json.dumps(over).encode(), b"{}"])
+
+        async def pages() -> list[object]:
+            async with aiohttp.ClientSession() as http:
+                client = WindmillClient(http)
+                return [await client.completed_jobs(target, "t", 0.0, 2, 500) for _ in range(3)]
+
+        read, cut, not_a_list = asyncio.run(pages())
+    finally:
+        server.stop()
+    assert isinstance(read, list) and read[0] == ListedJob(JOB_ID, True, 12.0) and len(read) == len(fits) - 1
+    assert cut is None and not_a_list is None  # over the cap, or not a list: the jobs are looked at one by one
+    assert queries[0] == {
+        "script_path_exact": "f/dodo/on_payment",
+        "created_or_started_after": "1970-01-01T00:00:00.000Z",
+        "per_page": "500",
+        "page": "2",
+    }
