@@ -28,7 +28,7 @@ from loadgen import LoadResult, run_load
 STAGED = """
 import sys
 from aiohttp import web
-from headrace import indexer
+from headrace.ops import indexer
 from headrace.cli import main
 from headrace.ingest import endpoint
 from headrace.ingest.body import parse_object

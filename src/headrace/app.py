@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp
 
-from headrace import bulk, outages
 from headrace.config import ConfigError, Settings
 from headrace.config.database import SQLITE_PREFIX, sqlite_file
 from headrace.deliver import preview as trying
@@ -24,8 +23,9 @@ from headrace.deliver.recorder import OutcomeRecorder
 from headrace.deliver.tracker import JobTracker
 from headrace.deliver.worker import Transformations, Worker
 from headrace.ingest.endpoint import Ingestor
-from headrace.metrics import Metrics
 from headrace.models import Activity, DeliveryError, EventFilter, EventRow, Rejection, TestDelivery, no_event
+from headrace.observe.metrics import Metrics
+from headrace.ops import bulk, outages
 from headrace.policy import DEAD_AFTER
 from headrace.previews import PreviewSpec
 from headrace.store.base import Store, StoreStats
@@ -283,7 +283,7 @@ class App:
 
     def _prepare_reload(self, config_path: Path | None) -> tuple[Any, Transformations | None] | None:
         from headrace.config import load
-        from headrace.reload import merge
+        from headrace.ops.reload import merge
 
         try:
             new = load(config_path) if config_path is not None else self.settings

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from headrace.cli import main
-from headrace.cli_format import event_timeline, replay_summary
+from headrace.cli.format import event_timeline, replay_summary
 from tests.helpers import SECRET, config_text
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "headrace"
