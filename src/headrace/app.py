@@ -426,7 +426,7 @@ class App:
         return text + outages.metric(await self.outages())
 
     async def outages(self) -> list[outages.Outage]:
-        """Stretches in which Dodo gave up on events headrace never stored (outages.py), looked up at most once
+        """Stretches in which Dodo gave up on events headrace never stored (ops/outages.py), looked up at most once
         per OUTAGE_TTL; a store that cannot answer reports none (readiness says what is wrong with it)."""
         cached = self._outages
         if cached is not None and time.monotonic() - cached[0] < OUTAGE_TTL:

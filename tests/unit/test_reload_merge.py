@@ -1,4 +1,4 @@
-"""What a reload may change (reload.py): restart-only keys keep their running value, the rest applies."""
+"""What a reload may change (ops/reload.py): restart-only keys keep their running value, the rest applies."""
 
 from __future__ import annotations
 
