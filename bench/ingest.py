@@ -44,8 +44,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from loadgen import LoadResult, build_request, run_load, run_load_spread
 
+from headrace.config.secret import decode_secret
 from headrace.dodo import samples
-from headrace.ingest.signature import decode_secret, sign
+from headrace.dodo.signature import sign
 from headrace.store.sqlite_file import marker_path
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -14,9 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from headrace import starter
 from headrace.cli import main
-from headrace.config import load
+from headrace.config import load, starter
 from headrace.dodo import samples
 from headrace.windmill import deploy
 from headrace.windmill.emulator import EmulatorState, EmulatorThread, running_emulator

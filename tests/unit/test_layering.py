@@ -8,7 +8,7 @@
 - ingest and deliver see interfaces, never an implementation (a concrete store, the HTTP client to Windmill,
   a sandbox engine): app.py picks those.
 
-Today's layout has four arrows that point the wrong way; they are listed in KNOWN with the reason, so a new one
+Today's layout has two arrows that point the wrong way; they are listed in KNOWN with the reason, so a new one
 fails here and an old one is removed from the list when it is fixed (the list may only shrink).
 """
 
@@ -88,8 +88,6 @@ CONCRETE = {
 }
 # Today's wrong-way arrows, each with why it is still there. Fix one, remove it here.
 KNOWN = {
-    ("headrace.config.sources", "headrace.ingest.signature"): "decode_secret belongs with the secret (STYLE.md)",
-    ("headrace.dodo.standin", "headrace.ingest.signature"): "the Dodo stand-in signs what ingest verifies",
     ("headrace.config.destinations", "headrace.windmill.urls"): "a destination's url is parsed at load (RunTarget)",
     ("headrace.config.server", "headrace.store.sqlite_io"): "[server] wal_limit's default is the SQLite store's",
 }

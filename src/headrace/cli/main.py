@@ -70,7 +70,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from headrace.starter import render
+    from headrace.config.starter import render
 
     path = Path(args.config)
     if path.exists() and not args.force:

@@ -18,7 +18,8 @@ from headrace.cli.shared import UsageError, new_event_loop, print_json
 
 def cmd_send(args: argparse.Namespace) -> int:
     from headrace.config import resolve_reference
-    from headrace.ingest.signature import decode_secret, sign
+    from headrace.config.secret import decode_secret
+    from headrace.dodo.signature import sign
 
     try:
         key = decode_secret(resolve_reference(args.secret))
@@ -105,7 +106,7 @@ def add_dev_windmill_options(p: argparse.ArgumentParser) -> None:
 def cmd_dev_windmill(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from headrace.starter import EMULATOR_URL
+    from headrace.config.starter import EMULATOR_URL
     from headrace.windmill.emulator import BANNER, EmulatorState, build_app
     from headrace.windmill.emulator_deploy import DEPLOYMENT
     from headrace.windmill.urls import parse_run_url
