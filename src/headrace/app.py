@@ -26,11 +26,10 @@ from headrace.ingest.endpoint import Ingestor
 from headrace.models import Activity, DeliveryError, EventFilter, EventRow, Rejection, TestDelivery, no_event
 from headrace.observe.metrics import Metrics
 from headrace.ops import bulk, outages
-from headrace.policy import DEAD_AFTER
+from headrace.policy import DEAD_AFTER, WAL_LIMIT
 from headrace.previews import PreviewSpec
 from headrace.store.base import Store, StoreStats
 from headrace.store.sqlite import SQLiteStore
-from headrace.store.sqlite_io import WAL_LIMIT
 from headrace.transform import Sandbox, Script
 from headrace.windmill.client import WindmillClient
 
