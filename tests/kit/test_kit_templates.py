@@ -302,7 +302,7 @@ def test_dispute_amount_that_is_not_an_integer_is_noted() -> None:
     assert payload["notes"] == ['amount_minor: Dodo sent "49.99", not an integer number of minor units; left null']
 
 
-# --- Every sample variant (headrace.samples.variants) through every template -------------------------
+# --- Every sample variant (headrace.dodo.samples.variants) through every template -------------------------
 
 PAIRED_SCRIPTS = {
     "payment": ["record_payment", "validate_payment"],
