@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.helpers import config_text, free_port, settings_for
 
-from headrace import samples
 from headrace.app import make_sandbox
 from headrace.check import check
+from headrace.dodo import samples
 from headrace.windmill.emulator import EmulatorState, running_emulator
 from headrace.windmill.emulator_kit import load_kit
 

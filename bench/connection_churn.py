@@ -34,8 +34,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 from ingest import HEADRACE, SECRET, cpu_seconds, free_port, wait_port, write_config
 
-from headrace import samples
-from headrace.ingest.signature import decode_secret, sign
+from headrace.config.secret import decode_secret
+from headrace.dodo import samples
+from headrace.dodo.signature import sign
 
 
 class Flood:

@@ -24,7 +24,8 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from headrace.ingest.signature import decode_secret, sign
+from headrace.config.secret import decode_secret
+from headrace.dodo.signature import sign
 from headrace.windmill.emulator import running_emulator
 from headrace.windmill.emulator_model import EmulatorState, Fault
 

@@ -14,7 +14,7 @@
 4. e2e:      `headrace serve` with its worker on, delivering to the Windmill emulator in another
              process: from the first request sent to the last job created at the emulator.
 
-Payload search is indexed after the commit (headrace/indexer.py): `searchable +N s` is how long after the
+Payload search is indexed after the commit (headrace/ops/indexer.py): `searchable +N s` is how long after the
 last answer the index had caught up with the run's events (the servers still running, not in the rate).
 
 Targets (issue 2): ingest >= 4,000 events/s, >= 0.6 of bare, p99 < 30 ms; e2e >= 1,500 events/s.
@@ -44,8 +44,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from loadgen import LoadResult, build_request, run_load, run_load_spread
 
-from headrace import samples
-from headrace.ingest.signature import decode_secret, sign
+from headrace.config.secret import decode_secret
+from headrace.dodo import samples
+from headrace.dodo.signature import sign
 from headrace.store.sqlite_file import marker_path
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -203,7 +204,7 @@ def measure_ingest(folder: Path, n: int, c: int, tag: str, database: str = "", i
 
 
 def search_caught_up(database: str, timeout: float = 120.0) -> float | None:
-    """Seconds until the search index queue (indexed after the commit, headrace/indexer.py) is empty, the
+    """Seconds until the search index queue (indexed after the commit, headrace/ops/indexer.py) is empty, the
     servers still running; None when it is not empty within `timeout`. Not counted in the ingest rate."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:

@@ -28,11 +28,11 @@ from loadgen import LoadResult, run_load
 STAGED = """
 import sys
 from aiohttp import web
-from headrace import indexer
+from headrace.ops import indexer
 from headrace.cli import main
 from headrace.ingest import endpoint
 from headrace.ingest.body import parse_object
-from headrace.ingest.signature import verify
+from headrace.dodo.signature import verify
 from headrace.models import IngestResult
 from headrace.store import core
 

@@ -36,9 +36,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ingest import HEADRACE, free_port, fresh_db, signed_requests, start, stop, write_config
 from loadgen import LoadResult, run_load
 
-from headrace import metrics as metrics_module
 from headrace.app import App
 from headrace.config import parse
+from headrace.observe import metrics as metrics_module
 from headrace.store.sqlite import SQLiteStore
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

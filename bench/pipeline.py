@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from ingest import run_e2e
 
-from headrace import samples
+from headrace.dodo import samples
 from headrace.transform import WebhookObject
 from headrace.transform.quickjs_sandbox import QuickJSSandbox
 from headrace.transform.scripts import list_builtins, load_script

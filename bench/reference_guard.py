@@ -23,8 +23,8 @@ import statistics
 import time
 from collections.abc import Callable
 
-from headrace import samples
 from headrace.deliver.request import Request, build_request
+from headrace.dodo import samples
 from headrace.transform import Script
 from headrace.transform.quickjs_sandbox import QuickJSSandbox
 from headrace.windmill.references import guard_output

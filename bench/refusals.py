@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ingest import HEADRACE, free_port, signed_requests, stop, wait_port, write_config
 from loadgen import LoadResult, build_request, run_load
 
-from headrace.ingest.signature import sign
+from headrace.dodo.signature import sign
 
 
 def health_requests(port: int, count: int) -> list[bytes]:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from headrace import samples
 from headrace.app import make_sandbox
+from headrace.dodo import samples
 from headrace.transform import Sandbox, Script, TransformError, WebhookObject
 
 URL = "https://windmill.example/api/w/acme/jobs/run/f/f/dodo/on_payment"

@@ -39,7 +39,7 @@ from ingest import HEADRACE, SECRET, free_port, signed_requests, start, stop
 from loadgen import LoadResult, run_load
 
 import headrace
-from headrace import samples
+from headrace.dodo import samples
 from headrace.models import EventFilter
 from headrace.store.queries import load
 from headrace.store.sqlite import SQLiteStore

@@ -393,7 +393,7 @@ async def queue_rate(store: SQLStore, label: str, size: int) -> None:
     """The generated events were queued for the index as they were inserted (the trigger of schema 8/9):
     drain the queue as `serve`'s indexer does when ingest is quiet (rounds of indexer.BATCH, back to back),
     which is also what re-indexing a whole database costs (schema 9/10). Each row is replaced in place."""
-    from headrace import indexer
+    from headrace.ops import indexer
 
     await store.open()
     try:
@@ -477,7 +477,7 @@ async def bench_postgresql(count: int, queries: int, backfill: int, keep: bool) 
 def extraction_cost(rounds: int = 2000) -> None:
     """What indexing adds to each ingest before its transaction: search.document on the 2.7 KB payment sample,
     against json.loads of the same body (the baseline: ingest already parses it once)."""
-    from headrace.samples import load as load_sample
+    from headrace.dodo.samples import load as load_sample
 
     body = json.dumps(load_sample("payment.succeeded")).encode()
     timings = {}

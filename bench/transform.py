@@ -28,7 +28,7 @@ from pathlib import Path
 
 import quickjs
 
-from headrace import samples
+from headrace.dodo import samples
 from headrace.transform import Script, TransformError, WebhookObject
 from headrace.transform.pool import ProcessPoolSandbox
 from headrace.transform.quickjs_sandbox import QuickJSSandbox, handler_input

@@ -11,8 +11,8 @@ from typing import Any
 from headrace.config import DestinationSettings
 from headrace.deliver.attempt import Attempter
 from headrace.deliver.preflight import SchemaCache
-from headrace.metrics import Metrics
 from headrace.models import Claimed, job_id_for
+from headrace.observe.metrics import Metrics
 from headrace.transform import Script, WebhookObject
 from headrace.windmill.fake import FakeWindmill, as_api
 from tests.helpers import config_text, dodo_body, settings_for

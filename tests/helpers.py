@@ -15,7 +15,8 @@ from typing import Any
 import aiohttp
 
 from headrace.config import Settings, parse
-from headrace.ingest.signature import decode_secret, sign
+from headrace.config.secret import decode_secret
+from headrace.dodo.signature import sign
 from headrace.models import job_id_for
 from headrace.server import serve
 from headrace.windmill.emulator import EmulatorState

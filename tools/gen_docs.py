@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from headrace.cli import build_parser
+from headrace.cli.main import build_parser
 from headrace.config import DestinationSettings, ServerSettings, SourceSettings
 
 ROOT = Path(__file__).resolve().parents[1]

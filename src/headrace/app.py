@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp
 
-from headrace import bulk, outages
 from headrace.config import ConfigError, Settings
 from headrace.config.database import SQLITE_PREFIX, sqlite_file
 from headrace.deliver import preview as trying
@@ -24,13 +23,13 @@ from headrace.deliver.recorder import OutcomeRecorder
 from headrace.deliver.tracker import JobTracker
 from headrace.deliver.worker import Transformations, Worker
 from headrace.ingest.endpoint import Ingestor
-from headrace.metrics import Metrics
 from headrace.models import Activity, DeliveryError, EventFilter, EventRow, Rejection, TestDelivery, no_event
-from headrace.policy import DEAD_AFTER
+from headrace.observe.metrics import Metrics
+from headrace.ops import bulk, outages
+from headrace.policy import DEAD_AFTER, WAL_LIMIT
 from headrace.previews import PreviewSpec
 from headrace.store.base import Store, StoreStats
 from headrace.store.sqlite import SQLiteStore
-from headrace.store.sqlite_io import WAL_LIMIT
 from headrace.transform import Sandbox, Script
 from headrace.windmill.client import WindmillClient
 
@@ -283,7 +282,7 @@ class App:
 
     def _prepare_reload(self, config_path: Path | None) -> tuple[Any, Transformations | None] | None:
         from headrace.config import load
-        from headrace.reload import merge
+        from headrace.ops.reload import merge
 
         try:
             new = load(config_path) if config_path is not None else self.settings
@@ -426,7 +425,7 @@ class App:
         return text + outages.metric(await self.outages())
 
     async def outages(self) -> list[outages.Outage]:
-        """Stretches in which Dodo gave up on events headrace never stored (outages.py), looked up at most once
+        """Stretches in which Dodo gave up on events headrace never stored (ops/outages.py), looked up at most once
         per OUTAGE_TTL; a store that cannot answer reports none (readiness says what is wrong with it)."""
         cached = self._outages
         if cached is not None and time.monotonic() - cached[0] < OUTAGE_TTL:

@@ -22,3 +22,7 @@ JITTER = 0.1
 HEARTBEAT_INTERVAL = 1.0
 DEAD_AFTER = 5.0
 LEASE_MARGIN = 5.0
+
+# SQLite's write-ahead log (bytes): past this the store refuses new webhooks (store/sqlite.py GROWING). The
+# default of [server] wal_limit.
+WAL_LIMIT = 1024 * 1024 * 1024

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from headrace import samples
 from headrace.config import DestinationSettings
+from headrace.dodo import samples
 from headrace.models import ID_MAX, TestDelivery
 
 if TYPE_CHECKING:

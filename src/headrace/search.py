@@ -1,7 +1,7 @@
 """Payload search, decided once: what of an event is indexed, how a query reads, and the query in each
 database's own syntax (SQLite FTS5 MATCH, PostgreSQL tsquery). Pure: no I/O.
 
-Indexed (after the commit, by headrace/indexer.py, from a queue ingest fills in the event's transaction): the
+Indexed (after the commit, by headrace/ops/indexer.py, from a queue ingest fills in the event's transaction): the
 webhook id, the body's `business_id`, and every string inside `data` (ids, emails, names, metadata values,
 addresses), except date-times. Each string gives *terms*, case-folded and with the accents of Latin letters
 removed: its words (runs of letters, digits and `_`, so `pay_0NW3xyz` is one word) and each part between

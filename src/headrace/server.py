@@ -14,15 +14,17 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
-from headrace import access_log, console, indexer, listener, outages, periodic, pidfile, proxy, reconciling, retention
-from headrace.access import APP_KEY, THROTTLE_KEY, bearer, bearer_only, matching_token, record_failure, throttled
+from headrace import console
 from headrace.api import routes as api_routes
 from headrace.app import App
 from headrace.config import Settings
 from headrace.durations import parse_duration
-from headrace.metrics import CONTENT_TYPE
-from headrace.request_id import with_request_id
-from headrace.throttle import FailureThrottle
+from headrace.http import access_log, listener, proxy
+from headrace.http.access import APP_KEY, THROTTLE_KEY, bearer, bearer_only, matching_token, record_failure, throttled
+from headrace.http.request_id import with_request_id
+from headrace.http.throttle import FailureThrottle
+from headrace.observe.metrics import CONTENT_TYPE
+from headrace.ops import indexer, outages, periodic, pidfile, reconciling, retention
 
 log = logging.getLogger("headrace.server")
 # After an early answer (408, 413) read and drop the rest of the body for at most this long, so the client can

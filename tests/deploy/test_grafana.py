@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from headrace.config import parse
-from headrace.metrics import Metrics
 from headrace.models import QueueStats
+from headrace.observe.metrics import Metrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "headrace-dashboard.json"
 METRIC = re.compile(r"\b(headrace_[a-z_]+|process_[a-z_]+|up)\b(?!\s*\()")

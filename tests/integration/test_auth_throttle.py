@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from headrace.throttle import FailureThrottle, client_key
+from headrace.http.throttle import FailureThrottle, client_key
 from tests.helpers import config_text, free_port, running_server, settings_for
 
 TOKEN = "throttle-admin-token-1"

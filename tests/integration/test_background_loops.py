@@ -1,4 +1,4 @@
-"""The serving process's background loops under one supervisor (headrace/periodic.py): a loop that raises is
+"""The serving process's background loops under one supervisor (headrace/ops/periodic.py): a loop that raises is
 logged with its traceback and started again, a loop that ends is not, and shutdown waits for every loop's last
 round even when one of them raises then."""
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from headrace import periodic
 from headrace.ingest.endpoint import Ingestor
+from headrace.ops import periodic
 from tests.helpers import config_text, free_port, running_server, settings_for, wait_for
 
 

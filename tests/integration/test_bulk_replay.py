@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 
 from headrace.app import App
-from headrace.bulk import BULK_REPLAY_LIMIT, TOKEN_MAX_CHARS, TooMany
 from headrace.models import EventFilter
+from headrace.ops.bulk import BULK_REPLAY_LIMIT, TOKEN_MAX_CHARS, TooMany
 from headrace.store.sqlite import SQLiteStore
 from headrace.windmill.emulator import EmulatorThread, Fault, running_emulator
 from tests import cdp

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from headrace import samples
 from headrace.app import make_sandbox
 from headrace.check import Report, check
 from headrace.cli import main as cli_main
+from headrace.dodo import samples
 from headrace.store.sqlite import SQLiteStore
 from headrace.windmill.emulator import EmulatorState, EmulatorThread, running_emulator
 from headrace.windmill.emulator_kit import load_kit

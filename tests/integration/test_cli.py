@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from headrace import samples
 from headrace.config import load
+from headrace.dodo import samples
 from headrace.windmill.emulator import EmulatorThread, running_emulator
 from tests.helpers import SECRET, config_text, deployed_windmill, free_port
 
@@ -152,7 +152,7 @@ def test_transform_and_samples_commands(tmp_path: Path):
 
 
 def shown_payment_id() -> str:
-    from headrace import samples
+    from headrace.dodo import samples
 
     return str(samples.load("payment.succeeded")["data"]["payment_id"])
 

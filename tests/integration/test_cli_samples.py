@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from headrace import samples
+from headrace.dodo import samples
 from tests.integration.test_cli import headrace
 
 

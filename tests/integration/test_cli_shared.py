@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from headrace.cli import main
-from headrace.cli_format import event_timeline, replay_summary
+from headrace.cli.format import event_timeline, replay_summary
 from tests.helpers import SECRET, config_text
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "headrace"
@@ -62,12 +62,12 @@ def test_the_cli_reads_no_environment_and_the_loop_is_chosen_once() -> None:
     # headrace.config resolves env: references; the emulator's kit runner builds a Windmill job's environment.
     readers = sorted(
         str(path.relative_to(SRC))
-        for path in SRC.glob("cli*.py")
+        for path in SRC.glob("cli/*.py")
         if re.search(r"os\.environ|os\.getenv", path.read_text("utf-8"))
     )
     assert readers == []
     choosers = sorted(str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if "import uvloop" in p.read_text("utf-8"))
-    assert choosers == ["cli_shared.py"]
+    assert choosers == ["cli/shared.py"]
 
 
 def test_event_timeline_lays_out_jobs_attempts_and_payload() -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from headrace.app import App
 from headrace.config import ConfigError
-from headrace.throttle import GLOBAL_FACTOR, FailureThrottle
+from headrace.http.throttle import GLOBAL_FACTOR, FailureThrottle
 from tests.helpers import config_text, free_port, running_server, settings_for
 from tests.unit.test_config_limits import load, refused
 

@@ -16,10 +16,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from headrace import samples
 from headrace.check.setup import setup_steps
 from headrace.cli import main
 from headrace.config import load
+from headrace.dodo import samples
 from headrace.dodo.api import WebhookEndpoint
 from headrace.dodo.connect import MANAGED_BY, SOURCE_KEY, idempotency_key, normalise_url
 from headrace.dodo.endpoint_state import endpoint_state, routed_types

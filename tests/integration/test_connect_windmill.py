@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from headrace import samples, starter
 from headrace.cli import main
-from headrace.config import load
+from headrace.config import load, starter
+from headrace.dodo import samples
 from headrace.windmill import deploy
 from headrace.windmill.emulator import EmulatorState, EmulatorThread, running_emulator
 from headrace.windmill.kit import DESTINATIONS, find_kit, kit_resources, read_kit
@@ -603,7 +603,7 @@ def test_connecting_dev_windmill_on_its_default_address_updates_the_starter_dest
 ) -> None:
     import argparse
 
-    from headrace.cli_connect import _destinations
+    from headrace.cli.connect import _destinations
     from headrace.config.edit import ConfigFile
 
     path = tmp_path / "headrace.toml"

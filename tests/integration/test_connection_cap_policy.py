@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from headrace.listener import ConnectionCap
+from headrace.http.listener import ConnectionCap
 
 
 class Transport:

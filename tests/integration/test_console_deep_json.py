@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from headrace import samples
 from headrace.console.pages import INDENT_DEPTH, _compact, pretty
+from headrace.dodo import samples
 
 
 def nested(depth: int) -> Any:

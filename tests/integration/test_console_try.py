@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from headrace import samples
+from headrace.dodo import samples
 from headrace.windmill.emulator import EmulatorThread, running_emulator
 from tests import cdp
 from tests.helpers import (

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from headrace.starter import EMULATOR_URL
+from headrace.config.starter import EMULATOR_URL
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.slow

@@ -28,7 +28,7 @@ from dodopayments.types.refund_list_item import RefundListItem  # noqa: E402
 from dodopayments.types.subscription_list_response import SubscriptionListResponse  # noqa: E402
 from dodopayments.types.webhooks.header_retrieve_response import HeaderRetrieveResponse  # noqa: E402
 
-from headrace import samples  # noqa: E402
+from headrace.dodo import samples  # noqa: E402
 from headrace.dodo.kinds import KINDS  # noqa: E402
 from headrace.dodo.standin import DEFAULT_API_KEY, StandinState, StandinThread, running_standin  # noqa: E402
 

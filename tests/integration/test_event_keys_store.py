@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from headrace import samples
+from headrace.dodo import samples
 from headrace.dodo.keys import body_key
 from headrace.models import EventFilter, NewEvent, Rejection, Route
-from headrace.outages import RETRY_WINDOW, Outage, find
+from headrace.ops.outages import RETRY_WINDOW, Outage, find
 from headrace.store.base import Store
 from headrace.store.queries import migrations
 from headrace.store.sqlite import SQLiteStore

@@ -16,8 +16,8 @@ from headrace.deliver.heartbeat import Heartbeat
 from headrace.deliver.recorder import OutcomeRecorder
 from headrace.deliver.tracker import JobTracker
 from headrace.deliver.worker import Worker
-from headrace.metrics import Metrics
 from headrace.models import NewEvent, Route
+from headrace.observe.metrics import Metrics
 from headrace.server import run_worker
 from headrace.store.base import Beat, Store, WorkerInfo
 from headrace.store.sqlite import SQLiteStore

@@ -13,7 +13,8 @@ import json
 import sqlite3
 from pathlib import Path
 
-from headrace import samples, search
+from headrace import search
+from headrace.dodo import samples
 from headrace.store.programs import drive, index_pending
 from headrace.store.programs.steps import Step
 from headrace.store.queries import load

@@ -1,4 +1,4 @@
-"""The search indexer's pacing (headrace/indexer.py) over a real SQLite store: small rounds with a pause while
+"""The search indexer's pacing (headrace/ops/indexer.py) over a real SQLite store: small rounds with a pause while
 ingest is busy, the whole queue at once when it is quiet, and a failing round retried, not fatal."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from headrace import indexer, search
+from headrace import search
+from headrace.dodo.samples import load as load_sample
 from headrace.models import EventFilter, NewEvent
-from headrace.samples import load as load_sample
+from headrace.ops import indexer
 from headrace.store.sqlite import SQLiteStore
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import aiohttp
 
+from headrace.config.secret import decode_secret
+from headrace.dodo.signature import MAX_ID_LENGTH, sign
 from headrace.ingest.body import MAX_JSON_DEPTH
-from headrace.ingest.signature import MAX_ID_LENGTH, decode_secret, sign
 from headrace.models import NewEvent
 from headrace.store.sqlite import SQLiteStore
 from tests.helpers import SECRET, config_text, free_port, running_server, settings_for

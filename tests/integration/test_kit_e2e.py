@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from headrace import samples
+from headrace.dodo import samples
 from headrace.windmill.emulator import EmulatorState, running_emulator
 from headrace.windmill.emulator_kit import load_kit
 from tests.helpers import config_text, free_port, post, running_server, settings_for, signed_headers, wait_for

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from headrace import logs
+from headrace.observe import logs
 from tests.helpers import config_text, dodo_body, free_port, running_server, settings_for, signed_headers
 
 FORGED = "2026-12-06 12:00:00,000 CRITICAL headrace.server: admin logged in from 10.0.0.1"

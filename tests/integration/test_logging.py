@@ -12,8 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from headrace import logs
-from headrace.request_id import HEADER, MAX_LENGTH, choose
+from headrace.http.request_id import HEADER, MAX_LENGTH, choose
+from headrace.observe import logs
 from tests.helpers import config_text, dodo_body, free_port, running_server, settings_for, signed_headers
 
 

@@ -10,8 +10,8 @@ import json
 import pytest
 
 from headrace import search
+from headrace.dodo.samples import load as load_sample
 from headrace.models import NewEvent, Route
-from headrace.samples import load as load_sample
 
 psycopg = pytest.importorskip("psycopg")
 

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from headrace import samples
+from headrace.dodo import samples
 from headrace.previews import MAX_REQUEST, MAX_SCRIPT
 from headrace.windmill.emulator import EmulatorThread, running_emulator
 from tests.helpers import (

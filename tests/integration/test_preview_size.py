@@ -44,7 +44,7 @@ def test_a_preview_past_payload_limit_leaves_the_payload_out(tmp_path: Path) -> 
 def test_a_large_answer_is_serialised_while_the_loop_keeps_running() -> None:
     """The preview's answer (up to payload_limit, 64 MiB at most, twice: as JSON and as text) is written as
     JSON off the event loop: other tasks run meanwhile."""
-    from headrace.access import json_answer
+    from headrace.http.access import json_answer
 
     async def main() -> None:
         ticks = 0

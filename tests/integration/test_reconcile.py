@@ -20,7 +20,7 @@ from headrace.dodo.keys import body_key
 from headrace.dodo.standin import DEFAULT_API_KEY, Fault, StandinState, StandinThread, running_standin
 from headrace.dodo.standin_model import rfc3339
 from headrace.models import NewEvent, Route
-from headrace.outages import RETRY_WINDOW, find
+from headrace.ops.outages import RETRY_WINDOW, find
 from headrace.store.base import Store
 from headrace.store.sqlite import SQLiteStore
 from headrace.windmill.emulator import EmulatorThread, running_emulator

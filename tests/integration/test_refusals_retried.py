@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from headrace.deliver.recorder import OutcomeRecorder
-from headrace.metrics import Metrics
 from headrace.models import Attempt, Claimed, Retry
+from headrace.observe.metrics import Metrics
 from headrace.store.base import Finished
 from headrace.windmill.emulator import EmulatorState, running_emulator
 from tests.helpers import config_text, free_port, running_server, settings_for

@@ -394,7 +394,7 @@ def _slow_worker(tmp_path: Path, store: Any, seconds: float) -> Any:
     from headrace.deliver.recorder import OutcomeRecorder
     from headrace.deliver.tracker import JobTracker
     from headrace.deliver.worker import Worker
-    from headrace.metrics import Metrics
+    from headrace.observe.metrics import Metrics
     from headrace.windmill.client import RunResponse
     from tests.fakes import FakeWindmill, attempter
 

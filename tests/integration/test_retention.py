@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from headrace import retention
 from headrace.models import Cancelled, Delivered, EventFilter, Failed, JobUpdate, Rejection
+from headrace.ops import retention
 from headrace.store.base import Finished, Store
 from tests.integration.test_store_contract import attempt, event, make_store, routes, run
 

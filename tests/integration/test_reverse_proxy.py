@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from headrace.config import Settings
-from headrace.proxy import client_address
+from headrace.http.proxy import client_address
 from tests.helpers import OTHER_SECRET, config_text, dodo_body, free_port, running_server, settings_for, signed_headers
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)

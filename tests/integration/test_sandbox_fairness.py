@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from headrace import samples
 from headrace.deliver.preview import EDITED
+from headrace.dodo import samples
 from headrace.transform import Script, TransformError, WebhookObject
 from headrace.transform.fair import PREVIEW, PREVIEW_QUEUE, Shares
 from headrace.transform.pool import ProcessPoolSandbox

@@ -21,8 +21,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from headrace import samples
 from headrace.app import make_sandbox
+from headrace.dodo import samples
 from headrace.transform import Sandbox, Script, TransformError, WebhookObject
 from headrace.transform.pool import ProcessPoolSandbox
 from headrace.transform.quickjs_sandbox import QuickJSSandbox

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from headrace import samples
+from headrace.dodo import samples
 from headrace.transform import Script, TransformError, WebhookObject
 from headrace.transform.quickjs_sandbox import QuickJSSandbox, handler_input
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from headrace.dodo.samples import load as load_sample
 from headrace.models import EventFilter, NewEvent
-from headrace.samples import load as load_sample
 from headrace.search import MAX_QUERY_CHARS, QueryError
 from headrace.store.base import Store
 from headrace.store.queries import migrations

@@ -10,8 +10,8 @@ from typing import Any
 from headrace.deliver.recorder import OutcomeRecorder
 from headrace.deliver.tracker import JobTracker
 from headrace.deliver.worker import Transformations, Worker
-from headrace.metrics import Metrics
 from headrace.models import Attempt, Delivered, NewEvent, Route
+from headrace.observe.metrics import Metrics
 from headrace.store.base import Finished
 from headrace.store.sqlite import SQLiteStore
 from headrace.windmill.client import RunResponse

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KIT = ROOT / "kit"
 SCRIPTS = KIT / "f" / "dodo"
 TEMPLATES = ROOT / "src" / "headrace" / "transform" / "builtin"
-SAMPLES = ROOT / "src" / "headrace" / "samples" / "data"
+SAMPLES = ROOT / "src" / "headrace" / "dodo" / "samples" / "data"
 TOOL = Path(__file__).parent / "js" / "kit_tool.mjs"
 
 PG_TABLES = [

@@ -13,7 +13,7 @@ import aiohttp
 import psycopg
 import pytest
 
-from headrace import samples
+from headrace.dodo import samples
 from headrace.windmill.emulator import running_emulator
 from tests.helpers import config_text, free_port, post, running_server, settings_for, signed_headers
 from tests.integration.test_kit_e2e import job_settled, kit_emulator, pg_resource

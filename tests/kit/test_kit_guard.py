@@ -10,7 +10,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from headrace import samples
+from headrace.dodo import samples
 from headrace.windmill.references import MARK, guard
 
 from .kitlib import TEMPLATES, load_script, run_kit_tool

@@ -302,7 +302,7 @@ def test_dispute_amount_that_is_not_an_integer_is_noted() -> None:
     assert payload["notes"] == ['amount_minor: Dodo sent "49.99", not an integer number of minor units; left null']
 
 
-# --- Every sample variant (headrace.samples.variants) through every template -------------------------
+# --- Every sample variant (headrace.dodo.samples.variants) through every template -------------------------
 
 PAIRED_SCRIPTS = {
     "payment": ["record_payment", "validate_payment"],
@@ -319,19 +319,19 @@ PAIRED_SCRIPTS = {
 
 
 def samples_variants(event_type: str) -> list[str]:
-    from headrace import samples
+    from headrace.dodo import samples
 
     return list(samples.variants(event_type))
 
 
 def variant_cases(template: str) -> list[tuple[str, str]]:
-    from headrace import samples
+    from headrace.dodo import samples
 
     return [(e, v) for e in HANDLED[template] for v in samples.variants(e)]
 
 
 def run_variants(template: str) -> list[Any]:
-    from headrace import samples
+    from headrace.dodo import samples
 
     cases = variant_cases(template)
     request = [
@@ -374,7 +374,7 @@ def test_every_variant_gives_the_documented_keys_and_fits_the_kit(template: str)
 
 @pytest.mark.parametrize("template", sorted(HANDLED))
 def test_headrace_sandbox_matches_node_on_every_variant(template: str) -> None:
-    from headrace import samples
+    from headrace.dodo import samples
     from headrace.transform import Script, WebhookObject
     from headrace.transform.quickjs_sandbox import QuickJSSandbox
 
@@ -394,7 +394,7 @@ def test_headrace_sandbox_matches_node_on_every_variant(template: str) -> None:
 
 
 def test_variants_give_the_right_amounts() -> None:
-    from headrace import samples
+    from headrace.dodo import samples
 
     def out(template: str, event_type: str, variant: str) -> Any:
         return run(template, event_type, samples.load(event_type, variant))["payload"]
@@ -412,7 +412,7 @@ def test_variants_give_the_right_amounts() -> None:
 
 
 def test_every_dodo_event_type_has_exactly_one_builtin_template() -> None:
-    from headrace import samples
+    from headrace.dodo import samples
     from headrace.transform.scripts import list_builtins
 
     assert sorted(HANDLED) == list_builtins()

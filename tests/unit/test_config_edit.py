@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from headrace import starter
-from headrace.config import ConfigError, parse
+from headrace.config import ConfigError, parse, starter
 from headrace.config.edit import CONFIG_SIZE_LIMIT, NEW_FILE_MODE, ConfigFile, write_atomically
 
 WINDMILL_FLOW = "https://windmill.example/api/w/acme/jobs/run/f/f/dodo/on_payment"

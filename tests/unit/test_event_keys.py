@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from headrace import samples
+from headrace.dodo import samples
 from headrace.dodo.keys import KEY_PART_LIMIT, body_key, body_time, event_key, once_per_key
 
 

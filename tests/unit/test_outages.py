@@ -1,8 +1,8 @@
-"""The outage rule (headrace/outages.py): which stretches lost events for good, and what they say."""
+"""The outage rule (headrace/ops/outages.py): which stretches lost events for good, and what they say."""
 
 from __future__ import annotations
 
-from headrace.outages import MAX_RETRY_GAP, RETRY_WINDOW, Outage, down_stretches, refusal_runs
+from headrace.ops.outages import MAX_RETRY_GAP, RETRY_WINDOW, Outage, down_stretches, refusal_runs
 
 H = 3600.0
 

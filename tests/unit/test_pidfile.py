@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from headrace import pidfile
 from headrace.config import ConfigError
+from headrace.ops import pidfile
 
 
 def test_written_over_a_stale_file_and_removed_at_exit(tmp_path: Path):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from headrace import samples
+from headrace.dodo import samples
 from headrace.transform import Script, TransformError, WebhookObject
 from headrace.transform.quickjs_sandbox import QuickJSSandbox
 from headrace.transform.scripts import list_builtins, load_script

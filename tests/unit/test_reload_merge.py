@@ -1,4 +1,4 @@
-"""What a reload may change (reload.py): restart-only keys keep their running value, the rest applies."""
+"""What a reload may change (ops/reload.py): restart-only keys keep their running value, the rest applies."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from headrace.config import ConfigError, parse
-from headrace.reload import RELOADABLE, RESTART_ONLY, merge
+from headrace.ops.reload import RELOADABLE, RESTART_ONLY, merge
 
 TOKEN = "merge-admin-token-1234"
 BASE = f"""
@@ -53,7 +53,7 @@ def test_the_operations_guide_names_every_restart_only_key():
 
 
 def test_a_reload_that_changes_nothing_says_so_and_why_that_may_be():
-    from headrace.reload import summarize
+    from headrace.ops.reload import summarize
 
     settings = parse(BASE, environ={})
     summary = summarize(settings, parse(BASE, environ={}))

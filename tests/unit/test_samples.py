@@ -9,7 +9,7 @@ import pytest
 from dodopayments.types.unwrap_webhook_event import UnwrapWebhookEvent
 from dodopayments.types.webhook_event_type import WebhookEventType
 
-from headrace import samples
+from headrace.dodo import samples
 
 # Real Dodo bodies carry `data.payload_type` ("Payment", "Subscription", ...); the SDK models leave it out.
 KNOWN_EXTRA = {"payload_type"}

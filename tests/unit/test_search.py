@@ -97,7 +97,8 @@ def test_rendering_quotes_every_term_so_no_operator_gets_through():
 def test_terms_from_the_body_ingest_already_parsed_are_the_terms_of_the_raw_body() -> None:
     import json
 
-    from headrace import samples, search
+    from headrace import search
+    from headrace.dodo import samples
 
     for event_type in ("payment.succeeded", "subscription.active", "dispute.opened"):
         body = json.dumps(samples.load(event_type)).encode()

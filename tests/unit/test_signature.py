@@ -3,7 +3,8 @@ import base64
 import pytest
 import standardwebhooks
 
-from headrace.ingest.signature import SignatureError, decode_secret, sign, verify
+from headrace.config.secret import decode_secret
+from headrace.dodo.signature import SignatureError, sign, verify
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 MSG_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"

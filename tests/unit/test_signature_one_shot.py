@@ -10,8 +10,9 @@ from datetime import datetime
 import pytest
 from standardwebhooks import Webhook
 
-from headrace.ingest import signature as signature_module
-from headrace.ingest.signature import SignatureError, decode_secret, verify
+from headrace.config.secret import decode_secret
+from headrace.dodo import signature as signature_module
+from headrace.dodo.signature import SignatureError, verify
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from headrace.api.openapi import document
-from headrace.cli import build_parser
+from headrace.cli.main import build_parser
 from headrace.models import ATTENTION_STATUSES, EVENT_STATUSES, ORIGINS, DeliveryStatus, JobState, event_status
 
 SRC = Path(__file__).parents[2] / "src/headrace"

@@ -10,8 +10,8 @@ import time
 from headrace import __version__
 from headrace.config import parse
 from headrace.deliver.tracker import MAX_DELAY, error_excerpt, next_delay
-from headrace.metrics import Metrics
 from headrace.models import QueueStats
+from headrace.observe.metrics import Metrics
 
 
 def test_backoff_doubles_and_is_capped() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from headrace import samples
+from headrace.dodo import samples
 from headrace.models import DELIVERY_STATUSES, EVENT_STATUSES, ID_MAX, JOB_STATES, ORIGINS
 from headrace.previews import MAX_KEY, MAX_REQUEST, MAX_SCRIPT
 

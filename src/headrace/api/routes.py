@@ -8,15 +8,16 @@ from typing import Any
 
 from aiohttp import web
 
-from headrace import bulk, previews
+from headrace import previews
 from headrace import views as serialize
-from headrace.access import APP_KEY, bearer_middleware, json_answer, read_body, refused
-from headrace.access import app_of as _app
-from headrace.access import problem as _problem
 from headrace.api.openapi import document
 from headrace.app import App
 from headrace.durations import parse_since
+from headrace.http.access import APP_KEY, bearer_middleware, json_answer, read_body, refused
+from headrace.http.access import app_of as _app
+from headrace.http.access import problem as _problem
 from headrace.models import ID_MAX, no_event, parse_id
+from headrace.ops import bulk
 from headrace.views import KEY_MAX_LENGTH, event_filter
 
 PREFIX = "/api/v1"

@@ -19,7 +19,7 @@ For each destination, in order (a failed step skips the steps that depend on it)
 
 and for each source: at least one signing secret of the form whsec_<base64>; with an API key, that headrace's
 webhook endpoint in Dodo is still enabled (check/dodo_endpoint.py); and, from the store, any stretch
-in which Dodo gave up on events headrace never stored (headrace/outages.py), with the reconcile to run.
+in which Dodo gave up on events headrace never stored (headrace/ops/outages.py), with the reconcile to run.
 
 Each row is ok, warn or fail, with the fix for anything not ok. Secrets and tokens are never printed.
 
@@ -34,7 +34,6 @@ from collections.abc import Sequence
 
 import aiohttp
 
-from headrace import outages
 from headrace.check.dodo_endpoint import endpoint_rows
 from headrace.check.events import _event_rows, expand_events
 from headrace.check.network import _ms, _network
@@ -42,6 +41,7 @@ from headrace.check.report import Report, Row, Status, render_json, which_sample
 from headrace.check.target import _schema_row, _step_rows, _target_rows, _url_row
 from headrace.config import DestinationSettings, Settings
 from headrace.deliver.preflight import SchemaCache
+from headrace.ops import outages
 from headrace.store.base import Store
 from headrace.transform import Sandbox
 from headrace.windmill.api import WindmillApi

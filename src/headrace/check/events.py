@@ -8,11 +8,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from headrace import samples
 from headrace.check.report import Row, Status
 from headrace.config import DestinationSettings
 from headrace.deliver.preflight import SchemaCache, judge
 from headrace.deliver.request import Refused, Request, Skipped, build_request
+from headrace.dodo import samples
 from headrace.transform import Sandbox
 
 

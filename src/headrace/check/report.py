@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from headrace import samples
+from headrace.dodo import samples
 
 Status = Literal["ok", "warn", "fail", "skip"]
 

@@ -17,9 +17,9 @@ from typing import Literal
 import aiohttp
 
 from headrace.config import Settings
+from headrace.config.starter import EMULATOR_URL
 from headrace.dodo.endpoint_state import routed_types, source_endpoint_state
 from headrace.dodo.transport import DodoApiError
-from headrace.starter import EMULATOR_URL
 from headrace.windmill import deploy_routes as routes
 from headrace.windmill.deploy import Api, DeployError, check_resources, create_hint
 from headrace.windmill.kit import DESTINATIONS, KitError, find_kit, read_kit

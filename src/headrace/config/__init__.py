@@ -1,5 +1,5 @@
 """Load and validate headrace.toml into frozen settings: at start-up, and again at each reload (SIGHUP),
-whose result replaces the running settings only when it is valid (app.py, reload.py).
+whose result replaces the running settings only when it is valid (app.py, ops/reload.py).
 
 This is the only package that reads os.environ: `env:NAME` references are resolved here, and nowhere
 else; so are `file:PATH` references (a secret kept in a file of its own, read again at every reload).

@@ -3,6 +3,8 @@ variable, read at start-up) and `file:PATH` (a file of its own, read again at ev
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import os
 import re
@@ -106,3 +108,19 @@ def _run(a: str, b: str, c: str) -> bool:
         return True
     i, j, k = (_SEQUENCE.find(x) for x in (a, b, c))
     return min(i, j, k) >= 0 and (j - i == k - j == 1 or j - i == k - j == -1)
+
+
+_WHSEC = "whsec_"  # Standard Webhooks (dodo/signature.py); what Dodo's dashboard shows
+
+
+def decode_secret(secret: str) -> bytes:
+    """The HMAC key of a webhook signing secret (`whsec_` + base64, at least 16 bytes), or a ValueError saying
+    what is wrong with it; checked at load (config/sources.py) so a bad secret never reaches ingest."""
+    body = secret.removeprefix(_WHSEC)
+    try:
+        key = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("a signing secret is whsec_ followed by base64 (copy it from Dodo's dashboard)") from None
+    if len(key) < 16:
+        raise ValueError("a signing secret decodes to at least 16 bytes; this one is too short")
+    return key

@@ -27,7 +27,7 @@ from headrace.config.limits import (
 from headrace.config.placeholders import is_placeholder
 from headrace.config.secret import Secret, strength_bits
 from headrace.durations import parse_duration
-from headrace.store.sqlite_io import WAL_LIMIT
+from headrace.policy import WAL_LIMIT
 
 MIN_ADMIN_TOKEN = 16
 MIN_ADMIN_TOKEN_BITS = 64  # secret.strength_bits: 16 random hex characters score 82, password12345678 about 16

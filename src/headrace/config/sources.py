@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from headrace.config.limits import RECONCILE_EVERY_LIMITS, TOLERANCE_LIMITS, Duration, _Strict, _within
-from headrace.config.secret import Secret, _resolve
+from headrace.config.secret import Secret, _resolve, decode_secret
 
 DODO_BASE_URL_VARIABLE = "DODO_PAYMENTS_BASE_URL"  # as in Dodo's SDKs: points headrace at another API base
 
@@ -72,8 +72,6 @@ class SourceSettings(_Strict):
     def _secrets(cls, value: tuple[Secret, ...]) -> tuple[Secret, ...]:
         if not value:
             raise ValueError('give at least one signing secret, e.g. secrets = ["env:DODO_WEBHOOK_SECRET"]')
-        from headrace.ingest.signature import decode_secret
-
         for index, secret in enumerate(value):
             try:
                 decode_secret(secret.reveal())

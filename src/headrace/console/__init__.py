@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from headrace.access import APP_KEY, Handler
 from headrace.app import App
 from headrace.console import activity, auth, bulk, pages, setup, trying
 from headrace.console.sessions import Sessions
 from headrace.durations import parse_duration
+from headrace.http.access import APP_KEY, Handler
 
 PREFIX = "/console"
 

@@ -8,10 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from headrace import views
-from headrace.access import app_of
 from headrace.app import CHART_WINDOWS
 from headrace.console import charts
 from headrace.console.pages import render
+from headrace.http.access import app_of
 
 DEFAULT_WINDOW = "6h"
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
-from headrace.access import (
+from headrace.console.sessions import Session, Sessions
+from headrace.http.access import (
     APP_KEY,
     CLOSED_MESSAGE,
     Handler,
@@ -25,7 +26,6 @@ from headrace.access import (
     record_failure,
     throttled,
 )
-from headrace.console.sessions import Session, Sessions
 
 log = logging.getLogger("headrace.console")
 

@@ -10,10 +10,11 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from headrace import bulk, views
-from headrace.access import app_of, read_body
+from headrace import views
 from headrace.console.auth import root_of
 from headrace.console.pages import render
+from headrace.http.access import app_of, read_body
+from headrace.ops import bulk
 
 # The event list's paging (a bulk replay takes every matching event, not a page), its notice, the charts' window.
 PAGING = ("before", "limit", "bulk_replayed", "bulk_events", "window")

@@ -11,8 +11,8 @@ import jinja2
 from aiohttp import web
 
 from headrace import views
-from headrace.access import APP_KEY, app_of
 from headrace.console.auth import public, root_of, session_of
+from headrace.http.access import APP_KEY, app_of
 
 _env = jinja2.Environment(
     loader=jinja2.FunctionLoader(

@@ -7,9 +7,9 @@ import aiohttp
 from aiohttp import web
 
 from headrace import views
-from headrace.access import app_of
 from headrace.check.setup import event_steps, setup_steps
 from headrace.console.pages import render
+from headrace.http.access import app_of
 from headrace.models import EventRow
 
 QUESTION_TIMEOUT = 5.0  # seconds per question to Windmill or Dodo: the page answers within a few of them

@@ -18,10 +18,11 @@ from typing import Any
 
 from aiohttp import web
 
-from headrace import previews, samples, views
-from headrace.access import app_of, json_answer, problem, read_body, refused
+from headrace import previews, views
 from headrace.config import DestinationSettings
 from headrace.console.pages import render
+from headrace.dodo import samples
+from headrace.http.access import app_of, json_answer, problem, read_body, refused
 from headrace.models import parse_id
 from headrace.previews import FIELDS, MAX_SCRIPT
 from headrace.transform.scripts import BUILTIN_PREFIX

@@ -17,8 +17,8 @@ from headrace.deliver.classify import classify
 from headrace.deliver.preflight import SchemaCache, judge
 from headrace.deliver.request import Refused, Skipped, build_request
 from headrace.deliver.schedule import next_attempt_at, parse_retry_after
-from headrace.metrics import Metrics
 from headrace.models import Attempt, Cancelled, Claimed, Delivered, Failed, Outcome, Retry
+from headrace.observe.metrics import Metrics
 from headrace.policy import ERROR_EXCERPT, RESPONSE_EXCERPT
 from headrace.transform import Sandbox, Script
 from headrace.windmill.api import WindmillApi

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from headrace import samples
 from headrace.config import DestinationSettings
 from headrace.deliver.preflight import SchemaCache, judge
 from headrace.deliver.request import Built, Request, Skipped, build_request
+from headrace.dodo import samples
 from headrace.transform import Sandbox, Script
 
 EDITED = "edited script"  # the name an edited script runs under: never "builtin:…", so never trusted

@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from headrace import logs
-from headrace.metrics import Metrics
 from headrace.models import Cancelled, Delivered, Retry
+from headrace.observe import logs
+from headrace.observe.metrics import Metrics
 from headrace.store.base import Finished, Store
 
 log = logging.getLogger("headrace.deliver")

@@ -31,8 +31,8 @@ from typing import Any
 
 from headrace.config import DestinationSettings, Settings
 from headrace.deliver.rounds import idle_timeout, run_rounds
-from headrace.metrics import Metrics
 from headrace.models import JobUpdate, OpenJob
+from headrace.observe.metrics import Metrics
 from headrace.policy import JOB_EXCERPT
 from headrace.store.base import Store
 from headrace.windmill.api import RESPONSE_LIMIT, JobPoll, ListedJob, WindmillApi

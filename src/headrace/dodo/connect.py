@@ -1,7 +1,7 @@
 """Dodo's side of `headrace connect dodo`: find headrace's webhook endpoint among all of Dodo's (every page),
 create it when it is missing, PATCH only what differs, and never create two.
 
-The config side (the secret file, `[sources.NAME]`) is the CLI's (cli_dodo.py); this module talks to
+The config side (the secret file, `[sources.NAME]`) is the CLI's (cli/dodo.py); this module talks to
 `DodoClient` only, so it runs the same against Dodo and the stand-in.
 """
 

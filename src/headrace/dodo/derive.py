@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from headrace import samples
+from headrace.dodo import samples
 from headrace.dodo.keys import event_key, parse_time
 from headrace.dodo.kinds import KINDS, ObjectKind
 

@@ -55,7 +55,7 @@ class EndpointState:
 
 def routed_types(settings: Settings, source: str) -> list[str]:
     """The Dodo event types some enabled destination takes from `source`: what the endpoint must subscribe to."""
-    from headrace import samples
+    from headrace.dodo import samples
 
     return [t for t in samples.EVENT_TYPES if settings.destinations_for(source, t)]
 

@@ -29,7 +29,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from headrace.config.secret import decode_secret
 from headrace.dodo.kinds import KINDS
+from headrace.dodo.signature import sign
 from headrace.dodo.standin_model import BANNER, DEFAULT_API_KEY, Delivery, Endpoint, Fault, StandinState, new_id
 from headrace.dodo.standin_routes import (
     STATE,
@@ -48,7 +50,6 @@ from headrace.dodo.standin_routes import (
     patch_webhook,
     webhook_secret,
 )
-from headrace.ingest.signature import decode_secret, sign
 from headrace.loopback import AppThread
 
 __all__ = [

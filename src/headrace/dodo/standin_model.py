@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from headrace import samples
+from headrace.dodo import samples
 from headrace.dodo.kinds import KINDS, kind_for_event, kind_of
 from headrace.dodo.standin_shapes import default_record, derived_list_fields, webhook_data
 

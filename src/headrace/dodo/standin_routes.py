@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from headrace import samples
+from headrace.dodo import samples
 from headrace.dodo.standin_model import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_WEBHOOK_LIMIT,

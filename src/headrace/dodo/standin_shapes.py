@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from headrace import samples
+from headrace.dodo import samples
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,16 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp import web
 
-from headrace import logs
 from headrace.config import Settings
+from headrace.config.secret import decode_secret
 from headrace.dodo.keys import body_key, body_time
+from headrace.dodo.signature import SignatureError, verify
 from headrace.durations import parse_duration
 from headrace.ingest.body import BodyError, parse_object
 from headrace.ingest.refusals import UNKNOWN, RefusalSampler
-from headrace.ingest.signature import SignatureError, decode_secret, verify
-from headrace.metrics import Metrics
 from headrace.models import NewEvent, Rejection, Route
+from headrace.observe import logs
+from headrace.observe.metrics import Metrics
 from headrace.store.base import Store
 
 log = logging.getLogger("headrace.ingest")

@@ -158,7 +158,7 @@ class Store(Protocol):
         ...
 
     async def index_pending(self, limit: int) -> int:
-        """Index up to `limit` of the events queued at ingest (headrace/indexer.py); returns how many ids it
+        """Index up to `limit` of the events queued at ingest (headrace/ops/indexer.py); returns how many ids it
         took from the queue (0: the queue is empty)."""
         ...
 

@@ -233,7 +233,7 @@ class SQLStore(ABC):
     async def record_test_job(self, test_id: int, update: JobUpdate, now: float) -> bool:
         return await self._recorded(test_deliveries.record_job, test_id, update, now)
 
-    # retention (retention.py runs these in small batches)
+    # retention (ops/retention.py runs these in small batches)
     async def prune_events(
         self, cutoff: float, after: tuple[float, int] | None, limit: int, *, include_failed: bool = False
     ) -> PruneBatch:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from headrace.policy import WAL_LIMIT
 from headrace.store import programs
 from headrace.store.base import StoreError, StoreUnavailable
 from headrace.store.core import MakeProgram, SQLStore
@@ -20,7 +21,7 @@ from headrace.store.programs import Step, drive
 from headrace.store.queries import load
 from headrace.store.schema import SchemaStatus, known_version, pending
 from headrace.store.sqlite_file import FileIdentity, check_missing, marker_path, write_marker
-from headrace.store.sqlite_io import WAL_LIMIT, LoopWriter, Reader, WalKeeper, connect, schema_version, wal_bytes
+from headrace.store.sqlite_io import LoopWriter, Reader, WalKeeper, connect, schema_version, wal_bytes
 from headrace.store.sqlite_io import migrate as migrate_schema
 
 T = TypeVar("T")

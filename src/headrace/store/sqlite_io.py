@@ -46,8 +46,6 @@ CACHE_KIB = 32 * 1024
 MMAP_BYTES = 256 * 1024 * 1024
 # The WAL file is cut back to this size whenever the WAL starts over (SQLite leaves it at its largest otherwise).
 JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
-# The default of [server] wal_limit: past it the store refuses new traffic (sqlite.GROWING).
-WAL_LIMIT = 1024 * 1024 * 1024
 # WalKeeper looks at the WAL this often (seconds).
 WAL_CHECK_INTERVAL = 1.0
 

@@ -18,7 +18,7 @@ def index_pending(limit: int, dialect: str) -> Program[int]:
     """Take the newest `limit` ids off the search queue and write their events' index rows, in one
     transaction (should it fail, the ids are back in the queue); returns how many ids were taken. An event
     gone since it was queued is only dequeued. The terms are computed inside the transaction: ~45 µs an
-    event, so a round of 100 holds it ~5 ms (headrace/indexer.py keeps rounds small while ingest is busy)."""
+    event, so a round of 100 holds it ~5 ms (headrace/ops/indexer.py keeps rounds small while ingest is busy)."""
     taken = yield all_rows("claim_pending_search", {"limit": limit})
     ids = [int(r["event_id"]) for r in taken]
     if not ids:

@@ -1,4 +1,6 @@
-"""Standard Webhooks signature verification (pure: secrets, headers, body, now -> verified or error).
+"""Standard Webhooks signatures, the scheme Dodo signs its webhooks with: `verify` (pure: keys, headers, body,
+now -> verified or error) for ingest, `sign` for the Dodo stand-in, `headrace send` and tests. A signing secret's
+format (`whsec_` + base64) is config's: `headrace.config.secret.decode_secret` turns one into a key.
 
 Signed content is `{webhook-id}.{webhook-timestamp}.{body}`, HMAC-SHA256 keyed with the base64-decoded
 secret (after its `whsec_` prefix). `webhook-signature` is a space-separated list of `v1,<base64>`;
@@ -15,7 +17,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-PREFIX = "whsec_"
 MAX_ID_LENGTH = 256
 MAX_TIMESTAMP_DIGITS = 12  # unix seconds until the year 33658; more is not a timestamp
 MAX_SIGNATURES = 16  # v1,<base64> entries considered in one webhook-signature header
@@ -37,17 +38,6 @@ class SignatureError(Exception):
 class Verified:
     webhook_id: str
     timestamp: int
-
-
-def decode_secret(secret: str) -> bytes:
-    body = secret.removeprefix(PREFIX)
-    try:
-        key = base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("a signing secret is whsec_ followed by base64 (copy it from Dodo's dashboard)") from None
-    if len(key) < 16:
-        raise ValueError("a signing secret decodes to at least 16 bytes; this one is too short")
-    return key
 
 
 def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:

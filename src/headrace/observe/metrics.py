@@ -21,8 +21,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
-from headrace import __version__, procstats
+from headrace import __version__
 from headrace.models import SEARCH_PENDING_CAP, QueueStats
+from headrace.observe import procstats
 
 if TYPE_CHECKING:
     from headrace.config import Settings

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from headrace.periodic import pause
+from headrace.ops.periodic import pause
 from headrace.store.base import Store
 
 log = logging.getLogger("headrace.outages")

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from headrace.access import APP_KEY, Handler
+from headrace.http.access import APP_KEY, Handler
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

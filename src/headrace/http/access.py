@@ -22,8 +22,8 @@ from aiohttp import web
 from headrace.app import App
 from headrace.config import KEYGEN_COMMAND, Secret
 from headrace.durations import parse_duration
+from headrace.http.throttle import FailureThrottle
 from headrace.previews import RefusalKind, Refused
-from headrace.throttle import FailureThrottle
 
 log = logging.getLogger("headrace.access")
 

@@ -9,10 +9,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-from headrace import logs, retention
-from headrace.cli_shared import UsageError
+from headrace.cli.shared import UsageError
 from headrace.config import RETENTION_LIMITS, load
 from headrace.config.limits import RETENTION_REASON
+from headrace.observe import logs
+from headrace.ops import retention
 from headrace.store.base import Store
 from headrace.store.schema import SchemaStatus, guard
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from headrace import logs
+from headrace.observe import logs
 
 HEADER = "X-Request-Id"
 MAX_LENGTH = 64

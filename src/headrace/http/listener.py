@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from headrace.config import ConfigError, ServerSettings
-from headrace.throttle import client_key
+from headrace.http.throttle import client_key
 
 log = logging.getLogger("headrace.server")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -22,7 +22,7 @@ from headrace.dodo import reconcile
 from headrace.dodo.api import base_url, open_client
 from headrace.durations import parse_duration
 from headrace.models import Route
-from headrace.periodic import pause
+from headrace.ops.periodic import pause
 from headrace.store.base import Store
 
 log = logging.getLogger("headrace.reconciling")

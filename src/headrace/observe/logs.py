@@ -6,7 +6,7 @@ counted and written as one summary line (`N more accepted events in the last 1.0
 source or destination). So a quiet deployment logs every event, and a burst of 20,000 events costs
 about `PER_SECOND` lines a second plus one, not 20,000 lines.
 
-A request id (see `headrace.request_id`) is carried in a context variable and added to every line
+A request id (see `headrace.http.request_id`) is carried in a context variable and added to every line
 logged while that request is handled.
 """
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from headrace.config import Settings
-from headrace.periodic import pause
+from headrace.ops.periodic import pause
 from headrace.store.base import Store
 
 log = logging.getLogger("headrace.retention")

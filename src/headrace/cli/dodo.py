@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from headrace.cli_shared import UsageError, new_event_loop
+from headrace.cli.shared import UsageError, new_event_loop
 
 if TYPE_CHECKING:
     from headrace.config import Settings
@@ -99,7 +99,7 @@ def _control(url: str, path: str, body: dict[str, Any]) -> Any:
 
 
 def cmd_dev_dodo_emit(args: argparse.Namespace) -> int:
-    from headrace import samples
+    from headrace.dodo import samples
 
     if args.event_type not in samples.EVENT_TYPES:
         try:
@@ -189,7 +189,7 @@ def say(line: str) -> None:
 
 
 def cmd_connect_dodo(args: argparse.Namespace) -> int:
-    from headrace.cli_shared import run
+    from headrace.cli.shared import run
     from headrace.config import load
     from headrace.config.sources import check_api_key_reference, dodo_access
     from headrace.dodo.api import DodoApiError, base_url

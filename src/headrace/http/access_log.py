@@ -13,7 +13,7 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from headrace.access import Handler
+from headrace.http.access import Handler
 
 log = logging.getLogger("headrace.access")
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from headrace.cli_shared import UsageError, run
+from headrace.cli.shared import UsageError, run
 from headrace.config import ConfigError, parse, resolve_reference
 from headrace.config.edit import ConfigFile
-from headrace.starter import EMULATOR_URL
+from headrace.config.starter import EMULATOR_URL
 
 if TYPE_CHECKING:
     from headrace.windmill.deploy import ResourceCheck

@@ -13,12 +13,13 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from headrace.cli_shared import UsageError, new_event_loop, print_json
+from headrace.cli.shared import UsageError, new_event_loop, print_json
 
 
 def cmd_send(args: argparse.Namespace) -> int:
     from headrace.config import resolve_reference
-    from headrace.ingest.signature import decode_secret, sign
+    from headrace.config.secret import decode_secret
+    from headrace.dodo.signature import sign
 
     try:
         key = decode_secret(resolve_reference(args.secret))
@@ -27,7 +28,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     if args.data:
         body = Path(args.data).read_bytes()
     else:
-        from headrace import samples
+        from headrace.dodo import samples
 
         try:
             event = samples.load(args.event_type)
@@ -105,7 +106,7 @@ def add_dev_windmill_options(p: argparse.ArgumentParser) -> None:
 def cmd_dev_windmill(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from headrace.starter import EMULATOR_URL
+    from headrace.config.starter import EMULATOR_URL
     from headrace.windmill.emulator import BANNER, EmulatorState, build_app
     from headrace.windmill.emulator_deploy import DEPLOYMENT
     from headrace.windmill.urls import parse_run_url
@@ -156,9 +157,9 @@ def cmd_dev_windmill(args: argparse.Namespace) -> int:
 def cmd_transform(args: argparse.Namespace) -> int:
     """Run a transformation through the same function as a delivery (deliver/request.py), so what it prints
     is what would be sent, and what delivery refuses it refuses."""
-    from headrace import samples
     from headrace.app import make_sandbox
     from headrace.deliver.request import Refused, Request, Skipped, build_request
+    from headrace.dodo import samples
     from headrace.transform.scripts import load_script
     from headrace.windmill.urls import WindmillUrlError, parse_run_url
 
@@ -222,7 +223,7 @@ def cmd_transform(args: argparse.Namespace) -> int:
 
 
 def cmd_samples(args: argparse.Namespace) -> int:
-    from headrace import samples
+    from headrace.dodo import samples
 
     try:
         if args.action == "show":

@@ -12,11 +12,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from headrace import logs
-from headrace.cli_shared import UsageError, print_json, run, since_option
+from headrace.cli.shared import UsageError, print_json, run, since_option
 from headrace.config import Settings, load
 from headrace.config.sources import DodoAccess, dodo_access
 from headrace.models import Route
+from headrace.observe import logs
 
 MAX_WINDOW = 400 * 86400.0  # seconds: a longer window is a typo (a year back is already very far)
 

@@ -10,10 +10,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from headrace import __version__, cli_connect, cli_db, cli_dodo, cli_reconcile, logs
-from headrace.cli_format import event_table, event_timeline, rejection_table, replay_summary
-from headrace.cli_shared import UsageError, print_json, run, since_option
-from headrace.cli_tools import (
+from headrace import __version__
+from headrace.cli import connect as cli_connect
+from headrace.cli import db as cli_db
+from headrace.cli import dodo as cli_dodo
+from headrace.cli import reconcile as cli_reconcile
+from headrace.cli.format import event_table, event_timeline, rejection_table, replay_summary
+from headrace.cli.shared import UsageError, print_json, run, since_option
+from headrace.cli.tools import (
     DEV_WINDMILL_DESCRIPTION,
     add_dev_windmill_options,
     cmd_dev_windmill,
@@ -23,6 +27,7 @@ from headrace.cli_tools import (
 )
 from headrace.config import ConfigError, Settings, load
 from headrace.models import EVENT_STATUSES, ORIGINS, no_event
+from headrace.observe import logs
 from headrace.store.base import StoreError
 
 T = TypeVar("T")
@@ -65,7 +70,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from headrace.starter import render
+    from headrace.config.starter import render
 
     path = Path(args.config)
     if path.exists() and not args.force:
@@ -358,7 +363,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `headrace events | head`: the reader has gone; stop quietly, as cat would
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         return 141  # 128 + SIGPIPE, the shell's status for it
-
-
-if __name__ == "__main__":
-    sys.exit(main())

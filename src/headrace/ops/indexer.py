@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from headrace.periodic import pause
+from headrace.ops.periodic import pause
 from headrace.store.base import Store
 
 log = logging.getLogger("headrace.indexer")
