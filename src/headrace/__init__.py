@@ -1,3 +1,3 @@
 """headrace: Dodo Payments webhooks into Windmill workflow runs, verified, durable and exactly once."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
