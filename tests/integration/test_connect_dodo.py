@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import stat
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -353,3 +354,23 @@ def test_endpoint_state_prefers_an_enabled_endpoint_and_reads_an_empty_filter_as
     assert state.condition == "incomplete" and state.missing_types == ("refund.succeeded",)
     assert endpoint_state([marked("ep_2", source="shop")], "dodo", wanted).condition == "missing"
     assert endpoint_state([marked("ep_3", disabled=True)], "dodo", wanted).condition == "disabled"
+
+
+def test_an_endpoint_deleted_in_dodo_is_created_again_with_a_key_of_its_own(
+    config: Path, standin: StandinThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Deleted in Dodo's dashboard, then connect again: the first key answers with the deleted endpoint (a stored
+    idempotent answer), so connect makes a new one under a key derived from the deleted id."""
+    assert connect(config) == 0
+    (first,) = standin.state.endpoints.values()
+    request = urllib.request.Request(
+        f"{standin.url}/webhooks/{first.id}",
+        method="DELETE",
+        headers={"Authorization": f"Bearer {DEFAULT_API_KEY}"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    assert connect(config, "--refresh-secret") == 0
+    (second,) = standin.state.endpoints.values()
+    assert second.id != first.id and not second.disabled
+    assert "which was deleted since" in capsys.readouterr().out
+    assert standin.state.idempotency[idempotency_key("test", PUBLIC_URL, "dodo", first.id)] == second.id

@@ -614,3 +614,28 @@ def test_connecting_dev_windmill_on_its_default_address_updates_the_starter_dest
     assert not any("remove" in line for line in lines)
     assert "    update  [destinations.payments] -> flow f/dodo/on_payment" in lines
     assert sum("create  [destinations." in line for line in lines) == len(DESTINATIONS) - 1
+
+
+def test_a_users_script_flow_and_schedule_at_kit_paths_are_left_alone(
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Someone's own script, flow and schedule at paths the kit uses (or the kit's, edited by hand in Windmill and
+    paused): connect sends no new version of them and says so; everything else is deployed."""
+    script = {"path": "f/dodo/record_refund", "summary": "ours", "content": "def main():\n    return 1\n"}
+    user_creates(emulator, "scripts", {**script, "language": "python3", "schema": {}, "kind": "script"})
+    user_creates(emulator, "flows", {"path": "f/dodo/on_dispute", "summary": "ours", "value": {"modules": []}})
+    kit = read_kit(find_kit())
+    schedule_path, schedule = kit.schedules[0]
+    user_creates(emulator, "schedules", {"path": schedule_path, **schedule, "enabled": False})
+    before = control(emulator)
+
+    assert connect(emulator, config) == 0
+    out = capsys.readouterr().out
+    assert "left alone  script f/dodo/record_refund" in out
+    assert "left alone  flow f/dodo/on_dispute" in out
+    assert f"left alone  schedule {schedule_path}" in out
+    after = control(emulator)
+    sent = [r for r in after["requests"][len(before["requests"]) :] if r[0] == "POST"]
+    assert not [r for r in sent if "record_refund" in r[1] or "on_dispute" in r[1] or "schedules/" in r[1]]
+    assert emulator.state.newest("acme", "script", "f/dodo/record_refund").content == script["content"]
+    assert len(after["script_versions"]) == len(before["script_versions"]) + len(kit.scripts) - 1

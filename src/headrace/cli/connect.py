@@ -36,8 +36,9 @@ def add_parsers(sub: Any, config_help: str) -> Any:
         "windmill",
         help="deploy the kit into a Windmill workspace and write the destinations into the config",
         description="Deploy the kit (f/dodo: scripts, flows, schedule) through Windmill's API, in the order "
-        "`wmill sync push` uses, waiting for every lock; never deletes, never overwrites a variable or resource "
-        "headrace did not create; a second run changes nothing. Then write one destination per kit automation "
+        "`wmill sync push` uses, waiting for every lock; never deletes, never overwrites a variable, resource, "
+        "script, flow or schedule headrace did not create; a second run changes nothing. Then write one "
+        "destination per kit automation "
         "into the config, keeping its comments. Last, list the resources the kit reads (f/FOLDER/slack, smtp, ...) "
         "that the workspace lacks, with the automations that read each and how to create it: headrace never "
         "creates or changes them (their values are your secrets), except f/FOLDER/db with --database.",

@@ -60,9 +60,12 @@ def plain_http_elsewhere(url: str) -> bool:
     return parts.scheme == "http" and (parts.hostname or "") not in ("127.0.0.1", "localhost", "::1")
 
 
-def idempotency_key(mode: str, url: str, source: str) -> str:
-    """The same key for the same endpoint, so a POST Dodo did receive is not made twice."""
-    digest = hashlib.sha256(f"headrace\n{mode}\n{normalise_url(url)}\n{source}".encode()).hexdigest()
+def idempotency_key(mode: str, url: str, source: str, replaced: str = "") -> str:
+    """The same key for the same endpoint, so a POST Dodo did receive is not made twice (two runs at once
+    send the same key). `replaced`: the id of a deleted endpoint the plain key answered with, so the next
+    endpoint gets a key of its own (still the same for every run that saw that deleted one)."""
+    text = f"headrace\n{mode}\n{normalise_url(url)}\n{source}" + (f"\nreplacing {replaced}" if replaced else "")
+    digest = hashlib.sha256(text.encode()).hexdigest()
     return f"headrace-{digest[:40]}"
 
 
@@ -148,19 +151,30 @@ async def _create_once(
 ) -> WebhookEndpoint:
     """POST the endpoint. When the answer is lost (no answer, 5xx) Dodo may have created it anyway: list
     again, and POST again (same idempotency key) only when it is not there."""
-    for attempt in (1, 2):
+    replaced, failed = "", 0
+    for _ in range(3):  # two POSTs without a clear answer at most, and one more for a deleted endpoint
         try:
-            return await client.create_webhook(
+            created = await client.create_webhook(
                 url,
                 description=f"headrace: Dodo events into Windmill (source {source})",
                 filter_types=filter_types,
                 metadata={**MANAGED_BY, SOURCE_KEY: source},
-                idempotency_key=idempotency_key(mode, url, source),
+                idempotency_key=idempotency_key(mode, url, source, replaced),
             )
         except DodoApiError as exc:
-            if (exc.status is not None and exc.status < 500) or attempt == 2:
+            failed += 1
+            if (exc.status is not None and exc.status < 500) or failed == 2:
                 raise
             say(f"the create request got no clear answer ({exc}); listing again before anything else")
+        else:
+            # The key was used before: the answer may be an endpoint deleted since (in Dodo's dashboard). Then
+            # the next endpoint needs a key of its own.
+            listed = await client.webhooks()
+            if replaced or any(endpoint.id == created.id for endpoint in listed):
+                return created
+            say(f"Dodo answered with endpoint {created.id}, which was deleted since; creating a new one")
+            replaced = created.id
+            continue
         found, _ = find(await client.webhooks(), url, source)
         if found is not None:
             say(f"Dodo did create endpoint {found.id}")

@@ -113,6 +113,9 @@ class StandinState:
         self.page_number_cap = page_number_cap  # payments refuse a page_number past it, like Dodo's cap
         self.endpoints: dict[str, Endpoint] = {}
         self.idempotency: dict[str, str] = {}  # idempotency_key -> endpoint id
+        # Deleted endpoints, kept for the idempotency replay: a key used before answers what it answered then,
+        # even once that endpoint is gone (Svix-style stored responses; whether Dodo does is not documented).
+        self.deleted: dict[str, Endpoint] = {}
         self.objects: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []  # (method, path) of every API request answered
@@ -153,7 +156,8 @@ class StandinState:
         """The endpoint created, or the one an earlier request with `idempotency_key` created (and False)."""
         with self.lock:
             if idempotency_key and idempotency_key in self.idempotency:
-                return self.endpoints[self.idempotency[idempotency_key]], False
+                replayed = self.idempotency[idempotency_key]
+                return self.endpoints.get(replayed) or self.deleted[replayed], False
             if len(self.endpoints) >= MAX_ENDPOINTS:
                 raise ValueError(f"at most {MAX_ENDPOINTS} webhook endpoints")
             now = rfc3339(time.time())

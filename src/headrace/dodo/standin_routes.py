@@ -209,7 +209,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
     endpoint = endpoint_or_404(request)
     state = request.app[STATE]
     with state.lock:
-        state.endpoints.pop(endpoint.id, None)
+        state.deleted[endpoint.id] = state.endpoints.pop(endpoint.id)
     return web.Response(status=204)
 
 

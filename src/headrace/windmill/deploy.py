@@ -24,10 +24,14 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 
 from headrace.windmill import deploy_routes as routes
+from headrace.windmill.deploy_routes import MARK
 from headrace.windmill.kit import Kit, KitResource, kit_resources
 from headrace.windmill.urls import Route
 
-MARK = "Created by headrace connect windmill"  # in the description of every variable and resource it creates
+NOT_OURS = (
+    "exists, was not deployed by headrace connect and differs from the kit; left as it is "
+    "(rename or remove it to let connect deploy the kit's)"
+)
 LOCK_TIMEOUT = 900.0  # seconds to wait for all locks (--lock-timeout): Windmill builds each in a dependency job
 POLL = 1.0  # seconds between two looks at a lock
 RESPONSE_LIMIT = 4 * 1_048_576  # bytes of one answer read; a kit flow is far smaller
@@ -191,6 +195,21 @@ def _same_script(deployed: dict[str, Any], body: dict[str, Any]) -> bool:
     return covers(deployed, wanted) and not deployed.get("lock_error_logs")
 
 
+def _marked(body: dict[str, Any]) -> dict[str, Any]:
+    """A script's or flow's body with MARK in its description: what tells a later run that the item is
+    headrace's to update."""
+    description = str(body.get("description") or "")
+    return {**body, "description": f"{description}\n\n{MARK}" if description else MARK}
+
+
+def _ours(deployed: dict[str, Any]) -> bool:
+    return MARK in str(deployed.get("description") or "")
+
+
+def _without_description(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if key != "description"}
+
+
 async def _owned(api: Api, kind: str, route: Route, path: str, wanted: dict[str, Any], create: Step) -> Step:
     """A variable or resource: created when absent; updated only when headrace made it (its description carries
     MARK) and it differs; otherwise left alone."""
@@ -259,7 +278,7 @@ async def plan(api: Api, kit: Kit, database: Database | None) -> list[Step]:
         steps.append(step)
     for script in kit.scripts:
         deployed = await api.get(routes.SCRIPT_GET, path=script.path)
-        body = {"path": script.path, **script.body, "lock": ""}
+        body = {"path": script.path, **_marked(script.body), "lock": ""}
         if deployed is None:
             steps.append(Step("script", script.path, "create", route=routes.SCRIPT_CREATE, body=body, waits=True))
         elif _same_script(deployed, script.body):
@@ -267,6 +286,8 @@ async def plan(api: Api, kit: Kit, database: Database | None) -> list[Step]:
             note = "its lock is still being built" if building else ""
             hash_ = str(deployed.get("hash")) if building else None
             steps.append(Step("script", script.path, "unchanged", note, hash=hash_, waits=building))
+        elif not _ours(deployed):
+            steps.append(Step("script", script.path, "left alone", NOT_OURS))
         else:
             note = "its last lock failed" if deployed.get("lock_error_logs") else "differs from the kit"
             update = {**body, "auto_parent": True}
@@ -274,16 +295,18 @@ async def plan(api: Api, kit: Kit, database: Database | None) -> list[Step]:
         steps[-1].query = "?skip_if_noop=true" if steps[-1].route else ""
     for flow in kit.flows:
         deployed = await api.get(routes.FLOW_GET, path=flow.path)
-        body = {"path": flow.path, **flow.body}
+        body = {"path": flow.path, **_marked(flow.body)}
         if deployed is None:
             steps.append(Step("flow", flow.path, "create", route=routes.FLOW_CREATE, body=body, waits=True))
-        elif covers(deployed, flow.body) and not deployed.get("lock_error_logs"):
+        elif covers(deployed, _without_description(flow.body)) and not deployed.get("lock_error_logs"):
             building = deployed.get("lock_error_logs") == ""
             steps.append(
                 Step(
                     "flow", flow.path, "unchanged", "its lock is still being built" if building else "", waits=building
                 )
             )
+        elif not _ours(deployed):
+            steps.append(Step("flow", flow.path, "left alone", NOT_OURS))
         else:
             parts = {"path": flow.path}
             note = "its last lock failed" if deployed.get("lock_error_logs") else "differs from the kit"
@@ -297,10 +320,9 @@ async def plan(api: Api, kit: Kit, database: Database | None) -> list[Step]:
         elif covers(deployed, schedule):
             steps.append(Step("schedule", path, "unchanged"))
         else:
-            parts = {"path": path}
-            steps.append(
-                Step("schedule", path, "update", "differs from the kit", routes.SCHEDULE_UPDATE, parts, schedule)
-            )
+            # Never changed once it exists: someone may have paused it or moved its time on purpose.
+            note = "exists and differs from the kit; an existing schedule is left as it is"
+            steps.append(Step("schedule", path, "left alone", note))
     return steps
 
 

@@ -42,6 +42,11 @@ SCRIPT_GET = SCRIPT  # scripts/get/p/{path} and flows/get/{path} are urls.py's (
 FLOW_GET = FLOW
 
 # The scope a scoped token needs for each route (the emulator's reading of Windmill's scope names).
+# In the description of everything `connect windmill` creates: what tells a later run the item is headrace's to
+# update. The emulator's own stand-in targets (dev windmill's starter flow, --kit) carry it too: headrace put them
+# there, so connect may replace them with the kit's.
+MARK = "Created by headrace connect windmill"
+
 DEPLOY_SCOPES = {
     WHOAMI.name: ("users", "read"),
     FOLDER_EXISTS.name: ("folders", "read"),

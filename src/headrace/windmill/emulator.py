@@ -44,6 +44,7 @@ from aiohttp import web
 
 from headrace.loopback import AppThread
 from headrace.windmill import emulator_deploy, urls
+from headrace.windmill.deploy_routes import MARK
 from headrace.windmill.emulator_auth import middleware, visible
 from headrace.windmill.emulator_jobs import (
     STATE,
@@ -101,7 +102,7 @@ async def get_definition(request: web.Request) -> web.Response:
         "workspace_id": workspace,
         "path": target.path,
         "summary": target.summary,
-        "description": "",
+        "description": f"{MARK}: a stand-in the emulator holds itself",
         "schema": target.schema,
         "archived": target.archived,
         "created_at": target.deployed_at,
