@@ -41,6 +41,7 @@ from headrace.check.report import Report, Row, Status, render_json, which_sample
 from headrace.check.target import _schema_row, _step_rows, _target_rows, _url_row
 from headrace.config import DestinationSettings, Settings
 from headrace.deliver.preflight import SchemaCache
+from headrace.dodo.endpoint_state import routed_types
 from headrace.ops import outages
 from headrace.store.base import Store
 from headrace.transform import Sandbox
@@ -70,7 +71,8 @@ async def check(
     report = Report()
     for source_name, source in settings.sources.items():
         report.rows.append(_source_row(source_name, len(source.secrets)))
-        report.rows.extend(await endpoint_rows(source_name, source, settings.base_dir, timeout))
+        wanted = routed_types(settings, source_name)
+        report.rows.extend(await endpoint_rows(source_name, source, settings.base_dir, timeout, wanted))
     own_session = session is None
     session = session or aiohttp.ClientSession(headers={"User-Agent": "headrace-check"})
     failures = {}

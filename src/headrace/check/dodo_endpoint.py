@@ -8,18 +8,23 @@ name). An endpoint made by hand is not recognised: the row then says so and how 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from headrace.check.report import Row
+from headrace.check.report import Row, Status
 from headrace.config.sources import SourceSettings, dodo_access
 from headrace.dodo.api import DodoApiError, base_url, open_client
-from headrace.dodo.connect import MANAGED_BY, SOURCE_KEY
+from headrace.dodo.endpoint_state import endpoint_state
 
 RATE_LIMIT_WAIT = 5.0  # seconds of Dodo's 429 that `check` waits out; longer: a warning row
+STATUS: dict[str, Status] = {"missing": "warn", "disabled": "fail", "incomplete": "warn", "ok": "ok"}
 
 
-async def endpoint_rows(name: str, source: SourceSettings, base_dir: Path, timeout: float) -> list[Row]:
-    """The `endpoint` rows of source `name` (none without an API key: headrace cannot ask Dodo)."""
+async def endpoint_rows(
+    name: str, source: SourceSettings, base_dir: Path, timeout: float, wanted: Sequence[str] = ()
+) -> list[Row]:
+    """The `endpoint` row of source `name` (none without an API key: headrace cannot ask Dodo), judged by
+    dodo.endpoint_state like the console's Setup page; `wanted`: the event types the destinations route."""
     if source.api_key is None:
         return []
     subject = f"source {name}"
@@ -28,23 +33,16 @@ async def endpoint_rows(name: str, source: SourceSettings, base_dir: Path, timeo
         access = dodo_access(source.api_key, source.mode, base_dir)
         base = base_url(access.mode, access.base_override)
         async with open_client(base, access.api_key.reveal(), timeout=timeout, max_wait=RATE_LIMIT_WAIT) as client:
-            endpoints = await client.webhooks()
+            state = endpoint_state(await client.webhooks(), name, wanted)
     except (ValueError, DodoApiError) as exc:
         return [Row(subject, "endpoint", "warn", f"could not ask Dodo about the webhook endpoint: {exc}")]
-    ours = [e for e in endpoints if all(e.metadata.get(k) == v for k, v in MANAGED_BY.items())]
-    ours = [e for e in ours if e.metadata.get(SOURCE_KEY) == name]
-    if not ours:
-        detail = f"no webhook endpoint in Dodo ({access.mode} mode) is marked as headrace's for this source"
+    detail = f"{state.describe()} ({access.mode} mode)"
+    if state.endpoint is None:
         return [Row(subject, "endpoint", "warn", detail, f"`{connect}` registers (or takes over) it")]
-    rows = []
-    for e in ours:
-        if e.disabled:
-            detail = (
-                f"Dodo's webhook endpoint {e.id} ({e.url}) is DISABLED: Dodo sends nothing to it (Svix disables an "
-                "endpoint that failed for days)"
-            )
-            fix = f"`{connect.replace('URL', e.url)}` enables it again; then `headrace reconcile` the days it missed"
-            rows.append(Row(subject, "endpoint", "fail", detail, fix))
-        else:
-            rows.append(Row(subject, "endpoint", "ok", f"Dodo's webhook endpoint {e.id} ({e.url}) is enabled"))
-    return rows
+    command, fix = connect.replace("URL", state.endpoint.url), ""
+    if state.condition == "disabled":
+        detail += " (Svix disables an endpoint that failed for days)"
+        fix = f"`{command}` enables it again; then `headrace reconcile` the days it missed"
+    elif state.condition == "incomplete":
+        fix = f"`{command}` subscribes it to them"
+    return [Row(subject, "endpoint", STATUS[state.condition], detail, fix)]
