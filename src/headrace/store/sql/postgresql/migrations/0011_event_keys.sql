@@ -13,6 +13,9 @@ ALTER TABLE events ADD COLUMN origin TEXT NOT NULL DEFAULT 'dodo' CHECK (origin 
 ALTER TABLE events ADD COLUMN duplicate_of BIGINT;
 ALTER TABLE events ADD COLUMN note TEXT NOT NULL DEFAULT '';
 CREATE INDEX events_event_key ON events (source, event_key);
+-- The late-copy lookup every keyed webhook makes (find_reconciled_twin) reads only synthesized events: empty
+-- until `reconcile --apply` stores one, so the lookup costs no row read on ingest's path.
+CREATE INDEX events_reconciled_key ON events (source, event_key, received_at) WHERE origin = 'reconcile';
 CREATE TABLE event_keys_pending (
     event_id BIGINT PRIMARY KEY
 );
