@@ -192,6 +192,28 @@ def test_contract_D6_a_failed_lock_has_its_error_and_never_runs() -> None:
     scenario(EmulatorState(), body)
 
 
+def test_contract_D10_what_connect_reads_back_shows_the_description_and_the_hash() -> None:
+    """connect windmill tells its own items from someone else's by the description they were created with, and
+    waits for a building script's lock by the `hash` scripts/get shows."""
+
+    async def body(emu: Emulator) -> None:
+        created = await post(emu, routes.SCRIPT_CREATE, _script(description="mine: made by a tool"))
+        shown = (await emu.get(routes.SCRIPT_GET, path="f/dodo/double")).json()
+        assert shown["hash"] == created.text and shown["description"] == "mine: made by a tool"
+        flow = {"path": "f/dodo/on_x", "summary": "s", "description": "flow by a tool", "value": {"modules": []}}
+        await post(emu, routes.FLOW_CREATE, flow)
+        assert (await emu.get(routes.FLOW_GET, path="f/dodo/on_x")).json()["description"] == "flow by a tool"
+        variable = {"path": "f/dodo/pw", "value": "s3cret", "is_secret": True, "description": "var by a tool"}
+        await post(emu, routes.VARIABLE_CREATE, variable)
+        assert (await emu.get(routes.VARIABLE_GET, path="f/dodo/pw")).json()["description"] == "var by a tool"
+        resource = {"path": "f/dodo/db", "value": {"host": "h"}, "resource_type": "postgresql", "description": "res"}
+        await post(emu, routes.RESOURCE_CREATE, resource)
+        read = (await emu.get(routes.RESOURCE_GET, path="f/dodo/db")).json()
+        assert read["description"] == "res" and read["value"] == {"host": "h"}
+
+    scenario(EmulatorState(), body)
+
+
 def test_contract_D7_flows_create_update_and_their_lock() -> None:
     async def body(emu: Emulator) -> None:
         await _configure(emu, lock_seconds=0.3)
@@ -243,8 +265,8 @@ def test_every_request_is_recorded_delete_included() -> None:
 def test_every_test_the_deployment_contract_names_exists() -> None:
     root = Path(__file__).resolve().parents[2]
     doc = (root / "docs" / "windmill-contract.md").read_text("utf-8")
-    rows = [line for line in doc.splitlines() if re.match(r"^\| (D\d|S1) \|", line)]
-    assert len(rows) == 10
+    rows = [line for line in doc.splitlines() if re.match(r"^\| (D\d+|S1) \|", line)]
+    assert len(rows) == 11
     named = {name for row in rows for name in re.findall(r"`(test_\w+)`", row.rsplit("|", 2)[-2])}
     defined = {
         name
