@@ -146,3 +146,18 @@ def test_refusals_name_the_problem(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         with pytest.raises(ConfigError, match="cannot read"):
             ConfigFile.load(unreadable)
+
+
+def test_load_refuses_a_fifo_or_an_oversized_config_at_once(tmp_path: Path) -> None:
+    """`headrace serve` and every reload read the config with the same bound as connect's edits: a FIFO (it would
+    block the reader until a writer came) and a file over the limit are refused with the reason."""
+    from headrace.config import ConfigError, load
+
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load(fifo)
+    big = tmp_path / "big.toml"
+    big.write_bytes(b"#" * (CONFIG_SIZE_LIMIT + 1))
+    with pytest.raises(ConfigError, match="larger than"):
+        load(big)

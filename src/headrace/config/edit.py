@@ -24,14 +24,13 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import Table
 
-from headrace.config.loader import ConfigError
+from headrace.config.loader import CONFIG_SIZE_LIMIT, ConfigError
 from headrace.config.settings import _NAME
 from headrace.files import NotRegular, TooLarge, read_at_most
 
 TomlValue: TypeAlias = str | int | float | bool | Sequence[str | int | float | bool]
 
 NEW_FILE_MODE = 0o600  # a config holds an admin token: a new one is readable by its owner only
-CONFIG_SIZE_LIMIT = 1_048_576  # bytes: a config larger than this is not one a person wrote
 
 
 def _check_name(kind: str, name: str) -> None:

@@ -21,6 +21,9 @@ from pydantic import ValidationError
 
 from headrace.config.secret import Secret, _resolve
 from headrace.config.settings import Settings
+from headrace.files import NotRegular, TooLarge, read_at_most
+
+CONFIG_SIZE_LIMIT = 1_048_576  # bytes: a config larger than this is not one a person wrote
 
 
 class ConfigError(Exception):
@@ -129,9 +132,15 @@ def parse(
 def load(path: str | Path, environ: Mapping[str, str] | None = None, *, need_secrets: bool = True) -> Settings:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_at_most(path, CONFIG_SIZE_LIMIT).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file; create one with `headrace init -c {path}`") from None
+    except TooLarge:
+        raise ConfigError(f"cannot read {path}: larger than {CONFIG_SIZE_LIMIT} bytes; is it the right file?") from None
+    except NotRegular:
+        raise ConfigError(f"cannot read {path}: not a regular file (a FIFO, a device or a directory)") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read {path}: not UTF-8 text") from None
     return parse(text, origin=str(path), environ=environ, base_dir=path.resolve().parent, need_secrets=need_secrets)
 
 
