@@ -431,7 +431,7 @@ class App:
         if cached is not None and time.monotonic() - cached[0] < OUTAGE_TTL:
             return cached[1]
         try:
-            found = await outages.find(self.store, self.clock())
+            found = await outages.find(self.store, self.clock(), list(self.settings.sources))
         except Exception:
             log.exception("could not look for outages longer than Dodo's retries")
             found = []

@@ -216,7 +216,9 @@ async def serve(
         loops.start("retention", lambda: retention.run(app.store, app.settings, stop, app.clock))
         # the indexer ends after the round under way; what is still queued is indexed at the next start
         loops.start("search indexer", lambda: indexer.run(app.store, stop, busy=app.ingestor.busy))
-        loops.start("alive record", lambda: outages.stay_alive(app.store, stop, app.clock))  # a last beat at stop
+        sources = list(app.settings.sources)  # a stretch headrace was down is reported until each is reconciled
+        loops.start("alive record", lambda: outages.stay_alive(app.store, stop, app.clock, sources=sources))
+        # (stay_alive writes a last beat at the stop)
         # a reconcile pass under way is cancelled at the stop, between two stores; the next start does it again
         loops.start(
             "scheduled reconcile",

@@ -144,6 +144,10 @@ def test_alive_spans_refusals_and_reconciled_windows_make_the_outage_report(make
         ]
         await store.record_reconciled("dodo", 10 * h, 20 * h, now)
         assert await find(store, now) == [Outage("refused", 50 * h, 85 * h, "dodo")]
+        # With a second source configured, reconciling dodo alone leaves the time headrace was down reported.
+        assert Outage("down", 10 * h, 10 * h + RETRY_WINDOW + 60) in await find(store, now, ["dodo", "shop2"])
+        await store.record_reconciled("shop2", 10 * h, 20 * h, now)
+        assert await find(store, now, ["dodo", "shop2"]) == [Outage("refused", 50 * h, 85 * h, "dodo")]
         await store.ingest(event("msg_ok", PAID, 70 * h), ROUTES)  # something was accepted meanwhile
         assert await find(store, now) == []
 

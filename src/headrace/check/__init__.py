@@ -79,7 +79,9 @@ async def check(
     if store is not None:
         since = (time.time() if now is None else now) - JOB_WINDOW
         failures = {f.destination: f for f in await store.job_failures(since)}
-        report.rows.extend(_outage_rows(await outages.find(store, time.time() if now is None else now)))
+        report.rows.extend(
+            _outage_rows(await outages.find(store, time.time() if now is None else now, list(settings.sources)))
+        )
     try:
         client = WindmillClient(session)
         for name in names or list(settings.destinations):

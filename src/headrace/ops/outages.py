@@ -101,28 +101,41 @@ def refusal_runs(hours: Sequence[tuple[str, float, float]]) -> list[Outage]:
     return found
 
 
-async def find(store: Store, now: float) -> list[Outage]:
-    """The outages of the last HISTORY that no `headrace reconcile --apply` has covered yet, oldest first."""
+async def find(store: Store, now: float, sources: Sequence[str] = ()) -> list[Outage]:
+    """The outages of the last HISTORY that no `headrace reconcile --apply` has covered yet, oldest first.
+    `sources`: the configured ones; a stretch headrace was down is covered only once each was reconciled."""
     since = now - HISTORY
     found = down_stretches(await store.alive_spans(since), now)
     for run in refusal_runs(await store.refusal_hours(since)):
         if run.source is not None and not await store.accepted_between(run.source, run.start, run.end):
             found.append(run)
     windows = await store.reconciled_windows(since)
-    return sorted((o for o in found if not _covered(o, windows)), key=lambda o: o.start)
+    return sorted((o for o in found if not _covered(o, windows, sources)), key=lambda o: o.start)
 
 
-def _covered(outage: Outage, windows: Sequence[tuple[str, float, float]]) -> bool:
-    """A reconcile of the outage's source (any source for "down") covered all it missed."""
-    return any(
-        since <= outage.start and until >= outage.missed_until
-        for source, since, until in windows
-        if outage.source is None or source == outage.source
-    )
+def _covered(outage: Outage, windows: Sequence[tuple[str, float, float]], sources: Sequence[str]) -> bool:
+    """A reconcile of the outage's source covered all it missed; for "down", one of each configured source
+    (of any source when none are named)."""
+
+    def of(wanted: str | None) -> bool:
+        return any(
+            since <= outage.start and until >= outage.missed_until
+            for source, since, until in windows
+            if wanted is None or source == wanted
+        )
+
+    if outage.source is not None:
+        return of(outage.source)
+    return all(of(source) for source in sources) if sources else of(None)
 
 
 async def stay_alive(
-    store: Store, stop: asyncio.Event, clock: Callable[[], float], *, beat: float = BEAT_EVERY
+    store: Store,
+    stop: asyncio.Event,
+    clock: Callable[[], float],
+    *,
+    beat: float = BEAT_EVERY,
+    sources: Sequence[str] = (),
 ) -> None:
     """`serve`'s alive record: a span at start (an outage before it is logged), then a beat every `beat` and
     a last one as `stop` is set. Never raises: a store refusing writes is logged and tried again next beat."""
@@ -132,7 +145,7 @@ async def stay_alive(
         try:
             if span is None:
                 span = await store.start_alive(instance, clock(), clock() - HISTORY)
-                for outage in await find(store, clock()):
+                for outage in await find(store, clock(), sources):
                     log.warning("%s", outage.message())
             else:
                 await store.beat_alive(span, clock())
