@@ -67,6 +67,11 @@ class Listed:
     covered: frozenset[str]
 
 
+def confirms(job: OpenJob) -> bool:
+    """This look at `job` is one that confirms it exists (every CONFIRM_AFTER-th): it is made one by one."""
+    return (job.checks + 1) % CONFIRM_AFTER == 0
+
+
 def next_delay(checks: int, rand: Callable[[], float] = random.random) -> float:
     """Seconds until the next look after `checks` looks: 1, 2, 4, ... 60, with 10 % jitter."""
     base = min(MAX_DELAY, FIRST_DELAY * float(2 ** min(checks, 16)))
@@ -152,7 +157,7 @@ class JobTracker:
         groups: dict[tuple[RunTarget, str], list[OpenJob]] = {}
         for job in jobs:
             dest = self.settings.destinations.get(job.destination)
-            if dest is None or now - job.created_at > LIST_WINDOW or (job.checks + 1) % CONFIRM_AFTER == 0:
+            if dest is None or now - job.created_at > LIST_WINDOW or confirms(job):
                 continue
             target = dest.target
             groups.setdefault((target, dest.bearer.reveal()), []).append(job)
@@ -308,7 +313,7 @@ class JobTracker:
         # from a Windmill that ignores get_started). jobs_u/get tells them apart (a queued job is there, a job
         # Windmill does not know is 404): asked every CONFIRM_AFTER-th look while the job is not started, so
         # one extra request per five looks, and none for a running job.
-        not_started = poll.status == 200 and poll.started is not True and (job.checks + 1) % CONFIRM_AFTER == 0
+        not_started = poll.status == 200 and poll.started is not True and confirms(job)
         if not_started and await self.client.job_exists(target, token, job.job_id) is False:
             return JobUpdate(
                 job.delivery_id,
