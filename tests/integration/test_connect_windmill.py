@@ -639,3 +639,33 @@ def test_a_users_script_flow_and_schedule_at_kit_paths_are_left_alone(
     assert not [r for r in sent if "record_refund" in r[1] or "on_dispute" in r[1] or "schedules/" in r[1]]
     assert emulator.state.newest("acme", "script", "f/dodo/record_refund").content == script["content"]
     assert len(after["script_versions"]) == len(before["script_versions"]) + len(kit.scripts) - 1
+
+
+def test_two_runs_at_once_never_make_a_second_version_and_the_loser_says_to_run_again(
+    emulator: EmulatorThread,
+) -> None:
+    """Both plan before either sends: the second create of each item is refused by Windmill (400), the run that
+    loses stops saying why, and a third run finds everything deployed by headrace and up to date."""
+    kit = read_kit(find_kit())
+
+    async def both() -> list[BaseException | None]:
+        async with aiohttp.ClientSession() as http:
+            api = deploy.Api(http, f"http://127.0.0.1:{emulator.port}", "acme", TOKEN)
+            plans = [await deploy.plan(api, kit, None), await deploy.plan(api, kit, None)]
+            outcomes = await asyncio.gather(
+                *(deploy.apply(api, steps, lambda _: None, timeout=60, poll=0.05) for steps in plans),
+                return_exceptions=True,
+            )
+            return [o if isinstance(o, BaseException) else None for o in outcomes]
+
+    outcomes = asyncio.run(both())
+    errors = [str(o) for o in outcomes if o is not None]
+    assert len(errors) == 1 and "Run connect windmill again" in errors[0], outcomes
+    assert len(control(emulator)["script_versions"]) == len(kit.scripts)  # one version each, never two
+
+    async def third() -> list[deploy.Step]:
+        async with aiohttp.ClientSession() as http:
+            api = deploy.Api(http, f"http://127.0.0.1:{emulator.port}", "acme", TOKEN)
+            return await deploy.plan(api, kit, None)
+
+    assert {step.action for step in asyncio.run(third())} <= {"unchanged"}

@@ -167,6 +167,12 @@ class Api:
         """The answer's text (scripts/create: the new hash, which must not go through a JSON parser)."""
         assert step.route is not None
         status, text = await self.call("POST", step.route, step.body, step.query, **step.parts)
+        if status == 400 and step.action == "create" and ("already exists" in text or "Path conflict" in text):
+            raise DeployError(
+                f"create {step.kind} {step.path}: it appeared after connect looked (another connect run, or a "
+                "person, made it meanwhile); nothing of it was changed. Run connect windmill again: it compares "
+                "first and leaves what is not headrace's alone"
+            )
         if status not in (200, 201):
             raise DeployError(f"{step.action} {step.kind} {step.path}: Windmill answered {status}: {text[:500]}")
         return text
