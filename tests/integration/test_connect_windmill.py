@@ -183,25 +183,20 @@ def test_a_token_given_as_a_value_is_refused(
     assert "env:NAME or file:PATH" in err and TOKEN not in err
 
 
+@pytest.mark.postgres
 def test_database_creates_the_tables_the_variable_and_the_resource(
-    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str]
+    emulator: EmulatorThread, config: Path, capsys: pytest.CaptureFixture[str], pg_database: str
 ) -> None:
-    psycopg = pytest.importorskip("psycopg")
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as connection:
-            connection.execute("DROP DATABASE IF EXISTS headrace_connect_test")
-            connection.execute("CREATE DATABASE headrace_connect_test")
-    except psycopg.OperationalError:
-        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
-    url = "postgresql://postgres:secret-pw@127.0.0.1:5432/headrace_connect_test?sslmode=disable"
+    url = f"postgresql://postgres:secret-pw@127.0.0.1:5432/{pg_database}?sslmode=disable"
     for _ in range(2):  # the second run finds everything in place
         assert connect(emulator, config, "--database", url) == 0
     out = capsys.readouterr().out
     assert "secret-pw" not in out
     assert emulator.state.variables["f/dodo/db_password"] == "secret-pw"
     assert emulator.state.resources["f/dodo/db"]["password"] == "$var:f/dodo/db_password"
-    assert emulator.state.resources["f/dodo/db"]["dbname"] == "headrace_connect_test"
+    assert emulator.state.resources["f/dodo/db"]["dbname"] == pg_database
+    import psycopg
+
     with psycopg.connect(url) as connection:
         tables = {row[0] for row in connection.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'dodo_%'")}
     assert {"dodo_customers", "dodo_ledger"} <= tables
