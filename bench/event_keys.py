@@ -19,7 +19,7 @@ from pathlib import Path
 
 from headrace.dodo.keys import body_key
 from headrace.models import NewEvent, Route
-from headrace.store.base import Store
+from headrace.store.core import Store
 from headrace.store.sqlite import SQLiteStore
 
 ROUTES = [Route("payments", "http://127.0.0.1:8000/api/w/bench")]

@@ -66,7 +66,7 @@ endpoint.Ingestor.handle = handle
 if stage == "no-index":
     indexer.run = no_index
 if stage == "no-store":
-    core.SQLStore.ingest = no_store
+    core.Store.ingest = no_store
 sys.argv = ["headrace", "serve", "-c", sys.argv[2]]
 main()
 """

@@ -28,7 +28,8 @@ from headrace.observe.metrics import Metrics
 from headrace.ops import bulk, outages
 from headrace.policy import DEAD_AFTER, WAL_LIMIT
 from headrace.previews import PreviewSpec
-from headrace.store.base import Store, StoreStats
+from headrace.store.base import StoreStats
+from headrace.store.core import Store
 from headrace.store.sqlite import SQLiteStore
 from headrace.transform import Sandbox, Script
 from headrace.windmill.client import WindmillClient

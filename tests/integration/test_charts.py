@@ -16,7 +16,8 @@ import pytest
 
 from headrace.console import charts
 from headrace.models import Activity, Attempt, Delivered, Failed, JobUpdate, NewEvent, Route
-from headrace.store.base import Finished, Store
+from headrace.store.base import Finished
+from headrace.store.core import Store
 from headrace.store.queries import load
 from headrace.store.sqlite import SQLiteStore
 from tests import cdp

@@ -21,7 +21,7 @@ import pytest
 from headrace.app import store_at
 from headrace.config import Settings
 from headrace.models import EventFilter, NewEvent
-from headrace.store.base import Store
+from headrace.store.core import Store
 from headrace.windmill.emulator import running_emulator
 from headrace.windmill.emulator_model import Fault
 from tests.helpers import config_text, deployed_windmill, free_port, settings_for, signed_headers

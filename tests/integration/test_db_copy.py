@@ -27,7 +27,8 @@ from headrace.models import (
     TestDelivery,
     job_id_for,
 )
-from headrace.store.base import Finished, Store
+from headrace.store.base import Finished
+from headrace.store.core import Store
 from headrace.store.sqlite import SQLiteStore
 from headrace.store.sqlite_file import marker_path
 from tests.helpers import config_text, free_port

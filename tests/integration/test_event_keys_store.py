@@ -14,7 +14,7 @@ from headrace.dodo import samples
 from headrace.dodo.keys import body_key
 from headrace.models import EventFilter, NewEvent, Rejection, Route
 from headrace.ops.outages import RETRY_WINDOW, Outage, find
-from headrace.store.base import Store
+from headrace.store.core import Store
 from headrace.store.queries import migrations
 from headrace.store.sqlite import SQLiteStore
 from tests.integration import test_store_contract as contract

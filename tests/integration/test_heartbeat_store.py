@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from headrace.models import Attempt, Delivered, NewEvent, Route
-from headrace.store.base import Finished, Reaped, Store, WorkerInfo
+from headrace.store.base import Finished, Reaped, WorkerInfo
+from headrace.store.core import Store
 from headrace.store.sqlite import SQLiteStore
 
 TARGET = "http://127.0.0.1:8000/api/w/acme"

@@ -19,7 +19,8 @@ from headrace.deliver.worker import Worker
 from headrace.models import NewEvent, Route
 from headrace.observe.metrics import Metrics
 from headrace.server import run_worker
-from headrace.store.base import Beat, Store, WorkerInfo
+from headrace.store.base import Beat, WorkerInfo
+from headrace.store.core import Store
 from headrace.store.sqlite import SQLiteStore
 from headrace.windmill.client import RunResponse
 from tests.fakes import URL, FakeWindmill, attempter

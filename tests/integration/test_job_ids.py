@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from headrace.models import JOB_ID_NAMESPACE, Attempt, NewEvent, Retry, Route, job_id_for
-from headrace.store.base import Finished, Store
+from headrace.store.base import Finished
+from headrace.store.core import Store
 from headrace.store.queries import migrations
 from headrace.store.sqlite import SQLiteStore
 from headrace.store.sqlite_io import _statements

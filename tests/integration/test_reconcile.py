@@ -21,7 +21,7 @@ from headrace.dodo.standin import DEFAULT_API_KEY, Fault, StandinState, StandinT
 from headrace.dodo.standin_model import rfc3339
 from headrace.models import NewEvent, Route
 from headrace.ops.outages import RETRY_WINDOW, find
-from headrace.store.base import Store
+from headrace.store.core import Store
 from headrace.store.sqlite import SQLiteStore
 from headrace.windmill.emulator import EmulatorThread, running_emulator
 from tests.helpers import (

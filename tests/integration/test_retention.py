@@ -9,7 +9,8 @@ import pytest
 
 from headrace.models import Cancelled, Delivered, EventFilter, Failed, JobUpdate, Rejection
 from headrace.ops import retention
-from headrace.store.base import Finished, Store
+from headrace.store.base import Finished
+from headrace.store.core import Store
 from tests.integration.test_store_contract import attempt, event, make_store, routes, run
 
 __all__ = ["make_store"]  # the fixture, shared with the contract suite

@@ -14,7 +14,7 @@ import pytest
 from headrace.dodo.samples import load as load_sample
 from headrace.models import EventFilter, NewEvent
 from headrace.search import MAX_QUERY_CHARS, QueryError
-from headrace.store.base import Store
+from headrace.store.core import Store
 from headrace.store.queries import migrations
 from headrace.store.sqlite import SQLiteStore
 from tests.integration import test_store_contract as contract

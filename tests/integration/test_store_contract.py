@@ -27,7 +27,8 @@ from headrace.models import (
     event_status,
     job_id_for,
 )
-from headrace.store.base import Finished, Store
+from headrace.store.base import Finished
+from headrace.store.core import Store
 from headrace.store.queries import load, migrations
 from headrace.store.rows import FIRST_JOB_CHECK
 from headrace.store.sqlite import SQLiteStore

@@ -10,7 +10,7 @@ import pytest
 
 from headrace.models import EventFilter, JobUpdate, NewTestDelivery
 from headrace.store import test_deliveries
-from headrace.store.base import Store
+from headrace.store.core import Store
 from tests.integration.test_store_contract import FACTORIES, MARKS, event, routes, run
 
 

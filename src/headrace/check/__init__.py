@@ -43,7 +43,7 @@ from headrace.config import DestinationSettings, Settings
 from headrace.deliver.preflight import SchemaCache
 from headrace.dodo.endpoint_state import routed_types
 from headrace.ops import outages
-from headrace.store.base import Store
+from headrace.store.core import Store
 from headrace.transform import Sandbox
 from headrace.windmill.api import WindmillApi
 from headrace.windmill.client import WindmillClient

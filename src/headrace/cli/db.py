@@ -14,7 +14,7 @@ from headrace.config import RETENTION_LIMITS, load
 from headrace.config.limits import RETENTION_REASON
 from headrace.observe import logs
 from headrace.ops import retention
-from headrace.store.base import Store
+from headrace.store.core import Store
 from headrace.store.schema import SchemaStatus, guard
 
 
@@ -143,13 +143,10 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 def cmd_db_copy(args: argparse.Namespace) -> int:
     from headrace.app import open_store, store_at
     from headrace.store.copy import copy_database
-    from headrace.store.core import SQLStore
 
     settings = load(args.config, need_secrets=False)
     logs.setup("text", "warning")
     source, target = open_store(settings), store_at(args.to)
-    if not (isinstance(source, SQLStore) and isinstance(target, SQLStore)):
-        raise UsageError("db copy works between SQLite and PostgreSQL databases only")
     if source.where == target.where:
         raise UsageError(f"--to names the configured database itself ({source.where})")
 

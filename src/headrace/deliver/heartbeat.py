@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 
 from headrace.policy import DEAD_AFTER, HEARTBEAT_INTERVAL
-from headrace.store.base import Beat, Reaped, Store, WorkerInfo
+from headrace.store.base import Beat, Reaped, WorkerInfo, WorkerRegistry
 
 log = logging.getLogger("headrace.deliver")
 
@@ -41,7 +41,7 @@ def _nothing() -> None:
 class Heartbeat:
     def __init__(
         self,
-        store: Store,
+        store: WorkerRegistry,
         info: WorkerInfo,
         *,
         clock: Callable[[], float] = time.time,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from headrace.models import Cancelled, Delivered, Retry
 from headrace.observe import logs
 from headrace.observe.metrics import Metrics
-from headrace.store.base import Finished, Store
+from headrace.store.base import DeliveryQueue, Finished
 
 log = logging.getLogger("headrace.deliver")
 
@@ -20,7 +20,7 @@ STORE_RETRY_PAUSES = (0.1, 0.5, 2.0, 5.0)
 
 @dataclass
 class OutcomeRecorder:
-    store: Store
+    store: DeliveryQueue
     metrics: Metrics
     clock: Callable[[], float] = time.time
     pauses: Sequence[float] = STORE_RETRY_PAUSES

@@ -36,7 +36,7 @@ from headrace.models import (
     TestOutcome,
 )
 from headrace.policy import ERROR_EXCERPT
-from headrace.store.base import Store
+from headrace.store.base import TestDeliveryLog
 from headrace.transform import Sandbox, Script
 
 LOOK_EVERY = 1.0  # seconds between two looks at one test job
@@ -54,7 +54,7 @@ def job_id_for_test(
 
 async def send_test(
     attempter: Attempter,
-    store: Store,
+    store: TestDeliveryLog,
     name: str,
     dest: DestinationSettings,
     script: Script | None,
@@ -113,7 +113,7 @@ async def send_test(
     return found
 
 
-async def look(tracker: JobTracker, store: Store, test: TestDelivery, now: float) -> TestDelivery:
+async def look(tracker: JobTracker, store: TestDeliveryLog, test: TestDelivery, now: float) -> TestDelivery:
     """The test as it stands, after one look at its job when it is open and was not looked at just now."""
     if test.job_state != "open" or (test.job_checked_at is not None and now - test.job_checked_at < LOOK_EVERY):
         return test

@@ -34,7 +34,7 @@ from headrace.deliver.rounds import idle_timeout, run_rounds
 from headrace.models import JobUpdate, OpenJob
 from headrace.observe.metrics import Metrics
 from headrace.policy import JOB_EXCERPT
-from headrace.store.base import Store
+from headrace.store.base import JobBoard
 from headrace.windmill.api import RESPONSE_LIMIT, JobPoll, ListedJob, WindmillApi
 from headrace.windmill.urls import RunTarget
 
@@ -114,7 +114,7 @@ def _never() -> bool:
 
 @dataclass
 class JobTracker:
-    store: Store
+    store: JobBoard
     settings: Settings
     client: WindmillApi
     _: KW_ONLY

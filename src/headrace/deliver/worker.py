@@ -30,7 +30,7 @@ from headrace.deliver.rounds import idle_timeout, run_rounds
 from headrace.deliver.tracker import JobTracker
 from headrace.models import Claimed
 from headrace.policy import LEASE_MARGIN
-from headrace.store.base import Finished, Store, WorkerInfo, lease_prefix
+from headrace.store.base import Finished, WorkerInfo, WorkerStore, lease_prefix
 from headrace.transform import Sandbox, Script
 from headrace.windmill.api import LOOKUP_TIMEOUT
 
@@ -62,7 +62,7 @@ def lease_for(settings: Settings) -> float:
 class Worker:
     def __init__(
         self,
-        store: Store,
+        store: WorkerStore,
         settings: Settings,
         attempter: Attempter,
         recorder: OutcomeRecorder,

@@ -28,7 +28,7 @@ from headrace.ingest.refusals import UNKNOWN, RefusalSampler
 from headrace.models import NewEvent, Rejection, Route
 from headrace.observe import logs
 from headrace.observe.metrics import Metrics
-from headrace.store.base import Store
+from headrace.store.base import EventLog
 
 log = logging.getLogger("headrace.ingest")
 
@@ -47,7 +47,7 @@ class Ingestor:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: EventLog,
         on_commit: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,

@@ -3,7 +3,7 @@
 Ingest commits an event and, by a trigger in the same transaction, its id in the `search_pending` queue
 (schema 8 on SQLite, 9 on PostgreSQL): nothing accepted is left out of the index, and the request that
 brought the event does none of the indexing. `headrace serve` runs `run` in the background. A round is
-one transaction (`SQLStore.index_pending`): it takes the queue's newest ids off it, computes their events'
+one transaction (`Store.index_pending`): it takes the queue's newest ids off it, computes their events'
 terms (search.document) and writes their index rows; should it fail, the ids are back in the queue.
 
 Ingest keeps its turn. While events are arriving (`busy`: one stored within the last second), a round is small
@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from headrace.ops.periodic import pause
-from headrace.store.base import Store
+from headrace.store.core import Store
 
 log = logging.getLogger("headrace.indexer")
 

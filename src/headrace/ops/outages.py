@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from headrace.ops.periodic import pause
-from headrace.store.base import Store
+from headrace.store.core import Store
 
 log = logging.getLogger("headrace.outages")
 

@@ -23,7 +23,7 @@ from headrace.dodo.api import base_url, open_client
 from headrace.durations import parse_duration
 from headrace.models import Route
 from headrace.ops.periodic import pause
-from headrace.store.base import Store
+from headrace.store.core import Store
 
 log = logging.getLogger("headrace.reconciling")
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from headrace.config import Settings
 from headrace.ops.periodic import pause
-from headrace.store.base import Store
+from headrace.store.core import Store
 
 log = logging.getLogger("headrace.retention")
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from headrace.store.base import StoreError
-from headrace.store.core import SQLStore
+from headrace.store.core import Store
 from headrace.store.programs import COPIED_TABLES
 
 BATCH = 1000
 
 
 async def copy_database(
-    source: SQLStore, target: SQLStore, progress: Callable[[str, int], None] = lambda table, n: None
+    source: Store, target: Store, progress: Callable[[str, int], None] = lambda table, n: None
 ) -> dict[str, int]:
     """Copy every row of the open `source` into the open, empty `target`; returns the target's row counts."""
     if source.deployment_id is None:

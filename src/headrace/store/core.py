@@ -1,4 +1,4 @@
-"""`SQLStore`: the Store interface once, over the programs in `programs`.
+"""`Store`: the store's one interface, written once over the programs in `programs`.
 
 A backend subclasses it and supplies its lifecycle (`open`, `close`, `describe`) and two ways to run a
 program in one transaction: `_read` and `_write`. A program is passed as a function and its arguments, so a
@@ -48,7 +48,7 @@ MakeProgram = Callable[..., Program[T]]
 WRITE_FAILURE_WINDOW = 10.0  # seconds a failed write keeps readiness failing (the probe alone may pass)
 
 
-class SQLStore(ABC):
+class Store(ABC):
     dialect: str  # the folder of its SQL under store/sql/
     deployment_id: str | None = None  # read from the database at open (migration 0003 created it)
     last_write_failure: tuple[float, str] | None = None  # (time.monotonic(), what failed)

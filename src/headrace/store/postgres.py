@@ -5,7 +5,7 @@ share one transaction and one COMMIT, their statements pipelined, and each calle
 after that COMMIT. Every other operation runs in a transaction of its own on a connection from the same
 small pool.
 Claims pick rows with `FOR UPDATE SKIP LOCKED`, so instances that claim at the same moment pass over
-each other's rows instead of waiting for them or taking them twice. The operations are `core.SQLStore`'s;
+each other's rows instead of waiting for them or taking them twice. The operations are `core.Store`'s;
 this module only runs their steps on a psycopg connection.
 
 Migrations are tracked in `schema_migrations` and applied at open, in one transaction that holds an
@@ -20,7 +20,7 @@ import psycopg
 
 from headrace.store import programs
 from headrace.store.base import StoreError
-from headrace.store.core import MakeProgram, SQLStore
+from headrace.store.core import MakeProgram, Store
 from headrace.store.postgres_group import GroupWriter
 from headrace.store.postgres_io import CREDENTIALS, Conn, Pool, applied_versions, redact
 from headrace.store.postgres_io import migrate as migrate_schema
@@ -32,7 +32,7 @@ T = TypeVar("T")
 GROUPED = {programs.ingest, programs.reject}  # the writes of `POST /webhooks/…`: one COMMIT for many
 
 
-class PostgresStore(SQLStore):
+class PostgresStore(Store):
     dialect = "postgresql"
 
     def __init__(self, dsn: str, pool_size: int = 10, *, group_lanes: int = 2) -> None:

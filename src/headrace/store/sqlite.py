@@ -1,7 +1,7 @@
 """The embedded store: one SQLite file in WAL mode with synchronous=FULL and group commit.
 
 The connection machinery (group-commit writer, reader thread, WAL keeper, migrations) is in `sqlite_io`; the
-operations are `core.SQLStore`'s. This module only runs their steps on a sqlite3 connection, and refuses the
+operations are `core.Store`'s. This module only runs their steps on a sqlite3 connection, and refuses the
 writes that outside traffic or housekeeping bring while the WAL is over `wal_limit` (see `GROWING`).
 """
 
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from headrace.policy import WAL_LIMIT
 from headrace.store import programs
 from headrace.store.base import StoreError, StoreUnavailable
-from headrace.store.core import MakeProgram, SQLStore
+from headrace.store.core import MakeProgram, Store
 from headrace.store.programs import Step, drive
 from headrace.store.queries import load
 from headrace.store.schema import SchemaStatus, known_version, pending
@@ -34,7 +34,7 @@ T = TypeVar("T")
 GROWING = frozenset({programs.ingest, programs.prune_events, programs.prune_rejections, programs.index_pending})
 
 
-class SQLiteStore(SQLStore):
+class SQLiteStore(Store):
     dialect = "sqlite"
 
     def __init__(self, path: Path, *, replace_missing: bool = False, wal_limit: int = WAL_LIMIT) -> None:

@@ -8,6 +8,6 @@ CREATE TABLE event_search (
 );
 CREATE INDEX event_search_terms ON event_search USING GIN (terms);
 -- Events stored before this version are indexed after the migration, newest first, in batches
--- (SQLStore.index_backlog, run by `serve`, `worker` and `headrace db migrate`): every event with
+-- (Store.index_backlog, run by `serve`, `worker` and `headrace db migrate`): every event with
 -- id <= this value still waits. 0 when none does.
 INSERT INTO meta (key, value) SELECT 'search_backlog', COALESCE(MAX(id), 0)::text FROM events;

@@ -2,7 +2,7 @@
 -- Ingest used to write each event's tsvector row (and its GIN entries) inside the ingest transaction. Now a
 -- statement-level trigger queues the new events' ids here, in the same statement (so nothing stored is ever
 -- left out of the index: group commit, `db copy` and any other INSERT alike), and `serve` indexes the queue
--- in batches after the commit (headrace/indexer.py; SQLStore.index_pending). An id whose event is gone
+-- in batches after the commit (headrace/indexer.py; Store.index_pending). An id whose event is gone
 -- when its turn comes is simply dequeued.
 CREATE TABLE search_pending (
     event_id BIGINT PRIMARY KEY

@@ -4,7 +4,7 @@
 -- from Dodo's API. duplicate_of: the stored event this one repeats (stored, never delivered). note: what the
 -- timeline says about how the event came to be (which time a synthesized timestamp is, what it duplicates).
 -- Old rows get their key from the body, by the same Python rule as new ones: their ids are queued in
--- event_keys_pending and keyed at the next start of `serve` or `headrace db migrate` (SQLStore.key_backlog).
+-- event_keys_pending and keyed at the next start of `serve` or `headrace db migrate` (Store.key_backlog).
 -- alive: one row per run of `serve`, its start and its last heartbeat (a gap longer than Dodo's retry window
 -- means events that were never retried; headrace/outages.py). reconciled: the windows `headrace reconcile
 -- --apply` covered (an outage inside one is no longer reported).

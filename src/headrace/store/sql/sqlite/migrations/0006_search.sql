@@ -12,6 +12,6 @@ CREATE TRIGGER events_search_delete AFTER DELETE ON events BEGIN
     DELETE FROM event_search WHERE rowid = old.id;
 END;
 -- Events stored before this version are indexed after the migration, newest first, in batches
--- (SQLStore.index_backlog, run by `serve`, `worker` and `headrace db migrate`): every event with
+-- (Store.index_backlog, run by `serve`, `worker` and `headrace db migrate`): every event with
 -- id <= this value still waits. 0 when none does.
 INSERT INTO meta (key, value) SELECT 'search_backlog', CAST(COALESCE(MAX(id), 0) AS TEXT) FROM events;
