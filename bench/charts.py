@@ -4,7 +4,7 @@
 
 Two SQLite databases hold the same `--recent` events of the last 5.5 hours (each delivered, with its attempt);
 the second also holds `--old` events (with their deliveries and attempts) from the weeks before. Printed: the
-median time of `App.activity("6h")` (the events page's three charts) on each, and their ratio — about 1.0
+median time of `app.charts.activity("6h")` (the events page's three charts) on each, and their ratio — about 1.0
 when the queries are bounded by the window, about (recent + old) / recent if they scanned history — beside
 the time of one full scan of the second database's events table (`SELECT COUNT(*)`), the bare baseline of
 what reading all history costs.
@@ -125,7 +125,7 @@ async def timed(path: Path, runs: int) -> tuple[float, int]:
         times, events = [], 0
         for _ in range(runs):
             began = time.perf_counter()
-            activity = await app.activity("6h")
+            activity = await app.charts.activity("6h")
             times.append(time.perf_counter() - began)
             events = sum(sum(c.values()) for c in activity.outcomes.values())
         return statistics.median(times), events

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +13,18 @@ import aiohttp
 
 from headrace.config import ConfigError, Settings
 from headrace.config.database import SQLITE_PREFIX, sqlite_file
-from headrace.deliver import preview as trying
-from headrace.deliver import testsend
 from headrace.deliver.attempt import Attempter
 from headrace.deliver.preflight import SchemaCache
 from headrace.deliver.recorder import OutcomeRecorder
 from headrace.deliver.tracker import JobTracker
 from headrace.deliver.worker import Transformations, Worker
 from headrace.ingest.endpoint import Ingestor
-from headrace.models import Activity, DeliveryError, EventFilter, EventRow, Rejection, TestDelivery, no_event
 from headrace.observe.metrics import Metrics
-from headrace.ops import bulk, outages
+from headrace.ops import outages
+from headrace.ops.charts import Charts
+from headrace.ops.replays import Replays
 from headrace.policy import DEAD_AFTER, WAL_LIMIT
-from headrace.previews import PreviewSpec
-from headrace.store.base import StoreStats
+from headrace.previews import Previews
 from headrace.store.core import Store
 from headrace.store.sqlite import SQLiteStore
 from headrace.transform import Sandbox, Script
@@ -36,11 +32,6 @@ from headrace.windmill.client import WindmillClient
 
 log = logging.getLogger("headrace.app")
 
-# The console's chart windows: name -> (bucket seconds, buckets).
-CHART_WINDOWS: dict[str, tuple[float, int]] = {"1h": (60.0, 60), "6h": (300.0, 72), "24h": (900.0, 96)}
-ERRORS_WINDOW = 7 * 86400.0  # how far back a destination page looks for its last errors
-CHART_CACHE = 15.0  # seconds a chart's numbers are reused (charts of 1- to 15-minute buckets)
-OUTAGE_TTL = 60.0  # seconds an outage report is reused (/metrics scrapes, console pages)
 RELOAD_TIMEOUT = 10.0  # seconds a SIGHUP reload may spend reading the config, its secrets and scripts
 
 
@@ -100,73 +91,11 @@ def make_sandbox(settings: Settings | None = None) -> Sandbox:
     return ProcessPoolSandbox(workers=server.transform_workers)
 
 
-class Previews:
-    """Trying transformations (the console's preview page, `POST /api/v1/preview`) and test deliveries:
-    the worker's own pieces (build_request, Attempter, JobTracker's reading of Windmill), wired here."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        client = app._windmill()
-        self.schemas = SchemaCache(client)
-        # Tests are not deliveries: their attempts are counted in a Metrics of their own, never exported.
-        self.attempter = Attempter(client, self.schemas, Metrics(app.clock, app.settings), clock=app.clock)
-        self.client = client
-
-    async def _input(self, spec: PreviewSpec) -> trying.Input:
-        if spec.event_type is not None:
-            return trying.sample_input(spec.event_type, spec.variant)
-        assert spec.event_id is not None
-        event = await self.app.store.get_event(spec.event_id)
-        if event is None or event.body is None:
-            raise LookupError(no_event(spec.event_id))
-        label = f"event {event.id} ({event.webhook_id})"
-        return trying.Input(event.event_type, event.body, event.webhook_id, event.id, event.source, label)
-
-    def _needs_sandbox(self, script: Script | None) -> Sandbox | None:
-        return None if script is None else self.app.sandbox()
-
-    async def preview(self, spec: PreviewSpec) -> dict[str, Any]:
-        """What a delivery would send (LookupError for an unknown event)."""
-        dest = self.app.settings.destinations[spec.destination]
-        script = trying.script_for(spec.script, self.app.script_of(spec.destination))
-        given = await self._input(spec)
-        return await trying.preview(dest, script, given, self._needs_sandbox(script), self.schemas)
-
-    async def send_test(self, spec: PreviewSpec) -> TestDelivery:
-        """Send it once as a test delivery (deliver/testsend.py)."""
-        settings = self.app.settings
-        dest = settings.destinations[spec.destination]
-        script = trying.script_for(spec.script, self.app.script_of(spec.destination))
-        given = await self._input(spec)
-        sandbox = self._needs_sandbox(script)
-        test = await testsend.send_test(
-            self.attempter, self.app.store, spec.destination, dest, script, sandbox, given, self.app.clock()
-        )
-        log.info(
-            "test delivery sent",
-            extra={"destination": spec.destination, "job_id": test.job_id, "outcome": test.outcome},
-        )
-        return test
-
-    async def test(self, test_id: int) -> TestDelivery | None:
-        """One test delivery, after a look at its job if it is still open."""
-        found = await self.app.store.get_test_delivery(test_id)
-        if found is None:
-            return None
-        tracker = JobTracker(self.app.store, self.app.settings, self.client, clock=self.app.clock)
-        return await testsend.look(tracker, self.app.store, found, self.app.clock())
-
-    async def tests(self, event_id: int | None = None, limit: int = 20) -> list[TestDelivery]:
-        return await self.app.store.list_test_deliveries(event_id, limit)
-
-
-@dataclass(frozen=True)
-class ReplayResult:
-    event_id: int
-    job_ids: list[str]
-
-
 class App:
+    """The running pieces, picked and wired: the store, ingest, the worker (when this process delivers), the
+    services the API, the console and the CLI call (`replays`, `charts`, `outages`, `previews()`), the config
+    reload, readiness and /metrics. What each service does is in its own module."""
+
     def __init__(self, settings: Settings, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.store = store
@@ -178,8 +107,9 @@ class App:
         self._previews: Previews | None = None
         self.ingestor = Ingestor(settings, store, self._notify, clock, self.metrics)
         self._reloading = False
-        self._charts: dict[tuple[str, str | None], tuple[float, Activity]] = {}
-        self._outages: tuple[float, list[outages.Outage]] | None = None
+        self.replays = Replays(store, lambda: self.settings, clock, self._notify)
+        self.charts = Charts(store, lambda: list(self.settings.destinations), clock)
+        self.outages = outages.OutageWatch(store, lambda: list(self.settings.sources), clock)
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate: bool = True) -> App:
@@ -243,8 +173,11 @@ class App:
         return load_scripts(self.settings).get(destination)
 
     def previews(self) -> Previews:
+        """The "try a transformation" service, made on first use (it needs the Windmill session)."""
         if self._previews is None:
-            self._previews = Previews(self)
+            self._previews = Previews(
+                self.store, lambda: self.settings, self._windmill(), self.sandbox, self.script_of, self.clock
+            )
         return self._previews
 
     def _delivering(self) -> bool:
@@ -324,120 +257,11 @@ class App:
             await self._session.close()
         await self.store.close()
 
-    # -- operations used by the API, the console and the CLI -------------------------------------------
-    async def list_events(self, flt: EventFilter) -> list[EventRow]:
-        return await self.store.list_events(flt)
-
-    async def get_event(self, key: str) -> EventRow | None:
-        return await self.store.get_event(key)
-
-    async def replay(self, keys: Sequence[str]) -> list[ReplayResult]:
-        """A new generation (so a new job id) for every destination the event matches under today's config."""
-        results = []
-        for key in keys:
-            event = await self.store.get_event(key)
-            if event is None:
-                raise LookupError(no_event(key))
-            names = self.settings.destinations_for(event.source, event.event_type)
-            job_ids = await self.store.replay(event.id, [self.settings.route(n) for n in names], self.clock())
-            results.append(ReplayResult(event.id, job_ids))
-        self._notify()
-        return results
-
-    async def replay_failed(self, since: float) -> list[ReplayResult]:
-        """A new generation for each delivery whose newest generation failed since `since`."""
-        grouped: dict[int, list[str]] = {}
-        for event_id, destination in await self.store.failed_since(since):
-            if destination in self.settings.destinations:
-                grouped.setdefault(event_id, []).append(destination)
-        results = []
-        for event_id, names in grouped.items():
-            routes = [self.settings.route(n) for n in names]
-            results.append(ReplayResult(event_id, await self.store.replay(event_id, routes, self.clock())))
-        self._notify()
-        return results
-
-    async def bulk_plan(self, flt: EventFilter) -> bulk.Plan:
-        """What a bulk replay of the events `flt` matches would send; bulk.TooMany past BULK_REPLAY_LIMIT."""
-        return (await self._bulk_count(bulk.counting_filter(flt)))[0]
-
-    async def _bulk_count(self, flt: EventFilter) -> tuple[bulk.Plan, list[tuple[int, list[str]]]]:
-        mark = await self.store.delivery_mark()  # before listing: a replay racing the count shows as changed
-        return bulk.plan_of(flt, await self.store.list_events(flt), mark, self.settings)
-
-    async def bulk_replay(self, token: str) -> tuple[bulk.Plan, list[ReplayResult]]:
-        """Replay what a plan's token counted. Counted again under the same filter and newest event id, and
-        sent only if nothing changed: the same deliveries per destination, and no counted event replayed (or
-        re-run) since the count (bulk.Changed, with the new plan, otherwise). A token replays once, atomically:
-        its first chunk's transaction claims it and checks again under a lock that serialises bulk replays
-        (store.replay_counted), so concurrent confirmations of one count (or of two counts of the same events,
-        on any instance) write one replay. A new generation per delivery, like `replay`, written bulk.CHUNK
-        events per transaction."""
-        counted = bulk.decode(token)
-        plan, routed = await self._bulk_count(counted.flt)
-        touched = set(await self.store.replayed_since(counted.mark, counted.max_event_id))
-        if plan.destinations != counted.destinations or touched & {event_id for event_id, _ in routed}:
-            raise bulk.Changed(plan)
-        results: list[ReplayResult] = []
-        todo = [(event_id, [self.settings.route(n) for n in names]) for event_id, names in routed if names]
-        planned = [event_id for event_id, _ in todo]
-        counted_at = (counted.mark, counted.max_event_id)
-        for start in range(0, max(len(todo), 1), bulk.CHUNK):
-            chunk = todo[start : start + bulk.CHUNK]
-            claim = bulk.claim_key(token) if start == 0 else None
-            job_ids = await self.store.replay_counted(chunk, self.clock(), counted_at, claim, planned)
-            if job_ids is None:  # the token was used, or a racing replay wrote first: nothing was written
-                raise bulk.Changed((await self._bulk_count(counted.flt))[0])
-            results.extend(
-                ReplayResult(event_id, ids) for (event_id, _), ids in zip(chunk, job_ids, strict=True) if ids
-            )
-            self._notify()
-        return plan, results
-
-    async def activity(self, window: str = "6h", destination: str | None = None) -> Activity:
-        """The console's charts over `window` (a key of CHART_WINDOWS) ending at the next bucket boundary;
-        kept CHART_CACHE seconds per window and destination, so reloading a page does not count again."""
-        key = (window, destination)
-        cached = self._charts.get(key)
-        if cached is not None and 0 <= self.clock() - cached[0] < CHART_CACHE:
-            return cached[1]
-        step, buckets = CHART_WINDOWS[window]
-        now = self.clock()
-        until = math.ceil(now / step) * step
-        since = until - step * buckets
-        found = await self.store.activity(since, step, buckets, list(self.settings.destinations), destination)
-        self._charts[key] = (now, found)  # keys: windows x (configured destinations + 1), a bounded table
-        return found
-
-    async def destination_errors(self, name: str, limit: int = 10) -> list[DeliveryError]:
-        """A destination's newest errors of the last ERRORS_WINDOW seconds."""
-        return await self.store.destination_errors(name, self.clock() - ERRORS_WINDOW, limit)
-
-    async def rejections(self, since: float | None = None, limit: int = 100) -> list[Rejection]:
-        return await self.store.list_rejections(since, limit)
-
-    async def stats(self, *, rejections: bool = True) -> StoreStats:
-        return await self.store.stats(rejections=rejections)
-
     async def metrics_text(self) -> str:
         """Prometheus exposition: this process's counters and the store's queue gauges (cached ~1 s)."""
         queue, ready = await self.metrics.queue(self.store.queue_stats), await self.metrics.ready(self.ready)
         text = self.metrics.render(queue, ready, self.store.describe().get("wal_bytes"))
-        return text + outages.metric(await self.outages())
-
-    async def outages(self) -> list[outages.Outage]:
-        """Stretches in which Dodo gave up on events headrace never stored (ops/outages.py), looked up at most once
-        per OUTAGE_TTL; a store that cannot answer reports none (readiness says what is wrong with it)."""
-        cached = self._outages
-        if cached is not None and time.monotonic() - cached[0] < OUTAGE_TTL:
-            return cached[1]
-        try:
-            found = await outages.find(self.store, self.clock(), list(self.settings.sources))
-        except Exception:
-            log.exception("could not look for outages longer than Dodo's retries")
-            found = []
-        self._outages = (time.monotonic(), found)
-        return found
+        return text + outages.metric(await self.outages.current())
 
     async def ready(self) -> tuple[bool, str]:
         """Ready when the store has this binary's schema, can read every column it uses, and can write; and,

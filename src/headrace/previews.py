@@ -13,16 +13,25 @@ of at most MAX_KEY characters.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from headrace.config import DestinationSettings
+from headrace.config import DestinationSettings, Settings
+from headrace.deliver import preview as trying
+from headrace.deliver import testsend
+from headrace.deliver.attempt import Attempter
+from headrace.deliver.preflight import SchemaCache
+from headrace.deliver.tracker import JobTracker
 from headrace.dodo import samples
-from headrace.models import ID_MAX, TestDelivery
+from headrace.models import ID_MAX, TestDelivery, no_event
+from headrace.observe.metrics import Metrics
+from headrace.store.core import Store
+from headrace.transform import Sandbox, Script
+from headrace.windmill.api import WindmillApi
 
-if TYPE_CHECKING:
-    from headrace.app import App
+log = logging.getLogger("headrace.previews")
 
 MAX_SCRIPT = 64 * 1024  # bytes of JavaScript (UTF-8)
 MAX_REQUEST = 512 * 1024  # bytes of the preview request body (a 64 KiB script escaped in JSON fits)
@@ -110,19 +119,73 @@ def parse_spec(data: Any, destinations: Mapping[str, DestinationSettings]) -> Pr
     return PreviewSpec(destination, script, event_id, event_type, variant or None)
 
 
-async def preview(app: App, data: Any) -> dict[str, Any]:
-    """What a delivery would send for this request (nothing is sent); Refused when it cannot be answered."""
-    spec = parse_spec(data, app.settings.destinations)
-    try:
-        return await app.previews().preview(spec)
-    except LookupError as exc:
-        raise Refused("not_found", str(exc)) from None
+class Previews:
+    """The service: the worker's own pieces (build_request, Attempter, JobTracker's reading of Windmill) on
+    the running settings, given by app.py."""
 
+    def __init__(
+        self,
+        store: Store,
+        settings: Callable[[], Settings],
+        client: WindmillApi,
+        sandbox: Callable[[], Sandbox],
+        script_of: Callable[[str], Script | None],
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.client = client
+        self.sandbox = sandbox  # where user scripts run (the worker's sandbox when this process has one)
+        self.script_of = script_of  # a destination's transformation as deliveries run it now
+        self.clock = clock
+        self.schemas = SchemaCache(client)
+        # Tests are not deliveries: their attempts are counted in a Metrics of their own, never exported.
+        self.attempter = Attempter(client, self.schemas, Metrics(clock, settings()), clock=clock)
 
-async def send_test(app: App, data: Any) -> TestDelivery:
-    """Send the previewed request once as a test delivery; Refused when it cannot be."""
-    spec = parse_spec(data, app.settings.destinations)
-    try:
-        return await app.previews().send_test(spec)
-    except LookupError as exc:
-        raise Refused("not_found", str(exc)) from None
+    async def preview(self, data: Any) -> dict[str, Any]:
+        """What a delivery would send for this request (nothing is sent); Refused when it cannot be answered."""
+        spec = parse_spec(data, self.settings().destinations)
+        dest, script, given = await self._prepare(spec)
+        return await trying.preview(dest, script, given, self._sandbox_for(script), self.schemas)
+
+    async def send_test(self, data: Any) -> TestDelivery:
+        """Send the previewed request once as a test delivery (deliver/testsend.py); Refused when it cannot be."""
+        spec = parse_spec(data, self.settings().destinations)
+        dest, script, given = await self._prepare(spec)
+        test = await testsend.send_test(
+            self.attempter, self.store, spec.destination, dest, script, self._sandbox_for(script), given, self.clock()
+        )
+        log.info(
+            "test delivery sent",
+            extra={"destination": spec.destination, "job_id": test.job_id, "outcome": test.outcome},
+        )
+        return test
+
+    async def test(self, test_id: int) -> TestDelivery | None:
+        """One test delivery, after a look at its job if it is still open."""
+        found = await self.store.get_test_delivery(test_id)
+        if found is None:
+            return None
+        tracker = JobTracker(self.store, self.settings(), self.client, clock=self.clock)
+        return await testsend.look(tracker, self.store, found, self.clock())
+
+    async def tests(self, event_id: int | None = None, limit: int = 20) -> list[TestDelivery]:
+        return await self.store.list_test_deliveries(event_id, limit)
+
+    async def _prepare(self, spec: PreviewSpec) -> tuple[DestinationSettings, Script | None, trying.Input]:
+        dest = self.settings().destinations[spec.destination]
+        script = trying.script_for(spec.script, self.script_of(spec.destination))
+        return dest, script, await self._input(spec)
+
+    async def _input(self, spec: PreviewSpec) -> trying.Input:
+        if spec.event_type is not None:
+            return trying.sample_input(spec.event_type, spec.variant)
+        assert spec.event_id is not None
+        event = await self.store.get_event(spec.event_id)
+        if event is None or event.body is None:
+            raise Refused("not_found", no_event(spec.event_id))
+        label = f"event {event.id} ({event.webhook_id})"
+        return trying.Input(event.event_type, event.body, event.webhook_id, event.id, event.source, label)
+
+    def _sandbox_for(self, script: Script | None) -> Sandbox | None:
+        return None if script is None else self.sandbox()

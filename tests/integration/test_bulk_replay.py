@@ -172,13 +172,13 @@ def test_the_limit_at_and_past_it(tmp_path: Path):
         now = time.time()
         await store.import_rows("events", _event_rows(1, BULK_REPLAY_LIMIT, now))
         app = App(settings, store)
-        plan = await app.bulk_plan(EventFilter())
+        plan = await app.replays.plan(EventFilter())
         assert plan.events == BULK_REPLAY_LIMIT and plan.deliveries == 0 and plan.unrouted == BULK_REPLAY_LIMIT
         await store.import_rows("events", _event_rows(BULK_REPLAY_LIMIT + 1, 1, now))
         with pytest.raises(TooMany, match="more than 10000 events"):
-            await app.bulk_plan(EventFilter())
+            await app.replays.plan(EventFilter())
         with pytest.raises(TooMany):
-            await app.bulk_plan(EventFilter(before_id=3, limit=1))  # a page of the list is not what is counted
+            await app.replays.plan(EventFilter(before_id=3, limit=1))  # a page of the list is not what is counted
         await store.close()
         async with running_server(settings) as base, aiohttp.ClientSession() as http:
             async with http.get(f"{base}/api/v1/replay/bulk") as response:

@@ -267,7 +267,8 @@ def test_chromium_renders_the_charts(tmp_path: Path):
 
 
 def test_chart_numbers_are_reused_for_fifteen_seconds(tmp_path: Path):
-    from headrace.app import CHART_CACHE, App
+    from headrace.app import App
+    from headrace.ops.charts import CHART_CACHE
 
     now = [time.time()]
     settings = settings_for(config_text(tmp_path / "h.db", free_port(), UNREACHABLE), tmp_path)
@@ -280,7 +281,7 @@ def test_chart_numbers_are_reused_for_fifteen_seconds(tmp_path: Path):
             await store.ingest(new_event("c1", now[0] - 60), [])
 
             async def events(destination: str | None = None) -> int:
-                found = await app.activity("6h", destination)
+                found = await app.charts.activity("6h", destination)
                 return sum(sum(c.values()) for c in found.outcomes.values())
 
             assert await events() == 1

@@ -285,7 +285,7 @@ def test_graceful_shutdown_releases_unfinished_work(tmp_path: Path, emulator: Em
             await wait_for(in_flight, 10)  # the 2 s grace lets it finish
         app = await App.open(cfg)
         try:
-            event = await app.get_event("msg_slow")
+            event = await app.store.get_event("msg_slow")
         finally:
             await app.close()
         assert event is not None and event.deliveries[0].status == "delivered"
@@ -307,7 +307,7 @@ def test_replay_failed_since(tmp_path: Path):
                 state.add_target("script", "f/dodo/on_payment")  # "deploy" the script, then replay
                 app = await App.open(cfg)
                 try:
-                    results = await app.replay_failed(time.time() - 60)
+                    results = await app.replays.failed(time.time() - 60)
                 finally:
                     await app.close()
                 assert sorted(len(r.job_ids) for r in results) == [1, 1, 1]

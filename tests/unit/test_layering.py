@@ -10,7 +10,7 @@
   a sandbox engine): app.py picks those;
 - a package sits on one level: no two groups (a package, or a module at the root) reach each other.
 
-Today's layout has two arrows that point the wrong way; they are listed in KNOWN with the reason, so a new one
+Today's layout has one arrow that points the wrong way; it is listed in KNOWN with the reason, so a new one
 fails here and an old one is removed from the list when it is fixed (the list may only shrink).
 """
 
@@ -91,7 +91,6 @@ CONCRETE = {
 # Today's wrong-way arrows, each with why it is still there. Fix one, remove it here.
 KNOWN = {
     ("headrace.config.destinations", "headrace.windmill.urls"): "a destination's url is parsed at load (RunTarget)",
-    ("headrace.previews", "headrace.app"): "the preview handlers are given the App whose service they call (type only)",
 }
 
 

@@ -130,3 +130,30 @@ def test_build_info_and_process_metrics_are_exported() -> None:
         for f in files:
             f.close()
     assert after == before + 20
+
+
+def test_a_cached_value_follows_its_clock_and_is_computed_again_when_the_clock_goes_back():
+    import asyncio
+
+    from headrace.observe.metrics import Cached
+
+    now = [1000.0]
+    calls: list[float] = []
+
+    async def compute() -> float:
+        calls.append(now[0])
+        return now[0]
+
+    async def main() -> list[float]:
+        kept: Cached[float] = Cached(15.0, lambda: now[0])
+        seen = [await kept.get(compute)]
+        now[0] += 14.9
+        seen.append(await kept.get(compute))  # within the ttl: the kept value
+        now[0] += 0.1
+        seen.append(await kept.get(compute))  # at the ttl: computed again
+        now[0] -= 3600  # a wall clock set back an hour
+        seen.append(await kept.get(compute))
+        return seen
+
+    assert asyncio.run(main()) == [1000.0, 1000.0, 1015.0, 1015.0 - 3600]
+    assert len(calls) == 3

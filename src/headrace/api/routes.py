@@ -29,7 +29,7 @@ async def list_events(request: web.Request) -> web.Response:
         flt = event_filter(request.query, app.clock())
     except ValueError as exc:
         return _problem(400, "bad_query", str(exc))
-    events = await app.list_events(flt)
+    events = await app.store.list_events(flt)
     body: dict[str, Any] = {"events": [serialize.event_summary(e) for e in events]}
     if len(events) == flt.limit:
         body["next_before"] = events[-1].id
@@ -49,7 +49,7 @@ def _no_event(request: web.Request) -> web.Response:
 async def get_event(request: web.Request) -> web.Response:
     app = _app(request)
     key = _key(request)
-    event = None if key is None else await app.get_event(key)
+    event = None if key is None else await app.store.get_event(key)
     if event is None:
         return _no_event(request)
     return web.json_response(serialize.event_detail(event, app.settings))
@@ -61,7 +61,7 @@ async def replay_event(request: web.Request) -> web.Response:
     if key is None:
         return _no_event(request)
     try:
-        results = await app.replay([key])
+        results = await app.replays.replay([key])
     except LookupError as exc:
         return _problem(404, "not_found", str(exc))
     return web.json_response({"replayed": [{"event_id": r.event_id, "job_ids": r.job_ids} for r in results]})
@@ -80,7 +80,7 @@ async def replay_failed(request: web.Request) -> web.Response:
         since = parse_since(spec["since"], app.clock())
     except ValueError as exc:
         return _problem(400, "bad_body", f"since: {exc}")
-    results = await app.replay_failed(since)
+    results = await app.replays.failed(since)
     return web.json_response({"replayed": [{"event_id": r.event_id, "job_ids": r.job_ids} for r in results]})
 
 
@@ -90,7 +90,7 @@ async def bulk_count(request: web.Request) -> web.Response:
     query = {k: v for k, v in request.query.items() if k not in ("limit", "before")}
     try:
         flt = event_filter(query, app.clock())
-        plan = await app.bulk_plan(flt)
+        plan = await app.replays.plan(flt)
     except ValueError as exc:
         return _problem(400, "bad_query", str(exc))
     except bulk.TooMany as exc:
@@ -111,7 +111,7 @@ async def bulk_replay(request: web.Request) -> web.Response:
     if not spec["token"] or len(spec["token"]) > bulk.TOKEN_MAX_CHARS:
         return _problem(400, "bad_token", f"the token is empty or longer than {bulk.TOKEN_MAX_CHARS} characters")
     try:
-        plan, results = await app.bulk_replay(spec["token"])
+        plan, results = await app.replays.bulk(spec["token"])
     except bulk.BadToken as exc:  # well-formed JSON, but no count of this headrace gave it: nothing to replay
         return _problem(404, "unknown_token", str(exc))
     except bulk.TooMany as exc:
@@ -133,8 +133,8 @@ async def list_rejections(request: web.Request) -> web.Response:
         since = parse_since(request.query["since"], app.clock()) if request.query.get("since") else None
     except ValueError as exc:
         return _problem(400, "bad_query", f"since: {exc}")
-    items = await app.rejections(since, 200)
-    stats = await app.stats()
+    items = await app.store.list_rejections(since, 200)
+    stats = await app.store.stats()
     counts = [{"source": s, "reason": r, "count": n} for (s, r), n in sorted(stats.rejections.items())]
     return web.json_response(
         {
@@ -165,7 +165,7 @@ async def _try_request(request: web.Request) -> Any:
 async def preview(request: web.Request) -> web.Response:
     """What a delivery would send: built by the worker's own function, nothing sent."""
     try:
-        answer = await previews.preview(_app(request), await _try_request(request))
+        answer = await _app(request).previews().preview(await _try_request(request))
     except previews.Refused as exc:
         return refused(exc)
     return await json_answer(answer)
@@ -175,7 +175,7 @@ async def send_test(request: web.Request) -> web.Response:
     """Send the previewed request once, as a test delivery (its own job id, never an event's delivery)."""
     app = _app(request)
     try:
-        test = await previews.send_test(app, await _try_request(request))
+        test = await app.previews().send_test(await _try_request(request))
     except previews.Refused as exc:
         return refused(exc)
     return web.json_response(serialize.test_delivery(test, app.settings), status=201)

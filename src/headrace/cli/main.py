@@ -124,7 +124,7 @@ def cmd_events(args: argparse.Namespace) -> int:
         flt = event_filter(query, now)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    events = _with_app(args, lambda app: app.list_events(flt))
+    events = _with_app(args, lambda app: app.store.list_events(flt))
     return _show(args, [serialize.event_summary(e) for e in events], event_table)
 
 
@@ -132,7 +132,7 @@ def cmd_event(args: argparse.Namespace) -> int:
     from headrace import views as serialize
 
     async def detail(app: Any) -> Any:
-        event = await app.get_event(args.id)
+        event = await app.store.get_event(args.id)
         return None if event is None else serialize.event_detail(event, app.settings)
 
     data = _with_app(args, detail)
@@ -146,12 +146,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if not args.since or args.ids:
             raise UsageError("use either `replay ID...` or `replay --failed --since 24h`")
         since = since_option("--since", args.since, time.time())
-        results = _with_app(args, lambda app: app.replay_failed(since))
+        results = _with_app(args, lambda app: app.replays.failed(since))
     else:
         if not args.ids:
             raise UsageError("name at least one event (id or webhook-id), or use --failed --since 24h")
         try:
-            results = _with_app(args, lambda app: app.replay(args.ids))
+            results = _with_app(args, lambda app: app.replays.replay(args.ids))
         except LookupError as exc:
             raise UsageError(str(exc.args[0])) from None
     return _show(args, [{"event_id": r.event_id, "job_ids": r.job_ids} for r in results], replay_summary)
@@ -161,7 +161,7 @@ def cmd_rejections(args: argparse.Namespace) -> int:
     from headrace import views as serialize
 
     since = since_option("--since", args.since, time.time()) if args.since else None
-    items = _with_app(args, lambda app: app.rejections(since, args.limit))
+    items = _with_app(args, lambda app: app.store.list_rejections(since, args.limit))
     return _show(args, [serialize.rejection(i) for i in items], rejection_table)
 
 

@@ -1,5 +1,5 @@
 """The console's pictures: the charts on the events page, and a page per destination with its charts and its
-last errors. The numbers come from `App.activity` (bounded by the chosen window), the SVG from charts.py."""
+last errors. The numbers come from `ops.charts.Charts` (bounded by the chosen window), the SVG from charts.py."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from headrace import views
-from headrace.app import CHART_WINDOWS
 from headrace.console import charts
 from headrace.console.pages import render
 from headrace.http.access import app_of
+from headrace.ops.charts import CHART_WINDOWS
 
 DEFAULT_WINDOW = "6h"
 
@@ -25,7 +25,7 @@ def window_of(request: web.Request) -> str:
 async def charts_context(request: web.Request, destination: str | None = None) -> dict[str, Any]:
     """What events_charts.html shows: the three charts of the window, and the windows to switch to."""
     window = window_of(request)
-    activity = await app_of(request).activity(window, destination)
+    activity = await app_of(request).charts.activity(window, destination)
     prefix = "chart-dest" if destination is not None else "chart-all"
     subject = "" if destination is None else f" to {destination}"
     # Switching the window keeps the filters but starts the list again from the newest event (no `before`).
@@ -46,7 +46,7 @@ async def destination_page(request: web.Request) -> web.Response:
         response = render(request, "destination_missing.html", missing=name, names=sorted(app.settings.destinations))
         response.set_status(404)
         return response
-    stats = await app.stats()
+    stats = await app.store.stats()
     errors = [
         {
             "at": views.iso(e.at),
@@ -57,7 +57,7 @@ async def destination_page(request: web.Request) -> web.Response:
             "status": e.status,
             "error": e.error,
         }
-        for e in await app.destination_errors(name)
+        for e in await app.charts.destination_errors(name)
     ]
     return render(
         request,

@@ -33,7 +33,7 @@ async def confirm_page(request: web.Request) -> web.Response:
     except ValueError as exc:
         return _page(request, query, None, error=str(exc), status=400)
     try:
-        plan = await app.bulk_plan(flt)
+        plan = await app.replays.plan(flt)
     except bulk.TooMany as exc:
         return _page(request, query, None, error=str(exc), status=422)
     return _page(request, query, plan)
@@ -48,7 +48,7 @@ async def replay_action(request: web.Request) -> web.Response:
     if not isinstance(token, str):
         return _page(request, query, None, error="the form carries no bulk replay token: count again", status=400)
     try:
-        _, results = await app.bulk_replay(token)
+        _, results = await app.replays.bulk(token)
     except bulk.Changed as exc:
         return _page(request, query, exc.now, error=str(exc), status=409)
     except (bulk.BadToken, bulk.TooMany) as exc:

@@ -86,8 +86,8 @@ async def events_page(request: web.Request) -> web.Response:
         flt = views.event_filter(request.query, app.clock())
     except ValueError as exc:
         error, flt = str(exc), views.event_filter({}, app.clock())
-    events = [views.event_summary(e) for e in await app.list_events(flt)]
-    stats = await app.stats(rejections=False)
+    events = [views.event_summary(e) for e in await app.store.list_events(flt)]
+    stats = await app.store.stats(rejections=False)
     counts: dict[str, int] = {}
     for (_, status), n in stats.deliveries.items():
         counts[status] = counts.get(status, 0) + n
@@ -104,13 +104,13 @@ async def events_page(request: web.Request) -> web.Response:
         counts=counts,
         oldest_pending_s=oldest,
         next_before=events[-1]["id"] if len(events) == flt.limit else None,
-        outages=[o.message() for o in await app.outages()],
+        outages=[o.message() for o in await app.outages.current()],
     )
 
 
 async def event_page(request: web.Request) -> web.Response:
     app = app_of(request)
-    event = await app.get_event(request.match_info["key"])
+    event = await app.store.get_event(request.match_info["key"])
     if event is None:
         return render(request, "missing.html", key=request.match_info["key"])
     tests = [views.test_delivery(t, app.settings) for t in await app.previews().tests(event.id, 20)]
@@ -126,7 +126,7 @@ async def event_page(request: web.Request) -> web.Response:
 async def replay_action(request: web.Request) -> web.Response:
     app = app_of(request)
     try:
-        results = await app.replay([request.match_info["key"]])
+        results = await app.replays.replay([request.match_info["key"]])
     except LookupError as exc:
         raise web.HTTPNotFound(text=str(exc)) from None
     count = sum(len(r.job_ids) for r in results)
@@ -135,15 +135,15 @@ async def replay_action(request: web.Request) -> web.Response:
 
 async def rejections_page(request: web.Request) -> web.Response:
     app = app_of(request)
-    items = [views.rejection(r) for r in await app.rejections(None, 200)]
-    stats = await app.stats()
+    items = [views.rejection(r) for r in await app.store.list_rejections(None, 200)]
+    stats = await app.store.stats()
     counts = [{"source": s, "reason": r, "count": n} for (s, r), n in sorted(stats.rejections.items())]
     return render(request, "rejections.html", rejections=items, counts=counts, counted=views.counted_refusals(app))
 
 
 async def destinations_page(request: web.Request) -> web.Response:
     app = app_of(request)
-    stats = await app.stats(rejections=False)
+    stats = await app.store.stats(rejections=False)
     rows = []
     for name in app.settings.destinations:
         row = views.destination(name, app.settings)

@@ -20,8 +20,8 @@ async def setup_page(request: web.Request) -> web.Response:
     async with aiohttp.ClientSession(headers={"User-Agent": "headrace-console-setup"}) as session:
         steps = await setup_steps(app.settings, session, QUESTION_TIMEOUT)
     now = app.clock()
-    newest = await app.list_events(views.event_filter({"limit": "1"}, now))
-    delivered = await app.list_events(views.event_filter({"status": "delivered", "limit": "1"}, now))
+    newest = await app.store.list_events(views.event_filter({"limit": "1"}, now))
+    delivered = await app.store.list_events(views.event_filter({"status": "delivered", "limit": "1"}, now))
 
     def describe(rows: list[EventRow]) -> str | None:
         if not rows:

@@ -96,7 +96,7 @@ async def _form(request: web.Request) -> dict[str, Any]:
 
 async def preview_action(request: web.Request) -> web.Response:
     try:
-        answer = await previews.preview(app_of(request), await _form(request))
+        answer = await app_of(request).previews().preview(await _form(request))
     except previews.Refused as exc:
         return refused(exc)
     return await json_answer(answer)
@@ -105,7 +105,7 @@ async def preview_action(request: web.Request) -> web.Response:
 async def send_action(request: web.Request) -> web.Response:
     app = app_of(request)
     try:
-        test = await previews.send_test(app, await _form(request))
+        test = await app.previews().send_test(await _form(request))
     except previews.Refused as exc:
         return refused(exc)
     return web.json_response(views.test_delivery(test, app.settings), status=201)

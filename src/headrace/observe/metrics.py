@@ -217,20 +217,25 @@ class Metrics:
 
 
 class Cached(Generic[V]):
-    """One value computed at most once per `ttl` seconds; concurrent callers share one computation."""
+    """One value computed at most once per `ttl` seconds of `clock`; concurrent callers share one computation.
+    A clock that went back (a wall clock set back) computes again."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
+        self.clock = clock
         self._value: V | None = None
-        self._at = -1e9
+        self._at: float | None = None
         self._lock = asyncio.Lock()
 
+    def _stale(self) -> bool:
+        return self._at is None or not 0 <= self.clock() - self._at < self.ttl
+
     async def get(self, compute: Callable[[], Awaitable[V]]) -> V:
-        if time.monotonic() - self._at >= self.ttl:
+        if self._stale():
             async with self._lock:
-                if time.monotonic() - self._at >= self.ttl:
+                if self._stale():
                     self._value = await compute()
-                    self._at = time.monotonic()
+                    self._at = self.clock()
         return cast(V, self._value)
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from headrace.observe.metrics import Cached
 from headrace.ops.periodic import pause
 from headrace.store.core import Store
 
@@ -38,6 +39,7 @@ RETRY_WINDOW = 27 * 3600 + 35 * 60  # seconds from an event to Dodo's last attem
 BEAT_EVERY = 60.0  # seconds between two alive beats of `serve`
 HISTORY = 30 * 86400  # seconds of alive spans and refusal times looked at (and alive spans kept)
 MAX_RETRY_GAP = 11 * 3600  # seconds: longer than Dodo's longest pause between two attempts (10 h)
+LOOK_EVERY = 60.0  # seconds a found list is reused (/metrics scrapes, console pages)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,27 @@ async def find(store: Store, now: float, sources: Sequence[str] = ()) -> list[Ou
             found.append(run)
     windows = await store.reconciled_windows(since)
     return sorted((o for o in found if not _covered(o, windows, sources)), key=lambda o: o.start)
+
+
+class OutageWatch:
+    """`find`, looked up at most once per LOOK_EVERY for /metrics and the console; a store that cannot answer
+    reports none (readiness says what is wrong with it)."""
+
+    def __init__(self, store: Store, sources: Callable[[], Sequence[str]], clock: Callable[[], float]) -> None:
+        self.store = store
+        self.sources = sources  # the configured sources, as the running settings have them
+        self.clock = clock
+        self._found: Cached[list[Outage]] = Cached(LOOK_EVERY)
+
+    async def current(self) -> list[Outage]:
+        return await self._found.get(self._find)
+
+    async def _find(self) -> list[Outage]:
+        try:
+            return await find(self.store, self.clock(), list(self.sources()))
+        except Exception:
+            log.exception("could not look for outages longer than Dodo's retries")
+            return []
 
 
 def _covered(outage: Outage, windows: Sequence[tuple[str, float, float]], sources: Sequence[str]) -> bool:
