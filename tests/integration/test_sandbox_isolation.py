@@ -40,8 +40,12 @@ NFKC = Script(
     "  return w;\n}",
 )
 # Event-loop lateness allowed while a hostile script runs. Alone on 2 cores it is ~1 ms (bench/transform.py);
-# the margin is for a shared test machine. In-process the loop was held for the whole 6-25 s.
-LOOP_P99_MS = 20
+# the margin is for a loaded test machine (the suite runs beside PostgreSQL, MariaDB and Chromium). In-process
+# the loop was held for the whole 6-25 s, so the bound still tells the two apart by two orders of magnitude.
+LOOP_P99_MS = 50
+# Waiting behind a hung run means waiting for its wall-clock limit (400 ms): a run beside one that takes less
+# than this did not queue behind it, on a machine however loaded.
+BESIDE_S = 0.25
 IDENTITY = Script("identity.js", "function handler(w) { w.payload = { ok: w.eventType }; return w }")
 
 
@@ -126,7 +130,7 @@ async def test_event_loop_keeps_answering_while_a_bigint_script_runs(sandbox: Sa
         await asyncio.sleep(0.05)
     assert len(ticker.lateness) > 100, f"the loop woke the ticker only {len(ticker.lateness)} times in {elapsed:.2f} s"
     assert ticker.p99_ms() < LOOP_P99_MS, f"event loop p99 lateness {ticker.p99_ms():.1f} ms while the script ran"
-    assert max(ticker.lateness) < 0.05
+    assert max(ticker.lateness) < 2 * LOOP_P99_MS / 1000
     assert error.limit == "wall"
     assert "bigint.js: handler exceeded the wall-clock limit of 400 ms" in str(error)
     assert elapsed < BOUND_S, f"the over-limit run took {elapsed:.2f} s to fail"
@@ -178,12 +182,11 @@ async def test_the_pool_recovers_after_an_overrun(sandbox: Sandbox) -> None:
     assert before not in pids_of(sandbox), "the overrunning process must be gone"
     assert not exists(before), "killed and reaped, not a zombie"
     await asyncio.sleep(0.5)  # the replacement starts in the background
-    assert len(pids_of(sandbox)) == 1
-    start = time.perf_counter()
+    ready = pids_of(sandbox)
+    assert len(ready) == 1
     result = await sandbox.transform(IDENTITY, webhook())
     assert result.payload == {"ok": "payment.succeeded"}
-    assert time.perf_counter() - start < 0.05, "the next run found a warm process"
-    assert len(pids_of(sandbox)) == 1
+    assert pids_of(sandbox) == ready, "the next run found the warm replacement (no process started for it)"
 
 
 @with_sandbox
@@ -197,7 +200,7 @@ async def test_a_killed_worker_process_is_a_transform_error_not_a_hang(sandbox: 
     start = time.perf_counter()
     with pytest.raises(TransformError) as caught:
         await running
-    assert time.perf_counter() - start < 0.2
+    assert time.perf_counter() - start < BESIDE_S, "the death is noticed at once, not at the wall-clock limit"
     assert caught.value.limit == "process"
     assert "spin.js: the sandbox process running the handler died (killed by signal 9)" in str(caught.value)
     assert (await sandbox.transform(IDENTITY, webhook())).payload == {"ok": "payment.succeeded"}
@@ -216,7 +219,7 @@ async def test_other_runs_do_not_queue_behind_a_hung_script(sandbox: Sandbox) ->
     error, _ = await hung
     assert error.limit == "wall"
     assert len(timings) >= 3, "the runs beside the hung one should have completed several times over"
-    assert max(timings) < 0.1, f"three runs beside a hung one took up to {max(timings) * 1000:.0f} ms"
+    assert max(timings) < BESIDE_S, f"three runs beside a hung one took up to {max(timings) * 1000:.0f} ms"
 
 
 async def warm(sandbox: Sandbox) -> None:
@@ -237,7 +240,7 @@ async def test_one_script_stuck_at_its_limit_cannot_take_every_process(sandbox: 
     took = time.perf_counter() - start
     assert result.payload == {"ok": "payment.succeeded"}
     assert not any(task.done() for task in hung), "the hostile runs should still be going"
-    assert took < 0.1, f"another script waited {took * 1000:.0f} ms behind one script's hung runs"
+    assert took < BESIDE_S, f"another script waited {took * 1000:.0f} ms behind one script's hung runs"
     for error, _ in await asyncio.gather(*hung):
         assert error.limit == "wall"
 
