@@ -5,11 +5,12 @@ counts as dead, each written once here and imported where it is used. Plain valu
 from __future__ import annotations
 
 # How much of a text is kept (characters): what Windmill answered to a run (an attempt's response excerpt, its
-# detail and notes), an error line stored as a delivery's last error, a job's result or error, and the first
-# line of an answer quoted inside a message.
+# detail and notes), an error line stored as a delivery's last error, a job's result or error, an answer (of
+# Windmill or Dodo) quoted inside an error message, and the first line of one.
 RESPONSE_EXCERPT = 2000
-ERROR_EXCERPT = 500
 JOB_EXCERPT = 1000
+ERROR_EXCERPT = 500
+QUOTE_EXCERPT = 300
 LINE_EXCERPT = 200
 
 # Retries: each step of a destination's retry_schedule is stretched or shrunk by up to this fraction (with a

@@ -43,6 +43,7 @@ from headrace.config import DestinationSettings, Settings
 from headrace.deliver.preflight import SchemaCache
 from headrace.dodo.endpoint_state import routed_types
 from headrace.ops import outages
+from headrace.policy import QUOTE_EXCERPT
 from headrace.store.core import Store
 from headrace.transform import Sandbox
 from headrace.windmill.api import WindmillApi
@@ -95,7 +96,7 @@ async def check(
                 detail = (
                     f"{f.count} job(s) failed in Windmill in the last 24 h; latest at "
                     f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(f.last_at))} for event {f.last_event_id} "
-                    f"({f.last_event_type}): {first_line[:300]}"
+                    f"({f.last_event_type}): {first_line[:QUOTE_EXCERPT]}"
                 )
                 fix = f"read the job's logs in Windmill: {link}; then `headrace replay {f.last_event_id}`"
                 report.rows.append(Row(subject, "jobs", "fail", detail, fix))

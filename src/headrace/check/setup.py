@@ -20,6 +20,7 @@ from headrace.config import Settings
 from headrace.config.starter import EMULATOR_URL
 from headrace.dodo.endpoint_state import routed_types, source_endpoint_state
 from headrace.dodo.transport import DodoApiError
+from headrace.policy import LINE_EXCERPT, QUOTE_EXCERPT
 from headrace.windmill import deploy_routes as routes
 from headrace.windmill.deploy import Api, DeployError, check_resources, create_hint
 from headrace.windmill.kit import DESTINATIONS, KitError, find_kit, read_kit
@@ -55,7 +56,7 @@ async def _windmill(settings: Settings, session: aiohttp.ClientSession, timeout:
             try:
                 me = await asyncio.wait_for(api.get(routes.WHOAMI), timeout)
             except (DeployError, TimeoutError) as exc:
-                detail = f"{target.base_url}, workspace {target.workspace}: {str(exc)[:300] or 'timed out'}"
+                detail = f"{target.base_url}, workspace {target.workspace}: {str(exc)[:QUOTE_EXCERPT] or 'timed out'}"
                 steps.append(SetupStep("Windmill reachable, token accepted", "broken", detail, CONNECT))
                 unreachable.add(where)
                 continue
@@ -112,7 +113,7 @@ async def _resources(api: Api, wired: dict[str, set[str]], timeout: float) -> li
                     hint = create_hint(check.resource, api.base_url, api.workspace, "$WINDMILL_TOKEN")
                     rows.append(SetupStep(f"resource {check.resource.path}", "todo", detail, " ".join(hint)))
     except (DeployError, KitError, TimeoutError) as exc:
-        return [SetupStep(step, "unknown", str(exc)[:300] or "timed out", CONNECT)]
+        return [SetupStep(step, "unknown", str(exc)[:QUOTE_EXCERPT] or "timed out", CONNECT)]
     return rows or [SetupStep(step, "done", "every resource the configured kit automations read")]
 
 
@@ -124,12 +125,12 @@ async def _target(api: Api, name: str, kind: str, path: str, timeout: float) -> 
             api.get(routes.SCRIPT_GET if kind == "script" else routes.FLOW_GET, path=path), timeout
         )
     except (DeployError, TimeoutError) as exc:
-        return SetupStep(step, "unknown", f"destination {name}: {str(exc)[:300] or 'timed out'}", CONNECT)
+        return SetupStep(step, "unknown", f"destination {name}: {str(exc)[:QUOTE_EXCERPT] or 'timed out'}", CONNECT)
     if not isinstance(deployed, dict):
         return SetupStep(step, "todo", f"destination {name}: not deployed in workspace {api.workspace}", CONNECT)
     error = deployed.get("lock_error_logs")
     if error:
-        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        first = str(error).strip().splitlines()[0][:LINE_EXCERPT] if str(error).strip() else ""
         return SetupStep(
             step, "broken", f"destination {name}: the lock failed: {first}", f"fix the dependency, then {CONNECT}"
         )
@@ -181,7 +182,7 @@ async def _dodo(settings: Settings, name: str, session: aiohttp.ClientSession, t
             source_endpoint_state(name, source, settings.base_dir, wanted, session, timeout), timeout
         )
     except (DodoApiError, ValueError, TimeoutError) as exc:
-        return SetupStep(step, "unknown", f"could not ask Dodo: {str(exc)[:300] or 'no answer in time'}", fix)
+        return SetupStep(step, "unknown", f"could not ask Dodo: {str(exc)[:QUOTE_EXCERPT] or 'no answer in time'}", fix)
     if state.endpoint is not None:
         fix = fix.replace(f"https://YOUR-HOST/webhooks/{name}", shlex.quote(state.endpoint.url))
     if state.condition == "ok":

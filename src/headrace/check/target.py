@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from headrace.check.report import Row
 from headrace.config import DestinationSettings
 from headrace.deliver.preflight import preprocessor_note, unreadable_note
+from headrace.policy import LINE_EXCERPT
 from headrace.windmill.api import TargetInfo, WindmillApi
 from headrace.windmill.urls import RunTarget
 
@@ -74,7 +75,7 @@ def _target_rows(subject: str, target: RunTarget, info: TargetInfo, ms: float) -
         return rows, True
     if info.lock_error:
         fix = "fix the script's dependencies and push again (`wmill sync push`); see the lock error in Windmill"
-        first = info.lock_error.strip().splitlines()[0][:200] if info.lock_error.strip() else ""
+        first = info.lock_error.strip().splitlines()[0][:LINE_EXCERPT] if info.lock_error.strip() else ""
         detail = f"the newest version of {name} failed to build its lock ({first}); Windmill runs the previous one"
         rows.append(Row(subject, "target", "warn", detail, fix))
         return rows, True

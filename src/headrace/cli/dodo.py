@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from headrace.cli.shared import UsageError, new_event_loop
+from headrace.policy import ERROR_EXCERPT
 
 if TYPE_CHECKING:
     from headrace.config import Settings
@@ -92,7 +93,7 @@ def _control(url: str, path: str, body: dict[str, Any]) -> Any:
         with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", "replace")[:500]
+        detail = exc.read().decode("utf-8", "replace")[:ERROR_EXCERPT]
         raise UsageError(f"the stand-in at {url} refused: HTTP {exc.code} {detail}") from None
     except urllib.error.URLError as exc:
         raise UsageError(f"cannot reach the stand-in at {url} ({exc.reason}); start it: headrace dev dodo") from None

@@ -10,6 +10,11 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from headrace.policy import QUOTE_EXCERPT
+
+SHOWN_RESULT = 600  # characters of a job's stored result or error shown under a delivery
+SHOWN_PAYLOAD = 1000  # characters of the transformed payload shown
+
 _JOB_LABELS = {"open": "running or queued (headrace is polling)", "unknown": "outcome unknown"}
 
 
@@ -68,7 +73,7 @@ def _delivery(d: dict[str, Any]) -> Iterable[str]:
         yield f"     job: {_JOB_LABELS.get(job['state'], job['state'])}{took}{rerun}"
         if job["excerpt"]:
             prefix = "error" if job["state"] == "failure" else "result"
-            yield f"        {prefix}: " + job["excerpt"][:600].replace("\n", "\n        ")
+            yield f"        {prefix}: " + job["excerpt"][:SHOWN_RESULT].replace("\n", "\n        ")
     if d["status"] == "pending" and d["next_attempt_at"]:
         yield f"     next attempt at {d['next_attempt_at']}"
     for a in d["attempt_log"]:
@@ -78,9 +83,9 @@ def _delivery(d: dict[str, Any]) -> Iterable[str]:
         if a.get("notes"):
             yield f"        note: {a['notes']}"
         if a["response_excerpt"] and a["outcome"] != "delivered":
-            yield f"        response: {a['response_excerpt'][:300]}"
+            yield f"        response: {a['response_excerpt'][:QUOTE_EXCERPT]}"
     if d["payload"] is not None:
-        yield "     transformed payload: " + json.dumps(d["payload"], ensure_ascii=False)[:1000]
+        yield "     transformed payload: " + json.dumps(d["payload"], ensure_ascii=False)[:SHOWN_PAYLOAD]
 
 
 def replay_summary(results: list[dict[str, Any]]) -> list[str]:

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from headrace.policy import QUOTE_EXCERPT
 from headrace.windmill.api import RunResponse
 
 RunVerdict = Literal["delivered", "retry", "failed", "confirm"]
@@ -43,7 +44,7 @@ def classify(response: RunResponse, job_id: str) -> Classified:
     status = response.status
     if status is None:
         return Classified("retry", response.error or "no answer")
-    excerpt = response.body[:300].strip()
+    excerpt = response.body[:QUOTE_EXCERPT].strip()
     if 200 <= status < 300:
         returned = response.body.strip().strip('"')
         try:

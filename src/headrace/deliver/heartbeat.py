@@ -1,14 +1,14 @@
 """Worker heartbeats: how a dead worker's deliveries are taken over within seconds instead of a lease.
 
-Each worker process registers a row (id, host, pid, started_at) and beats every `INTERVAL` seconds. In the
-same write, each beat reaps: a worker whose last beat is older than `DEAD_AFTER` is dead, so its delivery
-leases and its tracker's job leases are released (due at once) and its row deleted; the reaping worker is
-woken to claim them. A worker that stops cleanly deregisters the same way after its drain.
+Each worker process registers a row (id, host, pid, started_at) and beats every `HEARTBEAT_INTERVAL` seconds
+(policy.py). In the same write, each beat reaps: a worker whose last beat is older than `DEAD_AFTER` is dead,
+so its delivery leases and its tracker's job leases are released (due at once) and its row deleted; the reaping
+worker is woken to claim them. A worker that stops cleanly deregisters the same way after its drain.
 
 Never two live workers on one delivery:
 - a claim checks, in its own transaction, that the claiming worker's row still exists, so a worker once
   reaped claims nothing more (on PostgreSQL the check holds a key-share lock the reaper's DELETE waits for);
-- a worker starts no attempt while its last successful beat is older than `DEAD_AFTER - INTERVAL` (its own
+- a worker starts no attempt while its last successful beat is older than `DEAD_AFTER - HEARTBEAT_INTERVAL` (its own
   fence: by then it may be reaped), and when a beat finds its row gone it drops its queued work, cancels its
   attempts in flight and registers again under a new id;
 - the outcome of an attempt made under a lease that was released is refused by the store (`finish`), and a
@@ -31,8 +31,6 @@ from headrace.store.base import Beat, Reaped, WorkerInfo, WorkerRegistry
 
 log = logging.getLogger("headrace.deliver")
 
-INTERVAL = HEARTBEAT_INTERVAL  # seconds between heartbeats
-
 
 def _nothing() -> None:
     return None
@@ -45,7 +43,7 @@ class Heartbeat:
         info: WorkerInfo,
         *,
         clock: Callable[[], float] = time.time,
-        interval: float = INTERVAL,
+        interval: float = HEARTBEAT_INTERVAL,
         dead_after: float = DEAD_AFTER,
         lease: Callable[[], float] | None = None,
         on_lost: Callable[[], WorkerInfo] | None = None,

@@ -50,7 +50,6 @@ MAX_DELAY = 60.0
 GIVE_UP = 24 * 3600.0
 NOT_FOUND_LIMIT = 5  # looks answered 404 before the job is recorded as unknown
 CONFIRM_AFTER = 5  # every 5th look at a job not started (the first after ~30 s) asks jobs_u/get whether it exists
-EXCERPT = JOB_EXCERPT
 LIST_LOOKUPS = True  # look outcomes up in jobs/completed/list (J7); False: one by one (the bench's baseline)
 LIST_WINDOW = 300.0  # seconds: jobs created this recently are looked up in the list, older ones one by one
 LIST_SKEW = 30.0  # the list's window opens this much before the oldest job: Windmill's clock may be behind
@@ -265,7 +264,7 @@ class JobTracker:
         if poll is None:
             text = "" if success or skipped else "the job failed; its error could not be read (see Windmill)"
         elif poll.result_excerpt is not None:
-            text = f"(result larger than {RESPONSE_LIMIT // 1024} KiB; its start) {poll.result_excerpt[:EXCERPT]}"
+            text = f"(result larger than {RESPONSE_LIMIT // 1024} KiB; its start) {poll.result_excerpt[:JOB_EXCERPT]}"
         elif success or skipped:
             text = json.dumps(poll.result, default=str, ensure_ascii=False)
         else:

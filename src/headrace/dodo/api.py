@@ -33,6 +33,7 @@ from headrace.dodo.transport import (
     header,
     retry_after,
 )
+from headrace.policy import QUOTE_EXCERPT
 
 __all__ = [
     "BASE_URLS",
@@ -201,7 +202,7 @@ class DodoClient:
         raise DodoApiError(f"{method} {path}: HTTP {status}: {advice}{': ' + detail if detail else ''}", status)
 
     def _excerpt(self, body: bytes) -> str:
-        text = body[:300].decode("utf-8", "replace").strip()
+        text = body[:QUOTE_EXCERPT].decode("utf-8", "replace").strip()
         try:
             parsed = json.loads(body)
         except ValueError:
@@ -209,7 +210,7 @@ class DodoClient:
         if isinstance(parsed, dict):
             for key in ("message", "error", "code"):
                 if isinstance(parsed.get(key), str):
-                    text = parsed[key][:300]
+                    text = parsed[key][:QUOTE_EXCERPT]
                     break
         return text.replace(self._key, "***")
 

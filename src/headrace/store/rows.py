@@ -29,12 +29,10 @@ from headrace.policy import ERROR_EXCERPT, JOB_EXCERPT, RESPONSE_EXCERPT
 from headrace.store.base import Finished
 
 Row = Mapping[str, Any]
-EXCERPT_LIMIT = RESPONSE_EXCERPT
-JOB_EXCERPT_LIMIT = JOB_EXCERPT  # the stored excerpt of a job's result or error
 FIRST_JOB_CHECK = 1.0  # seconds after the job was created, the tracker's first look
 
 
-def excerpt(text: str, limit: int = EXCERPT_LIMIT) -> str:
+def excerpt(text: str, limit: int = RESPONSE_EXCERPT) -> str:
     return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
 
 
@@ -174,7 +172,7 @@ def job_done_params(update: JobUpdate, now: float) -> dict[str, Any]:
         "state": update.state,
         "completed_at": update.completed_at,
         "duration_ms": update.duration_ms,
-        "excerpt": excerpt(update.excerpt, JOB_EXCERPT_LIMIT),
+        "excerpt": excerpt(update.excerpt, JOB_EXCERPT),
         "now": now,
     }
 

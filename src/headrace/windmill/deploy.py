@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
+from headrace.policy import ERROR_EXCERPT, QUOTE_EXCERPT
 from headrace.windmill import deploy_routes as routes
 from headrace.windmill.deploy_routes import MARK
 from headrace.windmill.kit import Kit, KitResource, kit_resources
@@ -145,9 +146,9 @@ class Api:
         if status in (401, 403):
             raise DeployError(
                 f"Windmill refused {method} {route.template.format(workspace=self.workspace, **parts)} "
-                f"with {status}: {text[:300]}. Check the token, that it belongs to workspace {self.workspace}, "
-                "and (for a scoped token) that it has the scopes for folders, resources, variables, scripts, "
-                "flows and schedules"
+                f"with {status}: {text[:QUOTE_EXCERPT]}. Check the token, that it belongs to workspace "
+                f"{self.workspace}, and (for a scoped token) that it has the scopes for folders, resources, "
+                "variables, scripts, flows and schedules"
             )
         return status, text
 
@@ -157,7 +158,7 @@ class Api:
         if status == 404:
             return None
         if status != 200:
-            raise DeployError(f"GET {route.name} {parts}: Windmill answered {status}: {text[:300]}")
+            raise DeployError(f"GET {route.name} {parts}: Windmill answered {status}: {text[:QUOTE_EXCERPT]}")
         try:
             return json.loads(text)
         except ValueError:
@@ -174,7 +175,9 @@ class Api:
                 "first and leaves what is not headrace's alone"
             )
         if status not in (200, 201):
-            raise DeployError(f"{step.action} {step.kind} {step.path}: Windmill answered {status}: {text[:500]}")
+            raise DeployError(
+                f"{step.action} {step.kind} {step.path}: Windmill answered {status}: {text[:ERROR_EXCERPT]}"
+            )
         return text
 
 
