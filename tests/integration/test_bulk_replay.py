@@ -297,8 +297,8 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     return lambda: contract.FACTORIES[request.param](request, tmp_path)
 
 
-def test_store_replays_many_in_one_go_and_sees_replays_after_its_mark(make_store):
-    """On SQLite and PostgreSQL: replay_many makes the next generation per route; replayed_since names the events
+def test_store_replays_and_sees_replays_after_its_mark(make_store):
+    """On SQLite and PostgreSQL: replay makes the next generation per route; replayed_since names the events
     up to a max id that got a delivery after the mark, and no other."""
     event, routes, run = contract.event, contract.routes, contract.run
 
@@ -307,7 +307,7 @@ def test_store_replays_many_in_one_go_and_sees_replays_after_its_mark(make_store
         second = (await store.ingest(event("msg_2"), routes("a"))).event_id
         mark = await store.delivery_mark()
         assert mark > 0 and await store.replayed_since(mark, second) == []
-        job_ids = await store.replay_many([(first, routes("a", "b")), (second, routes("a"))], 2000.0)
+        job_ids = [await store.replay(first, routes("a", "b"), 2000.0), await store.replay(second, routes("a"), 2000.0)]
         assert [len(ids) for ids in job_ids] == [2, 1] and len({*job_ids[0], *job_ids[1]}) == 3
         detail = await store.get_event(str(first))
         assert sorted((d.destination, d.generation) for d in detail.deliveries) == [

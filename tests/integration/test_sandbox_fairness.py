@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from headrace.deliver.preview import EDITED
 from headrace.dodo import samples
 from headrace.transform import Script, TransformError, WebhookObject
-from headrace.transform.fair import PREVIEW, PREVIEW_QUEUE, Shares
+from headrace.transform.fair import EDITED, PREVIEW_QUEUE, Shares
 from headrace.transform.pool import ProcessPoolSandbox
 from tests.helpers import wait_for
 
@@ -24,10 +23,6 @@ TRIVIAL = Script("innocent.js", "function handler(w) { w.payload = { ok: true };
 
 def webhook() -> WebhookObject:
     return WebhookObject("payment.succeeded", samples.load("payment.succeeded"), URL, webhook_id="msg_1")
-
-
-def test_previews_are_recognised_by_the_name_previews_run_under() -> None:
-    assert PREVIEW == EDITED
 
 
 class Clock:
@@ -97,12 +92,12 @@ def test_shares_several_overrunning_scripts_hold_a_quarter_together() -> None:
 def test_shares_previews_have_a_small_share_and_a_queue_limit() -> None:
     async def main() -> None:
         shares = Shares(4)
-        await shares.acquire(PREVIEW)
-        queued = [asyncio.create_task(shares.acquire(PREVIEW)) for _ in range(PREVIEW_QUEUE - 1)]
+        await shares.acquire(EDITED)
+        queued = [asyncio.create_task(shares.acquire(EDITED)) for _ in range(PREVIEW_QUEUE - 1)]
         await asyncio.sleep(0)
-        assert shares.held[PREVIEW] == 1 and shares.waiting(PREVIEW) == PREVIEW_QUEUE - 1
+        assert shares.held[EDITED] == 1 and shares.waiting(EDITED) == PREVIEW_QUEUE - 1
         with pytest.raises(TransformError, match="previews of edited scripts are running or waiting") as caught:
-            await shares.acquire(PREVIEW)
+            await shares.acquire(EDITED)
         assert caught.value.limit == "busy"
         for _ in range(3):
             await asyncio.wait_for(shares.acquire("dest.js"), 1)  # the rest of the pool is the destinations'

@@ -22,8 +22,8 @@ from headrace.deliver.preflight import SchemaCache, judge
 from headrace.deliver.request import Built, Request, Skipped, build_request
 from headrace.dodo import samples
 from headrace.transform import Sandbox, Script
+from headrace.transform.fair import EDITED
 
-EDITED = "edited script"  # the name an edited script runs under: never "builtin:…", so never trusted
 SAMPLE_WEBHOOK_ID = "msg_headrace_sample"  # the webhook-id a bundled sample is tried with
 DIFF_LIMIT = 200  # rows of the key-level diff
 REDACTED = "***"

@@ -23,11 +23,11 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeGuard, get_args
+from typing import Any, TypeGuard
 
 from headrace import search
 from headrace.config import Settings
-from headrace.models import ID_MAX, EventFilter, EventRow, EventStatus
+from headrace.models import EVENT_STATUSES, ID_MAX, EventFilter, EventRow
 from headrace.views import TEXT_MAX_LENGTH
 
 BULK_REPLAY_LIMIT = 10_000  # events per bulk replay; above it the plan is refused (narrow the filter)
@@ -198,5 +198,5 @@ def _plain_field(name: str, value: Any) -> bool:
     if name in ("since", "until"):
         return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if name == "status":
-        return value in get_args(EventStatus)
+        return value in EVENT_STATUSES
     return isinstance(value, str) and len(value) <= TEXT_MAX_LENGTH

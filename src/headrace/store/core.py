@@ -171,9 +171,6 @@ class Store(ABC):
     async def replay(self, event_id: int, routes: Sequence[Route], now: float) -> list[str]:
         return await self._recorded(programs.replay, event_id, routes, now, self._deployment())
 
-    async def replay_many(self, items: Sequence[tuple[int, Sequence[Route]]], now: float) -> list[list[str]]:
-        return await self._recorded(programs.replay_many, items, now, self._deployment())
-
     async def replay_counted(
         self,
         items: Sequence[tuple[int, Sequence[Route]]],

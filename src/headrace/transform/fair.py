@@ -6,7 +6,7 @@ Every pool run asks `Shares.acquire(name)` for a process first and gives it back
 - scripts that ran into a limit (CPU, wall clock, memory, a crash) in the last OVERRUN_MEMORY_S seconds
   together hold at most a quarter of the processes (at least one): one destination whose script always
   overruns, or several, cannot make the other destinations' trivial scripts wait for its turns;
-- previews of an edited script (PREVIEW, from the console or the API) together hold at most a quarter of the
+- previews of an edited script (EDITED, from the console or the API) together hold at most a quarter of the
   processes too, and at most PREVIEW_QUEUE may be running or waiting at once; one more is refused at once;
 - when a process comes free it goes to the waiting script that holds the fewest (the one that waited longest
   among equals), never by arrival order alone, so a burst from one script does not queue the others behind it.
@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from headrace.transform import TransformError
 
-PREVIEW = "edited script"  # the name an edited script runs under (deliver/preview.py EDITED)
+EDITED = "edited script"  # the name an edited script runs under (previews): never "builtin:…", so never trusted
 OVERRUN_MEMORY_S = 30.0  # a script that ran into a limit counts as overrunning for this long afterwards
 PREVIEW_QUEUE = 4  # previews of edited scripts running or waiting at once; one more is refused
 
@@ -52,7 +52,7 @@ class Shares:
 
     def _may_take(self, name: str) -> bool:
         """Whether `name` may hold one more process (a free one is assumed)."""
-        if name == PREVIEW:
+        if name == EDITED:
             return self.held[name] < self.small
         if self.held[name] >= max(1, self.workers - 1):
             return False
@@ -62,7 +62,7 @@ class Shares:
 
     async def acquire(self, name: str) -> None:
         """Wait for a process for a run of `name`; TransformError at once when too many previews are queued."""
-        if name == PREVIEW and self.held[name] + len(self._waiting.get(name, ())) >= PREVIEW_QUEUE:
+        if name == EDITED and self.held[name] + len(self._waiting.get(name, ())) >= PREVIEW_QUEUE:
             raise TransformError(
                 f"{name}: {PREVIEW_QUEUE} previews of edited scripts are running or waiting already; "
                 "try again when one has finished",
@@ -89,7 +89,7 @@ class Shares:
         if self.held[name] <= 0:
             del self.held[name]
         self.free += 1
-        if overran and name != PREVIEW:
+        if overran and name != EDITED:
             self._overran_at[name] = self.clock()
         self._dispatch()
 

@@ -26,7 +26,6 @@ from headrace.store.programs.events import (
     list_rejections,
     replay,
     replay_counted,
-    replay_many,
     replayed_since,
     type_filter,
 )
@@ -107,7 +106,6 @@ __all__ = [
     "release",
     "replay",
     "replay_counted",
-    "replay_many",
     "replayed_since",
     "retire_worker",
     "run",

@@ -80,16 +80,6 @@ def replay(event_id: int, routes: Sequence[Route], now: float, deployment_id: st
     return job_ids
 
 
-def replay_many(
-    items: Sequence[tuple[int, Sequence[Route]]], now: float, deployment_id: str
-) -> Program[list[list[str]]]:
-    """`replay` for several events in one transaction (a bulk replay sends them in chunks of these)."""
-    found = []
-    for event_id, routes in items:
-        found.append((yield from replay(event_id, routes, now, deployment_id)))
-    return found
-
-
 def replay_counted(
     items: Sequence[tuple[int, Sequence[Route]]],
     now: float,
