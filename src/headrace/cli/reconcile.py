@@ -9,13 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from headrace.cli.shared import UsageError, print_json, run, since_option
 from headrace.config import Settings, load
 from headrace.config.sources import DodoAccess, dodo_access
-from headrace.models import Route
 from headrace.observe import logs
 
 MAX_WINDOW = 400 * 86400.0  # seconds: a longer window is a typo (a year back is already very far)
@@ -97,6 +95,7 @@ async def _reconcile(
     from headrace.app import App
     from headrace.dodo import reconcile
     from headrace.dodo.api import AiohttpTransport, DodoApiError, DodoClient, base_url
+    from headrace.ops.reconciling import store_missing
 
     app = await App.open(settings, migrate=False)
     try:
@@ -116,12 +115,7 @@ async def _reconcile(
                 raise UsageError(f"Dodo's API: {exc}") from None
         stored = already = 0
         if apply:
-
-            def routes(event_type: str) -> Sequence[Route]:
-                return [settings.route(name) for name in settings.destinations_for(source, event_type)]
-
-            stored, already = await reconcile.apply(app.store.ingest, routes, plan, time.time())
-            await app.store.record_reconciled(source, since, until, time.time())
+            stored, already = await store_missing(app.store, settings, source, plan, since, until)
         return plan, stored, already
     finally:
         await app.close()

@@ -38,13 +38,9 @@ async def reconcile_once(store: Store, settings: Settings, source: str, every: f
     access = dodo_access(config.api_key, config.mode, settings.base_dir)
     since, until = now - 2 * every, now - LAG
 
-    def routes(event_type: str) -> Sequence[Route]:
-        return [settings.route(name) for name in settings.destinations_for(source, event_type)]
-
     async with open_client(base_url(access.mode, access.base_override), access.api_key.reveal()) as client:
         plan = await reconcile.make_plan(client, lambda keys: store.stored_keys(source, keys), source, since, until)
-    stored, _ = await reconcile.apply(store.ingest, routes, plan, time.time())
-    await store.record_reconciled(source, since, until, time.time())
+    stored, _ = await store_missing(store, settings, source, plan, since, until)
     if stored:
         log.warning(
             "reconcile of source %s stored %d event(s) Dodo had not delivered (origin reconcile): %s",
@@ -53,6 +49,21 @@ async def reconcile_once(store: Store, settings: Settings, source: str, every: f
             ", ".join(m.derived.event_key for m in plan.missing[:10]),
         )
     return stored
+
+
+async def store_missing(
+    store: Store, settings: Settings, source: str, plan: reconcile.Plan, since: float, until: float
+) -> tuple[int, int]:
+    """Store the events `plan` found missing, routed as `settings` route them now (origin reconcile), and record
+    the window as reconciled (an outage inside it is no longer reported); returns (stored, already there).
+    What `headrace reconcile --apply` and the scheduled pass both do."""
+
+    def routes(event_type: str) -> Sequence[Route]:
+        return [settings.route(name) for name in settings.destinations_for(source, event_type)]
+
+    found = await reconcile.apply(store.ingest, routes, plan, time.time())
+    await store.record_reconciled(source, since, until, time.time())
+    return found
 
 
 async def run(
