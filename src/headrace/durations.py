@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from email.utils import parsedate_to_datetime
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -14,6 +15,21 @@ def parse_duration(text: str) -> float:
     if not match:
         raise ValueError(f"{text!r} is not a duration; write a number and a unit: 250ms, 5s, 5m, 2h or 1d")
     return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (RFC 9110: delay-seconds, or an HTTP date, never less than 0);
+    None when absent or unreadable, so the caller's own schedule applies. Windmill's and Dodo's alike."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - now)
 
 
 # The grammar of a point in time, one place: parse_since enforces it and the OpenAPI document publishes it.

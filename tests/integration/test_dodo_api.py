@@ -23,9 +23,9 @@ from headrace.dodo.api import (
     HttpResponse,
     base_url,
     open_client,
-    retry_after,
 )
 from headrace.dodo.standin import DEFAULT_API_KEY, Fault, StandinState, StandinThread, running_standin
+from headrace.durations import retry_after
 from tests.helpers import free_port
 
 T = TypeVar("T")

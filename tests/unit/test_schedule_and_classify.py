@@ -1,7 +1,8 @@
 import pytest
 
 from headrace.deliver.classify import classify
-from headrace.deliver.schedule import MAX_RETRY_AFTER, clamp_retry_after, next_attempt_at, parse_retry_after
+from headrace.deliver.schedule import MAX_RETRY_AFTER, clamp_retry_after, next_attempt_at
+from headrace.durations import retry_after as parse_retry_after
 from headrace.windmill.client import RunResponse
 
 SCHEDULE = (5.0, 300.0, 1800.0)
@@ -76,3 +77,12 @@ def test_only_job_exists_is_confirmed_a_database_error_or_quota_400_is_retried_l
     for body in ("SqlErr: error returned from database: deadlock detected", "Quota exceeded: 30 jobs running"):
         verdict = classify(RunResponse(status=400, body=body), JOB)
         assert verdict.verdict == "retry" and verdict.loud and body in verdict.reason
+
+
+def test_retry_after_is_read_one_way_for_windmill_and_dodo():
+    """RFC 9110: delay-seconds are digits; anything else that is not an HTTP date is unreadable (None: the
+    caller's schedule applies). Dodo's client read "inf" as forever and "-3" as now before it shared this one."""
+    for unreadable in ("1.5", "-3", "inf", "nan", "1e3", "٣", "", "   "):
+        assert parse_retry_after(unreadable, 0) is None, unreadable
+    assert parse_retry_after(" 30 ", 0) == 30
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412490.0) == 0.0  # a date past is now

@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from headrace import durations
 from headrace.config import DestinationSettings
 from headrace.deliver.classify import classify
 from headrace.deliver.preflight import SchemaCache, judge
 from headrace.deliver.request import Refused, Skipped, build_request
-from headrace.deliver.schedule import next_attempt_at, parse_retry_after
+from headrace.deliver.schedule import next_attempt_at
 from headrace.models import Attempt, Cancelled, Claimed, Delivered, Failed, Outcome, Retry
 from headrace.observe.metrics import Metrics
 from headrace.policy import ERROR_EXCERPT, RESPONSE_EXCERPT
@@ -125,7 +126,7 @@ class Attempter:
                     answer.reason,
                     extra={"delivery_id": claimed.delivery_id, "destination": claimed.destination},
                 )
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
+            retry_after = durations.retry_after(response.headers.get("Retry-After"), self.clock())
             outcome = self.retry(claimed, dest, answer.reason, retry_after)
         else:
             outcome = Failed(answer.reason + ". Fix the destination, then replay.")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from email.utils import parsedate_to_datetime
 
 from headrace.policy import JITTER
 
@@ -40,17 +39,3 @@ def next_attempt_at(
         return now + delay * (1 - JITTER + 2 * JITTER * rand())
     delay = max(delay, clamp_retry_after(retry_after, schedule))
     return now + delay * (1 + JITTER * rand())
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)

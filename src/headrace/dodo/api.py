@@ -31,8 +31,8 @@ from headrace.dodo.transport import (
     HttpResponse,
     Transport,
     header,
-    retry_after,
 )
+from headrace.durations import retry_after
 from headrace.policy import QUOTE_EXCERPT
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
     "base_url",
     "iso",
     "open_client",
-    "retry_after",
 ]
 
 MODES = ("live", "test")

@@ -1,9 +1,8 @@
 """How the Dodo client reaches Dodo: the transport seam (`Transport`, answered with `HttpResponse`s), its aiohttp
-implementation with a cap on the answer's size, the error every failure becomes, and Retry-After."""
+implementation with a cap on the answer's size, and the error every failure becomes."""
 
 from __future__ import annotations
 
-import email.utils
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -81,22 +80,6 @@ class DodoApiError(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
-
-
-def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delay seconds or an HTTP date); None if absent or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

@@ -83,7 +83,7 @@ class WindmillClient:
             async with self._session.request(
                 method, url, data=body, headers=sent, timeout=_timeout(timeout), allow_redirects=False
             ) as response:
-                text, cut = await _read_capped(response, cap)
+                text, cut = await read_capped(response, cap)
                 return _Answer(
                     response.status,
                     text,
@@ -259,7 +259,7 @@ def _listed_job(item: Any) -> ListedJob | None:
     )
 
 
-async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[str, bool]:
+async def read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[str, bool]:
     """The body, at most `cap` bytes of it, and whether it was longer (and cut)."""
     if response.content_length is not None and response.content_length <= cap:
         return (await response.read()).decode("utf-8", errors="replace"), False

@@ -25,6 +25,7 @@ import aiohttp
 
 from headrace.policy import ERROR_EXCERPT, QUOTE_EXCERPT
 from headrace.windmill import deploy_routes as routes
+from headrace.windmill.client import read_capped
 from headrace.windmill.deploy_routes import MARK
 from headrace.windmill.kit import Kit, KitResource, kit_resources
 from headrace.windmill.urls import Route
@@ -132,17 +133,12 @@ class Api:
         url = route.build(self.base_url, workspace=self.workspace, **parts) + query
         try:
             async with self._http.request(method, url, json=body, headers=self._headers) as response:
-                status, raw = response.status, bytearray()
-                while len(raw) <= RESPONSE_LIMIT:  # read() answers what has arrived, up to n: loop to the end
-                    chunk = await response.content.read(RESPONSE_LIMIT + 1 - len(raw))
-                    if not chunk:
-                        break
-                    raw += chunk
+                status = response.status
+                text, cut = await read_capped(response, RESPONSE_LIMIT)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DeployError(f"cannot reach Windmill at {self.base_url}: {exc.__class__.__name__} {exc}") from None
-        if len(raw) > RESPONSE_LIMIT:
+        if cut:
             raise DeployError(f"{method} {route.name}: the answer is larger than {RESPONSE_LIMIT} bytes")
-        text = raw.decode("utf-8", "replace")
         if status in (401, 403):
             raise DeployError(
                 f"Windmill refused {method} {route.template.format(workspace=self.workspace, **parts)} "
