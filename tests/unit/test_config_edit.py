@@ -161,3 +161,64 @@ def test_load_refuses_a_fifo_or_an_oversized_config_at_once(tmp_path: Path) -> N
     big.write_bytes(b"#" * (CONFIG_SIZE_LIMIT + 1))
     with pytest.raises(ConfigError, match="larger than"):
         load(big)
+
+
+def test_a_save_never_overwrites_a_change_made_since_the_load(tmp_path: Path) -> None:
+    """Two `connect` runs at once (or an editor): each loaded the same file; the first save wins, the second is
+    refused with the reason and writes nothing, so neither change is lost silently."""
+    path = tmp_path / "headrace.toml"
+    path.write_text("# mine\n[sources.dodo]\nsecrets = []\n")
+    first, second = ConfigFile.load(path), ConfigFile.load(path)
+    first.set_destination("payments", {"source": "dodo", "url": "http://127.0.0.1:1/api/w/a/jobs/run/p/f/x"})
+    second.set_destination("refunds", {"source": "dodo", "url": "http://127.0.0.1:1/api/w/a/jobs/run/p/f/y"})
+    first.save()
+    written = path.read_bytes()
+    with pytest.raises(ConfigError, match=r"changed since this command read it.*Run the command again"):
+        second.save()
+    assert path.read_bytes() == written and set(tomllib.loads(written.decode())["destinations"]) == {"payments"}
+    again = ConfigFile.load(path)  # the second run, again: both changes now
+    again.set_destination("refunds", {"source": "dodo", "url": "http://127.0.0.1:1/api/w/a/jobs/run/p/f/y"})
+    again.save()
+    assert set(tomllib.loads(path.read_text())["destinations"]) == {"payments", "refunds"}
+    first.set_destination("payments", {"source": "dodo", "url": "http://127.0.0.1:1/api/w/a/jobs/run/p/f/z"})
+    with pytest.raises(ConfigError):  # `first` saved once; the file moved on since, so its next save is refused
+        first.save()
+
+
+def test_a_file_created_meanwhile_is_not_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "headrace.toml"
+    edit = ConfigFile.load(path)  # no file yet
+    edit.set_source_keys("dodo", {"mode": "test"})
+    path.write_text("# written by hand meanwhile\n")
+    with pytest.raises(ConfigError, match="changed since"):
+        edit.save()
+    assert path.read_text() == "# written by hand meanwhile\n"
+
+
+def test_saves_at_the_same_time_lose_nothing(tmp_path: Path) -> None:
+    """Eight processes each add their own destination, loading again whenever a save is refused: all eight are
+    in the file at the end (the compare and the write are one step under the folder's lock)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "headrace.toml"
+    path.write_text("[sources.dodo]\nsecrets = []\n")
+    script = (
+        "import sys, time\n"
+        "from headrace.config import ConfigError\n"
+        "from headrace.config.edit import ConfigFile\n"
+        "name, path = sys.argv[1], sys.argv[2]\n"
+        "for _ in range(200):\n"
+        "    edit = ConfigFile.load(path)\n"
+        "    edit.set_destination(name, {'source': 'dodo', 'url': 'http://127.0.0.1:1/api/w/a/jobs/run/p/f/' + name})\n"
+        "    try:\n"
+        "        edit.save()\n"
+        "        break\n"
+        "    except ConfigError:\n"
+        "        time.sleep(0.01)\n"
+        "else:\n"
+        "    sys.exit('never saved')\n"
+    )
+    runs = [subprocess.Popen([sys.executable, "-c", script, f"d{i}", str(path)]) for i in range(8)]
+    assert [run.wait(timeout=60) for run in runs] == [0] * 8
+    assert set(tomllib.loads(path.read_text())["destinations"]) == {f"d{i}" for i in range(8)}

@@ -249,6 +249,7 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
         run(main())
     except deploy.DeployError as exc:
         raise UsageError(str(exc)) from None
+    config = ConfigFile.load(args.config)  # again: the deployment took a while, and the file may have moved on
     lines = _destinations(args, config, deploy.api_base(args.url))
     for line in lines:
         _say(line)

@@ -312,7 +312,12 @@ def _write_config(
         if new_file is not None:
             new_file.unlink(missing_ok=True)
         raise ConfigError(f"the edited config would not load, so it was not written: {exc}") from None
-    config.save()
+    try:
+        config.save()
+    except ConfigError:
+        if new_file is not None:  # not referenced by any config: the next run fetches the secret again
+            new_file.unlink(missing_ok=True)
+        raise
     say(f"wrote {config_path}")
     return code
 

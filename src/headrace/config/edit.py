@@ -1,6 +1,8 @@
 """Editing headrace.toml the way a person would: change the tables a `connect` command owns, keep every comment
 and every other table as written, and replace the file atomically (a crash leaves the old file or the new one,
-never half of each).
+never half of each). A save checks, under a lock on the config's folder, that the file is still what was
+loaded: a second `connect` run at the same time (or an editor) that wrote it meanwhile is never overwritten;
+this save is refused instead, naming the file, and changes nothing.
 
     config = ConfigFile.load(path)
     config.set_destination("payments", {"source": "dodo", "events": ["payment.*"], "url": url, ...})
@@ -13,10 +15,13 @@ references given (`env:NAME`, `file:PATH`); this module never resolves or checks
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 import tempfile
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -31,6 +36,7 @@ from headrace.files import NotRegular, TooLarge, read_at_most
 TomlValue: TypeAlias = str | int | float | bool | Sequence[str | int | float | bool]
 
 NEW_FILE_MODE = 0o600  # a config holds an admin token: a new one is readable by its owner only
+LOCK_WAIT = 10.0  # seconds a save waits for another one in the same folder to finish
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -49,17 +55,20 @@ def _item(value: TomlValue) -> Any:
 class ConfigFile:
     """One headrace.toml, loaded with its comments; changes stay in memory until save()."""
 
-    def __init__(self, path: Path, document: tomlkit.TOMLDocument, mode: int | None) -> None:
+    def __init__(
+        self, path: Path, document: tomlkit.TOMLDocument, mode: int | None, loaded: bytes | None = None
+    ) -> None:
         self.path = path
         self._document = document
         self._mode = mode  # None: the file does not exist yet
+        self._loaded = loaded  # the bytes read (None: no file): what save() expects to replace
 
     @classmethod
     def load(cls, path: str | Path) -> ConfigFile:
         """The file at `path`; a missing file is an empty document, created by save()."""
         path = Path(path)
         try:
-            data = read_at_most(path, CONFIG_SIZE_LIMIT)
+            data = _read(path)
             mode = stat.S_IMODE(path.stat().st_mode)
         except FileNotFoundError:
             return cls(path, tomlkit.document(), None)
@@ -75,7 +84,7 @@ class ConfigFile:
             raise ConfigError(f"{path}: not UTF-8 text") from None
         except TOMLKitError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}; fix it by hand, then run this again") from None
-        return cls(path, document, mode)
+        return cls(path, document, mode, data)
 
     # Reading
     def text(self) -> str:
@@ -130,8 +139,24 @@ class ConfigFile:
 
     def save(self) -> None:
         """Replace the file atomically: a temporary file beside it, flushed to disk, then renamed over it. The
-        file keeps its mode; a new file gets 0600."""
-        write_atomically(self.path, self.text(), NEW_FILE_MODE if self._mode is None else self._mode)
+        file keeps its mode; a new file gets 0600. Refused (ConfigError, nothing written) when the file changed
+        since it was loaded."""
+        text = self.text()
+        with _folder_lock(self.path):
+            try:
+                now = _read(self.path)
+            except FileNotFoundError:
+                now = None
+            except OSError as exc:
+                raise ConfigError(f"{self.path}: cannot read it again before writing: {exc}") from None
+            if now != self._loaded:
+                raise ConfigError(
+                    f"{self.path} changed since this command read it (another `headrace connect` at the same "
+                    "time, or an editor): it was not written. Run the command again; what it already did is "
+                    "found done and not repeated"
+                )
+            write_atomically(self.path, text, NEW_FILE_MODE if self._mode is None else self._mode)
+        self._loaded = text.encode("utf-8")
         if self._mode is None:
             self._mode = NEW_FILE_MODE
 
@@ -161,6 +186,34 @@ class ConfigFile:
     def _set_keys(table: Table, values: Mapping[str, TomlValue]) -> None:
         for key, value in values.items():
             table[key] = _item(value)
+
+
+def _read(path: Path) -> bytes:
+    return read_at_most(path, CONFIG_SIZE_LIMIT)
+
+
+@contextmanager
+def _folder_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on the config's folder (a file in it is replaced by a rename, so the file itself cannot
+    carry the lock), held while a save compares and writes; another save waits up to LOCK_WAIT seconds."""
+    folder = path.parent if str(path.parent) else Path(".")
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"{folder}: another headrace command has been writing a config here for {LOCK_WAIT:g}s; "
+                        "nothing was written. Run this again when it is done"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def write_atomically(path: Path, text: str, mode: int) -> None:
