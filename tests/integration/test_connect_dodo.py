@@ -374,3 +374,20 @@ def test_an_endpoint_deleted_in_dodo_is_created_again_with_a_key_of_its_own(
     assert second.id != first.id and not second.disabled
     assert "which was deleted since" in capsys.readouterr().out
     assert standin.state.idempotency[idempotency_key("test", PUBLIC_URL, "dodo", first.id)] == second.id
+
+
+def test_an_endpoint_marked_for_another_source_is_not_taken_over(
+    config: Path, standin: StandinThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An endpoint at this URL that a connect for another source marked stays that source's: no PATCH, no second
+    endpoint, and the reason names both sources."""
+    theirs, _ = standin.state.add_endpoint(
+        PUBLIC_URL, filter_types=["dispute.opened"], metadata={**MANAGED_BY, SOURCE_KEY: "shop2"}
+    )
+    before = config.read_text()
+    assert connect(config) != 0
+    assert writes(standin.state) == (0, 0) and list(standin.state.endpoints) == [theirs.id]
+    assert theirs.metadata[SOURCE_KEY] == "shop2" and theirs.filter_types == ["dispute.opened"]
+    assert config.read_text() == before
+    err = capsys.readouterr().err
+    assert "'shop2'" in err and "'dodo'" in err and "left as it is" in err

@@ -95,6 +95,12 @@ def plan(endpoints: Sequence[WebhookEndpoint], url: str, source: str, filter_typ
     found, others = find(endpoints, url, source)
     if found is None:
         return Plan("create")
+    owner = found.metadata.get(SOURCE_KEY)
+    if owner is not None and owner != source:
+        raise DodoApiError(
+            f"endpoint {found.id} for {found.url} is headrace's for source {owner!r}, not {source!r}: it is "
+            f"left as it is. Give this source its own URL (…/webhooks/{source}), or run connect for {owner!r}"
+        )
     changes: dict[str, Any] = {}
     if found.disabled:
         changes["disabled"] = False
