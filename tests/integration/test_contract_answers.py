@@ -130,6 +130,10 @@ def test_contract_T1_a_run_only_token_runs_its_path_and_reads_jobs_but_not_the_d
         assert (await emu.run("f/dodo/x", job_id=job_id, headers=run_only)).status == 201
         assert (await emu.get(urls.JOB, headers=run_only, job_id=job_id)).status == 200  # run includes read
         assert (await emu.get(urls.RESULT_MAYBE, headers=run_only, job_id=job_id)).status == 200
+        # the completed-jobs list (J7) too: a GET in the jobs domain needs jobs:read, which run includes, and
+        # scope_grants_access checks no path (scopes.rs:639-685); the tracker's batched look works with this token
+        listed = await emu.get(urls.COMPLETED_LIST, headers=run_only, query={"script_path_exact": "f/dodo/x"})
+        assert listed.status == 200 and [item["id"] for item in listed.json()] == [job_id]
         definition = await emu.get(urls.SCRIPT, headers=run_only, path="f/dodo/x")
         assert definition.status == 403 and "scripts:read" in definition.text
         assert (await emu.run("f/dodo/other", headers=run_only)).status == 403  # another path
