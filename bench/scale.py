@@ -14,6 +14,7 @@ At each size:
   api      GET /api/v1/events?limit=50, median of 20
   console  GET /console/, median of 20
   failed   `events --status failed` (the store's list_events as the CLI runs it), median of 3
+  rare     the slower of `events --status unrouted` and `--status cancelled`, median of 3 each
   claim    the idle worker's queries (claim_due, rolled back, + next_due + next_job_check), median of 50
 Then `--prune-size` old delivered events are made and ingest is measured with retention off and again while
 `headrace serve` prunes them ([server] retention = "30d"), with how many rows went meanwhile.
@@ -33,6 +34,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ingest import HEADRACE, SECRET, free_port, signed_requests, start, stop
@@ -163,7 +165,7 @@ def get_ms(url: str, runs: int) -> float:
     return statistics.median(times)
 
 
-def failed_ms(db: Path, runs: int = 3) -> float:
+def failed_ms(db: Path, runs: int = 3, status: Any = "failed") -> float:
     async def main() -> float:
         store = SQLiteStore(db)
         await store.open(migrate=False)
@@ -171,7 +173,7 @@ def failed_ms(db: Path, runs: int = 3) -> float:
             times = []
             for _ in range(runs):
                 started = time.perf_counter()
-                await store.list_events(EventFilter(status="failed", limit=50))
+                await store.list_events(EventFilter(status=status, limit=50))
                 times.append((time.perf_counter() - started) * 1000)
             return statistics.median(times)
         finally:
@@ -225,8 +227,9 @@ def measure(db: Path, folder: Path, events: int, concurrency: int, tag: str) -> 
     api, console = pages(db, folder)  # serve first: it brings an older generated file to this schema
     claim = claim_ms(db)
     failed = failed_ms(db)
+    rare = max(failed_ms(db, status=status) for status in ("unrouted", "cancelled"))
     rate = ingest(db, folder, events, concurrency, tag).rate
-    return {"ingest": rate, "api": api, "console": console, "failed": failed, "claim": claim}
+    return {"ingest": rate, "api": api, "console": console, "failed": failed, "rare": rare, "claim": claim}
 
 
 def trim(db: Path, size: int) -> None:
@@ -263,6 +266,9 @@ def database_for(folder: Path, size: int, made: list[Path], *, age: float = 0.0,
     made.append(db)
     seconds = generate(db, size, age=age)
     print(f"  generated {size:,} events in {seconds:.0f}s: {db.name}, {db.stat().st_size / 1e9:.2f} GB")
+    started = time.perf_counter()
+    os.sync()  # else the first fsync of the measured ingest writes back the gigabytes just generated
+    print(f"  written back to disk in {time.perf_counter() - started:.0f}s")
     return db
 
 
@@ -305,6 +311,9 @@ def main() -> None:
     parser.add_argument("--prune-size", type=int, default=300_000, help="old events for the retention run (0: skip)")
     parser.add_argument("--dir", default=None, help="where the generated databases go (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the generated databases for the next run")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="measure every size this many times, sizes alternating (median kept)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if sizes[0] != 0:
@@ -319,15 +328,28 @@ def main() -> None:
     made: list[Path] = []
     results: dict[int, dict[str, float]] = {}
     try:
+        files = {}
         for size in sizes:
             print(f"{size:,} stored events")
-            db = database_for(folder, size, made)
-            results[size] = measure(db, folder, args.events, args.concurrency, f"s{size}t{int(time.time())}")
-            print("  " + "  ".join(f"{k} {v:.1f}" for k, v in results[size].items()))
+            files[size] = database_for(folder, size, made)
+        # Sizes alternate round by round, so a machine whose load changes meanwhile weighs on each size alike.
+        rounds: dict[int, list[dict[str, float]]] = {size: [] for size in sizes}
+        for number in range(1, args.rounds + 1):
+            for size in sizes:
+                trim(files[size], size)
+                found = measure(
+                    files[size], folder, args.events, args.concurrency, f"s{size}r{number}t{int(time.time())}"
+                )
+                rounds[size].append(found)
+                print(f"  round {number}, {size:,} stored: " + "  ".join(f"{k} {v:.1f}" for k, v in found.items()))
+        for size in sizes:
+            results[size] = {key: statistics.median(r[key] for r in rounds[size]) for key in rounds[size][0]}
+        ingest_ratios = [f"{a['ingest'] / b['ingest']:.2f}x" for a, b in zip(rounds[sizes[-1]], rounds[0], strict=True)]
+        print(f"\ningest at {sizes[-1]:,} stored vs 0, round by round: {', '.join(ingest_ratios)}")
         base = results[0]
         print(
             f"\n{'stored':>10}  {'ingest (events/s)':>26}  {'API page':>18}  {'console page':>18}  "
-            f"{'--status failed':>20}  {'idle claim':>18}"
+            f"{'--status failed':>20}  {'unrouted|cancelled':>20}  {'idle claim':>18}"
         )
         for size, r in results.items():
 
@@ -336,9 +358,9 @@ def main() -> None:
 
             print(
                 f"{size:>10,}  {r['ingest'] / base['ingest']:5.2f}x {r['ingest']:6.0f} (at 0: {base['ingest']:5.0f})"
-                f"  {ms('api')}  {ms('console')}  {ms('failed'):>20}  {ms('claim')}"
+                f"  {ms('api')}  {ms('console')}  {ms('failed'):>20}  {ms('rare'):>20}  {ms('claim')}"
             )
-        print("(ratios against 0 stored events, same run; the 0 row's figures are the baseline)")
+        print("(medians of the rounds; ratios against 0 stored events, same run; the 0 row's figures are the baseline)")
         if args.prune_size:
             prune_run(folder, args.prune_size, args.events, args.concurrency, made)
     finally:

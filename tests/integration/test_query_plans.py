@@ -50,6 +50,8 @@ EXPECTED = {
     "next_due": {"deliveries_next_due"},
     "next_job_check": {"deliveries_jobs_open"},
     "list_events_attention": {"deliveries_attention"},
+    "list_events_cancelled": {"deliveries_cancelled"},
+    "list_events_unrouted": {"events_unrouted"},
     "open_delivery_counts": {"deliveries_open"},
     "failed_delivery_counts": {"deliveries_failed"},
     "prune_candidates": {"events_received_at"},
@@ -66,6 +68,8 @@ PARTIAL = {
     "deliveries_open",
     "deliveries_jobs_open",
     "events_reconciled_key",
+    "deliveries_cancelled",
+    "events_unrouted",
 }
 
 

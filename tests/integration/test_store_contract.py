@@ -449,7 +449,7 @@ def test_every_query_reporting_a_status_is_the_models_rule_for_every_combination
         assert searched == expected
         assert detailed == expected
         assert set(expected.values()) == set(EVENT_STATUSES)  # every status is reached
-        for status in EVENT_STATUSES:  # the attention statuses through list_events_attention, the rest not
+        for status in EVENT_STATUSES:  # each through its own variant (programs.events.CANDIDATES), delivered not
             want = {key for key, value in expected.items() if value == status}
             for q in (None, "biz_status"):
                 found = {e.webhook_id for e in await store.list_events(EventFilter(status=status, q=q, limit=1000))}  # type: ignore[arg-type]
@@ -472,13 +472,21 @@ PARAMETER = {
 }
 
 
-def test_list_events_attention_is_list_events_over_the_attention_index_only():
-    """The status CASE (models.event_status in SQL) is written once per dialect: the attention variant
-    repeats list_events word for word, adding only the candidate filter."""
-    candidates = re.compile(r"e\.id IN \(SELECT event_id FROM deliveries\n.*?END\)\n      AND ", re.S)
+def test_each_status_variant_is_list_events_over_its_candidates_only():
+    """The status CASE (models.event_status in SQL) is written once per dialect: the variants for the statuses
+    few events have (attention, cancelled, unrouted) repeat list_events word for word, adding only their
+    candidate filter."""
+    candidates = {
+        "list_events_attention": re.compile(r"e\.id IN \(SELECT event_id FROM deliveries\n.*?END\)\n      AND ", re.S),
+        "list_events_cancelled": re.compile(
+            r"e\.id IN \(SELECT event_id FROM deliveries WHERE status = 'cancelled'\)\n      AND "
+        ),
+        "list_events_unrouted": re.compile(r"e\.unrouted = 1\n      AND "),
+    }
     for dialect in PARAMETER:
         queries = load(dialect)
-        assert candidates.sub("", queries["list_events_attention"], count=1) == queries["list_events"], dialect
+        for name, candidate in candidates.items():
+            assert candidate.sub("", queries[name], count=1) == queries["list_events"], (dialect, name)
 
 
 def test_the_status_rule_and_the_newest_generation_are_written_once_per_dialect():
@@ -490,7 +498,14 @@ def test_the_status_rule_and_the_newest_generation_are_written_once_per_dialect(
         assert text.count("MAX(d2.generation)") == 1, dialect
         queries = load(dialect)
         using = {name for name, sql in queries.items() if "THEN 'job_failed'" in sql}
-        assert using == {"list_events", "list_events_attention", "search_events", "chart_outcomes"}, dialect
+        assert using == {
+            "list_events",
+            "list_events_attention",
+            "list_events_cancelled",
+            "list_events_unrouted",
+            "search_events",
+            "chart_outcomes",
+        }, dialect
 
 
 def test_fragments_are_pasted_and_refused_when_unknown_or_circular():

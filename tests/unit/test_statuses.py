@@ -64,3 +64,15 @@ def test_every_event_status_is_reachable_by_the_rule():
     cases = [[], [("pending", None)], [("failed", None)], [("delivered", "failure")], [("delivered", "success")]]
     reached = {event_status(c) for c in cases} | {event_status([("cancelled", None)])}
     assert reached == set(EVENT_STATUSES)
+
+
+def test_cancelled_needs_a_cancelled_delivery_and_unrouted_none():
+    """list_events_cancelled looks among events with a cancelled delivery (deliveries_cancelled), and
+    list_events_unrouted among events with none (events_unrouted): every combination agrees."""
+    pairs = [(s, j) for s in get_args(DeliveryStatus) for j in (None, *get_args(JobState))]
+    combos = [[]] + [[p] for p in pairs] + [[p, q] for p in pairs for q in pairs]
+    for combo in combos:
+        status = event_status(combo)
+        if status == "cancelled":
+            assert any(s == "cancelled" for s, _ in combo), combo
+        assert (status == "unrouted") == (combo == []), combo

@@ -17,7 +17,7 @@ def export_rows(table: str, after_id: int, limit: int) -> Program[list[dict[str,
 
 # Columns a row may lack (added by a later migration than the code that wrote it): their defaults.
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "events": {"event_key": None, "origin": "dodo", "duplicate_of": None, "note": ""}
+    "events": {"event_key": None, "origin": "dodo", "duplicate_of": None, "note": "", "unrouted": None}
 }
 
 

@@ -42,7 +42,9 @@ def ingest(event: NewEvent, routes: Sequence[Route], deployment_id: str) -> Prog
             raise StoreError(f"event {event.source}/{event.webhook_id} conflicted but cannot be found")
         return IngestResult(event_id=int(existing["id"]), duplicate=True, deliveries=0)
     event_id = int(row["id"])
-    if routes:
+    if not routes:  # unrouted: found by `--status unrouted` through its own index
+        yield run("mark_unrouted", {"event_id": event_id})
+    else:
         yield many(
             "insert_delivery",
             [

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from headrace import search
-from headrace.models import ATTENTION_STATUSES, EventFilter, EventRow, Rejection, Route, parse_id
+from headrace.models import ATTENTION_STATUSES, EventFilter, EventRow, EventStatus, Rejection, Route, parse_id
 from headrace.store import rows
 from headrace.store.base import StoreError
 from headrace.store.programs.jobs import latest_generation
@@ -26,6 +26,15 @@ def type_filter(pattern: str | None) -> dict[str, str | None]:
     return {"type_exact": pattern, "type_prefix": None}
 
 
+# The query for each status only a few events can have, over the index of the events that can have it. Only
+# `delivered` (most of history) is looked for in the whole list.
+CANDIDATES: dict[EventStatus, str] = {
+    **dict.fromkeys(ATTENTION_STATUSES, "list_events_attention"),
+    "cancelled": "list_events_cancelled",
+    "unrouted": "list_events_unrouted",
+}
+
+
 def list_events(flt: EventFilter, dialect: str) -> Program[list[EventRow]]:
     """Newest first; with `flt.q`, only the events the search index finds (the query in `dialect`'s syntax)."""
     params = {
@@ -39,8 +48,8 @@ def list_events(flt: EventFilter, dialect: str) -> Program[list[EventRow]]:
         "limit": flt.limit,
     }
     if flt.q is None:
-        # A status only events with an open or failed delivery can have is looked for among those alone.
-        query = "list_events_attention" if flt.status in ATTENTION_STATUSES else "list_events"
+        # A status few events can have is looked for among those alone (a partial index each), not in history.
+        query = CANDIDATES.get(flt.status, "list_events") if flt.status is not None else "list_events"
         return [rows.event(row) for row in (yield all_rows(query, params))]
     match = search.render(flt.q, dialect)
     if match is None:
@@ -77,6 +86,8 @@ def replay(event_id: int, routes: Sequence[Route], now: float, deployment_id: st
         params = rows.delivery_params(deployment_id, event_id, source, webhook_id, route, generation, now)
         yield run("insert_delivery", params)
         job_ids.append(str(params["job_id"]))
+    if job_ids:
+        yield run("mark_routed", {"event_id": event_id})
     return job_ids
 
 

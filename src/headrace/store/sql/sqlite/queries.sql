@@ -160,6 +160,55 @@ SELECT * FROM (
 WHERE (:status IS NULL OR status = :status)
 LIMIT :limit;
 
+-- name: list_events_cancelled
+-- list_events for status cancelled: only an event with a cancelled delivery can have it, and
+-- deliveries_cancelled lists exactly those (migration 0011 SQLite, 0012 PostgreSQL). list_events word for word
+-- plus the candidate filter (a test checks).
+SELECT * FROM (
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
+           (SELECT {{event_status}} FROM deliveries d WHERE d.event_id = e.id AND {{newest_generation}}) AS status
+    FROM events e
+    WHERE e.id IN (SELECT event_id FROM deliveries WHERE status = 'cancelled')
+      AND (:source IS NULL OR e.source = :source)
+      AND (:origin IS NULL OR e.origin = :origin)
+      AND (:type_exact IS NULL OR e.event_type = :type_exact)
+      AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
+      AND (:since IS NULL OR e.received_at >= :since)
+      AND (:until IS NULL OR e.received_at < :until)
+      AND (:before_id IS NULL OR e.id < :before_id)
+    ORDER BY e.id DESC
+) AS listed
+WHERE (:status IS NULL OR status = :status)
+LIMIT :limit;
+
+-- name: list_events_unrouted
+-- list_events for status unrouted: the events marked unrouted (no delivery at all), over events_unrouted.
+-- list_events word for word plus the candidate filter (a test checks).
+SELECT * FROM (
+    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
+           (SELECT {{event_status}} FROM deliveries d WHERE d.event_id = e.id AND {{newest_generation}}) AS status
+    FROM events e
+    WHERE e.unrouted = 1
+      AND (:source IS NULL OR e.source = :source)
+      AND (:origin IS NULL OR e.origin = :origin)
+      AND (:type_exact IS NULL OR e.event_type = :type_exact)
+      AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
+      AND (:since IS NULL OR e.received_at >= :since)
+      AND (:until IS NULL OR e.received_at < :until)
+      AND (:before_id IS NULL OR e.id < :before_id)
+    ORDER BY e.id DESC
+) AS listed
+WHERE (:status IS NULL OR status = :status)
+LIMIT :limit;
+
+-- name: mark_unrouted
+-- Ingest stored the event with no route.
+UPDATE events SET unrouted = 1 WHERE id = :event_id;
+
+-- name: mark_routed
+-- A replay gave the event a delivery: it is no longer unrouted.
+UPDATE events SET unrouted = NULL WHERE id = :event_id AND unrouted = 1;
+
 -- name: list_events_attention
 -- list_events for a status in models.ATTENTION_STATUSES: only events with an open or failed delivery or a
 -- failed job can have one, and deliveries_attention lists exactly those, so history is not read. The query
@@ -360,7 +409,7 @@ SELECT user_version AS version FROM pragma_user_version();
 -- table missing) fails readiness instead of failing each request. No row is read.
 SELECT
        e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.body, e.headers,
-       e.event_key, e.origin, e.duplicate_of, e.note, k.event_id, v.id, v.instance, v.started_at, v.last_at,
+       e.event_key, e.origin, e.duplicate_of, e.note, e.unrouted, k.event_id, v.id, v.instance, v.started_at, v.last_at,
        c.id, c.source, c.since, c.until, c.at, d.id,
        d.event_id, d.destination, d.generation, d.job_id, d.status, d.attempts, d.next_attempt_at,
        d.lease_owner, d.lease_until, d.last_error, d.windmill_job_id, d.payload, d.created_at, d.updated_at,
@@ -389,13 +438,14 @@ SELECT (SELECT COUNT(*) FROM events) AS events, (SELECT COUNT(*) FROM deliveries
 
 -- name: export_events
 SELECT id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, event_key, origin,
-       duplicate_of, note
+       duplicate_of, note, unrouted
 FROM events WHERE id > :after_id ORDER BY id LIMIT :limit;
 
 -- name: import_events
 INSERT INTO events (id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers, event_key,
-                    origin, duplicate_of, note)
-VALUES (:id, :source, :webhook_id, :event_type, :webhook_timestamp, :received_at, :body, :headers, :event_key, :origin, :duplicate_of, :note);
+                    origin, duplicate_of, note, unrouted)
+VALUES (:id, :source, :webhook_id, :event_type, :webhook_timestamp, :received_at, :body, :headers, :event_key, :origin, :duplicate_of, :note,
+        :unrouted);
 
 -- name: export_deliveries
 SELECT id, event_id, destination, generation, job_id, status, attempts, next_attempt_at, lease_owner, lease_until,
