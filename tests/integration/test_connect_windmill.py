@@ -17,7 +17,7 @@ import pytest
 from headrace.cli import main
 from headrace.config import load, starter
 from headrace.dodo import samples
-from headrace.windmill import deploy
+from headrace.windmill import deploy, deploy_api
 from headrace.windmill.emulator import EmulatorState, EmulatorThread, running_emulator
 from headrace.windmill.kit import DESTINATIONS, find_kit, kit_resources, read_kit
 from tests.helpers import free_port, post, running_server, signed_headers, wait_for
@@ -246,11 +246,11 @@ def test_a_run_stopped_while_locks_build_is_finished_by_the_next_without_new_ver
 
     async def deploy_once(timeout: float) -> None:
         async with aiohttp.ClientSession() as http:
-            api = deploy.Api(http, f"http://127.0.0.1:{emulator.port}", "acme", TOKEN)
+            api = deploy_api.Api(http, f"http://127.0.0.1:{emulator.port}", "acme", TOKEN)
             steps = await deploy.plan(api, kit, None)
             await deploy.apply(api, steps, lines.append, timeout=timeout, poll=0.05)
 
-    with pytest.raises(deploy.DeployError, match="was not built within"):
+    with pytest.raises(deploy_api.DeployError, match="was not built within"):
         asyncio.run(deploy_once(0.0))
     first = control(emulator)["script_versions"]
     assert len(first) == len(kit.scripts) and control(emulator)["flows"] == []
@@ -494,7 +494,7 @@ def test_an_answer_larger_than_the_limit_is_refused_and_one_at_the_limit_read() 
     from aiohttp import web
 
     async def run() -> None:
-        sizes = {"at": deploy.RESPONSE_LIMIT, "past": deploy.RESPONSE_LIMIT + 1}
+        sizes = {"at": deploy_api.RESPONSE_LIMIT, "past": deploy_api.RESPONSE_LIMIT + 1}
 
         async def whoami(request: web.Request) -> web.Response:
             size = sizes[request.match_info["workspace"]]
@@ -511,10 +511,10 @@ def test_an_answer_larger_than_the_limit_is_refused_and_one_at_the_limit_read() 
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         try:
             async with aiohttp.ClientSession() as http:
-                me = await deploy.whoami(deploy.Api(http, f"http://127.0.0.1:{port}", "at", TOKEN))
+                me = await deploy_api.whoami(deploy_api.Api(http, f"http://127.0.0.1:{port}", "at", TOKEN))
                 assert me["email"] == "a@b"
-                with pytest.raises(deploy.DeployError, match="larger than"):
-                    await deploy.whoami(deploy.Api(http, f"http://127.0.0.1:{port}", "past", TOKEN))
+                with pytest.raises(deploy_api.DeployError, match="larger than"):
+                    await deploy_api.whoami(deploy_api.Api(http, f"http://127.0.0.1:{port}", "past", TOKEN))
         finally:
             await runner.cleanup()
 
@@ -645,7 +645,7 @@ def test_two_runs_at_once_never_make_a_second_version_and_the_loser_says_to_run_
 
     async def both() -> list[BaseException | None]:
         async with aiohttp.ClientSession() as http:
-            api = deploy.Api(http, f"http://127.0.0.1:{emulator.port}", "acme", TOKEN)
+            api = deploy_api.Api(http, f"http://127.0.0.1:{emulator.port}", "acme", TOKEN)
             plans = [await deploy.plan(api, kit, None), await deploy.plan(api, kit, None)]
             outcomes = await asyncio.gather(
                 *(deploy.apply(api, steps, lambda _: None, timeout=60, poll=0.05) for steps in plans),
@@ -660,7 +660,7 @@ def test_two_runs_at_once_never_make_a_second_version_and_the_loser_says_to_run_
 
     async def third() -> list[deploy.Step]:
         async with aiohttp.ClientSession() as http:
-            api = deploy.Api(http, f"http://127.0.0.1:{emulator.port}", "acme", TOKEN)
+            api = deploy_api.Api(http, f"http://127.0.0.1:{emulator.port}", "acme", TOKEN)
             return await deploy.plan(api, kit, None)
 
     assert {step.action for step in asyncio.run(third())} <= {"unchanged"}

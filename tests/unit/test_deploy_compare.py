@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from headrace.windmill.deploy import Database, DeployError, api_base, covers
+from headrace.windmill.deploy import Database, covers
+from headrace.windmill.deploy_api import DeployError, api_base
 
 
 def test_covers_ignores_keys_windmill_adds_and_nothing_else() -> None:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from headrace.windmill.deploy import RESOURCE_TYPES
-from headrace.windmill.kit import DESTINATIONS, find_kit, kit_resources, read_kit
+from headrace.windmill.kit import DESTINATIONS, RESOURCE_TYPES, find_kit, kit_resources, read_kit
 
 
 def test_every_resource_the_kit_reads_has_a_type_headrace_knows() -> None:

@@ -22,7 +22,8 @@ from headrace.dodo.endpoint_state import routed_types, source_endpoint_state
 from headrace.dodo.transport import DodoApiError
 from headrace.policy import LINE_EXCERPT, QUOTE_EXCERPT
 from headrace.windmill import deploy_routes as routes
-from headrace.windmill.deploy import Api, DeployError, check_resources, create_hint
+from headrace.windmill.deploy_api import Api, DeployError
+from headrace.windmill.deploy_resources import check_resources, create_hint
 from headrace.windmill.kit import DESTINATIONS, KitError, find_kit, read_kit
 
 State = Literal["done", "todo", "broken", "unknown"]

@@ -19,7 +19,7 @@ from headrace.config.edit import ConfigFile
 from headrace.config.starter import EMULATOR_URL
 
 if TYPE_CHECKING:
-    from headrace.windmill.deploy import ResourceCheck
+    from headrace.windmill.deploy_resources import ResourceCheck
     from headrace.windmill.kit import KitDestination
 
 REQUEST_TIMEOUT = 60.0  # seconds for one request to Windmill
@@ -173,7 +173,7 @@ def _config_reference(reference: str, config: Path) -> str:
 def _say_resources(args: argparse.Namespace, checks: list[ResourceCheck]) -> None:
     """The resources the kit reads: which exist, which the user must still create (never headrace: their
     values are the user's secrets), who reads each, and how to create it."""
-    from headrace.windmill.deploy import api_base
+    from headrace.windmill.deploy_api import api_base
 
     missing = [check for check in checks if check.state == "missing"]
     token = args.token.partition(":")[2]
@@ -194,7 +194,7 @@ def _say_resources(args: argparse.Namespace, checks: list[ResourceCheck]) -> Non
 def cmd_connect_windmill(args: argparse.Namespace) -> int:
     import aiohttp
 
-    from headrace.windmill import deploy
+    from headrace.windmill import deploy, deploy_api, deploy_resources
     from headrace.windmill.kit import KitError, find_kit, read_kit
 
     _check_inputs(args)
@@ -210,7 +210,7 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
     try:
         database = deploy.Database.from_url(database_url) if database_url else None
         kit = read_kit(find_kit(args.kit), args.folder)
-    except (KitError, deploy.DeployError) as exc:
+    except (KitError, deploy_api.DeployError) as exc:
         raise UsageError(str(exc)) from None
     config = ConfigFile.load(args.config)
     if config.source(args.source) is None:
@@ -225,8 +225,8 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
     async def main() -> None:
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
         async with aiohttp.ClientSession(timeout=timeout) as http:
-            api = deploy.Api(http, args.url, args.workspace, token)
-            me = await deploy.whoami(api)
+            api = deploy_api.Api(http, args.url, args.workspace, token)
+            me = await deploy_api.whoami(api)
             _say(f"Windmill {api.base_url}, workspace {args.workspace}, as {me.get('email', '?')}")
             steps = await deploy.plan(api, kit, database)
             changes = [step for step in steps if step.action in ("create", "update")]
@@ -236,7 +236,7 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
             left = [step for step in steps if step.action == "left alone"]
             if not changes and not any(step.waits for step in steps):
                 _say(f"kit: up to date ({len(steps)} items checked{f', {len(left)} left alone' if left else ''})")
-            resources.extend(await deploy.check_resources(api, kit, steps))
+            resources.extend(await deploy_resources.check_resources(api, kit, steps))
             if args.dry_run:
                 _say(f"kit: would send {len(changes)} changes (dry run: nothing sent)")
                 return
@@ -244,13 +244,13 @@ def cmd_connect_windmill(args: argparse.Namespace) -> int:
             if changes:
                 _say(f"kit: deployed {len(changes)} changes")
 
-    resources: list[deploy.ResourceCheck] = []
+    resources: list[deploy_resources.ResourceCheck] = []
     try:
         run(main())
-    except deploy.DeployError as exc:
+    except deploy_api.DeployError as exc:
         raise UsageError(str(exc)) from None
     config = ConfigFile.load(args.config)  # again: the deployment took a while, and the file may have moved on
-    lines = _destinations(args, config, deploy.api_base(args.url))
+    lines = _destinations(args, config, deploy_api.api_base(args.url))
     for line in lines:
         _say(line)
     try:

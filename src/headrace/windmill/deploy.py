@@ -15,19 +15,15 @@ plan() only reads; apply() sends what the plan says. Progress goes to a callback
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import aiohttp
-
-from headrace.policy import ERROR_EXCERPT, QUOTE_EXCERPT
 from headrace.windmill import deploy_routes as routes
-from headrace.windmill.client import read_capped
+from headrace.windmill.deploy_api import Api, DeployError, Step
 from headrace.windmill.deploy_routes import MARK
-from headrace.windmill.kit import Kit, KitResource, kit_resources
+from headrace.windmill.kit import RESOURCE_TYPES, Kit
 from headrace.windmill.urls import Route
 
 NOT_OURS = (
@@ -36,50 +32,9 @@ NOT_OURS = (
 )
 LOCK_TIMEOUT = 900.0  # seconds to wait for all locks (--lock-timeout): Windmill builds each in a dependency job
 POLL = 1.0  # seconds between two looks at a lock
-RESPONSE_LIMIT = 4 * 1_048_576  # bytes of one answer read; a kit flow is far smaller
 LOG_EXCERPT = 2000  # characters of a lock error shown
 
-# Resource types the kit's scripts take (kit/README.md "Resources to create"); created when missing (C4).
-RESOURCE_TYPES: dict[str, dict[str, Any]] = {
-    "postgresql": {
-        "host": "string",
-        "port": "integer",
-        "user": "string",
-        "dbname": "string",
-        "sslmode": "string",
-        "password": "string",
-    },
-    "mysql": {"host": "string", "port": "integer", "user": "string", "database": "string", "password": "string"},
-    "slack": {"token": "string"},
-    "smtp": {"host": "string", "port": "integer", "user": "string", "password": "string", "from_address": "string"},
-    "twilio": {"account_sid": "string", "auth_token": "string", "from_number": "string"},
-    "hubspot": {"token": "string"},
-    "segment": {"write_key": "string"},
-}
-
-Action = Literal["create", "update", "unchanged", "left alone"]
 Progress = Callable[[str], None]
-
-
-class DeployError(Exception):
-    """Deploying stopped: says what failed and what to do. Never holds the token."""
-
-
-@dataclass
-class Step:
-    kind: str  # folder, resource type, variable, resource, script, flow, schedule
-    path: str
-    action: Action
-    note: str = ""
-    route: Route | None = None  # what apply() sends (POST)
-    parts: dict[str, str] = field(default_factory=dict)
-    body: dict[str, Any] = field(default_factory=dict)
-    query: str = ""
-    hash: str | None = None  # a script whose lock must be waited for (unchanged but still building)
-    waits: bool = False  # a script or flow whose lock apply() waits for
-
-    def line(self) -> str:
-        return f"{self.action:>10}  {self.kind} {self.path}" + (f"  ({self.note})" if self.note else "")
 
 
 @dataclass(frozen=True)
@@ -111,70 +66,6 @@ class Database:
             sslmode=query.get("sslmode", "prefer"),
             password=unquote(parts.password or ""),
         )
-
-
-def api_base(url: str) -> str:
-    """Windmill's API root (`.../api`) from the address a person gives (with or without /api, a final /)."""
-    return url.strip().rstrip("/").removesuffix("/api") + "/api"
-
-
-class Api:
-    """The deployment routes of one workspace, over aiohttp. GET and POST only: there is no delete here."""
-
-    def __init__(self, http: aiohttp.ClientSession, base_url: str, workspace: str, token: str) -> None:
-        self._http = http
-        self.base_url = api_base(base_url)
-        self.workspace = workspace
-        self._headers = {"Authorization": f"Bearer {token}"}
-
-    async def call(
-        self, method: Literal["GET", "POST"], route: Route, body: Any = None, query: str = "", **parts: str
-    ) -> tuple[int, str]:
-        url = route.build(self.base_url, workspace=self.workspace, **parts) + query
-        try:
-            async with self._http.request(method, url, json=body, headers=self._headers) as response:
-                status = response.status
-                text, cut = await read_capped(response, RESPONSE_LIMIT)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise DeployError(f"cannot reach Windmill at {self.base_url}: {exc.__class__.__name__} {exc}") from None
-        if cut:
-            raise DeployError(f"{method} {route.name}: the answer is larger than {RESPONSE_LIMIT} bytes")
-        if status in (401, 403):
-            raise DeployError(
-                f"Windmill refused {method} {route.template.format(workspace=self.workspace, **parts)} "
-                f"with {status}: {text[:QUOTE_EXCERPT]}. Check the token, that it belongs to workspace "
-                f"{self.workspace}, and (for a scoped token) that it has the scopes for folders, resources, "
-                "variables, scripts, flows and schedules"
-            )
-        return status, text
-
-    async def get(self, route: Route, **parts: str) -> Any:
-        """The JSON answer, or None for a 404."""
-        status, text = await self.call("GET", route, **parts)
-        if status == 404:
-            return None
-        if status != 200:
-            raise DeployError(f"GET {route.name} {parts}: Windmill answered {status}: {text[:QUOTE_EXCERPT]}")
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise DeployError(f"GET {route.name} {parts}: the answer is not JSON; is this a Windmill URL?") from None
-
-    async def post(self, step: Step) -> str:
-        """The answer's text (scripts/create: the new hash, which must not go through a JSON parser)."""
-        assert step.route is not None
-        status, text = await self.call("POST", step.route, step.body, step.query, **step.parts)
-        if status == 400 and step.action == "create" and ("already exists" in text or "Path conflict" in text):
-            raise DeployError(
-                f"create {step.kind} {step.path}: it appeared after connect looked (another connect run, or a "
-                "person, made it meanwhile); nothing of it was changed. Run connect windmill again: it compares "
-                "first and leaves what is not headrace's alone"
-            )
-        if status not in (200, 201):
-            raise DeployError(
-                f"{step.action} {step.kind} {step.path}: Windmill answered {status}: {text[:ERROR_EXCERPT]}"
-            )
-        return text
 
 
 def covers(deployed: Any, wanted: Any) -> bool:
@@ -331,19 +222,6 @@ async def plan(api: Api, kit: Kit, database: Database | None) -> list[Step]:
     return steps
 
 
-async def whoami(api: Api) -> dict[str, Any]:
-    """D1; an operator cannot create scripts or flows, so deploying stops here."""
-    me = await api.get(routes.WHOAMI)
-    if not isinstance(me, dict):
-        raise DeployError(f"{api.base_url} does not answer users/whoami like Windmill; is it a Windmill URL?")
-    if me.get("operator"):
-        raise DeployError(
-            f"the token belongs to {me.get('email', 'a user')}, an operator in workspace {api.workspace}: Windmill "
-            "does not let operators create scripts or flows. Use the token of a developer or an admin"
-        )
-    return me
-
-
 async def _wait_for_locks(api: Api, steps: list[Step], progress: Progress, timeout: float, poll: float) -> None:
     """Wait until every lock of `steps` is built (R3, R9); a failed one stops the deploy with its error."""
     waiting = [step for step in steps if step.waits]
@@ -396,55 +274,3 @@ async def apply(
                 step.hash = answer.strip()
         if kind in ("script", "flow"):
             await _wait_for_locks(api, [s for s in steps if s.kind == kind], progress, timeout, poll)
-
-
-ResourceState = Literal["exists", "created by connect", "missing"]
-
-
-@dataclass(frozen=True)
-class ResourceCheck:
-    """A resource the kit reads, and whether the workspace has it. headrace creates only `f/FOLDER/db` (with
-    --database); the others hold the user's secrets and are theirs to create."""
-
-    resource: KitResource
-    state: ResourceState
-
-    def lines(self, base_url: str, workspace: str, token_shell: str) -> list[str]:
-        """What connect prints for it: the state, who reads it and, when missing, how to create it."""
-        r = self.resource
-        readers = ", ".join(r.destinations) or "no kit automation (only kit scripts no destination runs)"
-        head = f"{self.state:>18}  resource {r.path} (type {r.resource_type}), read by: {readers}"
-        if self.state != "missing":
-            return [head]
-        return [head, *("                    " + line for line in create_hint(r, base_url, workspace, token_shell))]
-
-
-def create_hint(resource: KitResource, base_url: str, workspace: str, token_shell: str) -> list[str]:
-    """How a person creates `resource`: in Windmill's UI, or the exact `resources/create` request (values to
-    fill in; headrace never sends it: they are the user's secrets)."""
-    fields = RESOURCE_TYPES.get(resource.resource_type, {})
-    value = {key: 0 if kind == "integer" else f"<{key}>" for key, kind in fields.items()}
-    body = {"path": resource.path, "resource_type": resource.resource_type, "value": value}
-    url = routes.RESOURCE_CREATE.build(api_base(base_url), workspace=workspace)
-    lines = [
-        f"create it in Windmill: Resources -> Add resource -> {resource.resource_type}, path {resource.path}; or",
-        f"curl -X POST {url} -H \"Authorization: Bearer {token_shell}\" -H 'Content-Type: application/json' "
-        f"-d '{json.dumps(body)}'",
-    ]
-    if resource.resource_type == "postgresql":
-        lines.append("(or run connect windmill with --database postgresql://USER:PASSWORD@HOST:5432/DB: it creates it)")
-    return lines
-
-
-async def check_resources(api: Api, kit: Kit, steps: list[Step] | None = None) -> list[ResourceCheck]:
-    """Each resource the kit reads (kit_resources: from the kit's files) with its state in the workspace, asked
-    with `resources/exists` (read-only). `steps`: a plan whose create step makes one counts as made by connect."""
-    creating = {step.path for step in steps or () if step.kind == "resource" and step.action == "create"}
-    checks = []
-    for resource in kit_resources(kit):
-        if resource.path in creating:
-            checks.append(ResourceCheck(resource, "created by connect"))
-            continue
-        exists = await api.get(routes.RESOURCE_EXISTS, path=resource.path)
-        checks.append(ResourceCheck(resource, "exists" if exists is True else "missing"))
-    return checks

@@ -17,6 +17,25 @@ import yaml
 
 from headrace.files import NotRegular, TooLarge, read_at_most
 
+# Resource types the kit's scripts take (kit/README.md "Resources to create"); created when missing (C4).
+RESOURCE_TYPES: dict[str, dict[str, Any]] = {
+    "postgresql": {
+        "host": "string",
+        "port": "integer",
+        "user": "string",
+        "dbname": "string",
+        "sslmode": "string",
+        "password": "string",
+    },
+    "mysql": {"host": "string", "port": "integer", "user": "string", "database": "string", "password": "string"},
+    "slack": {"token": "string"},
+    "smtp": {"host": "string", "port": "integer", "user": "string", "password": "string", "from_address": "string"},
+    "twilio": {"account_sid": "string", "auth_token": "string", "from_number": "string"},
+    "hubspot": {"token": "string"},
+    "segment": {"write_key": "string"},
+}
+
+
 KIT_FOLDER = "dodo"
 KIT_FILE_LIMIT = 1_048_576  # bytes per kit file: the kit is small text, not data
 
