@@ -31,6 +31,9 @@ from tests.helpers import (
 from tests.integration.test_delivery import event_json, settled
 
 HOSTILE = "function handler(w) {\n  for (let i = 0; i < 4; i++) String(10n ** 300000n);\n  return w;\n}\n"
+# A request held behind the hostile script would wait for its 400 ms wall-clock limit (in-process it waited the
+# script's whole 6-25 s): anything shorter than this did not wait for it, however loaded the machine.
+HELD = 0.35
 PLAIN = "function handler(w) {\n  w.payload = { id: w.payload.data.payment_id };\n  return w;\n}\n"
 
 
@@ -110,7 +113,7 @@ def test_a_hostile_script_fails_its_delivery_while_the_server_keeps_answering(
         # test_sandbox_isolation.py (on a shared 2-core machine, p99 was 26-51 ms); in-process, the loop froze for
         # the script's whole ~25 s.
         assert p99 < 100, f"/healthz p99 {p99:.1f} ms (median {statistics.median(latencies) * 1000:.1f} ms)"
-        assert max(latencies) < 0.5, f"/healthz took up to {max(latencies) * 1000:.0f} ms"
-        assert max(accepted) < 0.1, f"ingest took up to {max(accepted) * 1000:.0f} ms while the script ran"
+        assert max(latencies) < HELD, f"/healthz took up to {max(latencies) * 1000:.0f} ms"
+        assert max(accepted) < HELD, f"ingest took up to {max(accepted) * 1000:.0f} ms while the script ran"
 
     asyncio.run(main())
