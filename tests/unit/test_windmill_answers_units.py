@@ -54,6 +54,23 @@ def test_judge_reads_off_a_preprocessor_and_a_403_without_refusing() -> None:
     assert not forbidden.refused and "scripts:read" in forbidden.note
 
 
+def test_judge_parses_the_body_only_for_a_target_with_a_schema() -> None:
+    """A delivery of the Dodo body as is to a target without a schema (most of them) is not parsed to be
+    checked: the body is not JSON here, and the verdict is still the target's own "no schema" note."""
+    built = Request(TARGET, "POST", {}, b"not json", None)
+
+    async def verdict(info: TargetInfo) -> Verdict:
+        fake = FakeWindmill()
+        fake.target_info = info
+        return await judge(SchemaCache(as_api(fake)), built, "t", "enforce")
+
+    none = asyncio.run(verdict(TargetInfo(200, schema=None)))
+    assert not none.refused and "gives no input schema" in none.note
+    schema = {"type": "object", "properties": {}}
+    parsed = asyncio.run(verdict(TargetInfo(200, schema=schema)))
+    assert not parsed.checked and "JSONDecodeError" in parsed.note
+
+
 def test_the_cancel_message_says_who_and_why() -> None:
     def error(message: str) -> dict[str, object]:
         return {"error": {"name": "Canceled", "message": message}}

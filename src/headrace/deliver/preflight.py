@@ -141,11 +141,13 @@ class SchemaCache:
     def clear(self) -> None:
         self._entries.clear()
 
-    async def check(self, target: RunTarget, token: str, payload: Any) -> SchemaFindings:
-        """The problems of `payload` against the target's schema; re-fetches a stale schema on mismatch."""
+    async def check(self, target: RunTarget, token: str, payload_of: Callable[[], Any]) -> SchemaFindings:
+        """The problems of the payload against the target's schema; re-fetches a stale schema on mismatch.
+        `payload_of` makes the payload (parses the body) and is called only when there is a schema to check."""
         found = await self.get(target, token)
         if found.schema is None:
             return SchemaFindings([], found.note)
+        payload = payload_of()
         if not isinstance(payload, dict):
             return SchemaFindings([], "")
         problems = validate(payload, found.schema, keeps_undeclared=found.keeps_undeclared)
@@ -195,6 +197,10 @@ class Verdict:
         return "" if self.checked or self.mode == "off" else self.note
 
 
+def _payload(built: Request) -> Any:
+    return built.payload if built.payload is not None else json.loads(built.body)
+
+
 def _where(target: RunTarget) -> str:
     return f"the input schema of {target.kind} {target.path}"
 
@@ -209,8 +215,8 @@ async def judge(schemas: SchemaCache, built: Request, token: str, mode: SchemaMo
     if mode == "off":
         return Verdict(mode, False, [], OFF_NOTE)
     try:
-        payload = built.payload if built.payload is not None else json.loads(built.body)
-        findings = await schemas.check(built.target, token, payload)
+        # The Dodo body as is is parsed only for a target with a schema (most deliveries have none to check).
+        findings = await schemas.check(built.target, token, lambda: _payload(built))
     except Exception as exc:
         return Verdict(mode, False, [], f"schema not checked: {type(exc).__name__}: {exc}")
     if findings.note:
