@@ -60,7 +60,7 @@ def once_per_key(event_type: str) -> bool:
 def _part(value: Any) -> str | None:
     if not isinstance(value, str) or not value or len(value) > KEY_PART_LIMIT:
         return None
-    if any(not ch.isprintable() or ch.isspace() for ch in value):
+    if not value.isprintable() or " " in value:  # a space is the only printable whitespace
         return None
     return value
 

@@ -46,6 +46,8 @@ def _json(text: str, status: int) -> web.Response:
 
 def printable(text: str, limit: int) -> str:
     """Text from the wire made safe to store and show: at most `limit` characters, undecodable bytes escaped."""
+    if text.isascii():  # the usual header: nothing to escape
+        return text[:limit]
     return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
