@@ -73,7 +73,7 @@ def event_key(event_type: str, data: Mapping[str, Any]) -> str | None:
         return None
     fields = (id_field, *EXTRA_FIELDS.get(event_type, EXTRA_FIELDS.get(f"{family}.*", ())))
     parts = [_part(data.get(name)) for name in fields]
-    if any(part is None for part in parts):
+    if None in parts:
         return None
     return SEPARATOR.join([event_type, *(p for p in parts if p is not None)])
 
