@@ -58,15 +58,18 @@ def _cut(term: str) -> str:
 def terms(text: str) -> list[str]:
     """The terms of folded text: for each part between spaces, its words, then the part itself when it is
     more than one word (an email, `ORD-10042`, a license key)."""
-    found = []
+    found: list[str] = []
+    append = found.append
     for chunk in text.split():
         if chunk.isalnum() or chunk.replace("_", "").isalnum():  # one word (all \w): most parts, found fast
-            found.append(chunk if len(chunk) <= MAX_TERM_CHARS else chunk[:MAX_TERM_CHARS])
+            append(chunk)
             continue
         words = _WORD.findall(chunk)
-        found.extend(_cut(w) for w in words)
-        if words != [chunk] and _whole(chunk):
-            found.append(chunk)
+        found += words
+        if (len(words) != 1 or words[0] != chunk) and _whole(chunk):
+            append(chunk)
+    if found and max(map(len, found)) > MAX_TERM_CHARS:  # a long word (a whole part is never one): cut it
+        return [_cut(term) for term in found]
     return found
 
 
@@ -75,9 +78,15 @@ def _whole(chunk: str) -> bool:
     return len(chunk) <= MAX_TERM_CHARS and chunk.isprintable()
 
 
+_SHALLOW = 32  # nesting walked by recursion (Dodo's bodies nest about 5 deep); deeper, by an explicit stack
+
+
 def _strings(value: Any) -> list[str]:
-    """Every string in a JSON value, in document order, without recursion (bodies may nest deeply)."""
+    """Every string in a JSON value, in document order; bodies may nest deeper than Python's recursion limit."""
     found: list[str] = []
+    if _walk((value,), found, 0):
+        return found
+    found.clear()
     stack = [value]
     while stack:
         item = stack.pop()
@@ -87,6 +96,37 @@ def _strings(value: Any) -> list[str]:
             stack.extend(reversed(item.values()))
         elif type(item) is list:
             stack.extend(reversed(item))
+    return found
+
+
+def _walk(items: Any, found: list[str], depth: int) -> bool:
+    """`_strings` by recursion (about twice as fast); False, with `found` partly filled, past `_SHALLOW` deep."""
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            found.append(item)
+        elif (kind is dict or kind is list) and (
+            depth == _SHALLOW or not _walk(item.values() if kind is dict else item, found, depth + 1)
+        ):
+            return False
+    return True
+
+
+def _datetime(text: str) -> bool:
+    return len(text) >= 16 and text[4] == "-" and _DATETIME.match(text) is not None  # the first two: fast "no"
+
+
+_ENOUGH = MAX_TERMS * MAX_TERM_CHARS  # characters of values: more than the terms kept could hold
+
+
+def _bounded(values: list[str]) -> list[str]:
+    """Each value's first MAX_VALUE_CHARS, and no more values after those that reach `_ENOUGH` characters."""
+    found, size = [], 0
+    for text in values:
+        found.append(text[:MAX_VALUE_CHARS])
+        size += len(found[-1])
+        if size > _ENOUGH:
+            break
     return found
 
 
@@ -100,14 +140,10 @@ def document(webhook_id: str, body: bytes, parsed: Any = None) -> str:
         except (ValueError, RecursionError):
             parsed = None
     if isinstance(parsed, dict):
-        size = 0
-        for text in _strings([parsed.get("business_id"), parsed.get("data")]):
-            if _DATETIME.match(text):
-                continue
-            values.append(text[:MAX_VALUE_CHARS])
-            size += len(values[-1])
-            if size > MAX_TERMS * MAX_TERM_CHARS:
-                break  # more than the terms kept could hold
+        kept = [text for text in _strings([parsed.get("business_id"), parsed.get("data")]) if not _datetime(text)]
+        if kept and (max(map(len, kept)) > MAX_VALUE_CHARS or sum(map(len, kept)) > _ENOUGH):
+            kept = _bounded(kept)
+        values += kept
     # Folded in one go: a newline between values keeps every part inside its value.
     return " ".join(terms(fold("\n".join(values)))[:MAX_TERMS])
 

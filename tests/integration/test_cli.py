@@ -202,3 +202,16 @@ def wait_jobs(emulator: EmulatorThread, count: int) -> None:
     while len(emulator.state.jobs) < count and time.time() < deadline:
         time.sleep(0.05)
     assert len(emulator.state.jobs) >= count
+
+
+def test_serve_keeps_what_it_built_at_start_out_of_the_garbage_collectors_passes():
+    import gc
+
+    from headrace.cli.main import keep_started
+
+    assert gc.get_freeze_count() == 0
+    try:
+        keep_started(8080)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -49,6 +50,11 @@ def test_every_answer_of_the_ingest_contract(tmp_path: Path):
             assert accepted[0] == 202 and accepted[1]["status"] == "accepted"
             duplicate = await post(http, url, body, signed_headers(body, "msg_ok"))
             assert duplicate[0] == 200 and duplicate[1] == {"status": "duplicate", "event_id": accepted[1]["event_id"]}
+            for webhook_id, status in (("msg_text", 202), ("msg_text", 200)):  # the JSON as json.dumps writes it
+                async with http.post(url, data=body, headers=signed_headers(body, webhook_id)) as response:
+                    text = await response.text()
+                    assert response.status == status and response.content_type == "application/json"
+                    assert response.charset == "utf-8" and text == json.dumps(json.loads(text))
 
             cases = []
             headers = signed_headers(body, "msg_missing")
@@ -104,7 +110,7 @@ def test_every_answer_of_the_ingest_contract(tmp_path: Path):
             assert "xxxxx" not in str(rejections)  # no bodies
 
         events = await stored_events(tmp_path)
-        assert [e.webhook_id for e in events] == ["msg_ok"]  # nothing stored for any 4xx
+        assert sorted(e.webhook_id for e in events) == ["msg_ok", "msg_text"]  # nothing stored for any 4xx
 
     asyncio.run(main())
 

@@ -33,6 +33,8 @@ def _answer(body: bytes) -> object:
         (b'{"\\ud800": 1}', "invalid_json", "lone UTF-16 surrogate"),
         (b'{"name": "\xff"}', "invalid_json", "not UTF-8 (byte 10)"),
         (b'{"a": 1,}', "invalid_json", "not valid JSON"),
+        (b'\xef\xbb\xbf{"a": 1}', "invalid_json", "not valid JSON"),  # a byte order mark before the object
+        (b'{"a": 1} {"b": 2}', "invalid_json", "not valid JSON"),  # more after the object
         (b'{"a": "line\nbreak"}', "invalid_json", "not valid JSON"),
         (b"[1, 2]", "not_an_object", "must be a JSON object"),
         (b'{"a":' * (MAX_JSON_DEPTH + 1) + b"1" + b"}" * (MAX_JSON_DEPTH + 1), "too_deep", "deeper than 64"),

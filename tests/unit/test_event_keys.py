@@ -57,7 +57,19 @@ def test_each_renewal_and_each_dispute_stage_is_its_own_event():
 
 @pytest.mark.parametrize(
     "value",
-    [None, "", 12, ["pay_1"], {"id": "pay_1"}, "pay 1", "pay_\n1", "x" * (KEY_PART_LIMIT + 1)],
+    [
+        None,
+        "",
+        12,
+        ["pay_1"],
+        {"id": "pay_1"},
+        "pay 1",
+        "pay_\n1",
+        "pay\u00a01",
+        "pay\u20281",
+        "pay\x001",
+        "x" * (KEY_PART_LIMIT + 1),
+    ],
 )
 def test_a_missing_or_hostile_id_gives_no_key(value):
     body = sample("payment.succeeded")

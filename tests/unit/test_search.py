@@ -103,3 +103,59 @@ def test_terms_from_the_body_ingest_already_parsed_are_the_terms_of_the_raw_body
     for event_type in ("payment.succeeded", "subscription.active", "dispute.opened"):
         body = json.dumps(samples.load(event_type)).encode()
         assert search.document("msg_1", body, json.loads(body)) == search.document("msg_1", body)
+
+
+def _reference_document(webhook_id: str, parsed: object) -> str:
+    """`search.document` written plainly (as it was before it was made faster): the rule the fast one keeps."""
+    values = [webhook_id]
+    if isinstance(parsed, dict):
+        strings, stack, size = [], [[parsed.get("business_id"), parsed.get("data")]], 0
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                strings.append(item)
+            elif isinstance(item, dict | list):
+                stack.extend(reversed(list(item.values()) if isinstance(item, dict) else item))
+        for text in strings:
+            if not search._DATETIME.match(text):
+                values.append(text[: search.MAX_VALUE_CHARS])
+                size += len(values[-1])
+                if size > MAX_TERMS * MAX_TERM_CHARS:
+                    break
+    found: list[str] = []
+    for chunk in search.fold("\n".join(values)).split():
+        words = [w[:MAX_TERM_CHARS] for w in search._WORD.findall(chunk)]
+        found += words
+        if words != [chunk] and len(chunk) <= MAX_TERM_CHARS and chunk.isprintable():
+            found.append(chunk)
+    return " ".join(found[:MAX_TERMS])
+
+
+def test_the_terms_are_those_of_the_plain_rule_for_any_body() -> None:
+    import random
+
+    from headrace.dodo import samples
+
+    pieces = [*"aZ09_ -.@/:'\"\\\n\t", "É", "ß", "ﬁ", "й", "\x00", "\u200b", "\u2028", "\xa0", "²", "٣", "ǅ", "\x1c"]
+    pieces += ["\u0301", "\ud800", "2025-10-01T14:32:10Z", "x" * 130, "___", "ada.lovelace@example.com"]
+    rng = random.Random(7)
+
+    def text() -> str:
+        return "".join(rng.choice(pieces) for _ in range(rng.choice([0, 1, 2, 5, 10, 30, 200])))
+
+    def value(depth: int) -> object:
+        roll = rng.random()
+        if depth < 40 and roll < 0.2:
+            return {text(): value(depth + 1) for _ in range(rng.randint(0, 4))}
+        if depth < 40 and roll < 0.35:
+            return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        if roll < 0.45:
+            return rng.choice([1, 2.5, None, True, "2025-10-01T14:32:10Z", "x" * rng.choice([999, 1000, 1001])])
+        return text()
+
+    bodies: list[object] = [{"business_id": value(3), "data": value(0)} for _ in range(3000)]
+    bodies += [json.loads(json.dumps(samples.load(name))) for name in samples.EVENT_TYPES]
+    bodies += [{"data": json.loads("[" * 40 + '"x", "y"], "z"' + "]" * 39)}]  # past the recursive walk's depth
+    bodies += [{"data": [f"w{i} " * 300 for i in range(600)]}]  # past the characters the terms kept could hold
+    for parsed in bodies:
+        assert search.document("msg_1", b"", parsed) == _reference_document("msg_1", parsed), parsed

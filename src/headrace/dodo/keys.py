@@ -60,7 +60,7 @@ def once_per_key(event_type: str) -> bool:
 def _part(value: Any) -> str | None:
     if not isinstance(value, str) or not value or len(value) > KEY_PART_LIMIT:
         return None
-    if any(not ch.isprintable() or ch.isspace() for ch in value):
+    if not value.isprintable() or " " in value:  # a space is the only printable whitespace
         return None
     return value
 
@@ -73,7 +73,7 @@ def event_key(event_type: str, data: Mapping[str, Any]) -> str | None:
         return None
     fields = (id_field, *EXTRA_FIELDS.get(event_type, EXTRA_FIELDS.get(f"{family}.*", ())))
     parts = [_part(data.get(name)) for name in fields]
-    if any(part is None for part in parts):
+    if None in parts:
         return None
     return SEPARATOR.join([event_type, *(p for p in parts if p is not None)])
 

@@ -35,6 +35,10 @@ def _finite(text: str) -> float:
     return value
 
 
+# One decoder for every body: json.loads with these hooks would build a new decoder and scanner per call.
+_DECODER = json.JSONDecoder(parse_constant=_constant, parse_float=_finite)
+
+
 def parse_object(body: bytes) -> dict[str, Any]:
     """The body as a dict, or BodyError naming what is wrong."""
     try:
@@ -42,7 +46,7 @@ def parse_object(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise BodyError("invalid_json", f"the body is not UTF-8 (byte {exc.start})") from None
     try:
-        parsed = json.loads(text, parse_constant=_constant, parse_float=_finite)
+        parsed = _DECODER.decode(text)
     except RecursionError:
         raise BodyError("too_deep", f"the body nests deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError:

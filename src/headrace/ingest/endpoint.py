@@ -38,8 +38,16 @@ KEPT_HEADER_LIMIT = 512  # characters of each kept header stored with the event
 BUSY_WINDOW = 1.0  # seconds after the last stored event during which ingest counts as busy
 
 
+def _json(text: str, status: int) -> web.Response:
+    """An answer whose JSON is written out by hand (integers only; as json.dumps writes it): json_response's
+    dumps cost more than the rest of building the response."""
+    return web.Response(text=text, status=status, content_type="application/json")
+
+
 def printable(text: str, limit: int) -> str:
     """Text from the wire made safe to store and show: at most `limit` characters, undecodable bytes escaped."""
+    if text.isascii():  # the usual header: nothing to escape
+        return text[:limit]
     return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
@@ -164,15 +172,15 @@ class Ingestor:
         logs.webhook_received(outcome, source, result.event_id, verified.webhook_id, event_type, result.deliveries)
         if result.duplicate:
             self.metrics.inc("headrace_events_received_total", source, "duplicate")
-            return web.json_response({"status": "duplicate", "event_id": result.event_id}, status=200)
+            return _json(f'{{"status": "duplicate", "event_id": {result.event_id}}}', 200)
         self.metrics.inc("headrace_events_received_total", source, "accepted")
         self.last_stored = time.monotonic()
         if result.deliveries:
             self.on_commit()
-        answer = {"status": "accepted", "event_id": result.event_id, "deliveries": result.deliveries}
-        if result.duplicate_of is not None:
-            answer["duplicate_of"] = result.duplicate_of  # a late copy of a reconciled event: not delivered
-        return web.json_response(answer, status=202)
+        answer = f'{{"status": "accepted", "event_id": {result.event_id}, "deliveries": {result.deliveries}'
+        if result.duplicate_of is not None:  # a late copy of a reconciled event: not delivered
+            answer += f', "duplicate_of": {result.duplicate_of}'
+        return _json(answer + "}", 202)
 
     def busy(self) -> bool:
         """An event was stored within the last `BUSY_WINDOW` seconds (background work then keeps to a share)."""

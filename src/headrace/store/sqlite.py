@@ -8,7 +8,9 @@ writes that outside traffic or housekeeping bring while the WAL is over `wal_lim
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +33,7 @@ T = TypeVar("T")
 # StoreUnavailable (ingest answers 503 + Retry-After, nothing of the event stored; retention and the indexer
 # try again later), so the WAL cannot fill the disk. The worker's and the tracker's writes go on: they are
 # bounded by the events already accepted, and an accepted event must reach its destination.
+WAL_RECHECK = 0.01  # seconds for which `_write` takes the WAL's size it last saw
 GROWING = frozenset({programs.ingest, programs.prune_events, programs.prune_rejections, programs.index_pending})
 
 
@@ -46,6 +49,7 @@ class SQLiteStore(Store):
         self._writer: LoopWriter | None = None
         self._reader: Reader | None = None
         self._keeper: WalKeeper | None = None
+        self._wal_seen = (-math.inf, 0)  # (time.monotonic(), the WAL's size then)
 
     @property
     def where(self) -> str:
@@ -147,6 +151,14 @@ class SQLiteStore(Store):
         # A fresh program on every call: the writer runs an operation again alone when its batch failed.
         return lambda conn: drive(make(*args), lambda step: execute(conn, step))
 
+    def _wal_size(self) -> int:
+        """The WAL's size as `_write` checks it: looked at again once WAL_RECHECK seconds have passed (a stat
+        per webhook was ~2 us of its CPU); the WAL can grow past the limit by that long's writes at most."""
+        now = time.monotonic()
+        if now - self._wal_seen[0] >= WAL_RECHECK:
+            self._wal_seen = (now, wal_bytes(self.path))
+        return self._wal_seen[1]
+
     async def _read(self, make: MakeProgram[T], *args: Any) -> T:
         if self._reader is None:
             raise StoreError("the store is not open")
@@ -156,7 +168,7 @@ class SQLiteStore(Store):
     async def _write(self, make: MakeProgram[T], *args: Any) -> T:
         if self._writer is None:
             raise StoreError("the store is not open")
-        if make in GROWING and (size := wal_bytes(self.path)) > self.wal_limit:
+        if make in GROWING and (size := self._wal_size()) > self.wal_limit:
             raise StoreUnavailable(
                 f"the write-ahead log {self.path}-wal is {size / 1048576:.0f} MiB, over [server] wal_limit "
                 f"({self.wal_limit / 1048576:.0f} MiB): a long read transaction of another process (sqlite3, "
