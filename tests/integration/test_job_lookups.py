@@ -65,7 +65,7 @@ def test_a_result_larger_than_the_body_cap_is_recorded_as_an_excerpt(tmp_path: P
     state.add_target("script", "f/dodo/on_payment", lambda args: {"blob": "x" * 200_000, "n": 1})
 
     async def scenario(emu: EmulatorThread) -> None:
-        async with running_server_for(tmp_path, emu.url()) as base:
+        async with running_server_for(tmp_path, emu.url(), "job_results = true") as base:
             await send(base, "msg_big")
             data = await until(base, "msg_big", lambda d: job_states(d) == ["success"], timeout=10)
         excerpt = data["deliveries"][0]["job"]["excerpt"]

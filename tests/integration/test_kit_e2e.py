@@ -84,7 +84,9 @@ def test_signed_payment_lands_in_the_ledger(tmp_path: Path, pg_resource: dict[st
     sample = samples.load("payment.succeeded")
 
     async def main(url: str) -> dict[str, Any]:
-        cfg = config_text(tmp_path / "h.db", free_port(), url, extra_dest='transform = "builtin:payment"')
+        cfg = config_text(
+            tmp_path / "h.db", free_port(), url, extra_dest='transform = "builtin:payment"\njob_results = true'
+        )
         async with running_server(settings_for(cfg, tmp_path)) as base:
             await send_sample(base, "msg_e2e_1")
             return await job_settled(base, "msg_e2e_1")

@@ -79,7 +79,7 @@ def test_slow_job_stays_open_then_succeeds_with_windmill_duration(tmp_path: Path
     state.add_target("script", "f/dodo/on_payment", lambda args: {"booked": args["data"]["payment_id"]}, delay=2.0)
 
     async def scenario(emu: EmulatorThread) -> None:
-        async with running_server(settings(tmp_path, emu.url())) as base:
+        async with running_server(settings(tmp_path, emu.url(), "job_results = true")) as base:
             await send(base, "msg_slow")
             opened = await until(base, "msg_slow", lambda d: job_states(d) == ["open"] and d["status"] == "delivered")
             assert opened["deliveries"][0]["job"]["completed_at"] is None
@@ -125,7 +125,7 @@ def test_run_wait_result_url_creates_the_job_with_run_and_tracks_its_result(tmp_
 
     async def scenario(emu: EmulatorThread) -> None:
         url = emu.url().replace("/jobs/run/", "/jobs/run_wait_result/")
-        async with running_server(settings(tmp_path, url)) as base:
+        async with running_server(settings(tmp_path, url, "job_results = true")) as base:
             await send(base, "msg_wait")
             data = await until(base, "msg_wait", lambda d: job_states(d) == ["success"])
         delivery = data["deliveries"][0]
