@@ -228,7 +228,7 @@ def test_R8_enforce_does_not_refuse_a_target_with_a_preprocessor_and_check_says_
     state.add_target("script", "f/dodo/on_payment", lambda args: args, schema=PREPROCESSED, preprocessor=pre)
 
     async def scenario(emu: EmulatorThread) -> None:
-        async with running_server(settings(tmp_path, emu.url(), 'schema = "enforce"')) as base:
+        async with running_server(settings(tmp_path, emu.url(), 'schema = "enforce"\njob_results = true')) as base:
             await send(base, "msg_r8")
             data = await until(base, "msg_r8", lambda d: job_states(d) == ["success"])
         assert data["deliveries"][0]["job"]["excerpt"] == '{"amount": 4999}'
