@@ -222,3 +222,20 @@ def test_saves_at_the_same_time_lose_nothing(tmp_path: Path) -> None:
     runs = [subprocess.Popen([sys.executable, "-c", script, f"d{i}", str(path)]) for i in range(8)]
     assert [run.wait(timeout=60) for run in runs] == [0] * 8
     assert set(tomllib.loads(path.read_text())["destinations"]) == {f"d{i}" for i in range(8)}
+
+
+def test_a_config_replaced_by_a_fifo_or_a_huge_file_meanwhile_is_refused_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "headrace.toml"
+    path.write_text("[sources.dodo]\nsecrets = []\n")
+    edit = ConfigFile.load(path)
+    edit.set_source_keys("dodo", {"mode": "test"})
+    path.unlink()
+    os.mkfifo(path)
+    with pytest.raises(ConfigError, match="changed since"):
+        edit.save()
+    assert stat.S_ISFIFO(path.stat().st_mode)
+    path.unlink()
+    path.write_bytes(b"#" * (CONFIG_SIZE_LIMIT + 1))
+    with pytest.raises(ConfigError, match="changed since"):
+        edit.save()
+    assert path.stat().st_size == CONFIG_SIZE_LIMIT + 1

@@ -144,11 +144,13 @@ class ConfigFile:
         text = self.text()
         with _folder_lock(self.path):
             try:
-                now = _read(self.path)
+                now: bytes | None = _read(self.path)
             except FileNotFoundError:
                 now = None
+            except (TooLarge, NotRegular):  # replaced meanwhile by something this command never read
+                now = b"\0not the file this command read"
             except OSError as exc:
-                raise ConfigError(f"{self.path}: cannot read it again before writing: {exc}") from None
+                raise ConfigError(f"{self.path}: cannot read it again before writing: {exc.strerror}") from None
             if now != self._loaded:
                 raise ConfigError(
                     f"{self.path} changed since this command read it (another `headrace connect` at the same "
