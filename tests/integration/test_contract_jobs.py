@@ -216,6 +216,8 @@ def test_contract_J7_the_completed_list_shows_outcomes_and_durations_by_path_and
             for p in ("1", "2", "3")
         ]
         assert pages == [done[:2:-1], done[2:0:-1], done[:1]]
+        oldest_first = {**query, "order_desc": "false", "per_page": "2"}  # query.rs: order_by(created_at, desc)
+        assert [i["id"] for i in (await emu.get(urls.COMPLETED_LIST, query=oldest_first)).json()] == done[:2]
         flow = (await emu.get(urls.COMPLETED_LIST, query={"script_path_exact": "f/dodo/skips"})).json()[0]
         assert flow["success"] is True and flow["is_skipped"] is True  # J4: success OR skipped
         assert (await emu.get(urls.COMPLETED_LIST, workspace="other")).json() == []  # per workspace (J1)

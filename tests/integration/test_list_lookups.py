@@ -18,7 +18,7 @@ from headrace.loopback import AppThread
 from headrace.models import JobUpdate, OpenJob
 from headrace.windmill.api import JobPoll, ListedJob
 from headrace.windmill.client import LIST_LIMIT, WindmillClient
-from headrace.windmill.emulator import EmulatorState, EmulatorThread
+from headrace.windmill.emulator import EmulatorState, EmulatorThread, running_emulator
 from headrace.windmill.fake import FakeWindmill, as_api
 from headrace.windmill.urls import parse_run_url
 from tests.fakes import URL
@@ -181,6 +181,33 @@ def test_the_client_reads_a_list_page_up_to_its_cap_and_no_further() -> None:
     assert queries[0] == {
         "script_path_exact": "f/dodo/on_payment",
         "created_or_started_after": "1970-01-01T00:00:00.000Z",
+        "order_desc": "false",
         "per_page": "500",
         "page": "2",
     }
+
+
+def test_a_backlog_of_newer_jobs_does_not_hide_the_oldest_from_the_list(tmp_path: Path) -> None:
+    """The tracker leases the oldest due jobs; the list is asked oldest first (order_desc=false), so more newer
+    completed jobs than its pages hold (LIST_PAGES x LIST_PAGE) do not push them out and into one-by-one looks."""
+    from headrace.windmill.emulator_model import Job
+
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/on_payment", lambda args: args)
+    now = time.time()
+    oldest = Job(JOB_ID, "acme", "script", "f/dodo/on_payment", {}, now - 100, started_at=now - 99, duration_ms=5.0)
+    state.jobs[oldest.id] = oldest
+    for n in range(LIST_PAGE * LIST_PAGES + 100):  # newer, completed, the same script
+        job = Job(f"newer-{n}", "acme", "script", "f/dodo/on_payment", {}, now - 50 + n / 1000, started_at=now - 40)
+        state.jobs[job.id] = job
+
+    async def scenario(emu: EmulatorThread) -> Listed:
+        text = config_text(tmp_path / "h.db", 1, emu.url())
+        async with aiohttp.ClientSession() as http:
+            tracker = JobTracker(None, settings_for(text, tmp_path), WindmillClient(http))  # type: ignore[arg-type]
+            return await tracker.listed([open_job(age=100)], now)
+
+    with running_emulator(state) as emu:
+        listed = asyncio.run(scenario(emu))
+    assert JOB_ID in listed.completed and listed.completed[JOB_ID].duration_ms == 5.0
+    assert emu.state.calls["completed_list"] == 1  # the first page had it

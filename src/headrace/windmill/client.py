@@ -192,12 +192,15 @@ class WindmillClient:
     async def completed_jobs(
         self, target: RunTarget, token: str, since: float, page: int, per_page: int, timeout: float = LOOKUP_TIMEOUT
     ) -> list[ListedJob] | None:
-        """`jobs/completed/list?script_path_exact=PATH&created_or_started_after=T&per_page=N&page=P` (J7): each
-        item has the job's id, `success` (true for a skipped flow), `is_skipped`, `canceled`, `canceled_by`,
-        `canceled_reason` and `duration_ms`, never its result. None when the page could not be read whole."""
+        """`jobs/completed/list?script_path_exact=PATH&created_or_started_after=T&order_desc=false&per_page=N&
+        page=P` (J7), oldest created first: the jobs a tracker round looks for are the oldest due, and a backlog of
+        newer ones would otherwise fill every page before them. Each item has the job's id, `success` (true for a
+        skipped flow), `is_skipped`, `canceled`, `canceled_by`, `canceled_reason` and `duration_ms`, never its
+        result. None when the page could not be read whole."""
         url = yarl.URL(urls.COMPLETED_LIST.build(target.base_url, workspace=target.workspace)).with_query(
             script_path_exact=target.path,
             created_or_started_after=rfc3339(since),
+            order_desc="false",
             per_page=str(per_page),
             page=str(page),
         )
