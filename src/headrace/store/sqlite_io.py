@@ -182,12 +182,7 @@ class LoopWriter:
                 except Exception as exc:  # the whole batch failed (begin or commit): nothing was stored
                     results = [(future, None, exc) for _, future in batch]
                 for future, result, error in results:
-                    if future.cancelled():
-                        continue
-                    if error is not None:
-                        future.set_exception(error)
-                    else:
-                        future.set_result(result)
+                    _settle(future, result, error)
         finally:
             self._flushing = False
 
@@ -274,16 +269,17 @@ class Committer(threading.Thread):
             except BaseException as exc:  # handed to the awaiting writer, which rolls back and answers
                 error = exc
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
-                loop.call_soon_threadsafe(_committed, future, error)
+                loop.call_soon_threadsafe(_settle, future, None, error)
 
 
-def _committed(future: asyncio.Future[None], error: BaseException | None) -> None:
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """End `future` with `error`, or else with `result`; nothing when its waiter has gone (cancelled)."""
     if future.cancelled():
         return
     if error is not None:
         future.set_exception(error)
     else:
-        future.set_result(None)
+        future.set_result(result)
 
 
 class Reader(threading.Thread):
@@ -360,12 +356,7 @@ def _settle_all(results: list[Settled]) -> None:
 
 def _apply(items: list[Settled]) -> None:
     for _, future, result, error in items:
-        if future.cancelled():
-            continue
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
+        _settle(future, result, error)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -151,19 +151,27 @@ CASE
 d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
                 WHERE d2.event_id = d.event_id AND d2.destination = d.destination)
 
--- name: list_events
--- The event-type filter is an exact name (type_exact) or a prefix (type_prefix): no wildcard characters.
-SELECT * FROM (
-    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
+-- fragment: listed_event
+-- The columns every event list returns, with each event's status ({{event_status}} over its newest generations).
+SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
            (SELECT {{event_status}} FROM deliveries d WHERE d.event_id = e.id AND {{newest_generation}}) AS status
     FROM events e
-    WHERE (%(source)s::text IS NULL OR e.source = %(source)s)
+
+-- fragment: event_filters
+-- The filters every event list takes (source, origin, type, time, page), AND-ed after its own WHERE.
+(%(source)s::text IS NULL OR e.source = %(source)s)
       AND (%(origin)s::text IS NULL OR e.origin = %(origin)s)
       AND (%(type_exact)s::text IS NULL OR e.event_type = %(type_exact)s)
       AND (%(type_prefix)s::text IS NULL OR starts_with(e.event_type, %(type_prefix)s))
       AND (%(since)s::double precision IS NULL OR e.received_at >= %(since)s)
       AND (%(until)s::double precision IS NULL OR e.received_at < %(until)s)
       AND (%(before_id)s::bigint IS NULL OR e.id < %(before_id)s)
+
+-- name: list_events
+-- The event-type filter is an exact name (type_exact) or a prefix (type_prefix): no wildcard characters.
+SELECT * FROM (
+    {{listed_event}}
+    WHERE {{event_filters}}
     ORDER BY e.id DESC
 ) AS listed
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
@@ -174,17 +182,9 @@ LIMIT %(limit)s;
 -- deliveries_cancelled lists exactly those (migration 0011 SQLite, 0012 PostgreSQL). list_events word for word
 -- plus the candidate filter (a test checks).
 SELECT * FROM (
-    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
-           (SELECT {{event_status}} FROM deliveries d WHERE d.event_id = e.id AND {{newest_generation}}) AS status
-    FROM events e
+    {{listed_event}}
     WHERE e.id IN (SELECT event_id FROM deliveries WHERE status = 'cancelled')
-      AND (%(source)s::text IS NULL OR e.source = %(source)s)
-      AND (%(origin)s::text IS NULL OR e.origin = %(origin)s)
-      AND (%(type_exact)s::text IS NULL OR e.event_type = %(type_exact)s)
-      AND (%(type_prefix)s::text IS NULL OR starts_with(e.event_type, %(type_prefix)s))
-      AND (%(since)s::double precision IS NULL OR e.received_at >= %(since)s)
-      AND (%(until)s::double precision IS NULL OR e.received_at < %(until)s)
-      AND (%(before_id)s::bigint IS NULL OR e.id < %(before_id)s)
+      AND {{event_filters}}
     ORDER BY e.id DESC
 ) AS listed
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
@@ -194,17 +194,9 @@ LIMIT %(limit)s;
 -- list_events for status unrouted: the events marked unrouted (no delivery at all), over events_unrouted.
 -- list_events word for word plus the candidate filter (a test checks).
 SELECT * FROM (
-    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
-           (SELECT {{event_status}} FROM deliveries d WHERE d.event_id = e.id AND {{newest_generation}}) AS status
-    FROM events e
+    {{listed_event}}
     WHERE e.unrouted = 1
-      AND (%(source)s::text IS NULL OR e.source = %(source)s)
-      AND (%(origin)s::text IS NULL OR e.origin = %(origin)s)
-      AND (%(type_exact)s::text IS NULL OR e.event_type = %(type_exact)s)
-      AND (%(type_prefix)s::text IS NULL OR starts_with(e.event_type, %(type_prefix)s))
-      AND (%(since)s::double precision IS NULL OR e.received_at >= %(since)s)
-      AND (%(until)s::double precision IS NULL OR e.received_at < %(until)s)
-      AND (%(before_id)s::bigint IS NULL OR e.id < %(before_id)s)
+      AND {{event_filters}}
     ORDER BY e.id DESC
 ) AS listed
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
@@ -224,21 +216,13 @@ UPDATE events SET unrouted = NULL WHERE id = %(event_id)s AND unrouted = 1;
 -- is list_events' own, word for word (a test checks); the candidates are narrowed to the deliveries
 -- the asked status needs (a failed one for failed, an open one for pending, a failed job for job_failed).
 SELECT * FROM (
-    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
-           (SELECT {{event_status}} FROM deliveries d WHERE d.event_id = e.id AND {{newest_generation}}) AS status
-    FROM events e
+    {{listed_event}}
     WHERE e.id IN (SELECT event_id FROM deliveries
                    WHERE (status IN ('pending', 'in_flight', 'failed') OR job_state = 'failure')
                      AND CASE %(status)s WHEN 'pending' THEN status IN ('pending', 'in_flight')
                                    WHEN 'failed' THEN status = 'failed'
                                    ELSE job_state = 'failure' END)
-      AND (%(source)s::text IS NULL OR e.source = %(source)s)
-      AND (%(origin)s::text IS NULL OR e.origin = %(origin)s)
-      AND (%(type_exact)s::text IS NULL OR e.event_type = %(type_exact)s)
-      AND (%(type_prefix)s::text IS NULL OR starts_with(e.event_type, %(type_prefix)s))
-      AND (%(since)s::double precision IS NULL OR e.received_at >= %(since)s)
-      AND (%(until)s::double precision IS NULL OR e.received_at < %(until)s)
-      AND (%(before_id)s::bigint IS NULL OR e.id < %(before_id)s)
+      AND {{event_filters}}
     ORDER BY e.id DESC
 ) AS listed
 WHERE (%(status)s::text IS NULL OR status = %(status)s)

@@ -143,18 +143,26 @@ CASE
 d.generation = (SELECT MAX(d2.generation) FROM deliveries d2
                 WHERE d2.event_id = d.event_id AND d2.destination = d.destination)
 
--- name: list_events
-SELECT * FROM (
-    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
+-- fragment: listed_event
+-- The columns every event list returns, with each event's status ({{event_status}} over its newest generations).
+SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
            (SELECT {{event_status}} FROM deliveries d WHERE d.event_id = e.id AND {{newest_generation}}) AS status
     FROM events e
-    WHERE (:source IS NULL OR e.source = :source)
+
+-- fragment: event_filters
+-- The filters every event list takes (source, origin, type, time, page), AND-ed after its own WHERE.
+(:source IS NULL OR e.source = :source)
       AND (:origin IS NULL OR e.origin = :origin)
       AND (:type_exact IS NULL OR e.event_type = :type_exact)
       AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
       AND (:since IS NULL OR e.received_at >= :since)
       AND (:until IS NULL OR e.received_at < :until)
       AND (:before_id IS NULL OR e.id < :before_id)
+
+-- name: list_events
+SELECT * FROM (
+    {{listed_event}}
+    WHERE {{event_filters}}
     ORDER BY e.id DESC
 ) AS listed
 WHERE (:status IS NULL OR status = :status)
@@ -165,17 +173,9 @@ LIMIT :limit;
 -- deliveries_cancelled lists exactly those (migration 0011 SQLite, 0012 PostgreSQL). list_events word for word
 -- plus the candidate filter (a test checks).
 SELECT * FROM (
-    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
-           (SELECT {{event_status}} FROM deliveries d WHERE d.event_id = e.id AND {{newest_generation}}) AS status
-    FROM events e
+    {{listed_event}}
     WHERE e.id IN (SELECT event_id FROM deliveries WHERE status = 'cancelled')
-      AND (:source IS NULL OR e.source = :source)
-      AND (:origin IS NULL OR e.origin = :origin)
-      AND (:type_exact IS NULL OR e.event_type = :type_exact)
-      AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
-      AND (:since IS NULL OR e.received_at >= :since)
-      AND (:until IS NULL OR e.received_at < :until)
-      AND (:before_id IS NULL OR e.id < :before_id)
+      AND {{event_filters}}
     ORDER BY e.id DESC
 ) AS listed
 WHERE (:status IS NULL OR status = :status)
@@ -185,17 +185,9 @@ LIMIT :limit;
 -- list_events for status unrouted: the events marked unrouted (no delivery at all), over events_unrouted.
 -- list_events word for word plus the candidate filter (a test checks).
 SELECT * FROM (
-    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
-           (SELECT {{event_status}} FROM deliveries d WHERE d.event_id = e.id AND {{newest_generation}}) AS status
-    FROM events e
+    {{listed_event}}
     WHERE e.unrouted = 1
-      AND (:source IS NULL OR e.source = :source)
-      AND (:origin IS NULL OR e.origin = :origin)
-      AND (:type_exact IS NULL OR e.event_type = :type_exact)
-      AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
-      AND (:since IS NULL OR e.received_at >= :since)
-      AND (:until IS NULL OR e.received_at < :until)
-      AND (:before_id IS NULL OR e.id < :before_id)
+      AND {{event_filters}}
     ORDER BY e.id DESC
 ) AS listed
 WHERE (:status IS NULL OR status = :status)
@@ -215,21 +207,13 @@ UPDATE events SET unrouted = NULL WHERE id = :event_id AND unrouted = 1;
 -- is list_events' own, word for word (a test checks); the candidates are narrowed to the deliveries
 -- the asked status needs (a failed one for failed, an open one for pending, a failed job for job_failed).
 SELECT * FROM (
-    SELECT e.id, e.source, e.webhook_id, e.event_type, e.webhook_timestamp, e.received_at, e.origin,
-           (SELECT {{event_status}} FROM deliveries d WHERE d.event_id = e.id AND {{newest_generation}}) AS status
-    FROM events e
+    {{listed_event}}
     WHERE e.id IN (SELECT event_id FROM deliveries
                    WHERE (status IN ('pending', 'in_flight', 'failed') OR job_state = 'failure')
                      AND CASE :status WHEN 'pending' THEN status IN ('pending', 'in_flight')
                                    WHEN 'failed' THEN status = 'failed'
                                    ELSE job_state = 'failure' END)
-      AND (:source IS NULL OR e.source = :source)
-      AND (:origin IS NULL OR e.origin = :origin)
-      AND (:type_exact IS NULL OR e.event_type = :type_exact)
-      AND (:type_prefix IS NULL OR substr(e.event_type, 1, length(:type_prefix)) = :type_prefix)
-      AND (:since IS NULL OR e.received_at >= :since)
-      AND (:until IS NULL OR e.received_at < :until)
-      AND (:before_id IS NULL OR e.id < :before_id)
+      AND {{event_filters}}
     ORDER BY e.id DESC
 ) AS listed
 WHERE (:status IS NULL OR status = :status)
