@@ -14,6 +14,10 @@ Windmill route is divided by the events. Three layouts in the same run:
 - list (the default, `job_results = false`): a success's outcome and duration from the list alone.
 
 Goal (issue 22): <= 1.5 requests per delivered event at steady state, outcomes still tracked.
+
+`--rounds-of-25`: instead, how long after the last event its outcomes are all recorded, with rounds that grow while
+the list answers every job (the default) against rounds of 25 jobs (the tracker before), alternating; e.g.
+`--events 3000 --rate 300 --queue 0 --run 0.2 --rounds-of-25`.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from tests.helpers import config_text, dodo_body, free_port, running_server, set
 
 from headrace.deliver import tracker
 from headrace.windmill.emulator import EmulatorState, running_emulator
+
+LIST_BATCH = tracker.LIST_BATCH
 
 
 def target_state(queue: float, run: float) -> EmulatorState:
@@ -77,6 +83,7 @@ async def drive(base: str, db: Path, events: int, rate: float, tag: str) -> floa
 
 def measure(layout: str, args: argparse.Namespace) -> tuple[dict[str, int], float]:
     tracker.LIST_LOOKUPS = layout != "per-job"
+    tracker.LIST_BATCH = tracker.BATCH if layout.endswith("rounds of 25") else LIST_BATCH
     state = target_state(args.queue, args.run)
     with tempfile.TemporaryDirectory() as tmp, running_emulator(state) as emu:
         folder = Path(tmp)
@@ -98,8 +105,22 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="events sent a second")
     parser.add_argument("--queue", type=float, default=1.0, help="seconds a job waits before it starts")
     parser.add_argument("--run", type=float, default=3.0, help="seconds a job runs")
+    parser.add_argument("--rounds-of-25", action="store_true", help="outcome lag: growing rounds vs rounds of 25")
     args = parser.parse_args()
     print(f"{args.events} events at {args.rate:g}/s, jobs queue {args.queue:g} s and run {args.run:g} s")
+    if args.rounds_of_25:
+        sending = args.events / args.rate
+        for number in (1, 2):
+            lags = {}
+            for layout in ("list", "list, rounds of 25"):
+                calls, seconds = measure(layout, args)
+                lags[layout] = seconds - sending
+                print(
+                    f"round {number}: {layout:20} outcomes all recorded {lags[layout]:6.1f} s after the last event "
+                    f"({sum(c for n, c in calls.items() if n != 'script') / args.events:.2f} requests/event)"
+                )
+            print(f"round {number}: growing rounds' lag {lags['list'] / lags['list, rounds of 25']:.2f}x rounds of 25")
+        return
     per_event: dict[str, float] = {}
     for layout in ("per-job", "list, job_results = true", "list"):
         calls, seconds = measure(layout, args)

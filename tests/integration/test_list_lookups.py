@@ -211,3 +211,50 @@ def test_a_backlog_of_newer_jobs_does_not_hide_the_oldest_from_the_list(tmp_path
         listed = asyncio.run(scenario(emu))
     assert JOB_ID in listed.completed and listed.completed[JOB_ID].duration_ms == 5.0
     assert emu.state.calls["completed_list"] == 1  # the first page had it
+
+
+class Board:
+    """A JobBoard of `count` due jobs: leases hand them out in order, records keep each update."""
+
+    def __init__(self, count: int) -> None:
+        self.jobs = [open_job(f"job-{n}") for n in range(count)]
+        self.leased: list[int] = []  # the size asked for, round by round
+        self.updates: list[JobUpdate] = []
+        self.writing = self.most_writing = 0
+
+    async def next_job_check(self) -> float:
+        return 0.0
+
+    async def lease_due_jobs(self, limit: int, *args: object) -> list[OpenJob]:
+        self.leased.append(limit)
+        taken, self.jobs = self.jobs[:limit], self.jobs[limit:]
+        return taken
+
+    async def record_job(self, update: JobUpdate, now: float) -> None:
+        self.writing += 1
+        self.most_writing = max(self.most_writing, self.writing)
+        await asyncio.sleep(0)  # a write takes a turn of the loop, as the store's group commit does
+        self.writing -= 1
+        self.updates.append(update)
+
+
+def test_rounds_grow_while_the_list_answers_every_job_and_shrink_after_a_look_one_by_one(tmp_path: Path) -> None:
+    """Outcomes keep up with a busy destination: a full round the list answered whole is followed by one twice
+    as big (25, 50, 100, 200, 400, 400), writing its outcomes together, not CONCURRENCY at a time. A job the list
+    cannot answer is looked at one by one, and the next round is BATCH again."""
+    board = Board(2000)
+    fake = FakeWindmill()
+    fake.completed = [ListedJob(job.job_id, True, 5.0) for job in board.jobs]
+    tracker = make(tmp_path, fake, job_results=False)
+    tracker.store = board  # type: ignore[assignment]
+
+    async def rounds(n: int) -> list[int]:
+        return [await tracker.round() for _ in range(n)]
+
+    assert asyncio.run(rounds(6)) == [25, 50, 100, 200, 400, 400]
+    assert fake.lookups == [] and {u.state for u in board.updates} == {"success"} and len(board.updates) == 1175
+    assert board.most_writing > tracker_module.CONCURRENCY  # the outcomes of a round are written together
+    fake.completed = None  # the list fails: the next jobs are looked at one by one
+    fake.poll = JobPoll(200, completed=False, started=True)
+    assert asyncio.run(rounds(2)) == [400, 25]
+    assert len(fake.lookups) == 425 and board.leased == [25, 50, 100, 200, 400, 400, 400, 25]

@@ -40,8 +40,9 @@ from headrace.windmill.urls import RunTarget
 
 log = logging.getLogger("headrace.track")
 
-BATCH = 25
-CONCURRENCY = 4
+BATCH = 25  # jobs a round leases; again after any round that had to look at a job one by one
+LIST_BATCH = 400  # the most a round leases: it doubles from BATCH while the list answers every job of full rounds
+CONCURRENCY = 4  # requests to Windmill in flight at once (one-by-one looks, result reads, list pages)
 ROUND_PAUSE = 0.25  # between rounds while jobs are due
 BUSY_PAUSE = 1.0  # between rounds while the worker has deliveries in flight: delivering comes first
 LEASE = 60.0
@@ -52,8 +53,9 @@ NOT_FOUND_LIMIT = 5  # looks answered 404 before the job is recorded as unknown
 CONFIRM_AFTER = 5  # every 5th look at a job not started (the first after ~30 s) asks jobs_u/get whether it exists
 LIST_LOOKUPS = True  # look outcomes up in jobs/completed/list (J7); False: one by one (the bench's baseline)
 LIST_WINDOW = 300.0  # seconds: jobs created this recently are looked up in the list, older ones one by one
-LIST_SKEW = 30.0  # the list's window opens this much before the oldest job: Windmill's clock may be behind
-LIST_PAGE = 500  # jobs per list page (Windmill: 1000 by default, at most 10,000)
+LIST_SKEW = 5.0  # seconds the list's window opens before the oldest job: Windmill's clock may be behind (a job it
+# places earlier is still found by its start time, or looked at alone once older than LIST_WINDOW: later, not lost)
+LIST_PAGE = 1000  # jobs per list page (Windmill's default; at most 10,000; an item is under 1 KiB)
 LIST_PAGES = 4  # pages per target per round; jobs the pages did not reach are looked at one by one
 
 
@@ -127,6 +129,7 @@ class JobTracker:
     def __post_init__(self) -> None:
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(CONCURRENCY)
+        self._batch = BATCH
 
     def notify(self) -> None:
         self._wake.set()
@@ -140,14 +143,20 @@ class JobTracker:
         return await idle_timeout(self.store.next_job_check, self.clock, ROUND_PAUSE)
 
     async def round(self) -> int:
-        """Look at up to BATCH due jobs; returns how many were looked at."""
+        """Look at up to `_batch` due jobs; returns how many were looked at. The batch is BATCH, and doubles (up
+        to LIST_BATCH) after a full round whose every job the list answered: those cost Windmill no request of
+        their own, so outcomes keep up with a busy destination. A round with a job the list could not answer
+        (looked at one by one) brings it back to BATCH, which bounds the one-by-one looks as before."""
         now = self.clock()
         due = await self.store.next_job_check()
         if due is None or due > now:
             return 0
-        jobs = await self.store.lease_due_jobs(BATCH, now, now + LEASE, self.owner)
+        jobs = await self.store.lease_due_jobs(self._batch, now, now + LEASE, self.owner)
         listed = await self.listed(jobs, now) if LIST_LOOKUPS else Listed({}, frozenset())
         await asyncio.gather(*(self._look(job, listed) for job in jobs))
+        answered = all(job.job_id in listed.completed or job.job_id in listed.covered for job in jobs)
+        full = bool(jobs) and len(jobs) == self._batch
+        self._batch = min(2 * self._batch, LIST_BATCH) if full and answered else BATCH
         return len(jobs)
 
     async def listed(self, jobs: list[OpenJob], now: float) -> Listed:
@@ -188,12 +197,13 @@ class JobTracker:
         return found, False
 
     async def _look(self, job: OpenJob, listed: Listed) -> None:
-        async with self._limit:
-            try:
-                update = await self.answer(job, listed)
-            except Exception as exc:  # never lose the job: look again later
-                log.warning("job %s: looking failed: %s", job.job_id, exc)
-                update = JobUpdate(job.delivery_id, "open", next_check_at=self.clock() + next_delay(job.checks))
+        """Answer one leased job and record it. Only the requests to Windmill wait for the CONCURRENCY limit
+        (inside `look` and `_from_list`): the store writes of a round go together into its group commits."""
+        try:
+            update = await self.answer(job, listed)
+        except Exception as exc:  # never lose the job: look again later
+            log.warning("job %s: looking failed: %s", job.job_id, exc)
+            update = JobUpdate(job.delivery_id, "open", next_check_at=self.clock() + next_delay(job.checks))
         rerun_job = await self.store.record_job(update, self.clock())
         if update.state != "open" and self.metrics is not None:
             self.metrics.inc("headrace_jobs_total", job.destination, update.state)
@@ -224,7 +234,8 @@ class JobTracker:
         canceled = (item.canceled_reason, item.canceled_by or "someone") if item.canceled else None
         poll: JobPoll | None = None
         if canceled is None and (dest.job_results or not item.success):
-            poll = await self.client.result_maybe(dest.target, dest.bearer.reveal(), job.job_id)
+            async with self._limit:
+                poll = await self.client.result_maybe(dest.target, dest.bearer.reveal(), job.job_id)
             if poll.status != 200 or not poll.completed:
                 poll = None
         skipped = item.success and item.is_skipped
@@ -289,7 +300,11 @@ class JobTracker:
         )
 
     async def look(self, job: OpenJob) -> JobUpdate:
-        """One look at one job, as the update to record."""
+        """One look at one job, as the update to record (at most CONCURRENCY looks ask Windmill at once)."""
+        async with self._limit:
+            return await self._look_alone(job)
+
+    async def _look_alone(self, job: OpenJob) -> JobUpdate:
         dest = self.settings.destinations.get(job.destination)
         now = self.clock()
         if dest is None:
