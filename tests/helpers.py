@@ -155,3 +155,16 @@ async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
         await asyncio.sleep(interval)
+
+
+def sqlite_before(path: Path, migration: str) -> sqlite3.Connection:
+    """A SQLite file with every migration before `migration` (a file-name prefix, e.g. "0011") applied, as an
+    older headrace left it; the caller adds rows, commits and closes."""
+    from headrace.store.queries import migrations
+
+    conn = sqlite3.connect(path)
+    before = [m for m in migrations("sqlite") if m[1] < migration]
+    for _, _, sql in before:
+        conn.executescript(sql)
+    conn.execute(f"PRAGMA user_version = {before[-1][0]}")
+    return conn

@@ -17,6 +17,7 @@ from headrace.ops.outages import RETRY_WINDOW, Outage, find
 from headrace.store.core import Store
 from headrace.store.queries import migrations
 from headrace.store.sqlite import SQLiteStore
+from tests.helpers import sqlite_before
 from tests.integration import test_store_contract as contract
 
 make_store = contract.make_store  # the contract suite's fixture: SQLite and PostgreSQL
@@ -156,11 +157,7 @@ def test_alive_spans_refusals_and_reconciled_windows_make_the_outage_report(make
 
 def test_the_migration_keys_old_rows_by_the_python_rule(tmp_path: Path):
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    before = [m for m in migrations("sqlite") if m[1] < "0010"]
-    for _, _, sql in before:
-        conn.executescript(sql)
-    conn.execute(f"PRAGMA user_version = {before[-1][0]}")
+    conn = sqlite_before(path, "0010")
     rows = [(1, "msg_1", PAID), (2, "msg_2", body("dispute.opened")), (3, "msg_3", b'{"type": "x"}')]
     for event_id, webhook_id, raw in rows:
         conn.execute(

@@ -5,14 +5,13 @@ replay routes it; a cancelled one has a cancelled delivery. On SQLite and Postgr
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from headrace.models import EventFilter
 from headrace.store.core import Store
-from headrace.store.queries import migrations
 from headrace.store.sqlite import SQLiteStore
+from tests.helpers import sqlite_before
 from tests.integration import test_store_contract as contract
 
 make_store = contract.make_store  # the contract suite's fixture: SQLite and PostgreSQL
@@ -53,11 +52,7 @@ def test_a_cancelled_event_is_found_through_its_cancelled_delivery(make_store):
 
 def test_the_migration_marks_the_old_unrouted_events(tmp_path: Path):
     path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    before = [m for m in migrations("sqlite") if m[1] < "0011"]
-    for _, _, sql in before:
-        conn.executescript(sql)
-    conn.execute(f"PRAGMA user_version = {before[-1][0]}")
+    conn = sqlite_before(path, "0011")
     for event_id in (1, 2, 3):
         conn.execute(
             "INSERT INTO events (id, source, webhook_id, event_type, webhook_timestamp, received_at, body, headers)"
