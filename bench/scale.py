@@ -349,7 +349,7 @@ def main() -> None:
         base = results[0]
         print(
             f"\n{'stored':>10}  {'ingest (events/s)':>26}  {'API page':>18}  {'console page':>18}  "
-            f"{'--status failed':>20}  {'unrouted|cancelled':>20}  {'idle claim':>18}"
+            f"{'--status failed':>20}  {'unrouted/cancelled':>20}  {'idle claim':>18}"
         )
         for size, r in results.items():
 
