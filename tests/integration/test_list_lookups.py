@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -211,6 +212,74 @@ def test_a_backlog_of_newer_jobs_does_not_hide_the_oldest_from_the_list(tmp_path
         listed = asyncio.run(scenario(emu))
     assert JOB_ID in listed.completed and listed.completed[JOB_ID].duration_ms == 5.0
     assert emu.state.calls["completed_list"] == 1  # the first page had it
+
+
+def _completed_job(job_id: str, windmill_created_at: float) -> Any:
+    from headrace.windmill.emulator_model import Job
+
+    return Job(job_id, "acme", "script", "f/dodo/on_payment", {}, windmill_created_at, started_at=windmill_created_at)
+
+
+def _rounds_of_lists(tmp_path: Path, state: EmulatorState, rounds: list[list[OpenJob]]) -> list[Listed]:
+    """One tracker (so one memory of Windmill's clock) asking the emulator's list for each round's jobs in turn."""
+
+    async def scenario(emu: EmulatorThread) -> list[Listed]:
+        text = config_text(tmp_path / "h.db", 1, emu.url())
+        async with aiohttp.ClientSession() as http:
+            tracker = JobTracker(None, settings_for(text, tmp_path), WindmillClient(http))  # type: ignore[arg-type]
+            return [await tracker.listed(jobs, time.time()) for jobs in rounds]
+
+    with running_emulator(state) as emu:
+        return asyncio.run(scenario(emu))
+
+
+def test_once_a_list_has_shown_jobs_its_window_opens_a_margin_before_the_oldest_not_5_s(tmp_path: Path) -> None:
+    """At a few hundred jobs a second the 5 s before the oldest leased job held more completed jobs than the
+    list's pages (LIST_PAGES x LIST_PAGE): the leased ones were not reached and went to one-by-one looks (a
+    10,000-event burst had its outcomes recorded 98 s after the last job). Once a list has shown a job, the
+    window opens LIST_MARGIN before the oldest, by Windmill's clock as the list showed it."""
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/on_payment", lambda args: args)
+    now = time.time()
+    first, later = "0b8c9a55-3f8e-5a2c-9e3f-000000000001", JOB_ID
+    state.jobs[first] = _completed_job(first, now - 30)
+    for n in range(LIST_PAGE * LIST_PAGES + 100):  # completed in the 4 s before `later`, the same script
+        state.jobs[f"busy-{n}"] = _completed_job(f"busy-{n}", now - 5 + 3.9 * n / (LIST_PAGE * LIST_PAGES + 100))
+    state.jobs[later] = _completed_job(later, now - 1)
+    listed = _rounds_of_lists(tmp_path, state, [[open_job(first, age=30)], [open_job(later, age=1)]])
+    assert first in listed[0].completed
+    assert abs((listed[0].completed[first].created_at or 0) - (now - 30)) < 0.002  # the item's created_at, read
+    assert later in listed[1].completed  # on the round's first page
+    assert state.calls["completed_list"] == 2
+
+
+def test_a_windmill_clock_behind_ours_is_learned_and_its_jobs_still_found(tmp_path: Path) -> None:
+    """Windmill 3 s behind: a list window opened 1 s before our time would miss its jobs; what the first list
+    showed (3 s) opens the next ones 4 s before."""
+    state = EmulatorState(clock_offset=-3.0)
+    state.add_target("script", "f/dodo/on_payment", lambda args: args)
+    now = time.time()
+    ids = [f"0b8c9a55-3f8e-5a2c-9e3f-00000000000{n}" for n in range(3)]
+    for n, job_id in enumerate(ids):
+        state.jobs[job_id] = _completed_job(job_id, now - 20 + 5 * n - 3.0)  # created by Windmill's clock
+    listed = _rounds_of_lists(tmp_path, state, [[open_job(job_id, age=20 - 5 * n)] for n, job_id in enumerate(ids)])
+    assert [job_id in round_.completed for job_id, round_ in zip(ids, listed, strict=True)] == [True, True, True]
+
+
+def test_a_list_that_shows_none_of_its_jobs_opens_the_next_window_5_s_before_again(tmp_path: Path) -> None:
+    """Windmill's clock moved back 3 s after the tracker learned it: the round's list, opened 1 s before, shows
+    none of its jobs (they look still running); the next round opens LIST_SKEW before again and finds them."""
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/on_payment", lambda args: args)
+    now = time.time()
+    first, moved = "0b8c9a55-3f8e-5a2c-9e3f-000000000001", JOB_ID
+    state.jobs[first] = _completed_job(first, now - 30)
+    state.jobs[moved] = _completed_job(moved, now - 2 - 3.0)  # made after the clock moved back 3 s
+    rounds = [[open_job(first, age=30)], [open_job(moved, age=2)], [open_job(moved, age=2)]]
+    listed = _rounds_of_lists(tmp_path, state, rounds)
+    assert first in listed[0].completed
+    assert moved in listed[1].covered and moved not in listed[1].completed  # missed: it looks still running
+    assert moved in listed[2].completed
 
 
 class Board:

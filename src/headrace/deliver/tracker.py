@@ -53,8 +53,10 @@ NOT_FOUND_LIMIT = 5  # looks answered 404 before the job is recorded as unknown
 CONFIRM_AFTER = 5  # every 5th look at a job not started (the first after ~30 s) asks jobs_u/get whether it exists
 LIST_LOOKUPS = True  # look outcomes up in jobs/completed/list (J7); False: one by one (the bench's baseline)
 LIST_WINDOW = 300.0  # seconds: jobs created this recently are looked up in the list, older ones one by one
-LIST_SKEW = 5.0  # seconds the list's window opens before the oldest job: Windmill's clock may be behind (a job it
-# places earlier is still found by its start time, or looked at alone once older than LIST_WINDOW: later, not lost)
+LIST_SKEW = 5.0  # seconds the list's window opens before the oldest job while Windmill's clock is not known: it may be
+# behind (a job it places earlier is still found by its start time, or looked at alone once older than LIST_WINDOW:
+# later, not lost)
+LIST_MARGIN = 1.0  # the same once the lists have shown how far Windmill's clock is from ours (`_skew`)
 LIST_PAGE = 1000  # jobs per list page (Windmill's default; at most 10,000; an item is under 1 KiB)
 LIST_PAGES = 4  # pages per target per round; jobs the pages did not reach are looked at one by one
 
@@ -130,6 +132,7 @@ class JobTracker:
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(CONCURRENCY)
         self._batch = BATCH
+        self._offsets: dict[str, float] = {}  # a Windmill's base URL -> its clock minus ours, as its lists showed
 
     def notify(self) -> None:
         self._wake.set()
@@ -174,6 +177,7 @@ class JobTracker:
         for (target, token), group in groups.items():
             async with self._limit:
                 found, whole = await self._list(target, token, group)
+            self._learn(target, group, found, whole)
             completed.update(found)
             covered.update(job.job_id for job in group if whole or job.job_id in found)
         return Listed(completed, frozenset(covered))
@@ -181,7 +185,7 @@ class JobTracker:
     async def _list(self, target: RunTarget, token: str, jobs: list[OpenJob]) -> tuple[dict[str, ListedJob], bool]:
         """The jobs of `jobs` the target's list shows completed, and whether the list was read to its end."""
         wanted = {job.job_id for job in jobs}
-        since = min(job.created_at for job in jobs) - LIST_SKEW
+        since = min(job.created_at for job in jobs) - self._skew(target)
         found: dict[str, ListedJob] = {}
         for page in range(1, LIST_PAGES + 1):
             try:
@@ -195,6 +199,32 @@ class JobTracker:
             if len(items) < LIST_PAGE or len(found) == len(wanted):
                 return found, True
         return found, False
+
+    def _skew(self, target: RunTarget) -> float:
+        """How long before the oldest job the list's window opens. At a few hundred jobs a second, LIST_SKEW's
+        5 s held more completed jobs than LIST_PAGES pages, so the leased ones were not reached and went to
+        one-by-one looks: once a list has shown jobs, their times by Windmill's clock against ours (a job's
+        created_at here is taken before its run request is sent) tell where the window must open, with
+        LIST_MARGIN to spare, never more than LIST_SKEW."""
+        offset = self._offsets.get(target.base_url)
+        if offset is None:
+            return LIST_SKEW
+        return min(LIST_SKEW, max(LIST_MARGIN, LIST_MARGIN - offset))
+
+    def _learn(self, target: RunTarget, jobs: list[OpenJob], found: dict[str, ListedJob], whole: bool) -> None:
+        """Windmill's clock minus ours: the least difference between a shown job's created_at there and here (the
+        job is made after we note its time, so the least is the closest). A list read whole that showed none of
+        the jobs asked about may have missed them because that clock moved back: the next round opens the
+        window LIST_SKEW before again, until a list shows jobs."""
+        shown = [
+            item.created_at - job.created_at
+            for job in jobs
+            if (item := found.get(job.job_id)) is not None and item.created_at is not None
+        ]
+        if shown:
+            self._offsets[target.base_url] = min(shown)
+        elif whole:
+            self._offsets.pop(target.base_url, None)
 
     async def _look(self, job: OpenJob, listed: Listed) -> None:
         """Answer one leased job and record it. Only the requests to Windmill wait for the CONCURRENCY limit

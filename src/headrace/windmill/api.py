@@ -53,6 +53,7 @@ class ListedJob:
     canceled: bool = False
     canceled_by: str = ""
     canceled_reason: str = ""
+    created_at: float | None = None  # by Windmill's clock (unix seconds); None when the item has none readable
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -259,7 +260,19 @@ def _listed_job(item: Any) -> ListedJob | None:
         canceled=item.get("canceled") is True,
         canceled_by=str(item.get("canceled_by") or ""),
         canceled_reason=str(item.get("canceled_reason") or ""),
+        created_at=_unix_time(item.get("created_at")),
     )
+
+
+def _unix_time(value: Any) -> float | None:
+    """An RFC 3339 timestamp as Windmill writes it (`2026-12-06T18:59:01.123456Z`) in unix seconds; None if not one."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo is not None else None
 
 
 async def read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[str, bool]:

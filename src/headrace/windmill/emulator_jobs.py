@@ -95,7 +95,7 @@ async def run(request: web.Request) -> web.StreamResponse:
             return web.Response(status=400, text=f"Bad request: Job with id {job_id} already exists")
         if state.concurrent_limit is not None and state.busy(workspace) >= state.concurrent_limit:
             return web.Response(status=400, text=quota_text(state.concurrent_limit))
-        job = Job(job_id, workspace, kind, path, args, time.time(), completed=False, success=False)
+        job = Job(job_id, workspace, kind, path, args, state.now(), completed=False, success=False)
         job.raw_code = target.content
         job.may_reference = b"$" in raw or b"\\u0024" in raw
         state.jobs[job_id] = job
@@ -146,7 +146,7 @@ def start(state: EmulatorState, target: Target, job: Job, base_url: str) -> asyn
 
 async def execute(state: EmulatorState, target: Target, job: Job, base_url: str) -> None:
     """Run one job: resolve its references (A4), wait out the delay, compute the result, complete it."""
-    job.started_at = time.time()
+    job.started_at = state.now()
     context: dict[str, Any] = {"base_url": base_url, "workspace": job.workspace, "job_id": job.id, "kind": job.kind}
     try:
         args = resolve_args(state, job, base_url)
@@ -173,7 +173,7 @@ async def execute(state: EmulatorState, target: Target, job: Job, base_url: str)
     except Exception as exc:
         job.success = False
         job.result = {"error": {"name": type(exc).__name__, "message": str(exc), "stack": ""}}
-    job.duration_ms = (time.time() - job.started_at) * 1000
+    job.duration_ms = (state.now() - job.started_at) * 1000
     job.logs += str(context.get("logs", ""))
     job.logs += f"job {job.id} on {job.kind} {job.path}: {'success' if job.success else 'failure'}\n"
     job.completed = True
@@ -190,7 +190,7 @@ def cancel(state: EmulatorState, job: Job, reason: str, by: str | None = None) -
     message = f"Job canceled: {reason} by {by}"
     job.result = {"error": {"name": "Canceled", "message": message, "reason": reason, "canceler": by}}
     started = job.started_at or job.created_at
-    job.duration_ms = (time.time() - started) * 1000
+    job.duration_ms = (state.now() - started) * 1000
     job.completed = True
     execution = state.running.get(job.id)
     if execution is not None:

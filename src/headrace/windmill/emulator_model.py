@@ -139,6 +139,7 @@ class EmulatorState:
     background: set[asyncio.Future[None]] = field(default_factory=set)
     running: dict[str, asyncio.Future[None]] = field(default_factory=dict)  # job id -> its execution
     wait_timeout: float = TIMEOUT_WAIT_RESULT
+    clock_offset: float = 0.0  # seconds Windmill's clock runs ahead of (negative: behind) this host's
     concurrent_limit: int | None = None  # R6: runs at once per workspace (FREE_TIER_CONCURRENT_RUNS); None: none
     calls: dict[str, int] = field(default_factory=dict)  # Windmill route name -> requests answered
     requests: int = 0
@@ -212,6 +213,10 @@ class EmulatorState:
             if fault.count <= 0:
                 self.faults.popleft()
             return fault
+
+    def now(self) -> float:
+        """Windmill's clock: what its jobs' created_at, started_at and the list's time filters read."""
+        return time.time() + self.clock_offset
 
     def busy(self, workspace: str) -> int:
         """Jobs of `workspace` not completed yet (what the concurrency quota counts, R6)."""
