@@ -112,6 +112,7 @@ class _Connection(asyncio.Protocol):
         self.decoder: Any = None
         self.headers_done = False
         self.received = False
+        self.keep_alive = False  # read when the answer is complete: the parser forgets it right after
 
     def exchange(self, data: list[bytes], cap: int) -> asyncio.Future[Answer]:
         assert self.transport is not None  # a pooled connection is connected
@@ -194,6 +195,7 @@ class _Connection(asyncio.Protocol):
             self._start(self.cap)  # 100 Continue, 103 Early Hints: the real answer comes next
             self.received = True
             return
+        self.keep_alive = self.parser.should_keep_alive()
         self._finish()
 
     def _finish(self) -> None:
@@ -209,7 +211,7 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(error)
 
     def reusable(self) -> bool:
-        return self.complete and not self.closed and not self.cut and self.parser.should_keep_alive()
+        return self.complete and self.keep_alive and not self.closed and not self.cut
 
 
 class RunConnections:
@@ -233,8 +235,8 @@ class RunConnections:
             raise RuntimeError("the connections to Windmill are closed")
         origin, target = _split(url)
         lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
-            raise ValueError("a header name or value holds a line break; it cannot be sent")
+        if lines.count("\n") != len(headers) or lines.count("\r") != len(headers) or "\0" in lines:
+            raise ValueError("a header name or value holds a line break or a NUL; it cannot be sent")
         own = {name.lower() for name in headers}
         defaults = "".join(line for name, line in DEFAULT_HEADERS.items() if name not in own)
         head = f"{method} {target} HTTP/1.1\r\n{origin.host_line}{defaults}{lines}Content-Length: {len(body)}\r\n\r\n"
