@@ -3,7 +3,6 @@ decide the transport; it never logs or returns the token."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import re
@@ -140,8 +139,7 @@ class WindmillClient:
         """`run` over `runs`: what `_request` would answer, read the way `read_capped` reads it."""
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(timeout):
-                answer = await runs.send(url, method, headers, body, RESPONSE_LIMIT)
+            answer = await runs.send(url, method, headers, body, RESPONSE_LIMIT, timeout)
         except TimeoutError:
             error = f"no answer within {timeout:g}s"
         except RunError as exc:

@@ -201,10 +201,15 @@ class _Connection(asyncio.Protocol):
     def _finish(self) -> None:
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
+            if self.decoder is not None and not self.cut:
+                self.chunks.append(self.decoder.flush())
             body = b"".join(self.chunks)
             waiter.set_result(Answer(self.status, body[: self.cap], self.cut, self.retry_after))
 
-    def _fail(self, error: RunError) -> None:
+    def expire(self) -> None:
+        self._fail(TimeoutError())
+
+    def _fail(self, error: Exception) -> None:
         waiter, self.waiter = self.waiter, None
         self.close()
         if waiter is not None and not waiter.done():
@@ -226,11 +231,13 @@ class RunConnections:
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
 
-    async def send(self, url: str, method: str, headers: Mapping[str, str], body: bytes, cap: int) -> Answer:
+    async def send(
+        self, url: str, method: str, headers: Mapping[str, str], body: bytes, cap: int, timeout: float
+    ) -> Answer:
         """Send one request to an absolute http(s) URL (already encoded) and read its answer, at most `cap`
-        bytes of the body. Raises RunError (no answer; also a connection that could not be made) or ValueError
-        (a header with a line break: never sent). The caller bounds it with a timeout: a cancelled exchange
-        closes its connection."""
+        bytes of the body, all within `timeout` seconds (else TimeoutError). Raises RunError (no answer; also a
+        connection that could not be made) or ValueError (a header with a line break: never sent). An exchange
+        that times out or is cancelled closes its connection."""
         if self._closed:
             raise RuntimeError("the connections to Windmill are closed")
         origin, target = _split(url)
@@ -243,12 +250,19 @@ class RunConnections:
         data = [head.encode()]
         if body:
             data.append(body)
-        connection = self._take(origin) or await self._connect(origin)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        connection = self._take(origin)
+        if connection is None:
+            async with asyncio.timeout_at(deadline):
+                connection = await self._connect(origin)
+        # One timer handle per exchange: asyncio.timeout cost a tenth of a delivery's own work (issue 22).
+        timer = loop.call_at(deadline, connection.expire)
         try:
-            answer = await connection.exchange(data, cap)
+            return await connection.exchange(data, cap)
         finally:
+            timer.cancel()
             self._give_back(connection)
-        return answer
 
     def _take(self, origin: _Origin) -> _Connection | None:
         idle = self._idle.get(origin.key)
