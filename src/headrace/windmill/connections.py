@@ -3,8 +3,9 @@ cost is paid per event. aiohttp's client spent about a quarter of `serve`'s even
 sends the same request for 0.38x its CPU (`bench/run_requests.py`), and keeps what that session did for it:
 
 - http and https (certificates verified as `ssl.create_default_context()` does, ALPN http/1.1), the address
-  chosen by happy eyeballs (250 ms) after a lookup kept DNS_TTL seconds (until a connect fails); no proxy (the session's trust_env is
-  off), no connection cap (its TCPConnector had limit=0: each destination's `concurrency` bounds the sends);
+  chosen by happy eyeballs (250 ms) after a lookup kept DNS_TTL seconds (until a connect fails); no proxy (the
+  session's trust_env is off), no connection cap (its TCPConnector had limit=0: each destination's `concurrency`
+  bounds the sends);
 - answers framed by Content-Length, chunked, or the end of the connection, 1xx answers skipped, gzip and
   deflate bodies decoded (Accept-Encoding asks for none), read at most `cap` bytes (then cut, and the
   connection closed), `Connection: close` and HTTP/1.0 honoured;
