@@ -369,6 +369,27 @@ def test_an_idle_connection_is_not_reused_after_the_keepalive_timeout() -> None:
     asyncio.run(go())
 
 
+def test_the_sweep_closes_connections_left_idle_and_keeps_the_fresh_ones() -> None:
+    server = Server([])
+    now = [0.0]
+
+    async def go() -> None:
+        async with serving(server) as url, aiohttp.ClientSession() as session:
+            runs = RunConnections(clock=lambda: now[0])
+            windmill = WindmillClient(session, runs)
+            await asyncio.gather(run(windmill, url), run(windmill, url))  # two connections, kept
+            now[0] += KEEPALIVE_TIMEOUT - 5
+            await run(windmill, url)  # one of them used again
+            now[0] += 6
+            runs._expire()  # what the sweep's timer calls
+            await until(lambda: server.ended == 1)
+            await run(windmill, url)
+            assert server.connections == 2  # the fresh one was kept
+            await runs.close()
+
+    asyncio.run(go())
+
+
 def test_close_ends_every_connection_and_refuses_new_requests() -> None:
     server = Server([CREATED, CREATED, HANG])
 
