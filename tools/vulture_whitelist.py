@@ -28,3 +28,9 @@ _restore_loggers
 pytest_sessionstart
 # the WAL file's name, spelled out in wal_bytes (perf)
 wal_path
+# asyncio calls a protocol's data_received; httptools' parser calls its on_* callbacks by name (connections.py)
+_.data_received
+_.on_header
+_.on_headers_complete
+_.on_body
+_.on_message_complete

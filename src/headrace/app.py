@@ -29,6 +29,7 @@ from headrace.store.core import Store
 from headrace.store.sqlite import SQLiteStore
 from headrace.transform import Sandbox, Script
 from headrace.windmill.client import WindmillClient
+from headrace.windmill.connections import RunConnections
 
 log = logging.getLogger("headrace.app")
 
@@ -103,6 +104,7 @@ class App:
         self.worker: Worker | None = None
         self.metrics = Metrics(clock, settings)
         self._session: aiohttp.ClientSession | None = None
+        self._runs: RunConnections | None = None
         self._sandbox: Sandbox | None = None  # made for previews when the worker has none
         self._previews: Previews | None = None
         self.ingestor = Ingestor(settings, store, self._notify, clock, self.metrics)
@@ -155,7 +157,8 @@ class App:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": "headrace"})
-        return WindmillClient(self._session)
+            self._runs = RunConnections()
+        return WindmillClient(self._session, self._runs)
 
     def sandbox(self) -> Sandbox:
         """Where user scripts run: the worker's sandbox when it has one, else one made on first use (previews
@@ -255,6 +258,8 @@ class App:
             await self._sandbox.close()
         if self._session is not None:
             await self._session.close()
+        if self._runs is not None:
+            await self._runs.close()
         await self.store.close()
 
     async def metrics_text(self) -> str:

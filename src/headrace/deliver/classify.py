@@ -47,10 +47,11 @@ def classify(response: RunResponse, job_id: str) -> Classified:
     excerpt = response.body[:QUOTE_EXCERPT].strip()
     if 200 <= status < 300:
         returned = response.body.strip().strip('"')
-        try:
-            returned = str(uuid.UUID(returned))
-        except ValueError:
-            returned = job_id
+        if returned != job_id:  # the usual answer is the id asked for, already in its canonical form
+            try:
+                returned = str(uuid.UUID(returned))
+            except ValueError:
+                returned = job_id
         return Classified("delivered", f"HTTP {status}", job_id=returned)
     if status == 400:
         if excerpt.startswith(TRANSIENT_400_PREFIXES):

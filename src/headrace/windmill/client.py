@@ -19,6 +19,7 @@ import yarl
 from headrace.policy import LINE_EXCERPT
 from headrace.windmill import urls
 from headrace.windmill.api import LOOKUP_TIMEOUT, RESPONSE_LIMIT, JobPoll, ListedJob, RunResponse, TargetInfo
+from headrace.windmill.connections import RunConnections, RunError
 from headrace.windmill.urls import RunTarget
 
 __all__ = [
@@ -60,10 +61,13 @@ class _Answer:
 
 class WindmillClient:
     """Windmill's job API as headrace uses it (`WindmillApi`, windmill/api.py). Every request goes through
-    `_request`: one place for the bearer token, the timeout, the read cap and what a transport error says."""
+    `_request`: one place for the bearer token, the timeout, the read cap and what a transport error says.
+    Run requests, one per delivery, go through `runs` when given (connections.py: the same request for far less
+    work than the session's; the app passes it), else through `_request` too."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, runs: RunConnections | None = None) -> None:
         self._session = session
+        self._runs = runs
 
     async def _request(
         self,
@@ -114,6 +118,8 @@ class WindmillClient:
     ) -> RunResponse:
         """Send one run request as given: `url` with its job_id, `headers` with the token (deliver/request.py
         decides both)."""
+        if self._runs is not None:
+            return await self._run(self._runs, url, body, headers, method, timeout)
         # The run URL is already encoded (parse_run_url) and a job id is a UUID: take it as encoded rather
         # than let yarl re-parse and re-encode the whole URL on every request.
         answer = await self._request(
@@ -127,6 +133,26 @@ class WindmillClient:
             headers={"Retry-After": answer.retry_after} if answer.retry_after is not None else {},
             duration_ms=answer.duration_ms,
         )
+
+    async def _run(
+        self, runs: RunConnections, url: str, body: bytes, headers: Mapping[str, str], method: str, timeout: float
+    ) -> RunResponse:
+        """`run` over `runs`: what `_request` would answer, read the way `read_capped` reads it."""
+        started = time.perf_counter()
+        try:
+            answer = await runs.send(url, method, headers, body, RESPONSE_LIMIT, timeout)
+        except TimeoutError:
+            error = f"no answer within {timeout:g}s"
+        except RunError as exc:
+            error = str(exc)
+        else:
+            return RunResponse(
+                status=answer.status,
+                body=answer.body.decode("utf-8", errors="ignore" if answer.cut else "replace"),
+                headers={"Retry-After": answer.retry_after} if answer.retry_after is not None else {},
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+        return RunResponse(status=None, error=error, duration_ms=(time.perf_counter() - started) * 1000)
 
     async def job_exists(
         self, target: RunTarget, token: str, job_id: str, timeout: float = LOOKUP_TIMEOUT

@@ -20,6 +20,7 @@ builds its URLs from them and the emulator registers its handlers on them, so th
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -137,8 +138,9 @@ class RunTarget:
         )
         return origin + parts.path
 
-    @property
+    @functools.cached_property
     def run_url(self) -> str:
+        """Built once per target (every delivery asks for it)."""
         url = RUN.build(
             self.base_url,
             workspace=self.workspace,
