@@ -295,6 +295,24 @@ def test_a_header_with_a_line_break_is_never_sent(via: str) -> None:
     assert server.requests == []
 
 
+def test_a_request_line_with_a_space_or_a_line_break_is_never_sent() -> None:
+    """The request line is written by hand: a target or method that would split it is refused before a byte goes."""
+    server = Server([])
+
+    async def go() -> None:
+        async with serving(server) as url:
+            runs = RunConnections()
+            try:
+                for target, method in ((f"{url}?job_id=a\r\nX: y", "POST"), (f"{url}?a b", "POST"), (url, "POST /x")):
+                    with pytest.raises(ValueError, match="request target"):
+                        await runs.send(target, method, {}, b"{}", 1024, 5.0)
+            finally:
+                await runs.close()
+
+    asyncio.run(go())
+    assert server.requests == []
+
+
 # TLS: a certificate made for 127.0.0.1, trusted by the client's context, or not.
 
 

@@ -242,6 +242,9 @@ class RunConnections:
         if self._closed:
             raise RuntimeError("the connections to Windmill are closed")
         origin, target = _split(url)
+        if not (target.isascii() and target.isprintable()) or " " in target or not method.isalpha():
+            # parse_run_url admits no such URL; checked here too, as the one place a request line is written
+            raise ValueError("the request target holds a space or a control character, or the method is not a word")
         lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         if lines.count("\n") != len(headers) or lines.count("\r") != len(headers) or "\0" in lines:
             raise ValueError("a header name or value holds a line break or a NUL; it cannot be sent")
