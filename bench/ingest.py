@@ -195,10 +195,12 @@ def measure_ingest(folder: Path, n: int, c: int, tag: str, database: str = "", i
             servers.append(start([*HEADRACE, "serve", "-c", str(config)], port))
         run_load_spread("127.0.0.1", ports, signed_requests(ports[0], 2000, f"warm-{tag}"), c)
         requests = signed_requests(ports[0], n, tag)
-        pids = [s.pid for s in servers] + postgres_backends(database)
-        before = sum(cpu_seconds(pid) for pid in pids)
+        before = {pid: cpu_seconds(pid) for pid in [s.pid for s in servers] + postgres_backends(database)}
         result = run_load_spread("127.0.0.1", ports, requests, c)
-        result.cpu_us = (sum(cpu_seconds(pid) for pid in pids) - before) / max(result.ok, 1) * 1e6
+        # A backend that started during the run (the pool opened a connection) counts from its start.
+        pids = before.keys() | set(postgres_backends(database))
+        used = sum(max(0.0, cpu_seconds(pid) - before.get(pid, 0.0)) for pid in pids)
+        result.cpu_us = used / max(result.ok, 1) * 1e6
         result.indexed_after = search_caught_up(database or f"sqlite:///{folder}/bench.db")
         return result
     finally:
