@@ -212,21 +212,26 @@ class GroupWriter:
     def _start_lane(self) -> None:
         self._starting = False
         if self._pending and len(self._running) < self._lanes:
-            task = asyncio.get_running_loop().create_task(self._lane())
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self._running.add(asyncio.get_running_loop().create_task(self._lane()))
 
     async def _lane(self) -> None:
-        while self._pending:
-            batch = self._take()
-            try:
-                # One pipeline for as long as batches keep coming: leaving it costs a round trip (a sync).
-                async with self._pool.connection() as conn, conn.pipeline() as pipeline:
-                    while batch:
-                        await self._settle(conn, pipeline, batch)
-                        batch = self._take() if self._pending and not conn.broken else []
-            except Exception as exc:  # no connection could be opened
-                self._fail(batch, exc)
+        try:
+            while self._pending:
+                batch = self._take()
+                try:
+                    # One pipeline for as long as batches keep coming: leaving it costs a round trip (a sync).
+                    async with self._pool.connection() as conn, conn.pipeline() as pipeline:
+                        while batch:
+                            await self._settle(conn, pipeline, batch)
+                            batch = self._take() if self._pending and not conn.broken else []
+                except Exception as exc:  # no connection could be opened
+                    self._fail(batch, exc)
+        finally:
+            # At once, with no await since the last look at `_pending`: a done-callback would run later, and
+            # an operation submitted in between would see this lane as running and wait for ever.
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.discard(task)
 
     def _take(self) -> list[Op]:
         batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
