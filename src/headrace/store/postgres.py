@@ -30,6 +30,12 @@ from headrace.store.schema import SchemaStatus, known_version, pending
 
 T = TypeVar("T")
 GROUPED = {programs.ingest, programs.reject}  # the writes of `POST /webhooks/…`: one COMMIT for many
+# Queries whose rows carry event bodies (the indexer's, the worker's claim, one event, `db copy`): their rows come
+# in binary, so a body is not sent as hex text twice its size, encoded by the server and decoded here (a read
+# of 500 bodies: 4 µs a row here instead of 9, 5.5 µs in the server instead of 10.7).
+BINARY_ROWS = frozenset(
+    {"events_for_index", "events_to_index", "claimed_by", "get_event", "export_events", "keys_pending"}
+)
 
 
 class PostgresStore(Store):
@@ -140,7 +146,7 @@ class PostgresStore(Store):
                     async with conn.cursor() as cur:
                         await cur.executemany(q[step.query], step.params)
                     return None
-                cursor = await conn.execute(q[step.query], step.params)
+                cursor = await conn.execute(q[step.query], step.params, binary=step.query in BINARY_ROWS)
                 if step.kind == "run":
                     return cursor.rowcount
                 return await (cursor.fetchone() if step.kind == "one" else cursor.fetchall())

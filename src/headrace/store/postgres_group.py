@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -169,7 +170,13 @@ PARAMETER = re.compile(r"%\(([a-z_][a-z0-9_]*)\)[sbt]")
 
 def _columns(sql: str, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """The parameters of a bulk form: for each parameter it names, the list of that value in every row."""
-    return {name: [row[name] for row in rows] for name in dict.fromkeys(PARAMETER.findall(sql))}
+    return {name: [row[name] for row in rows] for name in _parameters(sql)}
+
+
+@functools.cache
+def _parameters(sql: str) -> tuple[str, ...]:
+    """The parameters a bulk form names, each once (a few bulk forms: found once, not in every batch)."""
+    return tuple(dict.fromkeys(PARAMETER.findall(sql)))
 
 
 def load_bulk() -> dict[str, str]:
