@@ -117,3 +117,44 @@ def test_rows_with_bodies_read_in_binary_are_the_rows_read_as_text(pg_dsn: str):
             assert [{k: (type(v), v) for k, v in r.items()} for r in binary] == [
                 {k: (type(v), v) for k, v in r.items()} for r in text
             ], name
+
+
+def test_the_bulk_index_rows_are_the_rows_one_statement_each_made(pg_dsn: str):
+    """bulk.sql's index_event (the indexer's round in one statement) stores what the single form, run once per
+    row in order, stored: a row replaced by the later terms, an id given twice keeps its last terms, an event
+    gone is skipped."""
+    from headrace.store.postgres_group import bulk_params, load_bulk
+    from headrace.store.queries import load
+
+    single, bulk = load("postgresql")["index_event"], load_bulk()["index_event"]
+
+    async def main() -> None:
+        store = PostgresStore(pg_dsn, pool_size=2)
+        await store.open()
+        try:
+            await asyncio.gather(
+                *(store.ingest(NewEvent("dodo", f"msg_{i}", "t", 1, 1.0, b"{}", {}), []) for i in range(3))
+            )
+        finally:
+            await store.close()
+
+    asyncio.run(main())
+    rows = [
+        {"event_id": 1, "terms": "old:1"},
+        {"event_id": 2, "terms": "'it''s':1 b:2"},
+        {"event_id": 99, "terms": "gone:1"},
+        {"event_id": 1, "terms": "new:1 x:2"},
+        {"event_id": 3, "terms": ""},
+    ]
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        stored = []
+        for form in ("single", "bulk"):
+            conn.execute("DELETE FROM event_search")
+            conn.execute("INSERT INTO event_search (event_id, terms) VALUES (2, 'before:1')")
+            if form == "single":
+                with conn.cursor() as cur:
+                    cur.executemany(single, rows)
+            else:
+                conn.execute(bulk, bulk_params(bulk, rows))
+            stored.append(conn.execute("SELECT event_id, terms::text FROM event_search ORDER BY event_id").fetchall())
+    assert stored[0] == stored[1] == [(1, "'new':1 'x':2"), (2, "'b':2 'it''s':1"), (3, "")]

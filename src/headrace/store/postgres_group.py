@@ -114,7 +114,7 @@ async def _round(
         if kind == "many":  # no results: every program's parameter sets in one go
             params = [p for i in members for p in steps[i].params]
             if query in bulk and len(params) > 1:
-                await cursor.execute(bulk[query], _columns(bulk[query], params))
+                await cursor.execute(bulk[query], bulk_params(bulk[query], params))
             else:
                 await cursor.executemany(queries[query], params)
             for i in members:  # a failure shows at the next sync, and fails the whole transaction
@@ -123,7 +123,7 @@ async def _round(
         params = [steps[i].params for i in members]
         together = kind == "one" and query in bulk and len(params) > 1
         if together:
-            await cursor.execute(bulk[query], _columns(bulk[query], params))
+            await cursor.execute(bulk[query], bulk_params(bulk[query], params))
         elif len(params) == 1:
             await cursor.execute(queries[query], params[0])  # executemany would fetch its results at once
         else:
@@ -168,7 +168,7 @@ async def _roll_back(conn: Conn, pipeline: psycopg.AsyncPipeline) -> None:
 PARAMETER = re.compile(r"%\(([a-z_][a-z0-9_]*)\)[sbt]")
 
 
-def _columns(sql: str, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+def bulk_params(sql: str, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """The parameters of a bulk form: for each parameter it names, the list of that value in every row."""
     return {name: [row[name] for row in rows] for name in _parameters(sql)}
 
