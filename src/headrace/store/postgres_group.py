@@ -9,8 +9,10 @@ operations, and `synchronous_commit` stays as the server has it.
 A batch runs its programs in lockstep in psycopg's pipeline mode (`run_programs`): the next step of every
 program is sent at once, then one sync brings back all their results, and the steps of a round that run
 the same query go out as one statement (its bulk form in store/sql/postgresql/bulk.sql). A batch of
-ingests therefore costs three round trips and two INSERTs (the events with BEGIN, the deliveries, then
-COMMIT) whatever its size, where one ingest alone used to cost five round trips.
+ingests therefore costs three round trips whatever its size: BEGIN with the late-copy lookup, the events'
+INSERT, then the deliveries' INSERT with the COMMIT (a `many` step has no result to wait for). A lane keeps
+its connection and pipeline while batches keep coming; psycopg's `transaction()` is not used, as inside a
+pipeline it syncs on entering and on leaving (a batch took seven round trips with it).
 
 Failures: a batch that fails for any reason but a broken connection (a statement the server refused, a
 program that raised, a deadlock with another instance's batch) is rolled back and run again as two
