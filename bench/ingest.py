@@ -24,7 +24,9 @@ Target (issue 11): PostgreSQL ingest >= 0.8x SQLite ingest in the same run.
 
 `cpu` is the server side's CPU time per accepted event (for bare: per answered request): the `serve`
 processes, and for PostgreSQL also the server's backends serving them (not its WAL writer). On a machine
-shared with other work it moves less than the rates do.
+shared with other work it moves less than the rates do. The search indexer works in the load's window too, a
+share of its time: `(N us/event with it)` counts the same CPU until the index has caught up, which a cheaper
+indexer (doing more of its catch-up inside the window) cannot make look dearer.
 """
 
 from __future__ import annotations
@@ -197,17 +199,22 @@ def measure_ingest(folder: Path, n: int, c: int, tag: str, database: str = "", i
             servers.append(start([*HEADRACE, "serve", "-c", str(config)], port))
         run_load_spread("127.0.0.1", ports, signed_requests(ports[0], 2000, f"warm-{tag}"), c)
         requests = signed_requests(ports[0], n, tag)
-        pids = [s.pid for s in servers] + postgres_backends(database)
-        before = sum(cpu_seconds(pid) for pid in pids)
+        before = {pid: cpu_seconds(pid) for pid in [s.pid for s in servers] + postgres_backends(database)}
         result = run_load_spread("127.0.0.1", ports, requests, c)
-        result.cpu_us = (sum(cpu_seconds(pid) for pid in pids) - before) / max(result.ok, 1) * 1e6
+        result.cpu_us = _used(before, database) / max(result.ok, 1) * 1e6
         result.indexed_after = search_caught_up(database or f"sqlite:///{folder}/bench.db")
-        if result.indexed_after is not None:
-            result.cpu_indexed_us = (sum(cpu_seconds(pid) for pid in pids) - before) / max(result.ok, 1) * 1e6
+        result.cpu_indexed_us = _used(before, database) / max(result.ok, 1) * 1e6
         return result
     finally:
         for server in servers:
             stop(server)
+
+
+def _used(before: dict[int, float], database: str) -> float:
+    """CPU seconds used since `before` by those processes and by the backends serving `database` now (a backend
+    that started meanwhile, as the pool opened a connection, counts from its start)."""
+    pids = before.keys() | set(postgres_backends(database))
+    return sum(max(0.0, cpu_seconds(pid) - before.get(pid, 0.0)) for pid in pids)
 
 
 def search_caught_up(database: str, timeout: float = 120.0) -> float | None:
@@ -315,7 +322,10 @@ def main() -> None:
                     pg = measure_ingest(folder, n, c, f"pg{round_}", database=url)
                 report("pg", pg, ingest, of="SQLite")
                 ratios.append(pg.rate / ingest.rate)
-                print(f"         server-side CPU per event: PostgreSQL {pg.cpu_us / ingest.cpu_us:.2f}x SQLite's")
+                print(
+                    f"         server-side CPU per event: PostgreSQL {pg.cpu_us / ingest.cpu_us:.2f}x SQLite's"
+                    f" ({pg.cpu_indexed_us / max(ingest.cpu_indexed_us, 1e-9):.2f}x until searchable)"
+                )
 
         pg_result = f"PostgreSQL ingest {', '.join(f'{r:.2f}x' for r in ratios)} SQLite's (target >= 0.80x)"
         if args.no_e2e:

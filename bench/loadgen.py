@@ -22,7 +22,7 @@ class LoadResult:
     latencies_ms: list[float]
     cpu_us: float = 0.0  # CPU time of the server side per accepted request, when the caller measured it
     indexed_after: float | None = None  # seconds from the last answer until the search queue was empty
-    cpu_indexed_us: float = 0.0  # server CPU per accepted request until the search queue was empty, when measured
+    cpu_indexed_us: float = 0.0  # cpu_us counted until the search queue was empty (its catch-up included)
 
     @property
     def rate(self) -> float:

@@ -157,3 +157,116 @@ def test_two_instances_ingesting_the_same_events_at_once_store_each_once(pg_dsn:
         assert counts(pg_dsn) == (total, 2 * total)
 
     asyncio.run(main())
+
+
+def test_a_commit_the_server_refuses_fails_its_batch_and_nothing_is_answered_before_the_commit(pg_dsn: str):
+    """The COMMIT goes out in the same flight as the batch's last statements. A deferred trigger refuses one
+    event at COMMIT (after a pause, so an answer given before the COMMIT ended would find nothing stored):
+    that event fails alone, every other one is answered only once it is stored."""
+
+    def refuse_at_commit() -> None:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(
+                "CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " PERFORM pg_sleep(0.05);"
+                " IF NEW.webhook_id = 'msg_13' THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NULL; END $$"
+            )
+            conn.execute(
+                "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON events DEFERRABLE INITIALLY DEFERRED"
+                " FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()"
+            )
+
+    stored_when_answered: dict[int, bool] = {}
+
+    async def main() -> None:
+        store = PostgresStore(pg_dsn, pool_size=4)
+        await store.open()
+        refuse_at_commit()
+        watcher = psycopg.connect(pg_dsn, autocommit=True)  # looks at once, from the done-callback
+
+        def seen(i: int, future: asyncio.Future[IngestResult]) -> None:
+            if not future.exception():
+                found = watcher.execute("SELECT 1 FROM events WHERE webhook_id = %s", [f"msg_{i}"]).fetchone()
+                stored_when_answered[i] = found is not None
+
+        try:
+            calls = [asyncio.ensure_future(store.ingest(event(f"msg_{i}"), ROUTES)) for i in range(20)]
+            for i, call in enumerate(calls):
+                call.add_done_callback(lambda f, i=i: seen(i, f))
+            results: list[Any] = await asyncio.gather(*calls, return_exceptions=True)
+            described = store.describe()
+        finally:
+            watcher.close()
+            await store.close()
+        failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+        assert failed == [13]
+        assert isinstance(results[13], psycopg.errors.RaiseException) and "refused at commit" in str(results[13])
+        assert described["group_commits"] > 1  # the batch failed whole, then was split
+        assert stored_when_answered == {i: True for i in range(20) if i != 13}
+        assert counts(pg_dsn) == (19, 38)
+
+    asyncio.run(main())
+
+
+def test_a_refused_statement_sent_with_the_commit_fails_only_its_own_ingest(pg_dsn: str):
+    """The deliveries' INSERT has no result to wait for, so it goes out with the COMMIT: when the server
+    refuses it, nothing of the batch is committed, and the split finds the one ingest it belongs to."""
+
+    def refuse_bad_deliveries() -> None:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(
+                "CREATE FUNCTION refuse_delivery() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " RAISE EXCEPTION 'no such destination'; END $$"
+            )
+            conn.execute(
+                "CREATE TRIGGER refuse_delivery BEFORE INSERT ON deliveries FOR EACH ROW"
+                " WHEN (NEW.destination = 'bad') EXECUTE FUNCTION refuse_delivery()"
+            )
+
+    async def main() -> None:
+        store = PostgresStore(pg_dsn, pool_size=4)
+        await store.open()
+        refuse_bad_deliveries()
+        try:
+            bad = [Route("bad", "http://wm/api/w/acme")]
+            calls = [store.ingest(event(f"msg_{i}"), bad if i == 7 else ROUTES) for i in range(16)]
+            results: list[Any] = await asyncio.gather(*calls, return_exceptions=True)
+            after = await store.ingest(event("msg_after"), ROUTES)  # the lane's connection goes on
+        finally:
+            await store.close()
+        assert [i for i, r in enumerate(results) if isinstance(r, BaseException)] == [7]
+        assert isinstance(results[7], psycopg.errors.RaiseException)
+        assert not after.duplicate
+        assert counts(pg_dsn) == (16, 32)  # 15 of the batch and the one after, nothing of the refused one
+
+    asyncio.run(main())
+
+
+def test_a_program_that_raises_mid_transaction_leaves_nothing_committed(pg_dsn: str):
+    """Only the COMMIT stores anything: a program that raises after its statements ran is rolled back (no
+    sync may end the transaction as a commit), and the connection, pipeline still open, serves the next."""
+    from headrace.store.postgres_group import run_programs
+    from headrace.store.programs import Program, run
+
+    queries = {"add": "INSERT INTO t (v) VALUES (%(v)s)"}
+
+    def add_then_fail(v: int) -> Program[None]:
+        yield run("add", {"v": v})
+        raise RuntimeError("the program gave up")
+
+    def add(v: int) -> Program[int]:
+        return (yield run("add", {"v": v}))
+
+    async def main() -> None:
+        conn = await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True)
+        async with conn:
+            await conn.execute("CREATE TABLE t (v integer)")
+            async with conn.pipeline() as pipeline:
+                with pytest.raises(RuntimeError, match="gave up"):
+                    await run_programs(conn, queries, [add(1), add_then_fail(2)], pipeline=pipeline)
+                assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                assert await run_programs(conn, queries, [add(3)], pipeline=pipeline) == [1]
+            stored = await (await conn.execute("SELECT v FROM t")).fetchall()
+        assert stored == [(3,)]
+
+    asyncio.run(main())

@@ -21,7 +21,7 @@ import psycopg
 from headrace.store import programs
 from headrace.store.base import StoreError
 from headrace.store.core import MakeProgram, Store
-from headrace.store.postgres_group import GroupWriter
+from headrace.store.postgres_group import GroupWriter, bulk_params, load_bulk
 from headrace.store.postgres_io import CREDENTIALS, Conn, Pool, applied_versions, redact
 from headrace.store.postgres_io import migrate as migrate_schema
 from headrace.store.programs import Step, drive_async
@@ -30,6 +30,12 @@ from headrace.store.schema import SchemaStatus, known_version, pending
 
 T = TypeVar("T")
 GROUPED = {programs.ingest, programs.reject}  # the writes of `POST /webhooks/…`: one COMMIT for many
+# Queries whose rows carry event bodies (the indexer's, the worker's claim, one event, `db copy`): their rows come
+# in binary, so a body is not sent as hex text twice its size, encoded by the server and decoded here (a read
+# of 500 bodies: 4 µs a row here instead of 9, 5.5 µs in the server instead of 10.7).
+BINARY_ROWS = frozenset(
+    {"events_for_index", "events_to_index", "claimed_by", "get_event", "export_events", "keys_pending"}
+)
 
 
 class PostgresStore(Store):
@@ -38,6 +44,7 @@ class PostgresStore(Store):
     def __init__(self, dsn: str, pool_size: int = 10, *, group_lanes: int = 2) -> None:
         self.dsn = dsn
         self._q = load("postgresql")
+        self._bulk = load_bulk()
         self._pool_size = pool_size
         self._group_lanes = group_lanes  # batches of ingests committing at once, each on its own connection
         self._pool: Pool | None = None
@@ -131,16 +138,19 @@ class PostgresStore(Store):
         if make in GROUPED:
             result: T = await self._group.submit(make, args)
             return result
-        q = self._q
+        q, bulk = self._q, self._bulk
 
         async with self._pool.connection() as conn:
 
             async def execute(step: Step) -> Any:
                 if step.kind == "many":
                     async with conn.cursor() as cur:
-                        await cur.executemany(q[step.query], step.params)
+                        if step.query in bulk and len(step.params) > 1:  # one statement, not one per set
+                            await cur.execute(bulk[step.query], bulk_params(bulk[step.query], step.params))
+                        else:
+                            await cur.executemany(q[step.query], step.params)
                     return None
-                cursor = await conn.execute(q[step.query], step.params)
+                cursor = await conn.execute(q[step.query], step.params, binary=step.query in BINARY_ROWS)
                 if step.kind == "run":
                     return cursor.rowcount
                 return await (cursor.fetchone() if step.kind == "one" else cursor.fetchall())

@@ -9,8 +9,10 @@ operations, and `synchronous_commit` stays as the server has it.
 A batch runs its programs in lockstep in psycopg's pipeline mode (`run_programs`): the next step of every
 program is sent at once, then one sync brings back all their results, and the steps of a round that run
 the same query go out as one statement (its bulk form in store/sql/postgresql/bulk.sql). A batch of
-ingests therefore costs three round trips and two INSERTs (the events with BEGIN, the deliveries, then
-COMMIT) whatever its size, where one ingest alone used to cost five round trips.
+ingests therefore costs three round trips whatever its size: BEGIN with the late-copy lookup, the events'
+INSERT, then the deliveries' INSERT with the COMMIT (a `many` step has no result to wait for). A lane keeps
+its connection and pipeline while batches keep coming; psycopg's `transaction()` is not used, as inside a
+pipeline it syncs on entering and on leaving (a batch took seven round trips with it).
 
 Failures: a batch that fails for any reason but a broken connection (a statement the server refused, a
 program that raised, a deadlock with another instance's batch) is rolled back and run again as two
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ from importlib import resources
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 
 from headrace.store.postgres_io import Conn, Pool
@@ -47,15 +51,25 @@ class Op:
 
 
 async def run_programs(
-    conn: Conn, queries: dict[str, str], programs: Sequence[Program[Any]], bulk: dict[str, str] | None = None
+    conn: Conn,
+    queries: dict[str, str],
+    programs: Sequence[Program[Any]],
+    bulk: dict[str, str] | None = None,
+    pipeline: psycopg.AsyncPipeline | None = None,
 ) -> list[Any]:
     """Run `programs` in one transaction on `conn`, in lockstep and pipelined; return their answers in
-    order. Raises the first failure, and then nothing of any program was committed.
+    order, once the COMMIT succeeded. Raises the first failure, and then nothing of any program was committed
+    and `conn` is out of its transaction again (unless it broke).
 
     Each round sends the next step of every program that is still running, then syncs once. The steps of
     a round that run the same query go out as one statement when `bulk` has a bulk form of it
     (store/sql/postgresql/bulk.sql), else as one `executemany` (one result set each), which costs the
-    driver much less than a cursor and an `execute` per statement."""
+    driver much less than a cursor and an `execute` per statement.
+
+    Round trips are what a batch costs most, on both sides of the socket, so none is spent on bookkeeping:
+    BEGIN goes out with the first round, a `many` step (it has no result) is answered at once, so when a
+    round holds only those the COMMIT goes out with it, and the caller may keep `pipeline` open over several
+    batches (psycopg's `transaction()` in a pipeline syncs on entering and on leaving: three round trips more)."""
     bulk = bulk or {}
     answers: list[Any] = [None] * len(programs)
     steps: dict[int, Step] = {}
@@ -63,58 +77,108 @@ async def run_programs(
         _advance(program, None, i, steps, answers)
     if not steps:
         return answers  # programs that ran no statement (nothing to write): no transaction needed
-    async with conn.pipeline() as pipeline, conn.transaction():
-        while steps:
-            rounds: dict[tuple[str, str], list[int]] = {}
-            for i, step in steps.items():
-                rounds.setdefault((step.kind, step.query), []).append(i)
-            sent: list[tuple[str, list[int], psycopg.AsyncCursor[DictRow], bool]] = []
-            for (kind, query), members in rounds.items():
-                cursor = conn.cursor()
-                if kind == "many":  # no results: every program's parameter sets in one go
-                    params = [p for i in members for p in steps[i].params]
-                    together = query in bulk and len(params) > 1
-                    if together:
-                        await cursor.execute(bulk[query], _columns(bulk[query], params))
-                    else:
-                        await cursor.executemany(queries[query], params)
-                else:
-                    params = [steps[i].params for i in members]
-                    together = kind == "one" and query in bulk and len(params) > 1
-                    if together:
-                        await cursor.execute(bulk[query], _columns(bulk[query], params))
-                    else:
-                        await cursor.executemany(queries[query], params, returning=True)
-                sent.append((kind, members, cursor, together))
-            await pipeline.sync()
-            following: dict[int, Step] = {}
-            for kind, members, cursor, together in sent:
-                if together and kind == "one":
-                    rows = {int(row.pop("n")): row for row in await cursor.fetchall()}
-                    for n, i in enumerate(members, start=1):
-                        _advance(programs[i], rows.get(n), i, following, answers)
-                    continue
-                for n, i in enumerate(members):
-                    if n and not together:
-                        cursor.nextset()
-                    result: Any = None
-                    if kind == "run":
-                        result = cursor.rowcount
-                    elif kind == "one":
-                        result = await cursor.fetchone()
-                    elif kind == "all":
-                        result = await cursor.fetchall()
-                    _advance(programs[i], result, i, following, answers)
-            steps = following
+    async with contextlib.AsyncExitStack() as stack:
+        if pipeline is None:
+            pipeline = await stack.enter_async_context(conn.pipeline())
+        try:
+            await conn.execute(BEGIN, prepare=False)
+            while steps:
+                steps = await _round(conn, pipeline, queries, bulk, programs, steps, answers)
+            await conn.execute(COMMIT, prepare=False)
+            await pipeline.sync()  # the answers stand only now
+        except Exception:
+            await _roll_back(conn, pipeline)
+            raise
     return answers
+
+
+BEGIN, COMMIT, ROLLBACK = b"BEGIN", b"COMMIT", b"ROLLBACK"
+
+
+async def _round(
+    conn: Conn,
+    pipeline: psycopg.AsyncPipeline,
+    queries: dict[str, str],
+    bulk: dict[str, str],
+    programs: Sequence[Program[Any]],
+    steps: dict[int, Step],
+    answers: list[Any],
+) -> dict[int, Step]:
+    """Send one step of every program in `steps`; returns their next steps. Syncs only when a step has a
+    result to wait for: the programs whose step was a `many` are sent on at once."""
+    rounds: dict[tuple[str, str], list[int]] = {}
+    for i, step in steps.items():
+        rounds.setdefault((step.kind, step.query), []).append(i)
+    sent: list[tuple[str, list[int], psycopg.AsyncCursor[DictRow], bool]] = []
+    following: dict[int, Step] = {}
+    for (kind, query), members in rounds.items():
+        cursor = conn.cursor()
+        if kind == "many":  # no results: every program's parameter sets in one go
+            params = [p for i in members for p in steps[i].params]
+            if query in bulk and len(params) > 1:
+                await cursor.execute(bulk[query], bulk_params(bulk[query], params))
+            else:
+                await cursor.executemany(queries[query], params)
+            for i in members:  # a failure shows at the next sync, and fails the whole transaction
+                _advance(programs[i], None, i, following, answers)
+            continue
+        params = [steps[i].params for i in members]
+        together = kind == "one" and query in bulk and len(params) > 1
+        if together:
+            await cursor.execute(bulk[query], bulk_params(bulk[query], params))
+        elif len(params) == 1:
+            await cursor.execute(queries[query], params[0])  # executemany would fetch its results at once
+        else:
+            await cursor.executemany(queries[query], params, returning=True)
+        sent.append((kind, members, cursor, together))
+    if not sent:
+        return following
+    await pipeline.sync()
+    for kind, members, cursor, together in sent:
+        if together:
+            rows = {int(row.pop("n")): row for row in await cursor.fetchall()}
+            for n, i in enumerate(members, start=1):
+                _advance(programs[i], rows.get(n), i, following, answers)
+            continue
+        for n, i in enumerate(members):
+            if n:
+                cursor.nextset()
+            result: Any = None
+            if kind == "run":
+                result = cursor.rowcount
+            elif kind == "one":
+                result = await cursor.fetchone()
+            elif kind == "all":
+                result = await cursor.fetchall()
+            _advance(programs[i], result, i, following, answers)
+    return following
+
+
+async def _roll_back(conn: Conn, pipeline: psycopg.AsyncPipeline) -> None:
+    """After a failure mid-transaction: collect what the pipeline still holds (statements skipped after the
+    error) and end the transaction. A connection that cannot is left as it is: the pool drops it."""
+    if conn.broken:
+        return
+    with contextlib.suppress(psycopg.Error):
+        await pipeline.sync()
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        with contextlib.suppress(psycopg.Error):
+            await conn.execute(ROLLBACK, prepare=False)
+            await pipeline.sync()
 
 
 PARAMETER = re.compile(r"%\(([a-z_][a-z0-9_]*)\)[sbt]")
 
 
-def _columns(sql: str, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+def bulk_params(sql: str, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """The parameters of a bulk form: for each parameter it names, the list of that value in every row."""
-    return {name: [row[name] for row in rows] for name in dict.fromkeys(PARAMETER.findall(sql))}
+    return {name: [row[name] for row in rows] for name in _parameters(sql)}
+
+
+@functools.cache
+def _parameters(sql: str) -> tuple[str, ...]:
+    """The parameters a bulk form names, each once (a few bulk forms: found once, not in every batch)."""
+    return tuple(dict.fromkeys(PARAMETER.findall(sql)))
 
 
 def load_bulk() -> dict[str, str]:
@@ -157,41 +221,54 @@ class GroupWriter:
     def _start_lane(self) -> None:
         self._starting = False
         if self._pending and len(self._running) < self._lanes:
-            task = asyncio.get_running_loop().create_task(self._lane())
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            self._running.add(asyncio.get_running_loop().create_task(self._lane()))
 
     async def _lane(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
-            self.ops += len(batch)
-            await self._settle(batch)
-
-    async def _settle(self, batch: list[Op]) -> None:
-        self.batches += 1
-        failure: Exception | None = None
-        broken = False
         try:
-            async with self._pool.connection() as conn:
+            while self._pending:
+                batch = self._take()
                 try:
-                    programs = [op.make(*op.args) for op in batch]
-                    answers = await run_programs(conn, self._queries, programs, self._bulk)
-                except Exception as exc:
-                    failure, broken = exc, conn.broken
-        except Exception as exc:  # no connection could be opened
-            failure, broken = exc, True
-        if failure is None:
-            for op, answer in zip(batch, answers, strict=True):
-                if not op.future.done():
-                    op.future.set_result(answer)
-        elif broken or len(batch) == 1:
-            for op in batch:
-                if not op.future.done():
-                    op.future.set_exception(failure)
-        else:  # one operation (or an unlucky moment) failed the batch: split it to find out which
-            middle = len(batch) // 2
-            await self._settle(batch[:middle])
-            await self._settle(batch[middle:])
+                    # One pipeline for as long as batches keep coming: leaving it costs a round trip (a sync).
+                    async with self._pool.connection() as conn, conn.pipeline() as pipeline:
+                        while batch:
+                            await self._settle(conn, pipeline, batch)
+                            batch = self._take() if self._pending and not conn.broken else []
+                except Exception as exc:  # no connection could be opened
+                    self._fail(batch, exc)
+        finally:
+            # At once, with no await since the last look at `_pending`: a done-callback would run later, and
+            # an operation submitted in between would see this lane as running and wait for ever.
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.discard(task)
+
+    def _take(self) -> list[Op]:
+        batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+        self.ops += len(batch)
+        return batch
+
+    async def _settle(self, conn: Conn, pipeline: psycopg.AsyncPipeline, batch: list[Op]) -> None:
+        self.batches += 1
+        try:
+            programs = [op.make(*op.args) for op in batch]
+            answers = await run_programs(conn, self._queries, programs, self._bulk, pipeline)
+        except Exception as exc:
+            if conn.broken or len(batch) == 1:
+                self._fail(batch, exc)
+            else:  # one operation (or an unlucky moment) failed the batch: split it to find out which
+                middle = len(batch) // 2
+                await self._settle(conn, pipeline, batch[:middle])
+                await self._settle(conn, pipeline, batch[middle:])
+            return
+        for op, answer in zip(batch, answers, strict=True):
+            if not op.future.done():
+                op.future.set_result(answer)
+
+    @staticmethod
+    def _fail(batch: list[Op], failure: Exception) -> None:
+        for op in batch:
+            if not op.future.done():
+                op.future.set_exception(failure)
 
     async def close(self) -> None:
         """Wait for the batches under way and those queued (the pool closes after this)."""
