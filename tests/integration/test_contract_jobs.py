@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,24 @@ from headrace.windmill.emulator_kit import load_kit
 from .windmill_contract import Emulator, scenario
 
 UNKNOWN = {"started": None, "success": None, "completed": False, "result": None}
+
+
+def test_the_emulator_times_its_jobs_by_its_own_clock() -> None:
+    """A real Windmill's clock may be off the sender's: `clock_offset` sets the emulator's, and a job's created_at
+    (in the list, J7) and the list's time filter both read it."""
+    state = EmulatorState(clock_offset=-3.0)
+    state.add_target("script", "f/dodo/x", lambda args: 1)
+
+    async def body(emu: Emulator) -> None:
+        sent = time.time()
+        job = (await emu.run("f/dodo/x")).text
+        listed = (await emu.get(urls.COMPLETED_LIST)).json()
+        created = datetime.fromisoformat(listed[0]["created_at"]).timestamp()
+        assert listed[0]["id"] == job and sent - 3.5 < created < time.time() - 2.5
+        after_ours = {"created_or_started_after": rfc3339(sent - 1)}  # by our clock: after Windmill's creation
+        assert (await emu.get(urls.COMPLETED_LIST, query=after_ours)).json() == []
+
+    scenario(state, body)
 
 
 def test_contract_J1_job_lookup_is_per_workspace_and_tagged() -> None:
@@ -209,6 +228,8 @@ def test_contract_J7_the_completed_list_shows_outcomes_and_durations_by_path_and
         assert item["type"] == "CompletedJob" and item["success"] is True and item["canceled"] is False
         assert isinstance(item["duration_ms"], int) and item["is_skipped"] is False
         assert "result" not in item and "args" not in item and "logs" not in item  # no result: J2 reads it
+        created = datetime.fromisoformat(item["created_at"])  # RFC 3339, UTC: what the tracker times the list by
+        assert created.tzinfo is not None and before < created.timestamp() <= time.time()
         later = {**query, "created_or_started_after": rfc3339(time.time() + 60)}
         assert (await emu.get(urls.COMPLETED_LIST, query=later)).json() == []
         pages = [

@@ -35,8 +35,11 @@ KEEPALIVE_TIMEOUT = 15.0  # seconds an idle connection is kept (aiohttp's defaul
 DNS_TTL = 300.0  # seconds a host's addresses are kept (the session's ttl_dns_cache)
 HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address is tried alongside (aiohttp's default)
 # Sent unless the request sets its own (the session sent User-Agent, Accept and Accept-Encoding the same way).
-DEFAULT_HEADERS = {"user-agent": "User-Agent: headrace\r\n", "accept": "Accept: */*\r\n"}
-DEFAULT_HEADERS["accept-encoding"] = "Accept-Encoding: identity\r\n"
+DEFAULT_HEADERS = {
+    "user-agent": "User-Agent: headrace\r\n",
+    "accept": "Accept: */*\r\n",
+    "accept-encoding": "Accept-Encoding: identity\r\n",
+}
 
 
 class RunError(Exception):
