@@ -12,7 +12,8 @@
              server has it, `on` by default), printed as a ratio of the SQLite ingest just before it.
              `--rounds N` alternates SQLite and PostgreSQL N times, so both see the same machine load.
 4. e2e:      `headrace serve` with its worker on, delivering to the Windmill emulator in another
-             process: from the first request sent to the last job created at the emulator.
+             process: from the first request sent to the last job created at the emulator; then how long
+             until every job's outcome is recorded in the store (the outcome tracker after a burst).
 
 Payload search is indexed after the commit (headrace/ops/indexer.py): `searchable +N s` is how long after the
 last answer the index had caught up with the run's events (the servers still running, not in the rate), and
@@ -137,9 +138,11 @@ def fresh_db(folder: Path) -> None:
     marker_path(folder / "bench.db").unlink(missing_ok=True)
 
 
-def run_e2e(folder: Path, n: int, c: int, extra: str = "") -> tuple[LoadResult, int, float]:
+def run_e2e(folder: Path, n: int, c: int, extra: str = "", outcomes: bool = False) -> tuple[LoadResult, int, float]:
     """Ingest n events at full speed with the worker on; time until the emulator has created every job. The
-    result's `cpu_us` is `serve`'s CPU time (ingest and delivery) per job created."""
+    result's `cpu_us` is `serve`'s CPU time (ingest and delivery) per job created, `emulator_cpu_us` the
+    emulator's (it shares the machine's cores); with `outcomes`, `outcomes_after` is how long after the last job
+    was created the store had every job's outcome recorded (the tracker's lag after a burst)."""
     fresh_db(folder)
     port, emu_port = free_port(), free_port()
     config = write_config(folder, port, emu_port, worker=True, extra=extra)
@@ -147,7 +150,7 @@ def run_e2e(folder: Path, n: int, c: int, extra: str = "") -> tuple[LoadResult, 
     server = start([*HEADRACE, "serve", "-c", str(config)], port)
     try:
         requests = signed_requests(port, n, "e2e")
-        before = cpu_seconds(server.pid)
+        before, emulator_before = cpu_seconds(server.pid), cpu_seconds(emulator.pid)
         started = time.perf_counter()
         accepted = run_load("127.0.0.1", port, requests, c)
         deadline = time.time() + 300
@@ -157,10 +160,29 @@ def run_e2e(folder: Path, n: int, c: int, extra: str = "") -> tuple[LoadResult, 
             jobs = emulator_jobs(emu_port)
         seconds = time.perf_counter() - started
         accepted.cpu_us = (cpu_seconds(server.pid) - before) / max(jobs, 1) * 1e6
+        accepted.emulator_cpu_us = (cpu_seconds(emulator.pid) - emulator_before) / max(jobs, 1) * 1e6
+        if outcomes:
+            accepted.outcomes_after = outcomes_recorded(folder / "bench.db")
     finally:
         stop(server)
         stop(emulator)
     return accepted, jobs, seconds
+
+
+def outcomes_recorded(database: Path, timeout: float = 300.0) -> float | None:
+    """Seconds until no delivery of the run has its job open (every outcome recorded); None past `timeout`."""
+    import sqlite3
+
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        with contextlib.closing(sqlite3.connect(database, timeout=30)) as conn:
+            (open_jobs,) = conn.execute(
+                "SELECT COUNT(*) FROM deliveries WHERE job_state = 'open' OR status IN ('pending', 'in_flight')"
+            ).fetchone()
+        if open_jobs == 0:
+            return time.perf_counter() - started
+        time.sleep(0.2)
+    return None
 
 
 def start(args: list[str], port: int) -> subprocess.Popen[bytes]:
@@ -332,12 +354,15 @@ def main() -> None:
             if ratios:
                 print(f"\nresult:  {pg_result}")
             return
-        e2e_ingest, jobs, seconds = run_e2e(folder, n, c)
+        e2e_ingest, jobs, seconds = run_e2e(folder, n, c, outcomes=True)
         report("e2e-in", e2e_ingest, base)
         print(
             f"e2e      {jobs / seconds:8.0f} events/s accepted -> job created at the emulator "
-            f"({jobs} jobs in {seconds:.2f} s)"
+            f"({jobs} jobs in {seconds:.2f} s; the emulator's CPU {e2e_ingest.emulator_cpu_us:.0f} us/job)"
         )
+        lag = e2e_ingest.outcomes_after
+        shown = f"+{lag:.1f} s" if lag is not None else "not within 300 s"
+        print(f"outcomes all recorded {shown} after the last job was created")
 
         print("\ntargets: ingest >= 4000/s, >= 0.60x bare, p99 < 30 ms; e2e >= 1500/s")
         print(

@@ -22,6 +22,8 @@ class LoadResult:
     latencies_ms: list[float]
     cpu_us: float = 0.0  # CPU time of the server side per accepted request, when the caller measured it
     indexed_after: float | None = None  # seconds from the last answer until the search queue was empty
+    emulator_cpu_us: float = 0.0  # the emulator's CPU per job created, in an end-to-end run
+    outcomes_after: float | None = None  # seconds from the last job created until every outcome was recorded
     cpu_indexed_us: float = 0.0  # cpu_us counted until the search queue was empty (its catch-up included)
 
     @property
