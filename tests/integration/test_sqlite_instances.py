@@ -89,7 +89,5 @@ def test_two_serve_processes_on_one_sqlite_file_store_and_deliver_each_event_onc
 
 def _open(db: Path) -> int:
     with sqlite3.connect(db, timeout=30) as conn:
-        (count,) = conn.execute(
-            "SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'in_flight')"
-        ).fetchone()
+        (count,) = conn.execute("SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'in_flight')").fetchone()
     return int(count)
