@@ -265,7 +265,10 @@ class App:
     async def metrics_text(self) -> str:
         """Prometheus exposition: this process's counters and the store's queue gauges (cached ~1 s)."""
         queue, ready = await self.metrics.queue(self.store.queue_stats), await self.metrics.ready(self.ready)
-        text = self.metrics.render(queue, ready, self.store.describe().get("wal_bytes"))
+        facts = self.store.describe()
+        text = self.metrics.render(
+            queue, ready, facts.get("wal_bytes"), turn_wait_seconds=facts.get("write_turn_wait_seconds")
+        )
         return text + outages.metric(await self.outages.current())
 
     async def ready(self) -> tuple[bool, str]:

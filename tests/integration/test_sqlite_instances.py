@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import re
 import sqlite3
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -73,6 +75,8 @@ def test_two_serve_processes_on_one_sqlite_file_store_and_deliver_each_event_onc
                     await asyncio.sleep(0.05)
 
             asyncio.run(delivered())
+            waited = [_turn_waited(port) for port in ports]
+            assert all(seconds >= 0 for seconds in waited) and any(seconds > 0 for seconds in waited), waited
         finally:
             for server in servers:
                 stop_process(server)
@@ -91,3 +95,12 @@ def _open(db: Path) -> int:
     with sqlite3.connect(db, timeout=30) as conn:
         (count,) = conn.execute("SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'in_flight')").fetchone()
     return int(count)
+
+
+def _turn_waited(port: int) -> float:
+    """`headrace_store_write_turn_wait_seconds_total` from one instance's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    found = re.search(r"^headrace_store_write_turn_wait_seconds_total (\S+)$", text, re.M)
+    assert found is not None, "no write-turn metric in /metrics"
+    return float(found.group(1))

@@ -163,7 +163,14 @@ class Metrics:
 
         return await self._ready.get(ask)
 
-    def render(self, queue: QueueStats | None, ready: bool | None = None, wal_bytes: int | None = None) -> str:
+    def render(
+        self,
+        queue: QueueStats | None,
+        ready: bool | None = None,
+        wal_bytes: int | None = None,
+        *,
+        turn_wait_seconds: float | None = None,
+    ) -> str:
         out: list[str] = []
         if wal_bytes is not None:
             out.append(
@@ -171,6 +178,13 @@ class Metrics:
                 "another process holds a read open; new webhooks are refused past [server] wal_limit).\n"
             )
             out.append(f"# TYPE headrace_store_wal_bytes gauge\nheadrace_store_wal_bytes {wal_bytes}\n")
+        if turn_wait_seconds is not None:
+            name = "headrace_store_write_turn_wait_seconds_total"
+            out.append(
+                f"# HELP {name} Seconds this process's writes waited while another headrace process had its turn "
+                "at the SQLite database (a `headrace worker`, another `serve`, a CLI command).\n"
+            )
+            out.append(f"# TYPE {name} counter\n{name} {turn_wait_seconds:.6f}\n")
         if ready is not None:
             out.append(
                 "# HELP headrace_ready 1 when /readyz answers 200: the store has this schema and takes writes, the "

@@ -134,6 +134,7 @@ class SQLiteStore(Store):
             "commits": writer.batches if writer else 0,
             "writes": writer.ops if writer else 0,
             "wal_bytes": wal_bytes(self.path),
+            "write_turn_wait_seconds": writer.turn_wait_seconds if writer else 0.0,
         }
 
     def _op(self, make: MakeProgram[T], args: tuple[Any, ...]) -> Any:

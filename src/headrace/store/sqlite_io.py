@@ -240,6 +240,8 @@ class LoopWriter:
         self._turn = WriteTurn(path)
         self._turn_wait: asyncio.Future[None] | None = None  # the committer thread waiting for the turn
         self._turn_wanted = False  # a batch awaits `_turn_wait`
+        self._turn_asked = 0.0  # time.monotonic() when the committer thread began waiting
+        self.turn_wait_seconds = 0.0  # spent waiting while another process had the turn (a metric)
         self._committer = Committer(self._conn, self._turn)
         self._committer.start()
         self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
@@ -316,6 +318,7 @@ class LoopWriter:
         if self._turn_wait is None:
             if self._turn.try_take():
                 return
+            self._turn_asked = time.monotonic()
             self._turn_wait = self._committer.wait_turn(asyncio.get_running_loop())
             self._turn_wait.add_done_callback(self._turn_came)
         wait = self._turn_wait
@@ -333,8 +336,10 @@ class LoopWriter:
                 self._turn_wait = None
 
     def _turn_came(self, wait: asyncio.Future[None]) -> None:
-        """The committer thread's wait ended. Nobody awaits it any more (the batch gave up at its deadline, and
-        no batch has come since): give the turn straight back, or this process would keep it idle."""
+        """The committer thread's wait ended: counted in `turn_wait_seconds`. When nobody awaits it any more (the
+        batch gave up at its deadline, and no batch has come since), the turn goes straight back, or this process
+        would keep it idle."""
+        self.turn_wait_seconds += time.monotonic() - self._turn_asked
         error = None if wait.cancelled() else wait.exception()
         if self._turn_wanted or self._turn_wait is not wait:
             return
