@@ -1,4 +1,5 @@
-"""CONTRACT R6, R8, R9, M1 (lock absent) and T1: what Windmill's answers mean (docs/windmill-contract.md)."""
+"""CONTRACT R6, R8, R9, M1 (lock absent) and T1 (scopes, the auth cache): what Windmill's answers mean
+(docs/windmill-contract.md)."""
 
 from __future__ import annotations
 
@@ -142,5 +143,83 @@ def test_contract_T1_a_run_only_token_runs_its_path_and_reads_jobs_but_not_the_d
         assert (await emu.run("f/dodo/flow", kind="flow", headers=flow_run)).status == 201
         denied = await emu.get(urls.FLOW, headers=flow_run, path="f/dodo/flow")
         assert denied.status == 403 and "flows:read" in denied.text
+
+    scenario(state, body)
+
+
+def test_contract_T1_a_revoked_token_works_until_its_cached_entry_expires() -> None:
+    """auth.rs:133-140, 451-457: a token the database accepted is cached per (workspace, token) for 120 s from that
+    moment; a hit does not extend it. Deleting a token (users/tokens/delete) does not drop the entry, so the token
+    keeps working, by Windmill's clock, until the entry expires."""
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/x", lambda args: args)
+    state.add_token(Token("old-token", email="alice@acme.test"))
+    old = {"Authorization": "Bearer old-token"}
+
+    async def body(emu: Emulator) -> None:
+        assert state.auth_cache_seconds == 120
+        assert (await emu.run("f/dodo/x", headers=old)).status == 201  # checked now: cached until +120 s
+        state.clock_offset += 100
+        assert (await emu.run("f/dodo/x", headers=old)).status == 201  # a hit: the entry still ends at +120 s
+        state.revoke("old-token")
+        assert (await emu.run("f/dodo/x", headers=old)).status == 201  # revoked, still accepted
+        assert (await emu.get(urls.COMPLETED_LIST, headers=old)).status == 200
+        assert (await emu.run("f/dodo/x", headers=old, workspace="other")).status == 401  # never cached there
+        state.clock_offset += 19
+        assert (await emu.run("f/dodo/x", headers=old)).status == 201  # 119 s after it was checked
+        state.clock_offset += 2
+        refused = await emu.run("f/dodo/x", headers=old)
+        assert refused.status == 401 and "Could not authenticate" in refused.text
+
+    scenario(state, body)
+
+
+def test_contract_T1_a_token_revoked_before_it_was_cached_fails_at_once_and_a_refusal_is_not_cached() -> None:
+    state = EmulatorState(auth_cache_seconds=5.0)  # configurable, for tests
+    state.add_target("script", "f/dodo/x", lambda args: args)
+    state.add_token(Token("unused-token"))
+    late = {"Authorization": "Bearer late-token"}
+
+    async def body(emu: Emulator) -> None:
+        state.revoke("unused-token")
+        assert (await emu.run("f/dodo/x", headers={"Authorization": "Bearer unused-token"})).status == 401
+        assert (await emu.run("f/dodo/x", headers=late)).status == 401
+        state.add_token(Token("late-token"))
+        assert (await emu.run("f/dodo/x", headers=late)).status == 201  # the 401 was not cached
+        state.revoke("late-token")
+        state.clock_offset += 5.0
+        assert (await emu.run("f/dodo/x", headers=late)).status == 401  # auth_cache_seconds later
+
+    scenario(state, body)
+
+
+def test_contract_T1_changing_a_tokens_scopes_drops_its_cached_entry_at_once() -> None:
+    """migrations/20260428122300: a scope update notifies `notify_token_invalidation`, which empties the token's
+    cache entries (main.rs, `invalidate_token_from_cache`): the new scopes apply at once."""
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/x", lambda args: args)
+    state.add_token(Token("panel-token", scopes=frozenset({"jobs:run:scripts:f/dodo/x"})))
+    panel = {"Authorization": "Bearer panel-token"}
+
+    async def body(emu: Emulator) -> None:
+        assert (await emu.run("f/dodo/x", headers=panel)).status == 201
+        state.add_token(Token("panel-token", scopes=frozenset({"jobs:read"})))
+        assert (await emu.run("f/dodo/x", headers=panel)).status == 403
+
+    scenario(state, body)
+
+
+def test_contract_T1_the_emulator_revokes_a_token_over_http() -> None:
+    state = EmulatorState(tokens={"test-token", "old-token"}, auth_cache_seconds=30.0)
+    state.add_target("script", "f/dodo/x", lambda args: args)
+    old = {"Authorization": "Bearer old-token"}
+
+    async def body(emu: Emulator) -> None:
+        assert (await emu.run("f/dodo/x", headers=old)).status == 201
+        async with emu.http.post(emu.base.removesuffix("/api") + "/_emulator/revoke", json={"token": "old-token"}) as r:
+            assert r.status == 200 and (await r.json())["cached_for_seconds"] == 30.0
+        assert (await emu.run("f/dodo/x", headers=old)).status == 201
+        state.clock_offset += 30.0
+        assert (await emu.run("f/dodo/x", headers=old)).status == 401
 
     scenario(state, body)

@@ -1,4 +1,4 @@
-"""CONTRACT J1-J6: looking a job up (docs/windmill-contract.md)."""
+"""CONTRACT J1-J7: looking a job up (docs/windmill-contract.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from headrace.windmill import urls
 from headrace.windmill.client import rfc3339
-from headrace.windmill.emulator import EmulatorState
+from headrace.windmill.emulator import EmulatorState, Token
 from headrace.windmill.emulator_kit import load_kit
 
 from .windmill_contract import Emulator, scenario
@@ -109,6 +109,107 @@ def test_contract_J2_the_result_is_not_size_capped() -> None:
         job_id = (await emu.run("f/dodo/big")).text
         answer = await emu.result_maybe(job_id)
         assert answer.status == 200 and answer.json()["result"]["blob"] == big
+
+    scenario(state, body)
+
+
+# J2's 403 (`require_job_read_access`, backend/windmill-api/src/jobs.rs:969-1108): a job is read by the user who
+# created it, an admin, or a user who reads the job's whole folder (row-level security on v2_job); anyone else
+# is refused. Alice reads folder f/dodo; Bob may only run f/dodo/x, shared with him alone; Carol's scoped token
+# (run f/dodo/x only) belongs to a user who reads the folder.
+ALICE = {"Authorization": "Bearer alice-token"}
+BOB = {"Authorization": "Bearer bob-token"}
+CAROL = {"Authorization": "Bearer carol-token"}
+
+
+def readers() -> EmulatorState:
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/x", lambda args: {"ok": True})
+    state.add_target("script", "f/dodo/slow", delay=5.0)
+    state.add_token(Token("alice-token", paths=("f/dodo/",), email="alice@acme.test"))
+    state.add_token(Token("bob-token", paths=("f/dodo/x",), email="bob@acme.test"))
+    scopes = frozenset({"jobs:run:scripts:f/dodo/x"})
+    state.add_token(Token("carol-token", paths=("f/dodo/",), scopes=scopes, email="carol@acme.test"))
+    return state
+
+
+async def lookups(emu: Emulator, job_id: str, headers: dict[str, str]) -> list[int]:
+    """The status of each job lookup headrace makes: get_result_maybe (with and without get_started), jobs_u/get,
+    get_timing."""
+    asked = {"get_started": "true"}
+    return [
+        (await emu.get(urls.RESULT_MAYBE, headers=headers, job_id=job_id)).status,
+        (await emu.get(urls.RESULT_MAYBE, headers=headers, query=asked, job_id=job_id)).status,
+        (await emu.get(urls.JOB, headers=headers, job_id=job_id)).status,
+        (await emu.get(urls.TIMING, headers=headers, job_id=job_id)).status,
+    ]
+
+
+def test_contract_J2_a_job_is_read_by_its_creator_an_admin_or_a_reader_of_its_folder() -> None:
+    async def body(emu: Emulator) -> None:
+        alices = (await emu.run("f/dodo/x", headers=ALICE)).text
+        bobs = (await emu.run("f/dodo/x", headers=BOB)).text
+        assert await lookups(emu, bobs, BOB) == [200] * 4  # the creator, though he cannot read the folder
+        assert await lookups(emu, alices, ALICE) == [200] * 4
+        assert await lookups(emu, bobs, ALICE) == [200] * 4  # a reader of folder f/dodo reads everyone's jobs there
+        assert await lookups(emu, bobs, {}) == [200] * 4  # the session's token: an admin's
+        assert (await emu.result_maybe(bobs)).json()["result"] == {"ok": True}
+
+    scenario(readers(), body)
+
+
+def test_contract_J2_anyone_else_gets_403_from_every_lookup_and_the_list_leaves_the_job_out() -> None:
+    async def body(emu: Emulator) -> None:
+        alices = (await emu.run("f/dodo/x", headers=ALICE)).text
+        bobs = (await emu.run("f/dodo/x", headers=BOB)).text
+        # Bob may run f/dodo/x (shared with him alone) but not read the folder: Alice's job is not his to read.
+        assert await lookups(emu, alices, BOB) == [403] * 4
+        refused = await emu.get(urls.RESULT_MAYBE, headers=BOB, job_id=alices)
+        assert refused.text.startswith(f"Permission denied: You do not have access to run {alices}.")
+        assert "share a read-only link" in refused.text
+        query = {"script_path_exact": "f/dodo/x"}
+        listed = (await emu.get(urls.COMPLETED_LIST, headers=BOB, query=query)).json()
+        assert [item["id"] for item in listed] == [bobs]  # row-level security: no error, the job is just absent
+        assert (await emu.get(urls.RESULT_MAYBE, headers=BOB, job_id=str(uuid.uuid4()))).json() == UNKNOWN  # no 404
+
+    scenario(readers(), body)
+
+
+def test_contract_J2_with_get_started_a_queued_or_running_job_is_refused_too() -> None:
+    async def body(emu: Emulator) -> None:
+        running = (await emu.run("f/dodo/slow", headers=ALICE)).text
+        assert (await emu.get(urls.RESULT_MAYBE, headers=BOB, job_id=running)).json() == UNKNOWN  # not asked
+        asked = {"get_started": "true"}
+        refused = await emu.get(urls.RESULT_MAYBE, headers=BOB, query=asked, job_id=running)
+        assert refused.status == 403  # jobs.rs: the get_started branch checks the reader too
+        assert (await emu.get(urls.RESULT_MAYBE, headers=ALICE, query=asked, job_id=running)).status == 200
+
+    scenario(readers(), body)
+
+
+def test_contract_J2_a_scope_does_not_limit_which_jobs_a_token_reads() -> None:
+    """`jobs:run:scripts:f/dodo/x` gives jobs:read with no path (scopes.rs `scope_grants_access`): what its user
+    may read decides, so Carol's run-only token reads a job of another script in a folder she reads."""
+
+    async def body(emu: Emulator) -> None:
+        other = (await emu.run("f/dodo/slow", headers=ALICE)).text
+        assert (await emu.run("f/dodo/slow", headers=CAROL)).status == 403  # may not run it...
+        assert (await emu.get(urls.RESULT_MAYBE, headers=CAROL, job_id=other)).status == 200  # ...but reads its jobs
+        assert (await emu.get(urls.SCRIPT, headers=CAROL, path="f/dodo/slow")).status == 403  # not the definition
+
+    scenario(readers(), body)
+
+
+def test_contract_J2_a_job_in_a_users_own_space_is_read_by_that_user() -> None:
+    state = EmulatorState()
+    state.add_target("script", "u/alice/mine", lambda args: 1)
+    state.add_token(Token("alice-token", paths=("u/alice/",), email="alice@acme.test"))
+    state.add_token(Token("bob-token", paths=("f/",), email="bob@acme.test"))
+
+    async def body(emu: Emulator) -> None:
+        job_id = (await emu.run("u/alice/mine")).text  # an admin ran it
+        assert (await emu.get(urls.RESULT_MAYBE, headers=ALICE, job_id=job_id)).status == 200  # under u/alice/
+        assert (await emu.get(urls.RESULT_MAYBE, headers=BOB, job_id=job_id)).status == 403
 
     scenario(state, body)
 

@@ -1,5 +1,5 @@
-"""How headrace reads Windmill's answers (CONTRACT R6, J2, J4-J6, M1, R8, R9, T1), against the emulator over
-loopback HTTP. Each test here has a `test_contract_*` twin that holds the emulator to the same item."""
+"""How headrace reads Windmill's answers (CONTRACT R6, J2 and its 403, J4-J6, M1, R8, R9, T1), against the
+emulator over loopback HTTP. Each test here has a `test_contract_*` twin that holds the emulator to the same item."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from headrace.deliver.tracker import CONFIRM_AFTER, JobTracker
+from headrace.deliver.tracker import CONFIRM_AFTER, JobTracker, Listed
 from headrace.models import JobUpdate, OpenJob
+from headrace.policy import JOB_EXCERPT
 from headrace.windmill.client import WindmillClient
 from headrace.windmill.emulator import EmulatorState, EmulatorThread, Fault, Token, running_emulator
 from tests.helpers import config_text, free_port, running_server, settings_for
@@ -25,17 +26,25 @@ def open_job(job_id: str, checks: int = 0) -> OpenJob:
     return OpenJob(1, 1, "payments", 0, job_id, checks, time.time() - 60, 0, "dodo", "msg_1")
 
 
-async def look(tmp_path: Path, emu: EmulatorThread, job: OpenJob, url: str | None = None, extra: str = "") -> JobUpdate:
-    cfg = settings_for(config_text(tmp_path / "h.db", free_port(), url or emu.url(), extra_dest=extra), tmp_path)
+async def look(
+    tmp_path: Path,
+    emu: EmulatorThread,
+    job: OpenJob,
+    url: str | None = None,
+    extra: str = "",
+    token: str = "test-token",
+) -> JobUpdate:
+    text = config_text(tmp_path / "h.db", free_port(), url or emu.url(), extra_dest=extra)
+    cfg = settings_for(text.replace('token = "test-token"', f'token = "{token}"'), tmp_path)
     async with aiohttp.ClientSession() as http:
         tracker = JobTracker(None, cfg, WindmillClient(http))  # type: ignore[arg-type]
         return await tracker.look(job)
 
 
-async def create(emu: EmulatorThread, url: str, body: Any = None) -> str:
+async def create(emu: EmulatorThread, url: str, body: Any = None, token: str = "test-token") -> str:
     job_id = str(uuid.uuid4())
     async with aiohttp.ClientSession() as http:
-        headers = {"Authorization": "Bearer test-token"}
+        headers = {"Authorization": f"Bearer {token}"}
         async with http.post(f"{url}?job_id={job_id}", json=body or {}, headers=headers) as r:
             assert r.status == 201, await r.text()
     return job_id
@@ -74,6 +83,62 @@ def test_J2_a_running_job_costs_no_existence_lookups_and_an_unknown_one_is_found
         assert emu.state.calls.get("job", 0) == 0  # started: true, so never asked whether it exists
         unknown = await look(tmp_path, emu, open_job(str(uuid.uuid4()), CONFIRM_AFTER - 1))
         assert unknown.state == "unknown" and "does not know job" in unknown.excerpt
+
+    with running_emulator(state) as emu:
+        asyncio.run(scenario(emu))
+
+
+def test_J2_a_job_the_token_may_not_read_is_unknown_at_once_with_what_the_token_lacks_and_the_fix(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Alice's token delivered two jobs; then the destination's token was changed to Bob's, who may run the script
+    (shared with him alone) but not read folder f/dodo: Windmill answers 403 for Alice's jobs (J2). headrace stops
+    tracking them at once, as `unknown`, saying what the token lacks and the fix (not `open` for 24 h, nor a
+    failure to re-run), says so once in the log, and follows Bob's own jobs as usual."""
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/on_payment", lambda args: {"ok": True})
+    state.add_token(Token("alice-token", paths=("f/dodo/",), email="alice@acme.test"))
+    state.add_token(Token("bob-token", paths=("f/dodo/on_payment",), email="bob@acme.test"))
+
+    async def scenario(emu: EmulatorThread) -> None:
+        alices = [await create(emu, emu.url(), token="alice-token") for _ in range(2)]
+        bobs = await create(emu, emu.url(), token="bob-token")
+        text = config_text(tmp_path / "h.db", free_port(), emu.url(), extra_dest="retry_on_job_failure = 2")
+        cfg = settings_for(text.replace('token = "test-token"', 'token = "bob-token"'), tmp_path)
+        async with aiohttp.ClientSession() as http:
+            tracker = JobTracker(None, cfg, WindmillClient(http))  # type: ignore[arg-type]
+            # The round's list (J7) leaves Alice's job out, so it counts as running until a look of its own.
+            fresh = open_job(alices[0])
+            listed = await tracker.listed([fresh], time.time())
+            assert fresh.job_id in listed.covered and (await tracker.answer(fresh, listed)).state == "open"
+            updates = [
+                await tracker.answer(open_job(job, CONFIRM_AFTER - 1), Listed({}, frozenset())) for job in alices
+            ]
+            own = await tracker.look(open_job(bobs))
+        for update in updates:
+            assert update.state == "unknown" and not update.rerun, update
+            assert "HTTP 403" in update.excerpt and "will not show job" in update.excerpt
+            assert "give the token's user read access to folder dodo" in update.excerpt
+            assert "token was changed to another Windmill user's" in update.excerpt
+            assert "bob-token" not in update.excerpt and len(update.excerpt) <= JOB_EXCERPT
+        assert own.state == "success"
+
+    with caplog.at_level(logging.WARNING, logger="headrace.track"), running_emulator(state) as emu:
+        asyncio.run(scenario(emu))
+    said = [r.getMessage() for r in caplog.records if "will not show job" in r.getMessage()]
+    assert len(said) == 1 and "destination payments" in said[0] and "bob-token" not in said[0]
+
+
+def test_J2_a_scoped_token_without_jobs_read_is_told_which_scope_it_lacks(tmp_path: Path) -> None:
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/on_payment", lambda args: {"ok": True})
+    state.add_token(Token("reader-token", scopes=frozenset({"scripts:read"})))
+
+    async def scenario(emu: EmulatorThread) -> None:
+        job_id = await create(emu, emu.url())
+        update = await look(tmp_path, emu, open_job(job_id), token="reader-token")
+        assert update.state == "unknown" and "Required scope: jobs:read" in update.excerpt
+        assert "a token with jobs:run (which includes reading jobs)" in update.excerpt
 
     with running_emulator(state) as emu:
         asyncio.run(scenario(emu))

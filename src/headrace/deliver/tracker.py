@@ -15,6 +15,11 @@ more. A job older than LIST_WINDOW, every CONFIRM_AFTER-th look at a job, and an
 (it failed, or its pages ran out) are looked at one by one as before, so no outcome is lost. The list has
 no results: a completed job's result (or error) is read with one `get_result_maybe`, unless the
 destination's `job_results` is off, when a successful job is recorded without it.
+
+A job Windmill will not show the destination's token (403, J2: its user neither created the job nor is an admin nor
+reads the job's folder; in practice the token was changed to another user's after the job was created) is
+recorded `unknown` at once, with what the token lacks and the fix, and said once per destination in the log: the
+answer does not change by itself, and the job did run (its outcome is on its run page in Windmill).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from headrace.config import DestinationSettings, Settings
 from headrace.deliver.rounds import idle_timeout, run_rounds
 from headrace.models import JobUpdate, OpenJob
 from headrace.observe.metrics import Metrics
-from headrace.policy import JOB_EXCERPT
+from headrace.policy import JOB_EXCERPT, LINE_EXCERPT
 from headrace.store.base import JobBoard
 from headrace.windmill.api import RESPONSE_LIMIT, JobPoll, ListedJob, WindmillApi
 from headrace.windmill.urls import RunTarget
@@ -107,6 +112,29 @@ def canceled_by(result: Any) -> tuple[str, str] | None:
     return match.group("reason").strip(), match.group("by")
 
 
+def unreadable(job_id: str, target: RunTarget, said: str) -> str:
+    """J2: why Windmill answered 403 to a lookup of a job headrace created, what the token lacks and the fix.
+    `said` is Windmill's answer (`HTTP 403: ...`)."""
+    done = "Stopped tracking and not re-run: the job is in Windmill, whose run page has its outcome."
+    if "Required scope" in said:  # a scoped token without jobs:read (scopes.rs `check_route_access`)
+        return (
+            f"Windmill will not show job {job_id} to the destination's token ({said[:LINE_EXCERPT]}): the token is "
+            "scoped and has neither jobs:read nor jobs:run. Fix: give the destination a token with jobs:run (which "
+            f"includes reading jobs) on this workspace. {done}"
+        )
+    space, _, rest = target.path.partition("/")
+    owner = rest.partition("/")[0]
+    where = f"folder {owner}" if space == "f" else f"{space}/{owner}/"
+    return (
+        f"Windmill will not show job {job_id} to the destination's token ({said.split('. ')[0][:LINE_EXCERPT]}). "
+        "A token reads the jobs its own user created; another user's only if its user is a workspace admin or "
+        f"may read the job's whole folder ({where}; a script shared alone, or a scope, is not enough). Most likely "
+        "the destination's token was changed to another Windmill user's after this job was created. Fix: give the "
+        f"token's user read access to {where}, or use a token of the user who created the job. {done} Jobs "
+        "created from now on are the token's own, and are followed as usual."
+    )
+
+
 def _nothing() -> None:
     return None
 
@@ -133,6 +161,7 @@ class JobTracker:
         self._limit = asyncio.Semaphore(CONCURRENCY)
         self._batch = BATCH
         self._offsets: dict[str, float] = {}  # a Windmill's base URL -> its clock minus ours, as its lists showed
+        self._told: set[str] = set()  # destinations whose 403 on a job lookup was logged (once each)
 
     def notify(self) -> None:
         self._wake.set()
@@ -347,6 +376,17 @@ class JobTracker:
         poll: JobPoll = await self.client.result_maybe(target, token, job.job_id)
         if poll.status == 200 and poll.completed:
             return await self._completed(job, dest, poll, now)
+        if poll.status == 403:  # J2: not the token's to read; asking again changes nothing
+            text = unreadable(job.job_id, target, poll.error or "HTTP 403")
+            if job.destination not in self._told:
+                self._told.add(job.destination)
+                log.warning(
+                    "destination %s: %s (said once per destination; each such job is recorded unknown)",
+                    job.destination,
+                    text,
+                    extra={"delivery_id": job.delivery_id, "job_id": job.job_id},
+                )
+            return JobUpdate(job.delivery_id, "unknown", excerpt=text)
         if now - job.created_at > GIVE_UP:
             return JobUpdate(
                 job.delivery_id,

@@ -13,10 +13,14 @@ source it was read from, and the test that holds the emulator to it). The routes
 - GET jobs_u/get/{id}: per workspace, 404 elsewhere (J1), large (J6); jobs_u/completed/get_result_maybe/{id}:
   never 404, `started` only with ?get_started=true (J2); jobs_u/completed/get_timing/{id} (J6); skipped
   flows (J4) and canceled jobs (J5, POST /_emulator/cancel); jobs/completed/list, paged and filtered (J7)
+- J2: a job is read by the user who created it, an admin, or a user who reads its whole folder
+  (`Token.reads_job`); anyone else gets 403 from the three lookups above, and the list leaves the job out
 - GET scripts/get/p/{path}, flows/get/{path}: the newest version whatever its lock, `lock` absent while it
   builds (M1); preprocessors (R8); a flow's script steps (R9, a flow run fails at a step with no lock)
 - R6: `Fault.sql_error()`, `Fault.quota()`, `EmulatorState(concurrent_limit=30)` answer the other 400s
-- T1: scoped tokens (`Token(scopes=...)`, `jobs:run:scripts:{path}`) get 403 outside their scopes
+- T1: scoped tokens (`Token(scopes=...)`, `jobs:run:scripts:{path}`) get 403 outside their scopes; an
+  authenticated token is cached per workspace for `auth_cache_seconds` (120 s) by the emulator's clock, so a
+  token revoked with `EmulatorState.revoke` or `POST /_emulator/revoke {"token"}` works until then
 - GET resources/get_value_interpolated/{path}, variables/get_value/{path}: what `wmill` asks inside a job
 - auth (R5) is one middleware (emulator_auth); reference resolution (A4) is emulator_refs
 
@@ -209,7 +213,14 @@ def build_app(state: EmulatorState) -> web.Application:
         cancel(state, job, spec.get("reason") or "", spec.get("by"))
         return web.json_response({"canceled": True})
 
+    async def control_revoke(request: web.Request) -> web.Response:
+        """Someone deletes a token in Windmill (T1): {"token"}. It keeps working until its cache entries expire."""
+        spec = await request.json()
+        state.revoke(str(spec["token"]))
+        return web.json_response({"revoked": True, "cached_for_seconds": state.auth_cache_seconds})
+
     app.router.add_get("/_emulator/jobs", control_jobs)
+    app.router.add_post("/_emulator/revoke", control_revoke)
     app.router.add_post("/_emulator/cancel", control_cancel)
     app.router.add_post("/_emulator/faults", control_fault)
     app.router.add_post("/_emulator/reset", control_reset)

@@ -4,7 +4,14 @@
 `token` cookie, then from `?token=`. No token or an unknown one -> 401. A token of a user who is not in
 the workspace -> 401. A scoped token calling a route outside its scopes -> 403. A token whose user
 cannot see the path -> also 401, "... (but it exists)" (`windmill-common/src/lib.rs`); that last check
-needs the target, so the lookup does it (`visible`), with the token this middleware attached.
+needs the target, so the lookup does it (`visible`), with the token this middleware attached. A job the
+token's user may not read is 403 (J2, `readable`).
+
+T1, the cache (auth.rs:133-140, 451-457): a token the database accepts is kept per (workspace, token) for 120 s
+(`EmulatorState.auth_cache_seconds`) from that moment, by Windmill's clock (`EmulatorState.now()`, which
+`clock_offset` moves); a hit does not extend it, a refusal is not cached. So a token deleted in Windmill
+(`EmulatorState.revoke`, `POST /_emulator/revoke`) keeps working, with the rights it was cached with, until its
+entry expires: up to 2 minutes, and in each workspace separately.
 
 Scopes (`backend/windmill-api-auth/src/scopes.rs`) read `domain:action[:kind[:path]]`. A route needs a domain
 and an action (a run is `jobs:run` of kind `scripts` or `flows` on its path; a GET is `read`). `write` and
@@ -21,7 +28,7 @@ from aiohttp.typedefs import Middleware
 
 from headrace.windmill import urls
 from headrace.windmill.deploy_routes import DEPLOY_SCOPES
-from headrace.windmill.emulator_model import EmulatorState, Kind, Token
+from headrace.windmill.emulator_model import EmulatorState, Job, Kind, Token
 
 TOKEN_KEY = web.RequestKey("token", Token)
 
@@ -81,12 +88,16 @@ def middleware(state: EmulatorState) -> Middleware:
         if needed is None:  # not a Windmill route (the emulator's own /_emulator/ controls)
             return await handler(request)
         state.calls[name] = state.calls.get(name, 0) + 1
-        token = state.token(token_from(request))
-        if token is None:
-            return web.Response(status=401, text="Unauthorized: Could not authenticate with the given token")
+        secret = token_from(request)
         workspace = request.match_info.get("workspace", "")
-        if token.workspaces is not None and workspace not in token.workspaces:
-            return web.Response(status=401, text=f"Unauthorized: the token's user is not in workspace {workspace}")
+        token = state.cached(workspace, secret) if secret is not None else None
+        if token is None:  # not cached, or the entry expired: ask the database
+            token = state.token(secret)
+            if token is None:
+                return web.Response(status=401, text="Unauthorized: Could not authenticate with the given token")
+            if token.workspaces is not None and workspace not in token.workspaces:
+                return web.Response(status=401, text=f"Unauthorized: the token's user is not in workspace {workspace}")
+            state.remember(workspace, token)
         if token.scopes is not None:
             domain, action = needed
             kind = path = None
@@ -100,6 +111,20 @@ def middleware(state: EmulatorState) -> Middleware:
         return await handler(request)
 
     return authenticate
+
+
+def readable(request: web.Request, job: Job) -> web.Response | None:
+    """J2: None when the request's token may read `job`; else Windmill's 403 for a job that exists
+    (`require_job_read_access`, backend/windmill-api/src/jobs.rs:969-1108)."""
+    if request[TOKEN_KEY].reads_job(job.created_by, job.path):
+        return None
+    return web.Response(
+        status=403,
+        text=(
+            f"Permission denied: You do not have access to run {job.id}. Ask a user who can see it to open the run "
+            'and share a read-only link with you (the "Share" button on the run page).'
+        ),
+    )
 
 
 def visible(request: web.Request, kind: Kind, path: str) -> web.Response | None:

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from headrace.windmill.client import rfc3339
 from headrace.windmill.emulator_args import with_query
-from headrace.windmill.emulator_auth import visible
+from headrace.windmill.emulator_auth import TOKEN_KEY, readable, visible
 from headrace.windmill.emulator_model import EmulatorState, Job, JobFailed, Kind, Runner, Target
 from headrace.windmill.emulator_refs import resolve_args
 
@@ -96,6 +96,7 @@ async def run(request: web.Request) -> web.StreamResponse:
         if state.concurrent_limit is not None and state.busy(workspace) >= state.concurrent_limit:
             return web.Response(status=400, text=quota_text(state.concurrent_limit))
         job = Job(job_id, workspace, kind, path, args, state.now(), completed=False, success=False)
+        job.email = request[TOKEN_KEY].email  # the job is its creator's: who may read it (J2)
         job.raw_code = target.content
         job.may_reference = b"$" in raw or b"\\u0024" in raw
         state.jobs[job_id] = job
@@ -184,7 +185,7 @@ def cancel(state: EmulatorState, job: Job, reason: str, by: str | None = None) -
     execution is stopped."""
     if job.completed:
         return
-    by = by or job.email.partition("@")[0]
+    by = by or job.created_by
     job.canceled, job.canceled_reason, job.canceled_by = True, reason, by
     job.success = False
     message = f"Job canceled: {reason} by {by}"
@@ -259,6 +260,9 @@ async def get_job(request: web.Request) -> web.Response:
     job = state.job_in(request.match_info["workspace"], request.match_info["job_id"])
     if job is None:
         return web.Response(status=404, text=f"Not found: Job {request.match_info['job_id']} not found")
+    refused = readable(request, job)  # J2: a job the token's user may not read (jobs.rs:1355-1366)
+    if refused is not None:
+        return refused
     body: dict[str, Any] = {
         "id": job.id,
         "type": "CompletedJob" if job.completed else "QueuedJob",
@@ -268,7 +272,7 @@ async def get_job(request: web.Request) -> web.Response:
         "args": shown(job.args),
         "created_at": iso(job.created_at),
         "started_at": iso(job.started_at),
-        "created_by": job.email.partition("@")[0],
+        "created_by": job.created_by,
         "email": job.email,
         "canceled": job.canceled,
         "canceled_by": job.canceled_by,
@@ -296,6 +300,9 @@ async def get_timing(request: web.Request) -> web.Response:
     job = state.job_in(request.match_info["workspace"], request.match_info["job_id"])
     if job is None or not job.completed:
         return web.Response(status=404, text=f"Not found: Completed job {request.match_info['job_id']} not found")
+    refused = readable(request, job)  # J2 (jobs.rs:9055)
+    if refused is not None:
+        return refused
     timing = {
         "created_at": iso(job.created_at),
         "started_at": iso(job.started_at),
@@ -306,15 +313,23 @@ async def get_timing(request: web.Request) -> web.Response:
 
 async def result_maybe(request: web.Request) -> web.Response:
     """J2: never 404; an unknown or unfinished job is `completed: false`, and `started` is null unless the
-    caller asks `?get_started=true` (then true when running, false when queued or unknown). J3: the fields in
-    Windmill's order, the outcome before the result."""
+    caller asks `?get_started=true` (then true when running, false when queued or unknown). A job the token's
+    user may not read is 403 when it is completed, and with `get_started=true` when it is queued or running
+    too (jobs.rs:8928, 8974: both branches call `require_job_read_access`). J3: the fields in Windmill's order,
+    the outcome before the result."""
     state: EmulatorState = request.app[STATE]
     job = state.job_in(request.match_info["workspace"], request.match_info["job_id"])
     if job is None or not job.completed:
         started = None
         if request.query.get("get_started") == "true":
+            refused = None if job is None else readable(request, job)
+            if refused is not None:
+                return refused
             started = job is not None and job.started_at is not None
         return web.json_response({"started": started, "success": None, "completed": False, "result": None})
+    refused = readable(request, job)
+    if refused is not None:
+        return refused
     success = job.success and not job.is_skipped  # `status = 'success'` only: a skipped flow is false here (J4)
     return web.json_response({"started": True, "success": success, "completed": True, "result": job.result})
 
@@ -339,7 +354,7 @@ def _listed(job: Job) -> dict[str, Any]:
         "type": "CompletedJob",
         "workspace_id": job.workspace,
         "id": job.id,
-        "created_by": job.email.partition("@")[0],
+        "created_by": job.created_by,
         "created_at": iso(job.created_at),
         "started_at": iso(job.started_at),
         "duration_ms": int(job.duration_ms or 0),
@@ -350,7 +365,7 @@ def _listed(job: Job) -> dict[str, Any]:
         "canceled_by": job.canceled_by,
         "canceled_reason": job.canceled_reason,
         "job_kind": job.kind,
-        "permissioned_as": f"u/{job.email.partition('@')[0]}",
+        "permissioned_as": f"u/{job.created_by}",
         "is_flow_step": False,
         "language": "python3" if job.kind == "script" else None,
         "is_skipped": job.is_skipped,
@@ -363,7 +378,8 @@ def _listed(job: Job) -> dict[str, Any]:
 async def completed_list(request: web.Request) -> web.Response:
     """J7: `GET jobs/completed/list`: the workspace's completed jobs, newest created first, `per_page` (default
     1000, at most 10,000) from `page` (1-based). Filters headrace uses: `script_path_exact` (comma-separated),
-    `created_or_started_after` (`created_at >= t OR started_at >= t`), `job_kinds`."""
+    `created_or_started_after` (`created_at >= t OR started_at >= t`), `job_kinds`. Row-level security leaves out
+    a job the token's user may not read (J2), with no error."""
     state: EmulatorState = request.app[STATE]
     query = request.query
     try:
@@ -375,12 +391,15 @@ async def completed_list(request: web.Request) -> web.Response:
     paths = set(query["script_path_exact"].split(",")) if "script_path_exact" in query else None
     kinds = set(query["job_kinds"].split(",")) if "job_kinds" in query else None
     workspace = request.match_info["workspace"]
+    token = request[TOKEN_KEY]
+    everyone = token.paths is None  # an admin's token reads every job: no per-job test (the benches list 10,000s)
     with state.lock:
         jobs = [
             job
             for job in state.jobs.values()
             if job.workspace == workspace
             and job.completed
+            and (everyone or token.reads_job(job.created_by, job.path))
             and (paths is None or job.path in paths)
             and (kinds is None or job.kind in kinds)
             and (after is None or job.created_at >= after or (job.started_at or 0) >= after)

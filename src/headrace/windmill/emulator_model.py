@@ -6,7 +6,11 @@ The rules are Windmill's (docs/windmill-contract.md has each with its source):
 - a target is deployed per workspace (or in every workspace, `workspace=None`); a path runs its newest
   version whose lock is built and not failed, whatever its archived or draft state (R3, R4), and
   `scripts/get` shows the newest version whatever its lock state (M1);
-- a token may be limited to workspaces, to path prefixes (the user's access) and to scopes (R5).
+- a token may be limited to workspaces, to path prefixes (the user's access) and to scopes (R5);
+- a job is readable by the user who created it, an admin, or a user who reads its whole folder; anyone else
+  is answered 403 (J2, `require_job_read_access`), and the completed-jobs list leaves the job out (J7);
+- an authenticated token is cached per (workspace, token) for `auth_cache_seconds` (120 s) from the moment
+  it was checked: `revoke` removes a token, and it keeps working until that entry expires (T1).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ FAKE_JOB_TOKEN = "wm-emulated-job-token"  # noqa: S105 - a job's own token: "$WM
 
 
 FREE_TIER_CONCURRENT_RUNS = 30  # Windmill Cloud's free tier refuses the 31st concurrent run (R6)
+AUTH_CACHE_SECONDS = 120.0  # T1: how long an authenticated token is taken from the cache (auth.rs `AUTH_CACHE`)
 
 
 @dataclass
@@ -75,8 +80,12 @@ class Job:
     is_skipped: bool = False  # J4: a flow that stopped early (status skipped: jobs_u/get success, not result_maybe)
     logs: str = ""
     raw_code: str = ""  # J6: the code the job ran (a script's content), in jobs_u/get unless ?no_code=true
-    email: str = "admin@windmill.dev"
+    email: str = "admin@windmill.dev"  # the creator's, the token's that ran it (WM_EMAIL; `created_by` is its user)
     may_reference: bool = True  # False when the raw body holds no "$" at all: nothing for A4 to resolve
+
+    @property
+    def created_by(self) -> str:
+        return self.email.partition("@")[0]
 
 
 @dataclass
@@ -118,12 +127,36 @@ class Token:
 
     secret: str
     workspaces: frozenset[str] | None = None  # other workspaces: 401
-    paths: tuple[str, ...] | None = None  # path prefixes the token's user may see; others: 401 "(but it exists)"
+    # Path prefixes the token's user may see; others: 401 "(but it exists)". A prefix covering a whole folder
+    # (`f/dodo/`) is a read of that folder; a longer one (`f/dodo/x`) one item shared with the user. None: every
+    # path (an admin, as far as the emulator goes).
+    paths: tuple[str, ...] | None = None
     scopes: frozenset[str] | None = None  # a route needing a scope the token lacks: 403
-    email: str = "user@windmill.dev"
+    email: str = "user@windmill.dev"  # its user: the email's local part is the username (a job's created_by)
+
+    @property
+    def username(self) -> str:
+        return self.email.partition("@")[0]
 
     def sees(self, path: str) -> bool:
         return self.paths is None or any(path.startswith(prefix) for prefix in self.paths)
+
+    def reads_job(self, created_by: str, path: str) -> bool:
+        """J2: whether Windmill shows this token's user a job (`require_job_read_access`, backend/windmill-api/
+        src/jobs.rs:969-1104): a job its user created (`created_by`); else what row-level security shows
+        (migrations/20250201124431_v2_job.up.sql): everything to an admin, a job that ran as the user
+        (`permissioned_as = u/{user}`, the creator in the emulator), one under `u/{user}/`, or one in a folder the
+        user reads (`f/{folder}/`, the whole folder: an item shared alone is not enough). No scope limits it: a
+        `jobs:run:scripts:{path}` token reads any job it may see. (Groups, share links and `if_jobs:filter_tags:`
+        scopes are not modelled.)"""
+        if self.paths is None or created_by == self.username:
+            return True
+        space, _, rest = path.partition("/")
+        owner = rest.partition("/")[0]
+        if space == "u":
+            return owner == self.username
+        folder = f"f/{owner}/"
+        return space == "f" and any(folder.startswith(prefix) for prefix in self.paths)
 
 
 @dataclass
@@ -141,6 +174,9 @@ class EmulatorState:
     wait_timeout: float = TIMEOUT_WAIT_RESULT
     clock_offset: float = 0.0  # seconds Windmill's clock runs ahead of (negative: behind) this host's
     concurrent_limit: int | None = None  # R6: runs at once per workspace (FREE_TIER_CONCURRENT_RUNS); None: none
+    auth_cache_seconds: float = AUTH_CACHE_SECONDS  # T1: a revoked token keeps working this long at most
+    auth_cache: dict[tuple[str, str], tuple[Token, float]] = field(default_factory=dict)  # (workspace, secret) ->
+    # (the token as it was authenticated, when the entry expires by `now()`)
     calls: dict[str, int] = field(default_factory=dict)  # Windmill route name -> requests answered
     requests: int = 0
     duplicate_rejections: int = 0
@@ -157,15 +193,45 @@ class EmulatorState:
         return target
 
     def add_token(self, token: Token) -> Token:
+        """Add a limited token, or change one: a token whose scopes change is dropped from the auth cache at once
+        (Windmill's `token_scopes_update_trigger`, migrations/20260428122300, T1)."""
         self.limited_tokens[token.secret] = token
+        self.forget(token.secret)
         return token
 
+    def revoke(self, secret: str) -> None:
+        """Delete a token as `users/tokens/delete` does: its cached entries stay until they expire (T1), so it
+        keeps working for up to `auth_cache_seconds` after it was last checked. (Windmill drops them at once
+        only for a login session's token, label `session`: migrations/20250604181226.)"""
+        self.tokens.discard(secret)
+        self.limited_tokens.pop(secret, None)
+
+    def forget(self, secret: str) -> None:
+        """Drop a token's cache entries in every workspace (auth.rs `invalidate_token_from_cache`)."""
+        with self.lock:
+            for key in [key for key in self.auth_cache if key[1] == secret]:
+                del self.auth_cache[key]
+
     def token(self, secret: str | None) -> Token | None:
+        """The token as the database has it now (no cache): None when it is unknown or revoked."""
         if secret is None:
             return None
         if secret in self.tokens or secret == FAKE_JOB_TOKEN:  # a job's token acts with its creator's rights
             return Token(secret, email="admin@windmill.dev")
         return self.limited_tokens.get(secret)
+
+    def cached(self, workspace: str, secret: str) -> Token | None:
+        """T1 (auth.rs `get_opt_job_authed`): the token as authenticated when its (workspace, token) entry was
+        taken, while the entry has not expired; a hit does not extend it."""
+        entry = self.auth_cache.get((workspace, secret))
+        if entry is None or entry[1] <= self.now():
+            return None
+        return entry[0]
+
+    def remember(self, workspace: str, token: Token) -> None:
+        """T1 (auth.rs:451-457): a token the database accepted is cached for `auth_cache_seconds`; a refusal is not."""
+        with self.lock:
+            self.auth_cache[(workspace, token.secret)] = (token, self.now() + self.auth_cache_seconds)
 
     def versions(self, workspace: str, kind: Kind, path: str) -> list[Target]:
         """Every version of `path` deployed in `workspace`, oldest first (workspace-wide ones count)."""
