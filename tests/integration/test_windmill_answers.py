@@ -4,6 +4,7 @@ emulator over loopback HTTP. Each test here has a `test_contract_*` twin that ho
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -13,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from headrace.deliver.tracker import CONFIRM_AFTER, JobTracker, Listed
+from headrace.deliver.tracker import CONFIRM_AFTER, GIVE_UP, JobTracker, Listed
 from headrace.models import JobUpdate, OpenJob
 from headrace.policy import JOB_EXCERPT
 from headrace.windmill.client import WindmillClient
@@ -334,3 +335,39 @@ def test_check_validates_against_the_target_the_transformation_chose(tmp_path: P
         chosen = check_report(tmp_path, emu, emu.url(), 'transform = "elsewhere.js"')
     assert all(r.status == "ok" for r in rows(chosen, "payment.succeeded")), chosen.table()
     assert "f/dodo/other" in rows(chosen, "payment.succeeded")[0].detail and chosen.ok
+
+
+def test_a_token_refused_on_lookups_keeps_its_jobs_open_says_so_once_and_names_it_at_the_give_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The destination's token was revoked after its jobs were created: every lookup answers 401. The jobs stay
+    open (a token Windmill accepts reads their outcomes), the log says what is wrong and the fix once, not at every
+    look, and a job past the 24 h limit is stopped with the 401 named, not as "not completed". Before, nothing
+    was said, and the limit's note blamed the job."""
+    state = EmulatorState()
+    state.add_target("script", "f/dodo/on_payment", lambda args: {"ok": True})
+    state.auth_cache_seconds = 0  # the revocation counts at once (T1's cache is not what this is about)
+
+    async def scenario(emu: EmulatorThread) -> None:
+        jobs = [await create(emu, emu.url()) for _ in range(2)]
+        state.revoke("test-token")
+        cfg = settings_for(config_text(tmp_path / "h.db", free_port(), emu.url()), tmp_path)
+        async with aiohttp.ClientSession() as http:
+            tracker = JobTracker(None, cfg, WindmillClient(http))  # type: ignore[arg-type]
+            fresh = [await tracker.look(open_job(job)) for job in jobs]
+            old = open_job(jobs[0])
+            old = dataclasses.replace(old, created_at=time.time() - GIVE_UP - 60)
+            given_up = await tracker.look(old)
+            state.add_token(Token("test-token"))  # a token Windmill accepts again: the outcome is read
+            recovered = await tracker.look(open_job(jobs[1]))
+        assert [u.state for u in fresh] == ["open", "open"] and all(u.next_check_at for u in fresh)
+        assert given_up.state == "unknown" and "refused the destination's token" in given_up.excerpt
+        assert "HTTP 401" in given_up.excerpt and "not completed" not in given_up.excerpt
+        assert "test-token" not in given_up.excerpt and len(given_up.excerpt) <= JOB_EXCERPT
+        assert recovered.state == "success"
+
+    with caplog.at_level(logging.WARNING, logger="headrace.track"), running_emulator(state) as emu:
+        asyncio.run(scenario(emu))
+    said = [r.getMessage() for r in caplog.records if "refused the destination's token" in r.getMessage()]
+    assert len(said) == 1 and "destination payments" in said[0] and "headrace reload" in said[0], said
+    assert "test-token" not in said[0]

@@ -135,6 +135,18 @@ def unreadable(job_id: str, target: RunTarget, said: str) -> str:
     )
 
 
+def refused_token(job_id: str, said: str) -> str:
+    """Windmill answered 401 to a lookup of a job headrace created: the token itself is refused (revoked, expired,
+    replaced). Unlike a 403 (J2) this changes with the token: the job stays open, and a token Windmill accepts
+    reads its outcome. `said` is Windmill's answer (`HTTP 401: ...`)."""
+    return (
+        f"Windmill refused the destination's token when asked for job {job_id} ({said.split('. ')[0][:LINE_EXCERPT]}):"
+        " revoked, expired, or not this Windmill's. The job itself may well have run. Fix: give the destination a "
+        'token Windmill accepts and `headrace reload` (docs/operations.md, "Runbook: the Windmill token"); the '
+        "outcomes still open are read then."
+    )
+
+
 def _nothing() -> None:
     return None
 
@@ -162,6 +174,7 @@ class JobTracker:
         self._batch = BATCH
         self._offsets: dict[str, float] = {}  # a Windmill's base URL -> its clock minus ours, as its lists showed
         self._told: set[str] = set()  # destinations whose 403 on a job lookup was logged (once each)
+        self._refused: set[str] = set()  # destinations whose token got 401 on a lookup, logged until one succeeds
 
     def notify(self) -> None:
         self._wake.set()
@@ -374,6 +387,8 @@ class JobTracker:
         # Windmill's lookups are (CONTRACT.md J1).
         target, token = dest.target, dest.bearer.reveal()
         poll: JobPoll = await self.client.result_maybe(target, token, job.job_id)
+        if poll.status == 200:
+            self._refused.discard(job.destination)  # a later refusal is said again
         if poll.status == 200 and poll.completed:
             return await self._completed(job, dest, poll, now)
         if poll.status == 403:  # J2: not the token's to read; asking again changes nothing
@@ -387,6 +402,20 @@ class JobTracker:
                     extra={"delivery_id": job.delivery_id, "job_id": job.job_id},
                 )
             return JobUpdate(job.delivery_id, "unknown", excerpt=text)
+        if poll.status == 401:  # the token is refused, not the job: open until a token Windmill accepts reads it
+            text = refused_token(job.job_id, poll.error or "HTTP 401")
+            if job.destination not in self._refused:
+                self._refused.add(job.destination)
+                log.warning(
+                    "destination %s: %s (said once until a lookup succeeds again; the job stays open)",
+                    job.destination,
+                    text,
+                    extra={"delivery_id": job.delivery_id, "job_id": job.job_id},
+                )
+            if now - job.created_at > GIVE_UP:
+                stopped = f"Stopped tracking {GIVE_UP / 3600:g} h after the job was created (see Windmill). "
+                return JobUpdate(job.delivery_id, "unknown", excerpt=stopped + text)
+            return JobUpdate(job.delivery_id, "open", next_check_at=now + next_delay(job.checks, self.rand))
         if now - job.created_at > GIVE_UP:
             return JobUpdate(
                 job.delivery_id,
