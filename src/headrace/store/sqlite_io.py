@@ -12,7 +12,7 @@ Several processes may write one database (a `headrace worker` beside `serve`, tw
 command). SQLite has one write lock and no queue for it: a writer that finds it taken can only try again, and
 one that polls every few milliseconds rarely lands in the microseconds between another's COMMIT and its next
 BEGIN, so a busy process kept the lock to itself while the other one's ingests waited (two `serve` on one file:
-0.79-0.84x one, p99 55-61 ms). headrace's writers therefore first take their turn (`WriteTurn`), a lock the
+0.79-0.88x one, p99 55-64 ms). headrace's writers therefore first take their turn (`WriteTurn`), a lock the
 kernel queues, and only then BEGIN IMMEDIATE, which then finds the database free.
 
 The write-ahead log: SQLite appends every committed page to `PATH-wal` and copies them back into the database
@@ -168,7 +168,11 @@ class WriteTurn:
     when nobody else writes.
 
     The file is opened at the first write, so read-only commands never create it; created by root (a `sudo`
-    command), it is given to the database file's owner, as SQLite does with its `-wal` and `-shm`."""
+    command), it is given to the database file's owner, as SQLite does with its `-wal` and `-shm`.
+
+    Two stores on one file in one process do not exclude each other (POSIX locks are the process's), and closing
+    one drops the other's locks too: then SQLite's own lock still keeps every write whole, as it does against a
+    process that takes no turn (the `sqlite3` shell); only the queueing is lost."""
 
     QUEUE, TURN = 0, 1
 
