@@ -245,3 +245,30 @@ def test_the_turn_file_is_created_at_the_first_write_only(tmp_path: Path) -> Non
 
     asyncio.run(main())
     assert turn_path(db).name == ".turns.db.write-turn"
+
+
+def test_a_process_killed_while_it_has_the_turn_hands_it_on_at_once(tmp_path: Path) -> None:
+    """kill -9 runs no cleanup: the kernel drops a dead process's locks, so the next writer goes on at once
+    instead of waiting out its 30 s limit."""
+    db = _db(tmp_path)
+    holder = _start(HOLD_TURN, db, 3600, until="taken")
+    waited: list[float] = []
+
+    async def main() -> None:
+        writer = LoopWriter(db)
+        try:
+            write = writer.submit(lambda c: c.execute("INSERT INTO t (who) VALUES ('after the kill')"))
+            await asyncio.sleep(0.3)
+            assert not write.done()  # waiting for the holder's turn
+            killed = time.perf_counter()
+            holder.kill()
+            await write
+            waited.append(time.perf_counter() - killed)
+        finally:
+            await writer.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        _end(holder)
+    assert waited[0] < 2.0, f"{waited[0]:.2f} s after the kill"
