@@ -70,6 +70,15 @@ def test_a_job_recorded_meanwhile_by_another_instance_is_not_re_run():
     assert script.queries == ["open_job", "job_done"]  # no insert_rerun
 
 
+def test_an_outcome_without_a_re_run_is_one_update_and_reads_no_row():
+    """The job's row serves only a re-run; a success (or a recorded-already job) costs the UPDATE alone."""
+    for done in (1, 0):
+        script = Script(job_done=[done])
+        success = JobUpdate(7, "success", completed_at=2.0, duration_ms=5)
+        assert run(programs.record_job(success, 2.0, "dep"), script) is None
+        assert script.queries == ["job_done"]
+
+
 def test_a_failed_job_is_re_run_once_when_it_is_the_latest_generation():
     script = Script(open_job=[OPEN_JOB], job_done=[1], latest_generation=[{"generation": 0}], insert_rerun=[1])
     job_id = run(programs.record_job(JobUpdate(7, "failure", rerun=True, target="t"), 2.0, "dep"), script)

@@ -28,12 +28,15 @@ def record_job(update: JobUpdate, now: float, deployment_id: str) -> Program[str
     if update.state == "open":
         yield run("job_still_open", {"delivery_id": update.delivery_id, "next_check_at": update.next_check_at})
         return None
-    row = yield one("open_job", {"delivery_id": update.delivery_id})
-    if row is None:
+    rerun = update.rerun and update.state == "failure"
+    # Only a re-run needs the job's row (its event and generation); any other outcome is one UPDATE, which
+    # changes nothing when the job was recorded already (by another tracker, or another instance).
+    row = (yield one("open_job", {"delivery_id": update.delivery_id})) if rerun else None
+    if rerun and row is None:
         return None  # recorded already (another tracker got there first)
     if (yield run("job_done", rows.job_done_params(update, now))) == 0:
         return None  # another instance recorded it between our read and our update
-    if not (update.rerun and update.state == "failure"):
+    if row is None:
         return None
     job = rows.open_job(row)
     latest = yield from latest_generation(job.event_id, job.destination)
