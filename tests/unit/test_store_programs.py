@@ -98,14 +98,21 @@ def test_job_failures_skip_a_latest_failure_that_went_away():
     assert run(programs.job_failures(0.0), script) == []
 
 
-def test_leased_jobs_are_read_in_id_order_whatever_order_the_database_returns():
+def test_leased_jobs_are_read_in_one_statement_in_id_order_whatever_order_the_lease_returns():
     script = Script(
         lease_due_jobs=[[{"id": 9}, {"id": 2}, {"id": 5}]],
-        open_job=[{**OPEN_JOB, "id": 2}, None, {**OPEN_JOB, "id": 9}],
+        open_jobs=[[{**OPEN_JOB, "id": 2}, {**OPEN_JOB, "id": 9}]],  # 5 closed meanwhile: not open, not read
     )
     leased = run(programs.lease_due_jobs(10, 1.0, 2.0), script)
-    assert [s.params["delivery_id"] for s in script.steps[1:]] == [2, 5, 9]
-    assert [j.delivery_id for j in leased] == [2, 9]  # 5 closed meanwhile: skipped
+    assert script.queries == ["lease_due_jobs", "open_jobs"]  # one read for the round, not one per job
+    assert script.steps[1].params == {"ids": "[2, 5, 9]"}
+    assert [j.delivery_id for j in leased] == [2, 9]
+
+
+def test_nothing_leased_reads_nothing_more():
+    script = Script(lease_due_jobs=[[]])
+    assert run(programs.lease_due_jobs(10, 1.0, 2.0), script) == []
+    assert script.queries == ["lease_due_jobs"]
 
 
 @pytest.mark.parametrize(

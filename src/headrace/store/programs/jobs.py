@@ -3,6 +3,8 @@ re-run of a failed one), and a delivery's latest generation."""
 
 from __future__ import annotations
 
+import json
+
 from headrace.models import JobUpdate, OpenJob, Route
 from headrace.store import rows
 from headrace.store.base import StoreError
@@ -15,12 +17,10 @@ def lease_due_jobs(limit: int, now: float, lease_until: float, owner: str | None
     released if it dies)."""
     params = {"limit": limit, "now": now, "lease_until": lease_until, "owner": owner}
     leased = yield all_rows("lease_due_jobs", params)
-    found = []
-    for delivery_id in sorted(int(row["id"]) for row in leased):
-        row = yield one("open_job", {"delivery_id": delivery_id})
-        if row is not None:
-            found.append(rows.open_job(row))
-    return found
+    if not leased:
+        return []
+    ids = json.dumps(sorted(int(row["id"]) for row in leased))
+    return [rows.open_job(row) for row in (yield all_rows("open_jobs", {"ids": ids}))]
 
 
 def record_job(update: JobUpdate, now: float, deployment_id: str) -> Program[str | None]:

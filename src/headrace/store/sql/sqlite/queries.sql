@@ -297,6 +297,13 @@ SELECT d.id, d.event_id, d.destination, d.generation, d.windmill_job_id, d.job_i
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.id = :delivery_id AND d.job_state = 'open';
 
+-- name: open_jobs
+SELECT d.id, d.event_id, d.destination, d.generation, d.windmill_job_id, d.job_id, d.job_checks, d.job_created_at,
+       d.job_reruns, e.source, e.webhook_id
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.id IN (SELECT value FROM json_each(:ids)) AND d.job_state = 'open'
+ORDER BY d.id;
+
 -- name: job_still_open
 UPDATE deliveries
 SET job_checks = job_checks + 1, job_next_check_at = :next_check_at, job_lease_owner = NULL
