@@ -68,9 +68,9 @@ def test_two_serve_processes_on_one_sqlite_file_store_and_deliver_each_event_onc
             assert sum(statuses.values()) == 2 * EVENTS
             assert all(200 <= status < 300 for status in statuses), statuses  # the copy is acknowledged, not refused
 
-            async def delivered() -> None:
+            async def delivered() -> None:  # and indexed for search, by either instance's indexer
                 for _ in range(600):
-                    if len(emulator.state.jobs) >= EVENTS and _open(db) == 0:
+                    if len(emulator.state.jobs) >= EVENTS and _open(db) == 0 and _unindexed(db) == 0:
                         return
                     await asyncio.sleep(0.05)
 
@@ -88,12 +88,20 @@ def test_two_serve_processes_on_one_sqlite_file_store_and_deliver_each_event_onc
         assert conn.execute("SELECT COUNT(*) FROM events").fetchone() == (EVENTS,)
         assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT event_id) FROM deliveries").fetchone() == (EVENTS, EVENTS)
         assert conn.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'delivered'").fetchone() == (EVENTS,)
+        # Two indexers took turns at one queue: each event indexed once.
+        assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT rowid) FROM event_search").fetchone() == (EVENTS, EVENTS)
     assert "Traceback" not in logs
 
 
 def _open(db: Path) -> int:
     with sqlite3.connect(db, timeout=30) as conn:
         (count,) = conn.execute("SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'in_flight')").fetchone()
+    return int(count)
+
+
+def _unindexed(db: Path) -> int:
+    with sqlite3.connect(db, timeout=30) as conn:
+        (count,) = conn.execute("SELECT COUNT(*) FROM search_pending").fetchone()
     return int(count)
 
 
