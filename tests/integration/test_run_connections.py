@@ -9,18 +9,20 @@ import contextlib
 import gzip
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from headrace.windmill.api import RESPONSE_LIMIT, RunResponse
 from headrace.windmill.client import WindmillClient
-from headrace.windmill.connections import KEEPALIVE_TIMEOUT, RunConnections, default_tls
+from headrace.windmill.connections import DNS_TTL, KEEPALIVE_TIMEOUT, RunConnections, RunError, default_tls
 from headrace.windmill.urls import parse_run_url
 
 PATH = "/api/w/demo/jobs/run/p/f/dodo/on_payment"
@@ -444,3 +446,50 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():  # noqa: ASYNC110 - the server's state, set by its tasks in this loop
             await asyncio.sleep(0.01)
+
+
+def test_a_host_s_addresses_are_kept_until_the_ttl_or_a_failed_connect_then_looked_up_again() -> None:
+    """Windmill moved (a redeploy behind the same name): the connect to the address looked up before fails, that
+    request is an error (sent nowhere), and the next one looks the name up again and reaches the new address.
+    Within DNS_TTL and while connects succeed, the name is not looked up again; past it, it is."""
+    closing = CREATED.replace(b"content-length", b"connection: close\r\ncontent-length")  # a connection each
+    first, second = Server([closing] * 2), Server([closing] * 3)
+    now = [0.0]
+    lookups: list[tuple[str, int]] = []
+    where = {"server": first}
+
+    async def go() -> tuple[list[int | None], str]:
+        loop = asyncio.get_running_loop()
+
+        async def getaddrinfo(host: str, port: int, **_: object) -> list[Any]:
+            lookups.append((host, port))
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", where["server"].port))]
+
+        loop.getaddrinfo = getaddrinfo  # type: ignore[method-assign]
+        runs = RunConnections(clock=lambda: now[0])
+        url = f"http://windmill.test:8000{PATH}?job_id={JOB}"
+        statuses: list[int | None] = []
+
+        async def send() -> int:
+            return (await runs.send(url, "POST", {"Content-Length": "2"}, b"{}", RESPONSE_LIMIT, 10.0)).status
+
+        try:
+            async with serving(first):
+                statuses += [await send(), await send()]
+            async with serving(second):
+                where["server"] = second
+                with pytest.raises(RunError, match="cannot connect to windmill.test:8000") as failed:
+                    await send()  # the old address, kept: refused
+                statuses.append(await send())  # looked up again: the new one
+                now[0] += DNS_TTL - 1
+                statuses.append(await send())
+                now[0] += 2
+                statuses.append(await send())  # past the TTL: looked up again
+        finally:
+            await runs.close()
+        return statuses, str(failed.value)
+
+    statuses, _ = asyncio.run(go())
+    assert statuses == [201, 201, 201, 201, 201]
+    assert (first.connections, second.connections) == (2, 3)
+    assert lookups == [("windmill.test", 8000)] * 3  # the first, after the failed connect, past the TTL
