@@ -9,6 +9,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +55,7 @@ time.sleep(float(sys.argv[2]))
 
 PROBE = """
 import sys
+import threading
 from pathlib import Path
 from headrace.store.sqlite_io import WriteTurn
 
@@ -272,3 +274,35 @@ def test_a_process_killed_while_it_has_the_turn_hands_it_on_at_once(tmp_path: Pa
     finally:
         _end(holder)
     assert waited[0] < 2.0, f"{waited[0]:.2f} s after the kill"
+
+
+def test_closing_does_not_wait_for_a_turn_another_process_never_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process stopped (SIGSTOP) or hung with the turn: this one's write fails at its deadline, and shutting down
+    does not wait for the turn either (it used to join the waiting thread for as long as the other kept it). When
+    the turn comes at last, it goes straight back to the others."""
+    db = _db(tmp_path)
+    monkeypatch.setattr(LoopWriter, "BUSY_WAIT", 0.3)
+    holder = _start(HOLD_TURN, db, 3600, until="taken")
+    closed = threading.Event()
+
+    async def main() -> None:
+        writer = LoopWriter(db)
+        with pytest.raises(StoreUnavailable, match="write turn"):
+            await writer.submit(lambda c: c.execute("INSERT INTO t (who) VALUES ('never')"))
+        await writer.close()
+        closed.set()
+
+    runner = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    try:
+        runner.start()
+        assert closed.wait(10), "close() waited for the other process's turn"
+        _end(holder)  # its turn comes to the waiting thread now, which gives it back
+        deadline = time.monotonic() + 5
+        while not _others_may_take(db) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _others_may_take(db)
+    finally:
+        _end(holder)
+        runner.join(10)

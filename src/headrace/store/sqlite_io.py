@@ -384,11 +384,16 @@ class LoopWriter:
         await asyncio.sleep(0)  # a flush scheduled with call_soon has started by now
         if self._flush_task is not None:
             await self._flush_task
-        # A turn still being waited for ends when the process holding it commits: the join waits for that.
+        # A turn still being waited for comes when the process holding it commits, and then goes straight back
+        # (nothing is left to write); the join waits for that, but not past BUSY_WAIT: a process that keeps the
+        # turn (stopped, hung) must not keep this one from shutting down. Its thread is then left to its wait.
+        if self._turn_wait is not None and not self._turn_wait.done():
+            self._committer.leaving = True
         self._committer.stop()
-        self._committer.join()
+        self._committer.join(self.BUSY_WAIT if self._committer.leaving else None)
         self._conn.close()
-        self._turn.close()
+        if not self._committer.is_alive():  # else the waiting thread still needs the file to give the turn back
+            self._turn.close()
 
 
 class Committer(threading.Thread):
@@ -400,6 +405,7 @@ class Committer(threading.Thread):
         super().__init__(name="headrace-sqlite-commit", daemon=True)
         self._conn = conn
         self._turn = turn
+        self.leaving = False  # the writer is closing: a turn that comes is given straight back
         self._queue: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], bool] | None] = (
             queue.SimpleQueue()
         )
@@ -433,6 +439,8 @@ class Committer(threading.Thread):
                         self._turn.give()  # a failed COMMIT leaves the transaction open: the ROLLBACK follows
                 else:
                     self._turn.take()
+                    if self.leaving:
+                        self._turn.give()
             except BaseException as exc:  # handed to the awaiting writer, which rolls back and answers
                 error = exc
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting any more
