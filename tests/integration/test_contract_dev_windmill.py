@@ -151,3 +151,30 @@ def test_dev_windmill_takes_a_deploy_and_builds_locks_for_lock_seconds(tmp_path:
             timeout=60,
         )
         assert failed.returncode == 2 and "--lock-seconds" in failed.stderr
+
+
+def _revoke(port: int, token: str) -> None:
+    body = json.dumps({"token": token}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/_emulator/revoke", data=body, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_dev_windmill_auth_cache_seconds_sets_how_long_a_revoked_token_keeps_working() -> None:
+    """T1: by default a revoked token keeps working from Windmill's 120 s cache; `--auth-cache-seconds 0` makes a
+    revocation count at once (to try a token rotation without waiting two minutes)."""
+    run = "http://127.0.0.1:{port}/api/w/demo/jobs/run/f/f/dodo/on_payment"
+    for seconds, after in (("120", 201), ("0", 401)):
+        port = free_port()
+        with process("dev", "windmill", "--listen", f"127.0.0.1:{port}", "--auth-cache-seconds", seconds, port=port):
+            assert call(run.format(port=port))[0] == 201  # accepted, and cached for `seconds`
+            _revoke(port, "dev-token")
+            assert call(run.format(port=port))[0] == after, seconds
+    for bad in ("-1", "3601"):
+        failed = subprocess.run(
+            [*CLI, "dev", "windmill", "--listen", "127.0.0.1:1", "--auth-cache-seconds", bad],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert failed.returncode == 2 and "--auth-cache-seconds" in failed.stderr

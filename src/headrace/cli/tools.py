@@ -72,6 +72,7 @@ f/dodo/on_payment, in every workspace, so `headrace init` + `headrace dev windmi
 
 def add_dev_windmill_options(p: argparse.ArgumentParser) -> None:
     from headrace.windmill.emulator import TIMEOUT_WAIT_RESULT
+    from headrace.windmill.emulator_model import AUTH_CACHE_SECONDS
 
     p.add_argument("--listen", default="127.0.0.1:8000")
     p.add_argument("--token", action="append", default=None, help="accepted token (repeatable; default dev-token)")
@@ -94,6 +95,14 @@ def add_dev_windmill_options(p: argparse.ArgumentParser) -> None:
         "answer 404 until then, as on Windmill (default 1)",
     )
     p.add_argument(
+        "--auth-cache-seconds",
+        type=float,
+        default=AUTH_CACHE_SECONDS,
+        metavar="SECONDS",
+        help="how long an accepted token is taken from the cache, so a revoked one keeps working (Windmill's "
+        f"auth cache, default {AUTH_CACHE_SECONDS:g}; 0 to make a revocation count at once)",
+    )
+    p.add_argument(
         "--wait-timeout",
         type=float,
         default=TIMEOUT_WAIT_RESULT,
@@ -114,7 +123,14 @@ def cmd_dev_windmill(args: argparse.Namespace) -> int:
     host, _, port = args.listen.rpartition(":")
     if not 0 < args.wait_timeout <= 86400:
         raise UsageError(f"--wait-timeout {args.wait_timeout:g}: give seconds between 0 and 86400")
-    state = EmulatorState(tokens=set(args.token), any_path=args.accept_any_path, wait_timeout=args.wait_timeout)
+    if not 0 <= args.auth_cache_seconds <= 3600:
+        raise UsageError(f"--auth-cache-seconds {args.auth_cache_seconds:g}: give seconds between 0 and 3600")
+    state = EmulatorState(
+        tokens=set(args.token),
+        any_path=args.accept_any_path,
+        wait_timeout=args.wait_timeout,
+        auth_cache_seconds=args.auth_cache_seconds,
+    )
     for path in args.script:
         state.add_target("script", path)
     for path in args.flow:
