@@ -138,19 +138,26 @@ def fresh_db(folder: Path) -> None:
     marker_path(folder / "bench.db").unlink(missing_ok=True)
 
 
-def run_e2e(folder: Path, n: int, c: int, extra: str = "", outcomes: bool = False) -> tuple[LoadResult, int, float]:
+def run_e2e(
+    folder: Path, n: int, c: int, extra: str = "", outcomes: bool = False, worker_apart: bool = False
+) -> tuple[LoadResult, int, float]:
     """Ingest n events at full speed with the worker on; time until the emulator has created every job. The
-    result's `cpu_us` is `serve`'s CPU time (ingest and delivery) per job created, `emulator_cpu_us` the
+    result's `cpu_us` is headrace's CPU time (ingest and delivery) per job created, `emulator_cpu_us` the
     emulator's (it shares the machine's cores); with `outcomes`, `outcomes_after` is how long after the last job
-    was created the store had every job's outcome recorded (the tracker's lag after a burst)."""
+    was created the store had every job's outcome recorded (the tracker's lag after a burst). With `worker_apart`,
+    `serve` runs with its worker off beside a `headrace worker` process (its CPU counted too)."""
     fresh_db(folder)
     port, emu_port = free_port(), free_port()
-    config = write_config(folder, port, emu_port, worker=True, extra=extra)
+    config = write_config(folder, port, emu_port, worker=not worker_apart, extra=extra)
     emulator = start([*HEADRACE, "dev", "windmill", "--listen", f"127.0.0.1:{emu_port}"], emu_port)
     server = start([*HEADRACE, "serve", "-c", str(config)], port)
+    processes = [server]
     try:
+        if worker_apart:
+            processes.append(subprocess.Popen([*HEADRACE, "worker", "-c", str(config)], stdout=subprocess.DEVNULL))
+            time.sleep(2)  # the worker registers and makes its first claim
         requests = signed_requests(port, n, "e2e")
-        before, emulator_before = cpu_seconds(server.pid), cpu_seconds(emulator.pid)
+        before, emulator_before = [cpu_seconds(p.pid) for p in processes], cpu_seconds(emulator.pid)
         started = time.perf_counter()
         accepted = run_load("127.0.0.1", port, requests, c)
         deadline = time.time() + 300
@@ -159,12 +166,14 @@ def run_e2e(folder: Path, n: int, c: int, extra: str = "", outcomes: bool = Fals
             time.sleep(0.1)
             jobs = emulator_jobs(emu_port)
         seconds = time.perf_counter() - started
-        accepted.cpu_us = (cpu_seconds(server.pid) - before) / max(jobs, 1) * 1e6
+        used = sum(cpu_seconds(p.pid) - b for p, b in zip(processes, before, strict=True))
+        accepted.cpu_us = used / max(jobs, 1) * 1e6
         accepted.emulator_cpu_us = (cpu_seconds(emulator.pid) - emulator_before) / max(jobs, 1) * 1e6
         if outcomes:
             accepted.outcomes_after = outcomes_recorded(folder / "bench.db")
     finally:
-        stop(server)
+        for process in reversed(processes):
+            stop(process)
         stop(emulator)
     return accepted, jobs, seconds
 

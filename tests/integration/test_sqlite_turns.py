@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,6 +69,11 @@ def _db(tmp_path: Path) -> Path:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, who TEXT NOT NULL)")
     return db
+
+
+def _insert(who: str) -> Callable[[sqlite3.Connection], object]:
+    """A write of one row by `who`."""
+    return lambda conn: conn.execute("INSERT INTO t (who) VALUES (?)", (who,))
 
 
 def _start(script: str, *args: object, until: str) -> subprocess.Popen[str]:
@@ -129,7 +134,7 @@ def test_a_writer_behind_a_process_that_never_pauses_gets_the_next_turn(busy: Pa
         try:
             for _ in range(5):
                 started = time.perf_counter()
-                await writer.submit(lambda c: c.execute("INSERT INTO t (who) VALUES ('waiting')"))
+                await writer.submit(_insert("waiting"))
                 waits.append(time.perf_counter() - started)
             waited.append(writer.turn_wait_seconds)
         finally:
@@ -160,7 +165,7 @@ def test_the_turn_is_given_back_after_a_failed_write_and_a_failed_commit(tmp_pat
         writer = LoopWriter(db)
         try:
             bad = writer.submit(lambda c: c.execute("INSERT INTO nowhere VALUES (1)"))
-            good = writer.submit(lambda c: c.execute("INSERT INTO t (who) VALUES ('kept')"))
+            good = writer.submit(_insert("kept"))
             results = await asyncio.gather(bad, good, return_exceptions=True)
             assert isinstance(results[0], sqlite3.OperationalError) and results[1] is not None
             free.append(await asyncio.to_thread(_others_may_take, db))
@@ -187,10 +192,10 @@ def test_a_lock_held_by_a_process_that_takes_no_turn_times_out_and_gives_the_tur
         writer = LoopWriter(db)
         try:
             with pytest.raises(StoreUnavailable, match="stayed locked"):
-                await writer.submit(lambda c: c.execute("INSERT INTO t (who) VALUES ('late')"))
+                await writer.submit(_insert("late"))
             free.append(await asyncio.to_thread(_others_may_take, db))
             other.execute("ROLLBACK")
-            await writer.submit(lambda c: c.execute("INSERT INTO t (who) VALUES ('after')"))
+            await writer.submit(_insert("after"))
         finally:
             await writer.close()
 
@@ -215,12 +220,12 @@ def test_a_turn_kept_past_the_deadline_fails_the_batch_and_comes_back_to_the_oth
         writer = LoopWriter(db)
         try:
             with pytest.raises(StoreUnavailable, match="write turn") as refused:
-                await writer.submit(lambda c: c.execute("INSERT INTO t (who) VALUES ('late')"))
+                await writer.submit(_insert("late"))
             assert str(turn_path(db)) in str(refused.value)
             await asyncio.to_thread(holder.wait, 30)  # it exits: its turn goes to this process's waiting thread
             await asyncio.sleep(0.2)
             free.append(await asyncio.to_thread(_others_may_take, db))
-            await writer.submit(lambda c: c.execute("INSERT INTO t (who) VALUES ('after')"))
+            await writer.submit(_insert("after"))
         finally:
             await writer.close()
 
@@ -240,7 +245,7 @@ def test_the_turn_file_is_created_at_the_first_write_only(tmp_path: Path) -> Non
         writer = LoopWriter(db)
         try:
             assert not turn_path(db).exists()  # a read-only command opens the writer but never writes
-            await writer.submit(lambda c: c.execute("INSERT INTO t (who) VALUES ('first')"))
+            await writer.submit(_insert("first"))
             assert turn_path(db).exists()
         finally:
             await writer.close()
@@ -259,7 +264,7 @@ def test_a_process_killed_while_it_has_the_turn_hands_it_on_at_once(tmp_path: Pa
     async def main() -> None:
         writer = LoopWriter(db)
         try:
-            write = writer.submit(lambda c: c.execute("INSERT INTO t (who) VALUES ('after the kill')"))
+            write = writer.submit(_insert("after the kill"))
             await asyncio.sleep(0.3)
             assert not write.done()  # waiting for the holder's turn
             killed = time.perf_counter()
@@ -290,7 +295,7 @@ def test_closing_does_not_wait_for_a_turn_another_process_never_gives(
     async def main() -> None:
         writer = LoopWriter(db)
         with pytest.raises(StoreUnavailable, match="write turn"):
-            await writer.submit(lambda c: c.execute("INSERT INTO t (who) VALUES ('never')"))
+            await writer.submit(_insert("never"))
         await writer.close()
         closed.set()
 

@@ -141,9 +141,24 @@ def refused_token(job_id: str, said: str) -> str:
     reads its outcome. `said` is Windmill's answer (`HTTP 401: ...`)."""
     return (
         f"Windmill refused the destination's token when asked for job {job_id} ({said.split('. ')[0][:LINE_EXCERPT]}):"
-        " revoked, expired, or not this Windmill's. The job itself may well have run. Fix: give the destination a "
+        " revoked, expired, of a user outside this workspace, or not this Windmill's (CONTRACT R5, T1). The job "
+        "itself may well have run. Fix: give the destination a "
         'token Windmill accepts and `headrace reload` (docs/operations.md, "Runbook: the Windmill token"); the '
         "outcomes still open are read then."
+    )
+
+
+def _warn_once(told: set[str], job: OpenJob, text: str, how_often: str) -> None:
+    """Log `text` as a warning for the job's destination unless `told` holds it already (then add it)."""
+    if job.destination in told:
+        return
+    told.add(job.destination)
+    log.warning(
+        "destination %s: %s (%s)",
+        job.destination,
+        text,
+        how_often,
+        extra={"delivery_id": job.delivery_id, "job_id": job.job_id},
     )
 
 
@@ -393,25 +408,11 @@ class JobTracker:
             return await self._completed(job, dest, poll, now)
         if poll.status == 403:  # J2: not the token's to read; asking again changes nothing
             text = unreadable(job.job_id, target, poll.error or "HTTP 403")
-            if job.destination not in self._told:
-                self._told.add(job.destination)
-                log.warning(
-                    "destination %s: %s (said once per destination; each such job is recorded unknown)",
-                    job.destination,
-                    text,
-                    extra={"delivery_id": job.delivery_id, "job_id": job.job_id},
-                )
+            _warn_once(self._told, job, text, "said once per destination; each such job is recorded unknown")
             return JobUpdate(job.delivery_id, "unknown", excerpt=text)
         if poll.status == 401:  # the token is refused, not the job: open until a token Windmill accepts reads it
             text = refused_token(job.job_id, poll.error or "HTTP 401")
-            if job.destination not in self._refused:
-                self._refused.add(job.destination)
-                log.warning(
-                    "destination %s: %s (said once until a lookup succeeds again; the job stays open)",
-                    job.destination,
-                    text,
-                    extra={"delivery_id": job.delivery_id, "job_id": job.job_id},
-                )
+            _warn_once(self._refused, job, text, "said once until a lookup succeeds again; the job stays open")
             if now - job.created_at > GIVE_UP:
                 stopped = f"Stopped tracking {GIVE_UP / 3600:g} h after the job was created (see Windmill). "
                 return JobUpdate(job.delivery_id, "unknown", excerpt=stopped + text)
