@@ -219,15 +219,23 @@ def report(name: str, result: LoadResult, baseline: LoadResult | None = None, of
     )
 
 
-def measure_ingest(folder: Path, n: int, c: int, tag: str, database: str = "", instances: int = 1) -> LoadResult:
+def measure_ingest(
+    folder: Path,
+    n: int,
+    c: int,
+    tag: str,
+    database: str = "",
+    instances: int = 1,
+    serve: tuple[str, ...] = (*HEADRACE, "serve"),
+) -> LoadResult:
     """`instances` x `headrace serve` (worker off) on one database, each on its own port, after a warm-up;
-    the load's connections are spread over them."""
+    the load's connections are spread over them. `serve`: the command, before its `-c CONFIG`."""
     ports = [free_port() for _ in range(instances)]
     servers = []
     try:
         for port in ports:
             config = write_config(folder, port, free_port(), worker=False, database=database)
-            servers.append(start([*HEADRACE, "serve", "-c", str(config)], port))
+            servers.append(start([*serve, "-c", str(config)], port))
         run_load_spread("127.0.0.1", ports, signed_requests(ports[0], 2000, f"warm-{tag}"), c)
         requests = signed_requests(ports[0], n, tag)
         before = {pid: cpu_seconds(pid) for pid in [s.pid for s in servers] + postgres_backends(database)}

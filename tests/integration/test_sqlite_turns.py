@@ -6,6 +6,7 @@ by a process that does not take turns, a wait that outlasted its deadline)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 import subprocess
 import sys
@@ -151,7 +152,8 @@ def test_a_writer_behind_a_process_that_never_pauses_gets_the_next_turn(busy: Pa
         assert conn.execute("SELECT COUNT(*) FROM t WHERE who = 'waiting'").fetchone() == (5,)
 
 
-def test_the_turn_is_given_back_after_a_failed_write_and_a_failed_commit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("place", ["loop", "thread"])  # where the COMMIT runs (fast disk, slow disk)
+def test_the_turn_is_given_back_after_a_failed_write_and_a_failed_commit(tmp_path: Path, place: str) -> None:
     db = _db(tmp_path)
     with sqlite3.connect(db) as conn:  # a deferred foreign key: the INSERT passes, its COMMIT fails
         conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
@@ -163,6 +165,8 @@ def test_the_turn_is_given_back_after_a_failed_write_and_a_failed_commit(tmp_pat
 
     async def main() -> None:
         writer = LoopWriter(db)
+        if place == "thread":
+            writer._thread_until = math.inf
         try:
             bad = writer.submit(lambda c: c.execute("INSERT INTO nowhere VALUES (1)"))
             good = writer.submit(_insert("kept"))
