@@ -5,6 +5,7 @@ StoreUnavailable with nothing of the batch kept (in either place), and the write
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import sqlite3
 import threading
@@ -97,7 +98,10 @@ def test_commits_run_on_the_event_loop_while_the_disk_is_fast(tmp_path: Path) ->
     assert _commit_places(tmp_path / "w.db", Clock(0.0005), 30) == ["loop"] * 30
 
 
-def test_slow_commits_move_to_the_thread_and_come_back_to_the_loop_later(tmp_path: Path) -> None:
+def test_slow_commits_move_to_the_thread_and_come_back_to_the_loop_later(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="headrace.store")
     window, retry = LoopWriter.COMMIT_WINDOW, LoopWriter.RETRY_LOOP_AFTER
     clock = Clock(0.003)  # 3 ms a COMMIT: a disk busy with other work, a spinning one
 
@@ -109,6 +113,9 @@ def test_slow_commits_move_to_the_thread_and_come_back_to_the_loop_later(tmp_pat
     # The loop waits for a full window before it judges the median; then the thread, until `retry` has passed;
     # then the loop again, for another full window, and the thread again (the disk is still slow).
     assert places == ["loop"] * window + ["thread"] * 5 + ["loop"] * window + ["thread"] * 2
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if "disk is slow" in r.getMessage()]
+    assert [level for level, _ in said] == [logging.INFO, logging.DEBUG]  # said once; later moves only at DEBUG
+    assert "a COMMIT took 3.0 ms" in said[0][1] and "on a thread for 30 s" in said[0][1]
 
 
 def test_one_commit_that_stalls_the_loop_moves_the_next_ones_to_the_thread(tmp_path: Path) -> None:
