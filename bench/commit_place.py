@@ -1,31 +1,36 @@
-"""Where the SQLite writer's COMMIT runs: on the event loop (what `serve` does while the disk is fast) against the
-committer thread (what it does while the disk is slow), alternating in the same run, ingest only.
+"""Where the SQLite writer's COMMIT runs: on the event loop, on the committer thread, and where `serve` puts it
+(on the loop while the disk is fast, on the thread while it is slow), alternating in the same run, ingest only.
 
-    .venv/bin/python bench/commit_place.py [--events 20000] [--concurrency 32] [--rounds 3]
+    .venv/bin/python bench/commit_place.py [--events 20000] [--concurrency 32] [--rounds 3] [--fsync-delay-ms MS]
 
-Both are `headrace serve` (worker off) on a fresh SQLite file; "thread" is the same build with every COMMIT sent
-to the committer thread (store/sqlite_io.py, LoopWriter._commit). Each "loop" figure is printed as a ratio of the
-"thread" one just before it: the accepted rate, and `serve`'s CPU per event (search indexing counted while events
-arrive, as bench/ingest.py counts it). The COMMIT waits for the disk either way; on the loop it saves the hand-off
-to the thread and the GIL's going back and forth, and the loop takes no request while it waits.
+All three are `headrace serve` (worker off) on a fresh SQLite file: "thread" with every COMMIT sent to the
+committer thread, "loop" with every COMMIT on the event loop, "auto" as shipped (store/sqlite_io.py,
+LoopWriter._commit). Each figure is printed as a ratio of the "thread" one just before it: the accepted rate
+and `serve`'s CPU per event (search indexing counted while events arrive, as bench/ingest.py counts it).
+`--fsync-delay-ms MS` makes every fsync of the servers sleep MS first (tests/slow_disk.py, built with the C
+compiler): a spinning disk or network storage, where keeping the loop free while the disk works pays.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent))
 from ingest import PYTHON, fresh_db, measure_ingest, report
+from tests.slow_disk import slow_disk_environment, slow_fsync_library
 
-# `headrace serve`, with every COMMIT in the committer thread when the first argument is "thread".
+# `headrace serve` with its COMMITs where the first argument says: "thread", "loop" or "auto" (as shipped).
 SERVE = """
 import math, sys
 from headrace.store import sqlite_io
 
-if sys.argv[1] == "thread":
+place = sys.argv[1]
+if place == "thread":
     opened = sqlite_io.LoopWriter.__init__
 
     def in_thread(self, *args, **kwargs):
@@ -33,11 +38,14 @@ if sys.argv[1] == "thread":
         self._thread_until = math.inf
 
     sqlite_io.LoopWriter.__init__ = in_thread
+elif place == "loop":
+    sqlite_io.LoopWriter.SLOW_COMMIT = sqlite_io.LoopWriter.STALL = math.inf
 from headrace.cli import main
 
 sys.argv = ["headrace", *sys.argv[2:]]
 main()
 """
+PLACES = ("thread", "loop", "auto")
 
 
 def main() -> None:
@@ -45,26 +53,35 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--fsync-delay-ms", type=float, default=0.0, help="every fsync sleeps this long first")
     args = parser.parse_args()
-    print(f"{args.events} signed events, {args.concurrency} connections; COMMIT on the loop vs on the thread")
-    rates, cpus = [], []
-    for n in range(args.rounds):
-        results = {}
-        for place in ("thread", "loop"):
-            with tempfile.TemporaryDirectory() as tmp:
-                folder = Path(tmp)
-                fresh_db(folder)
-                serve = (PYTHON, "-c", SERVE, place, "serve")
-                results[place] = measure_ingest(folder, args.events, args.concurrency, f"{place}{n}", serve=serve)
-        thread, loop = results["thread"], results["loop"]
-        report("thread", thread)
-        report("loop", loop, thread, of="thread")
-        rates.append(loop.rate / thread.rate)
-        cpus.append(loop.cpu_us / thread.cpu_us)
-        print(f"         loop/thread: rate {rates[-1]:.2f}x, serve CPU per event {cpus[-1]:.2f}x")
-    print(
-        f"\nresult: rate {', '.join(f'{r:.2f}' for r in rates)}x; CPU per event {', '.join(f'{c:.2f}' for c in cpus)}x"
-    )
+    disk = "this machine's disk"
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.fsync_delay_ms:
+            os.environ.update(slow_disk_environment(slow_fsync_library(Path(tmp)), args.fsync_delay_ms))
+            disk = f"every fsync {args.fsync_delay_ms:g} ms slower"
+        print(
+            f"{args.events} signed events, {args.concurrency} connections, {disk}; COMMIT on the thread, the loop, auto"
+        )
+        ratios: dict[str, list[tuple[float, float]]] = {place: [] for place in PLACES[1:]}
+        for n in range(args.rounds):
+            results = {}
+            for place in PLACES:
+                with tempfile.TemporaryDirectory() as run:
+                    folder = Path(run)
+                    fresh_db(folder)
+                    serve = (PYTHON, "-c", SERVE, place, "serve")
+                    results[place] = measure_ingest(folder, args.events, args.concurrency, f"{place}{n}", serve=serve)
+            thread = results["thread"]
+            report("thread", thread)
+            for place in PLACES[1:]:
+                report(place, results[place], thread, of="thread")
+                ratios[place].append((results[place].rate / thread.rate, results[place].cpu_us / thread.cpu_us))
+    print()
+    for place, pairs in ratios.items():
+        rates = ", ".join(f"{rate:.2f}" for rate, _ in pairs)
+        cpus = ", ".join(f"{cpu:.2f}" for _, cpu in pairs)
+        print(f"result: {place} against thread: rate {rates}x; CPU per event {cpus}x")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ TOOLS = {
     "prometheus": ("prometheus",),
     "systemd-analyze": ("systemd-analyze",),
     "openssl": ("openssl",),
+    "a C compiler": ("cc", "gcc"),  # tests/slow_disk.py builds a library that makes fsync slow
 }
 
 

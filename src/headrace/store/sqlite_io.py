@@ -9,11 +9,13 @@ made its write durable. Reads use a second connection on their own thread (WAL l
 
 Where the COMMIT runs (`LoopWriter._commit`). On a disk whose fsync takes a fraction of a millisecond (a local
 SSD), the loop waiting for it costs less than handing the COMMIT to a thread: each hand-off and the GIL going
-back and forth cost context switches, and on a 2-core VM the COMMIT on the loop took 14-24 % less of `serve`'s
-CPU per event and accepted 5-20 % more events a second (bench/commit_place.py). On a slow disk (a spinning one,
-network storage, a disk busy with other work) the loop would wait milliseconds per batch and take fewer
-requests meanwhile, so when the median of the last COMMIT_WINDOW COMMITs passes SLOW_COMMIT, or one takes
-STALL, COMMITs move to the committer thread for RETRY_LOOP_AFTER seconds, and then the loop tries again.
+back and forth cost context switches, and on a 2-core VM the COMMIT on the loop took 15-24 % less of `serve`'s
+CPU per event and accepted 3-17 % more events a second (bench/commit_place.py). Ingest's rate did not need the
+thread even on a slow disk (every fsync 20 ms slower: the loop 1.29x the thread's rate), but the event loop
+did: while it waits for the disk it answers nothing else (health checks, the console, `/metrics`, timers). So
+when the median of the last COMMIT_WINDOW COMMITs passes SLOW_COMMIT (the loop waiting about as long as the
+search indexer's rounds take it), or one takes STALL (a disk that stalls), COMMITs move to the committer thread
+for RETRY_LOOP_AFTER seconds, and then the loop tries again.
 
 Several processes may write one database (a `headrace worker` beside `serve`, two `serve` on one machine, a CLI
 command). SQLite has one write lock and no queue for it: a writer that finds it taken can only try again, and
@@ -250,7 +252,7 @@ class LoopWriter:
     BUSY_WAIT = 30.0  # another process (a CLI replay, a `headrace worker`) may hold the write lock briefly
     # Where COMMITs run (module docstring): on the loop while the median of the last COMMIT_WINDOW there stays
     # at or under SLOW_COMMIT seconds and none takes STALL; else on the committer thread for RETRY_LOOP_AFTER.
-    SLOW_COMMIT = 0.002  # a local SSD: 0.3-0.7 ms; a checkpoint's COMMIT now and then: 5-15 ms
+    SLOW_COMMIT = 0.005  # a local SSD: 0.3-0.7 ms (a checkpoint's now and then: 5-15 ms); 5 ms of loop, as the indexer
     STALL = 0.05
     COMMIT_WINDOW = 8
     RETRY_LOOP_AFTER = 30.0
