@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic_core
+
 MAX_QUERY_CHARS = 200  # a longer `q` is refused (400), not cut
 MAX_TERM_CHARS = 128  # longer terms are cut to this, in the index and in queries alike
 MAX_VALUE_CHARS = 1000  # only the start of a long string is indexed
@@ -112,8 +114,19 @@ def _walk(items: Any, found: list[str], depth: int) -> bool:
     return True
 
 
-def _datetime(text: str) -> bool:
-    return len(text) >= 16 and text[4] == "-" and _DATETIME.match(text) is not None  # the first two: fast "no"
+def _parsed(body: bytes) -> Any:
+    """The stored body parsed; None when it is not JSON. pydantic-core's parser takes ~7 us on a 2.7 KB body
+    against the standard library's ~13 us. It is stricter (a lone surrogate escape, NaN), so the standard
+    library reads whatever it refuses, and the strings are the same either way (ingest already refused
+    what neither should store)."""
+    try:
+        return pydantic_core.from_json(body)
+    except ValueError:
+        pass
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
 
 
 _ENOUGH = MAX_TERMS * MAX_TERM_CHARS  # characters of values: more than the terms kept could hold
@@ -135,12 +148,13 @@ def document(webhook_id: str, body: bytes, parsed: Any = None) -> str:
     `parsed`: the body already parsed (ingest has it); None parses `body` here."""
     values = [webhook_id]
     if parsed is None:
-        try:
-            parsed = json.loads(body)
-        except (ValueError, RecursionError):
-            parsed = None
+        parsed = _parsed(body)
     if isinstance(parsed, dict):
-        kept = [text for text in _strings([parsed.get("business_id"), parsed.get("data")]) if not _datetime(text)]
+        kept = [
+            text
+            for text in _strings([parsed.get("business_id"), parsed.get("data")])
+            if len(text) < 16 or text[4] != "-" or _DATETIME.match(text) is None  # no date-time; the first two: fast
+        ]
         if kept and (max(map(len, kept)) > MAX_VALUE_CHARS or sum(map(len, kept)) > _ENOUGH):
             kept = _bounded(kept)
         values += kept

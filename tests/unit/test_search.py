@@ -105,6 +105,23 @@ def test_terms_from_the_body_ingest_already_parsed_are_the_terms_of_the_raw_body
         assert search.document("msg_1", body, json.loads(body)) == search.document("msg_1", body)
 
 
+def test_a_stored_body_the_fast_parser_refuses_gives_the_terms_the_standard_library_reads() -> None:
+    """search._parsed tries pydantic-core first; what it refuses and the standard library reads (NaN, a lone
+    surrogate escape, nesting past its limit of 200) still gives every string's terms."""
+    import json
+
+    from headrace import search
+
+    for body in (
+        b'{"data": {"note": "Ada Lovelace", "amount": NaN}}',
+        b'{"data": {"note": "Ada \\ud800 Lovelace"}}',
+        b'{"data": ' + b"[" * 300 + b'"Ada Lovelace"' + b"]" * 300 + b"}",
+    ):
+        document = search.document("msg_1", body)
+        assert document == search.document("msg_1", body, json.loads(body)), body[:60]
+        assert "ada" in document.split() and "lovelace" in document.split()
+
+
 def _reference_document(webhook_id: str, parsed: object) -> str:
     """`search.document` written plainly (as it was before it was made faster): the rule the fast one keeps."""
     values = [webhook_id]
