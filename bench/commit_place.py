@@ -2,6 +2,7 @@
 (on the loop while the disk is fast, on the thread while it is slow), alternating in the same run, ingest only.
 
     .venv/bin/python bench/commit_place.py [--events 20000] [--concurrency 32] [--rounds 3] [--fsync-delay-ms MS]
+                                           [--e2e]
 
 All three are `headrace serve` (worker off) on a fresh SQLite file: "thread" with every COMMIT sent to the
 committer thread, "loop" with every COMMIT on the event loop, "auto" as shipped (store/sqlite_io.py,
@@ -9,6 +10,8 @@ LoopWriter._commit). Each figure is printed as a ratio of the "thread" one just 
 and `serve`'s CPU per event (search indexing counted while events arrive, as bench/ingest.py counts it).
 `--fsync-delay-ms MS` makes every fsync of the servers sleep MS first (tests/slow_disk.py, built with the C
 compiler): a spinning disk or network storage, where keeping the loop free while the disk works pays.
+`--e2e` measures end to end instead (bench/ingest.py's run: the worker on, delivering to the Windmill emulator;
+accepted -> job created, and `serve`'s CPU per job), where the loop also has the deliveries to do while it waits.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from ingest import PYTHON, fresh_db, measure_ingest, report
+from ingest import PYTHON, LoadResult, fresh_db, measure_ingest, report, run_e2e
 from tests.slow_disk import slow_disk_environment, slow_fsync_library
 
 # `headrace serve` with its COMMITs where the first argument says: "thread", "loop" or "auto" (as shipped).
@@ -48,12 +51,20 @@ main()
 PLACES = ("thread", "loop", "auto")
 
 
+def _end_to_end(folder: Path, n: int, c: int, serve: tuple[str, ...]) -> LoadResult:
+    """bench/ingest.py's end-to-end run; the result's rate is jobs created a second (accepted -> job created)."""
+    result, jobs, seconds = run_e2e(folder, n, c, serve=serve)
+    result.seconds, result.ok = seconds, jobs  # the rate: jobs created a second; p50/p99 stay ingest's answers
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--fsync-delay-ms", type=float, default=0.0, help="every fsync sleeps this long first")
+    parser.add_argument("--e2e", action="store_true", help="end to end (worker on, the emulator) instead of ingest")
     args = parser.parse_args()
     disk = "this machine's disk"
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,7 +82,12 @@ def main() -> None:
                     folder = Path(run)
                     fresh_db(folder)
                     serve = (PYTHON, "-c", SERVE, place, "serve")
-                    results[place] = measure_ingest(folder, args.events, args.concurrency, f"{place}{n}", serve=serve)
+                    if args.e2e:
+                        results[place] = _end_to_end(folder, args.events, args.concurrency, serve)
+                    else:
+                        results[place] = measure_ingest(
+                            folder, args.events, args.concurrency, f"{place}{n}", serve=serve
+                        )
             thread = results["thread"]
             report("thread", thread)
             for place in PLACES[1:]:

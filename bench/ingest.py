@@ -139,18 +139,25 @@ def fresh_db(folder: Path) -> None:
 
 
 def run_e2e(
-    folder: Path, n: int, c: int, extra: str = "", outcomes: bool = False, worker_apart: bool = False
+    folder: Path,
+    n: int,
+    c: int,
+    extra: str = "",
+    outcomes: bool = False,
+    worker_apart: bool = False,
+    serve: tuple[str, ...] = (*HEADRACE, "serve"),
 ) -> tuple[LoadResult, int, float]:
     """Ingest n events at full speed with the worker on; time until the emulator has created every job. The
     result's `cpu_us` is headrace's CPU time (ingest and delivery) per job created, `emulator_cpu_us` the
     emulator's (it shares the machine's cores); with `outcomes`, `outcomes_after` is how long after the last job
     was created the store had every job's outcome recorded (the tracker's lag after a burst). With `worker_apart`,
-    `serve` runs with its worker off beside a `headrace worker` process (its CPU counted too)."""
+    `serve` runs with its worker off beside a `headrace worker` process (its CPU counted too). `serve`: the command,
+    before its `-c CONFIG`."""
     fresh_db(folder)
     port, emu_port = free_port(), free_port()
     config = write_config(folder, port, emu_port, worker=not worker_apart, extra=extra)
     emulator = start([*HEADRACE, "dev", "windmill", "--listen", f"127.0.0.1:{emu_port}"], emu_port)
-    server = start([*HEADRACE, "serve", "-c", str(config)], port)
+    server = start([*serve, "-c", str(config)], port)
     processes = [server]
     try:
         if worker_apart:
