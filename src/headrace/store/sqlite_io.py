@@ -252,7 +252,7 @@ class LoopWriter:
     BUSY_WAIT = 30.0  # another process (a CLI replay, a `headrace worker`) may hold the write lock briefly
     # Where COMMITs run (module docstring): on the loop while the median of the last COMMIT_WINDOW there stays
     # at or under SLOW_COMMIT seconds and none takes STALL; else on the committer thread for RETRY_LOOP_AFTER.
-    SLOW_COMMIT = 0.005  # a local SSD: 0.3-0.7 ms (a checkpoint's now and then: 5-15 ms); 5 ms of loop, as the indexer
+    SLOW_COMMIT = 0.005  # a local SSD: 0.3-0.7 ms, 5-15 ms with a checkpoint; 5 ms is a search indexer round's share
     STALL = 0.2  # a disk that hangs: one such COMMIT is enough (a VM's fsync spikes to tens of ms now and then)
     COMMIT_WINDOW = 8
     RETRY_LOOP_AFTER = 30.0
