@@ -9,6 +9,7 @@ import logging
 import math
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -65,7 +66,9 @@ class Clock:
         return self.now
 
 
-def _commit_places(db: Path, clock: Clock, commits: int, between: object = None) -> list[str]:
+def _commit_places(
+    db: Path, clock: Clock, commits: int, between: Callable[[int, LoopWriter], None] | None = None
+) -> list[str]:
     """Run `commits` one-write batches; which thread ran each COMMIT ("loop" or "thread"). `between(i, writer)`
     runs before batch i."""
     places: list[str] = []
@@ -81,7 +84,7 @@ def _commit_places(db: Path, clock: Clock, commits: int, between: object = None)
         try:
             await writer.submit(lambda c: c.execute("CREATE TABLE t (x)"))
             for i in range(commits - 1):
-                if callable(between):
+                if between is not None:
                     between(i + 1, writer)
                 await writer.submit(lambda c, i=i: c.execute("INSERT INTO t VALUES (?)", (i,)))
             assert writer.commits_on_loop == places.count("loop")
