@@ -267,7 +267,11 @@ class App:
         queue, ready = await self.metrics.queue(self.store.queue_stats), await self.metrics.ready(self.ready)
         facts = self.store.describe()
         text = self.metrics.render(
-            queue, ready, facts.get("wal_bytes"), turn_wait_seconds=facts.get("write_turn_wait_seconds")
+            queue,
+            ready,
+            facts.get("wal_bytes"),
+            turn_wait_seconds=facts.get("write_turn_wait_seconds"),
+            commits_by_place=facts.get("commits_by_place"),
         )
         return text + outages.metric(await self.outages.current())
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -69,6 +71,10 @@ def test_on_a_slow_disk_commits_move_to_the_thread_and_every_event_is_kept(tmp_p
                     break
                 time.sleep(0.05)
             assert len(emulator.state.jobs) == EVENTS
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+                metrics = response.read().decode()
+            commits = dict(re.findall(r'^headrace_store_commits_total\{place="(\w+)"\} (\d+)$', metrics, re.M))
+            assert int(commits["loop"]) >= 8 and int(commits["thread"]) > 0, commits  # a window on the loop, then
         finally:
             stop_process(server)
     with sqlite3.connect(db) as conn:

@@ -84,6 +84,7 @@ def test_postgresql_tables_dropped_show_in_metrics_as_not_ready(tmp_path: Path, 
             text = await scrape(session, base)
             assert value(text, "headrace_ready") == 1 and "headrace_store_wal_bytes" not in text  # SQLite only
             assert "headrace_store_write_turn_wait_seconds_total" not in text  # SQLite only
+            assert "headrace_store_commits_total" not in text  # SQLite only
             with psycopg.connect(pg_dsn, autocommit=True) as conn:
                 conn.execute("DROP TABLE attempts, deliveries, events CASCADE")
             assert (await send(session, base, "msg_after"))[0] == 503

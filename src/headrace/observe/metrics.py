@@ -170,6 +170,7 @@ class Metrics:
         wal_bytes: int | None = None,
         *,
         turn_wait_seconds: float | None = None,
+        commits_by_place: dict[str, int] | None = None,
     ) -> str:
         out: list[str] = []
         if wal_bytes is not None:
@@ -185,6 +186,14 @@ class Metrics:
                 "at the SQLite database (a `headrace worker`, another `serve`, a CLI command).\n"
             )
             out.append(f"# TYPE {name} counter\n{name} {turn_wait_seconds:.6f}\n")
+        if commits_by_place is not None:
+            name = "headrace_store_commits_total"
+            out.append(
+                f"# HELP {name} SQLite COMMITs this process made, by where they ran: on the event loop (the disk "
+                "answers fast) or on a thread (it was slow: a median over 5 ms, or one over 200 ms).\n"
+            )
+            out.append(f"# TYPE {name} counter\n")
+            out.extend(f'{name}{{place="{place}"}} {count}\n' for place, count in sorted(commits_by_place.items()))
         if ready is not None:
             out.append(
                 "# HELP headrace_ready 1 when /readyz answers 200: the store has this schema and takes writes, the "

@@ -135,6 +135,10 @@ class SQLiteStore(Store):
             "writes": writer.ops if writer else 0,
             "wal_bytes": wal_bytes(self.path),
             "write_turn_wait_seconds": writer.turn_wait_seconds if writer else 0.0,
+            "commits_by_place": {
+                "loop": writer.commits_on_loop if writer else 0,
+                "thread": writer.commits_in_thread if writer else 0,
+            },
         }
 
     def _op(self, make: MakeProgram[T], args: tuple[Any, ...]) -> Any:
