@@ -48,7 +48,13 @@ async def _connection(host: str, port: int, queue: list[bytes], out: list[tuple[
             request = queue.pop()
             started = time.perf_counter()
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                raise RuntimeError(
+                    f"the server on port {port} closed a connection before answering ({type(exc).__name__}): more "
+                    "connections from one address than its [server] max_connections_per_peer (64 by default)?"
+                ) from None
             status = int(head[9:12])
             length = 0
             for line in head.split(b"\r\n"):
@@ -93,7 +99,12 @@ def run_load_spread(host: str, ports: list[int], requests: list[bytes], concurre
     parent, child = multiprocessing.Pipe()
     process = multiprocessing.Process(target=_child, args=(host, ports, requests, concurrency, child))
     process.start()
-    result: LoadResult = parent.recv()
+    child.close()  # so that a generator that dies ends the wait below instead of leaving it hanging
+    try:
+        result: LoadResult = parent.recv()
+    except EOFError:
+        process.join()
+        raise RuntimeError(f"the load generator failed (exit code {process.exitcode}; its error is above)") from None
     process.join()
     return result
 
