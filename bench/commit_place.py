@@ -71,9 +71,9 @@ def main() -> None:
         if args.fsync_delay_ms:
             os.environ.update(slow_disk_environment(slow_fsync_library(Path(tmp)), args.fsync_delay_ms))
             disk = f"every fsync {args.fsync_delay_ms:g} ms slower"
-        print(
-            f"{args.events} signed events, {args.concurrency} connections, {disk}; COMMIT on the thread, the loop, auto"
-        )
+        what = "end to end (req/s: jobs created a second; cpu: serve's per job)" if args.e2e else "ingest"
+        print(f"{args.events} signed events, {args.concurrency} connections, {disk}, {what}")
+        print("COMMIT on the thread, on the loop, and auto (as shipped)")
         ratios: dict[str, list[tuple[float, float]]] = {place: [] for place in PLACES[1:]}
         for n in range(args.rounds):
             results = {}
