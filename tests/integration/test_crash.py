@@ -29,12 +29,14 @@ from tests.helpers import config_text, deployed_windmill, free_port, settings_fo
 pytestmark = pytest.mark.slow
 
 
-def start_server(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(config: Path, port: int, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`headrace serve` in a process of its own, its log in `log`; `env` is added to this process's environment."""
     with log.open("ab") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "headrace.cli", "serve", "-c", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
+            env=None if env is None else {**os.environ, **env},
         )
     deadline = time.time() + 20
     while time.time() < deadline:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import sqlite3
-import subprocess
 import sys
 import time
 import urllib.request
@@ -21,7 +19,7 @@ import pytest
 
 from headrace.windmill.emulator import running_emulator
 from tests.helpers import config_text, deployed_windmill, free_port, signed_headers
-from tests.integration.test_crash import stop_process
+from tests.integration.test_crash import start_server, stop_process
 from tests.slow_disk import slow_disk_environment, slow_fsync_library
 
 pytestmark = pytest.mark.slow
@@ -52,18 +50,8 @@ def test_on_a_slow_disk_commits_move_to_the_thread_and_every_event_is_kept(tmp_p
     with running_emulator(deployed_windmill()) as emulator:
         config = tmp_path / "h.toml"
         config.write_text(config_text(db, port, emulator.url()))
-        environment = {**os.environ, **slow_disk_environment(library, 10.0)}
-        with log.open("ab") as stderr:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "headrace.cli", "serve", "-c", str(config)],
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                env=environment,
-            )
+        server = start_server(config, port, log, env=slow_disk_environment(library, 10.0))
         try:
-            deadline = time.time() + 30
-            while time.time() < deadline and b"listening" not in log.read_bytes():
-                time.sleep(0.05)
             statuses = asyncio.run(_send_one_by_one(port))
             assert statuses == [202] * EVENTS
             for _ in range(400):  # delivered too: the worker's writes commit on the same slow disk
