@@ -78,10 +78,9 @@ def claim(
 
 def finish(finished: Finished, now: float) -> Program[bool]:
     update, attempt = rows.finish_params(finished, now)
-    row = yield one("finish_delivery", update)
-    if row is None:
+    if (yield run("finish_delivery", update)) == 0:
         return False  # the lease was lost (expired and taken by another worker)
-    yield run("insert_attempt", {**attempt, "number": int(row["attempts"])})
+    yield run("insert_attempt", attempt)
     return True
 
 

@@ -59,13 +59,15 @@ SET status = :status, attempts = attempts + 1, next_attempt_at = :next_attempt_a
     job_state = COALESCE(:job_state, job_state), job_created_at = COALESCE(:job_created_at, job_created_at),
     job_next_check_at = :job_next_check_at, job_completed_at = COALESCE(:job_completed_at, job_completed_at),
     job_duration_ms = COALESCE(:job_duration_ms, job_duration_ms), job_excerpt = COALESCE(:job_excerpt, job_excerpt)
-WHERE id = :delivery_id AND lease_owner = :token AND status = 'in_flight'
-RETURNING attempts;
+WHERE id = :delivery_id AND lease_owner = :token AND status = 'in_flight';
 
 -- name: insert_attempt
+-- Right after finish_delivery in its transaction: the attempt's number is the count it just raised (read back here
+-- rather than with RETURNING, which made SQLite's UPDATE ~5 us slower).
 INSERT INTO attempts (delivery_id, number, started_at, duration_ms, http_status, outcome, detail, response_excerpt,
                       notes)
-VALUES (:delivery_id, :number, :started_at, :duration_ms, :http_status, :outcome, :detail, :response_excerpt, :notes);
+VALUES (:delivery_id, (SELECT attempts FROM deliveries WHERE id = :delivery_id), :started_at, :duration_ms, :http_status,
+        :outcome, :detail, :response_excerpt, :notes);
 
 -- name: release_delivery
 UPDATE deliveries
