@@ -253,3 +253,20 @@ def test_an_object_whose_only_key_is_interpolate_is_guarded() -> None:
     script = Script("i.js", 'function handler(w) { w.payload = {x: {"$interpolate": "${a}"}}; return w; }')
     built = build(script)
     assert built.payload == {"x": {MARK + "$interpolate": "${a}"}}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": "$var:x"}',  # a string that starts with $
+        b'{"a": "\\u0024var:x"}',  # one that starts with an escape
+        b'{"a": "x"}'.replace(b"x", MARK.encode()),  # the mark, anywhere
+        b'{"a": "price: 5 $", "b": "C:\\\\dir", "c": "\xe2\x82\xac 5"}',  # the bytes, but none at a string's start
+        b'{"a": "plain"}',
+    ],
+)
+def test_the_quick_look_for_text_to_guard_agrees_with_the_plain_rule(body: bytes) -> None:
+    """build_request skips parsing a body with nothing to guard; the first look is for single bytes."""
+    from headrace.deliver.request import _MARK_BYTES, _may_need_guard
+
+    assert _may_need_guard(body) == (b'"$' in body or b'"\\' in body or _MARK_BYTES in body)
