@@ -433,7 +433,8 @@ def main() -> None:
         print(
             f"result:  ingest {ingest.rate / base.rate:.2f}x bare ({ingest.rate:.0f}/s), "
             f"p99 {ingest.percentile(99):.1f} ms, cpu {ingest.cpu_us:.0f} us/event "
-            f"({ingest.cpu_indexed_us:.0f} with search); e2e {jobs / seconds / base.rate:.2f}x bare ({jobs / seconds:.0f}/s)"
+            f"({ingest.cpu_indexed_us:.0f} with search); "
+            f"e2e {jobs / seconds / base.rate:.2f}x bare ({jobs / seconds:.0f}/s)"
         )
         if ratios:
             print(f"         {pg_result}")

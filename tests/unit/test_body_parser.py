@@ -66,13 +66,16 @@ def test_strict_json_at_the_limits_is_taken_as_the_standard_library_reads_it(bod
 
 # Pieces that parsers disagree on: numbers at and past a float's and an int's limits, escapes and surrogates, bytes
 # that are not UTF-8 or are overlong, whitespace JSON does not allow, literals it does not have, nesting.
+# fmt: off
 _PIECES = [
     b"NaN", b"-Infinity", b"1e308", b"1e309", b"-1e-400", b"1" + b"0" * 400, b"9" * 4300, b"9" * 4301, b"-0", b"-0.0",
     b"01", b"1.", b".5", b"+1", b"1e", b"1E+2", b"0x10", b'"\\ud800"', b'"\\udc00\\ud800"', b'"\\ud83d\\ude00"',
     b'"\\u00e9"', b'"\\uZZZZ"', b'"\\x41"', b'"\\/"', b'"\t"', b'"\x00"', b'"\xff"', b'"\xed\xa0\x80"',
-    b'"\xc0\xaf"', b'"\xf4\x90\x80\x80"', b'"\xe2\x82"', b'"\xe2\x82\xac"', b"\x0c", b"\x0b", b"\xc2\xa0", b"\xef\xbb\xbf",
+    b'"\xc0\xaf"', b'"\xf4\x90\x80\x80"', b'"\xe2\x82"', b'"\xe2\x82\xac"', b"\x0c", b"\x0b", b"\xc2\xa0",
+    b"\xef\xbb\xbf",
     b"true", b"tru", b"null", b"[", b"]", b"{", b"}", b",", b":", b'"a"', b"[[[[", b"]]]]", b" ", b"\r\n",
 ]
+# fmt: on
 
 
 def _mutated(rng: random.Random, body: bytes) -> bytes:
