@@ -93,8 +93,10 @@ def _generated(rng: random.Random, depth: int = 0) -> bytes:
     if kind == 1:
         return str(rng.choice((rng.randint(-(10**30), 10**30), rng.uniform(-1e300, 1e300), rng.random()))).encode()
     if kind == 2:
-        return json.dumps("".join(chr(rng.choice((rng.randint(0, 0x7F), rng.randint(0, 0x10FFFF)))) for _ in range(4)),
-                          ensure_ascii=rng.random() < 0.5).encode("utf-8", "surrogatepass")
+        return json.dumps(
+            "".join(chr(rng.choice((rng.randint(0, 0x7F), rng.randint(0, 0x10FFFF)))) for _ in range(4)),
+            ensure_ascii=rng.random() < 0.5,
+        ).encode("utf-8", "surrogatepass")
     if kind == 3:
         return b"[" + b",".join(_generated(rng, depth + 1) for _ in range(rng.randint(0, 3))) + b"]"
     items = [b'"k%d":' % i + _generated(rng, depth + 1) for i in range(rng.randint(0, 3))]
