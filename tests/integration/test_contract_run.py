@@ -44,6 +44,42 @@ def test_contract_R1_a_body_that_is_not_an_object_is_wrapped_as_body() -> None:
     scenario(deployed("f/dodo/x"), body)
 
 
+def test_contract_R1_the_wrap_rule_is_by_first_byte_and_an_empty_body_needs_no_content_type() -> None:
+    """args.rs from_json: `{` first is an object; anything else (leading whitespace, a BOM) is parsed whole and
+    wrapped; an empty body is `{}` only without a Content-Type; a body must be UTF-8."""
+
+    async def body(emu: Emulator) -> None:
+        async def send(data: bytes, content_type: str | None) -> tuple[int, str]:
+            headers = {} if content_type is None else {"Content-Type": content_type}
+            async with emu.http.post(
+                emu.run_url("f/dodo/x"), data=data, headers=headers, skip_auto_headers=("Content-Type",)
+            ) as response:
+                return response.status, await response.text()
+
+        for data, content_type, args in (
+            (b'{"a": 1}', "application/json", {"a": 1}),
+            (b' {"a": 1}', "application/json", {"body": {"a": 1}}),
+            (b'\n{"a": 1}', None, {"body": {"a": 1}}),
+            (b"null", "application/json", {"body": None}),
+            (b"", None, {}),
+        ):
+            status, text = await send(data, content_type)
+            assert status == 201, (data, text)
+            assert emu.state.jobs[text].args == args, data
+        for data, content_type, says in (
+            (b"", "application/json", "invalid json"),
+            (b"  ", None, "invalid json"),
+            (b'\xef\xbb\xbf{"a": 1}', "application/json", "invalid json"),
+            (b'{"a": "\xff"}', "application/json", "invalid utf8"),
+            (b'{"a": 1', "application/json", "invalid json"),
+        ):
+            status, text = await send(data, content_type)
+            assert (status, says in text) == (400, True), (data, text)
+        assert len(emu.state.jobs) == 5
+
+    scenario(deployed("f/dodo/x"), body)
+
+
 def test_contract_R1_unknown_query_parameters_are_ignored() -> None:
     async def body(emu: Emulator) -> None:
         answer = await emu.run("f/dodo/x", {"a": 1}, query={"tag": "x", "whatever": "1"})
