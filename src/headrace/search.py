@@ -124,7 +124,7 @@ def _parsed(body: bytes) -> Any:
     or by reconcile): the standard library reads those. The strings, so the terms, are the same either way."""
     try:
         return _FAST.decode(body)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, ValueError, RecursionError):
         pass
     try:
         return json.loads(body)

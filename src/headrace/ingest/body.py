@@ -51,7 +51,7 @@ def parse_object(body: bytes) -> dict[str, Any]:
     """The body as a dict, or BodyError naming what is wrong."""
     try:
         parsed = _FAST.decode(body)
-    except (msgspec.DecodeError, RecursionError):  # refused: the standard library says why (or reads it)
+    except (msgspec.DecodeError, ValueError, RecursionError):  # refused (older msgspec: UnicodeDecodeError too)
         return parse_object_stdlib(body)
     if not isinstance(parsed, dict):
         raise BodyError("not_an_object", "the body must be a JSON object")

@@ -67,7 +67,7 @@ def parse_args(raw: bytes, content_type: str | None) -> dict[str, Any] | web.Res
         return web.Response(status=400, text=f"Bad request: invalid utf8: {exc}")
     try:
         value = _ARGS.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, ValueError, RecursionError):
         try:
             value = json.loads(text)
         except (ValueError, RecursionError) as exc:
