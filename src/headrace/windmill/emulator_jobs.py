@@ -96,7 +96,8 @@ async def run(request: web.Request) -> web.StreamResponse:
         return web.Response(status=fault.status, text=fault.body, headers=headers)
     if fault is not None and fault.kind == "hang":
         await asyncio.sleep(fault.seconds)
-    args = with_query(request, raw, parse_args(raw, request.headers.get("Content-Type")))  # R1: raw, wrap_body, include_header, include_query
+    # R1: the body, then raw, wrap_body, include_header, include_query
+    args = with_query(request, raw, parse_args(raw, request.headers.get("Content-Type")))
     if isinstance(args, web.Response):
         return args
     if target.preprocessor is not None:
