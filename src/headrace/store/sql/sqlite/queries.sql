@@ -66,8 +66,8 @@ WHERE id = :delivery_id AND lease_owner = :token AND status = 'in_flight';
 -- rather than with RETURNING, which made SQLite's UPDATE ~5 us slower).
 INSERT INTO attempts (delivery_id, number, started_at, duration_ms, http_status, outcome, detail, response_excerpt,
                       notes)
-VALUES (:delivery_id, (SELECT attempts FROM deliveries WHERE id = :delivery_id), :started_at, :duration_ms, :http_status,
-        :outcome, :detail, :response_excerpt, :notes);
+VALUES (:delivery_id, (SELECT attempts FROM deliveries WHERE id = :delivery_id), :started_at, :duration_ms,
+        :http_status, :outcome, :detail, :response_excerpt, :notes);
 
 -- name: release_delivery
 UPDATE deliveries
