@@ -171,11 +171,7 @@ def run_e2e(
         before, emulator_before = [cpu_seconds(p.pid) for p in processes], cpu_seconds(emulator.pid)
         started = time.perf_counter()
         accepted = run_load("127.0.0.1", port, requests, c)
-        deadline = time.time() + 300
-        jobs = emulator_jobs(emu_port)
-        while jobs < accepted.ok and time.time() < deadline:
-            time.sleep(0.1)
-            jobs = emulator_jobs(emu_port)
+        jobs = wait_for_jobs(emu_port, accepted.ok)
         seconds = time.perf_counter() - started
         used = sum(cpu_seconds(p.pid) - b for p, b in zip(processes, before, strict=True))
         accepted.cpu_us = used / max(jobs, 1) * 1e6
@@ -207,9 +203,7 @@ def run_deliver(folder: Path, n: int, c: int) -> tuple[float, float, float]:
         try:  # counted from when it listens (its start-up, imports and checks, is not delivery)
             before, emulator_before = cpu_seconds(server.pid), cpu_seconds(emulator.pid)
             started, first = time.perf_counter(), emulator_jobs(emu_port)
-            deadline = time.time() + 300
-            while (jobs := emulator_jobs(emu_port)) < stored and time.time() < deadline:
-                time.sleep(0.05)
+            jobs = wait_for_jobs(emu_port, stored)
             seconds = time.perf_counter() - started
             used, emulator_used = cpu_seconds(server.pid) - before, cpu_seconds(emulator.pid) - emulator_before
         finally:
@@ -357,6 +351,14 @@ def postgres_database(admin_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_for_jobs(port: int, count: int, timeout: float = 300.0) -> int:
+    """The emulator's job count once it reaches `count`, or when `timeout` seconds have passed."""
+    deadline = time.time() + timeout
+    while (jobs := emulator_jobs(port)) < count and time.time() < deadline:
+        time.sleep(0.05)
+    return jobs
 
 
 def emulator_jobs(port: int) -> int:
